@@ -1,0 +1,1 @@
+"""semhash: semantic hashing search for document collections."""

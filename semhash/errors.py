@@ -1,0 +1,55 @@
+"""Errors that semhash raises on purpose.
+
+Every message names the problem *and* the fix, in one line, so the CLI can print it as is
+(``error: <message>``) and exit 1. Anything that is not a :class:`SemhashError` is a bug.
+"""
+
+from __future__ import annotations
+
+
+class SemhashError(Exception):
+    """Base class: an expected failure with a one-line, actionable message."""
+
+    exit_code = 1
+
+
+class UsageError(SemhashError):
+    """The command line or the API call itself is wrong (exit code 2)."""
+
+    exit_code = 2
+
+
+class CorpusError(SemhashError):
+    """A path to index is missing, or the corpus holds no readable document."""
+
+
+class IndexMissingError(SemhashError):
+    """There is no index (database) yet, or it holds no document."""
+
+
+class SchemaError(SemhashError):
+    """The database was written by a newer semhash, or is not a semhash database."""
+
+
+class DatabaseLockedError(SemhashError):
+    """Another process holds a write lock on the database."""
+
+
+class ModelMismatchError(SemhashError):
+    """The embedding model asked for differs from the one the index was built with."""
+
+
+class ModelLoadError(SemhashError):
+    """The sentence-transformers model could not be loaded."""
+
+
+class CorruptIndexError(SemhashError):
+    """The faiss file beside the database cannot be read (it is rebuilt from SQLite)."""
+
+
+class DeviceError(SemhashError):
+    """A device was demanded that this machine does not have."""
+
+
+class DocumentNotFoundError(SemhashError):
+    """A document asked for by path or id is not in the index."""

@@ -1,0 +1,97 @@
+"""Plain dataclasses passed between layers; services return these, only the CLI prints them."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class SourceDocument:
+    """A document read from disk, before it is embedded.
+
+    ``path`` is the file; ``record`` numbers the document inside a JSON/JSONL/CSV file
+    (0 for one-document files), so ``(path, record)`` identifies a document.
+    """
+
+    path: str
+    record: int
+    text: str
+    content_hash: str
+    mtime: float
+
+
+@dataclass(frozen=True)
+class SkippedFile:
+    """A file the corpus reader could not use, and why."""
+
+    path: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class Hit:
+    """One search result. ``cosine`` is ``None`` when embeddings were not consulted."""
+
+    rank: int
+    id: int
+    path: str
+    record: int
+    distance: int
+    code: int
+    cosine: float | None
+    snippet: str
+
+    @property
+    def location(self) -> str:
+        """``path`` for one-document files, ``path#record`` for records of JSON/CSV files."""
+        return self.path if self.record == 0 else f"{self.path}#{self.record}"
+
+
+@dataclass
+class IndexReport:
+    """What one ``semhash index`` run did."""
+
+    added: int = 0
+    updated: int = 0
+    removed: int = 0
+    unchanged: int = 0
+    encoded: int = 0
+    trained: bool = False
+    skipped_files: list[SkippedFile] = field(default_factory=list)
+    empty_documents: int = 0
+    seconds: float = 0.0
+    embed_seconds: float = 0.0
+    train_seconds: float = 0.0
+    windows: int = 0
+    total_documents: int = 0
+    train_stats: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def embedded(self) -> int:
+        """Documents that went through the embedding model in this run."""
+        return self.added + self.updated
+
+    @property
+    def docs_per_second(self) -> float:
+        """Embedded documents per second of wall time (0 when nothing was embedded)."""
+        return self.embedded / self.seconds if self.seconds > 0 and self.embedded else 0.0
+
+
+@dataclass(frozen=True)
+class IndexInfo:
+    """What ``semhash info`` shows."""
+
+    db_path: str
+    documents: int
+    encoded: int
+    model_name: str | None
+    embedding_dim: int | None
+    bits: int | None
+    schema_version: int
+    trained_at: str | None
+    trained_on: int | None
+    bit_usage: list[float]
+    db_bytes: int
+    index_path: str
+    index_bytes: int
+    index_fresh: bool
