@@ -1,0 +1,107 @@
+"""The hashing autoencoder: embedding -> ``bits`` logits -> binary code -> reconstructed embedding.
+
+It maps float embeddings to codes and knows nothing of text, files or SQLite. A code bit is 1 where its
+logit is positive (see :mod:`semhash.codes` for the bit order). Training lives in :mod:`semhash.train`.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from dataclasses import asdict, dataclass
+
+import numpy as np
+import torch
+from torch import nn
+
+from semhash.codes import pack_bits
+
+
+@dataclass
+class HashConfig:
+    """Shape of the autoencoder; saved with its weights so a stored model describes itself."""
+
+    input_dim: int
+    bits: int = 32
+    hidden: int = 512
+    dropout: float = 0.1
+
+
+class HashingAutoencoder(nn.Module):
+    """MLP encoder to ``bits`` logits, straight-through sign bottleneck, MLP decoder."""
+
+    def __init__(self, config: HashConfig) -> None:
+        super().__init__()
+        self.config = config
+        self.encoder = nn.Sequential(
+            nn.Linear(config.input_dim, config.hidden),
+            nn.GELU(),
+            nn.Dropout(config.dropout),
+            nn.Linear(config.hidden, config.bits),
+        )
+        self.decoder = nn.Sequential(
+            nn.Linear(config.bits, config.hidden),
+            nn.GELU(),
+            nn.Linear(config.hidden, config.input_dim),
+        )
+
+    def logits(self, x: torch.Tensor) -> torch.Tensor:
+        """Pre-binarization outputs; the code is ``logits > 0``."""
+        return self.encoder(x)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Return ``(logits, code in {-1, +1} with straight-through gradients, reconstruction)``."""
+        logits = self.logits(x)
+        soft = torch.tanh(logits)
+        hard = torch.where(logits > 0, 1.0, -1.0)
+        code = soft + (hard - soft).detach()
+        return logits, code, self.decoder(code)
+
+
+@torch.no_grad()
+def _batched(model: HashingAutoencoder, embeddings: np.ndarray, device: str, fn, batch: int = 8192):
+    model.eval()
+    model.to(device)
+    outs = []
+    for start in range(0, len(embeddings), batch):
+        x = torch.as_tensor(np.asarray(embeddings[start : start + batch], dtype=np.float32), device=device)
+        outs.append(fn(x).cpu().numpy())
+    return outs
+
+
+def encode_codes(model: HashingAutoencoder, embeddings: np.ndarray, device: str = "cpu") -> np.ndarray:
+    """Packed codes ``(n, bits // 8)`` uint8 for ``(n, dim)`` embeddings."""
+    if len(embeddings) == 0:
+        return np.zeros((0, model.config.bits // 8), dtype=np.uint8)
+    outs = _batched(model, embeddings, device, lambda x: model.logits(x) > 0)
+    return pack_bits(np.concatenate(outs))
+
+
+def reconstruction_error(model: HashingAutoencoder, embeddings: np.ndarray, device: str = "cpu") -> np.ndarray:
+    """``1 - cosine(embedding, decoder(code))`` per row: high for documents unlike the corpus."""
+    if len(embeddings) == 0:
+        return np.zeros(0, dtype=np.float32)
+
+    def err(x: torch.Tensor) -> torch.Tensor:
+        _, _, recon = model(x)
+        return 1 - nn.functional.cosine_similarity(recon, x, dim=1)
+
+    return np.concatenate(_batched(model, embeddings, device, err)).astype(np.float32)
+
+
+def model_to_bytes(model: HashingAutoencoder) -> bytes:
+    """Serialize config and weights together (torch's zip format, weights only, no pickled code)."""
+    buffer = io.BytesIO()
+    state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
+    torch.save({"config": json.dumps(asdict(model.config)), "state": state}, buffer)
+    return buffer.getvalue()
+
+
+def model_from_bytes(blob: bytes) -> HashingAutoencoder:
+    """Inverse of :func:`model_to_bytes`; loads with ``weights_only=True`` (no code execution)."""
+    payload = torch.load(io.BytesIO(blob), map_location="cpu", weights_only=True)
+    config = HashConfig(**json.loads(payload["config"]))
+    model = HashingAutoencoder(config)
+    model.load_state_dict(payload["state"])
+    model.eval()
+    return model
