@@ -73,7 +73,9 @@ def train_hasher(
     generator = torch.Generator().manual_seed(config.seed)
     x_all = torch.as_tensor(np.asarray(embeddings, dtype=np.float32))
     targets = torch.as_tensor(neighbour_average(x_all.numpy(), config.neighbours))
-    model = HashingAutoencoder(HashConfig(input_dim=x_all.shape[1], bits=bits, hidden=config.hidden)).to(device)
+    model = HashingAutoencoder(HashConfig(input_dim=x_all.shape[1], bits=bits, hidden=config.hidden)).to(
+        device
+    )
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     n = len(x_all)
     batch_size = max(2, min(config.batch_size, n))

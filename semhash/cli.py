@@ -1,0 +1,339 @@
+"""The ``semhash`` command: parse options, call a service, format what it returns.
+
+Every :class:`~semhash.errors.SemhashError` becomes ``error: <message>`` on stderr and its exit code
+(1, or 2 for usage errors) in :func:`_errors`, the one place that does it. Heavy modules (numpy, torch,
+faiss, sentence-transformers) are imported inside commands, so ``semhash --help`` stays instant.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any, TypeVar
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from semhash.config import DEFAULT_DB, DEFAULT_K, ENV_DB, ENV_DEVICE, ENV_MODEL
+from semhash.errors import SemhashError
+
+app = typer.Typer(
+    name="semhash",
+    help="Semantic hashing search: index a folder, then query it, find near-duplicates and more.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+)
+out = Console(soft_wrap=True)
+err = Console(stderr=True, soft_wrap=True)
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _errors(fn: F) -> F:
+    """Turn expected failures into one line and an exit code; Ctrl-C into exit 130."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except SemhashError as exc:
+            err.print(f"error: {exc}", markup=False, highlight=False)
+            raise typer.Exit(exc.exit_code) from None
+        except KeyboardInterrupt:
+            err.print("interrupted: everything committed so far is kept; rerun the same command to resume")
+            raise typer.Exit(130) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+DbOption = typer.Option(DEFAULT_DB, "--db", envvar=ENV_DB, help="SQLite index file.", show_default=True)
+DeviceOption = typer.Option(
+    "auto", "--device", envvar=ENV_DEVICE, help="auto (CUDA when present), cpu or cuda.", show_default=True
+)
+JsonOption = typer.Option(False, "--json", help="Print JSON lines instead of a table.")
+
+
+@contextmanager
+def _progress(enabled: bool) -> Iterator[Callable[[str, int, int], None] | None]:
+    """A rich progress bar on stderr (only on a terminal); yields the callback services call."""
+    if not enabled or not err.is_terminal:
+        yield None
+        return
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    labels = {"embed": "embedding", "train": "training (epochs)", "encode": "encoding"}
+    with Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        console=err,
+    ) as bar:
+        tasks: dict[str, Any] = {}
+
+        def update(phase: str, done: int, total: int) -> None:
+            if phase not in tasks:
+                tasks[phase] = bar.add_task(labels.get(phase, phase), total=total)
+            bar.update(tasks[phase], completed=done, total=total)
+
+        yield update
+
+
+@app.command("index")
+@_errors
+def index_command(
+    paths: list[Path] = typer.Argument(
+        ..., help="Folders and files to index (folders are walked recursively)."
+    ),
+    db: Path = DbOption,
+    model: str | None = typer.Option(
+        None,
+        "--model",
+        envvar=ENV_MODEL,
+        help="sentence-transformers name or local path [default: packaged all-MiniLM-L6-v2].",
+    ),
+    device: str = DeviceOption,
+    bits: int | None = typer.Option(
+        None, "--bits", help="Code length, a multiple of 8 (8-64) [default: 32]."
+    ),
+    retrain: bool = typer.Option(
+        False, "--retrain", help="Train the hashing model again on all stored embeddings."
+    ),
+    epochs: int | None = typer.Option(
+        None, "--epochs", min=1, help="Training epochs [default: the recipe's]."
+    ),
+    seed: int = typer.Option(0, "--seed", help="Seed of the hashing model's training."),
+    include: list[str] = typer.Option([], "--include", help="Only files matching this glob (repeatable)."),
+    exclude: list[str] = typer.Option([], "--exclude", help="Skip files matching this glob (repeatable)."),
+    text_field: str = typer.Option(
+        "text", "--text-field", help="Field holding the text in .json/.jsonl files."
+    ),
+    text_column: str = typer.Option("text", "--text-column", help="Column holding the text in .csv files."),
+    batch: int = typer.Option(64, "--batch", min=1, help="Documents embedded and committed together."),
+    max_windows: int = typer.Option(
+        0, "--max-windows", min=0, help="Most model windows embedded per long document (0 = no limit)."
+    ),
+    verbose: bool = typer.Option(False, "--verbose", "-v", help="List skipped files."),
+    as_json: bool = JsonOption,
+) -> None:
+    """Index documents: embed what changed, train or apply the hashing model, update the faiss index."""
+    from semhash.corpus import ReadOptions
+    from semhash.ingest import IndexOptions, index_paths
+
+    options = IndexOptions(
+        model=model,
+        device=device,
+        bits=bits,
+        retrain=retrain,
+        batch_docs=batch,
+        max_windows=max_windows,
+        read=ReadOptions(include=include, exclude=exclude, text_field=text_field, text_column=text_column),
+        epochs=epochs,
+        seed=seed,
+    )
+    with _progress(not as_json) as progress:
+        report = index_paths(db, [str(p) for p in paths], options, progress=progress)
+    if as_json:
+        data = asdict(report)
+        data["docs_per_second"] = report.docs_per_second
+        print(json.dumps(data))
+        return
+    out.print(
+        f"indexed {db}: {report.added} added, {report.updated} updated, {report.removed} removed, "
+        f"{report.unchanged} unchanged; {report.total_documents} documents in the index",
+        highlight=False,
+    )
+    if report.embedded:
+        out.print(
+            f"embedded {report.embedded} documents ({report.windows} model windows) in {report.embed_seconds:.1f} s",
+            highlight=False,
+        )
+    if report.trained:
+        stats = report.train_stats
+        out.print(
+            f"trained the hashing model in {report.train_seconds:.1f} s "
+            f"(bit usage {stats.get('min_bit_usage', 0):.2f}-{stats.get('max_bit_usage', 0):.2f})",
+            highlight=False,
+        )
+    if report.skipped_files or report.empty_documents:
+        out.print(
+            f"skipped {len(report.skipped_files)} files, {report.empty_documents} empty documents"
+            + ("" if verbose or not report.skipped_files else " (--verbose lists them)"),
+            highlight=False,
+        )
+        if verbose:
+            for skipped in report.skipped_files:
+                out.print(f"  {skipped.path}: {skipped.reason}", highlight=False, markup=False)
+    out.print(f"done in {report.seconds:.1f} s ({report.docs_per_second:.1f} docs/s)", highlight=False)
+
+
+def _print_hits(hits: list, as_json: bool, bits: int) -> None:
+    if as_json:
+        for hit in hits:
+            row = asdict(hit)
+            row["code"] = f"{hit.code:0{bits // 4}x}"
+            print(json.dumps(row))
+        return
+    if not hits:
+        out.print("no match")
+        return
+    table = Table(show_lines=False)
+    for column, justify in (
+        ("#", "right"),
+        ("bits", "right"),
+        ("cosine", "right"),
+        ("path", "left"),
+        ("snippet", "left"),
+    ):
+        table.add_column(column, justify=justify, overflow="fold" if column == "path" else "ellipsis")
+    for hit in hits:
+        cosine = "" if hit.cosine is None else f"{hit.cosine:.3f}"
+        table.add_row(str(hit.rank), str(hit.distance), cosine, _display_path(hit.location), hit.snippet)
+    out.print(table)
+
+
+def _display_path(path: str) -> str:
+    try:
+        return str(Path(path).relative_to(Path.cwd()))
+    except ValueError:
+        return path
+
+
+KOption = typer.Option(DEFAULT_K, "-k", "--top", min=1, help="Number of results.")
+RerankOption = typer.Option(
+    True, "--rerank/--no-rerank", help="Re-order a pool of Hamming candidates by cosine of stored embeddings."
+)
+RadiusOption = typer.Option(
+    None, "--radius", min=0, help="Every document within this many bits (ignores -k)."
+)
+
+
+@app.command("query")
+@_errors
+def query_command(
+    text: str | None = typer.Argument(None, help="Query text."),
+    file: Path | None = typer.Option(None, "--file", help="Query with the content of this file instead."),
+    db: Path = DbOption,
+    k: int = KOption,
+    rerank: bool = RerankOption,
+    radius: int | None = RadiusOption,
+    device: str = DeviceOption,
+    as_json: bool = JsonOption,
+) -> None:
+    """Find the documents most similar to a text (or to a file's content with --file)."""
+    from semhash.errors import UsageError
+    from semhash.search import QueryOptions, Searcher
+
+    if (text is None) == (file is None):
+        raise UsageError('give a query text or --file PATH, not both: semhash query "some text"')
+    options = QueryOptions(k=k, rerank=rerank, radius=radius, device=device)
+    with Searcher(db, device=device) as searcher:
+        hits = searcher.query(text, options) if text is not None else searcher.query_file(file, options)  # type: ignore[arg-type]
+        _print_hits(hits, as_json, searcher.bits)
+
+
+@app.command("similar")
+@_errors
+def similar_command(
+    path: Path = typer.Argument(..., help="An indexed document (its file path)."),
+    record: int | None = typer.Option(None, "--record", help="Record number, for JSON/JSONL/CSV files."),
+    db: Path = DbOption,
+    k: int = KOption,
+    rerank: bool = RerankOption,
+    radius: int | None = RadiusOption,
+    as_json: bool = JsonOption,
+) -> None:
+    """Find the documents most similar to an indexed document (no re-embedding)."""
+    from semhash.search import QueryOptions, Searcher
+
+    with Searcher(db) as searcher:
+        hits = searcher.similar(path, record, QueryOptions(k=k, rerank=rerank, radius=radius))
+        _print_hits(hits, as_json, searcher.bits)
+
+
+@app.command("info")
+@_errors
+def info_command(db: Path = DbOption, as_json: bool = JsonOption) -> None:
+    """Show what an index holds: documents, models, bits, bit usage, sizes."""
+    from semhash.info import index_info
+
+    info = index_info(db)
+    if as_json:
+        print(json.dumps(asdict(info)))
+        return
+    usage = info.bit_usage
+    balance = f"{min(usage):.2f}-{max(usage):.2f} (ideal 0.50)" if usage else "-"
+    rows = [
+        ("database", f"{info.db_path} ({_bytes(info.db_bytes)}, schema v{info.schema_version})"),
+        ("documents", f"{info.documents} ({info.encoded} encoded)"),
+        ("embedding model", f"{info.model_name} ({info.embedding_dim}-d)"),
+        ("code", f"{info.bits} bits" if info.bits else "no model yet"),
+        ("trained", f"{info.trained_at} on {info.trained_on} documents" if info.trained_at else "-"),
+        ("bit usage (fraction on)", balance),
+        (
+            "faiss index",
+            f"{info.index_path} ({_bytes(info.index_bytes)}, {'fresh' if info.index_fresh else 'stale: rebuilt on next query'})",
+        ),
+    ]
+    table = Table(show_header=False, box=None)
+    table.add_column(style="bold")
+    table.add_column()
+    for key, value in rows:
+        table.add_row(key, value)
+    out.print(table)
+
+
+def _bytes(n: int) -> str:
+    size = float(n)
+    for unit in ("B", "KB", "MB", "GB"):
+        if size < 1024 or unit == "GB":
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1024
+    return f"{n} B"
+
+
+@app.command("train")
+@_errors
+def train_command(
+    db: Path = DbOption,
+    bits: int | None = typer.Option(
+        None, "--bits", help="Code length, a multiple of 8 (8-64) [default: the index's]."
+    ),
+    epochs: int | None = typer.Option(
+        None, "--epochs", min=1, help="Training epochs [default: the recipe's]."
+    ),
+    seed: int = typer.Option(0, "--seed", help="Training seed."),
+    device: str = DeviceOption,
+    as_json: bool = JsonOption,
+) -> None:
+    """Retrain the hashing model on the stored embeddings (no re-embedding) and re-encode every document."""
+    from semhash.ingest import retrain_index
+
+    with _progress(not as_json) as progress:
+        report = retrain_index(db, bits=bits, epochs=epochs, seed=seed, device=device, progress=progress)
+    if as_json:
+        print(json.dumps(asdict(report)))
+        return
+    stats = report.train_stats
+    out.print(
+        f"trained on {report.total_documents} documents in {report.train_seconds:.1f} s, "
+        f"encoded {report.encoded} (bit usage {stats.get('min_bit_usage', 0):.2f}-{stats.get('max_bit_usage', 0):.2f})",
+        highlight=False,
+    )
+
+
+def main() -> None:
+    """Entry point of the ``semhash`` command."""
+    app(prog_name="semhash")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

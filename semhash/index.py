@@ -1,0 +1,129 @@
+"""The faiss binary Hamming index: a rebuildable cache of the codes stored in SQLite.
+
+``IndexBinaryIDMap2`` over ``IndexBinaryFlat``: an exhaustive, exact Hamming scan (popcount of XOR),
+with faiss ids equal to SQLite rowids. At 32 bits a scan of 10^7 codes is a few tens of milliseconds,
+and it is exact, so no probing parameter can silently lose results. The file ``<db>.faiss`` sits beside
+the database, with ``<db>.faiss.json`` recording the database generation it was built at; a file from
+another generation is stale and is rebuilt by the caller. This module never imports the store.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import faiss
+import numpy as np
+
+from semhash.errors import CorruptIndexError
+
+
+def index_path_for(db_path: str | Path) -> Path:
+    """Where the faiss file of a database lives."""
+    return Path(f"{db_path}.faiss")
+
+
+def _sidecar(path: Path) -> Path:
+    return Path(f"{path}.json")
+
+
+@dataclass
+class CodeIndex:
+    """Packed codes searchable by Hamming distance, with SQLite ids."""
+
+    index: faiss.IndexBinaryIDMap2
+    bits: int
+
+    @classmethod
+    def build(cls, ids: np.ndarray, packed: np.ndarray, bits: int) -> CodeIndex:
+        """Index ``(n, bits // 8)`` uint8 codes under int64 ``ids``."""
+        index = faiss.IndexBinaryIDMap2(faiss.IndexBinaryFlat(bits))
+        if len(ids):
+            index.add_with_ids(
+                np.ascontiguousarray(packed, dtype=np.uint8), np.ascontiguousarray(ids, np.int64)
+            )
+        return cls(index, bits)
+
+    @property
+    def size(self) -> int:
+        """Number of indexed codes."""
+        return int(self.index.ntotal)
+
+    def save(self, path: str | Path, generation: int) -> None:
+        """Write the index and its sidecar atomically (write to a temporary name, then rename)."""
+        path = Path(path)
+        tmp = Path(f"{path}.tmp")
+        faiss.write_index_binary(self.index, str(tmp))
+        tmp.replace(path)
+        _sidecar(path).write_text(
+            json.dumps({"generation": generation, "bits": self.bits, "count": self.size})
+        )
+
+    @classmethod
+    def load(cls, path: str | Path, generation: int, bits: int) -> CodeIndex | None:
+        """The saved index if it matches ``generation`` and ``bits``; ``None`` if missing or stale.
+
+        Raises:
+            CorruptIndexError: the file is there, fresh by its sidecar, but faiss cannot read it.
+        """
+        path = Path(path)
+        try:
+            meta = json.loads(_sidecar(path).read_text())
+        except (OSError, ValueError):
+            return None
+        if not path.exists() or meta.get("generation") != generation or meta.get("bits") != bits:
+            return None
+        try:
+            index = faiss.read_index_binary(str(path))
+        except RuntimeError as exc:
+            raise CorruptIndexError(
+                f"the faiss index {path} is corrupt: delete it (and {_sidecar(path).name}); "
+                "it is rebuilt from the database on the next command"
+            ) from exc
+        if not isinstance(index, faiss.IndexBinaryIDMap2):
+            index = faiss.downcast_IndexBinary(index)
+        if index.ntotal != meta.get("count") or index.d != bits:
+            return None
+        return cls(index, bits)
+
+    def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """The ``k`` nearest codes of each packed query: ``(distances, ids)``, both ``(nq, k')``.
+
+        Ties are broken by id: every code at the k-th distance is considered and the smallest ids win,
+        so results never depend on faiss's scan order. ``k' = min(k, size)``.
+        """
+        queries = np.ascontiguousarray(queries, dtype=np.uint8)
+        k = min(k, self.size)
+        if k == 0:
+            return np.zeros((len(queries), 0), np.int32), np.zeros((len(queries), 0), np.int64)
+        probe = min(k + 1, self.size)
+        dist, ids = self.index.search(queries, probe)
+        out_d = np.empty((len(queries), k), np.int32)
+        out_i = np.empty((len(queries), k), np.int64)
+        for row in range(len(queries)):
+            kth = dist[row, k - 1]
+            if probe > k and dist[row, k] == kth:
+                # Ties straddle the cut: fetch every code within the k-th distance and sort by (distance, id).
+                row_ids, row_d = self.within(queries[row : row + 1], int(kth))
+            else:
+                row_ids, row_d = ids[row, :k], dist[row, :k]
+            order = np.lexsort((row_ids, row_d))[:k]
+            out_d[row], out_i[row] = row_d[order], row_ids[order]
+        return out_d, out_i
+
+    def within(self, query: np.ndarray, radius: int) -> tuple[np.ndarray, np.ndarray]:
+        """Every code at Hamming distance ``<= radius`` of one packed query: ``(ids, distances)``.
+
+        faiss's binary range search keeps distances strictly below its threshold, hence ``radius + 1``.
+        """
+        if self.size == 0:
+            return np.zeros(0, np.int64), np.zeros(0, np.int32)
+        lims, dist, ids = self.index.range_search(np.ascontiguousarray(query, dtype=np.uint8), radius + 1)
+        return ids[lims[0] : lims[1]].astype(np.int64), dist[lims[0] : lims[1]].astype(np.int32)
+
+    def range_search(self, queries: np.ndarray, radius: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Batched form of :meth:`within`: faiss's ``(lims, distances, ids)`` for ``<= radius``."""
+        if self.size == 0:
+            return np.zeros(len(queries) + 1, np.int64), np.zeros(0, np.int32), np.zeros(0, np.int64)
+        return self.index.range_search(np.ascontiguousarray(queries, dtype=np.uint8), radius + 1)

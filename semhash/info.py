@@ -1,0 +1,49 @@
+"""``semhash info``: what an index holds, read from SQLite and the faiss file (no torch)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from semhash.codes import bit_usage, ints_to_packed
+from semhash.index import CodeIndex, index_path_for
+from semhash.store import SCHEMA_VERSION, Store
+from semhash.types import IndexInfo
+
+
+def _size(path: Path) -> int:
+    return sum(os.path.getsize(p) for p in (path, Path(f"{path}-wal")) if p.exists())
+
+
+def index_info(db_path: str | Path) -> IndexInfo:
+    """Counts, models, code statistics and sizes of the index at ``db_path``."""
+    with Store.open(db_path) as store:
+        active = store.active_model()
+        bits = store.bits
+        usage: list[float] = []
+        fresh = False
+        if bits:
+            _, codes = store.codes()
+            usage = bit_usage(ints_to_packed(codes, bits)).round(3).tolist() if len(codes) else []
+            try:
+                fresh = CodeIndex.load(index_path_for(store.path), store.generation, bits) is not None
+            except Exception:  # a corrupt file is simply not fresh here
+                fresh = False
+        dim = store.get_meta("embedding_dim")
+        faiss_path = index_path_for(store.path)
+        return IndexInfo(
+            db_path=str(store.path),
+            documents=store.count(),
+            encoded=store.count(encoded_only=True),
+            model_name=store.embedding_model,
+            embedding_dim=int(dim) if dim else None,
+            bits=bits,
+            schema_version=SCHEMA_VERSION,
+            trained_at=active["created_at"] if active else None,
+            trained_on=active["trained_on"] if active else None,
+            bit_usage=usage,
+            db_bytes=_size(store.path),
+            index_path=str(faiss_path),
+            index_bytes=faiss_path.stat().st_size if faiss_path.exists() else 0,
+            index_fresh=fresh,
+        )

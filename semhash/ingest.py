@@ -1,0 +1,240 @@
+"""``semhash index``: read a corpus, embed what changed, train or apply the hashing model, sync faiss.
+
+Incremental by content hash: unchanged documents are skipped, changed ones re-embedded, new ones added,
+and documents whose files are gone from the indexed folders are removed. Every batch of embedded
+documents is committed in its own transaction before the next one starts, and codes are written only
+after embeddings; an interrupted run keeps all it committed and the next run resumes where it stopped
+(documents with an embedding but no code are encoded then).
+
+The first run trains the hashing model on the corpus's embeddings; later runs encode new documents with
+that model, unless ``retrain`` is set (embeddings are stored, so retraining never re-embeds).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from semhash.codes import check_bits, packed_to_ints, to_sql_int
+from semhash.config import DEFAULT_BATCH_DOCS, DEFAULT_BITS
+from semhash.corpus import SUPPORTED_SUFFIXES, CorpusScan, ReadOptions, check_roots
+from semhash.embed import Encoder, resolve_model
+from semhash.errors import CorpusError, UsageError
+from semhash.store import Store
+from semhash.sync import build_index
+from semhash.types import IndexReport, SourceDocument
+
+#: ``progress(phase, done, total)``; phases: "embed", "train", "encode".
+Progress = Callable[[str, int, int], None]
+
+
+@dataclass
+class IndexOptions:
+    """Everything ``semhash index`` can be told."""
+
+    model: str | None = None
+    device: str = "auto"
+    bits: int | None = None
+    retrain: bool = False
+    batch_docs: int = DEFAULT_BATCH_DOCS
+    max_windows: int = 0
+    read: ReadOptions = field(default_factory=ReadOptions)
+    epochs: int | None = None
+    seed: int = 0
+
+
+def _in_scope(path: str, roots: Sequence[Path]) -> bool:
+    p = Path(path)
+    return any(p == root or root in p.parents for root in roots)
+
+
+def index_paths(
+    db_path: str | Path,
+    paths: Sequence[str | Path],
+    options: IndexOptions | None = None,
+    encoder: Encoder | None = None,
+    progress: Progress | None = None,
+) -> IndexReport:
+    """Index (or re-index) ``paths`` into the database at ``db_path``; see the module docstring."""
+    options = options or IndexOptions()
+    started = time.perf_counter()
+    report = IndexReport()
+    roots = check_roots(paths)
+    if options.bits is not None:
+        check_bits(options.bits)
+    model_name = encoder.name if encoder is not None else resolve_model(options.model)[0]
+    db_exists = Path(db_path).exists()
+    store = Store.open(db_path, create=db_exists) if db_exists else None
+    try:
+        if store is not None:
+            _check_before_work(store, model_name, options)
+        states = store.document_states() if store is not None else {}
+
+        scan = CorpusScan(roots, options.read)
+        pending: list[SourceDocument] = []
+        seen: set[tuple[str, int]] = set()
+        for doc in scan.documents():
+            key = (doc.path, doc.record)
+            seen.add(key)
+            state = states.get(key)
+            if state is not None and state[1] == doc.content_hash and state[2]:
+                report.unchanged += 1
+            else:
+                pending.append(doc)
+        report.skipped_files = scan.skipped
+        report.empty_documents = scan.empty
+        gone = [state[0] for key, state in states.items() if key not in seen and _in_scope(key[0], roots)]
+        if not seen and not states:
+            where = ", ".join(str(r) for r in roots)
+            raise CorpusError(
+                f"no documents found under {where} (read: {' '.join(SUPPORTED_SUFFIXES)}; "
+                f"{len(scan.skipped)} files skipped, {scan.empty} empty)"
+            )
+        if store is None:
+            store = Store.open(db_path, create=True)
+
+        if pending:
+            if encoder is None:
+                from semhash.embed import load_encoder
+
+                encoder = load_encoder(options.model, options.device, options.max_windows)
+            store.check_embedding_model(encoder.name, encoder.dim)
+            report.added = sum(1 for d in pending if (d.path, d.record) not in states)
+            report.updated = len(pending) - report.added
+            embed_started = time.perf_counter()
+            windows_before = _windows(encoder)
+            for start in range(0, len(pending), options.batch_docs):
+                batch = pending[start : start + options.batch_docs]
+                store.upsert_documents(batch, encoder.encode([d.text for d in batch]))
+                if progress:
+                    progress("embed", min(start + len(batch), len(pending)), len(pending))
+            report.embed_seconds = time.perf_counter() - embed_started
+            report.windows = _windows(encoder) - windows_before
+        report.removed = store.delete_documents(gone)
+        _train_and_encode(store, options, report, progress)
+        build_index(store)
+        report.total_documents = store.count()
+    finally:
+        if store is not None:
+            store.close()
+    report.seconds = time.perf_counter() - started
+    return report
+
+
+def _windows(encoder: Encoder) -> int:
+    stats = getattr(encoder, "stats", None)
+    return int(getattr(stats, "windows", 0))
+
+
+def _check_before_work(store: Store, model_name: str, options: IndexOptions) -> None:
+    """Fail fast, before any embedding, on a model or bits mismatch."""
+    stored = store.embedding_model
+    if stored is not None and stored != model_name:
+        from semhash.errors import ModelMismatchError
+
+        raise ModelMismatchError(
+            f"{store.path} was built with model {stored!r}, not {model_name!r}: "
+            f"pass --model {stored!r} or use another --db"
+        )
+    if options.bits is not None and store.bits not in (None, options.bits) and not options.retrain:
+        raise UsageError(
+            f"{store.path} uses {store.bits}-bit codes: pass --retrain to switch to {options.bits} bits"
+        )
+
+
+def _train_and_encode(
+    store: Store, options: IndexOptions, report: IndexReport, progress: Progress | None
+) -> None:
+    """Train when there is no model (or ``retrain``), then encode every document without a code."""
+    from semhash.device import resolve_device
+    from semhash.model import encode_codes, model_from_bytes, reconstruction_error
+
+    device = resolve_device(options.device)
+    active = store.active_model()
+    if active is None or options.retrain:
+        model = retrain(
+            store,
+            options.bits or (active or {}).get("bits") or DEFAULT_BITS,
+            device,
+            options,
+            report,
+            progress,
+        )
+    else:
+        model = model_from_bytes(active["weights"])
+    todo = store.ids_without_code()
+    for start in range(0, len(todo), 4096):
+        ids, embeddings = store.embeddings(todo[start : start + 4096])
+        packed = encode_codes(model, embeddings, device)
+        bits = model.config.bits
+        codes = [to_sql_int(v, bits) for v in packed_to_ints(packed)]
+        store.set_codes(ids.tolist(), codes, reconstruction_error(model, embeddings, device).tolist())
+        report.encoded += len(ids)
+        if progress:
+            progress("encode", min(start + 4096, len(todo)), len(todo))
+
+
+def retrain(
+    store: Store,
+    bits: int,
+    device: str,
+    options: IndexOptions,
+    report: IndexReport,
+    progress: Progress | None = None,
+):
+    """Train a new hashing model on every stored embedding, store it, and forget the old codes."""
+    from dataclasses import asdict
+
+    from semhash.model import model_to_bytes
+    from semhash.train import TrainConfig, train_hasher
+
+    check_bits(bits)
+    _, embeddings = store.embeddings()
+    if len(embeddings) == 0:
+        raise CorpusError(
+            f"{store.path} holds no embedded document to train on: run `semhash index DIR` first"
+        )
+    config = TrainConfig(seed=options.seed)
+    if options.epochs is not None:
+        config.epochs = options.epochs
+    started = time.perf_counter()
+
+    def on_epoch(done: int, total: int) -> None:
+        if progress:
+            progress("train", done, total)
+
+    model, stats = train_hasher(np.asarray(embeddings), bits, config, device=device, progress=on_epoch)
+    report.train_seconds = time.perf_counter() - started
+    report.trained = True
+    report.train_stats = stats
+    store.save_model(
+        model_to_bytes(model), bits, embeddings.shape[1], asdict(config), stats, trained_on=len(embeddings)
+    )
+    store.clear_codes()
+    return model
+
+
+def retrain_index(
+    db_path: str | Path,
+    bits: int | None = None,
+    epochs: int | None = None,
+    seed: int = 0,
+    device: str = "auto",
+    progress: Progress | None = None,
+) -> IndexReport:
+    """``semhash train``: retrain on the stored embeddings, re-encode every document, rebuild faiss."""
+    started = time.perf_counter()
+    report = IndexReport()
+    with Store.open(db_path) as store:
+        if store.count() == 0:
+            raise CorpusError(f"{store.path} holds no document: run `semhash index DIR` first")
+        options = IndexOptions(device=device, bits=bits, retrain=True, epochs=epochs, seed=seed)
+        _train_and_encode(store, options, report, progress)
+        build_index(store)
+        report.total_documents = store.count()
+    report.seconds = time.perf_counter() - started
+    return report
