@@ -90,9 +90,7 @@ def _progress(enabled: bool) -> Iterator[Callable[[str, int, int], None] | None]
 @app.command("index")
 @_errors
 def index_command(
-    paths: list[Path] = typer.Argument(
-        ..., help="Folders and files to index (folders are walked recursively)."
-    ),
+    paths: list[Path] = typer.Argument(..., help="Folders and files to index (folders are walked recursively)."),
     db: Path = DbOption,
     model: str | None = typer.Option(
         None,
@@ -101,21 +99,13 @@ def index_command(
         help="sentence-transformers name or local path [default: packaged all-MiniLM-L6-v2].",
     ),
     device: str = DeviceOption,
-    bits: int | None = typer.Option(
-        None, "--bits", help="Code length, a multiple of 8 (8-64) [default: 32]."
-    ),
-    retrain: bool = typer.Option(
-        False, "--retrain", help="Train the hashing model again on all stored embeddings."
-    ),
-    epochs: int | None = typer.Option(
-        None, "--epochs", min=1, help="Training epochs [default: the recipe's]."
-    ),
+    bits: int | None = typer.Option(None, "--bits", help="Code length, a multiple of 8 (8-64) [default: 32]."),
+    retrain: bool = typer.Option(False, "--retrain", help="Train the hashing model again on all stored embeddings."),
+    epochs: int | None = typer.Option(None, "--epochs", min=1, help="Training epochs [default: the recipe's]."),
     seed: int = typer.Option(0, "--seed", help="Seed of the hashing model's training."),
     include: list[str] = typer.Option([], "--include", help="Only files matching this glob (repeatable)."),
     exclude: list[str] = typer.Option([], "--exclude", help="Skip files matching this glob (repeatable)."),
-    text_field: str = typer.Option(
-        "text", "--text-field", help="Field holding the text in .json/.jsonl files."
-    ),
+    text_field: str = typer.Option("text", "--text-field", help="Field holding the text in .json/.jsonl files."),
     text_column: str = typer.Option("text", "--text-column", help="Column holding the text in .csv files."),
     batch: int = typer.Option(64, "--batch", min=1, help="Documents embedded and committed together."),
     max_windows: int = typer.Option(
@@ -211,9 +201,7 @@ KOption = typer.Option(DEFAULT_K, "-k", "--top", min=1, help="Number of results.
 RerankOption = typer.Option(
     True, "--rerank/--no-rerank", help="Re-order a pool of Hamming candidates by cosine of stored embeddings."
 )
-RadiusOption = typer.Option(
-    None, "--radius", min=0, help="Every document within this many bits (ignores -k)."
-)
+RadiusOption = typer.Option(None, "--radius", min=0, help="Every document within this many bits (ignores -k).")
 
 
 @app.command("query")
@@ -280,7 +268,8 @@ def info_command(db: Path = DbOption, as_json: bool = JsonOption) -> None:
         ("bit usage (fraction on)", balance),
         (
             "faiss index",
-            f"{info.index_path} ({_bytes(info.index_bytes)}, {'fresh' if info.index_fresh else 'stale: rebuilt on next query'})",
+            f"{info.index_path} ({_bytes(info.index_bytes)}, "
+            + ("fresh)" if info.index_fresh else "stale: rebuilt on next query)"),
         ),
     ]
     table = Table(show_header=False, box=None)
@@ -304,12 +293,8 @@ def _bytes(n: int) -> str:
 @_errors
 def train_command(
     db: Path = DbOption,
-    bits: int | None = typer.Option(
-        None, "--bits", help="Code length, a multiple of 8 (8-64) [default: the index's]."
-    ),
-    epochs: int | None = typer.Option(
-        None, "--epochs", min=1, help="Training epochs [default: the recipe's]."
-    ),
+    bits: int | None = typer.Option(None, "--bits", help="Code length, a multiple of 8 (8-64) [default: the index's]."),
+    epochs: int | None = typer.Option(None, "--epochs", min=1, help="Training epochs [default: the recipe's]."),
     seed: int = typer.Option(0, "--seed", help="Training seed."),
     device: str = DeviceOption,
     as_json: bool = JsonOption,

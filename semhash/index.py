@@ -40,9 +40,7 @@ class CodeIndex:
         """Index ``(n, bits // 8)`` uint8 codes under int64 ``ids``."""
         index = faiss.IndexBinaryIDMap2(faiss.IndexBinaryFlat(bits))
         if len(ids):
-            index.add_with_ids(
-                np.ascontiguousarray(packed, dtype=np.uint8), np.ascontiguousarray(ids, np.int64)
-            )
+            index.add_with_ids(np.ascontiguousarray(packed, dtype=np.uint8), np.ascontiguousarray(ids, np.int64))
         return cls(index, bits)
 
     @property
@@ -56,9 +54,7 @@ class CodeIndex:
         tmp = Path(f"{path}.tmp")
         faiss.write_index_binary(self.index, str(tmp))
         tmp.replace(path)
-        _sidecar(path).write_text(
-            json.dumps({"generation": generation, "bits": self.bits, "count": self.size})
-        )
+        _sidecar(path).write_text(json.dumps({"generation": generation, "bits": self.bits, "count": self.size}))
 
     @classmethod
     def load(cls, path: str | Path, generation: int, bits: int) -> CodeIndex | None:

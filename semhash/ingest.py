@@ -141,14 +141,10 @@ def _check_before_work(store: Store, model_name: str, options: IndexOptions) -> 
             f"pass --model {stored!r} or use another --db"
         )
     if options.bits is not None and store.bits not in (None, options.bits) and not options.retrain:
-        raise UsageError(
-            f"{store.path} uses {store.bits}-bit codes: pass --retrain to switch to {options.bits} bits"
-        )
+        raise UsageError(f"{store.path} uses {store.bits}-bit codes: pass --retrain to switch to {options.bits} bits")
 
 
-def _train_and_encode(
-    store: Store, options: IndexOptions, report: IndexReport, progress: Progress | None
-) -> None:
+def _train_and_encode(store: Store, options: IndexOptions, report: IndexReport, progress: Progress | None) -> None:
     """Train when there is no model (or ``retrain``), then encode every document without a code."""
     from semhash.device import resolve_device
     from semhash.model import encode_codes, model_from_bytes, reconstruction_error
@@ -195,9 +191,7 @@ def retrain(
     check_bits(bits)
     _, embeddings = store.embeddings()
     if len(embeddings) == 0:
-        raise CorpusError(
-            f"{store.path} holds no embedded document to train on: run `semhash index DIR` first"
-        )
+        raise CorpusError(f"{store.path} holds no embedded document to train on: run `semhash index DIR` first")
     config = TrainConfig(seed=options.seed)
     if options.epochs is not None:
         config.epochs = options.epochs

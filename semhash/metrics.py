@@ -58,10 +58,7 @@ def ranking_metrics(
         stop = min(start + block, n_queries)
         dist = np.asarray(distances(start, stop))
         relevant = (query_labels[start:stop].astype(np.float32) @ db_labels_f.T) > 0
-        if with_map:
-            order = np.argsort(dist, axis=1, kind="stable")
-        else:
-            order = _top_k_stable(dist, max(ks))
+        order = np.argsort(dist, axis=1, kind="stable") if with_map else _top_k_stable(dist, max(ks))
         ranked = np.take_along_axis(relevant, order, axis=1)
         for k in ks:
             sums[k] += ranked[:, :k].mean(axis=1).sum()

@@ -115,17 +115,13 @@ class Searcher:
             raise CorpusError(f"{path} holds no text")
         return self.query(text, options)
 
-    def similar(
-        self, path: str | Path, record: int | None = None, options: QueryOptions | None = None
-    ) -> list[Hit]:
+    def similar(self, path: str | Path, record: int | None = None, options: QueryOptions | None = None) -> list[Hit]:
         """Documents most similar to an indexed document (itself left out), from its stored embedding."""
         resolved = str(Path(path).expanduser().resolve())
         docs = self.store.find(resolved, record) or self.store.find(str(path), record)
         docs = [d for d in docs if d.code is not None]
         if not docs:
-            raise DocumentNotFoundError(
-                f"{path} is not in the index: run `semhash index` on its folder first"
-            )
+            raise DocumentNotFoundError(f"{path} is not in the index: run `semhash index` on its folder first")
         if len(docs) > 1:
             raise UsageError(f"{path} holds {len(docs)} records: pick one with --record N")
         doc = docs[0]

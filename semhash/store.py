@@ -128,9 +128,7 @@ class Store:
             tables = set(db.table_names())
         except sqlite3.DatabaseError as exc:
             if isinstance(exc, sqlite3.OperationalError) and _is_locked(exc):
-                raise DatabaseLockedError(
-                    f"{path} is locked by another process: wait for it to finish"
-                ) from exc
+                raise DatabaseLockedError(f"{path} is locked by another process: wait for it to finish") from exc
             raise SchemaError(f"{path} is not a semhash database ({exc}): pass another --db") from exc
         if version > SCHEMA_VERSION:
             raise SchemaError(
@@ -157,9 +155,7 @@ class Store:
                 self.db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
         except sqlite3.OperationalError as exc:
             if _is_locked(exc):
-                raise DatabaseLockedError(
-                    f"{self.path} is locked by another process: wait for it to finish"
-                ) from exc
+                raise DatabaseLockedError(f"{self.path} is locked by another process: wait for it to finish") from exc
             raise
 
     def close(self) -> None:
@@ -266,9 +262,7 @@ class Store:
     def touch_documents(self, updates: Iterable[tuple[int, float]]) -> None:
         """Record new mtimes for unchanged documents (no re-embedding)."""
         with self.transaction():
-            self.db.conn.executemany(
-                "UPDATE documents SET mtime = ? WHERE id = ?", [(m, i) for i, m in updates]
-            )
+            self.db.conn.executemany("UPDATE documents SET mtime = ? WHERE id = ?", [(m, i) for i, m in updates])
 
     def delete_documents(self, ids: Sequence[int]) -> int:
         """Delete documents by id, in one transaction. Returns how many went."""
@@ -301,24 +295,18 @@ class Store:
             self.db.execute("UPDATE documents SET code = NULL, recon_error = NULL")
             self._bump_generation()
 
-    def embeddings(
-        self, ids: Sequence[int] | None = None, dim: int | None = None
-    ) -> tuple[np.ndarray, np.ndarray]:
+    def embeddings(self, ids: Sequence[int] | None = None, dim: int | None = None) -> tuple[np.ndarray, np.ndarray]:
         """``(ids, (n, dim) float32 embeddings)`` for the given ids (all documents when ``None``), id order."""
         dim = dim or int(self.get_meta("embedding_dim") or 0)
         if ids is None:
-            rows = self.db.execute(
-                "SELECT id, embedding FROM documents WHERE embedding IS NOT NULL ORDER BY id"
-            )
+            rows = self.db.execute("SELECT id, embedding FROM documents WHERE embedding IS NOT NULL ORDER BY id")
             pairs = list(rows)
         else:
             pairs = []
             for start in range(0, len(ids), 500):
                 chunk = [int(i) for i in ids[start : start + 500]]
                 marks = ",".join("?" * len(chunk))
-                pairs.extend(
-                    self.db.execute(f"SELECT id, embedding FROM documents WHERE id IN ({marks})", chunk)
-                )
+                pairs.extend(self.db.execute(f"SELECT id, embedding FROM documents WHERE id IN ({marks})", chunk))
             pairs.sort()
         out_ids = np.fromiter((p[0] for p in pairs), dtype=np.int64, count=len(pairs))
         matrix = np.frombuffer(b"".join(p[1] for p in pairs), dtype="<f4").reshape(len(pairs), dim)
@@ -370,9 +358,7 @@ class Store:
             last = rows[-1][0]
 
     # -- models ----------------------------------------------------------------------------------
-    def save_model(
-        self, weights: bytes, bits: int, input_dim: int, config: dict, stats: dict, trained_on: int
-    ) -> int:
+    def save_model(self, weights: bytes, bits: int, input_dim: int, config: dict, stats: dict, trained_on: int) -> int:
         """Store a trained model and make it the active one; returns its id."""
         with self.transaction():
             cursor = self.db.execute(

@@ -32,15 +32,11 @@ def load_index(store: Store) -> CodeIndex:
 def require_documents(store: Store) -> None:
     """Raise a clear error when there is nothing to search."""
     if store.count(encoded_only=True) == 0:
-        raise IndexMissingError(
-            f"the index at {store.path} holds no document yet: run `semhash index DIR` first"
-        )
+        raise IndexMissingError(f"the index at {store.path} holds no document yet: run `semhash index DIR` first")
 
 
 def _bits(store: Store) -> int:
     bits = store.bits
     if bits is None:
-        raise IndexMissingError(
-            f"the index at {store.path} has no trained model yet: run `semhash index DIR` first"
-        )
+        raise IndexMissingError(f"the index at {store.path} has no trained model yet: run `semhash index DIR` first")
     return bits

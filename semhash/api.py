@@ -1,0 +1,72 @@
+"""The Python API, mirroring the CLI: one object per index.
+
+Example:
+    >>> from semhash import SemanticIndex
+    >>> index = SemanticIndex("semhash.db")
+    >>> index.index(["data/sample"])            # doctest: +SKIP
+    >>> for hit in index.query("how do I fix a flat tyre?", k=3):  # doctest: +SKIP
+    ...     print(hit.distance, round(hit.cosine, 3), hit.location)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+from semhash.config import DEFAULT_DB, DEFAULT_K
+from semhash.embed import Encoder
+from semhash.types import Hit, IndexInfo, IndexReport
+
+
+class SemanticIndex:
+    """An index on disk (SQLite + faiss).
+
+    Args:
+        db: path of the SQLite database (created by the first :meth:`index`).
+        model: sentence-transformers name or local path (``None``: the packaged all-MiniLM-L6-v2).
+        device: ``auto``, ``cpu`` or ``cuda``.
+        encoder: an already loaded :class:`~semhash.embed.Encoder` to use instead of ``model``.
+    """
+
+    def __init__(
+        self,
+        db: str | Path = DEFAULT_DB,
+        model: str | None = None,
+        device: str = "auto",
+        encoder: Encoder | None = None,
+    ) -> None:
+        self.db = Path(db)
+        self.model = model
+        self.device = device
+        self.encoder = encoder
+
+    def index(self, paths: Sequence[str | Path], **options: object) -> IndexReport:
+        """Index or re-index folders/files; keyword options are those of :class:`semhash.ingest.IndexOptions`."""
+        from semhash.ingest import IndexOptions, index_paths
+
+        opts = IndexOptions(model=self.model, device=self.device, **options)  # type: ignore[arg-type]
+        return index_paths(self.db, paths, opts, encoder=self.encoder)
+
+    def query(self, text: str, k: int = DEFAULT_K, rerank: bool = True, radius: int | None = None) -> list[Hit]:
+        """Documents most similar to ``text``."""
+        from semhash.search import QueryOptions, Searcher
+
+        with Searcher(self.db, encoder=self.encoder, device=self.device) as searcher:
+            hits = searcher.query(text, QueryOptions(k=k, rerank=rerank, radius=radius))
+            self.encoder = searcher._encoder  # keep the loaded model for the next query
+            return hits
+
+    def similar(
+        self, path: str | Path, record: int | None = None, k: int = DEFAULT_K, rerank: bool = True
+    ) -> list[Hit]:
+        """Documents most similar to an indexed document."""
+        from semhash.search import QueryOptions, Searcher
+
+        with Searcher(self.db, encoder=self.encoder, device=self.device) as searcher:
+            return searcher.similar(path, record, QueryOptions(k=k, rerank=rerank))
+
+    def info(self) -> IndexInfo:
+        """What the index holds."""
+        from semhash.info import index_info
+
+        return index_info(self.db)
