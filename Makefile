@@ -1,0 +1,25 @@
+# The two quickstart commands (each does all set-up first): `make demo` and `make test`.
+PY := .venv/bin/python
+SEMHASH := .venv/bin/semhash
+DEMO_DB := .cache/sample.db
+
+.PHONY: setup demo test lint bench clean
+
+setup:
+	@bash scripts/bootstrap.sh
+
+demo: setup
+	@mkdir -p .cache
+	$(SEMHASH) index data/sample --db $(DEMO_DB)
+	$(SEMHASH) query "how do I fix a flat tyre on my bike" --db $(DEMO_DB) -k 5
+	$(SEMHASH) info --db $(DEMO_DB)
+
+lint: setup
+	$(PY) -m ruff check semhash tests scripts
+	$(PY) -m ruff format --check semhash tests scripts
+
+test: setup lint
+	$(PY) -m pytest -q
+
+clean:
+	rm -rf .cache .pytest_cache .hypothesis
