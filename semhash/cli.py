@@ -176,17 +176,17 @@ def _print_hits(hits: list, as_json: bool, bits: int) -> None:
         out.print("no match")
         return
     table = Table(show_lines=False)
-    for column, justify in (
-        ("#", "right"),
-        ("bits", "right"),
-        ("cosine", "right"),
-        ("path", "left"),
-        ("snippet", "left"),
-    ):
-        table.add_column(column, justify=justify, overflow="fold" if column == "path" else "ellipsis")
-    for hit in hits:
+    table.add_column("#", justify="right")
+    table.add_column("bits", justify="right")
+    table.add_column("cosine", justify="right")
+    paths = [_display_path(hit.location) for hit in hits]
+    table.add_column("path", overflow="fold", min_width=min(max(len(p) for p in paths), 60))
+    table.add_column("snippet", no_wrap=True)
+    room = max(20, out.width - max(len(p) for p in paths) - 30)
+    for hit, path in zip(hits, paths, strict=True):
         cosine = "" if hit.cosine is None else f"{hit.cosine:.3f}"
-        table.add_row(str(hit.rank), str(hit.distance), cosine, _display_path(hit.location), hit.snippet)
+        text = hit.snippet if len(hit.snippet) <= room else hit.snippet[: room - 1] + "…"
+        table.add_row(str(hit.rank), str(hit.distance), cosine, path, text)
     out.print(table)
 
 

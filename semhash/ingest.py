@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -66,10 +66,13 @@ def index_paths(
     roots = check_roots(paths)
     if options.bits is not None:
         check_bits(options.bits)
-    model_name = encoder.name if encoder is not None else resolve_model(options.model)[0]
     db_exists = Path(db_path).exists()
     store = Store.open(db_path, create=db_exists) if db_exists else None
     try:
+        if store is not None and options.model is None and store.embedding_model is not None:
+            # No --model on an existing index: keep using the model it was built with.
+            options = replace(options, model=store.embedding_model)
+        model_name = encoder.name if encoder is not None else resolve_model(options.model)[0]
         if store is not None:
             _check_before_work(store, model_name, options)
         states = store.document_states() if store is not None else {}

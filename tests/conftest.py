@@ -1,0 +1,92 @@
+"""Shared fixtures: a deterministic fake encoder and small corpora on disk."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from semhash.embed import EncodeStats
+
+TOPICS = {
+    "space": "planet orbit telescope star galaxy rocket moon astronaut comet nebula",
+    "food": "recipe oven flour butter sugar bake dough salt pepper garlic",
+    "bikes": "bicycle wheel chain gear saddle pedal tyre brake frame ride",
+}
+
+
+class FakeEncoder:
+    """Deterministic bag-of-words embedder: each word maps to a fixed random vector; texts sum them.
+
+    Texts sharing words get similar vectors, which is all the unit tests need; no model download.
+    """
+
+    name = "fake-bow"
+
+    def __init__(self, dim: int = 32, fail_after: int | None = None) -> None:
+        self.dim = dim
+        self.calls = 0
+        self.fail_after = fail_after
+        self.stats = EncodeStats()
+        self.encoded: list[str] = []
+
+    def _word(self, word: str) -> np.ndarray:
+        seed = int.from_bytes(hashlib.sha256(word.encode()).digest()[:8], "little")
+        return np.random.default_rng(seed).standard_normal(self.dim)
+
+    def encode(self, texts: Sequence[str]) -> np.ndarray:
+        if self.fail_after is not None and self.calls >= self.fail_after:
+            raise KeyboardInterrupt
+        self.calls += 1
+        out = np.zeros((len(texts), self.dim))
+        for row, text in enumerate(texts):
+            for word in re.findall(r"\w+", text.lower()):
+                out[row] += self._word(word)
+        out /= np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-12)
+        self.stats.documents += len(texts)
+        self.stats.windows += len(texts)
+        self.encoded.extend(texts)
+        return out.astype(np.float32)
+
+
+def write_corpus(root: Path, per_topic: int = 8) -> dict[str, list[Path]]:
+    """Write ``per_topic`` short documents per topic; returns the paths by topic."""
+    paths: dict[str, list[Path]] = {}
+    for topic, words in TOPICS.items():
+        vocab = words.split()
+        folder = root / topic
+        folder.mkdir(parents=True, exist_ok=True)
+        for i in range(per_topic):
+            rng = np.random.default_rng(int(hashlib.sha256(f"{topic}{i}".encode()).hexdigest()[:8], 16))
+            text = " ".join(rng.choice(vocab, size=12)) + f" note {i}"
+            path = folder / f"{topic}-{i}.txt"
+            path.write_text(text)
+            paths.setdefault(topic, []).append(path)
+    return paths
+
+
+@pytest.fixture
+def fake_encoder() -> FakeEncoder:
+    return FakeEncoder()
+
+
+@pytest.fixture
+def corpus(tmp_path: Path) -> Path:
+    root = tmp_path / "corpus"
+    write_corpus(root)
+    return root
+
+
+@pytest.fixture
+def patch_encoder(monkeypatch: pytest.MonkeyPatch) -> FakeEncoder:
+    """Make every ``load_encoder`` call (CLI included) return one shared fake encoder."""
+    encoder = FakeEncoder()
+    monkeypatch.setattr("semhash.embed.load_encoder", lambda *args, **kwargs: encoder)
+    return encoder
+
+
+FAST_EPOCHS = 5

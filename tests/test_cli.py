@@ -1,0 +1,172 @@
+"""Every command through typer's CliRunner: happy paths, error paths, exit codes and messages."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from conftest import FAST_EPOCHS, FakeEncoder
+from typer.testing import CliRunner
+
+from semhash.cli import app
+
+runner = CliRunner()
+
+
+def invoke(*args: str | Path) -> tuple[int, str]:
+    result = runner.invoke(app, [str(a) for a in args])
+    return result.exit_code, result.output
+
+
+@pytest.fixture
+def db(tmp_path: Path, corpus: Path, patch_encoder: FakeEncoder) -> Path:
+    path = tmp_path / "s.db"
+    code, output = invoke("index", corpus, "--db", path, "--epochs", FAST_EPOCHS, "--device", "cpu")
+    assert code == 0, output
+    return path
+
+
+def test_index_prints_a_summary(tmp_path: Path, corpus: Path, patch_encoder: FakeEncoder) -> None:
+    (corpus / "bin.txt").write_bytes(b"\x00\x00")
+    code, output = invoke("index", corpus, "--db", tmp_path / "s.db", "--epochs", 2, "-v")
+    assert code == 0, output
+    assert "24 added, 0 updated, 0 removed, 0 unchanged; 24 documents" in output
+    assert "trained the hashing model" in output
+    assert "skipped 1 files" in output and "bin.txt: binary file" in output
+    code, output = invoke("index", corpus, "--db", tmp_path / "s.db", "--json")
+    assert code == 0
+    report = json.loads(output)
+    assert report["unchanged"] == 24 and report["added"] == 0
+
+
+def test_db_from_environment(tmp_path: Path, corpus: Path, patch_encoder: FakeEncoder) -> None:
+    target = tmp_path / "env.db"
+    result = runner.invoke(app, ["index", str(corpus), "--epochs", "2"], env={"SEMHASH_DB": str(target)})
+    assert result.exit_code == 0, result.output
+    assert target.exists()
+
+
+def test_query_table_and_json(db: Path) -> None:
+    code, output = invoke("query", "telescope galaxy", "--db", db, "-k", 3)
+    assert code == 0, output
+    assert "space" in output and "cosine" in output
+    code, output = invoke("query", "telescope galaxy", "--db", db, "-k", 3, "--json", "--no-rerank")
+    rows = [json.loads(line) for line in output.splitlines()]
+    assert [r["rank"] for r in rows] == [1, 2, 3]
+    assert all(len(r["code"]) == 8 for r in rows)
+    assert [(r["distance"], r["id"]) for r in rows] == sorted((r["distance"], r["id"]) for r in rows)
+
+
+def test_query_radius_and_file(db: Path, tmp_path: Path) -> None:
+    code, output = invoke("query", "oven", "--db", db, "--radius", 32, "--json")
+    assert code == 0 and len(output.splitlines()) == 24
+    q = tmp_path / "q.txt"
+    q.write_text("bicycle chain gear")
+    code, output = invoke("query", "--file", q, "--db", db, "--json", "-k", 2)
+    assert code == 0 and all("/bikes/" in json.loads(line)["path"] for line in output.splitlines())
+
+
+def test_similar_and_info_and_train(db: Path, corpus: Path) -> None:
+    code, output = invoke("similar", corpus / "bikes" / "bikes-1.txt", "--db", db, "--json", "-k", 3)
+    assert code == 0, output
+    assert len(output.splitlines()) == 3
+    code, output = invoke("info", "--db", db)
+    assert code == 0 and "24 (24 encoded)" in output and "32 bits" in output and "fresh" in output
+    info = json.loads(invoke("info", "--db", db, "--json")[1])
+    assert info["documents"] == 24 and len(info["bit_usage"]) == 32
+    code, output = invoke("train", "--db", db, "--bits", 16, "--epochs", 2)
+    assert code == 0 and "encoded 24" in output
+    assert json.loads(invoke("info", "--db", db, "--json")[1])["bits"] == 16
+
+
+@pytest.mark.parametrize(
+    ("args", "exit_code", "message"),
+    [
+        (["index", "/no/such/dir"], 1, "no such file or folder"),
+        (["index", "{corpus}", "--bits", "12"], 2, "multiple of 8"),
+        (["query", "x"], 1, "run `semhash index DIR` first"),
+        (["query"], 2, "give a query text or --file"),
+        (["info"], 1, "no index at"),
+        (["similar", "x.txt"], 1, "no index at"),
+        (["train"], 1, "no index at"),
+        (["index", "{corpus}", "--device", "tpu"], 2, "--device must be one of"),
+    ],
+)
+def test_error_paths_are_one_line(
+    tmp_path: Path, corpus: Path, patch_encoder: FakeEncoder, args: list[str], exit_code: int, message: str
+) -> None:
+    args = [a.replace("{corpus}", str(corpus)) for a in args] + ["--db", str(tmp_path / "none.db")]
+    code, output = invoke(*args)
+    assert code == exit_code, output
+    assert message in output
+    assert "Traceback" not in output
+
+
+def test_errors_on_an_existing_index(db: Path, corpus: Path, tmp_path: Path) -> None:
+    code, output = invoke("index", corpus, "--db", db, "--model", "some-other-model")
+    assert code == 1 and "was built with model 'fake-bow'" in output
+    code, output = invoke("query", "x", "--db", db, "--radius", 33)
+    assert code == 2 and "--radius must be between 0 and 32" in output
+    code, output = invoke("similar", tmp_path / "unindexed.txt", "--db", db)
+    assert code == 1 and "not in the index" in output
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    code, output = invoke("index", empty, "--db", tmp_path / "fresh.db")
+    assert code == 1 and "no documents found" in output
+
+
+def test_corrupt_faiss_file_and_newer_schema(db: Path) -> None:
+    Path(f"{db}.faiss").write_bytes(b"garbage")
+    code, output = invoke("query", "oven", "--db", db)
+    assert code == 1 and "is corrupt: delete it" in output
+    Path(f"{db}.faiss").unlink()
+    assert invoke("query", "oven", "--db", db)[0] == 0  # rebuilt from SQLite
+    conn = sqlite3.connect(db)
+    conn.execute("PRAGMA user_version = 99")
+    conn.close()
+    code, output = invoke("info", "--db", db)
+    assert code == 1 and "newer than this semhash reads" in output
+
+
+def test_locked_database(db: Path, corpus: Path) -> None:
+    (corpus / "space" / "extra.txt").write_text("a new comet was seen")
+    holder = sqlite3.connect(db, isolation_level=None)
+    holder.execute("BEGIN EXCLUSIVE")
+    try:
+        code, output = invoke("index", corpus, "--db", db)
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+    assert code == 1 and "locked by another process" in output
+
+
+def test_interrupted_index_exits_130_and_resumes(tmp_path: Path, corpus: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    flaky = FakeEncoder(fail_after=2)
+    monkeypatch.setattr("semhash.embed.load_encoder", lambda *a, **k: flaky)
+    db = tmp_path / "s.db"
+    code, output = invoke("index", corpus, "--db", db, "--batch", 5, "--epochs", 2)
+    assert code == 130 and "rerun the same command to resume" in output
+    fresh = FakeEncoder()
+    monkeypatch.setattr("semhash.embed.load_encoder", lambda *a, **k: fresh)
+    code, output = invoke("index", corpus, "--db", db, "--batch", 5, "--epochs", 2)
+    assert code == 0 and "14 added" in output and "10 unchanged" in output
+    assert len(fresh.encoded) == 14
+
+
+def test_help_is_fast_and_imports_no_torch() -> None:
+    probe = "import sys; from semhash.cli import app; print(sorted(m for m in ('torch', 'numpy', 'faiss') if m in sys.modules))"
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "[]"
+    result = subprocess.run([sys.executable, "-m", "semhash.cli", "--help"], capture_output=True, text=True)
+    assert result.returncode == 0 and "index" in result.stdout and "query" in result.stdout
+
+
+def test_every_command_is_documented_in_the_readme() -> None:
+    readme = (Path(__file__).parent.parent / "README.md").read_text()
+    for command in app.registered_commands:
+        name = command.name or command.callback.__name__  # type: ignore[union-attr]
+        assert f"semhash {name}" in readme, f"`semhash {name}` is missing from README.md"

@@ -1,0 +1,81 @@
+"""End to end with the real packaged all-MiniLM-L6-v2, real SQLite and real faiss, through the CLI."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from semhash.cli import app
+
+pytestmark = pytest.mark.slow
+
+DOCS = {
+    "space/jupiter.txt": "Jupiter is the largest planet in the solar system, a gas giant with dozens of moons.",
+    "space/telescope.txt": "The new space telescope captured infrared images of distant galaxies and nebulae.",
+    "space/launch.md": "The rocket launch was delayed because of high winds over the launch pad.",
+    "food/bread.txt": "Knead the dough for ten minutes, let it rise, then bake the bread in a hot oven.",
+    "food/soup.txt": "Simmer onions, carrots and lentils in stock for a warming winter soup.",
+    "food/pasta.md": "Cook the spaghetti in salted boiling water and toss it with garlic and olive oil.",
+    "bikes/tyre.txt": "To fix a flat bicycle tyre, remove the wheel, find the puncture and patch the tube.",
+    "bikes/chain.txt": "A clean, lubricated chain makes gear changes on your bike smooth and quiet.",
+    "bikes/brakes.md": "Adjust the brake pads so they hit the rim squarely when you pull the lever.",
+}
+
+
+@pytest.fixture(scope="module")
+def indexed(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    root = tmp_path_factory.mktemp("e2e")
+    corpus = root / "corpus"
+    for name, text in DOCS.items():
+        (corpus / name).parent.mkdir(parents=True, exist_ok=True)
+        (corpus / name).write_text(text)
+    # one long document: several model windows, pooled
+    (corpus / "space" / "long.txt").write_text(" ".join(["The astronauts trained for the moon mission."] * 120))
+    db = root / "e2e.db"
+    result = CliRunner().invoke(app, ["index", str(corpus), "--db", str(db), "--device", "cpu", "--json"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.output)
+    assert report["added"] == 10 and report["trained"]
+    assert report["windows"] > 10  # the long document was split, not truncated
+    return corpus, db
+
+
+def test_query_with_the_real_model_finds_the_right_topic(indexed: tuple[Path, Path]) -> None:
+    _, db = indexed
+    result = CliRunner().invoke(app, ["query", "how do I repair a punctured bike wheel", "--db", str(db), "--json"])
+    assert result.exit_code == 0, result.output
+    hits = [json.loads(line) for line in result.output.splitlines()]
+    assert hits[0]["path"].endswith("bikes/tyre.txt")
+    assert hits[0]["cosine"] > 0.4
+
+
+def test_similar_and_info_with_the_real_model(indexed: tuple[Path, Path]) -> None:
+    corpus, db = indexed
+    runner = CliRunner()
+    result = runner.invoke(
+        app, ["similar", str(corpus / "space" / "telescope.txt"), "--db", str(db), "--json", "-k", "2"]
+    )
+    assert result.exit_code == 0, result.output
+    hits = [json.loads(line) for line in result.output.splitlines()]
+    assert all("/space/" in h["path"] for h in hits)
+    info = json.loads(runner.invoke(app, ["info", "--db", str(db), "--json"]).output)
+    assert info["model_name"] == "sentence-transformers/all-MiniLM-L6-v2" and info["embedding_dim"] == 384
+    assert info["documents"] == 10 and info["index_fresh"]
+
+
+def test_window_pooling_matches_plain_encode_for_short_texts() -> None:
+    from semhash.embed import load_encoder
+
+    encoder = load_encoder(device="cpu")
+    text = DOCS["food/soup.txt"]
+    ours = encoder.encode([text])[0]
+    plain = encoder._model.encode([text], normalize_embeddings=True)[0]  # type: ignore[attr-defined]
+    assert float(ours @ plain) == pytest.approx(1.0, abs=1e-5)
+    long_text = " ".join([text] * 60)
+    pieces = encoder.windows(long_text)
+    assert len(pieces) > 1 and "".join(p for p, _ in pieces) == long_text
+    assert np.isclose(np.linalg.norm(encoder.encode([long_text])[0]), 1.0)

@@ -1,0 +1,142 @@
+"""``index_paths``: incremental indexing, training, interruption and resume."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import FAST_EPOCHS, FakeEncoder
+
+from semhash.errors import CorpusError, ModelMismatchError, UsageError
+from semhash.index import CodeIndex, index_path_for
+from semhash.ingest import IndexOptions, index_paths, retrain_index
+from semhash.store import Store
+
+OPTS = IndexOptions(epochs=FAST_EPOCHS, device="cpu", batch_docs=4)
+
+
+def test_first_index_embeds_trains_encodes_and_builds_faiss(tmp_path: Path, corpus: Path) -> None:
+    db = tmp_path / "s.db"
+    report = index_paths(db, [corpus], OPTS, encoder=FakeEncoder())
+    assert (report.added, report.updated, report.removed, report.unchanged) == (24, 0, 0, 0)
+    assert report.trained and report.encoded == 24 and report.total_documents == 24
+    with Store.open(db) as store:
+        assert store.count(encoded_only=True) == 24
+        assert store.bits == 32 and store.embedding_model == "fake-bow"
+        index = CodeIndex.load(index_path_for(db), store.generation, 32)
+        assert index is not None and index.size == 24
+        ids, codes = store.codes()
+        assert len(set(codes.tolist())) > 1  # not collapsed to one code
+
+
+def test_rerun_skips_unchanged_updates_changed_adds_new_removes_gone(tmp_path: Path, corpus: Path) -> None:
+    db = tmp_path / "s.db"
+    index_paths(db, [corpus], OPTS, encoder=FakeEncoder())
+    (corpus / "space" / "space-0.txt").write_text("an entirely new text about rockets")
+    (corpus / "food" / "food-1.txt").unlink()
+    (corpus / "bikes" / "new.md").write_text("a new note on brakes and tyres")
+    encoder = FakeEncoder()
+    report = index_paths(db, [corpus], OPTS, encoder=encoder)
+    assert (report.added, report.updated, report.removed, report.unchanged) == (1, 1, 1, 22)
+    assert sorted(encoder.encoded) == ["a new note on brakes and tyres", "an entirely new text about rockets"]
+    assert not report.trained and report.encoded == 2
+    with Store.open(db) as store:
+        assert store.count() == 24 and store.count(encoded_only=True) == 24
+    again = index_paths(db, [corpus], OPTS, encoder=FakeEncoder())
+    assert again.embedded == 0 and again.unchanged == 24
+
+
+def test_removal_is_scoped_to_the_indexed_roots(tmp_path: Path, corpus: Path) -> None:
+    db = tmp_path / "s.db"
+    index_paths(db, [corpus], OPTS, encoder=FakeEncoder())
+    report = index_paths(db, [corpus / "space"], OPTS, encoder=FakeEncoder())
+    assert report.removed == 0 and report.unchanged == 8
+    assert report.total_documents == 24
+
+
+def test_interrupted_run_keeps_committed_batches_and_resumes(tmp_path: Path, corpus: Path) -> None:
+    db = tmp_path / "s.db"
+    with pytest.raises(KeyboardInterrupt):
+        index_paths(db, [corpus], OPTS, encoder=FakeEncoder(fail_after=3))
+    with Store.open(db) as store:
+        assert store.count() == 12  # three batches of four were committed
+    resumed = FakeEncoder()
+    report = index_paths(db, [corpus], OPTS, encoder=resumed)
+    assert report.unchanged == 12 and report.added == 12
+    assert len(resumed.encoded) == 12  # only what was not committed is embedded again
+    assert report.trained and report.total_documents == 24
+    with Store.open(db) as store:
+        assert store.count(encoded_only=True) == 24
+
+
+def test_interruption_after_embedding_before_training_resumes_with_training(
+    tmp_path: Path, corpus: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    db = tmp_path / "s.db"
+
+    def interrupted(*args: object, **kwargs: object) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr("semhash.train.train_hasher", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        index_paths(db, [corpus], OPTS, encoder=FakeEncoder())
+    monkeypatch.undo()
+    encoder = FakeEncoder()
+    report = index_paths(db, [corpus], OPTS, encoder=encoder)
+    assert encoder.encoded == [] and report.trained and report.encoded == 24
+
+
+def test_retrain_changes_bits_without_reembedding(tmp_path: Path, corpus: Path) -> None:
+    db = tmp_path / "s.db"
+    index_paths(db, [corpus], OPTS, encoder=FakeEncoder())
+    with pytest.raises(UsageError, match="--retrain"):
+        index_paths(db, [corpus], IndexOptions(bits=16, epochs=FAST_EPOCHS), encoder=FakeEncoder())
+    encoder = FakeEncoder()
+    report = index_paths(db, [corpus], IndexOptions(bits=16, retrain=True, epochs=FAST_EPOCHS), encoder=encoder)
+    assert encoder.encoded == [] and report.trained and report.encoded == 24
+    with Store.open(db) as store:
+        assert store.bits == 16
+        _, codes = store.codes()
+        assert int(np.max(codes)) < 1 << 16
+    report = retrain_index(db, bits=24, epochs=FAST_EPOCHS, device="cpu")
+    assert report.encoded == 24
+    with Store.open(db) as store:
+        assert store.bits == 24
+
+
+def test_other_embedding_model_is_refused_before_any_work(tmp_path: Path, corpus: Path) -> None:
+    db = tmp_path / "s.db"
+    index_paths(db, [corpus], OPTS, encoder=FakeEncoder())
+
+    class Other(FakeEncoder):
+        name = "other-model"
+
+    other = Other()
+    with pytest.raises(ModelMismatchError, match="fake-bow"):
+        index_paths(db, [corpus], OPTS, encoder=other)
+    assert other.encoded == []
+
+
+def test_empty_corpus_is_an_error_and_creates_nothing(tmp_path: Path) -> None:
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    (empty / "blank.txt").write_text("  ")
+    db = tmp_path / "s.db"
+    with pytest.raises(CorpusError, match="no documents found"):
+        index_paths(db, [empty], OPTS, encoder=FakeEncoder())
+    assert not db.exists()
+
+
+def test_bad_bits_fail_before_work(tmp_path: Path, corpus: Path) -> None:
+    with pytest.raises(UsageError, match="multiple of 8"):
+        index_paths(tmp_path / "s.db", [corpus], IndexOptions(bits=12), encoder=FakeEncoder())
+
+
+def test_tiny_corpus_trains_without_nan(tmp_path: Path) -> None:
+    root = tmp_path / "tiny"
+    root.mkdir()
+    (root / "one.txt").write_text("a single lonely document")
+    report = index_paths(tmp_path / "s.db", [root], OPTS, encoder=FakeEncoder())
+    assert report.total_documents == 1 and report.encoded == 1
+    assert np.isfinite(report.train_stats.get("min_bit_usage", 0.0))

@@ -1,0 +1,62 @@
+"""The architecture's import rules (ARCHITECTURE.md), checked on the source's AST."""
+
+from __future__ import annotations
+
+import ast
+import subprocess
+import sys
+from pathlib import Path
+
+PACKAGE = Path(__file__).parent.parent / "semhash"
+
+# Higher layers may import lower ones, never the reverse.
+LAYERS = {
+    "cli": 5,
+    "api": 4,
+    "ingest": 3, "search": 3, "dedup": 3, "evaluate": 3, "info": 3, "outliers": 3, "serve": 3,
+    "sync": 2.5, "train": 2.5,
+    "corpus": 2, "embed": 2, "model": 2, "store": 2, "index": 2, "device": 2, "baselines": 2,
+    "errors": 1, "types": 1, "config": 1, "codes": 1, "metrics": 1,
+}  # fmt: skip
+NO_TORCH = ("codes", "metrics", "store", "index", "sync", "info", "dedup", "corpus", "types", "errors", "config")
+
+
+def _semhash_imports(module: Path) -> set[str]:
+    names: set[str] = set()
+    for node in ast.walk(ast.parse(module.read_text())):
+        if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("semhash."):
+            names.add(node.module.split(".")[1])
+        elif isinstance(node, ast.Import):
+            names.update(a.name.split(".")[1] for a in node.names if a.name.startswith("semhash."))
+    return names
+
+
+def test_every_module_has_a_layer() -> None:
+    modules = {p.stem for p in PACKAGE.glob("*.py") if p.stem != "__init__"}
+    assert modules <= set(LAYERS), f"give these modules a layer: {sorted(modules - set(LAYERS))}"
+
+
+def test_no_module_imports_a_higher_layer() -> None:
+    for path in PACKAGE.glob("*.py"):
+        if path.stem == "__init__":
+            continue
+        for imported in _semhash_imports(path):
+            assert LAYERS[imported] <= LAYERS[path.stem], f"{path.stem} must not import {imported}"
+            if LAYERS[imported] == LAYERS[path.stem] == 3:
+                raise AssertionError(f"services stay independent: {path.stem} imports {imported}")
+
+
+def test_store_and_index_never_import_each_other() -> None:
+    assert "index" not in _semhash_imports(PACKAGE / "store.py")
+    assert "store" not in _semhash_imports(PACKAGE / "index.py")
+
+
+def test_storage_side_modules_run_without_torch() -> None:
+    present = [m for m in NO_TORCH if (PACKAGE / f"{m}.py").exists()]
+    probe = (
+        "import importlib, sys\n"
+        f"for m in {present!r}: importlib.import_module('semhash.' + m)\n"
+        "print([m for m in ('torch', 'sentence_transformers', 'transformers') if m in sys.modules])"
+    )
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "[]"

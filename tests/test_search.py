@@ -1,0 +1,90 @@
+"""Queries: Hamming top-k with cosine rerank, radius lookups, similar documents."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from conftest import FakeEncoder
+
+from semhash.errors import DocumentNotFoundError, IndexMissingError, UsageError
+from semhash.ingest import IndexOptions, index_paths
+from semhash.search import QueryOptions, Searcher
+
+
+@pytest.fixture
+def indexed(tmp_path: Path, corpus: Path) -> tuple[Path, FakeEncoder]:
+    db = tmp_path / "s.db"
+    encoder = FakeEncoder()
+    index_paths(db, [corpus], IndexOptions(epochs=30, device="cpu"), encoder=encoder)
+    return db, encoder
+
+
+def test_query_finds_the_topic_with_rerank(indexed: tuple[Path, FakeEncoder]) -> None:
+    db, encoder = indexed
+    with Searcher(db, encoder=encoder) as searcher:
+        hits = searcher.query("telescope galaxy nebula comet orbit", QueryOptions(k=5))
+    assert len(hits) == 5
+    assert all("/space/" in h.path for h in hits)
+    assert [h.rank for h in hits] == [1, 2, 3, 4, 5]
+    cosines = [h.cosine for h in hits]
+    assert cosines == sorted(cosines, reverse=True)
+
+
+def test_no_rerank_orders_by_hamming_then_id(indexed: tuple[Path, FakeEncoder]) -> None:
+    db, encoder = indexed
+    with Searcher(db, encoder=encoder) as searcher:
+        hits = searcher.query("flour butter sugar", QueryOptions(k=8, rerank=False))
+    keys = [(h.distance, h.id) for h in hits]
+    assert keys == sorted(keys)
+
+
+def test_radius_returns_everything_within_r_bits(indexed: tuple[Path, FakeEncoder]) -> None:
+    db, encoder = indexed
+    with Searcher(db, encoder=encoder) as searcher:
+        everything = searcher.query("pedal chain", QueryOptions(radius=32, rerank=False))
+        near = searcher.query("pedal chain", QueryOptions(radius=4, rerank=False))
+    assert len(everything) == 24
+    assert {h.id for h in near} == {h.id for h in everything if h.distance <= 4}
+
+
+def test_similar_leaves_the_document_out(indexed: tuple[Path, FakeEncoder], corpus: Path) -> None:
+    db, encoder = indexed
+    target = corpus / "food" / "food-3.txt"
+    with Searcher(db, encoder=encoder) as searcher:
+        hits = searcher.similar(target, options=QueryOptions(k=4))
+        assert len(hits) == 4 and all(h.path != str(target) for h in hits)
+        assert sum("/food/" in h.path for h in hits) >= 3
+        with pytest.raises(DocumentNotFoundError, match="not in the index"):
+            searcher.similar(corpus / "nope.txt")
+
+
+def test_query_file_uses_its_content(indexed: tuple[Path, FakeEncoder], tmp_path: Path) -> None:
+    db, encoder = indexed
+    query = tmp_path / "q.md"
+    query.write_text("rocket astronaut moon")
+    with Searcher(db, encoder=encoder) as searcher:
+        hits = searcher.query_file(query, QueryOptions(k=3))
+    assert all("/space/" in h.path for h in hits)
+
+
+def test_bad_options_and_empty_query(indexed: tuple[Path, FakeEncoder]) -> None:
+    db, encoder = indexed
+    with Searcher(db, encoder=encoder) as searcher:
+        with pytest.raises(UsageError, match="--radius"):
+            searcher.query("x", QueryOptions(radius=40))
+        with pytest.raises(UsageError, match="empty"):
+            searcher.query("   ")
+
+
+def test_stale_faiss_file_is_rebuilt(indexed: tuple[Path, FakeEncoder], tmp_path: Path) -> None:
+    db, encoder = indexed
+    Path(f"{db}.faiss").unlink()
+    with Searcher(db, encoder=encoder) as searcher:
+        assert searcher.index.size == 24
+    assert Path(f"{db}.faiss").exists()
+
+
+def test_missing_index_is_a_clear_error(tmp_path: Path) -> None:
+    with pytest.raises(IndexMissingError, match="semhash index DIR"):
+        Searcher(tmp_path / "none.db")
