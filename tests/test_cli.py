@@ -158,7 +158,10 @@ def test_interrupted_index_exits_130_and_resumes(tmp_path: Path, corpus: Path, m
 
 
 def test_help_is_fast_and_imports_no_torch() -> None:
-    probe = "import sys; from semhash.cli import app; print(sorted(m for m in ('torch', 'numpy', 'faiss') if m in sys.modules))"
+    probe = (
+        "import sys; from semhash.cli import app; "
+        "print(sorted(m for m in ('torch', 'numpy', 'faiss') if m in sys.modules))"
+    )
     result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "[]"
     result = subprocess.run([sys.executable, "-m", "semhash.cli", "--help"], capture_output=True, text=True)

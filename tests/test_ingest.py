@@ -26,7 +26,7 @@ def test_first_index_embeds_trains_encodes_and_builds_faiss(tmp_path: Path, corp
         assert store.bits == 32 and store.embedding_model == "fake-bow"
         index = CodeIndex.load(index_path_for(db), store.generation, 32)
         assert index is not None and index.size == 24
-        ids, codes = store.codes()
+        _, codes = store.codes()
         assert len(set(codes.tolist())) > 1  # not collapsed to one code
 
 
