@@ -10,6 +10,8 @@ another generation is stale and is rebuilt by the caller. This module never impo
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,6 +24,25 @@ from semhash.errors import CorruptIndexError
 def index_path_for(db_path: str | Path) -> Path:
     """Where the faiss file of a database lives."""
     return Path(f"{db_path}.faiss")
+
+
+@contextmanager
+def _threads_for(n_queries: int) -> Iterator[None]:
+    """One OpenMP thread for small query batches.
+
+    faiss parallelises a binary scan over queries; for one query the thread team only adds
+    synchronisation, and on a busy 2-core machine that made a single search ~25x slower (measured in
+    ``scripts/bench_engine.py``). Large batches keep every thread.
+    """
+    if n_queries >= 16:
+        yield
+        return
+    before = faiss.omp_get_max_threads()
+    faiss.omp_set_num_threads(1)
+    try:
+        yield
+    finally:
+        faiss.omp_set_num_threads(before)
 
 
 def _sidecar(path: Path) -> Path:
@@ -94,7 +115,8 @@ class CodeIndex:
         if k == 0:
             return np.zeros((len(queries), 0), np.int32), np.zeros((len(queries), 0), np.int64)
         probe = min(k + 1, self.size)
-        dist, ids = self.index.search(queries, probe)
+        with _threads_for(len(queries)):
+            dist, ids = self.index.search(queries, probe)
         out_d = np.empty((len(queries), k), np.int32)
         out_i = np.empty((len(queries), k), np.int64)
         for row in range(len(queries)):
@@ -115,11 +137,13 @@ class CodeIndex:
         """
         if self.size == 0:
             return np.zeros(0, np.int64), np.zeros(0, np.int32)
-        lims, dist, ids = self.index.range_search(np.ascontiguousarray(query, dtype=np.uint8), radius + 1)
+        with _threads_for(1):
+            lims, dist, ids = self.index.range_search(np.ascontiguousarray(query, dtype=np.uint8), radius + 1)
         return ids[lims[0] : lims[1]].astype(np.int64), dist[lims[0] : lims[1]].astype(np.int32)
 
     def range_search(self, queries: np.ndarray, radius: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Batched form of :meth:`within`: faiss's ``(lims, distances, ids)`` for ``<= radius``."""
         if self.size == 0:
             return np.zeros(len(queries) + 1, np.int64), np.zeros(0, np.int32), np.zeros(0, np.int64)
-        return self.index.range_search(np.ascontiguousarray(queries, dtype=np.uint8), radius + 1)
+        with _threads_for(len(queries)):
+            return self.index.range_search(np.ascontiguousarray(queries, dtype=np.uint8), radius + 1)
