@@ -5,18 +5,25 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from conftest import FakeEncoder
+from conftest import FakeEncoder, write_corpus
 
 from semhash.errors import DocumentNotFoundError, IndexMissingError, UsageError
 from semhash.ingest import IndexOptions, index_paths
 from semhash.search import QueryOptions, Searcher
 
 
-@pytest.fixture
-def indexed(tmp_path: Path, corpus: Path) -> tuple[Path, FakeEncoder]:
-    db = tmp_path / "s.db"
+@pytest.fixture(scope="module")
+def corpus_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("search") / "corpus"
+    write_corpus(root)
+    return root
+
+
+@pytest.fixture(scope="module")
+def indexed(corpus_root: Path) -> tuple[Path, FakeEncoder]:
+    db = corpus_root.parent / "s.db"
     encoder = FakeEncoder()
-    index_paths(db, [corpus], IndexOptions(epochs=30, device="cpu"), encoder=encoder)
+    index_paths(db, [corpus_root], IndexOptions(epochs=30, device="cpu"), encoder=encoder)
     return db, encoder
 
 
@@ -48,15 +55,15 @@ def test_radius_returns_everything_within_r_bits(indexed: tuple[Path, FakeEncode
     assert {h.id for h in near} == {h.id for h in everything if h.distance <= 4}
 
 
-def test_similar_leaves_the_document_out(indexed: tuple[Path, FakeEncoder], corpus: Path) -> None:
+def test_similar_leaves_the_document_out(indexed: tuple[Path, FakeEncoder], corpus_root: Path) -> None:
     db, encoder = indexed
-    target = corpus / "food" / "food-3.txt"
+    target = corpus_root / "food" / "food-3.txt"
     with Searcher(db, encoder=encoder) as searcher:
         hits = searcher.similar(target, options=QueryOptions(k=4))
         assert len(hits) == 4 and all(h.path != str(target) for h in hits)
         assert sum("/food/" in h.path for h in hits) >= 3
         with pytest.raises(DocumentNotFoundError, match="not in the index"):
-            searcher.similar(corpus / "nope.txt")
+            searcher.similar(corpus_root / "nope.txt")
 
 
 def test_query_file_uses_its_content(indexed: tuple[Path, FakeEncoder], tmp_path: Path) -> None:
