@@ -173,3 +173,16 @@ def test_every_command_is_documented_in_the_readme() -> None:
     for command in app.registered_commands:
         name = command.name or command.callback.__name__  # type: ignore[union-attr]
         assert f"semhash {name}" in readme, f"`semhash {name}` is missing from README.md"
+
+
+def test_query_on_an_index_emptied_by_a_rerun(tmp_path: Path, patch_encoder: FakeEncoder) -> None:
+    folder = tmp_path / "docs"
+    folder.mkdir()
+    (folder / "a.txt").write_text("a short note")
+    db = tmp_path / "s.db"
+    assert invoke("index", folder, "--db", db, "--epochs", 2)[0] == 0
+    (folder / "a.txt").unlink()
+    code, output = invoke("index", folder, "--db", db)
+    assert code == 0 and "1 removed" in output and "0 documents in the index" in output
+    code, output = invoke("query", "note", "--db", db)
+    assert code == 1 and "holds no document yet" in output
