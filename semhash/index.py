@@ -98,9 +98,8 @@ class CodeIndex:
                 f"the faiss index {path} is corrupt: delete it (and {_sidecar(path).name}); "
                 "it is rebuilt from the database on the next command"
             ) from exc
-        if not isinstance(index, faiss.IndexBinaryIDMap2):
-            index = faiss.downcast_IndexBinary(index)
-        if index.ntotal != meta.get("count") or index.d != bits:
+        index = faiss.downcast_IndexBinary(index)
+        if not isinstance(index, faiss.IndexBinaryIDMap2) or index.ntotal != meta.get("count") or index.d != bits:
             return None
         return cls(index, bits)
 

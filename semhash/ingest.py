@@ -16,6 +16,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -27,6 +28,9 @@ from semhash.errors import CorpusError, UsageError
 from semhash.store import Store
 from semhash.sync import build_index
 from semhash.types import IndexReport, SourceDocument
+
+if TYPE_CHECKING:
+    from semhash.model import HashingAutoencoder
 
 #: ``progress(phase, done, total)``; phases: "embed", "train", "encode".
 Progress = Callable[[str, int, int], None]
@@ -184,7 +188,7 @@ def retrain(
     options: IndexOptions,
     report: IndexReport,
     progress: Progress | None = None,
-):
+) -> HashingAutoencoder:
     """Train a new hashing model on every stored embedding, store it, and forget the old codes."""
     from dataclasses import asdict
 

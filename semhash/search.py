@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -23,6 +24,9 @@ from semhash.index import CodeIndex
 from semhash.store import Store
 from semhash.sync import load_index, require_documents
 from semhash.types import Hit
+
+if TYPE_CHECKING:
+    from semhash.model import HashingAutoencoder
 
 
 @dataclass
@@ -58,7 +62,7 @@ class Searcher:
         self.bits = self.index.bits
         self._encoder = encoder
         self._device = device
-        self._hasher = None
+        self._hasher: HashingAutoencoder | None = None
 
     def close(self) -> None:
         """Close the database."""

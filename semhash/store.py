@@ -35,7 +35,7 @@ SCHEMA_VERSION = 1
 
 
 def _migrate_1(db: sqlite_utils.Database) -> None:
-    db["documents"].create(
+    db.table("documents").create(
         {
             "id": int,
             "path": str,
@@ -51,10 +51,10 @@ def _migrate_1(db: sqlite_utils.Database) -> None:
         },
         pk="id",
     )
-    db["documents"].create_index(["path", "record"], unique=True)
-    db["documents"].create_index(["content_hash"])
-    db["documents"].create_index(["code"])
-    db["models"].create(
+    db.table("documents").create_index(["path", "record"], unique=True)
+    db.table("documents").create_index(["content_hash"])
+    db.table("documents").create_index(["code"])
+    db.table("models").create(
         {
             "id": int,
             "created_at": str,
@@ -67,7 +67,7 @@ def _migrate_1(db: sqlite_utils.Database) -> None:
         },
         pk="id",
     )
-    db["meta"].create({"key": str, "value": str}, pk="key")
+    db.table("meta").create({"key": str, "value": str}, pk="key")
 
 
 MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_migrate_1]
