@@ -314,6 +314,174 @@ def train_command(
     )
 
 
+@app.command("dedup")
+@_errors
+def dedup_command(
+    paths: list[Path] | None = typer.Argument(
+        None, help="With --against: new files or folders to check against the index (never added to it)."
+    ),
+    against: bool = typer.Option(False, "--against", help="Report which documents under PATHS already exist."),
+    db: Path = DbOption,
+    radius: int = typer.Option(3, "--radius", help="Hamming radius of the candidate stage, in bits (0-8)."),
+    threshold: float = typer.Option(
+        0.9, "--threshold", help="Cosine of stored embeddings at or above which a candidate is a duplicate."
+    ),
+    cluster: str = typer.Option(
+        "centre", "--cluster", help="centre: every member is similar to the kept one (no chaining); components."
+    ),
+    keep: str = typer.Option("first", "--keep", help="Kept per cluster: first, longest, shortest or newest."),
+    number_veto: bool = typer.Option(
+        False, "--number-veto", help="Reject near pairs whose texts each hold a number the other lacks."
+    ),
+    histogram: bool = typer.Option(False, "--histogram", help="Show the cosines of candidate pairs instead."),
+    list_duplicates: bool = typer.Option(
+        False, "--list-duplicates", help="Print only the paths that could be removed, one per line."
+    ),
+    write_unique: Path | None = typer.Option(
+        None, "--write-unique", help="Copy one document per cluster and every unique one into this new folder."
+    ),
+    device: str = DeviceOption,
+    as_json: bool = JsonOption,
+    as_csv: bool = typer.Option(False, "--csv", help="Print CSV (a header, then one row per duplicate)."),
+) -> None:
+    """Find exact and near-duplicate documents in the index (from stored codes; no model is loaded)."""
+    from semhash import dedup
+    from semhash.errors import UsageError
+
+    if as_json and as_csv:
+        raise UsageError("give --json or --csv, not both")
+    if against != bool(paths):
+        raise UsageError("check new files with: semhash dedup PATH... --against (PATHS need --against, and back)")
+    options = dedup.DedupOptions(
+        radius=radius, threshold=threshold, cluster=cluster, keep=keep, number_veto=number_veto
+    )
+    options.validate()
+    if write_unique is not None:
+        if against:
+            raise UsageError("--write-unique works on the index itself, not with --against")
+        dedup.check_new_folder(write_unique)
+    if against:
+        _print_against(dedup.find_existing(db, paths or [], options, device=device), as_json, as_csv, list_duplicates)
+        return
+    result = dedup.dedup_index(db, options)
+    if histogram:
+        _print_histogram(result, as_json)
+    elif list_duplicates:
+        for pair in result.duplicates:
+            print(pair.duplicate_location)
+    else:
+        _print_clusters(result, as_json, as_csv)
+    if write_unique is not None:
+        written = dedup.write_unique(result, db, write_unique)
+        (err if as_json or as_csv or list_duplicates else out).print(
+            f"wrote {written} unique documents to {write_unique}", highlight=False, markup=False
+        )
+
+
+def _print_clusters(result: Any, as_json: bool, as_csv: bool) -> None:
+    rows = [{"cluster": c.cluster, **asdict(d)} for c in result.clusters for d in c.duplicates]
+    if as_json:
+        for row in rows:
+            print(json.dumps(row))
+        return
+    if as_csv:
+        import csv
+        import sys
+
+        fields = ["cluster", "kept_id", "kept_location", "duplicate_id", "duplicate_location", "matched_id"]
+        writer = csv.DictWriter(sys.stdout, fieldnames=[*fields, "score", "reason"], lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(rows)
+        return
+    stats, options = result.stats, result.options
+    if rows:
+        table = Table(show_lines=False)
+        for column, justify in (("#", "right"), ("kept", "left"), ("duplicate", "left"), ("score", "right")):
+            table.add_column(column, justify=justify, overflow="fold")
+        table.add_column("reason")
+        for c in result.clusters:
+            for k, d in enumerate(c.duplicates):
+                kept = _display_path(c.kept_location) if k == 0 else ""
+                via = "" if d.matched_id == d.kept_id else f" (via id {d.matched_id})"
+                table.add_row(
+                    str(c.cluster) if k == 0 else "",
+                    kept,
+                    _display_path(d.duplicate_location),
+                    f"{d.score:.3f}",
+                    d.reason + via,
+                )
+        out.print(table)
+    exact = sum(d.reason == "exact" for d in result.duplicates)
+    out.print(
+        f"{stats.documents} documents: {len(result.clusters)} clusters, {len(rows)} duplicates "
+        f"({exact} exact, {len(rows) - exact} near); {stats.candidates} candidate pairs within {options.radius} bits, "
+        f"threshold {options.threshold}, {options.cluster} clusters, keep {options.keep}; {stats.seconds:.1f} s",
+        highlight=False,
+    )
+    if rows:
+        out.print("--histogram shows candidate similarities; rerun with --threshold T to change (it is cheap)")
+
+
+def _print_histogram(result: Any, as_json: bool) -> None:
+    bins = result.histogram()
+    if as_json:
+        for low, high, count in bins:
+            print(json.dumps({"from": round(low, 3), "to": round(high, 3), "pairs": count}))
+        return
+    table = Table(title=f"cosine of {len(result.cosine)} candidate pairs within {result.options.radius} bits")
+    for column in ("cosine", "pairs", "pass at lower edge", ""):
+        table.add_column(column, justify="left" if not column else "right")
+    peak = max((c for _, _, c in bins), default=0) or 1
+    for low, high, count in bins:
+        bar = "#" * round(30 * count / peak)
+        table.add_row(f"{low:.2f}-{high:.2f}", str(count), str(result.pairs_at(low)), bar)
+    out.print(table)
+
+
+def _print_against(result: Any, as_json: bool, as_csv: bool, list_only: bool) -> None:
+    rows = [
+        {"new_location": _location(doc), **asdict(m)}
+        for doc, matches in zip(result.documents, result.matches, strict=True)
+        for m in matches
+    ]
+    if list_only:
+        for k in result.existing:
+            print(_location(result.documents[k]))
+        return
+    if as_json:
+        for row in rows:
+            print(json.dumps(row))
+        return
+    if as_csv:
+        import csv
+        import sys
+
+        fields = ["new_location", "id", "location", "score", "reason", "hamming"]
+        writer = csv.DictWriter(sys.stdout, fieldnames=fields, lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(rows)
+        return
+    if rows:
+        table = Table(show_lines=False)
+        for column, justify in (("new document", "left"), ("in the index", "left"), ("score", "right")):
+            table.add_column(column, justify=justify, overflow="fold")
+        table.add_column("reason")
+        for row in rows:
+            table.add_row(
+                _display_path(row["new_location"]), _display_path(row["location"]), f"{row['score']:.3f}", row["reason"]
+            )
+        out.print(table)
+    out.print(
+        f"{len(result.existing)} of {len(result.documents)} new documents already exist in the index "
+        f"(radius {result.options.radius}, threshold {result.options.threshold}); nothing was added",
+        highlight=False,
+    )
+
+
+def _location(doc: Any) -> str:
+    return doc.path if doc.record == 0 else f"{doc.path}#{doc.record}"
+
+
 def main() -> None:
     """Entry point of the ``semhash`` command."""
     app(prog_name="semhash")

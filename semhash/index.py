@@ -98,7 +98,7 @@ class CodeIndex:
                 f"the faiss index {path} is corrupt: delete it (and {_sidecar(path).name}); "
                 "it is rebuilt from the database on the next command"
             ) from exc
-        index = faiss.downcast_IndexBinary(index)
+        # read_index_binary already returns the concrete class; anything else is not one of our files.
         if not isinstance(index, faiss.IndexBinaryIDMap2) or index.ntotal != meta.get("count") or index.d != bits:
             return None
         return cls(index, bits)
