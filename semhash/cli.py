@@ -288,6 +288,38 @@ def _bytes(n: int) -> str:
     return f"{n} B"
 
 
+@app.command("outliers")
+@_errors
+def outliers_command(
+    db: Path = DbOption,
+    k: int = typer.Option(10, "-k", "--top", min=1, help="Number of documents."),
+    min_z: float | None = typer.Option(
+        None, "--min-z", help="Instead of -k: every document whose robust z-score is at least this."
+    ),
+    as_json: bool = JsonOption,
+) -> None:
+    """Documents unlike the rest: the ones the hashing autoencoder reconstructs worst."""
+    from semhash.outliers import find_outliers
+
+    found = find_outliers(db, k=k, min_z=min_z)
+    if as_json:
+        for item in found:
+            print(json.dumps(asdict(item)))
+        return
+    table = Table()
+    for column in ("#", "error", "z", "path", "snippet"):
+        table.add_column(column, justify="right" if column in ("#", "error", "z") else "left")
+    for item in found:
+        table.add_row(
+            str(item.rank),
+            f"{item.recon_error:.3f}",
+            f"{item.z_score:.1f}",
+            _display_path(item.location),
+            item.snippet[:60],
+        )
+    out.print(table)
+
+
 @app.command("train")
 @_errors
 def train_command(

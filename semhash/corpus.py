@@ -256,3 +256,9 @@ def html_to_text(html: str) -> str:
     body = "\n".join(line for line in lines if line)
     title = " ".join("".join(parser.title).split())
     return f"{title}\n{body}" if title and body else title or body
+
+
+def snippet(text: str, width: int = 160) -> str:
+    """The start of a text on one line, cut at ``width`` characters."""
+    flat = " ".join(text.split())
+    return flat if len(flat) <= width else flat[: width - 1] + "…"

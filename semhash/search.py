@@ -17,7 +17,7 @@ import numpy as np
 
 from semhash.codes import from_sql_int, ints_to_packed
 from semhash.config import DEFAULT_K, MIN_RERANK_POOL, RERANK_POOL_FACTOR
-from semhash.corpus import ReadOptions, read_records
+from semhash.corpus import ReadOptions, read_records, snippet
 from semhash.embed import Encoder
 from semhash.errors import CorpusError, DocumentNotFoundError, UsageError
 from semhash.index import CodeIndex
@@ -44,12 +44,6 @@ class QueryOptions:
             raise UsageError(f"-k must be at least 1, not {self.k}")
         if self.radius is not None and not 0 <= self.radius <= bits:
             raise UsageError(f"--radius must be between 0 and {bits}, not {self.radius}")
-
-
-def snippet(text: str, width: int = 160) -> str:
-    """The start of a text on one line, cut at ``width`` characters."""
-    flat = " ".join(text.split())
-    return flat if len(flat) <= width else flat[: width - 1] + "…"
 
 
 class Searcher:

@@ -186,3 +186,17 @@ def test_query_on_an_index_emptied_by_a_rerun(tmp_path: Path, patch_encoder: Fak
     assert code == 0 and "1 removed" in output and "0 documents in the index" in output
     code, output = invoke("query", "note", "--db", db)
     assert code == 1 and "holds no document yet" in output
+
+
+def test_outliers_ranks_the_odd_document_first(tmp_path: Path, corpus: Path, patch_encoder: FakeEncoder) -> None:
+    (corpus / "odd.txt").write_text("quarterly tax filing deadline invoice accountant spreadsheet audit")
+    db = tmp_path / "s.db"
+    assert invoke("index", corpus, "--db", db, "--epochs", 30)[0] == 0
+    code, output = invoke("outliers", "--db", db, "--json", "-k", 3)
+    assert code == 0, output
+    rows = [json.loads(line) for line in output.splitlines()]
+    assert rows[0]["path"].endswith("odd.txt")
+    assert rows[0]["recon_error"] >= rows[1]["recon_error"] >= rows[2]["recon_error"]
+    code, output = invoke("outliers", "--db", db, "--min-z", 1000)
+    assert code == 0
+    assert invoke("outliers", "--db", tmp_path / "none.db")[0] == 1
