@@ -18,7 +18,20 @@ LAYERS = {
     "corpus": 2, "embed": 2, "model": 2, "store": 2, "index": 2, "device": 2, "baselines": 2,
     "errors": 1, "types": 1, "config": 1, "codes": 1, "metrics": 1,
 }  # fmt: skip
-NO_TORCH = ("codes", "metrics", "store", "index", "sync", "info", "dedup", "corpus", "types", "errors", "config")
+NO_TORCH = (
+    "codes",
+    "metrics",
+    "store",
+    "index",
+    "sync",
+    "info",
+    "dedup",
+    "outliers",
+    "corpus",
+    "types",
+    "errors",
+    "config",
+)
 
 
 def _semhash_imports(module: Path) -> set[str]:
