@@ -428,8 +428,10 @@ def _print_clusters(result: Any, as_json: bool, as_csv: bool) -> None:
     stats, options = result.stats, result.options
     if rows:
         table = Table(show_lines=False)
-        for column, justify in (("#", "right"), ("kept", "left"), ("duplicate", "left"), ("score", "right")):
-            table.add_column(column, justify=justify, overflow="fold")
+        table.add_column("#", justify="right")
+        table.add_column("kept", overflow="fold")
+        table.add_column("duplicate", overflow="fold")
+        table.add_column("score", justify="right")
         table.add_column("reason")
         for c in result.clusters:
             for k, d in enumerate(c.duplicates):
@@ -495,8 +497,9 @@ def _print_against(result: Any, as_json: bool, as_csv: bool, list_only: bool) ->
         return
     if rows:
         table = Table(show_lines=False)
-        for column, justify in (("new document", "left"), ("in the index", "left"), ("score", "right")):
-            table.add_column(column, justify=justify, overflow="fold")
+        table.add_column("new document", overflow="fold")
+        table.add_column("in the index", overflow="fold")
+        table.add_column("score", justify="right")
         table.add_column("reason")
         for row in rows:
             table.add_row(

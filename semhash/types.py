@@ -95,3 +95,46 @@ class IndexInfo:
     index_path: str
     index_bytes: int
     index_fresh: bool
+
+
+@dataclass(frozen=True)
+class DuplicatePair:
+    """One duplicate, explained: which document is kept, which one duplicates it, the score and why.
+
+    ``matched_id`` is the document the duplicate was matched to: the kept one, except in
+    ``components`` clusters, where it can be another member it is linked through. ``score`` is the
+    cosine of the matched pair's stored embeddings (1.0 for exact duplicates); ``reason`` is ``exact``
+    (same text once casefolded and whitespace-collapsed) or ``near``.
+    """
+
+    kept_id: int
+    kept_location: str
+    duplicate_id: int
+    duplicate_location: str
+    matched_id: int
+    score: float
+    reason: str
+
+
+@dataclass(frozen=True)
+class DuplicateCluster:
+    """A group of duplicates: the kept document and the others (numbered from 1 by the kept id)."""
+
+    cluster: int
+    kept_id: int
+    kept_location: str
+    duplicates: list[DuplicatePair]
+
+
+@dataclass(frozen=True)
+class ExistingMatch:
+    """A stored document that a new document duplicates (``semhash dedup --against``).
+
+    ``hamming`` is the code distance (-1 when an exact match lay outside the radius).
+    """
+
+    id: int
+    location: str
+    score: float
+    reason: str
+    hamming: int

@@ -1,0 +1,321 @@
+"""semhash dedup: candidates, verification, clustering, re-thresholding, --against, the CLI and its errors."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import FAST_EPOCHS, FakeEncoder
+from typer.testing import CliRunner
+
+import semhash.dedup as dd
+from semhash.cli import app
+from semhash.codes import hamming_matrix, ints_to_packed, to_sql_int
+from semhash.dedup import DedupOptions, candidate_pairs, dedup_index, find_existing, numbers_conflict
+from semhash.ingest import IndexOptions, index_paths
+from semhash.store import Store
+from semhash.types import SourceDocument
+
+runner = CliRunner()
+DIM = 8
+
+
+def unit(angle_deg: float, axis: int = 1) -> np.ndarray:
+    """A unit vector at ``angle_deg`` from e0 (so its cosine with e0 is cos(angle)), in plane (e0, e_axis)."""
+    v = np.zeros(DIM)
+    v[0], v[axis] = np.cos(np.radians(angle_deg)), np.sin(np.radians(angle_deg))
+    return v
+
+
+def make_store(
+    path: Path, docs: list[tuple[str, np.ndarray, int]], folder: Path, mtimes: list[float] | None = None
+) -> list[int]:
+    """A store of documents ``(text, embedding, code)``, each one also written to ``folder/docN.txt``."""
+    folder.mkdir(parents=True, exist_ok=True)
+    sources = []
+    for k, (text, _, _) in enumerate(docs):
+        file = folder / f"doc{k}.txt"
+        file.write_text(text)
+        mtime = mtimes[k] if mtimes else float(k)
+        sources.append(SourceDocument(str(file), 0, text, hashlib.sha256(text.encode()).hexdigest(), mtime))
+    with Store.open(path, create=True) as store:
+        store.check_embedding_model("fake", DIM)
+        ids = store.upsert_documents(sources, np.array([d[1] for d in docs], dtype=np.float32))
+        store.save_model(b"", bits=32, input_dim=DIM, config={}, stats={}, trained_on=len(docs))
+        store.set_codes(ids, [to_sql_int(d[2], 32) for d in docs], [0.0] * len(docs))
+    return ids
+
+
+E0 = unit(0)
+
+
+@pytest.fixture
+def db(tmp_path: Path) -> Path:
+    """Seven documents: an exact pair, a near pair, a chain, a far twin and a loner."""
+    path = tmp_path / "d.db"
+    make_store(
+        path,
+        [
+            ("The quick brown fox.", E0, 0b0000),  # 0
+            ("the  QUICK brown\nfox.", E0, 0b0000),  # 1: exact twin of 0 (normalised)
+            ("A slow green turtle crosses the road in 1998.", unit(10, 2), 0xF000),  # 2
+            ("A slow green turtle crossed the busy road in 1998!", unit(14, 2), 0xF001),  # 3: near 2 (1 bit)
+            ("Completely unrelated text about cooking pasta.", unit(90, 3), 0x0FF0),  # 4: far in codes
+            ("Another turtle text", unit(40, 2), 0xF003),  # 5: cos 0.77 with 3, 2 bits away
+            ("A copy of the fox far away in code space", E0, 0xFFFFFF00),  # 6: cos 1, 24 bits away
+        ],
+        tmp_path / "docs",
+    )
+    return path
+
+
+def by_id(result: dd.DedupResult) -> dict[int, tuple[int, str]]:
+    return {d.duplicate_id: (d.kept_id, d.reason) for d in result.duplicates}
+
+
+def test_exact_and_near_duplicates_explained(db: Path) -> None:
+    result = dedup_index(db, DedupOptions(radius=2, threshold=0.9))
+    assert by_id(result) == {2: (1, "exact"), 4: (3, "near")}
+    near = next(d for d in result.duplicates if d.reason == "near")
+    assert near.score == pytest.approx(np.cos(np.radians(4)), abs=1e-5)
+    assert near.kept_location.endswith("doc2.txt") and near.duplicate_location.endswith("doc3.txt")
+    assert [c.cluster for c in result.clusters] == [1, 2]
+    assert result.duplicate_ids == [2, 4]
+    # The cosine twin 24 bits away is never a candidate: candidates come from the codes only.
+    assert 7 not in set(result.left) | set(result.right)
+
+
+def test_rethreshold_and_histogram_need_no_database(db: Path) -> None:
+    result = dedup_index(db, DedupOptions(radius=2, threshold=0.9))
+    db.unlink()
+    lower = result.rethreshold(0.7)
+    assert lower.options.threshold == 0.7
+    assert by_id(lower) == {2: (1, "exact"), 4: (3, "near"), 6: (3, "near")}
+    assert by_id(lower.rethreshold(0.9)) == by_id(result)
+    assert by_id(result.rethreshold(keep="longest"))[3] == (4, "near")
+    hist = result.histogram(bins=10)
+    assert sum(count for _, _, count in hist) == len(result.cosine) == result.stats.candidates
+    assert result.pairs_at(0.9) == int((result.cosine >= 0.9).sum())
+    with pytest.raises(dd.UsageError, match="number veto"):
+        result.rethreshold(number_veto=True)
+    with pytest.raises(dd.UsageError, match="--threshold"):
+        result.rethreshold(1.5)
+
+
+def chain_store(tmp_path: Path) -> Path:
+    """A~B and B~C above 0.9, A~C below it: the chaining case."""
+    path = tmp_path / "chain.db"
+    make_store(
+        path,
+        [("alpha one", unit(0), 0b00), ("alpha two", unit(20), 0b01), ("alpha three", unit(40), 0b11)],
+        tmp_path / "chain",
+    )
+    return path
+
+
+def test_centre_clusters_never_chain_components_do(tmp_path: Path) -> None:
+    path = chain_store(tmp_path)
+    centre = dedup_index(path, DedupOptions(radius=2, threshold=0.9, cluster="centre"))
+    assert by_id(centre) == {2: (1, "near")}
+    components = centre.rethreshold(cluster="components")
+    assert by_id(components) == {2: (1, "near"), 3: (1, "near")}
+    via = {d.duplicate_id: d.matched_id for d in components.duplicates}
+    assert via == {2: 1, 3: 2}  # C is explained by the member it is similar to
+    assert {d.duplicate_id: d.score for d in components.duplicates}[3] == pytest.approx(np.cos(np.radians(20)), 1e-5)
+
+
+def test_keep_rules_are_deterministic(tmp_path: Path) -> None:
+    path = tmp_path / "k.db"
+    texts = ["same words here", "same words here, longer", "same words here, much much longer", "same"]
+    make_store(
+        path,
+        [(t, unit(k), 0b1) for k, t in enumerate(texts)],
+        tmp_path / "k",
+        mtimes=[5.0, 9.0, 1.0, 9.0],
+    )
+    result = dedup_index(path, DedupOptions(radius=0, threshold=0.9))
+    kept = {rule: result.rethreshold(keep=rule).clusters[0].kept_id for rule in dd.KEEP_RULES}
+    assert kept == {"first": 1, "longest": 3, "shortest": 4, "newest": 2}  # newest: tie 9.0 goes to the lower id
+
+
+def test_number_veto(tmp_path: Path) -> None:
+    assert numbers_conflict("sold in 1998 for $2.5 billion", "sold in 1998 for $1.8 billion")
+    assert not numbers_conflict("sold in 1998 for $2.5 billion", "sold for $2.5 billion")  # removal is no conflict
+    assert not numbers_conflict("1,000 people", "1000 people")
+    path = tmp_path / "n.db"
+    make_store(
+        path,
+        [("Revenue was 2.5 billion in 1998", unit(0), 0), ("Revenue was 1.8 billion in 1998", unit(5), 1)],
+        tmp_path / "n",
+    )
+    assert len(dedup_index(path, DedupOptions(radius=1)).duplicates) == 1
+    vetoed = dedup_index(path, DedupOptions(radius=1, number_veto=True))
+    assert vetoed.duplicates == [] and vetoed.rethreshold(number_veto=False).duplicates
+
+
+@pytest.mark.parametrize("radius", [0, 1, 2, 3, 4])
+@pytest.mark.parametrize("bitmap", [False, True])
+def test_candidate_pairs_equal_brute_force(radius: int, bitmap: bool, monkeypatch: pytest.MonkeyPatch) -> None:
+    if bitmap:
+        monkeypatch.setattr(dd, "_BITMAP_MIN_TABLE", 0)
+    rng = np.random.default_rng(radius)
+    centres = rng.integers(0, 2**32, 15, dtype=np.uint64)
+    flips = rng.random((400, 32)) < 0.05
+    codes = centres[rng.integers(0, 15, 400)] ^ (flips * (1 << np.arange(32, dtype=np.uint64))).sum(1).astype(np.uint64)
+    signed = codes.astype(np.int64)  # SQLite's form
+    i, j, d = candidate_pairs(signed, 32, radius)
+    packed = ints_to_packed(signed, 32)
+    full = hamming_matrix(packed, packed)
+    want_i, want_j = np.nonzero(np.triu(full <= radius, 1))
+    assert list(zip(i.tolist(), j.tolist(), strict=True)) == list(zip(want_i.tolist(), want_j.tolist(), strict=True))
+    assert (d == full[i, j]).all()
+
+
+def test_in_index_dedup_does_not_import_torch(db: Path) -> None:
+    probe = (
+        "import sys\n"
+        "from semhash.dedup import dedup_index, DedupOptions\n"
+        f"r = dedup_index({str(db)!r}, DedupOptions(radius=2))\n"
+        "assert r.duplicates\n"
+        "print([m for m in ('torch', 'sentence_transformers', 'transformers') if m in sys.modules])"
+    )
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "[]"
+
+
+def test_find_existing_reports_matches_without_adding(tmp_path: Path, corpus: Path) -> None:
+    db = tmp_path / "s.db"
+    encoder = FakeEncoder()
+    index_paths(db, [corpus], IndexOptions(epochs=FAST_EPOCHS, device="cpu"), encoder=encoder)
+    new = tmp_path / "new"
+    new.mkdir()
+    space = sorted((corpus / "space").glob("*.txt"))[0]
+    (new / "copy.txt").write_text("  " + space.read_text().upper() + "\n")
+    (new / "novel.txt").write_text("zebra xylophone quartz vortex")
+    with Store.open(db) as store:
+        before = store.count()
+    result = find_existing(db, [new], DedupOptions(radius=4, threshold=0.95), encoder=encoder)
+    with Store.open(db) as store:
+        assert store.count() == before
+    assert [Path(d.path).name for d in result.documents] == ["copy.txt", "novel.txt"]
+    assert result.existing == [0]
+    first = result.matches[0][0]
+    assert first.reason == "exact" and first.score == 1.0 and first.location == str(space.resolve())
+    assert result.matches[1] == []
+    assert result.rethreshold(-1.0).matches[0]  # every candidate passes at -1
+
+
+# -- CLI -----------------------------------------------------------------------------------------------
+def invoke(*args: str | Path) -> tuple[int, str]:
+    result = runner.invoke(app, ["dedup", *[str(a) for a in args]])
+    return result.exit_code, result.output
+
+
+def test_cli_defaults_match_the_library() -> None:
+    import inspect
+
+    from semhash.cli import dedup_command
+
+    params = inspect.signature(dedup_command).parameters
+    assert params["radius"].default.default == dd.DEFAULT_RADIUS
+    assert params["threshold"].default.default == dd.DEFAULT_THRESHOLD
+
+
+def test_cli_table_json_csv_list(db: Path) -> None:
+    code, output = invoke("--db", db, "--radius", 2)
+    assert code == 0, output
+    assert "doc0.txt" in output and "exact" in output and "near" in output
+    assert "7 documents: 2 clusters, 2 duplicates (1 exact, 1 near)" in output
+    code, output = invoke("--db", db, "--radius", 2, "--json")
+    rows = [json.loads(line) for line in output.splitlines()]
+    assert [(r["cluster"], r["kept_id"], r["duplicate_id"], r["reason"]) for r in rows] == [
+        (1, 1, 2, "exact"),
+        (2, 3, 4, "near"),
+    ]
+    assert rows[0]["duplicate_location"].endswith("doc1.txt")
+    code, output = invoke("--db", db, "--radius", 2, "--csv")
+    lines = output.splitlines()
+    assert lines[0].startswith("cluster,kept_id,kept_location") and len(lines) == 3
+    code, output = invoke("--db", db, "--radius", 2, "--list-duplicates")
+    assert [Path(p).name for p in output.split()] == ["doc1.txt", "doc3.txt"]
+    code, output = invoke("--db", db, "--radius", 2, "--threshold", 0.5, "--cluster", "components", "--json")
+    assert code == 0 and len(output.splitlines()) == 3
+
+
+def test_cli_histogram(db: Path) -> None:
+    code, output = invoke("--db", db, "--radius", 2, "--histogram")
+    assert code == 0, output
+    assert "candidate pairs within 2 bits" in output
+    code, output = invoke("--db", db, "--radius", 2, "--histogram", "--json")
+    assert sum(json.loads(line)["pairs"] for line in output.splitlines()) == 4
+
+
+def test_cli_write_unique_copies_and_never_touches_sources(db: Path, tmp_path: Path) -> None:
+    before = {p.name: p.read_text() for p in (tmp_path / "docs").iterdir()}
+    code, output = invoke("--db", db, "--radius", 2, "--write-unique", tmp_path / "unique")
+    assert code == 0, output
+    assert "wrote 5 unique documents" in output
+    written = sorted(p.name for p in (tmp_path / "unique").rglob("*.txt"))
+    assert written == ["doc0.txt", "doc2.txt", "doc4.txt", "doc5.txt", "doc6.txt"]
+    assert {p.name: p.read_text() for p in (tmp_path / "docs").iterdir()} == before
+
+
+def test_cli_against(tmp_path: Path, corpus: Path, patch_encoder: FakeEncoder) -> None:
+    db = tmp_path / "s.db"
+    indexed = runner.invoke(app, ["index", str(corpus), "--db", str(db), "--epochs", str(FAST_EPOCHS)])
+    assert indexed.exit_code == 0, indexed.output
+    new = tmp_path / "new"
+    new.mkdir()
+    (new / "copy.txt").write_text(sorted((corpus / "food").glob("*.txt"))[1].read_text())
+    (new / "novel.txt").write_text("zebra xylophone quartz vortex")
+    code, output = invoke(new, "--against", "--db", db)
+    assert code == 0, output
+    assert "1 of 2 new documents already exist in the index" in output and "exact" in output
+    code, output = invoke(new, "--against", "--db", db, "--json")
+    rows = [json.loads(line) for line in output.splitlines()]
+    assert rows[0]["new_location"].endswith("copy.txt") and rows[0]["reason"] == "exact"
+    code, output = invoke(new, "--against", "--db", db, "--list-duplicates")
+    assert output.split() == [str(new / "copy.txt")]
+
+
+@pytest.mark.parametrize(
+    ("args", "exit_code", "message"),
+    [
+        (["--radius", "9"], 2, "--radius must be between 0 and 8"),
+        (["--radius", "-1"], 2, "--radius must be between 0 and 8"),
+        (["--threshold", "1.5"], 2, "--threshold must be a cosine between -1 and 1"),
+        (["--cluster", "stars"], 2, "--cluster must be one of centre, components"),
+        (["--keep", "oldest"], 2, "--keep must be one of first, longest, shortest, newest"),
+        (["--json", "--csv"], 2, "give --json or --csv, not both"),
+        (["somewhere"], 2, "semhash dedup PATH... --against"),
+        (["--against"], 2, "semhash dedup PATH... --against"),
+    ],
+)
+def test_cli_usage_errors(db: Path, args: list[str], exit_code: int, message: str) -> None:
+    code, output = invoke("--db", db, *args)
+    assert code == exit_code, output
+    assert output.startswith("error: ") and message in output
+
+
+def test_cli_output_folder_that_exists(db: Path, tmp_path: Path) -> None:
+    (tmp_path / "out").mkdir()
+    code, output = invoke("--db", db, "--write-unique", tmp_path / "out")
+    assert code == 2 and "error: --write-unique" in output and "already exists" in output
+
+
+def test_cli_missing_and_empty_index(tmp_path: Path) -> None:
+    code, output = invoke("--db", tmp_path / "none.db")
+    assert code == 1 and "error: no index at" in output
+    Store.open(tmp_path / "empty.db", create=True).close()
+    code, output = invoke("--db", tmp_path / "empty.db")
+    assert code == 1 and "holds no document yet" in output
+
+
+def test_cli_against_missing_path(db: Path, tmp_path: Path) -> None:
+    code, output = invoke(tmp_path / "nope", "--against", "--db", db)
+    assert code == 1 and "no such file or folder" in output
