@@ -567,35 +567,31 @@ def synthetic(n: int, seed: int = 0) -> tuple[list[str], np.ndarray]:
 
 
 def synthetic_store(n: int) -> Path:
-    """A store of ``n`` synthetic documents, encoded by one hashing model trained on 20,000 of them."""
+    """A store of ``n`` synthetic documents, encoded by the hashing model trained on the 20NG set (their source)."""
     from dataclasses import asdict
 
     from semhash.codes import packed_to_ints, to_sql_int
-    from semhash.model import encode_codes, model_from_bytes, model_to_bytes
+    from semhash.model import encode_codes, model_from_bytes
     from semhash.store import Store
-    from semhash.train import TrainConfig, train_hasher
+    from semhash.train import TrainConfig
 
     db = CACHE / f"synthetic-{n}.db"
     if db.exists():
         with Store.open(db) as store:
             if store.count(encoded_only=True) == n:
                 return db
-    model_file = CACHE / "synthetic-model.pt"
-    config = TrainConfig(seed=0)
-    if not model_file.exists():
-        _, sample = synthetic(20_000, seed=1)
-        started = time.perf_counter()
-        model, _ = train_hasher(sample, 32, config, device="cpu")
-        model_file.write_bytes(model_to_bytes(model))
-        print(f"  trained the hashing model on 20,000 synthetic documents in {time.perf_counter() - started:.0f} s")
-    weights = model_file.read_bytes()
+    with Store.open(CACHE / "ng.db") as ng_store:
+        active = ng_store.active_model()
+    assert active is not None, "run the quality stage first: it trains the 20NG model"
+    config = TrainConfig(**active["config"])
+    weights = active["weights"]
     model = model_from_bytes(weights)
     texts, emb = synthetic(n)
     db.unlink(missing_ok=True)
     started = time.perf_counter()
     build_store(f"synthetic-{n}", texts, emb, train=False)
     with Store.open(db) as store:
-        store.save_model(weights, 32, emb.shape[1], asdict(config), {}, trained_on=20_000)
+        store.save_model(weights, 32, emb.shape[1], asdict(config), {}, trained_on=active["trained_on"])
         for start in range(0, n, 100_000):
             codes = packed_to_ints(encode_codes(model, emb[start : start + 100_000]))
             ids = list(range(start + 1, start + len(codes) + 1))

@@ -52,6 +52,7 @@ import re
 import shutil
 import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -176,11 +177,11 @@ def distinct_code_pairs(
         table_keys = packed >> np.uint64(32)
         table_owner = (packed & np.uint64(0xFFFFFFFF)).astype(np.int64)
         del packed
-    out_a, out_b = [], []
     bitmap = _presence_bitmap(table_keys) if len(masks_b) > bits + 1 and len(table_keys) >= _BITMAP_MIN_TABLE else None
     step = max(1, chunk_lookups // len(masks_b))
     width = len(masks_b)
-    for start in range(0, n, step):
+
+    def join(start: int) -> tuple[np.ndarray, np.ndarray]:
         probes = (codes[start : start + step, None] ^ masks_b[None, :]).ravel()
         if bitmap is not None:  # most probes of a 2-bit-or-more ball hit nothing: drop them cheaply
             slot = _slot(probes)
@@ -192,29 +193,27 @@ def distinct_code_pairs(
         order = np.argsort(probes, kind="stable")
         probes, probe_owner = probes[order], probe_owner[order]
         lo = np.searchsorted(table_keys, probes, "left")
-        hi = np.searchsorted(table_keys, probes, "right")
-        counts = hi - lo
+        counts = np.searchsorted(table_keys, probes, "right") - lo
         hit = counts > 0
-        if not hit.any():
-            continue
         lo, counts, probe_owner = lo[hit], counts[hit], probe_owner[hit]
         total = int(counts.sum())
         offsets = np.repeat(np.cumsum(counts) - counts, counts)
-        slots = np.repeat(lo, counts) + (np.arange(total) - offsets)
         left = np.repeat(probe_owner, counts)
-        right = table_owner[slots]
+        right = table_owner[np.repeat(lo, counts) + (np.arange(total) - offsets)]
         keep = left < right
         left, right = left[keep], right[keep]
-        if len(left):
-            pair_key = _sorted_unique((left.astype(np.uint64) << np.uint64(32)) | right.astype(np.uint64))
-            out_a.append((pair_key >> np.uint64(32)).astype(np.int64))
-            out_b.append((pair_key & np.uint64(0xFFFFFFFF)).astype(np.int64))
-    if not out_a:
+        keep = np.bitwise_count(codes[left] ^ codes[right]) <= radius
+        pair_key = _sorted_unique((left[keep].astype(np.uint64) << np.uint64(32)) | right[keep].astype(np.uint64))
+        return (pair_key >> np.uint64(32)).astype(np.int64), (pair_key & np.uint64(0xFFFFFFFF)).astype(np.int64)
+
+    # numpy releases the GIL in sorts, searches and ufuncs: chunks run on every core.
+    with ThreadPoolExecutor(max_workers=max(1, min(os.cpu_count() or 1, 8))) as pool:
+        parts = list(pool.map(join, range(0, n, step)))
+    if not parts:
         return empty
-    a, b = np.concatenate(out_a), np.concatenate(out_b)
-    dist = _popcount(codes[a] ^ codes[b])
-    keep = dist <= radius
-    return a[keep], b[keep], dist[keep]
+    a = np.concatenate([p[0] for p in parts])
+    b = np.concatenate([p[1] for p in parts])
+    return a, b, _popcount(codes[a] ^ codes[b])
 
 
 _BITMAP_BITS = 29
@@ -370,6 +369,8 @@ class DedupResult:
     vetoed: np.ndarray | None
     docs: DocTable
     stats: DedupStats = field(default_factory=DedupStats)
+    fine_histogram: np.ndarray | None = None
+    floor: float = -1.0
 
     @property
     def duplicates(self) -> list[DuplicatePair]:
@@ -401,6 +402,11 @@ class DedupResult:
             number_veto=self.options.number_veto if number_veto is None else number_veto,
         )
         options.validate()
+        if options.threshold < self.floor:
+            raise UsageError(
+                f"candidate pairs below cosine {self.floor} were counted, not kept: "
+                f"run dedup again with --threshold {options.threshold}"
+            )
         if options.number_veto and self.vetoed is None:
             raise UsageError("the number veto was not computed for this result: run dedup with number_veto=True")
         started = time.perf_counter()
@@ -409,17 +415,28 @@ class DedupResult:
         return replace(self, options=options, clusters=clusters, stats=stats)
 
     def histogram(self, bins: int = 20, low: float = 0.0) -> list[tuple[float, float, int]]:
-        """``(from, to, count)`` of candidate-pair cosines on ``bins`` equal bins of ``[low, 1]``.
+        """``(from, to, count)`` of the cosines of *all* candidate pairs on ``bins`` equal bins of ``[low, 1]``.
 
-        Cosines below ``low`` are counted in the first bin.
+        Cosines below ``low`` are counted in the first bin. Edges are exact to 0.01.
         """
+        fine = self._fine()
         edges = np.linspace(low, 1.0, bins + 1)
-        counts, _ = np.histogram(np.clip(self.cosine, low, 1.0), bins=edges)
-        return [(float(edges[k]), float(edges[k + 1]), int(counts[k])) for k in range(bins)]
+        cuts = np.clip(np.round((edges + 1.0) * (FINE_BINS / 2)).astype(np.int64), 0, FINE_BINS)
+        cuts[0], cuts[-1] = 0, FINE_BINS
+        return [(float(edges[k]), float(edges[k + 1]), int(fine[cuts[k] : cuts[k + 1]].sum())) for k in range(bins)]
 
     def pairs_at(self, threshold: float) -> int:
-        """How many candidate pairs pass ``threshold`` (before clustering)."""
-        return int((self.cosine >= threshold).sum())
+        """How many candidate pairs have a cosine of at least ``threshold`` (before clustering; 0.01 steps
+        below the kept floor)."""
+        if threshold >= self.floor:
+            return int((self.cosine >= threshold).sum())
+        cut = int(np.clip(np.round((threshold + 1.0) * (FINE_BINS / 2)), 0, FINE_BINS))
+        return int(self._fine()[cut:].sum())
+
+    def _fine(self) -> np.ndarray:
+        if self.fine_histogram is not None:
+            return self.fine_histogram
+        return np.bincount(_fine_bin(self.cosine), minlength=FINE_BINS)
 
 
 # -- clustering -------------------------------------------------------------------------------------
@@ -628,12 +645,15 @@ def dedup_store(store: Store, options: DedupOptions) -> DedupResult:
     stats.seconds_read = time.perf_counter() - started
 
     started = time.perf_counter()
-    i, j, dist = candidate_pairs(codes, bits, options.radius)
+    blocks = CodeBlocks.build(codes, bits, options.radius)
+    stats.candidates = blocks.candidate_count
     stats.seconds_candidates = time.perf_counter() - started
 
     started = time.perf_counter()
+    rows = blocks.rows_with_candidates()
+    matrix, slot = _embeddings_for(store, ids, rows)
+    i, j, dist, cosine, fine = blocks.verify(matrix, slot, min(options.threshold, KEEP_FLOOR))
     involved = np.union1d(np.union1d(i, j), _rows_in_exact_groups(keys))
-    cosine = pair_cosines(store, ids, involved, i, j)
     vetoed = None
     involved_ids = ids[involved]
     docs_of = store.documents(involved_ids.tolist())
@@ -660,29 +680,147 @@ def dedup_store(store: Store, options: DedupOptions) -> DedupResult:
     )
     left, right = ids[i], ids[j]
     clusters = build_clusters(docs, left, right, cosine, vetoed, options)
-    stats.candidates = len(i)
     stats.exact_duplicates = len(involved) - len(np.unique(keys[involved])) if len(involved) else 0
     stats.seconds_cluster = time.perf_counter() - started
-    return DedupResult(options, clusters, left, right, dist.astype(np.int8), cosine, vetoed, docs, stats)
+    floor = min(options.threshold, KEEP_FLOOR)
+    return DedupResult(options, clusters, left, right, dist, cosine, vetoed, docs, stats, fine, floor)
+
+
+#: Candidate pairs below this cosine (or below the threshold, if lower) are counted, not kept.
+KEEP_FLOOR = 0.5
+#: The histogram of candidate cosines is kept at this resolution, over [-1, 1].
+FINE_BINS = 200
+
+
+def _fine_bin(cos: np.ndarray) -> np.ndarray:
+    return np.clip(((cos.astype(np.float64) + 1.0) * (FINE_BINS / 2)).astype(np.int64), 0, FINE_BINS - 1)
+
+
+@dataclass
+class CodeBlocks:
+    """Documents grouped by distinct code, and the pairs of distinct codes within the radius.
+
+    Candidate pairs are never listed one by one before verification: each distinct code's documents are
+    compared with its own and its neighbour codes' documents in one matrix product of stored embeddings
+    (BLAS), and only pairs at or above a cosine floor are kept; the others are only counted in a
+    histogram. Coarse codes (many documents per code) cost flops, not memory.
+    """
+
+    order: np.ndarray  # rows grouped by distinct code
+    starts: np.ndarray
+    counts: np.ndarray
+    a: np.ndarray  # distinct-code pairs a < b within the radius, sorted by a
+    b: np.ndarray
+    dist: np.ndarray
+
+    @classmethod
+    def build(cls, codes: np.ndarray, bits: int, radius: int) -> CodeBlocks:
+        """Group ``codes`` (SQLite int64 or uint64) and join the distinct ones within ``radius``."""
+        arr = np.asarray(codes)
+        unsigned = arr if arr.dtype == np.uint64 else arr.astype(np.int64).view(np.uint64)
+        if bits < 64:
+            unsigned = unsigned & np.uint64((1 << bits) - 1)
+        uniq, inverse, counts = np.unique(unsigned, return_inverse=True, return_counts=True)
+        order = np.argsort(inverse, kind="stable")
+        a, b, dist = distinct_code_pairs(uniq, bits, radius)
+        return cls(order, np.cumsum(counts) - counts, counts, a, b, dist)
+
+    @property
+    def candidate_count(self) -> int:
+        """Pairs of documents within the radius (same code, or codes within the radius)."""
+        c = self.counts.astype(np.int64)
+        return int((c * (c - 1) // 2).sum() + (c[self.a] * c[self.b]).sum())
+
+    def rows_with_candidates(self) -> np.ndarray:
+        """Sorted rows of every document that has at least one candidate."""
+        busy = self.counts > 1
+        busy[self.a] = True
+        busy[self.b] = True
+        codes = np.flatnonzero(busy)
+        return np.sort(_expand(self.order, self.starts[codes], self.counts[codes]))
+
+    def verify(
+        self, matrix: np.ndarray, slot: np.ndarray, floor: float
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Cosine of every candidate pair, block by block.
+
+        Args:
+            matrix: stored unit embeddings; ``slot[row]`` is a row's line in it.
+            floor: pairs with a lower cosine are only counted.
+
+        Returns:
+            ``(i, j, hamming, cosine, fine histogram)`` of the kept pairs (rows, ``i < j``, sorted).
+        """
+        fine = np.zeros(FINE_BINS, np.int64)
+        # Every neighbour code's rows, concatenated per code a (CSR), with the pair's distance.
+        sizes = self.counts[self.b]
+        partner = _expand(self.order, self.starts[self.b], sizes)
+        partner_dist = np.repeat(self.dist, sizes)
+        pair_bounds = np.searchsorted(self.a, np.arange(len(self.counts) + 1))
+        partner_bounds = np.r_[0, np.cumsum(sizes)][pair_bounds]
+        busy = np.flatnonzero((self.counts > 1) | (partner_bounds[1:] > partner_bounds[:-1]))
+        out_i, out_j, out_d, out_c = [], [], [], []
+        for u in busy.tolist():
+            rows = self.order[self.starts[u] : self.starts[u] + self.counts[u]]
+            mine = matrix[slot[rows]]
+            if len(rows) > 1:
+                x, y = np.triu_indices(len(rows), 1)
+                sims = (mine @ mine.T)[x, y]
+                fine += np.bincount(_fine_bin(sims), minlength=FINE_BINS)
+                keep = sims >= floor
+                out_i.append(rows[x[keep]])
+                out_j.append(rows[y[keep]])
+                out_d.append(np.zeros(int(keep.sum()), np.int8))
+                out_c.append(sims[keep])
+            lo, hi = partner_bounds[u], partner_bounds[u + 1]
+            if hi > lo:
+                others = partner[lo:hi]
+                sims = mine @ matrix[slot[others]].T
+                fine += np.bincount(_fine_bin(sims.ravel()), minlength=FINE_BINS)
+                x, y = np.nonzero(sims >= floor)
+                out_i.append(rows[x])
+                out_j.append(others[y])
+                out_d.append(partner_dist[lo:hi][y])
+                out_c.append(sims[x, y])
+        if not out_i:
+            empty = np.zeros(0, np.int64)
+            return empty, empty, np.zeros(0, np.int8), np.zeros(0, np.float32), fine
+        i, j = np.concatenate(out_i), np.concatenate(out_j)
+        d, c = np.concatenate(out_d), np.clip(np.concatenate(out_c), -1.0, 1.0).astype(np.float32)
+        lo, hi = np.minimum(i, j), np.maximum(i, j)
+        order = np.lexsort((hi, lo))
+        return lo[order], hi[order], d[order], c[order], fine
+
+
+def _expand(order: np.ndarray, starts: np.ndarray, counts: np.ndarray) -> np.ndarray:
+    """``order[starts[k] : starts[k] + counts[k]]`` for every k, concatenated."""
+    total = int(counts.sum())
+    within = np.arange(total) - np.repeat(np.cumsum(counts) - counts, counts)
+    return order[np.repeat(starts, counts) + within]
+
+
+def _embeddings_for(store: Store, ids: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Stored embeddings of ``rows`` (positions into ``ids``) and each row's line in the matrix."""
+    slot = np.full(len(ids), -1, np.int64)
+    if len(rows) == 0:
+        return np.zeros((0, 1), np.float32), slot
+    if len(rows) > len(ids) // 2:  # one scan of the table beats many look-ups
+        stored_ids, matrix = store.embeddings()
+        line = np.searchsorted(stored_ids, ids)
+        ok = (line < len(stored_ids)) & (stored_ids[np.minimum(line, len(stored_ids) - 1)] == ids)
+        slot[ok] = line[ok]
+    else:
+        stored_ids, matrix = store.embeddings(ids[rows].tolist())
+        if len(stored_ids) == len(rows):
+            slot[rows] = np.arange(len(rows))  # both in id order
+    if (slot[rows] < 0).any():
+        raise IndexMissingError(f"{store.path} has documents without embeddings: run `semhash index DIR` again")
+    return matrix, slot
 
 
 def _rows_in_exact_groups(keys: np.ndarray) -> np.ndarray:
     _, inverse, counts = np.unique(keys, return_inverse=True, return_counts=True)
     return np.flatnonzero(counts[inverse] > 1)
-
-
-def pair_cosines(
-    store: Store, ids: np.ndarray, involved: np.ndarray, i: np.ndarray, j: np.ndarray, batch: int = 1 << 20
-) -> np.ndarray:
-    """Cosine of the stored embeddings of each pair of rows ``(i, j)`` (rows index ``ids``)."""
-    if len(i) == 0:
-        return np.zeros(0, np.float32)
-    stored_ids, matrix = store.embeddings(ids[involved].tolist())
-    if len(stored_ids) != len(involved):
-        raise IndexMissingError(f"{store.path} has documents without embeddings: run `semhash index DIR` again")
-    slot = np.full(len(ids), -1, np.int64)
-    slot[involved] = np.arange(len(involved))  # ids and stored_ids are both in id order
-    return pairwise_cosine(matrix, slot[i], slot[j], batch)
 
 
 def pairwise_cosine(matrix: np.ndarray, a: np.ndarray, b: np.ndarray, batch: int = 1 << 20) -> np.ndarray:

@@ -99,12 +99,25 @@ def test_rethreshold_and_histogram_need_no_database(db: Path) -> None:
     assert by_id(lower.rethreshold(0.9)) == by_id(result)
     assert by_id(result.rethreshold(keep="longest"))[3] == (4, "near")
     hist = result.histogram(bins=10)
-    assert sum(count for _, _, count in hist) == len(result.cosine) == result.stats.candidates
-    assert result.pairs_at(0.9) == int((result.cosine >= 0.9).sum())
+    assert sum(count for _, _, count in hist) == result.stats.candidates == 4
+    assert len(result.cosine) == 4
+    assert result.pairs_at(0.9) == int((result.cosine >= 0.9).sum()) == 2
+    assert result.pairs_at(-1.0) == 4
+    with pytest.raises(dd.UsageError, match="counted, not kept"):
+        result.rethreshold(0.3)
     with pytest.raises(dd.UsageError, match="number veto"):
         result.rethreshold(number_veto=True)
     with pytest.raises(dd.UsageError, match="--threshold"):
         result.rethreshold(1.5)
+
+
+def test_pairs_below_the_floor_are_counted_not_kept(tmp_path: Path) -> None:
+    path = tmp_path / "f.db"
+    make_store(path, [("one text", unit(0), 7), ("another", unit(80), 7), ("third", unit(85), 7)], tmp_path / "f")
+    result = dedup_index(path, DedupOptions(radius=0))
+    assert result.stats.candidates == 3 and len(result.cosine) == 1  # cos 80 and 85 degrees < 0.5
+    assert sum(c for _, _, c in result.histogram()) == 3 and result.pairs_at(-1.0) == 3
+    assert dedup_index(path, DedupOptions(radius=0, threshold=0.0)).cosine.size == 3  # a lower threshold keeps more
 
 
 def chain_store(tmp_path: Path) -> Path:
