@@ -537,9 +537,12 @@ def machine() -> dict:
 
 
 # -- speed ---------------------------------------------------------------------------------------------
-def synthetic(n: int, seed: int = 0) -> tuple[list[str], np.ndarray]:
+def synthetic(n: int, seed: int = 0) -> tuple[list[str], np.ndarray, np.ndarray]:
     """``n`` documents shaped like the 20NG set: embeddings drawn from a Gaussian fitted to its MiniLM
-    embeddings (mean + covariance), 5% of them near-copies (cosine ~0.95) and 1% exact copies."""
+    embeddings (mean + covariance), 5% of them near-copies (cosine ~0.95) and 1% exact copies.
+
+    Returns ``(texts, embeddings, source)``: ``source[k]`` is the document k copies, or -1.
+    """
     rng = np.random.default_rng(seed)
     real = np.load(CACHE / "ng-emb.npz")["embeddings"].astype(np.float64)
     mean = real.mean(axis=0)
@@ -556,6 +559,8 @@ def synthetic(n: int, seed: int = 0) -> tuple[list[str], np.ndarray]:
         (len(near), emb.shape[1])
     ).astype(np.float32) / np.sqrt(emb.shape[1])
     emb /= np.linalg.norm(emb, axis=1, keepdims=True)
+    source = np.full(n, -1, np.int64)
+    source[near] = src
     words = np.array(GREEK)
     picks = rng.integers(0, len(words), (n, 8))
     texts = [f"doc {k} " + " ".join(words[p]) for k, p in enumerate(picks)]
@@ -563,11 +568,17 @@ def synthetic(n: int, seed: int = 0) -> tuple[list[str], np.ndarray]:
     for k, other in zip(exact.tolist(), rng.integers(0, n, len(exact)).tolist(), strict=True):
         texts[k] = texts[other].upper()
         emb[k] = emb[other]
-    return texts, emb
+        source[k] = other
+    return texts, emb, source
 
 
-def synthetic_store(n: int) -> Path:
-    """A store of ``n`` synthetic documents, encoded by the hashing model trained on the 20NG set (their source)."""
+def synthetic_store(n: int, codes: str = "learned") -> Path:
+    """A store of ``n`` synthetic documents.
+
+    ``codes="learned"``: encoded by the hashing model trained on the 20NG set (the embeddings' source).
+    ``codes="spread"``: synthetic codes, uniform over 32 bits, each copy within 0-2 bits of its source's:
+    what a hashing model that separates distinct documents would give.
+    """
     from dataclasses import asdict
 
     from semhash.codes import packed_to_ints, to_sql_int
@@ -575,7 +586,7 @@ def synthetic_store(n: int) -> Path:
     from semhash.store import Store
     from semhash.train import TrainConfig
 
-    db = CACHE / f"synthetic-{n}.db"
+    db = CACHE / f"synthetic-{codes}-{n}.db"
     if db.exists():
         with Store.open(db) as store:
             if store.count(encoded_only=True) == n:
@@ -586,16 +597,29 @@ def synthetic_store(n: int) -> Path:
     config = TrainConfig(**active["config"])
     weights = active["weights"]
     model = model_from_bytes(weights)
-    texts, emb = synthetic(n)
+    texts, emb, source = synthetic(n)
+    if codes == "learned":
+        values = np.concatenate(
+            [packed_to_ints(encode_codes(model, emb[k : k + 100_000])) for k in range(0, n, 100_000)]
+        )
+    else:
+        rng = np.random.default_rng(2)
+        values = rng.integers(0, 2**32, n, dtype=np.uint64)
+        copies = np.flatnonzero(source >= 0)
+        flips = np.zeros(len(copies), np.uint64)
+        for _ in range(2):
+            bit = rng.integers(0, 32, len(copies)).astype(np.uint64)
+            flips ^= np.where(rng.random(len(copies)) < 0.5, np.uint64(1) << bit, np.uint64(0))
+        values[copies] = values[source[copies]] ^ flips
     db.unlink(missing_ok=True)
     started = time.perf_counter()
-    build_store(f"synthetic-{n}", texts, emb, train=False)
+    build_store(f"synthetic-{codes}-{n}", texts, emb, train=False)
     with Store.open(db) as store:
         store.save_model(weights, 32, emb.shape[1], asdict(config), {}, trained_on=active["trained_on"])
         for start in range(0, n, 100_000):
-            codes = packed_to_ints(encode_codes(model, emb[start : start + 100_000]))
-            ids = list(range(start + 1, start + len(codes) + 1))
-            store.set_codes(ids, [to_sql_int(c, 32) for c in codes.tolist()], [0.0] * len(ids))
+            chunk = values[start : start + 100_000]
+            ids = list(range(start + 1, start + len(chunk) + 1))
+            store.set_codes(ids, [to_sql_int(c, 32) for c in chunk.tolist()], [0.0] * len(ids))
     print(f"  wrote and encoded {n} documents in {time.perf_counter() - started:.0f} s", flush=True)
     return db
 
@@ -610,7 +634,7 @@ def minhash_texts(n: int, seed: int = 0) -> list[str]:
 
 def speed(sizes: list[int], minish_python: Path) -> None:
     """Documents/s of dedup at each size, next to MinHash LSH and MinishLab; writes ``speed.json``."""
-    from semhash.dedup import DedupOptions, candidate_pairs, dedup_index
+    from semhash.dedup import CodeBlocks, DedupOptions, dedup_index
     from semhash.store import Store
 
     path = CACHE / "speed.json"
@@ -618,32 +642,37 @@ def speed(sizes: list[int], minish_python: Path) -> None:
     for n in sizes:
         print(f"[speed] n={n}", flush=True)
         row: dict = {"machine": machine()}
-        db = synthetic_store(n)
-        with Store.open(db) as store:
-            _, codes = store.codes()
-        row["candidates"] = {}
-        for radius in (1, 2, 3):
-            started = time.perf_counter()
-            i, _, _ = candidate_pairs(codes, 32, radius)
-            row["candidates"][radius] = {"seconds": round(time.perf_counter() - started, 3), "pairs": len(i)}
-        for radius in (2, 3):
-            started = time.perf_counter()
-            result = dedup_index(db, DedupOptions(radius=radius))
-            wall = time.perf_counter() - started
-            started = time.perf_counter()
-            result.rethreshold(0.85)
-            row[f"semhash_r{radius}"] = {
-                "seconds": round(wall, 2),
-                "docs_per_second": round(n / wall),
-                "read": round(result.stats.seconds_read, 2),
-                "candidates": round(result.stats.seconds_candidates, 2),
-                "cosine": round(result.stats.seconds_cosine, 2),
-                "cluster": round(result.stats.seconds_cluster, 2),
-                "pairs": result.stats.candidates,
-                "duplicates": len(result.duplicates),
-                "rethreshold_seconds": round(time.perf_counter() - started, 2),
-            }
-            print(f"  semhash r={radius}: {row[f'semhash_r{radius}']}", flush=True)
+        for kind in ("spread", "learned") if n <= 100_000 else ("spread",):
+            db = synthetic_store(n, kind)
+            with Store.open(db) as store:
+                _, codes = store.codes()
+            row[f"{kind}_distinct_codes"] = len(np.unique(codes))
+            row[f"{kind}_candidates"] = {}
+            for radius in (1, 2, 3):
+                started = time.perf_counter()
+                blocks = CodeBlocks.build(codes, 32, radius)
+                row[f"{kind}_candidates"][radius] = {
+                    "seconds": round(time.perf_counter() - started, 3),
+                    "pairs": blocks.candidate_count,
+                }
+            for radius in (2, 3) if kind == "spread" else (2,):
+                started = time.perf_counter()
+                result = dedup_index(db, DedupOptions(radius=radius))
+                wall = time.perf_counter() - started
+                started = time.perf_counter()
+                result.rethreshold(0.85)
+                row[f"semhash_{kind}_r{radius}"] = {
+                    "seconds": round(wall, 2),
+                    "docs_per_second": round(n / wall),
+                    "read": round(result.stats.seconds_read, 2),
+                    "candidates": round(result.stats.seconds_candidates, 2),
+                    "cosine": round(result.stats.seconds_cosine, 2),
+                    "cluster": round(result.stats.seconds_cluster, 2),
+                    "pairs": result.stats.candidates,
+                    "duplicates": len(result.duplicates),
+                    "rethreshold_seconds": round(time.perf_counter() - started, 2),
+                }
+                print(f"  semhash {kind} r={radius}: {row[f'semhash_{kind}_r{radius}']}", flush=True)
         if n <= 100_000:
             texts = minhash_texts(n)
             sigs, sig_seconds = minhash_signatures(texts, 3)
@@ -655,7 +684,7 @@ def speed(sizes: list[int], minish_python: Path) -> None:
             }
             print(f"  minhash: {row['minhash']}", flush=True)
         if n <= 100_000:
-            _, emb = synthetic(n)
+            _, emb, _ = synthetic(n)
             minish = run_minish(minish_python, emb, [0.9], None, timeout=900)
             if "runs" in minish:
                 total = minish["build_seconds"] + minish["runs"]["0.9"]["seconds"]
@@ -794,20 +823,29 @@ def report(radius: int, threshold: float) -> str:
     path = CACHE / "speed.json"
     if path.exists():
         sp = json.loads(path.read_text())
-        lines += ["", "| documents | semhash dedup r=2 (docs/s) | read / candidates / cosine / cluster (s) | pairs "
-                  "| semhash r=3 (docs/s) | candidates only r=1 / 2 / 3 (s) | MinHash LSH (docs/s) | MinishLab (docs/s) |",
-                  "|---:|---:|---|---:|---:|---|---:|---:|"]  # fmt: skip
+        lines += [
+            "",
+            "| documents | codes | distinct codes | candidate pairs r=2 | join r=1 / 2 / 3 (s) | semhash dedup r=2: s (docs/s) "
+            "| read / join / verify / cluster (s) | semhash dedup r=3: s (docs/s) | MinHash LSH: s (docs/s) | MinishLab: s (docs/s) |",
+            "|---:|---|---:|---:|---|---:|---|---:|---:|---:|",
+        ]
         for n, row in sorted(sp.items(), key=lambda kv: int(kv[0])):
-            s2, s3, c = row.get("semhash_r2", {}), row.get("semhash_r3", {}), row["candidates"]
-            mh, mi = row.get("minhash", {}), row.get("minish", {})
-            lines.append(
-                f"| {int(n):,} | {s2.get('seconds', '-')} s ({s2.get('docs_per_second', 0):,}) | "
-                f"{s2.get('read')} / {s2.get('candidates')} / {s2.get('cosine')} / {s2.get('cluster')} | {s2.get('pairs'):,} | "
-                f"{s3.get('seconds', '-')} s ({s3.get('docs_per_second', 0):,}) | "
-                f"{c['1']['seconds']} / {c['2']['seconds']} / {c['3']['seconds']} | "
-                + (f"{mh['signature_seconds'] + mh['lsh_seconds']:.1f} s ({mh['docs_per_second']:,}) | " if mh else "not run | ")
-                + (f"{mi['build_seconds'] + mi['dedup_seconds']:.1f} s ({mi['docs_per_second']:,}) |" if "docs_per_second" in mi else f"{mi.get('error', 'not run')} |")
-            )  # fmt: skip
+            for kind in ("spread", "learned"):
+                if f"{kind}_candidates" not in row:
+                    continue
+                c = row[f"{kind}_candidates"]
+                s2, s3 = row.get(f"semhash_{kind}_r2", {}), row.get(f"semhash_{kind}_r3", {})
+                mh, mi = row.get("minhash", {}), row.get("minish", {})
+                first = kind == "spread"
+                lines.append(
+                    f"| {int(n):,} | {kind} | {row[f'{kind}_distinct_codes']:,} | {c['2']['pairs']:,} | "
+                    f"{c['1']['seconds']} / {c['2']['seconds']} / {c['3']['seconds']} | "
+                    f"{s2.get('seconds', '-')} ({s2.get('docs_per_second', 0):,}) | "
+                    f"{s2.get('read')} / {s2.get('candidates')} / {s2.get('cosine')} / {s2.get('cluster')} | "
+                    + (f"{s3['seconds']} ({s3['docs_per_second']:,}) | " if s3 else "- | ")
+                    + (f"{mh['signature_seconds'] + mh['lsh_seconds']:.1f} ({mh['docs_per_second']:,}) | " if mh and first else "- | ")
+                    + (f"{mi['build_seconds'] + mi['dedup_seconds']:.1f} ({mi['docs_per_second']:,}) |" if "docs_per_second" in mi and first else (f"{mi.get('error', '-')} |" if first else "- |"))
+                )  # fmt: skip
     text = "\n".join(lines) + "\n"
     (CACHE / "report.md").write_text(text)
     return text
