@@ -114,6 +114,9 @@ def index_paths(
             store.check_embedding_model(encoder.name, encoder.dim)
             report.added = sum(1 for d in pending if (d.path, d.record) not in states)
             report.updated = len(pending) - report.added
+            # Batches of similar lengths pad less in the transformer (each batch is sorted again inside
+            # sentence-transformers, but only within itself); commits stay per batch, so resuming is unchanged.
+            pending.sort(key=lambda d: (len(d.text), d.path, d.record))
             embed_started = time.perf_counter()
             windows_before = _windows(encoder)
             for start in range(0, len(pending), options.batch_docs):
