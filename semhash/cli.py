@@ -356,7 +356,7 @@ def dedup_command(
     db: Path = DbOption,
     radius: int = typer.Option(3, "--radius", help="Hamming radius of the candidate stage, in bits (0-8)."),
     threshold: float = typer.Option(
-        0.9, "--threshold", help="Cosine of stored embeddings at or above which a candidate is a duplicate."
+        0.8, "--threshold", help="Cosine of stored embeddings at or above which a candidate is a duplicate."
     ),
     cluster: str = typer.Option(
         "centre", "--cluster", help="centre: every member is similar to the kept one (no chaining); components."
@@ -462,7 +462,7 @@ def _print_histogram(result: Any, as_json: bool) -> None:
         for low, high, count in bins:
             print(json.dumps({"from": round(low, 3), "to": round(high, 3), "pairs": count}))
         return
-    table = Table(title=f"cosine of {len(result.cosine)} candidate pairs within {result.options.radius} bits")
+    table = Table(title=f"cosine of {result.stats.candidates} candidate pairs within {result.options.radius} bits")
     for column in ("cosine", "pairs", "pass at lower edge", ""):
         table.add_column(column, justify="left" if not column else "right")
     peak = max((c for _, _, c in bins), default=0) or 1

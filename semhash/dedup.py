@@ -64,8 +64,8 @@ from semhash.types import DuplicateCluster, DuplicatePair, ExistingMatch, Source
 
 #: Hamming radius of the candidate stage (bits, of 32). See BENCHMARKS.md for the calibration.
 DEFAULT_RADIUS = 3
-#: Cosine of stored embeddings above which a candidate pair is a near-duplicate.
-DEFAULT_THRESHOLD = 0.9
+#: Cosine of stored embeddings at or above which a candidate pair is a near-duplicate.
+DEFAULT_THRESHOLD = 0.8
 CLUSTER_METHODS = ("centre", "components")
 KEEP_RULES = ("first", "longest", "shortest", "newest")
 #: Largest radius accepted: beyond it "near" stops meaning anything at 32 bits and the join explodes.
@@ -686,6 +686,8 @@ def dedup_store(store: Store, options: DedupOptions) -> DedupResult:
     return DedupResult(options, clusters, left, right, dist, cosine, vetoed, docs, stats, fine, floor)
 
 
+#: Code blocks with at most this many document pairs are verified together, pair by pair (vectorised).
+SMALL_BLOCK = 16
 #: Candidate pairs below this cosine (or below the threshold, if lower) are counted, not kept.
 KEEP_FLOOR = 0.5
 #: The histogram of candidate cosines is kept at this resolution, over [-1, 1].
@@ -752,36 +754,48 @@ class CodeBlocks:
             ``(i, j, hamming, cosine, fine histogram)`` of the kept pairs (rows, ``i < j``, sorted).
         """
         fine = np.zeros(FINE_BINS, np.int64)
-        # Every neighbour code's rows, concatenated per code a (CSR), with the pair's distance.
-        sizes = self.counts[self.b]
-        partner = _expand(self.order, self.starts[self.b], sizes)
-        partner_dist = np.repeat(self.dist, sizes)
-        pair_bounds = np.searchsorted(self.a, np.arange(len(self.counts) + 1))
-        partner_bounds = np.r_[0, np.cumsum(sizes)][pair_bounds]
-        busy = np.flatnonzero((self.counts > 1) | (partner_bounds[1:] > partner_bounds[:-1]))
         out_i, out_j, out_d, out_c = [], [], [], []
+
+        def add(i: np.ndarray, j: np.ndarray, d: np.ndarray, sims: np.ndarray) -> None:
+            fine[:] += np.bincount(_fine_bin(sims), minlength=FINE_BINS)
+            keep = sims >= floor
+            out_i.append(i[keep])
+            out_j.append(j[keep])
+            out_d.append(d[keep])
+            out_c.append(sims[keep])
+
+        # Small blocks (most of them with well-spread codes): list their pairs, one vectorised dot each.
+        counts = self.counts.astype(np.int64)
+        small_pair = counts[self.a] * counts[self.b] <= SMALL_BLOCK
+        small_code = (counts > 1) & (counts * (counts - 1) // 2 <= SMALL_BLOCK)
+        for start in range(0, int(small_pair.sum()), 1 << 20):
+            pa, pb = self.a[small_pair][start : start + (1 << 20)], self.b[small_pair][start : start + (1 << 20)]
+            i, j = _cross(self.starts[pa], counts[pa], self.starts[pb], counts[pb], self.order, upper=False)
+            d = np.repeat(self.dist[small_pair][start : start + (1 << 20)], counts[pa] * counts[pb])
+            add(i, j, d, pairwise_cosine(matrix, slot[i], slot[j]))
+        codes = np.flatnonzero(small_code)
+        if len(codes):
+            i, j = _cross(self.starts[codes], counts[codes], self.starts[codes], counts[codes], self.order, upper=True)
+            add(i, j, np.zeros(len(i), np.int8), pairwise_cosine(matrix, slot[i], slot[j]))
+        # Large blocks: one matrix product per distinct code, against its own and its neighbours' rows.
+        a, b, dist = self.a[~small_pair], self.b[~small_pair], self.dist[~small_pair]
+        sizes = counts[b]
+        partner = _expand(self.order, self.starts[b], sizes)
+        partner_dist = np.repeat(dist, sizes)
+        partner_bounds = np.r_[0, np.cumsum(sizes)][np.searchsorted(a, np.arange(len(counts) + 1))]
+        busy = np.flatnonzero(((counts > 1) & ~small_code) | (partner_bounds[1:] > partner_bounds[:-1]))
         for u in busy.tolist():
             rows = self.order[self.starts[u] : self.starts[u] + self.counts[u]]
             mine = matrix[slot[rows]]
-            if len(rows) > 1:
+            if len(rows) > 1 and not small_code[u]:
                 x, y = np.triu_indices(len(rows), 1)
-                sims = (mine @ mine.T)[x, y]
-                fine += np.bincount(_fine_bin(sims), minlength=FINE_BINS)
-                keep = sims >= floor
-                out_i.append(rows[x[keep]])
-                out_j.append(rows[y[keep]])
-                out_d.append(np.zeros(int(keep.sum()), np.int8))
-                out_c.append(sims[keep])
+                add(rows[x], rows[y], np.zeros(len(x), np.int8), (mine @ mine.T)[x, y])
             lo, hi = partner_bounds[u], partner_bounds[u + 1]
             if hi > lo:
                 others = partner[lo:hi]
                 sims = mine @ matrix[slot[others]].T
-                fine += np.bincount(_fine_bin(sims.ravel()), minlength=FINE_BINS)
-                x, y = np.nonzero(sims >= floor)
-                out_i.append(rows[x])
-                out_j.append(others[y])
-                out_d.append(partner_dist[lo:hi][y])
-                out_c.append(sims[x, y])
+                x, y = np.indices(sims.shape)
+                add(rows[x.ravel()], others[y.ravel()], partner_dist[lo:hi][y.ravel()], sims.ravel())
         if not out_i:
             empty = np.zeros(0, np.int64)
             return empty, empty, np.zeros(0, np.int8), np.zeros(0, np.float32), fine

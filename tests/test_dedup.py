@@ -240,37 +240,37 @@ def test_cli_defaults_match_the_library() -> None:
 
 
 def test_cli_table_json_csv_list(db: Path) -> None:
-    code, output = invoke("--db", db, "--radius", 2)
+    code, output = invoke("--db", db, "--radius", 2, "--threshold", 0.9)
     assert code == 0, output
     assert "doc0.txt" in output and "exact" in output and "near" in output
     assert "7 documents: 2 clusters, 2 duplicates (1 exact, 1 near)" in output
-    code, output = invoke("--db", db, "--radius", 2, "--json")
+    code, output = invoke("--db", db, "--radius", 2, "--threshold", 0.9, "--json")
     rows = [json.loads(line) for line in output.splitlines()]
     assert [(r["cluster"], r["kept_id"], r["duplicate_id"], r["reason"]) for r in rows] == [
         (1, 1, 2, "exact"),
         (2, 3, 4, "near"),
     ]
     assert rows[0]["duplicate_location"].endswith("doc1.txt")
-    code, output = invoke("--db", db, "--radius", 2, "--csv")
+    code, output = invoke("--db", db, "--radius", 2, "--threshold", 0.9, "--csv")
     lines = output.splitlines()
     assert lines[0].startswith("cluster,kept_id,kept_location") and len(lines) == 3
-    code, output = invoke("--db", db, "--radius", 2, "--list-duplicates")
+    code, output = invoke("--db", db, "--radius", 2, "--threshold", 0.9, "--list-duplicates")
     assert [Path(p).name for p in output.split()] == ["doc1.txt", "doc3.txt"]
     code, output = invoke("--db", db, "--radius", 2, "--threshold", 0.5, "--cluster", "components", "--json")
     assert code == 0 and len(output.splitlines()) == 3
 
 
 def test_cli_histogram(db: Path) -> None:
-    code, output = invoke("--db", db, "--radius", 2, "--histogram")
+    code, output = invoke("--db", db, "--radius", 2, "--threshold", 0.9, "--histogram")
     assert code == 0, output
     assert "candidate pairs within 2 bits" in output
-    code, output = invoke("--db", db, "--radius", 2, "--histogram", "--json")
+    code, output = invoke("--db", db, "--radius", 2, "--threshold", 0.9, "--histogram", "--json")
     assert sum(json.loads(line)["pairs"] for line in output.splitlines()) == 4
 
 
 def test_cli_write_unique_copies_and_never_touches_sources(db: Path, tmp_path: Path) -> None:
     before = {p.name: p.read_text() for p in (tmp_path / "docs").iterdir()}
-    code, output = invoke("--db", db, "--radius", 2, "--write-unique", tmp_path / "unique")
+    code, output = invoke("--db", db, "--radius", 2, "--threshold", 0.9, "--write-unique", tmp_path / "unique")
     assert code == 0, output
     assert "wrote 5 unique documents" in output
     written = sorted(p.name for p in (tmp_path / "unique").rglob("*.txt"))
@@ -332,3 +332,23 @@ def test_cli_missing_and_empty_index(tmp_path: Path) -> None:
 def test_cli_against_missing_path(db: Path, tmp_path: Path) -> None:
     code, output = invoke(tmp_path / "nope", "--against", "--db", db)
     assert code == 1 and "no such file or folder" in output
+
+
+@pytest.mark.parametrize("small_block", [0, 4, 10**9])
+def test_block_verification_equals_pairwise(small_block: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(dd, "SMALL_BLOCK", small_block)
+    rng = np.random.default_rng(7)
+    centres = rng.integers(0, 2**32, 6, dtype=np.uint64)
+    flips = rng.random((300, 32)) < 0.03
+    codes = centres[rng.integers(0, 6, 300)] ^ (flips * (1 << np.arange(32, dtype=np.uint64))).sum(1).astype(np.uint64)
+    emb = rng.standard_normal((300, DIM)).astype(np.float32)
+    emb /= np.linalg.norm(emb, axis=1, keepdims=True)
+    slot = np.arange(300)
+    blocks = dd.CodeBlocks.build(codes, 32, 2)
+    i, j, d, cos, fine = blocks.verify(emb, slot, floor=-1.0)
+    want_i, want_j, want_d = candidate_pairs(codes, 32, 2)
+    assert blocks.candidate_count == len(want_i) == len(i) == fine.sum()
+    assert (i == want_i).all() and (j == want_j).all() and (d == want_d).all()
+    np.testing.assert_allclose(cos, np.einsum("ij,ij->i", emb[i], emb[j]), atol=1e-5)
+    ki, _, _, kc, kfine = blocks.verify(emb, slot, floor=0.3)
+    assert (kc >= 0.3).all() and len(ki) == int((cos >= 0.3).sum()) and kfine.sum() == fine.sum()
