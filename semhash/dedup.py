@@ -174,27 +174,37 @@ def distinct_code_pairs(
     empty = (np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.int8))
     if n < 2 or radius < 1:
         return empty
+    # Codes of up to 32 bits are probed as uint32 (half the memory traffic), and their presence filter
+    # is indexed by the code's top bits directly (no hashing).
+    word = np.uint32 if bits <= 32 else np.uint64
+    keys = codes.astype(word)
     a_flips = radius // 2
     masks_a = flip_masks(bits, a_flips)
-    masks_b = flip_masks(bits, radius - a_flips)
+    masks_b = flip_masks(bits, radius - a_flips).astype(word)
     # The table: (variant << 32 | owner), sorted; owners are positions (< 2^32).
     if len(masks_a) == 1:
-        table_keys, table_owner = codes, np.arange(n, dtype=np.int64)
-    else:
+        table_keys, table_owner = keys, np.arange(n, dtype=np.int64)
+    elif bits <= 32:  # one sort of (variant << 32 | owner)
         packed = ((codes[:, None] ^ masks_a[None, :]) << np.uint64(32)) | np.arange(n, dtype=np.uint64)[:, None]
         packed = np.sort(packed.ravel())
-        table_keys = packed >> np.uint64(32)
+        table_keys = (packed >> np.uint64(32)).astype(word)
         table_owner = (packed & np.uint64(0xFFFFFFFF)).astype(np.int64)
         del packed
-    bitmap = _presence_bitmap(table_keys) if len(masks_b) > bits + 1 and len(table_keys) >= _BITMAP_MIN_TABLE else None
+    else:
+        variants = (codes[:, None] ^ masks_a[None, :]).ravel()
+        by_variant = np.argsort(variants, kind="stable")
+        table_keys, table_owner = variants[by_variant], by_variant // len(masks_a)
+    shift = max(0, bits - _BITMAP_BITS) if bits <= 32 else None
+    use_bitmap = len(masks_b) > bits + 1 and len(table_keys) >= _BITMAP_MIN_TABLE
+    bitmap = _presence_bitmap(table_keys, shift) if use_bitmap else None
     step = max(1, chunk_lookups // len(masks_b))
     width = len(masks_b)
 
     def join(start: int) -> tuple[np.ndarray, np.ndarray]:
-        probes = (codes[start : start + step, None] ^ masks_b[None, :]).ravel()
+        probes = np.bitwise_xor(keys[start : start + step, None], masks_b[None, :]).ravel()
         if bitmap is not None:  # most probes of a 2-bit-or-more ball hit nothing: drop them cheaply
-            slot = _slot(probes)
-            flat = np.flatnonzero((bitmap[slot >> np.uint64(3)] >> (slot & np.uint64(7)).astype(np.uint8)) & 1)
+            slot = _slot(probes, shift)
+            flat = np.flatnonzero((bitmap[slot >> 3] >> (slot & 7).astype(np.uint8)) & 1)
             probes = probes[flat]
         else:
             flat = np.arange(len(probes))
@@ -231,16 +241,18 @@ _BITMAP_MIN_TABLE = 1 << 16
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
 
 
-def _slot(keys: np.ndarray) -> np.ndarray:
-    """Multiplicative hash of uint64 keys to ``_BITMAP_BITS`` bits."""
-    return (keys * _GOLDEN) >> np.uint64(64 - _BITMAP_BITS)
+def _slot(keys: np.ndarray, shift: int | None) -> np.ndarray:
+    """``_BITMAP_BITS``-bit slot of each key: its top bits (``shift``) or, for wide keys, a multiplicative hash."""
+    if shift is not None:
+        return (keys >> keys.dtype.type(shift)).astype(np.int64)
+    return ((keys.astype(np.uint64) * _GOLDEN) >> np.uint64(64 - _BITMAP_BITS)).astype(np.int64)
 
 
-def _presence_bitmap(keys: np.ndarray) -> np.ndarray:
-    """A 64 MiB bit set of hashed keys: a probe whose bit is clear is certainly absent."""
-    slots = _sorted_unique(_slot(keys))
-    byte = slots >> np.uint64(3)
-    bit = (np.uint8(1) << (slots & np.uint64(7)).astype(np.uint8)).astype(np.uint8)
+def _presence_bitmap(keys: np.ndarray, shift: int | None) -> np.ndarray:
+    """A 64 MiB bit set of key slots: a probe whose bit is clear is certainly absent."""
+    slots = _sorted_unique(_slot(keys, shift))
+    byte = slots >> 3
+    bit = (np.uint8(1) << (slots & 7).astype(np.uint8)).astype(np.uint8)
     starts = np.flatnonzero(np.r_[True, byte[1:] != byte[:-1]])
     bitmap = np.zeros(1 << (_BITMAP_BITS - 3), np.uint8)
     bitmap[byte[starts]] = np.bitwise_or.reduceat(bit, starts)

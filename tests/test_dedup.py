@@ -173,16 +173,20 @@ def test_number_veto(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("radius", [0, 1, 2, 3, 4])
 @pytest.mark.parametrize("bitmap", [False, True])
-def test_candidate_pairs_equal_brute_force(radius: int, bitmap: bool, monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize("bits", [16, 32, 64])
+def test_candidate_pairs_equal_brute_force(
+    radius: int, bitmap: bool, bits: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
     if bitmap:
         monkeypatch.setattr(dd, "_BITMAP_MIN_TABLE", 0)
     rng = np.random.default_rng(radius)
-    centres = rng.integers(0, 2**32, 15, dtype=np.uint64)
-    flips = rng.random((400, 32)) < 0.05
-    codes = centres[rng.integers(0, 15, 400)] ^ (flips * (1 << np.arange(32, dtype=np.uint64))).sum(1).astype(np.uint64)
-    signed = codes.astype(np.int64)  # SQLite's form
-    i, j, d = candidate_pairs(signed, 32, radius)
-    packed = ints_to_packed(signed, 32)
+    centres = rng.integers(0, 2 ** min(bits, 63), 15, dtype=np.uint64)
+    flips = rng.random((400, bits)) < 0.05
+    flip_values = (flips * (np.uint64(1) << np.arange(bits, dtype=np.uint64))).sum(1, dtype=np.uint64)
+    codes = centres[rng.integers(0, 15, 400)] ^ flip_values
+    signed = codes.view(np.int64)  # SQLite's form
+    i, j, d = candidate_pairs(signed, bits, radius)
+    packed = ints_to_packed(signed, bits)
     full = hamming_matrix(packed, packed)
     want_i, want_j = np.nonzero(np.triu(full <= radius, 1))
     assert list(zip(i.tolist(), j.tolist(), strict=True)) == list(zip(want_i.tolist(), want_j.tolist(), strict=True))
