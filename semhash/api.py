@@ -6,16 +6,22 @@ Example:
     >>> index.index(["data/sample"])            # doctest: +SKIP
     >>> for hit in index.query("how do I fix a flat tyre?", k=3):  # doctest: +SKIP
     ...     print(hit.distance, round(hit.cosine, 3), hit.location)
+    >>> result = index.dedup()                   # doctest: +SKIP
+    >>> stricter = result.rethreshold(0.9)       # doctest: +SKIP
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from semhash.config import DEFAULT_DB, DEFAULT_K
 from semhash.embed import Encoder
 from semhash.types import Hit, IndexInfo, IndexReport
+
+if TYPE_CHECKING:
+    from semhash.dedup import AgainstResult, DedupResult
 
 
 class SemanticIndex:
@@ -40,11 +46,11 @@ class SemanticIndex:
         self.device = device
         self.encoder = encoder
 
-    def index(self, paths: Sequence[str | Path], **options: object) -> IndexReport:
+    def index(self, paths: Sequence[str | Path], **options: Any) -> IndexReport:
         """Index or re-index folders/files; keyword options are those of :class:`semhash.ingest.IndexOptions`."""
         from semhash.ingest import IndexOptions, index_paths
 
-        opts = IndexOptions(model=self.model, device=self.device, **options)  # type: ignore[arg-type]
+        opts = IndexOptions(**{"model": self.model, "device": self.device, **options})
         return index_paths(self.db, paths, opts, encoder=self.encoder)
 
     def query(self, text: str, k: int = DEFAULT_K, rerank: bool = True, radius: int | None = None) -> list[Hit]:
@@ -70,3 +76,24 @@ class SemanticIndex:
         from semhash.info import index_info
 
         return index_info(self.db)
+
+    def dedup(self, **options: Any) -> DedupResult:
+        """Exact and near-duplicates in the index (no torch); options of :class:`semhash.dedup.DedupOptions`.
+
+        The result keeps every candidate pair, so ``result.rethreshold(0.9)`` re-clusters without recomputing.
+        """
+        from semhash.dedup import DedupOptions, dedup_index
+
+        return dedup_index(self.db, DedupOptions(**options))
+
+    def find_existing(self, paths: Sequence[str | Path], **options: Any) -> AgainstResult:
+        """Which documents under ``paths`` already exist in the index, with their matches; nothing is added."""
+        from semhash.dedup import DedupOptions, find_existing
+
+        return find_existing(
+            self.db,
+            paths,
+            DedupOptions(**options),
+            encoder=self.encoder,
+            device=self.device,
+        )
