@@ -513,6 +513,57 @@ def _print_against(result: Any, as_json: bool, as_csv: bool, list_only: bool) ->
     )
 
 
+@app.command("eval")
+@_errors
+def eval_command(
+    data: Path = typer.Argument(..., help='Labelled JSONL: "text", "labels" (list) or "label", optional "split".'),
+    bits: str = typer.Option("32", "--bits", help="Code lengths, comma-separated (e.g. 16,32,64)."),
+    seeds: str = typer.Option("0", "--seeds", help="Training seeds, comma-separated (e.g. 0,1,2)."),
+    k: str = typer.Option("100", "--k", help="Precision cut-offs, comma-separated."),
+    no_map: bool = typer.Option(False, "--no-map", help="Skip mAP (a full sort per query)."),
+    cache: Path | None = typer.Option(
+        None, "--cache", help="Embedding cache (.npz) [default: ~/.cache/semhash/embeddings-<model>.npz]."
+    ),
+    model: str | None = typer.Option(None, "--model", envvar=ENV_MODEL, help="sentence-transformers model."),
+    device: str = DeviceOption,
+    as_json: bool = JsonOption,
+) -> None:
+    """Score semhash codes against float cosine, LSH, PCA-sign and ITQ (train = database, test = queries)."""
+    from semhash.evaluate import evaluate
+
+    report = evaluate(
+        data,
+        bits=bits,
+        seeds=seeds,
+        ks=k,
+        with_map=not no_map,
+        model=model,
+        device=device,
+        cache=cache,
+        progress=None if as_json else (lambda line: err.print(line, highlight=False)),
+    )
+    if as_json:
+        for score in report.scores:
+            print(json.dumps(asdict(score)))
+        return
+    metrics = list(report.scores[0].metrics) if report.scores else []
+    table = Table(title=f"{report.n_queries} queries against {report.n_database} documents, {report.n_labels} labels")
+    table.add_column("method")
+    table.add_column("bits", justify="right")
+    for name in metrics:
+        table.add_column(f"{name} (mean ± std)", justify="right")
+    summaries = {name: report.summary(name) for name in metrics}
+    for i, row in enumerate(summaries[metrics[0]] if metrics else []):
+        cells = [f"{summaries[name][i].mean:.4f} ± {summaries[name][i].std:.4f}" for name in metrics]
+        table.add_row(row.method, "-" if row.bits is None else str(row.bits), *cells)
+    out.print(table)
+    out.print(
+        f"{report.split_note}; {report.cached} embeddings from cache, {report.embedded} embedded; "
+        f"{report.dropped_empty} empty records dropped",
+        highlight=False,
+    )
+
+
 def _location(doc: Any) -> str:
     return doc.path if doc.record == 0 else f"{doc.path}#{doc.record}"
 

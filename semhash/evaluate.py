@@ -128,9 +128,7 @@ def read_labelled_jsonl(path: str | Path, split_seed: int = 0, test_fraction: fl
             try:
                 record = json.loads(line)
             except json.JSONDecodeError as exc:
-                raise CorpusError(
-                    f"{path}:{number} is not JSON ({exc.msg}): fix the line or remove it"
-                ) from exc
+                raise CorpusError(f"{path}:{number} is not JSON ({exc.msg}): fix the line or remove it") from exc
             if not isinstance(record, dict) or not isinstance(record.get("text"), str):
                 raise CorpusError(f'{path}:{number} has no "text" string: every record needs one')
             if "labels" in record:
@@ -182,11 +180,11 @@ def text_key(text: str) -> str:
 
 def embed_with_cache(
     texts: Sequence[str], encoder: Encoder, cache: Path | None, batch: int = 256
-) -> tuple[np.ndarray, int]:
+) -> tuple[np.ndarray, int, int]:
     """Embed ``texts``, reusing and extending the ``.npz`` cache at ``cache``.
 
-    A cache written for another model is ignored (and replaced). Returns the embeddings and how many
-    texts had to be embedded.
+    A cache written for another model is ignored (and replaced). Returns the embeddings, how many
+    distinct texts had to be embedded, and how many of ``texts`` came from the cache.
     """
     keys = [text_key(t) for t in texts]
     known: dict[str, np.ndarray] = {}
@@ -199,14 +197,12 @@ def embed_with_cache(
                 cached_vectors = stored["embeddings"].astype(np.float32)
                 known = {str(k): i for i, k in enumerate(cached_keys)}  # type: ignore[misc]
     missing = sorted({k for k in keys if k not in known})
+    from_cache = sum(k in known for k in keys)
     if missing:
         first_text = {}
         for key, text in zip(keys, texts, strict=True):
             first_text.setdefault(key, text)
-        parts = [
-            encoder.encode([first_text[k] for k in missing[s : s + batch]])
-            for s in range(0, len(missing), batch)
-        ]
+        parts = [encoder.encode([first_text[k] for k in missing[s : s + batch]]) for s in range(0, len(missing), batch)]
         new_vectors = np.concatenate(parts).astype(np.float32)
         cached_vectors = np.concatenate([cached_vectors, new_vectors])
         cached_keys = np.concatenate([cached_keys, np.array(missing, dtype="<U64")])
@@ -217,7 +213,7 @@ def embed_with_cache(
             np.savez(tmp, model=np.array(encoder.name), sha256=cached_keys, embeddings=cached_vectors)
             tmp.replace(cache)
     rows = np.array([known[k] for k in keys], dtype=np.int64)
-    return cached_vectors[rows], len(missing)
+    return cached_vectors[rows], len(missing), from_cache
 
 
 def _parse_ints(values: Sequence[int] | str) -> list[int]:
@@ -282,7 +278,7 @@ def evaluate(
     cache_path = Path(cache).expanduser() if cache is not None else default_cache_path(encoder.name)
     say(f"embedding {len(corpus.texts)} texts (cache {cache_path})")
     started = time.perf_counter()
-    vectors, embedded = embed_with_cache(corpus.texts, encoder, cache_path)
+    vectors, embedded, from_cache = embed_with_cache(corpus.texts, encoder, cache_path)
     embed_seconds = time.perf_counter() - started
 
     vocabulary = sorted({name for item in corpus.labels for name in item})
@@ -339,7 +335,7 @@ def evaluate(
         split_note=corpus.split_note,
         dropped_empty=corpus.dropped_empty,
         embedded=embedded,
-        cached=len(corpus.texts) - embedded,
+        cached=from_cache,
         embed_seconds=embed_seconds,
         scores=scores,
     )

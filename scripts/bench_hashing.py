@@ -1,0 +1,99 @@
+"""Hashing quality on 20 Newsgroups (issue 3): the table of BENCHMARKS.md, "Hashing quality".
+
+Run from the repository root::
+
+    .venv/bin/python scripts/newsgroups.py            # once: stripped JSONL + embeddings (~35 min, 2 CPUs)
+    .venv/bin/python scripts/bench_hashing.py --bits 16,32,64 --seeds 0,1,2 --out bench-out/hashing.json
+
+Protocol (VDSH, NASH, AMMI, SNUH): scikit-learn's ``remove=("headers", "footers", "quotes")`` stripping,
+empty documents dropped; database = the bydate train split, queries = the test split, each query coded
+from its own embedding; P@100 over the Hamming ranking, ties broken by database (id) order; labels only
+for scoring. Everything is computed by :func:`semhash.evaluate.evaluate` (``semhash eval`` runs the same
+code), which reads embeddings from the cache written by ``scripts/newsgroups.py``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import time
+from dataclasses import asdict
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from semhash.evaluate import FLOAT, OURS, EvalReport, evaluate  # noqa: E402
+
+DATA = ROOT / ".cache" / "20ng" / "20ng-stripped.jsonl"
+CACHE = ROOT / ".cache" / "20ng" / "embeddings.npz"
+#: Unsupervised P@100 on 20 Newsgroups at 32 bits, as quoted in issue 3 (SNUH, ACL 2021 and its baselines).
+PUBLISHED = {"SNUH": {32: 0.6387}, "AMMI": {32: 0.5956}, "NASH": {32: 0.5671}, "VDSH": {32: 0.4327}}
+ORDER = [OURS, "itq", "pca-sign", "lsh"]
+
+
+def markdown(report: EvalReport, metric: str) -> str:
+    """One row per method, one column per code length: ``mean ± std`` over seeds."""
+    rows = report.summary(metric)
+    bits = sorted({r.bits for r in rows if r.bits is not None})
+    cell = {(r.method, r.bits): r for r in rows}
+    lines = ["| method | " + " | ".join(f"{b} bits" for b in bits) + " |", "|---|" + "---:|" * len(bits)]
+    for method in ORDER:
+        cells = []
+        for b in bits:
+            r = cell.get((method, b))
+            cells.append("" if r is None else f"{r.mean:.4f} ± {r.std:.4f}" if r.runs > 1 else f"{r.mean:.4f}")
+        name = f"**{method}** (ours)" if method == OURS else method
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    float_row = cell.get((FLOAT, None))
+    if float_row is not None:
+        lines.append("| float cosine, 384-d (not a code) | " + " | ".join(f"{float_row.mean:.4f}" for _ in bits) + " |")
+    if metric == "p@100":
+        for name, values in PUBLISHED.items():
+            lines.append(
+                f"| {name} (published) | " + " | ".join(f"{values[b]:.4f}" if b in values else "" for b in bits) + " |"
+            )
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Command-line entry point."""
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data", type=Path, default=DATA)
+    parser.add_argument("--cache", type=Path, default=CACHE)
+    parser.add_argument("--bits", default="16,32,64")
+    parser.add_argument("--seeds", default="0,1,2")
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--out", type=Path, default=ROOT / "bench-out" / "hashing.json")
+    args = parser.parse_args(argv)
+    if not args.data.is_file():
+        print(f"no {args.data}: run scripts/newsgroups.py first", file=sys.stderr)
+        return 1
+    started = time.perf_counter()
+    report = evaluate(
+        args.data,
+        bits=args.bits,
+        seeds=args.seeds,
+        ks=(100,),
+        with_map=True,
+        device=args.device,
+        cache=args.cache,
+        progress=lambda line: print(f"[{time.perf_counter() - started:6.0f} s] {line}", file=sys.stderr, flush=True),
+    )
+    wall = time.perf_counter() - started
+    train_seconds = [s.extra["train_seconds"] for s in report.scores if s.method == OURS]
+    machine = f"{platform.machine()}, {os.cpu_count()} CPUs, {args.device}"
+    print(f"{report.n_database} database documents, {report.n_queries} queries, {report.n_labels} labels; {machine}")
+    print(f"{report.split_note}; {report.cached} embeddings from cache, {report.embedded} embedded")
+    print(f"training: {min(train_seconds):.0f}-{max(train_seconds):.0f} s per model; whole run {wall:.0f} s\n")
+    print("P@100\n\n" + markdown(report, "p@100") + "\n\nmAP\n\n" + markdown(report, "map"))
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps({"wall_seconds": wall, "machine": machine, "report": asdict(report)}, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

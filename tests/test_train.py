@@ -1,0 +1,122 @@
+"""The hashing recipe: trains on small synthetic corpora without collapse, is deterministic, runs on GPU."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+import torch
+
+from semhash.codes import hamming_matrix, unpack_bits
+from semhash.model import encode_codes, model_from_bytes, model_to_bytes, reconstruction_error
+from semhash.train import TrainConfig, knn_graph, neighbour_average, spherical_kmeans, train_hasher
+
+FAST = TrainConfig(epochs=15, hidden=128)
+
+
+def clustered(n: int = 100, dim: int = 32, clusters: int = 5, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Unit vectors around ``clusters`` random centres."""
+    rng = np.random.default_rng(seed)
+    centres = rng.standard_normal((clusters, dim)) * 2
+    labels = np.arange(n) % clusters
+    x = centres[labels] + rng.standard_normal((n, dim))
+    return (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32), labels
+
+
+def test_small_corpus_uses_every_bit_and_keeps_clusters() -> None:
+    x, labels = clustered(n=100)
+    model, stats = train_hasher(x, 32, FAST)
+    codes = encode_codes(model, x)
+    assert codes.shape == (100, 4)
+    assert all(np.isfinite(v) for v in stats.values())
+    usage = unpack_bits(codes).mean(axis=0)
+    assert stats["dead_bits"] == 0 and usage.min() > 0.05 and usage.max() < 0.95
+    dist = hamming_matrix(codes, codes)
+    same = labels[:, None] == labels[None, :]
+    assert dist[same].mean() + 5 < dist[~same].mean()
+    errors = reconstruction_error(model, x)
+    assert errors.shape == (100,) and np.isfinite(errors).all()
+
+
+def test_default_recipe_on_the_sample_size_corpus() -> None:
+    """The default config (not a fast one) on 100 documents: no NaN, no dead bit."""
+    x, _ = clustered(n=100, dim=48, clusters=6, seed=1)
+    model, stats = train_hasher(x, 32, dataclasses.replace(TrainConfig(), epochs=10))
+    assert np.isfinite(stats["loss"]) and stats["dead_bits"] == 0
+    assert model.config.bits == 32
+
+
+def test_training_is_deterministic_for_a_seed() -> None:
+    x, _ = clustered(n=80)
+    first, _ = train_hasher(x, 16, FAST)
+    again, _ = train_hasher(x, 16, FAST)
+    other, _ = train_hasher(x, 16, dataclasses.replace(FAST, seed=1))
+    np.testing.assert_array_equal(encode_codes(first, x), encode_codes(again, x))
+    assert model_to_bytes(first) != model_to_bytes(other)
+
+
+def test_model_round_trip_keeps_codes() -> None:
+    x, _ = clustered(n=60)
+    model, _ = train_hasher(x, 24, FAST)
+    loaded = model_from_bytes(model_to_bytes(model))
+    np.testing.assert_array_equal(encode_codes(model, x), encode_codes(loaded, x))
+
+
+@pytest.mark.parametrize(
+    "terms",
+    [
+        {"pair_weight": 1.0},
+        {"contrast_weight": 1.0},
+        {"cluster_weight": 1.0, "clusters": (4, 8)},
+        {"teacher_weight": 0.0, "target_weight": 1.0},
+        {"smoothing_hops": 2},
+    ],
+)
+def test_every_loss_term_trains(terms: dict) -> None:
+    x, _ = clustered(n=90)
+    _, stats = train_hasher(x, 16, dataclasses.replace(FAST, epochs=4, **terms))
+    assert np.isfinite(stats["loss"])
+    for name, weight in terms.items():
+        if name.endswith("_weight") and weight:
+            assert f"loss_{name.removesuffix('_weight')}" in stats
+
+
+@pytest.mark.parametrize("n", [1, 2, 3, 7])
+def test_tiny_corpora_do_not_crash(n: int) -> None:
+    x, _ = clustered(n=n)
+    progress: list[tuple[int, int]] = []
+    model, stats = train_hasher(x, 8, FAST, progress=lambda done, total: progress.append((done, total)))
+    assert encode_codes(model, x).shape == (n, 1)
+    done, total = progress[-1]
+    assert done == total >= FAST.epochs
+    assert not np.isnan(stats["seconds"])
+
+
+def test_graph_helpers() -> None:
+    x, labels = clustered(n=50, clusters=2)
+    graph = knn_graph(torch.as_tensor(x), 5)
+    assert graph.shape == (50, 5)
+    assert not (graph == torch.arange(50)[:, None]).any()  # never its own neighbour
+    assert (labels[graph.numpy()] == labels[:, None]).mean() > 0.9
+    smoothed = neighbour_average(x, 5)
+    np.testing.assert_allclose(np.linalg.norm(smoothed, axis=1), 1.0, rtol=1e-5)
+    assign = spherical_kmeans(torch.as_tensor(x), 2, torch.Generator().manual_seed(0)).numpy()
+    agreement = (assign == labels).mean()
+    assert max(agreement, 1 - agreement) > 0.9
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_cpu_and_gpu_training_agree() -> None:
+    """Same seed, same batches: CUDA and CPU models give (nearly) the same codes."""
+    x, _ = clustered(n=400, dim=64, clusters=8)
+    config = dataclasses.replace(FAST, dropout=0.0, epochs=10)
+    cpu_model, cpu_stats = train_hasher(x, 32, config, device="cpu")
+    gpu_model, gpu_stats = train_hasher(x, 32, config, device="cuda")
+    cpu_bits = unpack_bits(encode_codes(cpu_model, x))
+    gpu_bits = unpack_bits(encode_codes(gpu_model, x, device="cuda"))
+    assert (cpu_bits == gpu_bits).mean() > 0.97
+    assert abs(cpu_stats["loss"] - gpu_stats["loss"]) < 0.05
+    # The returned model is on CPU, whichever device trained it.
+    assert next(gpu_model.parameters()).device.type == "cpu"
