@@ -17,6 +17,7 @@ demo: setup
 lint: setup
 	$(PY) -m ruff check semhash tests scripts
 	$(PY) -m ruff format --check semhash tests scripts
+	$(PY) -m mypy
 
 test: setup lint
 	$(PY) -m pytest -q

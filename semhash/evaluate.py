@@ -28,6 +28,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -36,6 +37,9 @@ from semhash.codes import check_bits, hamming_matrix
 from semhash.embed import Encoder
 from semhash.errors import CorpusError, UsageError
 from semhash.metrics import label_matrix, ranking_metrics
+
+if TYPE_CHECKING:
+    from semhash.train import TrainConfig
 
 #: Name of the learned method in reports.
 OURS = "semhash"
@@ -187,7 +191,7 @@ def embed_with_cache(
     distinct texts had to be embedded, and how many of ``texts`` came from the cache.
     """
     keys = [text_key(t) for t in texts]
-    known: dict[str, np.ndarray] = {}
+    known: dict[str, int] = {}
     cached_keys = np.zeros(0, dtype="<U64")
     cached_vectors = np.zeros((0, encoder.dim), dtype=np.float32)
     if cache is not None and cache.is_file():
@@ -195,11 +199,11 @@ def embed_with_cache(
             if str(stored["model"]) == encoder.name and stored["embeddings"].shape[1:] == (encoder.dim,):
                 cached_keys = stored["sha256"]
                 cached_vectors = stored["embeddings"].astype(np.float32)
-                known = {str(k): i for i, k in enumerate(cached_keys)}  # type: ignore[misc]
+                known = {str(k): i for i, k in enumerate(cached_keys)}
     missing = sorted({k for k in keys if k not in known})
     from_cache = sum(k in known for k in keys)
     if missing:
-        first_text = {}
+        first_text: dict[str, str] = {}
         for key, text in zip(keys, texts, strict=True):
             first_text.setdefault(key, text)
         parts = [encoder.encode([first_text[k] for k in missing[s : s + batch]]) for s in range(0, len(missing), batch)]
@@ -236,7 +240,7 @@ def evaluate(
     model: str | None = None,
     device: str = "cpu",
     cache: str | Path | None = None,
-    train_config: object | None = None,
+    train_config: TrainConfig | None = None,
     encoder: Encoder | None = None,
     split_seed: int = 0,
     progress: Callable[[str], None] | None = None,
@@ -341,11 +345,11 @@ def evaluate(
     )
 
 
-def _with_seed(config: object | None, seed: int) -> object:
+def _with_seed(config: TrainConfig | None, seed: int) -> TrainConfig:
     """A copy of the training config with ``seed`` set (the default config when ``None``)."""
     import dataclasses
 
     from semhash.train import TrainConfig
 
     base = config if config is not None else TrainConfig()
-    return dataclasses.replace(base, seed=seed)  # type: ignore[type-var]
+    return dataclasses.replace(base, seed=seed)

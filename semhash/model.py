@@ -77,9 +77,7 @@ def encode_codes(model: HashingAutoencoder, embeddings: np.ndarray, device: str 
     return pack_bits(np.concatenate(outs))
 
 
-def reconstruction_error(
-    model: HashingAutoencoder, embeddings: np.ndarray, device: str = "cpu"
-) -> np.ndarray:
+def reconstruction_error(model: HashingAutoencoder, embeddings: np.ndarray, device: str = "cpu") -> np.ndarray:
     """``1 - cosine(embedding, decoder(code))`` per row: high for documents unlike the corpus."""
     if len(embeddings) == 0:
         return np.zeros(0, dtype=np.float32)
