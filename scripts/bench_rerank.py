@@ -59,11 +59,12 @@ def main() -> None:
         t0 = time.perf_counter()
         hamming = np.stack([index.search(q[None], k)[1][0] for q in query_codes])
         t1 = time.perf_counter()
-        reranked = []
+        reranked, tie_broken = [], []
         for q, e in zip(query_codes, queries, strict=True):
-            cand = index.search(q[None], pool)[1][0]
-            cos = db[cand] @ e
-            reranked.append(cand[np.lexsort((cand, -cos))][:k])
+            dist, cand = index.search(q[None], pool)
+            cos = db[cand[0]] @ e
+            reranked.append(cand[0][np.lexsort((cand[0], -cos))][:k])
+            tie_broken.append(cand[0][np.lexsort((cand[0], -cos, dist[0]))][:k])
         t2 = time.perf_counter()
         exact = []
         for e in queries:
@@ -76,6 +77,7 @@ def main() -> None:
             "pool": pool,
             "hamming_only": precision(hamming, db_labels, query_labels),
             "hamming_rerank": precision(np.stack(reranked), db_labels, query_labels),
+            "hamming_then_cosine": precision(np.stack(tie_broken), db_labels, query_labels),
             "float_exact": precision(np.stack(exact), db_labels, query_labels),
             "ms_per_query": {
                 "hamming_only": (t1 - t0) / n * 1000,
