@@ -12,6 +12,7 @@ demo: setup
 	@mkdir -p .cache
 	$(SEMHASH) index data/sample --db $(DEMO_DB)
 	$(SEMHASH) query "how do I fix a flat tyre on my bike" --db $(DEMO_DB) -k 5
+	$(SEMHASH) dedup --db $(DEMO_DB)
 	$(SEMHASH) info --db $(DEMO_DB)
 
 lint: setup
