@@ -94,8 +94,3 @@ def bit_usage(packed: np.ndarray) -> np.ndarray:
     if len(packed) == 0:
         return np.zeros(np.asarray(packed).shape[1] * 8 if np.asarray(packed).ndim == 2 else 0)
     return unpack_bits(packed).mean(axis=0)
-
-
-def format_code(value: int, bits: int) -> str:
-    """Hex form of a code, as shown to users (most significant nibble first)."""
-    return f"{from_sql_int(value) & ((1 << bits) - 1):0{bits // 4}x}"

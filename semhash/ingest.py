@@ -144,14 +144,7 @@ def _windows(encoder: Encoder) -> int:
 
 def _check_before_work(store: Store, model_name: str, options: IndexOptions) -> None:
     """Fail fast, before any embedding, on a model or bits mismatch."""
-    stored = store.embedding_model
-    if stored is not None and stored != model_name:
-        from semhash.errors import ModelMismatchError
-
-        raise ModelMismatchError(
-            f"{store.path} was built with model {stored!r}, not {model_name!r}: "
-            f"pass --model {stored!r} or use another --db"
-        )
+    store.check_embedding_model(model_name)
     if options.bits is not None and store.bits not in (None, options.bits) and not options.retrain:
         raise UsageError(f"{store.path} uses {store.bits}-bit codes: pass --retrain to switch to {options.bits} bits")
 

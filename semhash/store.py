@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -199,18 +199,23 @@ class Store:
     def _bump_generation(self) -> None:
         self.set_meta("generation", self.generation + 1)
 
-    def check_embedding_model(self, name: str, dim: int) -> None:
-        """Record the embedding model on first use; afterwards a different one is an error."""
+    def check_embedding_model(self, name: str, dim: int | None = None) -> None:
+        """Record the embedding model on first use; afterwards a different one is an error.
+
+        With ``dim=None`` (the model is not loaded yet) only the name is checked, and nothing is recorded.
+        """
         stored = self.get_meta("embedding_model")
         if stored is None:
-            with self.transaction():
-                self.set_meta("embedding_model", name)
-                self.set_meta("embedding_dim", dim)
+            if dim is not None:
+                with self.transaction():
+                    self.set_meta("embedding_model", name)
+                    self.set_meta("embedding_dim", dim)
             return
         stored_dim = int(self.get_meta("embedding_dim") or 0)
-        if stored != name or stored_dim != dim:
+        if stored != name or (dim is not None and stored_dim != dim):
+            asked = f"{name!r} ({dim}-d)" if dim is not None else repr(name)
             raise ModelMismatchError(
-                f"{self.path} was built with model {stored!r} ({stored_dim}-d), not {name!r} ({dim}-d): "
+                f"{self.path} was built with model {stored!r} ({stored_dim}-d), not {asked}: "
                 f"pass --model {stored!r} or use another --db"
             )
 
@@ -258,11 +263,6 @@ class Store:
                 ids.append(cursor.fetchone()[0])
             self._bump_generation()
         return ids
-
-    def touch_documents(self, updates: Iterable[tuple[int, float]]) -> None:
-        """Record new mtimes for unchanged documents (no re-embedding)."""
-        with self.transaction():
-            self.db.conn.executemany("UPDATE documents SET mtime = ? WHERE id = ?", [(m, i) for i, m in updates])
 
     def delete_documents(self, ids: Sequence[int]) -> int:
         """Delete documents by id, in one transaction. Returns how many went."""
