@@ -410,20 +410,27 @@ def dedup_command(
         )
 
 
-def _print_clusters(result: Any, as_json: bool, as_csv: bool) -> None:
-    rows = [{"cluster": c.cluster, **asdict(d)} for c in result.clusters for d in c.duplicates]
+def _emit_records(rows: list[dict[str, Any]], as_json: bool, as_csv: bool, fields: list[str]) -> bool:
+    """Print ``rows`` as JSON lines or CSV (with ``fields`` as header) if asked; True when printed."""
     if as_json:
         for row in rows:
             print(json.dumps(row))
-        return
+        return True
     if as_csv:
         import csv
         import sys
 
-        fields = ["cluster", "kept_id", "kept_location", "duplicate_id", "duplicate_location", "matched_id"]
-        writer = csv.DictWriter(sys.stdout, fieldnames=[*fields, "score", "reason"], lineterminator="\n")
+        writer = csv.DictWriter(sys.stdout, fieldnames=fields, lineterminator="\n")
         writer.writeheader()
         writer.writerows(rows)
+        return True
+    return False
+
+
+def _print_clusters(result: Any, as_json: bool, as_csv: bool) -> None:
+    rows = [{"cluster": c.cluster, **asdict(d)} for c in result.clusters for d in c.duplicates]
+    fields = ["cluster", "kept_id", "kept_location", "duplicate_id", "duplicate_location", "matched_id"]
+    if _emit_records(rows, as_json, as_csv, [*fields, "score", "reason"]):
         return
     stats, options = result.stats, result.options
     if rows:
@@ -482,18 +489,7 @@ def _print_against(result: Any, as_json: bool, as_csv: bool, list_only: bool) ->
         for k in result.existing:
             print(_location(result.documents[k]))
         return
-    if as_json:
-        for row in rows:
-            print(json.dumps(row))
-        return
-    if as_csv:
-        import csv
-        import sys
-
-        fields = ["new_location", "id", "location", "score", "reason", "hamming"]
-        writer = csv.DictWriter(sys.stdout, fieldnames=fields, lineterminator="\n")
-        writer.writeheader()
-        writer.writerows(rows)
+    if _emit_records(rows, as_json, as_csv, ["new_location", "id", "location", "score", "reason", "hamming"]):
         return
     if rows:
         table = Table(show_lines=False)

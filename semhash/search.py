@@ -55,6 +55,7 @@ class Searcher:
         self.index: CodeIndex = load_index(self.store)
         self.bits = self.index.bits
         self._encoder = encoder
+        self._encoder_checked = False
         self._device = device
         self._hasher: HashingAutoencoder | None = None
 
@@ -76,7 +77,9 @@ class Searcher:
             from semhash.embed import load_encoder
 
             self._encoder = load_encoder(self.store.embedding_model, self._device)
-        self.store.check_embedding_model(self._encoder.name, self._encoder.dim)
+        if not self._encoder_checked:  # once per searcher, not once per query
+            self.store.check_embedding_model(self._encoder.name, self._encoder.dim)
+            self._encoder_checked = True
         return self._encoder
 
     def encode(self, embeddings: np.ndarray) -> np.ndarray:
