@@ -24,9 +24,9 @@ from semhash.codes import check_bits, packed_to_ints, to_sql_int
 from semhash.config import DEFAULT_BATCH_DOCS, DEFAULT_BITS
 from semhash.corpus import SUPPORTED_SUFFIXES, CorpusScan, ReadOptions, check_roots
 from semhash.embed import Encoder, resolve_model
-from semhash.errors import CorpusError, UsageError
+from semhash.errors import CorpusError, CorruptIndexError, UsageError
 from semhash.store import Store
-from semhash.sync import build_index
+from semhash.sync import build_index, load_index
 from semhash.types import IndexReport, SourceDocument
 
 if TYPE_CHECKING:
@@ -71,7 +71,8 @@ def index_paths(
     if options.bits is not None:
         check_bits(options.bits)
     db_exists = Path(db_path).exists()
-    store = Store.open(db_path, create=db_exists) if db_exists else None
+    # create=True on an existing file runs its migrations; a new file is created only once there is work.
+    store = Store.open(db_path, create=True) if db_exists else None
     try:
         if store is not None and options.model is None and store.embedding_model is not None:
             # No --model on an existing index: keep using the model it was built with.
@@ -128,7 +129,10 @@ def index_paths(
             report.windows = _windows(encoder) - windows_before
         report.removed = store.delete_documents(gone)
         _train_and_encode(store, options, report, progress)
-        build_index(store)
+        try:
+            load_index(store)  # rebuilt and saved only if the codes changed since the faiss file was written
+        except CorruptIndexError:
+            build_index(store)  # indexing rewrites a corrupt cache rather than refusing
         report.total_documents = store.count()
     finally:
         if store is not None:

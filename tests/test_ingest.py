@@ -140,3 +140,17 @@ def test_tiny_corpus_trains_without_nan(tmp_path: Path) -> None:
     report = index_paths(tmp_path / "s.db", [root], OPTS, encoder=FakeEncoder())
     assert report.total_documents == 1 and report.encoded == 1
     assert np.isfinite(report.train_stats.get("min_bit_usage", 0.0))
+
+
+def test_unchanged_rerun_keeps_the_faiss_file_and_repairs_a_corrupt_one(tmp_path: Path, corpus: Path) -> None:
+    db = tmp_path / "s.db"
+    index_paths(db, [corpus], OPTS, encoder=FakeEncoder())
+    faiss_file = index_path_for(db)
+    written = faiss_file.stat().st_mtime_ns
+    index_paths(db, [corpus], OPTS, encoder=FakeEncoder())
+    assert faiss_file.stat().st_mtime_ns == written  # nothing changed: not rebuilt
+    faiss_file.write_bytes(b"garbage")
+    index_paths(db, [corpus], OPTS, encoder=FakeEncoder())
+    with Store.open(db) as store:
+        repaired = CodeIndex.load(faiss_file, store.generation, 32)
+    assert repaired is not None and repaired.size == 24
