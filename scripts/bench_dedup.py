@@ -604,7 +604,10 @@ def synthetic_store(n: int, codes: str = "learned") -> Path:
     texts, emb, source = synthetic(n)
     if codes == "learned":
         values = np.concatenate(
-            [packed_to_ints(encode_codes(model, emb[k : k + 100_000])) for k in range(0, n, 100_000)]
+            [
+                packed_to_ints(encode_codes(model, emb[k : k + 100_000], texts=texts[k : k + 100_000]))
+                for k in range(0, n, 100_000)
+            ]
         )
     else:
         rng = np.random.default_rng(2)

@@ -16,6 +16,7 @@ and the per-query latency of each search at this size, in the same run. Needs th
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import time
 from pathlib import Path
@@ -37,6 +38,7 @@ def precision(found: np.ndarray, db_labels: np.ndarray, query_labels: np.ndarray
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cache", type=Path, default=ROOT / ".cache" / "20ng" / "embeddings.npz")
+    parser.add_argument("--data", type=Path, default=ROOT / ".cache" / "20ng" / "20ng-stripped.jsonl")
     parser.add_argument("--bits", type=int, default=32)
     parser.add_argument("--queries", type=int, default=0, help="limit the number of test queries (0 = all)")
     parser.add_argument("--out", type=Path, default=ROOT / "bench-out" / "rerank.json")
@@ -45,14 +47,20 @@ def main() -> None:
     train = data["split"] == "train"
     db, queries = data["embeddings"][train], data["embeddings"][~train]
     db_labels, query_labels = data["labels"][train], data["labels"][~train]
+    # The JSONL and the cache are written by scripts/newsgroups.py in the same order; the hashes prove it.
+    texts = [json.loads(line)["text"] for line in args.data.open(encoding="utf-8")]
+    assert [hashlib.sha256(t.encode("utf-8")).hexdigest() for t in texts] == data["sha256"].tolist()
+    db_texts = [t for t, is_train in zip(texts, train, strict=True) if is_train]
+    query_texts = [t for t, is_train in zip(texts, train, strict=True) if not is_train]
     if args.queries:
         queries, query_labels = queries[: args.queries], query_labels[: args.queries]
+        query_texts = query_texts[: args.queries]
     started = time.perf_counter()
-    model, _ = train_hasher(db, args.bits, device="cpu")
+    model, _ = train_hasher(db, args.bits, device="cpu", texts=db_texts)
     train_seconds = time.perf_counter() - started
     ids = np.arange(len(db), dtype=np.int64)
-    index = CodeIndex.build(ids, encode_codes(model, db), args.bits)
-    query_codes = encode_codes(model, queries)
+    index = CodeIndex.build(ids, encode_codes(model, db, texts=db_texts), args.bits)
+    query_codes = encode_codes(model, queries, texts=query_texts)
     result: dict = {"database": len(db), "queries": len(queries), "bits": args.bits, "train_seconds": train_seconds}
     for k in (10, 100):
         pool = max(k * RERANK_POOL_FACTOR, MIN_RERANK_POOL)

@@ -59,7 +59,7 @@ class SemanticIndex:
 
         with Searcher(self.db, encoder=self.encoder, device=self.device) as searcher:
             hits = searcher.query(text, QueryOptions(k=k, rerank=rerank, radius=radius))
-            self.encoder = searcher._encoder  # keep the loaded model for the next query
+            self.encoder = searcher.encoder  # loaded by the query: keep it for the next one
             return hits
 
     def similar(

@@ -1003,8 +1003,9 @@ def find_existing(
         store.check_embedding_model(encoder.name, encoder.dim)  # type: ignore[attr-defined]
         from semhash.model import encode_codes, model_from_bytes
 
-        embeddings = np.asarray(encoder.encode([d.text for d in documents]), dtype=np.float32)  # type: ignore[attr-defined]
-        packed = encode_codes(model_from_bytes(active["weights"]), embeddings)
+        texts = [d.text for d in documents]
+        embeddings = np.asarray(encoder.encode(texts), dtype=np.float32)  # type: ignore[attr-defined]
+        packed = encode_codes(model_from_bytes(active["weights"]), embeddings, texts=texts)
         return match_against(store, documents, embeddings, packed, options)
 
 

@@ -7,8 +7,8 @@ The protocol is the one of the semantic-hashing literature (VDSH, NASH, AMMI, SN
   and the report says so.
 - A query and a database item are relevant to each other when they share a label (``labels``: a list,
   or ``label``: one value). Labels are used for scoring only, never for training.
-- The hashing model is trained on the database embeddings only; every query is encoded from its own
-  embedding alone.
+- The hashing model is trained on the database documents only (their embeddings and, for its lexical
+  features, their texts); every query is encoded from its own embedding and text alone.
 - Precision@k over the Hamming ranking, ties broken by database order (not in the method's favour),
   and mAP over the full ranking (:mod:`semhash.metrics`).
 - In the same run: float cosine on the embeddings (the ceiling the codes compress), random-hyperplane
@@ -288,6 +288,8 @@ def evaluate(
     vocabulary = sorted({name for item in corpus.labels for name in item})
     multi_hot = label_matrix(corpus.labels, vocabulary)
     db, queries = vectors[~corpus.is_query], vectors[corpus.is_query]
+    db_texts = [t for t, q in zip(corpus.texts, corpus.is_query, strict=True) if not q]
+    query_texts = [t for t, q in zip(corpus.texts, corpus.is_query, strict=True) if q]
     db_labels, query_labels = multi_hot[~corpus.is_query], multi_hot[corpus.is_query]
 
     def score_codes(query_codes: np.ndarray, db_codes: np.ndarray) -> dict[str, float]:
@@ -321,11 +323,11 @@ def evaluate(
             say(f"training {n_bits}-bit codes, seed {seed}")
             config = _with_seed(train_config, seed)
             t0 = time.perf_counter()
-            hash_model, info = train_hasher(db, n_bits, config, device=resolved)
+            hash_model, info = train_hasher(db, n_bits, config, device=resolved, texts=db_texts)
             train_seconds = time.perf_counter() - t0
             metrics = score_codes(
-                encode_codes(hash_model, queries, device=resolved),
-                encode_codes(hash_model, db, device=resolved),
+                encode_codes(hash_model, queries, device=resolved, texts=query_texts),
+                encode_codes(hash_model, db, device=resolved, texts=db_texts),
             )
             extra = {"train_seconds": train_seconds}
             extra.update({k: float(v) for k, v in info.items() if isinstance(v, int | float)})

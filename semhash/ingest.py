@@ -174,10 +174,12 @@ def _train_and_encode(store: Store, options: IndexOptions, report: IndexReport, 
     todo = store.ids_without_code()
     for start in range(0, len(todo), 4096):
         ids, embeddings = store.embeddings(todo[start : start + 4096])
-        packed = encode_codes(model, embeddings, device)
+        texts = store.texts(ids.tolist()) if model.lexical is not None else None
+        packed = encode_codes(model, embeddings, device, texts=texts)
         bits = model.config.bits
         codes = [to_sql_int(v, bits) for v in packed_to_ints(packed)]
-        store.set_codes(ids.tolist(), codes, reconstruction_error(model, embeddings, device).tolist())
+        errors = reconstruction_error(model, embeddings, device, texts=texts)
+        store.set_codes(ids.tolist(), codes, errors.tolist())
         report.encoded += len(ids)
         if progress:
             progress("encode", min(start + 4096, len(todo)), len(todo))
@@ -198,7 +200,7 @@ def retrain(
     from semhash.train import TrainConfig, train_hasher
 
     check_bits(bits)
-    _, embeddings = store.embeddings()
+    ids, embeddings = store.embeddings()
     if len(embeddings) == 0:
         raise CorpusError(f"{store.path} holds no embedded document to train on: run `semhash index DIR` first")
     config = TrainConfig(seed=options.seed)
@@ -210,7 +212,8 @@ def retrain(
         if progress:
             progress("train", done, total)
 
-    model, stats = train_hasher(np.asarray(embeddings), bits, config, device=device, progress=on_epoch)
+    texts = store.texts(ids.tolist())
+    model, stats = train_hasher(np.asarray(embeddings), bits, config, device=device, progress=on_epoch, texts=texts)
     report.train_seconds = time.perf_counter() - started
     report.trained = True
     report.train_stats = stats

@@ -1,13 +1,17 @@
-"""The hashing autoencoder: embedding -> ``bits`` logits -> binary code -> reconstructed embedding.
+"""The hashing autoencoder: features -> ``bits`` logits -> binary code -> reconstructed features.
 
-It maps float embeddings to codes and knows nothing of text, files or SQLite. A code bit is 1 where its
-logit is positive (see :mod:`semhash.codes` for the bit order). Training lives in :mod:`semhash.train`.
+The features are the document's embedding, joined (when the model was trained with them, the default)
+by its lexical vector from the model's own :class:`semhash.lexical.LexicalProjection`; so encoding takes
+the document's text beside its embedding. The model knows nothing of files or SQLite. A code bit is 1
+where its logit is positive (see :mod:`semhash.codes` for the bit order). Training lives in
+:mod:`semhash.train`.
 """
 
 from __future__ import annotations
 
 import io
 import json
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -15,16 +19,25 @@ import torch
 from torch import nn
 
 from semhash.codes import pack_bits
+from semhash.lexical import LexicalProjection
 
 
 @dataclass
 class HashConfig:
     """Shape of the autoencoder; saved with its weights so a stored model describes itself."""
 
+    #: embedding length.
     input_dim: int
     bits: int = 32
     hidden: int = 512
     dropout: float = 0.1
+    #: length of the lexical vector appended to the embedding (0: the model reads the embedding only).
+    lexical_dim: int = 0
+
+    @property
+    def feature_dim(self) -> int:
+        """Width of the model's input (and of its reconstruction)."""
+        return self.input_dim + self.lexical_dim
 
 
 class HashingAutoencoder(nn.Module):
@@ -33,8 +46,10 @@ class HashingAutoencoder(nn.Module):
     def __init__(self, config: HashConfig) -> None:
         super().__init__()
         self.config = config
+        #: set by training when ``lexical_dim > 0``; encoding then needs the texts.
+        self.lexical: LexicalProjection | None = None
         self.encoder = nn.Sequential(
-            nn.Linear(config.input_dim, config.hidden),
+            nn.Linear(config.feature_dim, config.hidden),
             nn.GELU(),
             nn.Dropout(config.dropout),
             nn.Linear(config.hidden, config.bits),
@@ -42,8 +57,17 @@ class HashingAutoencoder(nn.Module):
         self.decoder = nn.Sequential(
             nn.Linear(config.bits, config.hidden),
             nn.GELU(),
-            nn.Linear(config.hidden, config.input_dim),
+            nn.Linear(config.hidden, config.feature_dim),
         )
+
+    def features(self, embeddings: np.ndarray, texts: Sequence[str] | None = None) -> np.ndarray:
+        """The model's input for documents: their embeddings, joined by their lexical vectors if it uses them."""
+        embeddings = np.asarray(embeddings, dtype=np.float32)
+        if self.lexical is None:
+            return embeddings
+        if texts is None:
+            raise ValueError("this hashing model reads the documents' text too: pass texts")
+        return self.lexical.features(embeddings, texts)
 
     def logits(self, x: torch.Tensor) -> torch.Tensor:
         """Pre-binarization outputs; the code is ``logits > 0``."""
@@ -69,16 +93,20 @@ def _batched(model: HashingAutoencoder, embeddings: np.ndarray, device: str, fn,
     return outs
 
 
-def encode_codes(model: HashingAutoencoder, embeddings: np.ndarray, device: str = "cpu") -> np.ndarray:
-    """Packed codes ``(n, bits // 8)`` uint8 for ``(n, dim)`` embeddings."""
+def encode_codes(
+    model: HashingAutoencoder, embeddings: np.ndarray, device: str = "cpu", *, texts: Sequence[str] | None = None
+) -> np.ndarray:
+    """Packed codes ``(n, bits // 8)`` uint8 for ``(n, dim)`` embeddings (and their texts, see ``features``)."""
     if len(embeddings) == 0:
         return np.zeros((0, model.config.bits // 8), dtype=np.uint8)
-    outs = _batched(model, embeddings, device, lambda x: model.logits(x) > 0)
+    outs = _batched(model, model.features(embeddings, texts), device, lambda x: model.logits(x) > 0)
     return pack_bits(np.concatenate(outs))
 
 
-def reconstruction_error(model: HashingAutoencoder, embeddings: np.ndarray, device: str = "cpu") -> np.ndarray:
-    """``1 - cosine(embedding, decoder(code))`` per row: high for documents unlike the corpus."""
+def reconstruction_error(
+    model: HashingAutoencoder, embeddings: np.ndarray, device: str = "cpu", *, texts: Sequence[str] | None = None
+) -> np.ndarray:
+    """``1 - cosine(features, decoder(code))`` per row: high for documents unlike the corpus."""
     if len(embeddings) == 0:
         return np.zeros(0, dtype=np.float32)
 
@@ -86,14 +114,17 @@ def reconstruction_error(model: HashingAutoencoder, embeddings: np.ndarray, devi
         _, _, recon = model(x)
         return 1 - nn.functional.cosine_similarity(recon, x, dim=1)
 
-    return np.concatenate(_batched(model, embeddings, device, err)).astype(np.float32)
+    return np.concatenate(_batched(model, model.features(embeddings, texts), device, err)).astype(np.float32)
 
 
 def model_to_bytes(model: HashingAutoencoder) -> bytes:
-    """Serialize config and weights together (torch's zip format, weights only, no pickled code)."""
+    """Serialize config, weights and lexical projection (torch's zip format, tensors only, no pickled code)."""
     buffer = io.BytesIO()
     state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
-    torch.save({"config": json.dumps(asdict(model.config)), "state": state}, buffer)
+    payload: dict[str, object] = {"config": json.dumps(asdict(model.config)), "state": state}
+    if model.lexical is not None:
+        payload["lexical"] = torch.frombuffer(bytearray(model.lexical.to_bytes()), dtype=torch.uint8)
+    torch.save(payload, buffer)
     return buffer.getvalue()
 
 
@@ -103,5 +134,7 @@ def model_from_bytes(blob: bytes) -> HashingAutoencoder:
     config = HashConfig(**json.loads(payload["config"]))
     model = HashingAutoencoder(config)
     model.load_state_dict(payload["state"])
+    if "lexical" in payload:
+        model.lexical = LexicalProjection.from_bytes(payload["lexical"].numpy().tobytes())
     model.eval()
     return model

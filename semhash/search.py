@@ -9,6 +9,7 @@ classic semantic-hashing address lookup.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -82,8 +83,8 @@ class Searcher:
             self._encoder_checked = True
         return self._encoder
 
-    def encode(self, embeddings: np.ndarray) -> np.ndarray:
-        """Packed codes of embeddings, with the index's hashing model."""
+    def encode(self, embeddings: np.ndarray, texts: Sequence[str]) -> np.ndarray:
+        """Packed codes of documents (their embeddings and texts), with the index's hashing model."""
         if self._hasher is None:
             from semhash.model import model_from_bytes
 
@@ -92,7 +93,7 @@ class Searcher:
             self._hasher = model_from_bytes(active["weights"])
         from semhash.model import encode_codes
 
-        return encode_codes(self._hasher, embeddings)
+        return encode_codes(self._hasher, embeddings, texts=texts)
 
     # -- queries ---------------------------------------------------------------------------------
     def query(self, text: str, options: QueryOptions | None = None) -> list[Hit]:
@@ -100,7 +101,7 @@ class Searcher:
         if not text.strip():
             raise UsageError("the query text is empty")
         embedding = self.encoder.encode([text])
-        return self.search_embedding(embedding[0], self.encode(embedding)[0], options)
+        return self.search_embedding(embedding[0], self.encode(embedding, [text])[0], options)
 
     def query_file(self, path: str | Path, options: QueryOptions | None = None) -> list[Hit]:
         """Documents most similar to the content of a file (any format ``semhash index`` reads)."""

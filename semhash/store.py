@@ -312,6 +312,15 @@ class Store:
         matrix = np.frombuffer(b"".join(p[1] for p in pairs), dtype="<f4").reshape(len(pairs), dim)
         return out_ids, matrix.astype(np.float32)
 
+    def texts(self, ids: Sequence[int]) -> list[str]:
+        """The texts of documents, in the order of ``ids`` (every id must exist)."""
+        found: dict[int, str] = {}
+        for start in range(0, len(ids), 500):
+            chunk = [int(i) for i in ids[start : start + 500]]
+            marks = ",".join("?" * len(chunk))
+            found.update(self.db.execute(f"SELECT id, text FROM documents WHERE id IN ({marks})", chunk))
+        return [found[int(i)] for i in ids]
+
     def codes(self) -> tuple[np.ndarray, np.ndarray]:
         """``(ids, codes)`` of every encoded document as int64 arrays (SQLite integer form), id order."""
         rows = self.db.execute("SELECT id, code FROM documents WHERE code IS NOT NULL ORDER BY id").fetchall()

@@ -4,8 +4,13 @@ Plain reconstruction of a document's embedding from its code is a poor hashing o
 ~0.38 P@100 on 20 Newsgroups at 32 bits, below ITQ's 0.45). The default recipe distils the corpus's own
 neighbour structure into the encoder instead:
 
-1. **Neighbour graph.** Each database embedding's ``neighbours`` (20) nearest database embeddings, by
-   cosine.
+0. **Features.** When the texts are given (``semhash index`` / ``train`` / ``eval`` give them), the model
+   reads each document's embedding joined by ``lexical_weight`` times its lexical vector (TF-IDF projected
+   onto ``lexical_dim`` latent directions fitted on the corpus, :mod:`semhash.lexical`); the steps below
+   work on these features. The words a sentence encoder weighs lightly tell topics apart: on 20 Newsgroups
+   (32 bits) P@100 goes from 0.540 to 0.565.
+1. **Neighbour graph.** Each database document's ``neighbours`` (20) nearest database documents, by
+   cosine of the features.
 2. **Smoothed embeddings** ``z``: each embedding averaged with its neighbours (``smoothing_hops`` rounds),
    renormalised. They tell topics apart much better than the raw embeddings (20 Newsgroups, MiniLM,
    float cosine P@100 0.48 raw, 0.55 when queries and database are both smoothed).
@@ -44,13 +49,14 @@ On CPU, training is deterministic for a given seed.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 from torch import nn
 
+from semhash.lexical import LexicalProjection
 from semhash.model import HashConfig, HashingAutoencoder
 
 
@@ -88,6 +94,14 @@ class TrainConfig:
     target_weight: float = 0.1
     balance_weight: float = 0.1
     decorrelation_weight: float = 0.01
+    #: Lexical features (:mod:`semhash.lexical`): the model reads ``[embedding, lexical_weight * LSA]``
+    #: of each document when its text is given to :func:`train_hasher` (0 = embedding only).
+    lexical_weight: float = 0.8
+    #: latent directions of the lexical vector, and the TF-IDF vocabulary they are taken from.
+    lexical_dim: int = 128
+    lexical_vocabulary: int = 20_000
+    #: the vocabulary and the projection are fitted on at most this many documents (a seeded sample).
+    lexical_fit_docs: int = 50_000
     #: torch CPU threads while training (0 = torch's default). One thread is 5-8x faster than two on a
     #: busy 2-core machine (OpenMP spin contention on small matrices) and about as fast on an idle one.
     cpu_threads: int = 1
@@ -148,6 +162,7 @@ def train_hasher(
     config: TrainConfig | None = None,
     device: str = "cpu",
     progress: Callable[[int, int], None] | None = None,
+    texts: Sequence[str] | None = None,
 ) -> tuple[HashingAutoencoder, dict[str, float]]:
     """Train a hashing autoencoder on ``(n, dim)`` unit embeddings (see the module docstring).
 
@@ -157,18 +172,52 @@ def train_hasher(
         config: hyper-parameters (defaults: :class:`TrainConfig`).
         device: resolved torch device (``"cpu"``, ``"cuda"``...).
         progress: called as ``progress(epoch, epochs)`` after each epoch.
+        texts: the documents' texts, in the order of ``embeddings``. With them (and a non-zero
+            ``lexical_weight``) the model also reads lexical features, and encoding it needs texts too;
+            without them it reads the embeddings alone.
 
     Returns:
         The trained model (on CPU, in eval mode) and statistics: final loss terms, seconds, bit usage.
     """
     config = config or TrainConfig()
+    embeddings = np.asarray(embeddings, dtype=np.float32)
+    if texts is not None and len(texts) != len(embeddings):
+        raise ValueError(f"{len(texts)} texts for {len(embeddings)} embeddings")
+    started = time.perf_counter()
+    lexical = None
+    if texts is not None and config.lexical_weight > 0:
+        lexical = _fit_lexical(texts, config)
+    features = lexical.features(embeddings, texts) if lexical is not None and texts is not None else embeddings
+    lexical_seconds = time.perf_counter() - started
     previous_threads = torch.get_num_threads()
     if config.cpu_threads > 0 and device == "cpu":
         torch.set_num_threads(config.cpu_threads)
     try:
-        return _train(embeddings, bits, config, device, progress)
+        lexical_dim = lexical.dim if lexical is not None else 0
+        model, stats = _train(features, bits, config, device, progress, lexical_dim)
     finally:
         torch.set_num_threads(previous_threads)
+    model.lexical = lexical
+    stats["lexical_dim"] = float(lexical_dim)
+    stats["lexical_terms"] = float(len(lexical.vocabulary) if lexical is not None else 0)
+    stats["lexical_seconds"] = lexical_seconds
+    stats["seconds"] += lexical_seconds
+    return model, stats
+
+
+def _fit_lexical(texts: Sequence[str], config: TrainConfig) -> LexicalProjection | None:
+    """The lexical projection, fitted on (a seeded sample of at most ``lexical_fit_docs`` of) the texts."""
+    sample: Sequence[str] = texts
+    if len(texts) > config.lexical_fit_docs:
+        rng = np.random.default_rng(config.seed)
+        sample = [texts[i] for i in sorted(rng.choice(len(texts), config.lexical_fit_docs, replace=False))]
+    return LexicalProjection.fit(
+        sample,
+        dim=config.lexical_dim,
+        vocabulary=config.lexical_vocabulary,
+        weight=config.lexical_weight,
+        seed=config.seed,
+    )
 
 
 def _train(
@@ -177,8 +226,9 @@ def _train(
     config: TrainConfig,
     device: str,
     progress: Callable[[int, int], None] | None,
+    lexical_dim: int,
 ) -> tuple[HashingAutoencoder, dict[str, float]]:
-    """The body of :func:`train_hasher`, under its thread setting."""
+    """The training loop of :func:`train_hasher` on the feature matrix, under its thread setting."""
     started = time.perf_counter()
     torch.manual_seed(config.seed)
     generator = torch.Generator().manual_seed(config.seed)
@@ -202,7 +252,13 @@ def _train(
     sim_std = max(sim_std, 1e-6)
 
     model = HashingAutoencoder(
-        HashConfig(input_dim=x_all.shape[1], bits=bits, hidden=config.hidden, dropout=config.dropout)
+        HashConfig(
+            input_dim=x_all.shape[1] - lexical_dim,
+            bits=bits,
+            hidden=config.hidden,
+            dropout=config.dropout,
+            lexical_dim=lexical_dim,
+        )
     ).to(device)
     teacher = None
     if config.teacher_weight > 0 and n >= 2:

@@ -69,6 +69,25 @@ def write_corpus(root: Path, per_topic: int = 8) -> dict[str, list[Path]]:
     return paths
 
 
+LEXICAL_TOPICS = {
+    "space": "planet orbit telescope galaxy rocket moon astronaut comet nebula star",
+    "food": "recipe oven flour butter sugar dough salt pepper garlic onion",
+    "bikes": "bicycle wheel chain gear saddle pedal tyre brake frame spoke",
+}
+
+
+def topic_texts(per_topic: int = 20, seed: int = 0) -> tuple[list[str], np.ndarray]:
+    """Short texts drawn from each topic's words, with a few words every topic shares."""
+    rng = np.random.default_rng(seed)
+    texts, labels = [], []
+    for label, words in enumerate(LEXICAL_TOPICS.values()):
+        vocab = words.split()
+        for _ in range(per_topic):
+            texts.append("the weekend report about " + " ".join(rng.choice(vocab, size=8)))
+            labels.append(label)
+    return texts, np.array(labels)
+
+
 @pytest.fixture
 def fake_encoder() -> FakeEncoder:
     return FakeEncoder()

@@ -154,3 +154,29 @@ def test_unchanged_rerun_keeps_the_faiss_file_and_repairs_a_corrupt_one(tmp_path
     with Store.open(db) as store:
         repaired = CodeIndex.load(faiss_file, store.generation, 32)
     assert repaired is not None and repaired.size == 24
+
+
+def test_an_index_with_an_embedding_only_model_still_grows_and_answers(tmp_path: Path, corpus: Path) -> None:
+    """Indexes built before the lexical features keep working with their stored model."""
+    from dataclasses import asdict
+
+    from semhash.model import model_to_bytes
+    from semhash.search import QueryOptions, Searcher
+    from semhash.train import TrainConfig, train_hasher
+
+    db = tmp_path / "s.db"
+    encoder = FakeEncoder()
+    index_paths(db, [corpus], OPTS, encoder=encoder)
+    with Store.open(db) as store:
+        _, embeddings = store.embeddings()
+        config = TrainConfig(epochs=FAST_EPOCHS, lexical_weight=0.0)
+        old_model, _ = train_hasher(embeddings, 32, config)  # no texts: embedding-only, as before
+        assert old_model.lexical is None
+        store.save_model(model_to_bytes(old_model), 32, embeddings.shape[1], asdict(config), {}, len(embeddings))
+        store.clear_codes()
+    (corpus / "bikes" / "new.txt").write_text("bicycle chain gear pedal brake")
+    report = index_paths(db, [corpus], OPTS, encoder=encoder)
+    assert not report.trained and report.encoded == 25
+    with Searcher(db, encoder=encoder) as searcher:
+        hits = searcher.query("bicycle chain gear pedal brake", QueryOptions(k=1))
+    assert hits[0].path.endswith("new.txt") and hits[0].cosine == pytest.approx(1.0, abs=1e-5)

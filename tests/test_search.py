@@ -95,3 +95,19 @@ def test_stale_faiss_file_is_rebuilt(indexed: tuple[Path, FakeEncoder], tmp_path
 def test_missing_index_is_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(IndexMissingError, match="semhash index DIR"):
         Searcher(tmp_path / "none.db")
+
+
+def test_a_document_queried_by_its_own_text_gets_its_own_code(
+    indexed: tuple[Path, FakeEncoder], corpus_root: Path
+) -> None:
+    """The stored model reads the words too (lexical features): query time must compute them as indexing did."""
+    from semhash.model import model_from_bytes
+
+    db, encoder = indexed
+    path = sorted(corpus_root.rglob("*.txt"))[0]
+    with Searcher(db, encoder=encoder) as searcher:
+        active = searcher.store.active_model()
+        assert active is not None and model_from_bytes(active["weights"]).lexical is not None
+        hits = searcher.query(path.read_text(), QueryOptions(k=1, rerank=False, radius=0))
+    assert str(path.resolve()) in {h.path for h in hits}
+    assert all(h.distance == 0 for h in hits)

@@ -7,9 +7,10 @@ import dataclasses
 import numpy as np
 import pytest
 import torch
+from conftest import topic_texts
 
 from semhash.codes import hamming_matrix, unpack_bits
-from semhash.model import encode_codes, model_from_bytes, model_to_bytes, reconstruction_error
+from semhash.model import HashingAutoencoder, encode_codes, model_from_bytes, model_to_bytes, reconstruction_error
 from semhash.train import TrainConfig, knn_graph, neighbour_average, spherical_kmeans, train_hasher
 
 FAST = TrainConfig(epochs=15, hidden=128)
@@ -120,3 +121,38 @@ def test_cpu_and_gpu_training_agree() -> None:
     assert abs(cpu_stats["loss"] - gpu_stats["loss"]) < 0.05
     # The returned model is on CPU, whichever device trained it.
     assert next(gpu_model.parameters()).device.type == "cpu"
+
+
+def test_lexical_features_carry_topics_the_embeddings_miss() -> None:
+    """Embeddings of pure noise, topical texts: only a model that reads the words can group the topics."""
+    texts, labels = topic_texts(per_topic=30)
+    rng = np.random.default_rng(3)
+    noise = rng.standard_normal((len(texts), 16)).astype(np.float32)
+    noise /= np.linalg.norm(noise, axis=1, keepdims=True)
+    config = dataclasses.replace(FAST, lexical_dim=8)
+    same = labels[:, None] == labels[None, :]
+
+    def gap(model: HashingAutoencoder, with_texts: bool) -> float:
+        dist = hamming_matrix(*[encode_codes(model, noise, texts=texts if with_texts else None)] * 2)
+        return float(dist[~same].mean() - dist[same].mean())
+
+    lexical, stats = train_hasher(noise, 16, config, texts=texts)
+    blind, _ = train_hasher(noise, 16, dataclasses.replace(config, lexical_weight=0.0), texts=texts)
+    assert lexical.lexical is not None and blind.lexical is None
+    assert stats["lexical_dim"] == 8 and stats["lexical_terms"] > 0
+    assert lexical.config.feature_dim == 16 + 8
+    assert gap(lexical, True) > 3 and gap(blind, False) < 1
+    with pytest.raises(ValueError, match="text"):
+        encode_codes(lexical, noise)
+
+
+def test_lexical_model_round_trips_through_bytes() -> None:
+    texts, _ = topic_texts()
+    x, _ = clustered(n=len(texts), dim=16)
+    model, _ = train_hasher(x, 16, dataclasses.replace(FAST, lexical_dim=6), texts=texts)
+    loaded = model_from_bytes(model_to_bytes(model))
+    assert loaded.lexical is not None and loaded.lexical.vocabulary == model.lexical.vocabulary  # type: ignore[union-attr]
+    np.testing.assert_array_equal(encode_codes(loaded, x, texts=texts), encode_codes(model, x, texts=texts))
+    np.testing.assert_array_equal(
+        reconstruction_error(loaded, x, texts=texts), reconstruction_error(model, x, texts=texts)
+    )

@@ -1,0 +1,156 @@
+"""Lexical features: a document's words, as a short dense vector the hashing model reads beside its embedding.
+
+A sentence encoder reads a post in 256-token windows and summarises it in 384 numbers; the words it
+weighs lightly (names, part numbers, jargon) are often the ones that say which topic a document is
+about. :class:`LexicalProjection` adds them back cheaply: TF-IDF over the corpus's vocabulary, projected
+onto its top singular directions (latent semantic analysis), giving ``dim`` numbers per document.
+
+On 20 Newsgroups (issue 3, 32 bits) the hashing model that reads ``[embedding, 0.8 * lexical]`` reaches
+P@100 0.566 where the embedding alone gives 0.542; see BENCHMARKS.md, "Hashing quality".
+
+The vectoriser is our own small one (not scikit-learn's) so that a stored model describes itself in
+plain arrays: the vocabulary, its IDF weights and the projection. Its choices follow the usual TF-IDF
+recipe:
+
+- tokens: runs of two or more word characters, lower-cased; English stop words dropped
+  (scikit-learn's list);
+- vocabulary: terms in at least ``min_df`` (2) documents and at most ``max_df`` (half) of them, the
+  ``vocabulary`` most frequent by total count (ties by term);
+- weights: sublinear term frequency ``1 + log(count)`` times smoothed IDF
+  ``log((1 + n) / (1 + df)) + 1``, each row L2-normalised;
+- projection: randomized truncated SVD of the fitted TF-IDF matrix (seeded), no centring; the projected
+  rows are L2-normalised (a text with no known word gets a zero vector).
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import re
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import sparse
+
+_TOKEN = re.compile(r"(?u)\b\w\w+\b")
+
+
+def _stop_words() -> frozenset[str]:
+    from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
+
+    return frozenset(ENGLISH_STOP_WORDS)
+
+
+def tokenize(text: str, stop_words: frozenset[str]) -> list[str]:
+    """Lower-cased word tokens of ``text`` without stop words."""
+    return [token for token in _TOKEN.findall(text.lower()) if token not in stop_words]
+
+
+@dataclass
+class LexicalProjection:
+    """A fitted TF-IDF vocabulary and its projection to ``dim`` latent directions."""
+
+    vocabulary: list[str]
+    idf: np.ndarray  # (V,) float32
+    components: np.ndarray  # (V, dim) float32
+    weight: float
+
+    @property
+    def dim(self) -> int:
+        """Length of the projected vectors."""
+        return int(self.components.shape[1])
+
+    @classmethod
+    def fit(
+        cls,
+        texts: Sequence[str],
+        dim: int = 128,
+        vocabulary: int = 20_000,
+        weight: float = 0.8,
+        min_df: int = 2,
+        max_df: float = 0.5,
+        seed: int = 0,
+    ) -> LexicalProjection | None:
+        """Fit on a corpus; ``None`` when it is too small or too uniform to give at least two directions."""
+        stop_words = _stop_words()
+        token_lists = [tokenize(text, stop_words) for text in texts]
+        n = len(token_lists)
+        doc_freq: Counter[str] = Counter()
+        total: Counter[str] = Counter()
+        for tokens in token_lists:
+            total.update(tokens)
+            doc_freq.update(set(tokens))
+        ceiling = max_df * n
+        kept = [t for t, df in doc_freq.items() if min_df <= df <= ceiling]
+        kept.sort(key=lambda t: (-total[t], t))
+        terms = sorted(kept[:vocabulary])
+        dim = min(dim, n - 1, len(terms) - 1)
+        if dim < 2:
+            return None
+        df = np.array([doc_freq[t] for t in terms], dtype=np.float64)
+        idf = (np.log((1 + n) / (1 + df)) + 1).astype(np.float32)
+        empty = cls(terms, idf, np.zeros((len(terms), dim), dtype=np.float32), weight)
+        matrix = empty._tfidf(token_lists)
+        from sklearn.utils.extmath import randomized_svd
+
+        _, _, vt = randomized_svd(matrix, dim, n_iter=5, random_state=seed)
+        # Rounded to float16 now, as stored, so that the trained model and a reloaded one agree bit for bit.
+        empty.components = np.ascontiguousarray(vt.T.astype(np.float16), dtype=np.float32)
+        return empty
+
+    def _tfidf(self, token_lists: Sequence[Sequence[str]]) -> sparse.csr_matrix:
+        """Row-normalised sublinear TF-IDF of tokenised texts over the fitted vocabulary."""
+        index = {term: i for i, term in enumerate(self.vocabulary)}
+        indptr, indices, values = [0], [], []
+        for tokens in token_lists:
+            counts = Counter(index[t] for t in tokens if t in index)
+            columns = np.fromiter(counts.keys(), dtype=np.int64, count=len(counts))
+            row = (1 + np.log(np.fromiter(counts.values(), dtype=np.float64, count=len(counts)))) * self.idf[columns]
+            norm = np.linalg.norm(row)
+            indices.extend(columns.tolist())
+            values.extend((row / norm if norm > 0 else row).tolist())
+            indptr.append(len(indices))
+        shape = (len(token_lists), len(self.vocabulary))
+        return sparse.csr_matrix((np.array(values, dtype=np.float32), indices, indptr), shape=shape)
+
+    def transform(self, texts: Sequence[str]) -> np.ndarray:
+        """``(n, dim)`` unit vectors (zero for a text with no word of the vocabulary)."""
+        stop_words = _stop_words()
+        projected = np.asarray(self._tfidf([tokenize(t, stop_words) for t in texts]) @ self.components)
+        norms = np.linalg.norm(projected, axis=1, keepdims=True)
+        return np.divide(projected, norms, out=np.zeros_like(projected), where=norms > 0).astype(np.float32)
+
+    def features(self, embeddings: np.ndarray, texts: Sequence[str]) -> np.ndarray:
+        """The hashing model's input: ``[embedding, weight * lexical]``, each row L2-normalised."""
+        if len(texts) != len(embeddings):
+            raise ValueError(f"{len(texts)} texts for {len(embeddings)} embeddings")
+        joined = np.hstack([np.asarray(embeddings, dtype=np.float32), self.weight * self.transform(texts)])
+        norms = np.linalg.norm(joined, axis=1, keepdims=True)
+        return np.divide(joined, norms, out=np.zeros_like(joined), where=norms > 0)
+
+    # -- storage (plain arrays: safe to load with torch's weights-only loader or numpy) ------------------
+    def to_bytes(self) -> bytes:
+        """Serialise as an ``.npz``: vocabulary (JSON), IDF, components (float16), weight."""
+        buffer = io.BytesIO()
+        np.savez_compressed(
+            buffer,
+            vocabulary=np.frombuffer(json.dumps(self.vocabulary).encode("utf-8"), dtype=np.uint8),
+            idf=self.idf.astype(np.float32),
+            components=self.components.astype(np.float16),
+            weight=np.array(self.weight, dtype=np.float64),
+        )
+        return buffer.getvalue()
+
+    @classmethod
+    def from_bytes(cls, blob: bytes) -> LexicalProjection:
+        """Inverse of :meth:`to_bytes`."""
+        with np.load(io.BytesIO(blob), allow_pickle=False) as data:
+            vocabulary = json.loads(bytes(data["vocabulary"]).decode("utf-8"))
+            return cls(
+                vocabulary,
+                data["idf"].astype(np.float32),
+                data["components"].astype(np.float32),
+                float(data["weight"]),
+            )
