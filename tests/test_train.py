@@ -110,13 +110,15 @@ def test_graph_helpers() -> None:
 @pytest.mark.gpu
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 def test_cpu_and_gpu_training_agree() -> None:
-    """Same seed, same batches: CUDA and CPU models give (nearly) the same codes."""
+    """Same seed, same batches: CUDA and CPU models (lexical features included) give (nearly) the same codes."""
     x, _ = clustered(n=400, dim=64, clusters=8)
-    config = dataclasses.replace(FAST, dropout=0.0, epochs=10)
-    cpu_model, cpu_stats = train_hasher(x, 32, config, device="cpu")
-    gpu_model, gpu_stats = train_hasher(x, 32, config, device="cuda")
-    cpu_bits = unpack_bits(encode_codes(cpu_model, x))
-    gpu_bits = unpack_bits(encode_codes(gpu_model, x, device="cuda"))
+    texts = topic_texts(per_topic=134)[0][:400]
+    config = dataclasses.replace(FAST, dropout=0.0, epochs=10, lexical_dim=8)
+    cpu_model, cpu_stats = train_hasher(x, 32, config, device="cpu", texts=texts)
+    gpu_model, gpu_stats = train_hasher(x, 32, config, device="cuda", texts=texts)
+    assert gpu_model.lexical is not None
+    cpu_bits = unpack_bits(encode_codes(cpu_model, x, texts=texts))
+    gpu_bits = unpack_bits(encode_codes(gpu_model, x, device="cuda", texts=texts))
     assert (cpu_bits == gpu_bits).mean() > 0.97
     assert abs(cpu_stats["loss"] - gpu_stats["loss"]) < 0.05
     # The returned model is on CPU, whichever device trained it.
