@@ -263,6 +263,12 @@ def info_command(db: Path = DbOption, as_json: bool = JsonOption) -> None:
         ("documents", f"{info.documents} ({info.encoded} encoded)"),
         ("embedding model", f"{info.model_name} ({info.embedding_dim}-d)"),
         ("code", f"{info.bits} bits" if info.bits else "no model yet"),
+        (
+            "hashing input",
+            f"embedding + {info.lexical_dim}-d lexical vector ({info.lexical_terms:,} terms)"
+            if info.lexical_dim
+            else "embedding only",
+        ),
         ("trained", f"{info.trained_at} on {info.trained_on} documents" if info.trained_at else "-"),
         ("bit usage (fraction on)", balance),
         (

@@ -30,6 +30,7 @@ def index_info(db_path: str | Path) -> IndexInfo:
             except Exception:  # a corrupt file is simply not fresh here
                 fresh = False
         dim = store.get_meta("embedding_dim")
+        stats = active["stats"] if active else {}
         faiss_path = index_path_for(store.path)
         return IndexInfo(
             db_path=str(store.path),
@@ -46,4 +47,6 @@ def index_info(db_path: str | Path) -> IndexInfo:
             index_path=str(faiss_path),
             index_bytes=faiss_path.stat().st_size if faiss_path.exists() else 0,
             index_fresh=fresh,
+            lexical_dim=int(stats.get("lexical_dim", 0)),
+            lexical_terms=int(stats.get("lexical_terms", 0)),
         )

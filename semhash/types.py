@@ -95,6 +95,9 @@ class IndexInfo:
     index_path: str
     index_bytes: int
     index_fresh: bool
+    #: the hashing model's lexical vector: directions and vocabulary size (0, 0: it reads the embedding only).
+    lexical_dim: int = 0
+    lexical_terms: int = 0
 
 
 @dataclass(frozen=True)

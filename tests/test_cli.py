@@ -78,6 +78,8 @@ def test_similar_and_info_and_train(db: Path, corpus: Path) -> None:
     assert code == 0 and "24 (24 encoded)" in output and "32 bits" in output and "fresh" in output
     info = json.loads(invoke("info", "--db", db, "--json")[1])
     assert info["documents"] == 24 and len(info["bit_usage"]) == 32
+    assert info["lexical_dim"] >= 2 and info["lexical_terms"] > info["lexical_dim"]
+    assert f"embedding + {info['lexical_dim']}-d lexical vector" in output
     code, output = invoke("train", "--db", db, "--bits", 16, "--epochs", 2)
     assert code == 0 and "encoded 24" in output
     assert json.loads(invoke("info", "--db", db, "--json")[1])["bits"] == 16
