@@ -24,6 +24,7 @@ recipe:
 
 from __future__ import annotations
 
+import functools
 import io
 import json
 import re
@@ -37,6 +38,7 @@ from scipy import sparse
 _TOKEN = re.compile(r"(?u)\b\w\w+\b")
 
 
+@functools.cache
 def _stop_words() -> frozenset[str]:
     from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
 
@@ -56,6 +58,11 @@ class LexicalProjection:
     idf: np.ndarray  # (V,) float32
     components: np.ndarray  # (V, dim) float32
     weight: float
+
+    def __post_init__(self) -> None:
+        # Built once: a warm query must not rebuild a 20,000-entry dictionary.
+        self._term_index = {term: i for i, term in enumerate(self.vocabulary)}
+        self._stop_words = _stop_words()
 
     @property
     def dim(self) -> int:
@@ -102,7 +109,7 @@ class LexicalProjection:
 
     def _tfidf(self, token_lists: Sequence[Sequence[str]]) -> sparse.csr_matrix:
         """Row-normalised sublinear TF-IDF of tokenised texts over the fitted vocabulary."""
-        index = {term: i for i, term in enumerate(self.vocabulary)}
+        index = self._term_index
         indptr, indices, values = [0], [], []
         for tokens in token_lists:
             counts = Counter(index[t] for t in tokens if t in index)
@@ -117,8 +124,7 @@ class LexicalProjection:
 
     def transform(self, texts: Sequence[str]) -> np.ndarray:
         """``(n, dim)`` unit vectors (zero for a text with no word of the vocabulary)."""
-        stop_words = _stop_words()
-        projected = np.asarray(self._tfidf([tokenize(t, stop_words) for t in texts]) @ self.components)
+        projected = np.asarray(self._tfidf([tokenize(t, self._stop_words) for t in texts]) @ self.components)
         norms = np.linalg.norm(projected, axis=1, keepdims=True)
         return np.divide(projected, norms, out=np.zeros_like(projected), where=norms > 0).astype(np.float32)
 

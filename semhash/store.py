@@ -368,7 +368,11 @@ class Store:
 
     # -- models ----------------------------------------------------------------------------------
     def save_model(self, weights: bytes, bits: int, input_dim: int, config: dict, stats: dict, trained_on: int) -> int:
-        """Store a trained model and make it the active one; returns its id."""
+        """Store a trained model and make it the active one; returns its id.
+
+        Older rows stay as the training history (config, stats, date) but lose their weights: their codes
+        are gone, and each model's weights and lexical projection take megabytes.
+        """
         with self.transaction():
             cursor = self.db.execute(
                 "INSERT INTO models (created_at, bits, input_dim, config, stats, trained_on, weights)"
@@ -376,6 +380,7 @@ class Store:
                 [_now(), bits, input_dim, json.dumps(config), json.dumps(stats), trained_on, weights],
             )
             model_id = cursor.fetchone()[0]
+            self.db.execute("UPDATE models SET weights = NULL WHERE id != ?", [model_id])
             self.set_meta("model_id", model_id)
             self.set_meta("bits", bits)
         return model_id
