@@ -102,6 +102,13 @@ def index_command(
     retrain: bool = typer.Option(False, "--retrain", help="Train the hashing model again on all stored embeddings."),
     epochs: int | None = typer.Option(None, "--epochs", min=1, help="Training epochs [default: the recipe's]."),
     seed: int = typer.Option(0, "--seed", help="Seed of the hashing model's training."),
+    lexical_weight: float | None = typer.Option(
+        None,
+        "--lexical-weight",
+        min=0.0,
+        help="Weight of the words beside the embedding in the hashing model's input (0 = embedding only) "
+        "[default: 0.8].",
+    ),
     include: list[str] = typer.Option([], "--include", help="Only files matching this glob (repeatable)."),
     exclude: list[str] = typer.Option([], "--exclude", help="Skip files matching this glob (repeatable)."),
     text_field: str = typer.Option("text", "--text-field", help="Field holding the text in .json/.jsonl files."),
@@ -127,6 +134,7 @@ def index_command(
         read=ReadOptions(include=include, exclude=exclude, text_field=text_field, text_column=text_column),
         epochs=epochs,
         seed=seed,
+        lexical_weight=lexical_weight,
     )
     with _progress(not as_json) as progress:
         report = index_paths(db, [str(p) for p in paths], options, progress=progress)
@@ -333,6 +341,13 @@ def train_command(
     bits: int | None = typer.Option(None, "--bits", help="Code length, a multiple of 8 (8-64) [default: the index's]."),
     epochs: int | None = typer.Option(None, "--epochs", min=1, help="Training epochs [default: the recipe's]."),
     seed: int = typer.Option(0, "--seed", help="Training seed."),
+    lexical_weight: float | None = typer.Option(
+        None,
+        "--lexical-weight",
+        min=0.0,
+        help="Weight of the words beside the embedding in the hashing model's input (0 = embedding only) "
+        "[default: 0.8].",
+    ),
     device: str = DeviceOption,
     as_json: bool = JsonOption,
 ) -> None:
@@ -340,7 +355,9 @@ def train_command(
     from semhash.ingest import retrain_index
 
     with _progress(not as_json) as progress:
-        report = retrain_index(db, bits=bits, epochs=epochs, seed=seed, device=device, progress=progress)
+        report = retrain_index(
+            db, bits=bits, epochs=epochs, seed=seed, device=device, progress=progress, lexical_weight=lexical_weight
+        )
     if as_json:
         print(json.dumps(asdict(report)))
         return

@@ -49,6 +49,8 @@ class IndexOptions:
     read: ReadOptions = field(default_factory=ReadOptions)
     epochs: int | None = None
     seed: int = 0
+    #: weight of the lexical vector in the hashing model's input (0 = embedding only; ``None`` = the recipe's).
+    lexical_weight: float | None = None
 
 
 def _in_scope(path: str, roots: Sequence[Path]) -> bool:
@@ -70,6 +72,8 @@ def index_paths(
     roots = check_roots(paths)
     if options.bits is not None:
         check_bits(options.bits)
+    if options.lexical_weight is not None:
+        _check_lexical_weight(options.lexical_weight)
     db_exists = Path(db_path).exists()
     # create=True on an existing file runs its migrations; a new file is created only once there is work.
     store = Store.open(db_path, create=True) if db_exists else None
@@ -153,6 +157,11 @@ def _check_before_work(store: Store, model_name: str, options: IndexOptions) -> 
         raise UsageError(f"{store.path} uses {store.bits}-bit codes: pass --retrain to switch to {options.bits} bits")
 
 
+def _check_lexical_weight(weight: float) -> None:
+    if not weight >= 0:  # also rejects NaN
+        raise UsageError(f"--lexical-weight must be 0 or more, not {weight}")
+
+
 def _train_and_encode(store: Store, options: IndexOptions, report: IndexReport, progress: Progress | None) -> None:
     """Train when there is no model (or ``retrain``), then encode every document without a code."""
     from semhash.device import resolve_device
@@ -206,6 +215,9 @@ def retrain(
     config = TrainConfig(seed=options.seed)
     if options.epochs is not None:
         config.epochs = options.epochs
+    if options.lexical_weight is not None:
+        _check_lexical_weight(options.lexical_weight)
+        config.lexical_weight = options.lexical_weight
     started = time.perf_counter()
 
     def on_epoch(done: int, total: int) -> None:
@@ -231,6 +243,7 @@ def retrain_index(
     seed: int = 0,
     device: str = "auto",
     progress: Progress | None = None,
+    lexical_weight: float | None = None,
 ) -> IndexReport:
     """``semhash train``: retrain on the stored embeddings, re-encode every document, rebuild faiss."""
     started = time.perf_counter()
@@ -238,7 +251,9 @@ def retrain_index(
     with Store.open(db_path) as store:
         if store.count() == 0:
             raise CorpusError(f"{store.path} holds no document: run `semhash index DIR` first")
-        options = IndexOptions(device=device, bits=bits, retrain=True, epochs=epochs, seed=seed)
+        options = IndexOptions(
+            device=device, bits=bits, retrain=True, epochs=epochs, seed=seed, lexical_weight=lexical_weight
+        )
         _train_and_encode(store, options, report, progress)
         build_index(store)
         report.total_documents = store.count()

@@ -83,6 +83,12 @@ def test_similar_and_info_and_train(db: Path, corpus: Path) -> None:
     code, output = invoke("train", "--db", db, "--bits", 16, "--epochs", 2)
     assert code == 0 and "encoded 24" in output
     assert json.loads(invoke("info", "--db", db, "--json")[1])["bits"] == 16
+    code, output = invoke("train", "--db", db, "--epochs", 2, "--lexical-weight", 0)
+    assert code == 0, output
+    code, output = invoke("info", "--db", db)
+    assert "embedding only" in output and json.loads(invoke("info", "--db", db, "--json")[1])["lexical_dim"] == 0
+    code, output = invoke("train", "--db", db, "--lexical-weight", -1)
+    assert code == 2 and "lexical-weight" in output
 
 
 @pytest.mark.parametrize(

@@ -180,3 +180,10 @@ def test_an_index_with_an_embedding_only_model_still_grows_and_answers(tmp_path:
     with Searcher(db, encoder=encoder) as searcher:
         hits = searcher.query("bicycle chain gear pedal brake", QueryOptions(k=1))
     assert hits[0].path.endswith("new.txt") and hits[0].cosine == pytest.approx(1.0, abs=1e-5)
+
+
+def test_negative_lexical_weight_fails_before_any_embedding(tmp_path: Path, corpus: Path) -> None:
+    encoder = FakeEncoder()
+    with pytest.raises(UsageError, match="lexical-weight"):
+        index_paths(tmp_path / "s.db", [corpus], IndexOptions(lexical_weight=-0.5, device="cpu"), encoder=encoder)
+    assert encoder.calls == 0
