@@ -19,7 +19,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from semhash.config import DEFAULT_DB, DEFAULT_K, ENV_DB, ENV_DEVICE, ENV_MODEL
+from semhash.config import DEFAULT_DB, DEFAULT_K, DEFAULT_LEXICAL_WEIGHT, ENV_DB, ENV_DEVICE, ENV_MODEL
 from semhash.errors import SemhashError
 
 app = typer.Typer(
@@ -58,6 +58,13 @@ DeviceOption = typer.Option(
     "auto", "--device", envvar=ENV_DEVICE, help="auto (CUDA when present), cpu or cuda.", show_default=True
 )
 JsonOption = typer.Option(False, "--json", help="Print JSON lines instead of a table.")
+LexicalWeightOption = typer.Option(
+    None,
+    "--lexical-weight",
+    min=0.0,
+    help="Weight of the words beside the embedding in the hashing model's input (0 = embedding only) "
+    f"[default: {DEFAULT_LEXICAL_WEIGHT}].",
+)
 
 
 @contextmanager
@@ -102,13 +109,7 @@ def index_command(
     retrain: bool = typer.Option(False, "--retrain", help="Train the hashing model again on all stored embeddings."),
     epochs: int | None = typer.Option(None, "--epochs", min=1, help="Training epochs [default: the recipe's]."),
     seed: int = typer.Option(0, "--seed", help="Seed of the hashing model's training."),
-    lexical_weight: float | None = typer.Option(
-        None,
-        "--lexical-weight",
-        min=0.0,
-        help="Weight of the words beside the embedding in the hashing model's input (0 = embedding only) "
-        "[default: 0.8].",
-    ),
+    lexical_weight: float | None = LexicalWeightOption,
     include: list[str] = typer.Option([], "--include", help="Only files matching this glob (repeatable)."),
     exclude: list[str] = typer.Option([], "--exclude", help="Skip files matching this glob (repeatable)."),
     text_field: str = typer.Option("text", "--text-field", help="Field holding the text in .json/.jsonl files."),
@@ -341,13 +342,7 @@ def train_command(
     bits: int | None = typer.Option(None, "--bits", help="Code length, a multiple of 8 (8-64) [default: the index's]."),
     epochs: int | None = typer.Option(None, "--epochs", min=1, help="Training epochs [default: the recipe's]."),
     seed: int = typer.Option(0, "--seed", help="Training seed."),
-    lexical_weight: float | None = typer.Option(
-        None,
-        "--lexical-weight",
-        min=0.0,
-        help="Weight of the words beside the embedding in the hashing model's input (0 = embedding only) "
-        "[default: 0.8].",
-    ),
+    lexical_weight: float | None = LexicalWeightOption,
     device: str = DeviceOption,
     as_json: bool = JsonOption,
 ) -> None:

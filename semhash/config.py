@@ -16,6 +16,8 @@ ENV_ALLOW_DOWNLOAD = "SEMHASH_ALLOW_DOWNLOAD"
 DEFAULT_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
 
 DEFAULT_BITS = 32
+#: Weight of a document's lexical vector beside its unit embedding in the hashing model's input (issue 3).
+DEFAULT_LEXICAL_WEIGHT = 0.8
 MIN_BITS = 8
 MAX_BITS = 64
 

@@ -35,6 +35,8 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import sparse
 
+from semhash.config import DEFAULT_LEXICAL_WEIGHT
+
 _TOKEN = re.compile(r"(?u)\b\w\w+\b")
 
 
@@ -75,7 +77,7 @@ class LexicalProjection:
         texts: Sequence[str],
         dim: int = 128,
         vocabulary: int = 20_000,
-        weight: float = 0.8,
+        weight: float = DEFAULT_LEXICAL_WEIGHT,
         min_df: int = 2,
         max_df: float = 0.5,
         seed: int = 0,

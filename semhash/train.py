@@ -56,6 +56,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from semhash.config import DEFAULT_LEXICAL_WEIGHT
 from semhash.lexical import LexicalProjection
 from semhash.model import HashConfig, HashingAutoencoder
 
@@ -96,7 +97,7 @@ class TrainConfig:
     decorrelation_weight: float = 0.01
     #: Lexical features (:mod:`semhash.lexical`): the model reads ``[embedding, lexical_weight * LSA]``
     #: of each document when its text is given to :func:`train_hasher` (0 = embedding only).
-    lexical_weight: float = 0.8
+    lexical_weight: float = DEFAULT_LEXICAL_WEIGHT
     #: latent directions of the lexical vector, and the TF-IDF vocabulary they are taken from.
     lexical_dim: int = 128
     lexical_vocabulary: int = 20_000
