@@ -38,9 +38,9 @@ def main() -> None:
         shutil.copy(args.db, plain)
         retrain_index(lexical, device="cpu")  # the default recipe, whatever model the source index holds
         retrain_index(plain, device="cpu", lexical_weight=0.0)
-        with Searcher(lexical, device="cpu") as a, Searcher(plain, device="cpu") as b:
+        with Searcher(lexical, device="cpu") as a:
             a.query("warm-up")
-            b._encoder = a.encoder  # one loaded sentence-transformers model for both
+            b = Searcher(plain, encoder=a.encoder)  # one loaded sentence-transformers model for both
             b.query("warm-up")
             times: dict[str, list[float]] = {"lexical": [], "embedding-only": []}
             for _ in range(args.rounds):
@@ -49,6 +49,7 @@ def main() -> None:
                     for text in QUERIES:
                         searcher.query(text)
                     times[name].append((time.perf_counter() - started) / len(QUERIES) * 1000)
+            b.close()
     medians = {name: statistics.median(values) for name, values in times.items()}
     for name in times:
         print(f"{name}: median {medians[name]:.2f} ms/query over {args.rounds} rounds of {len(QUERIES)}")
