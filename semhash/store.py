@@ -302,23 +302,14 @@ class Store:
             rows = self.db.execute("SELECT id, embedding FROM documents WHERE embedding IS NOT NULL ORDER BY id")
             pairs = list(rows)
         else:
-            pairs = []
-            for start in range(0, len(ids), 500):
-                chunk = [int(i) for i in ids[start : start + 500]]
-                marks = ",".join("?" * len(chunk))
-                pairs.extend(self.db.execute(f"SELECT id, embedding FROM documents WHERE id IN ({marks})", chunk))
-            pairs.sort()
+            pairs = sorted(self._rows_by_id("id, embedding", ids))
         out_ids = np.fromiter((p[0] for p in pairs), dtype=np.int64, count=len(pairs))
         matrix = np.frombuffer(b"".join(p[1] for p in pairs), dtype="<f4").reshape(len(pairs), dim)
         return out_ids, matrix.astype(np.float32)
 
     def texts(self, ids: Sequence[int]) -> list[str]:
         """The texts of documents, in the order of ``ids`` (every id must exist)."""
-        found: dict[int, str] = {}
-        for start in range(0, len(ids), 500):
-            chunk = [int(i) for i in ids[start : start + 500]]
-            marks = ",".join("?" * len(chunk))
-            found.update(self.db.execute(f"SELECT id, text FROM documents WHERE id IN ({marks})", chunk))
+        found = dict(self._rows_by_id("id, text", ids))
         return [found[int(i)] for i in ids]
 
     def codes(self) -> tuple[np.ndarray, np.ndarray]:
@@ -331,16 +322,18 @@ class Store:
 
     def documents(self, ids: Sequence[int]) -> dict[int, StoredDocument]:
         """Rows by id (missing ids are left out)."""
-        out: dict[int, StoredDocument] = {}
+        rows = self._rows_by_id("id, path, record, text, code, recon_error, mtime", ids)
+        return {row[0]: StoredDocument(*row) for row in rows}
+
+    def _rows_by_id(self, columns: str, ids: Sequence[int]) -> Iterator[tuple]:
+        """``SELECT columns`` of the documents with these ids (in no particular order; missing ids left out).
+
+        Chunked, because SQLite caps the number of bound parameters in one statement.
+        """
         for start in range(0, len(ids), 500):
             chunk = [int(i) for i in ids[start : start + 500]]
             marks = ",".join("?" * len(chunk))
-            for row in self.db.execute(
-                f"SELECT id, path, record, text, code, recon_error, mtime FROM documents WHERE id IN ({marks})",
-                chunk,
-            ):
-                out[row[0]] = StoredDocument(*row)
-        return out
+            yield from self.db.execute(f"SELECT {columns} FROM documents WHERE id IN ({marks})", chunk)
 
     def find(self, path: str, record: int | None = None) -> list[StoredDocument]:
         """Documents stored for a file path (all its records, or one)."""
