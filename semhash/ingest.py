@@ -165,7 +165,7 @@ def _check_lexical_weight(weight: float) -> None:
 def _train_and_encode(store: Store, options: IndexOptions, report: IndexReport, progress: Progress | None) -> None:
     """Train when there is no model (or ``retrain``), then encode every document without a code."""
     from semhash.device import resolve_device
-    from semhash.model import encode_codes, model_from_bytes, reconstruction_error
+    from semhash.model import encode_with_errors, model_from_bytes
 
     device = resolve_device(options.device)
     active = store.active_model()
@@ -184,10 +184,9 @@ def _train_and_encode(store: Store, options: IndexOptions, report: IndexReport, 
     for start in range(0, len(todo), 4096):
         ids, embeddings = store.embeddings(todo[start : start + 4096])
         texts = store.texts(ids.tolist()) if model.lexical is not None else None
-        packed = encode_codes(model, embeddings, device, texts=texts)
+        packed, errors = encode_with_errors(model, embeddings, device, texts=texts)
         bits = model.config.bits
         codes = [to_sql_int(v, bits) for v in packed_to_ints(packed)]
-        errors = reconstruction_error(model, embeddings, device, texts=texts)
         store.set_codes(ids.tolist(), codes, errors.tolist())
         report.encoded += len(ids)
         if progress:

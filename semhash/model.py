@@ -107,14 +107,24 @@ def reconstruction_error(
     model: HashingAutoencoder, embeddings: np.ndarray, device: str = "cpu", *, texts: Sequence[str] | None = None
 ) -> np.ndarray:
     """``1 - cosine(features, decoder(code))`` per row: high for documents unlike the corpus."""
+    return encode_with_errors(model, embeddings, device, texts=texts)[1]
+
+
+def encode_with_errors(
+    model: HashingAutoencoder, embeddings: np.ndarray, device: str = "cpu", *, texts: Sequence[str] | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`encode_codes` and :func:`reconstruction_error` together: features and forward pass computed once."""
+    bits = model.config.bits
     if len(embeddings) == 0:
-        return np.zeros(0, dtype=np.float32)
+        return np.zeros((0, bits // 8), dtype=np.uint8), np.zeros(0, dtype=np.float32)
 
-    def err(x: torch.Tensor) -> torch.Tensor:
-        _, _, recon = model(x)
-        return 1 - nn.functional.cosine_similarity(recon, x, dim=1)
+    def code_and_error(x: torch.Tensor) -> torch.Tensor:
+        logits, _, recon = model(x)
+        error = 1 - nn.functional.cosine_similarity(recon, x, dim=1)
+        return torch.cat([(logits > 0).float(), error[:, None]], dim=1)
 
-    return np.concatenate(_batched(model, model.features(embeddings, texts), device, err)).astype(np.float32)
+    out = np.concatenate(_batched(model, model.features(embeddings, texts), device, code_and_error))
+    return pack_bits(out[:, :bits] > 0), out[:, bits].astype(np.float32)
 
 
 def model_to_bytes(model: HashingAutoencoder) -> bytes:

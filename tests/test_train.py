@@ -10,7 +10,14 @@ import torch
 from conftest import topic_texts
 
 from semhash.codes import hamming_matrix, unpack_bits
-from semhash.model import HashingAutoencoder, encode_codes, model_from_bytes, model_to_bytes, reconstruction_error
+from semhash.model import (
+    HashingAutoencoder,
+    encode_codes,
+    encode_with_errors,
+    model_from_bytes,
+    model_to_bytes,
+    reconstruction_error,
+)
 from semhash.train import TrainConfig, knn_graph, neighbour_average, spherical_kmeans, train_hasher
 
 FAST = TrainConfig(epochs=15, hidden=128)
@@ -158,3 +165,8 @@ def test_lexical_model_round_trips_through_bytes() -> None:
     np.testing.assert_array_equal(
         reconstruction_error(loaded, x, texts=texts), reconstruction_error(model, x, texts=texts)
     )
+    # The one-pass form used by indexing gives exactly the two separate results.
+    packed, errors = encode_with_errors(loaded, x, texts=texts)
+    np.testing.assert_array_equal(packed, encode_codes(model, x, texts=texts))
+    np.testing.assert_allclose(errors, reconstruction_error(model, x, texts=texts), rtol=1e-6)
+    assert encode_with_errors(loaded, x[:0], texts=[])[0].shape == (0, 2)
