@@ -52,6 +52,11 @@ class IndexOptions:
     #: weight of the lexical vector in the hashing model's input (0 = embedding only; ``None`` = the recipe's).
     lexical_weight: float | None = None
 
+    def __post_init__(self) -> None:
+        # Checked here, so that `index` and `train` both refuse it before any work.
+        if self.lexical_weight is not None and not self.lexical_weight >= 0:  # also rejects NaN
+            raise UsageError(f"--lexical-weight must be 0 or more, not {self.lexical_weight}")
+
 
 def _in_scope(path: str, roots: Sequence[Path]) -> bool:
     p = Path(path)
@@ -72,8 +77,6 @@ def index_paths(
     roots = check_roots(paths)
     if options.bits is not None:
         check_bits(options.bits)
-    if options.lexical_weight is not None:
-        _check_lexical_weight(options.lexical_weight)
     db_exists = Path(db_path).exists()
     # create=True on an existing file runs its migrations; a new file is created only once there is work.
     store = Store.open(db_path, create=True) if db_exists else None
@@ -157,11 +160,6 @@ def _check_before_work(store: Store, model_name: str, options: IndexOptions) -> 
         raise UsageError(f"{store.path} uses {store.bits}-bit codes: pass --retrain to switch to {options.bits} bits")
 
 
-def _check_lexical_weight(weight: float) -> None:
-    if not weight >= 0:  # also rejects NaN
-        raise UsageError(f"--lexical-weight must be 0 or more, not {weight}")
-
-
 def _train_and_encode(store: Store, options: IndexOptions, report: IndexReport, progress: Progress | None) -> None:
     """Train when there is no model (or ``retrain``), then encode every document without a code."""
     from semhash.device import resolve_device
@@ -215,7 +213,6 @@ def retrain(
     if options.epochs is not None:
         config.epochs = options.epochs
     if options.lexical_weight is not None:
-        _check_lexical_weight(options.lexical_weight)
         config.lexical_weight = options.lexical_weight
     started = time.perf_counter()
 

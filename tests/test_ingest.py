@@ -187,3 +187,11 @@ def test_negative_lexical_weight_fails_before_any_embedding(tmp_path: Path, corp
     with pytest.raises(UsageError, match="lexical-weight"):
         index_paths(tmp_path / "s.db", [corpus], IndexOptions(lexical_weight=-0.5, device="cpu"), encoder=encoder)
     assert encoder.calls == 0
+    db = tmp_path / "t.db"
+    index_paths(db, [corpus], OPTS, encoder=encoder)
+    with Store.open(db) as store:
+        model_before = store.active_model()
+    with pytest.raises(UsageError, match="lexical-weight"):
+        retrain_index(db, lexical_weight=float("nan"), device="cpu")
+    with Store.open(db) as store:
+        assert store.active_model() == model_before  # nothing retrained, nothing lost
