@@ -4,6 +4,7 @@ Run from the repository root::
 
     .venv/bin/python scripts/newsgroups.py            # once: stripped JSONL + embeddings (~35 min, 2 CPUs)
     .venv/bin/python scripts/bench_hashing.py --bits 16,32,64 --seeds 0,1,2 --out bench-out/hashing.json
+    .venv/bin/python scripts/bench_hashing.py --bits 32 --seeds 0 --set lexical_weight=1.0   # a variant
 
 Protocol (VDSH, NASH, AMMI, SNUH): scikit-learn's ``remove=("headers", "footers", "quotes")`` stripping,
 empty documents dropped; database = the bydate train split, queries = the test split, each query coded
@@ -15,6 +16,7 @@ code), which reads embeddings from the cache written by ``scripts/newsgroups.py`
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import platform
@@ -27,6 +29,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from semhash.evaluate import FLOAT, OURS, EvalReport, evaluate  # noqa: E402
+from semhash.train import TrainConfig  # noqa: E402
 
 DATA = ROOT / ".cache" / "20ng" / "20ng-stripped.jsonl"
 CACHE = ROOT / ".cache" / "20ng" / "embeddings.npz"
@@ -59,6 +62,21 @@ def markdown(report: EvalReport, metric: str) -> str:
     return "\n".join(lines)
 
 
+def recipe_with(overrides: list[str]) -> TrainConfig:
+    """The default :class:`TrainConfig` with ``FIELD=VALUE`` overrides, each value of its field's type."""
+    config = TrainConfig()
+    types = {f.name: type(getattr(config, f.name)) for f in dataclasses.fields(config)}
+    for item in overrides:
+        name, _, value = item.partition("=")
+        if name not in types or not value:
+            raise ValueError(f"expected FIELD=VALUE with a TrainConfig field, got {item!r}")
+        if types[name] is tuple:
+            setattr(config, name, tuple(int(v) for v in value.split(",")))
+        else:
+            setattr(config, name, types[name](value))
+    return config
+
+
 def main(argv: list[str] | None = None) -> int:
     """Command-line entry point."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -68,10 +86,22 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seeds", default="0,1,2")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--out", type=Path, default=ROOT / "bench-out" / "hashing.json")
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="FIELD=VALUE",
+        help="override a TrainConfig field of the recipe, e.g. --set lexical_weight=1.0 (repeatable)",
+    )
     args = parser.parse_args(argv)
     if not args.data.is_file():
         print(f"no {args.data}: run scripts/newsgroups.py first", file=sys.stderr)
         return 1
+    try:
+        train_config = recipe_with(args.set)
+    except ValueError as exc:
+        print(f"--set: {exc}", file=sys.stderr)
+        return 2
     started = time.perf_counter()
     report = evaluate(
         args.data,
@@ -81,6 +111,7 @@ def main(argv: list[str] | None = None) -> int:
         with_map=True,
         device=args.device,
         cache=args.cache,
+        train_config=train_config,
         progress=lambda line: print(f"[{time.perf_counter() - started:6.0f} s] {line}", file=sys.stderr, flush=True),
     )
     wall = time.perf_counter() - started
