@@ -116,7 +116,7 @@ def measure_embedding(posts: list[Post], model: str | None, device: str, batch_s
     return embeddings, result
 
 
-def precision_at_100(model, queries, db, query_texts, db_texts, query_labels, db_labels, device: str) -> float:  # noqa: ANN001
+def precision_at_100(model, queries, db, query_texts, db_texts, query_labels, db_labels, device: str) -> float:
     """P@100 of the Hamming ranking (ties by database order), the protocol of ``bench_hashing.py``.
 
     A database smaller than 100 (a dry run) gives precision at its size.
