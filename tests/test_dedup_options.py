@@ -55,3 +55,5 @@ def test_dedup_of_a_short_code_index_refuses_a_wider_radius(tmp_path: Path) -> N
     assert dedup_index(path, DedupOptions(radius=4)).stats.candidates == 1
     with pytest.raises(UsageError, match="--radius"):
         SemanticIndex(path).dedup(radius=9)
+    with pytest.raises(UsageError, match="unknown dedup option radious: use cluster, keep"):
+        SemanticIndex(path).dedup(radious=2)

@@ -49,7 +49,7 @@ def check_new_folder(path: str | Path) -> Path:
 
 
 @dataclass
-class _Plan:
+class WritePlan:
     """What goes where, relative to the output folder: copied files and JSONL files of records."""
 
     files: dict[PurePath, StoredDocument]
@@ -57,10 +57,11 @@ class _Plan:
 
     @property
     def targets(self) -> list[PurePath]:
+        """Every output path, files first."""
         return [*self.files, *self.records]
 
 
-def plan_unique(docs: Sequence[StoredDocument], out: Path) -> _Plan:
+def plan_unique(docs: Sequence[StoredDocument], out: Path) -> WritePlan:
     """Relative output path of every document, each one proven to stay inside ``out``.
 
     One-document files keep their layout relative to the common folder of all documents; records of
@@ -70,11 +71,13 @@ def plan_unique(docs: Sequence[StoredDocument], out: Path) -> _Plan:
         UnsafePathError: a stored path is not absolute and normalised, or its output would leave ``out``
             or collide with another document's.
     """
+    if not docs:
+        return WritePlan({}, {})
     for doc in docs:
         _check_stored_path(doc)
     parents = {str(Path(d.path).parent) for d in docs}
-    root = Path(os.path.commonpath(sorted(parents))) if parents else Path("/")
-    plan = _Plan({}, {})
+    root = Path(os.path.commonpath(sorted(parents)))
+    plan = WritePlan({}, {})
     for doc in docs:
         path = Path(doc.path)
         rel = PurePath(path.relative_to(root) if path.is_relative_to(root) else path.name)
@@ -85,7 +88,7 @@ def plan_unique(docs: Sequence[StoredDocument], out: Path) -> _Plan:
             )
         elif rel in plan.files:
             raise UnsafePathError(
-                f"documents {plan.files[rel].location} and {doc.location} would both be written to {out / rel}: "
+                f"documents {plan.files[rel].id} and {doc.id} would both be written to {_quoted(out / rel)}: "
                 "nothing was written; fix the paths in the index (re-index) and run again"
             )
         else:
@@ -103,6 +106,12 @@ def _check_stored_path(doc: StoredDocument) -> None:
         )
 
 
+def _quoted(path: PurePath) -> str:
+    """A path from the index, shown on one line (a file name may hold a newline)."""
+    text = str(path)
+    return text if text.isprintable() else repr(text)
+
+
 def _check_inside(out: Path, targets: Sequence[PurePath]) -> None:
     """Prove every ``out / target`` resolves inside ``out``, and that no target is another one's folder."""
     base = out.resolve()
@@ -111,15 +120,17 @@ def _check_inside(out: Path, targets: Sequence[PurePath]) -> None:
     for target in targets:
         if target in seen:
             raise UnsafePathError(
-                f"two documents would be written to {out / target}: nothing was written; fix the index"
+                f"two documents would be written to {_quoted(out / target)}: nothing was written; fix the index"
             )
         seen.add(target)
         full = (base / target).resolve()
         if target.is_absolute() or full == base or not full.is_relative_to(base):
-            raise UnsafePathError(f"{target} would be written outside {out}: nothing was written; fix the index")
+            raise UnsafePathError(
+                f"{_quoted(target)} would be written outside {out}: nothing was written; fix the index"
+            )
         if target in folders:
             raise UnsafePathError(
-                f"{out / target} would be both a file and a folder: nothing was written; fix the paths in the index"
+                f"{_quoted(out / target)} would be both a file and a folder: nothing was written; fix the index"
             )
 
 
@@ -180,7 +191,7 @@ class _Folder:
                         os.utime(handle.fileno(), ns=(stat.st_atime_ns, stat.st_mtime_ns))
         except OSError as exc:
             raise OutputError(
-                f"could not write {self.path / rel}: {exc.strerror or exc}; "
+                f"could not write {_quoted(self.path / rel)}: {exc.strerror or exc}; "
                 f"{self.path} is partly written: remove it and run again"
             ) from None
         finally:
