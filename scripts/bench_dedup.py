@@ -353,11 +353,11 @@ def cosine_all_pairs(dataset: str, embeddings: np.ndarray, truth: dict) -> dict:
 
 
 def exact_hash(dataset: str, texts: list[str], truth: dict) -> dict:
-    from semhash.dedup import text_key
+    from semhash.dedup import normalized_text_hash
 
     started = time.perf_counter()
     keys: dict[int, int] = {}
-    label = np.array([keys.setdefault(text_key(t), k) for k, t in enumerate(texts)])
+    label = np.array([keys.setdefault(normalized_text_hash(t), k) for k, t in enumerate(texts)])
     return score(dataset, label, truth) | {"seconds": round(time.perf_counter() - started, 3)}
 
 

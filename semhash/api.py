@@ -21,7 +21,7 @@ from semhash.embed import Encoder
 from semhash.types import Hit, IndexInfo, IndexReport
 
 if TYPE_CHECKING:
-    from semhash.dedup import AgainstResult, DedupResult
+    from semhash.dedup import AgainstResult, DedupOptions, DedupResult
 
 
 class SemanticIndex:
@@ -82,18 +82,32 @@ class SemanticIndex:
 
         The result keeps every candidate pair, so ``result.rethreshold(0.9)`` re-clusters without recomputing.
         """
-        from semhash.dedup import DedupOptions, dedup_index
+        from semhash.dedup import dedup_index
 
-        return dedup_index(self.db, DedupOptions(**options))
+        return dedup_index(self.db, _dedup_options(options))
 
     def find_existing(self, paths: Sequence[str | Path], **options: Any) -> AgainstResult:
         """Which documents under ``paths`` already exist in the index, with their matches; nothing is added."""
-        from semhash.dedup import DedupOptions, find_existing
+        from semhash.dedup import find_existing
 
         return find_existing(
             self.db,
             paths,
-            DedupOptions(**options),
+            _dedup_options(options),
             encoder=self.encoder,
             device=self.device,
         )
+
+
+def _dedup_options(options: dict[str, Any]) -> DedupOptions:
+    """:class:`~semhash.dedup.DedupOptions` from keywords; an unknown one is a :class:`UsageError`, not a TypeError."""
+    from dataclasses import fields
+
+    from semhash.dedup import DedupOptions
+    from semhash.errors import UsageError
+
+    known = {f.name for f in fields(DedupOptions)}
+    unknown = sorted(set(options) - known)
+    if unknown:
+        raise UsageError(f"unknown dedup option {', '.join(unknown)}: use {', '.join(sorted(known))}")
+    return DedupOptions(**options)

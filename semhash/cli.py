@@ -21,6 +21,7 @@ from rich.table import Table
 
 from semhash.config import DEFAULT_DB, DEFAULT_K, DEFAULT_LEXICAL_WEIGHT, ENV_DB, ENV_DEVICE, ENV_MODEL
 from semhash.errors import SemhashError
+from semhash.types import format_location
 
 app = typer.Typer(
     name="semhash",
@@ -402,10 +403,9 @@ def dedup_command(
         raise UsageError("give --json or --csv, not both")
     if against != bool(paths):
         raise UsageError("check new files with: semhash dedup PATH... --against (PATHS need --against, and back)")
-    options = dedup.DedupOptions(
+    options = dedup.DedupOptions(  # out-of-range values raise UsageError here
         radius=radius, threshold=threshold, cluster=cluster, keep=keep, number_veto=number_veto
     )
-    options.validate()
     if write_unique is not None:
         if against:
             raise UsageError("--write-unique works on the index itself, not with --against")
@@ -499,13 +499,13 @@ def _print_histogram(result: Any, as_json: bool) -> None:
 
 def _print_against(result: Any, as_json: bool, as_csv: bool, list_only: bool) -> None:
     rows = [
-        {"new_location": _location(doc), **asdict(m)}
+        {"new_location": format_location(doc.path, doc.record), **asdict(m)}
         for doc, matches in zip(result.documents, result.matches, strict=True)
         for m in matches
     ]
     if list_only:
         for k in result.existing:
-            print(_location(result.documents[k]))
+            print(format_location(result.documents[k].path, result.documents[k].record))
         return
     if _emit_records(rows, as_json, as_csv, ["new_location", "id", "location", "score", "reason", "hamming"]):
         return
@@ -576,10 +576,6 @@ def eval_command(
         f"{report.dropped_empty} empty records dropped",
         highlight=False,
     )
-
-
-def _location(doc: Any) -> str:
-    return doc.path if doc.record == 0 else f"{doc.path}#{doc.record}"
 
 
 def main() -> None:

@@ -53,3 +53,11 @@ class DeviceError(SemhashError):
 
 class DocumentNotFoundError(SemhashError):
     """A document asked for by path or id is not in the index."""
+
+
+class OutputError(SemhashError):
+    """A file could not be written into the folder the user named."""
+
+
+class UnsafePathError(OutputError):
+    """A path read from the index would write outside the folder the user named (or is not a path semhash stores)."""

@@ -17,6 +17,7 @@ import numpy as np
 from semhash.corpus import snippet
 from semhash.errors import IndexMissingError, UsageError
 from semhash.store import Store
+from semhash.types import format_location
 
 
 @dataclass(frozen=True)
@@ -34,7 +35,7 @@ class Outlier:
     @property
     def location(self) -> str:
         """``path`` or ``path#record``."""
-        return self.path if self.record == 0 else f"{self.path}#{self.record}"
+        return format_location(self.path, self.record)
 
 
 def find_outliers(db_path: str | Path, k: int = 10, min_z: float | None = None) -> list[Outlier]:

@@ -29,7 +29,7 @@ import numpy as np
 import sqlite_utils
 
 from semhash.errors import DatabaseLockedError, IndexMissingError, ModelMismatchError, SchemaError
-from semhash.types import SourceDocument
+from semhash.types import SourceDocument, format_location
 
 SCHEMA_VERSION = 1
 
@@ -88,7 +88,7 @@ class StoredDocument:
     @property
     def location(self) -> str:
         """``path`` or ``path#record``."""
-        return self.path if self.record == 0 else f"{self.path}#{self.record}"
+        return format_location(self.path, self.record)
 
 
 def _now() -> str:

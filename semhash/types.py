@@ -5,6 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 
+def format_location(path: str, record: int) -> str:
+    """How a document is named everywhere: ``path`` for one-document files, ``path#record`` for records."""
+    return path if record == 0 else f"{path}#{record}"
+
+
 @dataclass(frozen=True)
 class SourceDocument:
     """A document read from disk, before it is embedded.
@@ -44,7 +49,7 @@ class Hit:
     @property
     def location(self) -> str:
         """``path`` for one-document files, ``path#record`` for records of JSON/CSV files."""
-        return self.path if self.record == 0 else f"{self.path}#{self.record}"
+        return format_location(self.path, self.record)
 
 
 @dataclass

@@ -17,6 +17,9 @@ import semhash.dedup as dd
 from semhash.cli import app
 from semhash.codes import hamming_matrix, ints_to_packed, to_sql_int
 from semhash.dedup import DedupOptions, candidate_pairs, dedup_index, find_existing, numbers_conflict
+from semhash.dedup import join as dedup_join
+from semhash.dedup import verify as dedup_verify
+from semhash.errors import UsageError
 from semhash.ingest import IndexOptions, index_paths
 from semhash.store import Store
 from semhash.types import SourceDocument
@@ -103,11 +106,11 @@ def test_rethreshold_and_histogram_need_no_database(db: Path) -> None:
     assert len(result.cosine) == 4
     assert result.pairs_at(0.9) == int((result.cosine >= 0.9).sum()) == 2
     assert result.pairs_at(-1.0) == 4
-    with pytest.raises(dd.UsageError, match="counted, not kept"):
+    with pytest.raises(UsageError, match="counted, not kept"):
         result.rethreshold(0.3)
-    with pytest.raises(dd.UsageError, match="number veto"):
+    with pytest.raises(UsageError, match="number veto"):
         result.rethreshold(number_veto=True)
-    with pytest.raises(dd.UsageError, match="--threshold"):
+    with pytest.raises(UsageError, match="--threshold"):
         result.rethreshold(1.5)
 
 
@@ -178,7 +181,7 @@ def test_candidate_pairs_equal_brute_force(
     radius: int, bitmap: bool, bits: int, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     if bitmap:
-        monkeypatch.setattr(dd, "_BITMAP_MIN_TABLE", 0)
+        monkeypatch.setattr(dedup_join, "_BITMAP_MIN_TABLE", 0)
     rng = np.random.default_rng(radius)
     centres = rng.integers(0, 2 ** min(bits, 63), 15, dtype=np.uint64)
     flips = rng.random((400, bits)) < 0.05
@@ -340,7 +343,7 @@ def test_cli_against_missing_path(db: Path, tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("small_block", [0, 4, 10**9])
 def test_block_verification_equals_pairwise(small_block: int, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(dd, "SMALL_BLOCK", small_block)
+    monkeypatch.setattr(dedup_verify, "SMALL_BLOCK", small_block)
     rng = np.random.default_rng(7)
     centres = rng.integers(0, 2**32, 6, dtype=np.uint64)
     flips = rng.random((300, 32)) < 0.03

@@ -1,0 +1,170 @@
+"""New documents against the index (``semhash dedup PATH --against``): which already exist; nothing is added.
+
+:func:`match_against` works on codes and embeddings already computed (torch-free). :func:`find_existing`
+is the one dedup path that embeds text: :func:`_embed_and_hash` loads the embedding and hashing models
+lazily, inside the function, so importing this module (or the package) never imports torch.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from semhash.dedup.options import DedupOptions
+from semhash.dedup.pipeline import check_encoded
+from semhash.dedup.text import normalized_text_hash
+from semhash.errors import CorpusError, IndexMissingError
+from semhash.store import Store
+from semhash.types import ExistingMatch, SourceDocument
+
+if TYPE_CHECKING:
+    from semhash.corpus import ReadOptions
+    from semhash.embed import Encoder
+
+
+@dataclass
+class AgainstResult:
+    """Which new documents already exist in the index (nothing is added to it).
+
+    Attributes:
+        documents: the new documents, in reading order.
+        matches: per new document, its matches in the index (exact first, then by score).
+        candidates: every ``(new position, stored id, hamming, cosine, exact)`` for re-thresholding.
+    """
+
+    options: DedupOptions
+    documents: list[SourceDocument]
+    matches: list[list[ExistingMatch]]
+    candidates: list[tuple[int, int, int, float, bool]]
+    locations: dict[int, str]
+
+    @property
+    def existing(self) -> list[int]:
+        """Positions of the new documents that already exist in the index."""
+        return [k for k, m in enumerate(self.matches) if m]
+
+    def rethreshold(self, threshold: float) -> AgainstResult:
+        """The same candidates judged at another threshold (no model, no database)."""
+        options = replace(self.options, threshold=threshold)  # checked in DedupOptions.__post_init__
+        return replace(
+            self, options=options, matches=_judge(len(self.documents), self.candidates, self.locations, threshold)
+        )
+
+
+def match_against(
+    store: Store,
+    documents: Sequence[SourceDocument],
+    embeddings: np.ndarray,
+    packed: np.ndarray,
+    options: DedupOptions,
+) -> AgainstResult:
+    """Match new documents (already embedded and hashed) against an open store (torch-free)."""
+    from semhash.sync import load_index  # faiss: only this path needs it
+
+    index = load_index(store)
+    # Exact: normalised text hashes of every stored document.
+    new_keys = [normalized_text_hash(d.text) for d in documents]
+    wanted = set(new_keys)
+    exact_ids: dict[int, list[int]] = {}
+    for doc in store.iter_documents(batch=10000):
+        if doc.code is None:
+            continue
+        key = normalized_text_hash(doc.text)
+        if key in wanted:
+            exact_ids.setdefault(key, []).append(doc.id)
+    # Near: faiss range search of the new codes over the index.
+    lims, dist, found = index.range_search(packed, options.radius)
+    stored_ids, matrix = store.embeddings(sorted(set(np.asarray(found).tolist())))
+    slot = {int(x): k for k, x in enumerate(stored_ids.tolist())}
+    candidates: dict[tuple[int, int], tuple[int, int, int, float, bool]] = {}
+    for q in range(len(documents)):
+        for k in range(int(lims[q]), int(lims[q + 1])):
+            sid = int(found[k])
+            cos = float(np.clip(matrix[slot[sid]] @ embeddings[q], -1.0, 1.0))
+            candidates[(q, sid)] = (q, sid, int(dist[k]), cos, False)
+        for sid in exact_ids.get(new_keys[q], []):
+            prev = candidates.get((q, sid))
+            candidates[(q, sid)] = (q, sid, prev[2] if prev else -1, 1.0, True)
+    rows = sorted(candidates.values())
+    located = store.documents(sorted({r[1] for r in rows}))
+    locations = {i: d.location for i, d in located.items()}
+    return AgainstResult(options, list(documents), _judge(len(documents), rows, locations, options.threshold), rows,
+                         locations)  # fmt: skip
+
+
+def _judge(
+    n: int, rows: Sequence[tuple[int, int, int, float, bool]], locations: dict[int, str], threshold: float
+) -> list[list[ExistingMatch]]:
+    out: list[list[ExistingMatch]] = [[] for _ in range(n)]
+    for q, sid, dist, cos, exact in rows:
+        if exact or cos >= threshold:
+            out[q].append(
+                ExistingMatch(
+                    id=sid,
+                    location=locations.get(sid, str(sid)),
+                    score=round(cos, 6),
+                    reason="exact" if exact else "near",
+                    hamming=dist,
+                )
+            )
+    for matches in out:
+        matches.sort(key=lambda m: (m.reason != "exact", -m.score, m.id))
+    return out
+
+
+def find_existing(
+    db_path: str | Path,
+    paths: Sequence[str | Path],
+    options: DedupOptions | None = None,
+    encoder: Encoder | None = None,
+    device: str = "auto",
+    read: ReadOptions | None = None,
+) -> AgainstResult:
+    """Which documents under ``paths`` already exist in the index at ``db_path``; nothing is added.
+
+    Args:
+        encoder: an :class:`~semhash.embed.Encoder` already loaded (``None``: the index's model, loaded here).
+        read: :class:`~semhash.corpus.ReadOptions` for the new files (``None``: the defaults).
+
+    Raises:
+        IndexMissingError: no index, or no encoded document in it.
+        CorpusError: a path is missing or holds no document.
+        UsageError: an option is out of range.
+    """
+    from semhash.corpus import CorpusScan, ReadOptions, check_roots
+
+    options = options or DedupOptions()
+    roots = check_roots(paths)
+    with Store.open(db_path) as store:
+        check_encoded(store, options)
+        active = store.active_model()
+        if active is None:
+            raise IndexMissingError(f"the index at {store.path} holds no document yet: run `semhash index DIR` first")
+        scan = CorpusScan(roots, read if read is not None else ReadOptions())
+        documents = list(scan.documents())
+        if not documents:
+            where = ", ".join(str(r) for r in roots)
+            raise CorpusError(f"no documents found under {where}: give files semhash can read")
+        embeddings, packed = _embed_and_hash(store, active["weights"], [d.text for d in documents], encoder, device)
+        return match_against(store, documents, embeddings, packed, options)
+
+
+def _embed_and_hash(
+    store: Store, weights: bytes, texts: list[str], encoder: Encoder | None, device: str
+) -> tuple[np.ndarray, np.ndarray]:
+    """Embeddings and packed codes of ``texts`` with the index's models: the only torch path of dedup."""
+    from semhash.model import encode_codes, model_from_bytes
+
+    if encoder is None:
+        from semhash.device import resolve_device
+        from semhash.embed import load_encoder
+
+        encoder = load_encoder(store.embedding_model, resolve_device(device))
+    store.check_embedding_model(encoder.name, encoder.dim)
+    embeddings = np.asarray(encoder.encode(texts), dtype=np.float32)
+    packed = encode_codes(model_from_bytes(weights), embeddings, texts=texts)
+    return embeddings, packed

@@ -1,0 +1,337 @@
+"""Clusters of duplicates, and :class:`DedupResult`, which keeps every candidate pair for re-thresholding.
+
+Exact groups are merged first (they are one unit). Then, with ``cluster="centre"`` (the default), units
+are visited in ``keep`` order and each unvisited one becomes a centre that takes every unvisited unit
+within the threshold *of the centre itself*: every member is provably similar to its cluster's
+representative, so A~B and B~C never pull an unrelated C in with A (no chaining). ``cluster="components"``
+takes connected components instead (union-find over accepted pairs): it finds more of a family of copies
+of copies, at the risk of chaining; each duplicate then names the document it matched (``matched_id``),
+which is the representative itself whenever that pair passed.
+
+``keep`` picks each cluster's representative deterministically: ``first`` (lowest id, i.e. indexed
+first), ``longest`` / ``shortest`` (characters), ``newest`` (file mtime); ties always go to the lowest id.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field, replace
+
+import numpy as np
+
+from semhash.dedup.options import DedupOptions
+from semhash.dedup.verify import FINE_BINS, fine_bin
+from semhash.errors import UsageError
+from semhash.types import DuplicateCluster, DuplicatePair, format_location
+
+
+@dataclass
+class DocTable:
+    """What clustering and reporting need about the documents that have any candidate or exact twin."""
+
+    ids: np.ndarray  # int64, sorted
+    n_chars: np.ndarray  # int64
+    mtime: np.ndarray  # float64
+    text_hash: np.ndarray  # int64, hash of the normalised text
+    paths: list[str]
+    records: list[int]
+
+    def rows(self, ids: np.ndarray) -> np.ndarray:
+        """Row positions of document ids."""
+        return np.searchsorted(self.ids, ids)
+
+    def location(self, row: int) -> str:
+        """``path`` or ``path#record``."""
+        return format_location(self.paths[row], self.records[row])
+
+    def priority(self, keep: str) -> np.ndarray:
+        """Rank of every row under a keep rule (0 is kept first); ties go to the lowest id."""
+        if keep == "first":
+            order = np.argsort(self.ids, kind="stable")
+        elif keep == "longest":
+            order = np.lexsort((self.ids, -self.n_chars))
+        elif keep == "shortest":
+            order = np.lexsort((self.ids, self.n_chars))
+        else:  # newest
+            order = np.lexsort((self.ids, -self.mtime))
+        rank = np.empty(len(order), np.int64)
+        rank[order] = np.arange(len(order))
+        return rank
+
+
+@dataclass
+class DedupStats:
+    """Sizes and timings of one run."""
+
+    documents: int = 0
+    candidates: int = 0
+    exact_duplicates: int = 0
+    seconds_read: float = 0.0
+    seconds_candidates: float = 0.0
+    seconds_cosine: float = 0.0
+    seconds_cluster: float = 0.0
+
+    @property
+    def seconds(self) -> float:
+        """Total wall time."""
+        return self.seconds_read + self.seconds_candidates + self.seconds_cosine + self.seconds_cluster
+
+
+@dataclass
+class DedupResult:
+    """Duplicates of an index, with every candidate pair kept for re-thresholding.
+
+    Attributes:
+        options: the options the clusters were made with.
+        clusters: clusters of two or more documents, by the kept document's id.
+        left, right: candidate pairs as document ids (``left < right``).
+        hamming: their code distance; ``cosine``: the cosine of their stored embeddings.
+        vetoed: per pair, whether the number veto rejects it (``None`` when it was not computed).
+        docs: the documents in any candidate pair or exact group.
+        stats: sizes and timings.
+    """
+
+    options: DedupOptions
+    clusters: list[DuplicateCluster]
+    left: np.ndarray
+    right: np.ndarray
+    hamming: np.ndarray
+    cosine: np.ndarray
+    vetoed: np.ndarray | None
+    docs: DocTable
+    stats: DedupStats = field(default_factory=DedupStats)
+    fine_histogram: np.ndarray | None = None
+    floor: float = -1.0
+
+    @property
+    def duplicates(self) -> list[DuplicatePair]:
+        """Every duplicate of every cluster, cluster by cluster."""
+        return [d for c in self.clusters for d in c.duplicates]
+
+    @property
+    def duplicate_ids(self) -> list[int]:
+        """Ids of the documents that could be removed (one per cluster is kept)."""
+        return sorted(d.duplicate_id for d in self.duplicates)
+
+    def rethreshold(
+        self,
+        threshold: float | None = None,
+        cluster: str | None = None,
+        keep: str | None = None,
+        number_veto: bool | None = None,
+    ) -> DedupResult:
+        """Re-cluster the stored candidate pairs with other settings (no database, no recomputation).
+
+        Raises:
+            UsageError: a setting is out of range, or ``number_veto`` is asked for but was not computed.
+        """
+        options = replace(
+            self.options,
+            threshold=self.options.threshold if threshold is None else threshold,
+            cluster=cluster or self.options.cluster,
+            keep=keep or self.options.keep,
+            number_veto=self.options.number_veto if number_veto is None else number_veto,
+        )
+        if options.threshold < self.floor:
+            raise UsageError(
+                f"candidate pairs below cosine {self.floor} were counted, not kept: "
+                f"run dedup again with --threshold {options.threshold}"
+            )
+        if options.number_veto and self.vetoed is None:
+            raise UsageError("the number veto was not computed for this result: run dedup with number_veto=True")
+        started = time.perf_counter()
+        clusters = build_clusters(self.docs, self.left, self.right, self.cosine, self.vetoed, options)
+        stats = replace(self.stats, seconds_cluster=time.perf_counter() - started)
+        return replace(self, options=options, clusters=clusters, stats=stats)
+
+    def histogram(self, bins: int = 20, low: float = 0.0) -> list[tuple[float, float, int]]:
+        """``(from, to, count)`` of the cosines of *all* candidate pairs on ``bins`` equal bins of ``[low, 1]``.
+
+        Cosines below ``low`` are counted in the first bin. Edges are exact to 0.01.
+        """
+        fine = self._fine()
+        edges = np.linspace(low, 1.0, bins + 1)
+        cuts = np.clip(np.round((edges + 1.0) * (FINE_BINS / 2)).astype(np.int64), 0, FINE_BINS)
+        cuts[0], cuts[-1] = 0, FINE_BINS
+        return [(float(edges[k]), float(edges[k + 1]), int(fine[cuts[k] : cuts[k + 1]].sum())) for k in range(bins)]
+
+    def pairs_at(self, threshold: float) -> int:
+        """How many candidate pairs have a cosine of at least ``threshold`` (before clustering; 0.01 steps
+        below the kept floor)."""
+        if threshold >= self.floor:
+            return int((self.cosine >= threshold).sum())
+        cut = int(np.clip(np.round((threshold + 1.0) * (FINE_BINS / 2)), 0, FINE_BINS))
+        return int(self._fine()[cut:].sum())
+
+    def _fine(self) -> np.ndarray:
+        if self.fine_histogram is not None:
+            return self.fine_histogram
+        return np.bincount(fine_bin(self.cosine), minlength=FINE_BINS)
+
+
+# -- clustering-------------------------------------------------------------------------------------
+def build_clusters(
+    docs: DocTable,
+    left: np.ndarray,
+    right: np.ndarray,
+    cosine: np.ndarray,
+    vetoed: np.ndarray | None,
+    options: DedupOptions,
+) -> list[DuplicateCluster]:
+    """Clusters of exact groups and accepted near pairs (see the module docstring)."""
+    n = len(docs.ids)
+    if n == 0:
+        return []
+    rank = docs.priority(options.keep)
+    # Units: exact groups. unit_of[row] = row of the unit's representative (best rank in the group).
+    order = np.lexsort((rank, docs.text_hash))
+    keys_sorted = docs.text_hash[order]
+    first = np.r_[True, keys_sorted[1:] != keys_sorted[:-1]]
+    unit_of = np.empty(n, np.int64)
+    unit_of[order] = order[np.flatnonzero(first)[np.cumsum(first) - 1]]
+    # Accepted pairs, between units.
+    li, ri = docs.rows(left), docs.rows(right)
+    accept = cosine >= options.threshold
+    if options.number_veto and vetoed is not None:
+        accept &= ~vetoed
+    same_text = docs.text_hash[li] == docs.text_hash[ri]
+    accept &= ~same_text
+    ua, ub, w = unit_of[li[accept]], unit_of[ri[accept]], cosine[accept].astype(np.float64)
+    between = ua != ub
+    ua, ub, w = ua[between], ub[between], w[between]
+    # One edge per unit pair (the strongest), both directions, sorted by (from, to).
+    lo, hi = np.minimum(ua, ub), np.maximum(ua, ub)
+    if len(lo):
+        sort = np.lexsort((-w, hi, lo))
+        lo, hi, w = lo[sort], hi[sort], w[sort]
+        firsts = np.r_[True, (lo[1:] != lo[:-1]) | (hi[1:] != hi[:-1])]
+        lo, hi, w = lo[firsts], hi[firsts], w[firsts]
+    src, dst, weight = np.r_[lo, hi], np.r_[hi, lo], np.r_[w, w]
+    sort = np.lexsort((dst, src))
+    src, dst, weight = src[sort], dst[sort], weight[sort]
+    bounds = np.searchsorted(src, np.arange(n + 1))
+
+    if options.cluster == "centre":
+        centre_of, matched, score = _centre_clusters(n, rank, unit_of, src, dst, weight, bounds)
+    else:
+        centre_of, matched, score = _component_clusters(n, rank, unit_of, src, dst, weight, bounds)
+
+    # Members: every row whose unit's centre is set, grouped by centre.
+    members: dict[int, list[int]] = {}
+    for row in np.flatnonzero(centre_of >= 0).tolist():
+        members.setdefault(int(centre_of[row]), []).append(row)
+    clusters = []
+    for centre, rows in members.items():
+        if len(rows) < 2:
+            continue
+        kept_id = int(docs.ids[centre])
+        duplicates = []
+        for row in sorted(rows, key=lambda r: rank[r]):
+            if row == centre:
+                continue
+            if docs.text_hash[row] == docs.text_hash[centre]:
+                matched_row, value, reason = centre, 1.0, "exact"
+            else:
+                unit = int(unit_of[row])
+                matched_row, value, reason = int(matched[unit]), float(score[unit]), "near"
+            duplicates.append(
+                DuplicatePair(
+                    kept_id=kept_id,
+                    kept_location=docs.location(centre),
+                    duplicate_id=int(docs.ids[row]),
+                    duplicate_location=docs.location(row),
+                    matched_id=int(docs.ids[matched_row]),
+                    score=round(value, 6),
+                    reason=reason,
+                )
+            )
+        clusters.append(
+            DuplicateCluster(cluster=0, kept_id=kept_id, kept_location=docs.location(centre), duplicates=duplicates)
+        )
+    clusters.sort(key=lambda c: c.kept_id)
+    return [replace(c, cluster=k) for k, c in enumerate(clusters, start=1)]
+
+
+def _centre_clusters(
+    n: int,
+    rank: np.ndarray,
+    unit_of: np.ndarray,
+    src: np.ndarray,
+    dst: np.ndarray,
+    weight: np.ndarray,
+    bounds: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Greedy star clustering: units in keep order; an unassigned unit takes its unassigned neighbours."""
+    unit_centre = np.full(n, -1, np.int64)
+    matched = np.full(n, -1, np.int64)
+    score = np.zeros(n, np.float64)
+    units = np.flatnonzero(unit_of == np.arange(n))
+    sizes = np.bincount(unit_of, minlength=n)
+    involved = units[(sizes[units] > 1) | (bounds[units + 1] > bounds[units])]
+    involved = involved[np.argsort(rank[involved], kind="stable")]
+    starts, ends = bounds[:-1].tolist(), bounds[1:].tolist()
+    dst_list, weight_list = dst.tolist(), weight.tolist()
+    assigned = unit_centre  # alias: -1 = free
+    for u in involved.tolist():
+        if assigned[u] >= 0:
+            continue
+        assigned[u] = u
+        matched[u], score[u] = u, 1.0
+        for k in range(starts[u], ends[u]):
+            v = dst_list[k]
+            if assigned[v] < 0:
+                assigned[v] = u
+                matched[v], score[v] = u, weight_list[k]
+    return _spread(unit_centre, unit_of), matched, score
+
+
+def _component_clusters(
+    n: int,
+    rank: np.ndarray,
+    unit_of: np.ndarray,
+    src: np.ndarray,
+    dst: np.ndarray,
+    weight: np.ndarray,
+    bounds: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Connected components (label propagation with pointer jumping); the best-ranked unit is the centre."""
+    label = np.arange(n)
+    while True:
+        new = label.copy()
+        np.minimum.at(new, src, label[dst])
+        new = new[new]
+        if np.array_equal(new, label):
+            break
+        label = new
+    # Centre: the best-ranked unit of each component.
+    units = np.flatnonzero(unit_of == np.arange(n))
+    order = units[np.lexsort((rank[units], label[units]))]
+    first = np.r_[True, label[order][1:] != label[order][:-1]]
+    best = np.full(n, -1, np.int64)
+    best[label[order[first]]] = order[first]
+    unit_centre = np.full(n, -1, np.int64)
+    sizes = np.bincount(unit_of, minlength=n)
+    linked = (bounds[units + 1] > bounds[units]) | (sizes[units] > 1)
+    unit_centre[units[linked]] = best[label[units[linked]]]
+    # Matched: the centre when the pair passed, else the most similar neighbour (ties: lowest rank).
+    matched = np.full(n, -1, np.int64)
+    score = np.zeros(n, np.float64)
+    for u in units[linked].tolist():
+        c = int(unit_centre[u])
+        lo, hi = int(bounds[u]), int(bounds[u + 1])
+        if c == u:
+            matched[u], score[u] = u, 1.0
+            continue
+        neighbours, weights = dst[lo:hi], weight[lo:hi]
+        direct = np.flatnonzero(neighbours == c)
+        if len(direct):
+            matched[u], score[u] = c, float(weights[direct[0]])
+        else:
+            pick = np.lexsort((rank[neighbours], -weights))[0]
+            matched[u], score[u] = int(neighbours[pick]), float(weights[pick])
+    return _spread(unit_centre, unit_of), matched, score
+
+
+def _spread(unit_centre: np.ndarray, unit_of: np.ndarray) -> np.ndarray:
+    """Centre of every row, from the centre of its unit."""
+    return unit_centre[unit_of]

@@ -1,0 +1,125 @@
+"""The in-index dedup service: read the stored codes and texts, join, verify, cluster (no torch)."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+
+from semhash.dedup.clusters import DedupResult, DedupStats, DocTable, build_clusters
+from semhash.dedup.options import DedupOptions, check_radius
+from semhash.dedup.text import normalized_text_hash, numbers_conflict
+from semhash.dedup.verify import CodeBlocks
+from semhash.errors import IndexMissingError
+from semhash.store import Store
+
+
+def check_encoded(store: Store, options: DedupOptions) -> int:
+    """The store's code length, once it holds encoded documents and ``options.radius`` fits it.
+
+    Raises:
+        IndexMissingError: no encoded document yet.
+        UsageError: the radius exceeds the code length.
+    """
+    bits = store.bits
+    if bits is None or store.count(encoded_only=True) == 0:
+        raise IndexMissingError(f"the index at {store.path} holds no document yet: run `semhash index DIR` first")
+    check_radius(options.radius, bits)
+    return bits
+
+
+def dedup_index(db_path: str | Path, options: DedupOptions | None = None) -> DedupResult:
+    """Exact and near-duplicates among the documents of the index at ``db_path`` (torch-free).
+
+    Raises:
+        IndexMissingError: no index, or no encoded document in it.
+        UsageError: an option is out of range.
+    """
+    options = options or DedupOptions()
+    with Store.open(db_path) as store:
+        check_encoded(store, options)
+        return dedup_store(store, options)
+
+
+def dedup_store(store: Store, options: DedupOptions) -> DedupResult:
+    """:func:`dedup_index` on an open store."""
+    stats = DedupStats()
+    started = time.perf_counter()
+    bits = store.bits or 32
+    ids, codes = store.codes()
+    keys = np.empty(len(ids), np.int64)
+    lengths = np.empty(len(ids), np.int64)
+    mtimes = np.empty(len(ids), np.float64)
+    row_of = {int(i): k for k, i in enumerate(ids.tolist())}
+    for doc in store.iter_documents(batch=10000):
+        k = row_of.get(doc.id)
+        if k is not None:
+            keys[k], lengths[k], mtimes[k] = normalized_text_hash(doc.text), len(doc.text), doc.mtime
+    stats.documents = len(ids)
+    stats.seconds_read = time.perf_counter() - started
+
+    started = time.perf_counter()
+    blocks = CodeBlocks.build(codes, bits, options.radius)
+    stats.candidates = blocks.candidate_count
+    stats.seconds_candidates = time.perf_counter() - started
+
+    started = time.perf_counter()
+    rows = blocks.rows_with_candidates()
+    matrix, slot = embeddings_for(store, ids, rows)
+    i, j, dist, cosine, fine = blocks.verify(matrix, slot, options.floor)
+    involved = np.union1d(np.union1d(i, j), _rows_in_exact_groups(keys))
+    vetoed = None
+    involved_ids = ids[involved]
+    docs_of = store.documents(involved_ids.tolist())
+    if options.number_veto:
+        texts = {int(x): docs_of[int(x)].text for x in involved_ids.tolist()}
+        vetoed = np.fromiter(
+            (
+                numbers_conflict(texts[int(ids[a])], texts[int(ids[b])])
+                for a, b in zip(i.tolist(), j.tolist(), strict=True)
+            ),
+            dtype=bool,
+            count=len(i),
+        )
+    stats.seconds_cosine = time.perf_counter() - started
+
+    started = time.perf_counter()
+    docs = DocTable(
+        ids=involved_ids,
+        n_chars=lengths[involved],
+        mtime=mtimes[involved],
+        text_hash=keys[involved],
+        paths=[docs_of[int(x)].path for x in involved_ids.tolist()],
+        records=[docs_of[int(x)].record for x in involved_ids.tolist()],
+    )
+    left, right = ids[i], ids[j]
+    clusters = build_clusters(docs, left, right, cosine, vetoed, options)
+    stats.exact_duplicates = len(involved) - len(np.unique(keys[involved])) if len(involved) else 0
+    stats.seconds_cluster = time.perf_counter() - started
+    floor = options.floor
+    return DedupResult(options, clusters, left, right, dist, cosine, vetoed, docs, stats, fine, floor)
+
+
+def embeddings_for(store: Store, ids: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Stored embeddings of ``rows`` (positions into ``ids``) and each row's line in the matrix."""
+    slot = np.full(len(ids), -1, np.int64)
+    if len(rows) == 0:
+        return np.zeros((0, 1), np.float32), slot
+    if len(rows) > len(ids) // 2:  # one scan of the table beats many look-ups
+        stored_ids, matrix = store.embeddings()
+        line = np.searchsorted(stored_ids, ids)
+        ok = (line < len(stored_ids)) & (stored_ids[np.minimum(line, len(stored_ids) - 1)] == ids)
+        slot[ok] = line[ok]
+    else:
+        stored_ids, matrix = store.embeddings(ids[rows].tolist())
+        if len(stored_ids) == len(rows):
+            slot[rows] = np.arange(len(rows))  # both in id order
+    if (slot[rows] < 0).any():
+        raise IndexMissingError(f"{store.path} has documents without embeddings: run `semhash index DIR` again")
+    return matrix, slot
+
+
+def _rows_in_exact_groups(keys: np.ndarray) -> np.ndarray:
+    _, inverse, counts = np.unique(keys, return_inverse=True, return_counts=True)
+    return np.flatnonzero(counts[inverse] > 1)
