@@ -63,14 +63,20 @@ def markdown(report: EvalReport, metric: str) -> str:
 
 
 def recipe_with(overrides: list[str]) -> TrainConfig:
-    """The default :class:`TrainConfig` with ``FIELD=VALUE`` overrides, each value of its field's type."""
+    """The default :class:`TrainConfig` with ``FIELD=VALUE`` overrides, each value of its field's type.
+
+    ``epochs`` (``None`` by default: the automatic stopping rule) takes an integer, or ``auto``.
+    """
     config = TrainConfig()
     types = {f.name: type(getattr(config, f.name)) for f in dataclasses.fields(config)}
+    types["epochs"] = int
     for item in overrides:
         name, _, value = item.partition("=")
         if name not in types or not value:
             raise ValueError(f"expected FIELD=VALUE with a TrainConfig field, got {item!r}")
-        if types[name] is tuple:
+        if name == "epochs" and value == "auto":
+            config.epochs = None
+        elif types[name] is tuple:
             setattr(config, name, tuple(int(v) for v in value.split(",")))
         else:
             setattr(config, name, types[name](value))

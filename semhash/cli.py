@@ -21,7 +21,7 @@ from rich.table import Table
 
 from semhash.config import DEFAULT_DB, DEFAULT_K, DEFAULT_LEXICAL_WEIGHT, ENV_DB, ENV_DEVICE, ENV_MODEL
 from semhash.errors import SemhashError
-from semhash.types import format_location
+from semhash.types import IndexInfo, format_location
 
 app = typer.Typer(
     name="semhash",
@@ -67,6 +67,14 @@ LexicalWeightOption = typer.Option(
     f"[default: {DEFAULT_LEXICAL_WEIGHT}].",
 )
 
+EpochsOption = typer.Option(
+    None,
+    "--epochs",
+    min=1,
+    help="Train the hashing model for exactly this many epochs "
+    "[default: auto, max(60, enough epochs for 400 optimiser steps)].",
+)
+
 
 @contextmanager
 def _progress(enabled: bool) -> Iterator[Callable[[str, int, int], None] | None]:
@@ -108,7 +116,7 @@ def index_command(
     device: str = DeviceOption,
     bits: int | None = typer.Option(None, "--bits", help="Code length, a multiple of 8 (8-64) [default: 32]."),
     retrain: bool = typer.Option(False, "--retrain", help="Train the hashing model again on all stored embeddings."),
-    epochs: int | None = typer.Option(None, "--epochs", min=1, help="Training epochs [default: the recipe's]."),
+    epochs: int | None = EpochsOption,
     seed: int = typer.Option(0, "--seed", help="Seed of the hashing model's training."),
     lexical_weight: float | None = LexicalWeightOption,
     include: list[str] = typer.Option([], "--include", help="Only files matching this glob (repeatable)."),
@@ -279,7 +287,7 @@ def info_command(db: Path = DbOption, as_json: bool = JsonOption) -> None:
             if info.lexical_dim
             else "embedding only",
         ),
-        ("trained", f"{info.trained_at} on {info.trained_on} documents" if info.trained_at else "-"),
+        ("trained", _trained(info)),
         ("bit usage (fraction on)", balance),
         (
             "faiss index",
@@ -293,6 +301,18 @@ def info_command(db: Path = DbOption, as_json: bool = JsonOption) -> None:
     for key, value in rows:
         table.add_row(key, value)
     out.print(table)
+
+
+def _trained(info: IndexInfo) -> str:
+    """``<date> on N documents, E epochs (rule); held-out teacher-bit agreement A`` (what is known of it)."""
+    if not info.trained_at:
+        return "-"
+    text = f"{info.trained_at} on {info.trained_on} documents"
+    if info.epochs is not None:
+        text += f", {info.epochs} epochs" + (f" ({info.epochs_rule})" if info.epochs_rule else "")
+    if info.val_agreement is not None:
+        text += f"; held-out teacher-bit agreement {info.val_agreement:.3f}"
+    return text
 
 
 def _bytes(n: int) -> str:
@@ -341,7 +361,7 @@ def outliers_command(
 def train_command(
     db: Path = DbOption,
     bits: int | None = typer.Option(None, "--bits", help="Code length, a multiple of 8 (8-64) [default: the index's]."),
-    epochs: int | None = typer.Option(None, "--epochs", min=1, help="Training epochs [default: the recipe's]."),
+    epochs: int | None = EpochsOption,
     seed: int = typer.Option(0, "--seed", help="Training seed."),
     lexical_weight: float | None = LexicalWeightOption,
     device: str = DeviceOption,
@@ -358,9 +378,14 @@ def train_command(
         print(json.dumps(asdict(report)))
         return
     stats = report.train_stats
+    rule = "auto" if stats.get("epochs_auto") else "--epochs"
+    agreement = stats.get("val_agreement")
     out.print(
-        f"trained on {report.total_documents} documents in {report.train_seconds:.1f} s, "
-        f"encoded {report.encoded} (bit usage {stats.get('min_bit_usage', 0):.2f}-{stats.get('max_bit_usage', 0):.2f})",
+        f"trained on {report.total_documents} documents in {report.train_seconds:.1f} s "
+        f"({stats.get('epochs', 0):.0f} epochs, {rule}"
+        + (f"; held-out teacher-bit agreement {agreement:.3f}" if isinstance(agreement, float) else "")
+        + f"), encoded {report.encoded} "
+        f"(bit usage {stats.get('min_bit_usage', 0):.2f}-{stats.get('max_bit_usage', 0):.2f})",
         highlight=False,
     )
 

@@ -1,10 +1,21 @@
-"""Choosing the torch device once: ``auto`` (CUDA when present), ``cpu`` or ``cuda``."""
+"""Choosing the torch device, in one place: ``auto`` (CUDA when present), ``cpu`` or ``cuda``.
+
+Each command or service entry (``index_paths``, ``retrain_index``, ``evaluate``, ``Searcher``,
+``find_existing``) calls :func:`resolve_device` once on the user's choice and passes the resolved string
+(``"cpu"``, ``"cuda"``, ``"cuda:1"``) down; the layers below (:func:`semhash.embed.load_encoder`,
+training, encoding) take it as it is and never resolve again.
+"""
 
 from __future__ import annotations
 
 from semhash.errors import DeviceError, UsageError
 
 DEVICE_CHOICES = ("auto", "cpu", "cuda")
+
+
+def is_resolved(device: str) -> bool:
+    """Whether ``device`` is a concrete torch device string (``cpu``, ``cuda``, ``cuda:N``), not a choice."""
+    return device in ("cpu", "cuda") or device.startswith("cuda:")
 
 
 def resolve_device(choice: str = "auto") -> str:

@@ -173,8 +173,15 @@ def pool_windows(vectors: np.ndarray, owner: np.ndarray, weights: np.ndarray, n_
     return (pooled / np.maximum(norms, 1e-12)).astype(np.float32)
 
 
-def load_encoder(model: str | None = None, device: str = "auto", max_windows: int = 0) -> Encoder:
-    """Load the sentence-transformers encoder for ``model`` on a resolved ``device``."""
-    from semhash.device import resolve_device
+def load_encoder(model: str | None = None, device: str = "cpu", max_windows: int = 0) -> Encoder:
+    """Load the sentence-transformers encoder for ``model`` on a ``device`` already resolved by the caller.
 
-    return SentenceTransformerEncoder(model, device=resolve_device(device), max_windows=max_windows)
+    Raises:
+        ValueError: ``device`` is a user's choice (``auto``), not a device: resolve it once at the command's
+            entry with :func:`semhash.device.resolve_device`.
+    """
+    from semhash.device import is_resolved
+
+    if not is_resolved(device):
+        raise ValueError(f"load_encoder needs a resolved device ('cpu', 'cuda'...), not {device!r}: see semhash.device")
+    return SentenceTransformerEncoder(model, device=device, max_windows=max_windows)

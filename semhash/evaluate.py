@@ -34,6 +34,7 @@ import numpy as np
 
 from semhash.baselines import BASELINES, fit_baseline
 from semhash.codes import check_bits, hamming_matrix
+from semhash.device import resolve_device
 from semhash.embed import Encoder
 from semhash.errors import CorpusError, UsageError
 from semhash.metrics import label_matrix, ranking_metrics
@@ -274,6 +275,7 @@ def evaluate(
     if unknown:
         raise UsageError(f"unknown baseline {unknown[0]!r}: choose from {', '.join(BASELINES)}")
     say = progress or (lambda _line: None)
+    device = resolve_device(device)  # once, for embedding and training
     corpus = read_labelled_jsonl(data, split_seed=split_seed)
     if encoder is None:
         from semhash.embed import load_encoder
@@ -306,11 +308,6 @@ def evaluate(
     from semhash.model import encode_codes
     from semhash.train import train_hasher
 
-    resolved = device
-    if device == "auto":
-        from semhash.device import resolve_device
-
-        resolved = resolve_device(device)
     for n_bits in bit_list:
         for seed in seed_list:
             for name in baselines:
@@ -323,11 +320,11 @@ def evaluate(
             say(f"training {n_bits}-bit codes, seed {seed}")
             config = _with_seed(train_config, seed)
             t0 = time.perf_counter()
-            hash_model, info = train_hasher(db, n_bits, config, device=resolved, texts=db_texts)
+            hash_model, info = train_hasher(db, n_bits, config, device=device, texts=db_texts)
             train_seconds = time.perf_counter() - t0
             metrics = score_codes(
-                encode_codes(hash_model, queries, device=resolved, texts=query_texts),
-                encode_codes(hash_model, db, device=resolved, texts=db_texts),
+                encode_codes(hash_model, queries, device=device, texts=query_texts),
+                encode_codes(hash_model, db, device=device, texts=db_texts),
             )
             extra = {"train_seconds": train_seconds}
             extra.update({k: float(v) for k, v in info.items() if isinstance(v, int | float)})

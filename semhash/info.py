@@ -15,6 +15,19 @@ def _size(path: Path) -> int:
     return sum(os.path.getsize(p) for p in (path, Path(f"{path}-wal")) if p.exists())
 
 
+def epochs_rule(config: dict, stats: dict) -> str | None:
+    """How the stored model's epochs were chosen, from its stored training config and statistics.
+
+    ``"auto: max(60 epochs, 400 steps)"`` for the automatic rule (:func:`semhash.train.planned_epochs`),
+    ``"--epochs 5"`` for an explicit count; ``None`` for a model trained before the rule was recorded.
+    """
+    if "epochs_auto" not in stats:
+        return None
+    if stats["epochs_auto"]:
+        return f"auto: max({config.get('auto_epochs')} epochs, {config.get('min_steps')} steps)"
+    return f"--epochs {config.get('epochs')}"
+
+
 def index_info(db_path: str | Path) -> IndexInfo:
     """Counts, models, code statistics and sizes of the index at ``db_path``."""
     with Store.open(db_path) as store:
@@ -31,6 +44,7 @@ def index_info(db_path: str | Path) -> IndexInfo:
                 fresh = False
         dim = store.get_meta("embedding_dim")
         stats = active["stats"] if active else {}
+        config = active["config"] if active else {}
         faiss_path = index_path_for(store.path)
         return IndexInfo(
             db_path=str(store.path),
@@ -49,4 +63,7 @@ def index_info(db_path: str | Path) -> IndexInfo:
             index_fresh=fresh,
             lexical_dim=int(stats.get("lexical_dim", 0)),
             lexical_terms=int(stats.get("lexical_terms", 0)),
+            epochs=int(stats["epochs"]) if "epochs" in stats else None,
+            epochs_rule=epochs_rule(config, stats),
+            val_agreement=float(stats["val_agreement"]) if "val_agreement" in stats else None,
         )

@@ -23,6 +23,7 @@ import numpy as np
 from semhash.codes import check_bits, packed_to_ints, to_sql_int
 from semhash.config import DEFAULT_BATCH_DOCS, DEFAULT_BITS
 from semhash.corpus import SUPPORTED_SUFFIXES, CorpusScan, ReadOptions, check_roots
+from semhash.device import resolve_device
 from semhash.embed import Encoder, resolve_model
 from semhash.errors import CorpusError, CorruptIndexError, UsageError
 from semhash.store import Store
@@ -54,6 +55,8 @@ class IndexOptions:
 
     def __post_init__(self) -> None:
         # Checked here, so that `index` and `train` both refuse it before any work.
+        if self.epochs is not None and self.epochs < 1:
+            raise UsageError(f"--epochs must be 1 or more, not {self.epochs}")
         if self.lexical_weight is not None and not self.lexical_weight >= 0:  # also rejects NaN
             raise UsageError(f"--lexical-weight must be 0 or more, not {self.lexical_weight}")
 
@@ -77,6 +80,7 @@ def index_paths(
     roots = check_roots(paths)
     if options.bits is not None:
         check_bits(options.bits)
+    options = replace(options, device=resolve_device(options.device))  # once, before any work
     db_exists = Path(db_path).exists()
     # create=True on an existing file runs its migrations; a new file is created only once there is work.
     store = Store.open(db_path, create=True) if db_exists else None
@@ -161,16 +165,18 @@ def _check_before_work(store: Store, model_name: str, options: IndexOptions) -> 
 
 
 def _train_and_encode(store: Store, options: IndexOptions, report: IndexReport, progress: Progress | None) -> None:
-    """Train when there is no model (or ``retrain``), then encode every document without a code."""
-    from semhash.device import resolve_device
+    """Train when there is no model (or ``retrain``), then encode every document without a code.
+
+    ``options.device`` is already resolved (by the entry point that called this).
+    """
     from semhash.model import encode_with_errors, model_from_bytes
 
-    device = resolve_device(options.device)
+    device = options.device
     active = store.active_model()
     if active is None or options.retrain:
         model = retrain(
             store,
-            options.bits or (active or {}).get("bits") or DEFAULT_BITS,
+            options.bits if options.bits is not None else (active or {}).get("bits") or DEFAULT_BITS,
             device,
             options,
             report,
@@ -244,12 +250,15 @@ def retrain_index(
     """``semhash train``: retrain on the stored embeddings, re-encode every document, rebuild faiss."""
     started = time.perf_counter()
     report = IndexReport()
+    # Every argument is checked before the database is opened: `semhash train --bits 0` does no work.
+    if bits is not None:
+        check_bits(bits)
+    options = IndexOptions(
+        device=resolve_device(device), bits=bits, retrain=True, epochs=epochs, seed=seed, lexical_weight=lexical_weight
+    )
     with Store.open(db_path) as store:
         if store.count() == 0:
             raise CorpusError(f"{store.path} holds no document: run `semhash index DIR` first")
-        options = IndexOptions(
-            device=device, bits=bits, retrain=True, epochs=epochs, seed=seed, lexical_weight=lexical_weight
-        )
         _train_and_encode(store, options, report, progress)
         build_index(store)
         report.total_documents = store.count()

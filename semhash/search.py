@@ -75,9 +75,10 @@ class Searcher:
     def encoder(self) -> Encoder:
         """The embedding model the index was built with."""
         if self._encoder is None:
+            from semhash.device import resolve_device
             from semhash.embed import load_encoder
 
-            self._encoder = load_encoder(self.store.embedding_model, self._device)
+            self._encoder = load_encoder(self.store.embedding_model, resolve_device(self._device))
         if not self._encoder_checked:  # once per searcher, not once per query
             self.store.check_embedding_model(self._encoder.name, self._encoder.dim)
             self._encoder_checked = True

@@ -69,7 +69,8 @@ class IndexReport:
     train_seconds: float = 0.0
     windows: int = 0
     total_documents: int = 0
-    train_stats: dict[str, float] = field(default_factory=dict)
+    #: :func:`semhash.train.train_hasher`'s statistics: numbers, and per-epoch validation curves as lists.
+    train_stats: dict[str, float | list[float]] = field(default_factory=dict)
 
     @property
     def embedded(self) -> int:
@@ -103,6 +104,11 @@ class IndexInfo:
     #: the hashing model's lexical vector: directions and vocabulary size (0, 0: it reads the embedding only).
     lexical_dim: int = 0
     lexical_terms: int = 0
+    #: epochs the hashing model was trained for, and the rule that chose them ("auto: ..." or "--epochs N").
+    epochs: int | None = None
+    epochs_rule: str | None = None
+    #: held-out documents' agreement with their teacher bits after training (None: none held out, or older model).
+    val_agreement: float | None = None
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,5 @@
-"""The hashing recipe: trains on small synthetic corpora without collapse, is deterministic, runs on GPU."""
+"""The hashing recipe: trains on small synthetic corpora without collapse, is deterministic, runs on GPU;
+its stopping rule is explicit and its held-out documents give a validation signal."""
 
 from __future__ import annotations
 
@@ -18,9 +19,15 @@ from semhash.model import (
     model_to_bytes,
     reconstruction_error,
 )
-from semhash.train import TrainConfig, knn_graph, neighbour_average, spherical_kmeans, train_hasher
+from semhash.train import TrainConfig, knn_graph, planned_epochs, smooth, steps_per_epoch, train_hasher
 
-FAST = TrainConfig(epochs=15, hidden=128)
+#: Tiny and honest: exactly 15 epochs of batches of 16 (~90 steps on 100 documents).
+FAST = TrainConfig(epochs=15, hidden=128, batch_size=16)
+
+
+def finite(stats: dict) -> bool:
+    """Every statistic, scalars and per-epoch curves alike, is a finite number."""
+    return all(np.isfinite(v).all() for v in stats.values())
 
 
 def clustered(n: int = 100, dim: int = 32, clusters: int = 5, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -37,7 +44,7 @@ def test_small_corpus_uses_every_bit_and_keeps_clusters() -> None:
     model, stats = train_hasher(x, 32, FAST)
     codes = encode_codes(model, x)
     assert codes.shape == (100, 4)
-    assert all(np.isfinite(v) for v in stats.values())
+    assert finite(stats)
     usage = unpack_bits(codes).mean(axis=0)
     assert stats["dead_bits"] == 0 and usage.min() > 0.05 and usage.max() < 0.95
     dist = hamming_matrix(codes, codes)
@@ -48,10 +55,12 @@ def test_small_corpus_uses_every_bit_and_keeps_clusters() -> None:
 
 
 def test_default_recipe_on_the_sample_size_corpus() -> None:
-    """The default config (not a fast one) on 100 documents: no NaN, no dead bit."""
+    """The default config (not a fast one, automatic stopping rule) on 100 documents: no NaN, no dead bit."""
     x, _ = clustered(n=100, dim=48, clusters=6, seed=1)
-    model, stats = train_hasher(x, 32, dataclasses.replace(TrainConfig(), epochs=10))
-    assert np.isfinite(stats["loss"]) and stats["dead_bits"] == 0
+    model, stats = train_hasher(x, 32, TrainConfig())
+    assert finite(stats) and stats["dead_bits"] == 0
+    # 95 training documents fit one batch: the automatic rule runs min_steps (400) one-step epochs.
+    assert stats["epochs"] == 400 and stats["steps"] == 400 and stats["epochs_auto"] == 1
     assert model.config.bits == 32
 
 
@@ -71,23 +80,81 @@ def test_model_round_trip_keeps_codes() -> None:
     np.testing.assert_array_equal(encode_codes(model, x), encode_codes(loaded, x))
 
 
+WEIGHTS = ("teacher_weight", "target_weight", "balance_weight", "decorrelation_weight")
+
+
 @pytest.mark.parametrize(
     "terms",
     [
-        {"pair_weight": 1.0},
-        {"contrast_weight": 1.0},
-        {"cluster_weight": 1.0, "clusters": (4, 8)},
+        {},
         {"teacher_weight": 0.0, "target_weight": 1.0},
+        {"balance_weight": 0.0, "decorrelation_weight": 0.0},
+        dict.fromkeys(WEIGHTS, 0.0),
         {"smoothing_hops": 2},
     ],
 )
-def test_every_loss_term_trains(terms: dict) -> None:
+def test_every_loss_term_trains_and_can_be_turned_off(terms: dict) -> None:
     x, _ = clustered(n=90)
-    _, stats = train_hasher(x, 16, dataclasses.replace(FAST, epochs=4, **terms))
-    assert np.isfinite(stats["loss"])
-    for name, weight in terms.items():
-        if name.endswith("_weight") and weight:
-            assert f"loss_{name.removesuffix('_weight')}" in stats
+    config = dataclasses.replace(FAST, epochs=2, **terms)
+    _, stats = train_hasher(x, 16, config)
+    assert finite(stats)
+    for name in WEIGHTS:
+        assert (f"loss_{name.removesuffix('_weight')}" in stats) == (getattr(config, name) > 0)
+
+
+def test_explicit_epochs_are_run_exactly() -> None:
+    """``epochs=5`` on 24 documents runs 5 epochs (the old ``min_steps`` silently made it 400)."""
+    x, _ = clustered(n=24)
+    progress: list[tuple[int, int]] = []
+    _, stats = train_hasher(x, 16, TrainConfig(epochs=5, hidden=64), progress=lambda *p: progress.append(p))
+    assert progress == [(epoch, 5) for epoch in range(1, 6)]
+    assert stats["epochs"] == 5 and stats["epochs_auto"] == 0
+    assert stats["steps"] == 5  # 23 training documents (one held out) make one batch
+    with pytest.raises(ValueError, match="epochs"):
+        TrainConfig(epochs=-1)
+
+
+def test_automatic_stopping_rule() -> None:
+    """``epochs=None``: max(auto_epochs, enough epochs for min_steps steps); the progress total says so."""
+    auto = TrainConfig(auto_epochs=3, min_steps=20, batch_size=8, hidden=64)
+    assert steps_per_epoch(auto, 38) == 5  # four batches of 8 and one of 6
+    assert steps_per_epoch(auto, 33) == 4  # the last batch of one is skipped
+    assert planned_epochs(auto, 5) == 4  # 20 steps need 4 epochs, more than the floor of 3
+    assert planned_epochs(auto, 50) == 3  # a large corpus: the floor
+    assert planned_epochs(dataclasses.replace(auto, epochs=1), 5) == 1  # explicit wins, even below min_steps
+    assert planned_epochs(TrainConfig(), 22) == 60  # the 20 Newsgroups recipe: 11,014 documents, 60 epochs
+    x, _ = clustered(n=40)  # 2 held out, 38 trained on
+    progress: list[tuple[int, int]] = []
+    _, stats = train_hasher(x, 16, auto, progress=lambda *p: progress.append(p))
+    assert progress[-1] == (4, 4) and len(progress) == 4
+    assert stats["epochs"] == 4 and stats["steps"] == 20 and stats["epochs_auto"] == 1
+
+
+def test_held_out_documents_give_a_validation_signal_and_no_gradient(monkeypatch: pytest.MonkeyPatch) -> None:
+    import semhash.train as train
+
+    trained: set[int] = set()
+    validated: set[int] = set()
+    real = train.loss_terms
+
+    def spy(model: HashingAutoencoder, targets: train.Targets, idx: torch.Tensor, config: TrainConfig) -> dict:
+        (trained if model.training else validated).update(idx.tolist())
+        return real(model, targets, idx, config)
+
+    monkeypatch.setattr(train, "loss_terms", spy)
+    x, _ = clustered(n=100)
+    _, stats = train_hasher(x, 16, FAST)
+    assert stats["holdout"] == 5 and len(validated) == 5
+    assert not trained & validated and len(trained | validated) == 100
+    curve = stats["val_agreement_by_epoch"]
+    assert isinstance(curve, list) and len(curve) == FAST.epochs == len(stats["val_loss_by_epoch"])  # type: ignore[arg-type]
+    assert stats["val_agreement"] == curve[-1] and min(curve) >= 0 and max(curve) <= 1
+    # The student learns to predict the teacher bits of documents it never trained on.
+    assert curve[-1] > 0.8 and curve[-1] > curve[0]
+    capped = dataclasses.replace(FAST, epochs=1, holdout_max=3)
+    assert train_hasher(x, 16, capped)[1]["holdout"] == 3
+    _, none = train_hasher(x, 16, dataclasses.replace(FAST, epochs=1, holdout_fraction=0.0))
+    assert none["holdout"] == 0 and "val_agreement" not in none
 
 
 @pytest.mark.parametrize("n", [1, 2, 3, 7])
@@ -96,8 +163,7 @@ def test_tiny_corpora_do_not_crash(n: int) -> None:
     progress: list[tuple[int, int]] = []
     model, stats = train_hasher(x, 8, FAST, progress=lambda done, total: progress.append((done, total)))
     assert encode_codes(model, x).shape == (n, 1)
-    done, total = progress[-1]
-    assert done == total >= FAST.epochs
+    assert progress[-1] == (FAST.epochs, FAST.epochs)
     assert not np.isnan(stats["seconds"])
 
 
@@ -107,11 +173,11 @@ def test_graph_helpers() -> None:
     assert graph.shape == (50, 5)
     assert not (graph == torch.arange(50)[:, None]).any()  # never its own neighbour
     assert (labels[graph.numpy()] == labels[:, None]).mean() > 0.9
-    smoothed = neighbour_average(x, 5)
+    smoothed = smooth(torch.as_tensor(x), graph, hops=2).numpy()
     np.testing.assert_allclose(np.linalg.norm(smoothed, axis=1), 1.0, rtol=1e-5)
-    assign = spherical_kmeans(torch.as_tensor(x), 2, torch.Generator().manual_seed(0)).numpy()
-    agreement = (assign == labels).mean()
-    assert max(agreement, 1 - agreement) > 0.9
+    # Smoothing pulls each row towards its cluster: rows become more alike within a cluster.
+    same = labels[:, None] == labels[None, :]
+    assert (smoothed @ smoothed.T)[same].mean() > (x @ x.T)[same].mean()
 
 
 @pytest.mark.gpu
