@@ -65,6 +65,8 @@ class IndexReport:
     windows: int = 0
     total_documents: int = 0
     train_stats: dict[str, float] = field(default_factory=dict)
+    #: added documents whose content is stored under another path whose file is gone (a moved folder?).
+    same_content_elsewhere: int = 0
 
     @property
     def embedded(self) -> int:
