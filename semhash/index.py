@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -83,8 +84,12 @@ def _checksum(data: bytes) -> str:
 
 
 def _write_atomically(path: Path, data: bytes) -> None:
-    """Write to a temporary name, then rename; the temporary file is removed when writing fails."""
-    tmp = Path(f"{path}.tmp")
+    """Write to a temporary name, then rename; the temporary file is removed when writing fails.
+
+    The temporary name is the process's own, so two readers rebuilding the cache at once never write
+    into one file (and whichever rename lands last, its sidecar's checksum tells a mismatch).
+    """
+    tmp = Path(f"{path}.{os.getpid()}.tmp")
     try:
         with open(tmp, "wb") as handle:
             handle.write(data)
