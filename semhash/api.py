@@ -22,6 +22,7 @@ from semhash.types import Hit, IndexInfo, IndexReport
 
 if TYPE_CHECKING:
     from semhash.dedup import AgainstResult, DedupOptions, DedupResult
+    from semhash.ingest import RemoveReport
 
 
 class SemanticIndex:
@@ -52,6 +53,18 @@ class SemanticIndex:
 
         opts = IndexOptions(**{"model": self.model, "device": self.device, **options})
         return index_paths(self.db, paths, opts, encoder=self.encoder)
+
+    def remove(self, paths: Sequence[str | Path]) -> RemoveReport:
+        """Remove the documents of these files, or under these folders, whether or not they still exist."""
+        from semhash.ingest import remove_paths
+
+        return remove_paths(self.db, paths)
+
+    def prune(self) -> IndexReport:
+        """Remove every document whose file no longer exists (after a folder moved); ``removed`` says how many."""
+        from semhash.ingest import prune_index
+
+        return prune_index(self.db)
 
     def query(self, text: str, k: int = DEFAULT_K, rerank: bool = True, radius: int | None = None) -> list[Hit]:
         """Documents most similar to ``text``."""

@@ -105,7 +105,9 @@ def _progress(enabled: bool) -> Iterator[Callable[[str, int, int], None] | None]
 @app.command("index")
 @_errors
 def index_command(
-    paths: list[Path] = typer.Argument(..., help="Folders and files to index (folders are walked recursively)."),
+    paths: list[Path] | None = typer.Argument(
+        None, help="Folders and files to index (folders are walked recursively); optional with --prune."
+    ),
     db: Path = DbOption,
     model: str | None = typer.Option(
         None,
@@ -127,13 +129,19 @@ def index_command(
     max_windows: int = typer.Option(
         0, "--max-windows", min=0, help="Most model windows embedded per long document (0 = no limit)."
     ),
+    prune: bool = typer.Option(
+        False, "--prune", help="Also remove documents whose files no longer exist, anywhere in the index."
+    ),
     verbose: bool = typer.Option(False, "--verbose", "-v", help="List skipped files."),
     as_json: bool = JsonOption,
 ) -> None:
     """Index documents: embed what changed, train or apply the hashing model, update the faiss index."""
     from semhash.corpus import ReadOptions
+    from semhash.errors import NoDocumentsError, UsageError
     from semhash.ingest import IndexOptions, index_paths
 
+    if not paths and not prune:
+        raise UsageError("give folders or files to index: semhash index PATH... (or --prune alone)")
     options = IndexOptions(
         model=model,
         device=device,
@@ -145,9 +153,15 @@ def index_command(
         epochs=epochs,
         seed=seed,
         lexical_weight=lexical_weight,
+        prune=prune,
     )
-    with _progress(not as_json) as progress:
-        report = index_paths(db, [str(p) for p in paths], options, progress=progress)
+    try:
+        with _progress(not as_json) as progress:
+            report = index_paths(db, [str(p) for p in paths or []], options, progress=progress)
+    except NoDocumentsError as exc:
+        if verbose:  # the reasons are what the user needs most when nothing could be read
+            _print_skipped(exc.skipped, err)
+        raise
     if as_json:
         data = asdict(report)
         data["docs_per_second"] = report.docs_per_second
@@ -177,9 +191,39 @@ def index_command(
             highlight=False,
         )
         if verbose:
-            for skipped in report.skipped_files:
-                out.print(f"  {skipped.path}: {skipped.reason}", highlight=False, markup=False)
+            _print_skipped(report.skipped_files, out)
+    if report.same_content_elsewhere:
+        out.print(
+            f"{report.same_content_elsewhere} new documents have the same content as documents under other "
+            "paths whose files are gone: if you moved a folder, run `semhash index --prune`",
+            highlight=False,
+            markup=False,
+        )
     out.print(f"done in {report.seconds:.1f} s ({report.docs_per_second:.1f} docs/s)", highlight=False)
+
+
+def _print_skipped(skipped_files: list, console: Console) -> None:
+    for skipped in skipped_files:
+        console.print(f"  {skipped.path}: {skipped.reason}", highlight=False, markup=False)
+
+
+@app.command("remove")
+@_errors
+def remove_command(
+    paths: list[Path] = typer.Argument(..., help="Files or folders whose documents leave the index (gone or not)."),
+    db: Path = DbOption,
+    as_json: bool = JsonOption,
+) -> None:
+    """Remove the documents of files, or under folders, from the index (the files themselves are untouched)."""
+    from semhash.ingest import remove_paths
+
+    report = remove_paths(db, [str(p) for p in paths])
+    if as_json:
+        print(json.dumps(asdict(report)))
+        return
+    for path, count in report.paths.items():
+        out.print(f"{path}: {count} documents removed", highlight=False, markup=False)
+    out.print(f"{report.total_documents} documents left in {db}", highlight=False, markup=False)
 
 
 def _print_hits(hits: list, as_json: bool, bits: int) -> None:

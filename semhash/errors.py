@@ -61,3 +61,27 @@ class OutputError(SemhashError):
 
 class UnsafePathError(OutputError):
     """A path read from the index would write outside the folder the user named (or is not a path semhash stores)."""
+
+
+class ReadOnlyDatabaseError(SemhashError):
+    """A command that writes was given a database (or a folder) it cannot write to."""
+
+
+class StorageError(SemhashError):
+    """Writing to disk failed (the disk is full, or an I/O error); what was committed before is kept."""
+
+
+class CorruptModelError(SemhashError):
+    """The hashing model stored in the database cannot be read (``semhash train`` rebuilds it)."""
+
+
+class CorruptDatabaseError(SemhashError):
+    """A value stored in the database is damaged (wrong size, not a number)."""
+
+
+class NoDocumentsError(CorpusError):
+    """The paths to index hold no readable document; ``skipped`` lists the files passed over, with reasons."""
+
+    def __init__(self, message: str, skipped: list | None = None) -> None:
+        super().__init__(message)
+        self.skipped = list(skipped or [])

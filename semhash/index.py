@@ -3,13 +3,17 @@
 ``IndexBinaryIDMap2`` over ``IndexBinaryFlat``: an exhaustive, exact Hamming scan (popcount of XOR),
 with faiss ids equal to SQLite rowids. At 32 bits a scan of 10^7 codes is a few tens of milliseconds,
 and it is exact, so no probing parameter can silently lose results. The file ``<db>.faiss`` sits beside
-the database, with ``<db>.faiss.json`` recording the database generation it was built at; a file from
-another generation is stale and is rebuilt by the caller. This module never imports the store.
+the database, with ``<db>.faiss.json`` recording the :class:`IndexStamp` (database id, generation, change
+id) it was built at and a checksum of the file. A file from another database or another state, or one
+that does not match its sidecar, is not loaded: the caller rebuilds it from SQLite. This module never
+imports the store.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -49,6 +53,52 @@ def _sidecar(path: Path) -> Path:
     return Path(f"{path}.json")
 
 
+#: A sidecar is a few hundred bytes; a larger one is not ours and is not parsed.
+_MAX_SIDECAR_BYTES = 64 * 1024
+
+
+@dataclass(frozen=True)
+class IndexStamp:
+    """The state of one database that a faiss file was built from.
+
+    ``database_id`` is ``None`` only for a database written before ids existed and opened where it
+    cannot be written: its faiss file cannot be tied to it, so such a stamp never matches a saved file.
+    """
+
+    database_id: str | None
+    generation: int
+    change_id: str | None = None
+
+    def matches(self, meta: dict) -> bool:
+        """Whether a sidecar's fields describe this state."""
+        return (
+            self.database_id is not None
+            and meta.get("database_id") == self.database_id
+            and meta.get("generation") == self.generation
+            and meta.get("change_id") == self.change_id
+        )
+
+
+def _checksum(data: bytes) -> str:
+    return hashlib.blake2b(data, digest_size=16).hexdigest()
+
+
+def _write_atomically(path: Path, data: bytes) -> None:
+    """Write to a temporary name, then rename; the temporary file is removed when writing fails.
+
+    The temporary name is the process's own, so two readers rebuilding the cache at once never write
+    into one file (and whichever rename lands last, its sidecar's checksum tells a mismatch).
+    """
+    tmp = Path(f"{path}.{os.getpid()}.tmp")
+    try:
+        with open(tmp, "wb") as handle:
+            handle.write(data)
+        tmp.replace(path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
 @dataclass
 class CodeIndex:
     """Packed codes searchable by Hamming distance, with SQLite ids."""
@@ -69,36 +119,67 @@ class CodeIndex:
         """Number of indexed codes."""
         return int(self.index.ntotal)
 
-    def save(self, path: str | Path, generation: int) -> None:
-        """Write the index and its sidecar atomically (write to a temporary name, then rename)."""
-        path = Path(path)
-        tmp = Path(f"{path}.tmp")
-        faiss.write_index_binary(self.index, str(tmp))
-        tmp.replace(path)
-        _sidecar(path).write_text(json.dumps({"generation": generation, "bits": self.bits, "count": self.size}))
+    def save(self, path: str | Path, stamp: IndexStamp) -> None:
+        """Write the index, then its sidecar, each atomically (a temporary name, then a rename).
 
-    @classmethod
-    def load(cls, path: str | Path, generation: int, bits: int) -> CodeIndex | None:
-        """The saved index if it matches ``generation`` and ``bits``; ``None`` if missing or stale.
+        The old sidecar is removed first, so a crash between the two writes leaves a file without a
+        sidecar (rebuilt), never a sidecar that vouches for the wrong file.
 
         Raises:
-            CorruptIndexError: the file is there, fresh by its sidecar, but faiss cannot read it.
+            OSError: the file could not be written (a full disk, a read-only folder).
+        """
+        path = Path(path)
+        data = faiss.serialize_index_binary(self.index).tobytes()
+        _sidecar(path).unlink(missing_ok=True)
+        _write_atomically(path, data)
+        meta = {
+            "database_id": stamp.database_id,
+            "generation": stamp.generation,
+            "change_id": stamp.change_id,
+            "bits": self.bits,
+            "count": self.size,
+            "bytes": len(data),
+            "checksum": _checksum(data),
+        }
+        _write_atomically(_sidecar(path), json.dumps(meta).encode())
+
+    @classmethod
+    def load(cls, path: str | Path, stamp: IndexStamp, bits: int) -> CodeIndex | None:
+        """The saved index if it was built from the database state ``stamp`` with ``bits``-bit codes.
+
+        ``None`` (the caller rebuilds) when the file or its sidecar is missing, or the sidecar names another
+        database or state, or the file is not the one the sidecar describes (its size or checksum differ).
+
+        Raises:
+            CorruptIndexError: the file matches its sidecar's checksum, but faiss cannot read it.
         """
         path = Path(path)
         try:
-            meta = json.loads(_sidecar(path).read_text())
+            side = _sidecar(path)
+            if side.stat().st_size > _MAX_SIDECAR_BYTES:
+                return None
+            meta = json.loads(side.read_text())
+            size = path.stat().st_size
         except (OSError, ValueError):
             return None
-        if not path.exists() or meta.get("generation") != generation or meta.get("bits") != bits:
+        if not isinstance(meta, dict) or not stamp.matches(meta) or meta.get("bits") != bits:
+            return None
+        if meta.get("bytes") != size:
             return None
         try:
-            index = faiss.read_index_binary(str(path))
+            data = path.read_bytes()
+        except OSError:
+            return None
+        if _checksum(data) != meta.get("checksum"):
+            return None  # another file beside this sidecar, or a damaged one: rebuild
+        try:
+            index = faiss.deserialize_index_binary(np.frombuffer(data, dtype=np.uint8))
         except RuntimeError as exc:
             raise CorruptIndexError(
                 f"the faiss index {path} is corrupt: delete it (and {_sidecar(path).name}); "
                 "it is rebuilt from the database on the next command"
             ) from exc
-        # read_index_binary already returns the concrete class; anything else is not one of our files.
+        # The concrete class comes back; anything else is not one of our files.
         if not isinstance(index, faiss.IndexBinaryIDMap2) or index.ntotal != meta.get("count") or index.d != bits:
             return None
         return cls(index, bits)

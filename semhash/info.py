@@ -6,8 +6,9 @@ import os
 from pathlib import Path
 
 from semhash.codes import bit_usage, ints_to_packed
-from semhash.index import CodeIndex, index_path_for
+from semhash.index import index_path_for
 from semhash.store import SCHEMA_VERSION, Store
+from semhash.sync import index_is_fresh
 from semhash.types import IndexInfo
 
 
@@ -38,10 +39,7 @@ def index_info(db_path: str | Path) -> IndexInfo:
         if bits:
             _, codes = store.codes()
             usage = bit_usage(ints_to_packed(codes, bits)).round(3).tolist() if len(codes) else []
-            try:
-                fresh = CodeIndex.load(index_path_for(store.path), store.generation, bits) is not None
-            except Exception:  # a corrupt file is simply not fresh here
-                fresh = False
+            fresh = index_is_fresh(store)
         dim = store.get_meta("embedding_dim")
         stats = active["stats"] if active else {}
         config = active["config"] if active else {}

@@ -8,10 +8,17 @@ after embeddings; an interrupted run keeps all it committed and the next run res
 
 The first run trains the hashing model on the corpus's embeddings; later runs encode new documents with
 that model, unless ``retrain`` is set (embeddings are stored, so retraining never re-embeds).
+
+Documents leave the index three ways: their files vanish from the folders being indexed (automatic),
+``prune`` (every document whose file no longer exists, anywhere in the index: after a folder moved) and
+:func:`remove_paths` (everything under given files or folders, whether or not they still exist). Each
+bumps the generation and brings the faiss file up to date.
 """
 
 from __future__ import annotations
 
+import functools
+import os
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
@@ -25,7 +32,7 @@ from semhash.config import DEFAULT_BATCH_DOCS, DEFAULT_BITS
 from semhash.corpus import SUPPORTED_SUFFIXES, CorpusScan, ReadOptions, check_roots
 from semhash.device import resolve_device
 from semhash.embed import Encoder, resolve_model
-from semhash.errors import CorpusError, CorruptIndexError, UsageError
+from semhash.errors import CorpusError, CorruptIndexError, DocumentNotFoundError, NoDocumentsError, UsageError
 from semhash.store import Store
 from semhash.sync import build_index, load_index
 from semhash.types import IndexReport, SourceDocument
@@ -52,6 +59,8 @@ class IndexOptions:
     seed: int = 0
     #: weight of the lexical vector in the hashing model's input (0 = embedding only; ``None`` = the recipe's).
     lexical_weight: float | None = None
+    #: also remove every document whose file no longer exists, anywhere in the index.
+    prune: bool = False
 
     def __post_init__(self) -> None:
         # Checked here, so that `index` and `train` both refuse it before any work.
@@ -75,6 +84,8 @@ def index_paths(
 ) -> IndexReport:
     """Index (or re-index) ``paths`` into the database at ``db_path``; see the module docstring."""
     options = options or IndexOptions()
+    if not paths and options.prune:
+        return prune_index(db_path)
     started = time.perf_counter()
     report = IndexReport()
     roots = check_roots(paths)
@@ -108,11 +119,9 @@ def index_paths(
         report.empty_documents = scan.empty
         gone = [state[0] for key, state in states.items() if key not in seen and _in_scope(key[0], roots)]
         if not seen and not states:
-            where = ", ".join(str(r) for r in roots)
-            raise CorpusError(
-                f"no documents found under {where} (read: {' '.join(SUPPORTED_SUFFIXES)}; "
-                f"{len(scan.skipped)} files skipped, {scan.empty} empty)"
-            )
+            _raise_no_documents(roots, scan)
+        if not options.prune:
+            report.same_content_elsewhere = _same_content_elsewhere(states, pending, roots)
         if pending and encoder is None:
             # Loaded before a new database is created, so a model that fails to load leaves no file behind.
             from semhash.embed import load_encoder
@@ -139,9 +148,11 @@ def index_paths(
             report.embed_seconds = time.perf_counter() - embed_started
             report.windows = _windows(encoder) - windows_before
         report.removed = store.delete_documents(gone)
+        if options.prune:
+            report.removed += prune_missing(store)
         _train_and_encode(store, options, report, progress)
         try:
-            load_index(store)  # rebuilt and saved only if the codes changed since the faiss file was written
+            load_index(store, strict=True)  # rebuilt and saved only if the codes changed since it was written
         except CorruptIndexError:
             build_index(store)  # indexing rewrites a corrupt cache rather than refusing
         report.total_documents = store.count()
@@ -150,6 +161,34 @@ def index_paths(
             store.close()
     report.seconds = time.perf_counter() - started
     return report
+
+
+def _raise_no_documents(roots: Sequence[Path], scan: CorpusScan) -> None:
+    where = ", ".join(str(r) for r in roots)
+    hint = "; --verbose lists them" if scan.skipped else ""
+    raise NoDocumentsError(
+        f"no documents found under {where} (read: {' '.join(SUPPORTED_SUFFIXES)}; "
+        f"{len(scan.skipped)} files skipped, {scan.empty} empty{hint})",
+        skipped=scan.skipped,
+    )
+
+
+def _same_content_elsewhere(
+    states: dict[tuple[str, int], tuple[int, str, bool]], pending: Sequence[SourceDocument], roots: Sequence[Path]
+) -> int:
+    """New documents whose content is stored under another path, outside ``roots``, whose file is gone.
+
+    That is what a moved or renamed folder looks like: its old entries stay (only the folders given are
+    scanned for vanished files), so the index would hold everything twice until ``prune``.
+    """
+    new = [d for d in pending if (d.path, d.record) not in states]
+    wanted = {d.content_hash for d in new}
+    elsewhere: dict[str, list[str]] = {}
+    for (path, _), (_, digest, _) in states.items():
+        if digest in wanted and not _in_scope(path, roots):
+            elsewhere.setdefault(digest, []).append(path)
+    gone = functools.cache(lambda p: not os.path.exists(p))
+    return sum(1 for d in new if any(gone(p) for p in elsewhere.get(d.content_hash, ())))
 
 
 def _windows(encoder: Encoder) -> int:
@@ -256,7 +295,7 @@ def retrain_index(
     options = IndexOptions(
         device=resolve_device(device), bits=bits, retrain=True, epochs=epochs, seed=seed, lexical_weight=lexical_weight
     )
-    with Store.open(db_path) as store:
+    with Store.open(db_path, write=True) as store:
         if store.count() == 0:
             raise CorpusError(f"{store.path} holds no document: run `semhash index DIR` first")
         _train_and_encode(store, options, report, progress)
@@ -264,3 +303,69 @@ def retrain_index(
         report.total_documents = store.count()
     report.seconds = time.perf_counter() - started
     return report
+
+
+# -- removing documents ---------------------------------------------------------------------------------
+@dataclass
+class RemoveReport:
+    """What ``semhash remove`` did: documents removed in all, and per path asked for."""
+
+    removed: int = 0
+    #: each path as given -> documents removed under it.
+    paths: dict[str, int] = field(default_factory=dict)
+    total_documents: int = 0
+
+
+def remove_paths(db_path: str | Path, paths: Sequence[str | Path]) -> RemoveReport:
+    """Remove every document of the given files, and under the given folders, whether or not they still exist.
+
+    Raises:
+        UsageError: no path given.
+        DocumentNotFoundError: no document lies under any of the paths.
+    """
+    if not paths:
+        raise UsageError("give the files or folders to remove: semhash remove PATH...")
+    report = RemoveReport()
+    with Store.open(db_path, write=True) as store:
+        ids: set[int] = set()
+        for given in paths:
+            path = Path(given).expanduser()
+            # Stored paths are absolute and resolved; a vanished folder resolves only partly, so try both forms.
+            found = set(store.ids_under(str(path.resolve()))) | set(store.ids_under(str(path.absolute())))
+            report.paths[str(given)] = len(found - ids)
+            ids |= found
+        if not ids:
+            raise DocumentNotFoundError(
+                f"no indexed document lies under {', '.join(str(p) for p in paths)}: check the paths "
+                f"(`semhash info --db {store.path}` counts what is there)"
+            )
+        report.removed = store.delete_documents(sorted(ids))
+        _sync_after_removal(store)
+        report.total_documents = store.count()
+    return report
+
+
+def prune_missing(store: Store) -> int:
+    """Remove every document whose file no longer exists, anywhere in the index; returns how many went."""
+    ids = [i for path in store.paths() if not os.path.exists(path) for i in store.ids_under(path, folders=False)]
+    return store.delete_documents(ids)
+
+
+def prune_index(db_path: str | Path) -> IndexReport:
+    """``semhash index --prune`` without paths: :func:`prune_missing`, then bring faiss up to date."""
+    started = time.perf_counter()
+    report = IndexReport()
+    with Store.open(db_path, write=True) as store:
+        report.removed = prune_missing(store)
+        _sync_after_removal(store)
+        report.total_documents = store.count()
+    report.seconds = time.perf_counter() - started
+    return report
+
+
+def _sync_after_removal(store: Store) -> None:
+    if store.bits is not None:  # no model yet: there is no faiss file to keep in step
+        try:
+            load_index(store, strict=True)
+        except CorruptIndexError:
+            build_index(store)

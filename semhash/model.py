@@ -9,6 +9,7 @@ where its logit is positive (see :mod:`semhash.codes` for the bit order). Traini
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import json
 from collections.abc import Sequence
@@ -19,6 +20,8 @@ import torch
 from torch import nn
 
 from semhash.codes import pack_bits
+from semhash.config import MAX_BITS
+from semhash.errors import CorruptModelError
 from semhash.lexical import LexicalProjection
 
 
@@ -138,11 +141,48 @@ def model_to_bytes(model: HashingAutoencoder) -> bytes:
     return buffer.getvalue()
 
 
-def model_from_bytes(blob: bytes) -> HashingAutoencoder:
-    """Inverse of :func:`model_to_bytes`; loads with ``weights_only=True`` (no code execution)."""
+#: Bounds of a stored model's shape, checked before anything is allocated from it.
+_CONFIG_LIMITS = {"input_dim": 1 << 16, "bits": MAX_BITS, "hidden": 1 << 16, "lexical_dim": 1 << 16}
+
+
+def model_from_bytes(blob: bytes | None) -> HashingAutoencoder:
+    """Inverse of :func:`model_to_bytes`; loads with ``weights_only=True`` (no code execution).
+
+    The blob comes from the database, so it is untrusted: whatever is wrong with it (not torch's format,
+    truncated, pickled objects, an absurd shape, missing or misshapen tensors) is one
+    :class:`CorruptModelError` that says how to rebuild the model, never torch's own advice.
+
+    Raises:
+        CorruptModelError: the blob is not a model this version wrote.
+    """
+    try:
+        return _model_from_bytes(blob)
+    except CorruptModelError:
+        raise
+    except Exception as exc:  # any failure to read untrusted bytes means the same thing to the user
+        raise CorruptModelError(_UNREADABLE.format(why=type(exc).__name__)) from exc
+
+
+_UNREADABLE = (
+    "the hashing model stored in the index is unreadable ({why}): run `semhash train` to rebuild it "
+    "from the stored embeddings (nothing is re-embedded)"
+)
+
+
+def _model_from_bytes(blob: bytes | None) -> HashingAutoencoder:
+    if not blob:
+        raise CorruptModelError(_UNREADABLE.format(why="no weights stored"))
     payload = torch.load(io.BytesIO(blob), map_location="cpu", weights_only=True)
-    config = HashConfig(**json.loads(payload["config"]))
-    model = HashingAutoencoder(config)
+    if not isinstance(payload, dict) or not isinstance(payload.get("config"), str):
+        raise CorruptModelError(_UNREADABLE.format(why="not a semhash model"))
+    fields = json.loads(payload["config"])
+    if not isinstance(fields, dict) or not set(fields) <= {f.name for f in dataclasses.fields(HashConfig)}:
+        raise CorruptModelError(_UNREADABLE.format(why="unknown model configuration"))
+    for name, limit in _CONFIG_LIMITS.items():
+        value = fields.get(name, 0 if name == "lexical_dim" else 1)
+        if not isinstance(value, int) or not 0 <= value <= limit or (name != "lexical_dim" and value == 0):
+            raise CorruptModelError(_UNREADABLE.format(why=f"{name} {value!r} out of range"))
+    model = HashingAutoencoder(HashConfig(**fields))
     model.load_state_dict(payload["state"])
     if "lexical" in payload:
         model.lexical = LexicalProjection.from_bytes(payload["lexical"].numpy().tobytes())

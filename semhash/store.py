@@ -9,8 +9,18 @@ Schema (version 1; ``PRAGMA user_version`` holds the version, migrations run in 
   embedding and its reconstruction from the code), ``indexed_at`` TEXT. ``(path, record)`` is unique.
 * ``models``: every trained hashing model: ``id``, ``created_at``, ``bits``, ``input_dim``,
   ``config`` JSON, ``stats`` JSON, ``trained_on`` (documents), ``weights`` BLOB. The newest is active.
-* ``meta``: ``key``/``value`` pairs: ``embedding_model``, ``embedding_dim``, ``bits``, ``generation``
-  (bumped in the same transaction as every change to codes, so a faiss file can tell it is stale).
+* ``meta``: ``key``/``value`` pairs: ``embedding_model``, ``embedding_dim``, ``bits``, ``database_id``
+  (a random uuid4 given at creation, or at the first open for writing of an older database),
+  ``generation`` (bumped in the same transaction as every change to codes) and ``change_id`` (a fresh
+  random id with every bump, so two copies of one database that diverge never share a state). The faiss
+  file records all three, so a stale file, or one from another database, is never served.
+
+Opening: a command that writes (:meth:`Store.open` with ``create`` or ``write``) is refused up front with
+:class:`ReadOnlyDatabaseError` when the file or its folder cannot be written. A command that reads
+opens the file normally (SQLite itself falls back to reading a file it cannot write); in a read-only
+folder, where SQLite cannot create the WAL's ``-shm`` file, it opens ``mode=ro``, then ``immutable=1``
+(only when no unmerged write-ahead log lies beside the file). Write failures (a full disk, I/O errors)
+become one-line :class:`StorageError` errors that name the step that failed; committed rows are kept.
 
 The store never imports torch or faiss.
 """
@@ -19,19 +29,34 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import uuid
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import NoReturn
 
 import numpy as np
 import sqlite_utils
 
-from semhash.errors import DatabaseLockedError, IndexMissingError, ModelMismatchError, SchemaError
+from semhash.errors import (
+    CorruptDatabaseError,
+    CorruptModelError,
+    DatabaseLockedError,
+    IndexMissingError,
+    ModelMismatchError,
+    ReadOnlyDatabaseError,
+    SchemaError,
+    SemhashError,
+    StorageError,
+)
 from semhash.types import SourceDocument, format_location
 
 SCHEMA_VERSION = 1
+#: The largest hashing-model blob read back (a model with a big lexical vocabulary takes tens of MB);
+#: anything larger is damaged or crafted, and is refused before it is loaded.
+MAX_MODEL_BYTES = 512 * 2**20
 
 
 def _migrate_1(db: sqlite_utils.Database) -> None:
@@ -95,68 +120,212 @@ def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
 
 
-def _is_locked(exc: sqlite3.OperationalError) -> bool:
+def _is_locked(exc: sqlite3.Error) -> bool:
     return "locked" in str(exc) or "busy" in str(exc)
+
+
+def _is_read_only(exc: sqlite3.Error) -> bool:
+    name = getattr(exc, "sqlite_errorname", "") or ""
+    return name.startswith("SQLITE_READONLY") or "readonly database" in str(exc)
+
+
+def _is_full(exc: sqlite3.Error) -> bool:
+    return getattr(exc, "sqlite_errorname", "") == "SQLITE_FULL" or "database or disk is full" in str(exc)
+
+
+def _read_only_message(path: Path, exc: sqlite3.Error | None = None) -> str:
+    """Why a database cannot be written, and what to do: the file itself, or its folder."""
+    if exc is not None and getattr(exc, "sqlite_errorname", "") == "SQLITE_READONLY_DIRECTORY":
+        what = f"{path} is in a read-only folder ({path.parent}: SQLite must create {path.name}-wal there to write)"
+    else:
+        what = f"{path} is read-only"
+    return (
+        f"{what}: this command writes to the index; make it writable or pass another --db "
+        "(query, similar, info, dedup and outliers still read it)"
+    )
+
+
+def _raise_write_error(path: Path, exc: sqlite3.Error, step: str) -> NoReturn:
+    """Raise the one-line error for a failed write (or ``exc`` itself when it is not an expected failure)."""
+    error = _write_error(path, exc, step)
+    if error is None:
+        raise exc
+    raise error from exc
+
+
+def _write_error(path: Path, exc: sqlite3.Error, step: str) -> SemhashError | None:
+    if _is_locked(exc):
+        return DatabaseLockedError(f"{path} is locked by another process: wait for it to finish and rerun")
+    if _is_read_only(exc):
+        return ReadOnlyDatabaseError(_read_only_message(path, exc))
+    if _is_full(exc):
+        return StorageError(
+            f"the disk is full: {step} in {path} failed; everything committed before is kept: "
+            "free some space and rerun the same command to resume"
+        )
+    if getattr(exc, "sqlite_errorname", "").startswith("SQLITE_IOERR"):
+        return StorageError(
+            f"a disk I/O error ({exc}): {step} in {path} failed; everything committed before is kept: "
+            "check the disk and rerun the same command to resume"
+        )
+    return None
+
+
+def _connect(target: str, busy_timeout_ms: int, uri: bool = False) -> sqlite3.Connection:
+    return sqlite3.connect(target, timeout=busy_timeout_ms / 1000, isolation_level=None, uri=uri)
+
+
+def _read_only_uris(path: Path) -> Iterator[str]:
+    """Read-only ways into a database whose folder cannot be written, safest first.
+
+    ``mode=ro`` works when the WAL's ``-shm`` and ``-wal`` files are there already. ``immutable=1`` reads
+    the main file alone, ignoring any log: right only when no write-ahead log with unmerged changes lies
+    beside it (a writer that closed cleanly merged and deleted it), so it is not tried otherwise.
+    """
+    from urllib.parse import quote
+
+    base = "file:" + quote(str(path.absolute()))
+    yield base + "?mode=ro"
+    wal = Path(f"{path}-wal")
+    if not (wal.exists() and wal.stat().st_size > 0):
+        yield base + "?mode=ro&immutable=1"
 
 
 class Store:
     """One semhash database. Open it with :meth:`open`; close it (or use ``with``) when done."""
 
-    def __init__(self, db: sqlite_utils.Database, path: Path) -> None:
+    def __init__(self, db: sqlite_utils.Database, path: Path, busy_timeout_ms: int = 5000) -> None:
         self.db = db
         self.path = path
+        self._busy_timeout_ms = busy_timeout_ms
 
     # -- opening ---------------------------------------------------------------------------------
     @classmethod
-    def open(cls, path: str | Path, create: bool = False, busy_timeout_ms: int = 5000) -> Store:
+    def open(
+        cls, path: str | Path, create: bool = False, busy_timeout_ms: int = 5000, write: bool | None = None
+    ) -> Store:
         """Open (and with ``create``, create or migrate) the database at ``path``.
+
+        Args:
+            path: the database file.
+            create: create the file (and its folder) if missing, and migrate an older schema.
+            busy_timeout_ms: how long a write waits for another writer's lock.
+            write: the caller will write (default: ``create``): a database that cannot be written is then
+                refused here, before any work, rather than at the first write.
 
         Raises:
             IndexMissingError: ``create`` is false and there is no database at ``path``.
             SchemaError: the file is not a semhash database, or a newer semhash wrote it.
             DatabaseLockedError: another process holds the write lock past the busy timeout.
+            ReadOnlyDatabaseError: ``write`` and the file or its folder cannot be written.
         """
         path = Path(path)
-        if not create and not path.exists():
+        write = create if write is None else write
+        exists = path.exists()
+        if not create and not exists:
             raise IndexMissingError(f"no index at {path}: run `semhash index DIR` first (or pass --db)")
-        if create:
-            path.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            conn = sqlite3.connect(str(path), timeout=busy_timeout_ms / 1000, isolation_level=None)
-            db = sqlite_utils.Database(conn)
-            version = db.execute("PRAGMA user_version").fetchone()[0]
-            tables = set(db.table_names())
-        except sqlite3.DatabaseError as exc:
-            if isinstance(exc, sqlite3.OperationalError) and _is_locked(exc):
-                raise DatabaseLockedError(f"{path} is locked by another process: wait for it to finish") from exc
-            raise SchemaError(f"{path} is not a semhash database ({exc}): pass another --db") from exc
+        if create and not exists:
+            try:
+                path.parent.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise ReadOnlyDatabaseError(
+                    f"cannot create {path} ({exc.strerror or exc}): pass a --db in a folder you can write"
+                ) from exc
+        db, version, tables = cls._connect_checked(path, busy_timeout_ms, write=write, exists=exists)
         if version > SCHEMA_VERSION:
+            db.close()
             raise SchemaError(
                 f"{path} has schema version {version}, newer than this semhash reads ({SCHEMA_VERSION}): "
                 "upgrade semhash"
             )
         if version == 0 and tables:
+            db.close()
             raise SchemaError(f"{path} is an SQLite database but not a semhash index: pass another --db")
-        store = cls(db, path)
+        store = cls(db, path, busy_timeout_ms)
         if version < SCHEMA_VERSION:
             if not create and version == 0:
+                db.close()
                 raise IndexMissingError(f"{path} holds no semhash index: run `semhash index DIR` first")
             store._migrate(version)
+        if store.database_id is None:
+            # Databases written before the id existed get one now; a reader tries without waiting and
+            # does without when it cannot write (the faiss cache is then rebuilt in memory).
+            store._assign_database_id(wait=write)
         return store
+
+    @classmethod
+    def _connect_checked(
+        cls, path: Path, busy_timeout_ms: int, write: bool, exists: bool
+    ) -> tuple[sqlite_utils.Database, int, set[str]]:
+        """A connection, the schema version and the table names; every failure is a one-line error."""
+        attempts: list[tuple[str, bool]] = [(str(path), False)]
+        if not write and exists:
+            attempts += [(uri, True) for uri in _read_only_uris(path)]
+        last: sqlite3.Error | None = None
+        for target, uri in attempts:
+            conn: sqlite3.Connection | None = None
+            try:
+                conn = _connect(target, busy_timeout_ms, uri=uri)
+                db = sqlite_utils.Database(conn)
+                version = db.execute("PRAGMA user_version").fetchone()[0]
+                tables = set(db.table_names())
+                if write and exists:
+                    # SQLite opens a file it cannot write read-only without a word, and BEGIN IMMEDIATE
+                    # succeeds on it: only a real (rolled back) write tells.
+                    db.execute("BEGIN IMMEDIATE")
+                    try:
+                        db.execute(f"PRAGMA user_version = {int(version)}")
+                    finally:
+                        db.execute("ROLLBACK")
+                return db, version, tables
+            except sqlite3.DatabaseError as exc:
+                if conn is not None:
+                    conn.close()
+                if isinstance(exc, sqlite3.OperationalError) and _is_locked(exc):
+                    raise DatabaseLockedError(f"{path} is locked by another process: wait for it to finish") from exc
+                if _is_read_only(exc) or getattr(exc, "sqlite_errorname", "") == "SQLITE_CANTOPEN":
+                    last = exc
+                    continue  # a read-only way in may still work
+                raise SchemaError(f"{path} is not a semhash database ({exc}): pass another --db") from exc
+        assert last is not None
+        if write:
+            if not exists:
+                raise ReadOnlyDatabaseError(
+                    f"cannot create {path} ({last}): pass a --db in a folder you can write"
+                ) from last
+            raise ReadOnlyDatabaseError(_read_only_message(path, last)) from last
+        raise ReadOnlyDatabaseError(
+            f"cannot read {path} ({last}): it lies in a read-only folder beside a write-ahead log "
+            f"({path.name}-wal) that SQLite cannot open; open it once where its folder is writable, "
+            "or copy the database with its -wal file elsewhere"
+        ) from last
+
+    def _assign_database_id(self, wait: bool) -> None:
+        if not wait:
+            self.db.execute("PRAGMA busy_timeout = 0")
+        try:
+            with self.transaction("recording the database id"):
+                self.set_meta("database_id", uuid.uuid4().hex)
+        except (ReadOnlyDatabaseError, DatabaseLockedError, StorageError):
+            if wait:
+                raise
+        finally:
+            if not wait:
+                self.db.execute(f"PRAGMA busy_timeout = {int(self._busy_timeout_ms)}")
 
     def _migrate(self, version: int) -> None:
         try:
             if version == 0:
                 with self.db.ensure_autocommit_on():
                     self.db.execute("PRAGMA journal_mode=WAL")
-            with self.db.atomic():
-                for step in range(version, SCHEMA_VERSION):
-                    MIGRATIONS[step](self.db)
-                self.db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
         except sqlite3.OperationalError as exc:
-            if _is_locked(exc):
-                raise DatabaseLockedError(f"{self.path} is locked by another process: wait for it to finish") from exc
-            raise
+            _raise_write_error(self.path, exc, "creating the database")
+        with self.transaction("creating the database"):
+            for step in range(version, SCHEMA_VERSION):
+                MIGRATIONS[step](self.db)
+            if version == 0:
+                self.set_meta("database_id", uuid.uuid4().hex)
+            self.db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
 
     def close(self) -> None:
         """Close the connection."""
@@ -169,17 +338,18 @@ class Store:
         self.close()
 
     @contextmanager
-    def transaction(self) -> Iterator[None]:
-        """One atomic write; a lock held by someone else becomes :class:`DatabaseLockedError`."""
+    def transaction(self, step: str = "writing") -> Iterator[None]:
+        """One atomic write; expected failures become one-line errors that name ``step``.
+
+        A lock held by someone else is :class:`DatabaseLockedError`, a file that cannot be written
+        :class:`ReadOnlyDatabaseError`, a full disk or an I/O error :class:`StorageError`. The
+        transaction is rolled back, so every earlier commit stays.
+        """
         try:
             with self.db.atomic():
                 yield
         except sqlite3.OperationalError as exc:
-            if _is_locked(exc):
-                raise DatabaseLockedError(
-                    f"{self.path} is locked by another process: wait for it to finish and rerun"
-                ) from exc
-            raise
+            _raise_write_error(self.path, exc, step)
 
     # -- meta ------------------------------------------------------------------------------------
     def get_meta(self, key: str) -> str | None:
@@ -191,13 +361,36 @@ class Store:
         """Set a ``meta`` value (call inside :meth:`transaction`)."""
         self.db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", [key, str(value)])
 
+    def _int_meta(self, key: str) -> int | None:
+        value = self.get_meta(key)
+        if value is None or value == "":
+            return None
+        try:
+            return int(value)
+        except ValueError:
+            raise CorruptDatabaseError(
+                f"{self.path} is damaged: meta {key!r} is {value[:40]!r}, not a number; "
+                "rebuild the index into a new --db"
+            ) from None
+
     @property
     def generation(self) -> int:
         """Counter bumped with every change to codes; the faiss file records the one it was built at."""
-        return int(self.get_meta("generation") or 0)
+        return self._int_meta("generation") or 0
+
+    @property
+    def database_id(self) -> str | None:
+        """The database's random id (``None`` for an older database opened where it cannot be written)."""
+        return self.get_meta("database_id")
+
+    @property
+    def change_id(self) -> str | None:
+        """A random id renewed with every generation (``None`` before the first change by this version)."""
+        return self.get_meta("change_id")
 
     def _bump_generation(self) -> None:
         self.set_meta("generation", self.generation + 1)
+        self.set_meta("change_id", uuid.uuid4().hex)
 
     def check_embedding_model(self, name: str, dim: int | None = None) -> None:
         """Record the embedding model on first use; afterwards a different one is an error.
@@ -207,11 +400,11 @@ class Store:
         stored = self.get_meta("embedding_model")
         if stored is None:
             if dim is not None:
-                with self.transaction():
+                with self.transaction("recording the embedding model"):
                     self.set_meta("embedding_model", name)
                     self.set_meta("embedding_dim", dim)
             return
-        stored_dim = int(self.get_meta("embedding_dim") or 0)
+        stored_dim = self._int_meta("embedding_dim") or 0
         if stored != name or (dim is not None and stored_dim != dim):
             asked = f"{name!r} ({dim}-d)" if dim is not None else repr(name)
             raise ModelMismatchError(
@@ -227,8 +420,7 @@ class Store:
     @property
     def bits(self) -> int | None:
         """Code length of the active model, if one was trained."""
-        value = self.get_meta("bits")
-        return int(value) if value else None
+        return self._int_meta("bits")
 
     # -- documents -------------------------------------------------------------------------------
     def count(self, encoded_only: bool = False) -> int:
@@ -237,8 +429,16 @@ class Store:
         return self.db.execute(f"SELECT count(*) FROM documents{where}").fetchone()[0]
 
     def document_states(self) -> dict[tuple[str, int], tuple[int, str, bool]]:
-        """``(path, record) -> (id, content_hash, has embedding)`` for every document."""
-        rows = self.db.execute("SELECT path, record, id, content_hash, embedding IS NOT NULL FROM documents")
+        """``(path, record) -> (id, content_hash, has a sound embedding)`` for every document.
+
+        An embedding of the wrong size (a damaged row) counts as missing, so indexing embeds it again.
+        """
+        size = 4 * (self._int_meta("embedding_dim") or 0)
+        rows = self.db.execute(
+            "SELECT path, record, id, content_hash, embedding IS NOT NULL AND (? = 0 OR length(embedding) = ?)"
+            " FROM documents",
+            [size, size],
+        )
         return {(p, r): (i, h, bool(e)) for p, r, i, h, e in rows}
 
     def upsert_documents(self, documents: Sequence[SourceDocument], embeddings: np.ndarray) -> list[int]:
@@ -248,7 +448,7 @@ class Store:
         """
         ids = []
         now = _now()
-        with self.transaction():
+        with self.transaction(f"storing {len(documents)} embedded documents"):
             for doc, vector in zip(documents, np.asarray(embeddings, dtype="<f4"), strict=True):
                 blob = vector.tobytes()
                 cursor = self.db.execute(
@@ -268,7 +468,7 @@ class Store:
         """Delete documents by id, in one transaction. Returns how many went."""
         if not ids:
             return 0
-        with self.transaction():
+        with self.transaction(f"removing {len(ids)} documents"):
             for start in range(0, len(ids), 500):
                 chunk = list(ids[start : start + 500])
                 marks = ",".join("?" * len(chunk))
@@ -282,7 +482,7 @@ class Store:
 
     def set_codes(self, ids: Sequence[int], codes: Sequence[int], recon_errors: Sequence[float]) -> None:
         """Store codes (SQLite integer form) and reconstruction errors, in one transaction."""
-        with self.transaction():
+        with self.transaction(f"storing the codes of {len(ids)} documents"):
             self.db.conn.executemany(
                 "UPDATE documents SET code = ?, recon_error = ? WHERE id = ?",
                 [(int(c), float(e), int(i)) for i, c, e in zip(ids, codes, recon_errors, strict=True)],
@@ -291,18 +491,24 @@ class Store:
 
     def clear_codes(self) -> None:
         """Forget every code (before re-encoding with a new model)."""
-        with self.transaction():
+        with self.transaction("clearing the old codes"):
             self.db.execute("UPDATE documents SET code = NULL, recon_error = NULL")
             self._bump_generation()
 
     def embeddings(self, ids: Sequence[int] | None = None, dim: int | None = None) -> tuple[np.ndarray, np.ndarray]:
         """``(ids, (n, dim) float32 embeddings)`` for the given ids (all documents when ``None``), id order."""
-        dim = dim or int(self.get_meta("embedding_dim") or 0)
+        dim = dim or self._int_meta("embedding_dim") or 0
         if ids is None:
             rows = self.db.execute("SELECT id, embedding FROM documents WHERE embedding IS NOT NULL ORDER BY id")
             pairs = list(rows)
         else:
             pairs = sorted(self._rows_by_id("id, embedding", ids))
+        damaged = [p[0] for p in pairs if not isinstance(p[1], bytes) or len(p[1]) != 4 * dim]
+        if damaged:
+            raise CorruptDatabaseError(
+                f"{self.path}: {len(damaged)} stored embeddings are damaged (document id {damaged[0]} is not "
+                f"{dim} float32 values): rerun `semhash index` on their folders to embed them again"
+            )
         out_ids = np.fromiter((p[0] for p in pairs), dtype=np.int64, count=len(pairs))
         matrix = np.frombuffer(b"".join(p[1] for p in pairs), dtype="<f4").reshape(len(pairs), dim)
         return out_ids, matrix.astype(np.float32)
@@ -366,7 +572,7 @@ class Store:
         Older rows stay as the training history (config, stats, date) but lose their weights: their codes
         are gone, and each model's weights and lexical projection take megabytes.
         """
-        with self.transaction():
+        with self.transaction("saving the hashing model"):
             cursor = self.db.execute(
                 "INSERT INTO models (created_at, bits, input_dim, config, stats, trained_on, weights)"
                 " VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING id",
@@ -380,17 +586,52 @@ class Store:
 
     def active_model(self) -> dict | None:
         """The active model row (weights included) as a dict, or ``None`` before the first training."""
-        model_id = self.get_meta("model_id")
+        model_id = self._int_meta("model_id")
         if model_id is None:
             return None
+        size = self.db.execute("SELECT length(weights) FROM models WHERE id = ?", [model_id]).fetchone()
+        if size is not None and (size[0] or 0) > MAX_MODEL_BYTES:
+            raise CorruptModelError(
+                f"the hashing model stored in {self.path} is unreadable ({size[0] / 2**20:.0f} MB, more than "
+                f"{MAX_MODEL_BYTES // 2**20} MB): run `semhash train --db {self.path}` to rebuild it from the "
+                "stored embeddings"
+            )
         row = self.db.execute(
             "SELECT id, created_at, bits, input_dim, config, stats, trained_on, weights FROM models WHERE id = ?",
-            [int(model_id)],
+            [model_id],
         ).fetchone()
         if row is None:
             return None
         keys = ("id", "created_at", "bits", "input_dim", "config", "stats", "trained_on", "weights")
         model = dict(zip(keys, row, strict=True))
-        model["config"] = json.loads(model["config"])
-        model["stats"] = json.loads(model["stats"])
+        # Training history only: a damaged value reads as empty rather than failing every command.
+        model["config"] = _json_object(model["config"])
+        model["stats"] = _json_object(model["stats"])
         return model
+
+    # -- removing documents by path ----------------------------------------------------------------
+    def ids_under(self, path: str, folders: bool = True) -> list[int]:
+        """Documents of the file ``path`` (every record) or, with ``folders``, of any file under the folder ``path``."""
+        if not folders:
+            return [r[0] for r in self.db.execute("SELECT id FROM documents WHERE path = ? ORDER BY id", [path])]
+        path = path.rstrip("/") or "/"
+        prefix = path if path.endswith("/") else path + "/"
+        # A range on the (path, record) index: every string that starts with "dir/" sorts in ["dir/", "dir0")
+        # ("0" follows "/" in byte order, SQLite's BINARY collation).
+        rows = self.db.execute(
+            "SELECT id FROM documents WHERE path = ? OR (path >= ? AND path < ?) ORDER BY id",
+            [path, prefix, prefix[:-1] + "0"],
+        )
+        return [r[0] for r in rows]
+
+    def paths(self) -> list[str]:
+        """Every distinct file path in the index, sorted."""
+        return [r[0] for r in self.db.execute("SELECT DISTINCT path FROM documents ORDER BY path")]
+
+
+def _json_object(value: object) -> dict:
+    try:
+        parsed = json.loads(value) if isinstance(value, str | bytes) else None
+    except ValueError:
+        return {}
+    return parsed if isinstance(parsed, dict) else {}

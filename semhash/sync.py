@@ -1,32 +1,73 @@
 """Keeping the faiss index in step with SQLite (the one place that uses both store and index).
 
-The faiss file is a cache: it is loaded when its sidecar matches the database's generation and code
-length, and otherwise rebuilt from the stored codes and saved. It is never silently out of sync.
-No torch here: dedup and info run on stored codes alone.
+The faiss file is a cache: it is loaded when its sidecar names this database, its current generation and
+change, and its code length (and the file matches the sidecar's checksum); otherwise it is rebuilt from the
+stored codes and saved. It is never silently out of sync, and a file copied from another database is
+never served. No torch here: dedup and info run on stored codes alone.
+
+Saving is strict for commands that write (``index``, ``train``, ``remove``): a full disk is a one-line
+:class:`StorageError`. Commands that only read serve a rebuilt index from memory when it cannot be saved
+(a read-only folder, a full disk): the file is only a cache.
 """
 
 from __future__ import annotations
 
+import errno
+
 from semhash.codes import ints_to_packed
-from semhash.errors import IndexMissingError
-from semhash.index import CodeIndex, index_path_for
+from semhash.errors import IndexMissingError, StorageError
+from semhash.index import CodeIndex, IndexStamp, index_path_for
 from semhash.store import Store
 
 
-def build_index(store: Store) -> CodeIndex:
-    """A fresh index of every stored code, saved beside the database."""
+def stamp_of(store: Store) -> IndexStamp:
+    """The database state a faiss file must have been built from to be served for ``store``."""
+    return IndexStamp(store.database_id, store.generation, store.change_id)
+
+
+def build_index(store: Store, strict: bool = True) -> CodeIndex:
+    """A fresh index of every stored code, saved beside the database.
+
+    Args:
+        store: the open database.
+        strict: raise :class:`StorageError` when the file cannot be written; else serve it from memory.
+            A database without an id (an older one opened where it cannot be written) is never saved:
+            nothing could tie the file to it.
+    """
     bits = _bits(store)
     ids, codes = store.codes()
     index = CodeIndex.build(ids, ints_to_packed(codes, bits), bits)
-    index.save(index_path_for(store.path), store.generation)
+    stamp = stamp_of(store)
+    if stamp.database_id is None and not strict:
+        return index
+    path = index_path_for(store.path)
+    try:
+        index.save(path, stamp)
+    except OSError as exc:
+        if strict:
+            what = "the disk is full" if exc.errno == errno.ENOSPC else f"cannot write {path} ({exc.strerror or exc})"
+            raise StorageError(
+                f"{what}: writing the faiss index {path} failed; the database is complete and kept: "
+                "free some space and rerun the same command (the index is rebuilt from the database)"
+            ) from exc
     return index
 
 
-def load_index(store: Store) -> CodeIndex:
-    """The saved index if it is fresh, else a rebuilt one."""
-    bits = _bits(store)
-    index = CodeIndex.load(index_path_for(store.path), store.generation, bits)
-    return index if index is not None else build_index(store)
+def load_index(store: Store, strict: bool = False) -> CodeIndex:
+    """The saved index if it is fresh and this database's, else a rebuilt one (see :func:`build_index`)."""
+    index = CodeIndex.load(index_path_for(store.path), stamp_of(store), _bits(store))
+    return index if index is not None else build_index(store, strict=strict)
+
+
+def index_is_fresh(store: Store) -> bool:
+    """Whether the saved faiss file would be served as is (for ``semhash info``)."""
+    bits = store.bits
+    if not bits:
+        return False
+    try:
+        return CodeIndex.load(index_path_for(store.path), stamp_of(store), bits) is not None
+    except Exception:  # a corrupt file is simply not fresh here
+        return False
 
 
 def require_documents(store: Store) -> None:

@@ -71,6 +71,8 @@ class IndexReport:
     total_documents: int = 0
     #: :func:`semhash.train.train_hasher`'s statistics: numbers, and per-epoch validation curves as lists.
     train_stats: dict[str, float | list[float]] = field(default_factory=dict)
+    #: added documents whose content is stored under another path whose file is gone (a moved folder?).
+    same_content_elsewhere: int = 0
 
     @property
     def embedded(self) -> int:

@@ -130,9 +130,8 @@ def test_errors_on_an_existing_index(db: Path, corpus: Path, tmp_path: Path) -> 
 def test_corrupt_faiss_file_and_newer_schema(db: Path) -> None:
     Path(f"{db}.faiss").write_bytes(b"garbage")
     code, output = invoke("query", "oven", "--db", db)
-    assert code == 1 and "is corrupt: delete it" in output
-    Path(f"{db}.faiss").unlink()
-    assert invoke("query", "oven", "--db", db)[0] == 0  # rebuilt from SQLite
+    assert code == 0, output  # the checksum in the sidecar tells it is not the file written: rebuilt
+    assert invoke("info", "--db", db)[1].count("fresh)") == 1
     conn = sqlite3.connect(db)
     conn.execute("PRAGMA user_version = 99")
     conn.close()
@@ -208,3 +207,91 @@ def test_outliers_ranks_the_odd_document_first(tmp_path: Path, corpus: Path, pat
     code, output = invoke("outliers", "--db", db, "--min-z", 1000)
     assert code == 0
     assert invoke("outliers", "--db", tmp_path / "none.db")[0] == 1
+
+
+def test_verbose_lists_the_skipped_files_when_every_file_was_skipped(
+    tmp_path: Path, patch_encoder: FakeEncoder
+) -> None:
+    folder = tmp_path / "docs"
+    folder.mkdir()
+    (folder / "bin.txt").write_bytes(b"\x00\x01\x02")
+    (folder / "bad.json").write_text("{not json")
+    code, output = invoke("index", folder, "--db", tmp_path / "s.db", "--verbose")
+    assert code == 1 and "error: no documents found" in output
+    assert "bin.txt: binary file" in output and "bad.json: " in output
+    code, output = invoke("index", folder, "--db", tmp_path / "s.db")
+    assert code == 1 and "--verbose lists them" in output and "bin.txt" not in output
+    assert not (tmp_path / "s.db").exists()
+
+
+def test_a_moved_folder_is_pointed_out_then_pruned(tmp_path: Path, corpus: Path, patch_encoder: FakeEncoder) -> None:
+    db = tmp_path / "s.db"
+    assert invoke("index", corpus, "--db", db, "--epochs", FAST_EPOCHS)[0] == 0
+    moved = corpus.rename(tmp_path / "corpus2")
+    code, output = invoke("index", moved, "--db", db)
+    assert code == 0, output
+    assert "24 added" in output and "48 documents in the index" in output
+    assert "24 new documents have the same content as documents under other paths" in output
+    assert "run `semhash index --prune`" in output
+    code, output = invoke("index", "--prune", "--db", db)
+    assert code == 0, output
+    assert "24 removed" in output and "24 documents in the index" in output
+    info = json.loads(invoke("info", "--db", db, "--json")[1])
+    assert info["documents"] == 24 and info["index_fresh"]
+    code, output = invoke("query", "telescope galaxy", "--db", db, "--json", "--radius", 32)
+    assert code == 0 and all(json.loads(line)["path"].startswith(str(moved)) for line in output.splitlines())
+    assert len(output.splitlines()) == 24
+    code, output = invoke("index", "--db", db)
+    assert code == 2 and "--prune" in output
+
+
+def test_index_prune_with_paths_and_no_hint_for_copies(
+    tmp_path: Path, corpus: Path, patch_encoder: FakeEncoder
+) -> None:
+    db = tmp_path / "s.db"
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "gone.txt").write_text("a note about a comet")
+    assert invoke("index", corpus, other, "--db", db, "--epochs", FAST_EPOCHS)[0] == 0
+    (other / "gone.txt").unlink()
+    copy = tmp_path / "copy"
+    copy.mkdir()
+    (copy / "space-0.txt").write_text((corpus / "space" / "space-0.txt").read_text())  # a copy: its original stays
+    code, output = invoke("index", copy, "--db", db)
+    assert code == 0 and "1 added" in output and "same content" not in output
+    code, output = invoke("index", copy, "--db", db, "--prune")
+    assert code == 0 and "1 removed" in output and "25 documents in the index" in output
+
+
+def test_remove_files_and_folders_gone_or_not(tmp_path: Path, corpus: Path, patch_encoder: FakeEncoder) -> None:
+    db = tmp_path / "s.db"
+    assert invoke("index", corpus, "--db", db, "--epochs", FAST_EPOCHS)[0] == 0
+    gone = corpus / "food" / "food-1.txt"
+    gone.unlink()
+    code, output = invoke("remove", corpus / "bikes", gone, "--db", db)
+    assert code == 0, output
+    assert "bikes: 8 documents removed" in output and "food-1.txt: 1 documents removed" in output
+    assert "15 documents left" in output
+    assert (corpus / "bikes" / "bikes-1.txt").exists()  # the files themselves are untouched
+    code, output = invoke("query", "bicycle chain", "--db", db, "--json", "--radius", 32)
+    paths = [json.loads(line)["path"] for line in output.splitlines()]
+    assert len(paths) == 15 and not any("/bikes/" in p or p == str(gone) for p in paths)
+    assert json.loads(invoke("info", "--db", db, "--json")[1])["index_fresh"]
+    code, output = invoke("remove", tmp_path / "elsewhere", "--db", db)
+    assert code == 1 and "no indexed document lies under" in output
+    report = json.loads(invoke("remove", corpus / "space", "--db", db, "--json")[1])
+    assert report["removed"] == 8 and report["total_documents"] == 7
+    # a prefix of a folder's name is not that folder
+    assert invoke("remove", str(corpus / "foo"), "--db", db)[0] == 1
+
+
+def test_python_api_remove_and_prune(tmp_path: Path, corpus: Path, patch_encoder: FakeEncoder) -> None:
+    from semhash import SemanticIndex
+
+    index = SemanticIndex(tmp_path / "s.db", encoder=patch_encoder)
+    index.index([corpus], epochs=FAST_EPOCHS)
+    (corpus / "space" / "space-2.txt").unlink()
+    assert index.prune().removed == 1
+    report = index.remove([corpus / "food"])
+    assert report.removed == 8 and report.total_documents == 15
+    assert index.info().documents == 15 and index.info().index_fresh

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import errno
+import hashlib
+import json
 from pathlib import Path
 
 import numpy as np
@@ -11,7 +14,7 @@ from hypothesis import strategies as st
 
 from semhash.codes import hamming_matrix
 from semhash.errors import CorruptIndexError
-from semhash.index import CodeIndex
+from semhash.index import CodeIndex, IndexStamp
 
 
 def _random_index(seed: int, n: int, bits: int = 32) -> tuple[CodeIndex, np.ndarray, np.ndarray]:
@@ -45,25 +48,78 @@ def test_within_radius_is_inclusive() -> None:
         assert (dist <= radius).all()
 
 
+STAMP = IndexStamp("db-a", 4, "change-1")
+
+
 def test_save_load_and_staleness(tmp_path: Path) -> None:
     index, _, packed = _random_index(1, 50)
     path = tmp_path / "x.db.faiss"
-    index.save(path, generation=4)
-    loaded = CodeIndex.load(path, generation=4, bits=32)
+    index.save(path, STAMP)
+    loaded = CodeIndex.load(path, STAMP, bits=32)
     assert loaded is not None and loaded.size == 50
     assert (loaded.search(packed[:2], 5)[1] == index.search(packed[:2], 5)[1]).all()
-    assert CodeIndex.load(path, generation=5, bits=32) is None  # stale
-    assert CodeIndex.load(path, generation=4, bits=64) is None  # other code length
-    assert CodeIndex.load(tmp_path / "missing.faiss", generation=4, bits=32) is None
+    assert CodeIndex.load(path, IndexStamp("db-a", 5, "change-1"), bits=32) is None  # stale
+    assert CodeIndex.load(path, STAMP, bits=64) is None  # other code length
+    assert CodeIndex.load(tmp_path / "missing.faiss", STAMP, bits=32) is None
 
 
-def test_corrupt_file_is_a_clear_error(tmp_path: Path) -> None:
+def test_a_file_of_another_database_or_state_is_not_served(tmp_path: Path) -> None:
+    index, _, _ = _random_index(1, 50)
+    path = tmp_path / "x.db.faiss"
+    index.save(path, STAMP)
+    assert CodeIndex.load(path, IndexStamp("db-b", 4, "change-1"), bits=32) is None  # another database
+    # a copy of the database that changed on its own: same id and generation, another change
+    assert CodeIndex.load(path, IndexStamp("db-a", 4, "change-2"), bits=32) is None
+    # an older database opened read-only has no id: nothing ties a file to it
+    assert CodeIndex.load(path, IndexStamp(None, 4, None), bits=32) is None
+
+
+def test_a_faiss_file_beside_another_sidecar_is_not_served(tmp_path: Path) -> None:
+    """Same size and count, other codes: the sidecar's checksum of the file tells them apart."""
+    first, _, _ = _random_index(1, 50)
+    second, _, _ = _random_index(2, 50)
+    path, other = tmp_path / "x.db.faiss", tmp_path / "y.db.faiss"
+    first.save(path, STAMP)
+    second.save(other, STAMP)
+    assert path.stat().st_size == other.stat().st_size
+    path.write_bytes(other.read_bytes())
+    assert CodeIndex.load(path, STAMP, bits=32) is None
+
+
+def test_corrupt_file_is_rebuilt_not_read(tmp_path: Path) -> None:
     index, _, _ = _random_index(1, 10)
     path = tmp_path / "x.db.faiss"
-    index.save(path, generation=1)
+    index.save(path, STAMP)
     path.write_bytes(b"not a faiss index at all")
+    assert CodeIndex.load(path, STAMP, bits=32) is None
+
+
+def test_unreadable_file_that_matches_its_sidecar_is_a_clear_error(tmp_path: Path) -> None:
+    index, _, _ = _random_index(1, 10)
+    path = tmp_path / "x.db.faiss"
+    index.save(path, STAMP)
+    data = bytearray(path.read_bytes())
+    data[:4] = b"XXXX"  # faiss's header
+    path.write_bytes(bytes(data))
+    sidecar = Path(f"{path}.json")
+    meta = json.loads(sidecar.read_text())
+    meta["checksum"] = hashlib.blake2b(bytes(data), digest_size=16).hexdigest()
+    sidecar.write_text(json.dumps(meta))
     with pytest.raises(CorruptIndexError, match="delete it"):
-        CodeIndex.load(path, generation=1, bits=32)
+        CodeIndex.load(path, STAMP, bits=32)
+
+
+def test_a_failed_save_leaves_no_temporary_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    index, _, _ = _random_index(1, 10)
+    path = tmp_path / "x.db.faiss"
+
+    def full(*args: object, **kwargs: object) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(Path, "replace", full)
+    with pytest.raises(OSError):
+        index.save(path, STAMP)
+    assert sorted(p.name for p in tmp_path.iterdir()) == []
 
 
 def test_empty_index_searches_to_nothing() -> None:

@@ -12,6 +12,7 @@ from semhash.errors import CorpusError, ModelMismatchError, UsageError
 from semhash.index import CodeIndex, index_path_for
 from semhash.ingest import IndexOptions, index_paths, retrain_index
 from semhash.store import Store
+from semhash.sync import stamp_of
 
 OPTS = IndexOptions(epochs=FAST_EPOCHS, device="cpu", batch_docs=4)
 
@@ -24,7 +25,7 @@ def test_first_index_embeds_trains_encodes_and_builds_faiss(tmp_path: Path, corp
     with Store.open(db) as store:
         assert store.count(encoded_only=True) == 24
         assert store.bits == 32 and store.embedding_model == "fake-bow"
-        index = CodeIndex.load(index_path_for(db), store.generation, 32)
+        index = CodeIndex.load(index_path_for(db), stamp_of(store), 32)
         assert index is not None and index.size == 24
         _, codes = store.codes()
         assert len(set(codes.tolist())) > 1  # not collapsed to one code
@@ -152,7 +153,7 @@ def test_unchanged_rerun_keeps_the_faiss_file_and_repairs_a_corrupt_one(tmp_path
     faiss_file.write_bytes(b"garbage")
     index_paths(db, [corpus], OPTS, encoder=FakeEncoder())
     with Store.open(db) as store:
-        repaired = CodeIndex.load(faiss_file, store.generation, 32)
+        repaired = CodeIndex.load(faiss_file, stamp_of(store), 32)
     assert repaired is not None and repaired.size == 24
 
 
