@@ -13,7 +13,7 @@ Memory is bounded whatever the document's size (issue 8):
 - the text is tokenised in character chunks of ``chunk_chars`` (200,000) characters, never whole; windows
   are yielded one by one (:meth:`SentenceTransformerEncoder.iter_windows`), and with ``max_windows`` only
   the chunks those windows need are tokenised (about ``max_windows * 256`` tokens' worth of text);
-- :meth:`SentenceTransformerEncoder.encode_long` embeds a huge document ``window_chunk`` (256) windows
+- :meth:`SentenceTransformerEncoder.encode_long` embeds a huge document ``window_chunk`` (64) windows
   at a time and accumulates its pooled embedding, so it never holds a list of all its windows.
 
 Chunk seams are placed at word boundaries (a chunk's last, possibly cut, word is tokenised again with the
@@ -106,7 +106,8 @@ class SentenceTransformerEncoder:
         max_windows: most windows embedded per document (0 = all of them).
         chunk_chars: characters tokenised at a time when cutting windows.
         window_chunk: windows embedded together by :meth:`encode_long` (its peak memory is about
-            ``window_chunk`` windows' texts and vectors, beside the model and the document's text).
+            ``window_chunk`` windows' texts and vectors, beside the model and the document's text); also how
+            often it reports progress, and how soon Ctrl-C is seen (between two model calls).
     """
 
     def __init__(
@@ -116,7 +117,7 @@ class SentenceTransformerEncoder:
         batch_size: int = 32,
         max_windows: int = 0,
         chunk_chars: int = 200_000,
-        window_chunk: int = 256,
+        window_chunk: int = 64,
     ) -> None:
         self.name, target = resolve_model(model)
         # Never reach a model hub unless the user allows it: a name must be in the local Hugging Face cache.
