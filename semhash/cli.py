@@ -84,7 +84,7 @@ def _progress(enabled: bool) -> Iterator[Callable[[str, int, int], None] | None]
         return
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-    labels = {"embed": "embedding", "train": "training (epochs)", "encode": "encoding"}
+    labels = {"embed": "embedding (characters)", "train": "training (epochs)", "encode": "encoding"}
     with Progress(
         TextColumn("{task.description}"),
         BarColumn(),

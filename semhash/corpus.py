@@ -7,6 +7,11 @@ scripts, styles and markup dropped). ``.json`` (an object, or a list of objects)
 (a NUL byte in the first 8 KiB), undecodable files and unparsable JSON/CSV are skipped with a reason,
 never a crash. Hidden files and folders (name starting with ``.``) are not walked. Paths are stored
 absolute, so an index means the same thing from any working directory.
+
+Memory: reading holds one file at a time (its bytes, its decoded text and its records' texts), never the
+corpus. :meth:`CorpusScan.entries` describes every document without keeping its text (path, record,
+content hash, length), so an indexer can decide what changed first and read the texts again, a batch at a
+time, with :func:`read_documents`.
 """
 
 from __future__ import annotations
@@ -17,7 +22,7 @@ import hashlib
 import io
 import json
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from html.parser import HTMLParser
 from pathlib import Path
@@ -45,6 +50,17 @@ class ReadOptions:
     text_column: str = "text"
 
 
+@dataclass(frozen=True)
+class DocumentEntry:
+    """A document found by a scan, without its text: what deciding to (re-)embed it needs."""
+
+    path: str
+    record: int
+    content_hash: str
+    n_chars: int
+    mtime: float
+
+
 @dataclass
 class CorpusScan:
     """Everything found under the roots: documents are yielded by :meth:`documents`, the rest recorded."""
@@ -56,26 +72,64 @@ class CorpusScan:
     files: int = 0
 
     def documents(self) -> Iterator[SourceDocument]:
-        """Yield every non-empty document of every selected file, in sorted path order."""
+        """Yield every non-empty document of every selected file, in sorted path order.
+
+        Memory: one file's documents at a time (a caller that keeps them all holds the corpus).
+        """
         for path in iter_files(self.roots, self.options):
             self.files += 1
             try:
-                raw = path.read_bytes()
-                stat_mtime = path.stat().st_mtime
+                documents = _file_documents(path, self.options)
             except OSError as exc:
                 self.skipped.append(SkippedFile(str(path), f"unreadable: {exc.strerror or exc}"))
                 continue
-            try:
-                records = list(read_records(path, raw, self.options))
             except ValueError as exc:
                 self.skipped.append(SkippedFile(str(path), str(exc)))
                 continue
-            for record, text in records:
-                text = text.strip()
-                if not text:
+            for doc in documents:
+                if doc is None:
                     self.empty += 1
-                    continue
-                yield SourceDocument(str(path), record, text, content_hash(text), stat_mtime)
+                else:
+                    yield doc
+
+    def entries(self) -> Iterator[DocumentEntry]:
+        """Like :meth:`documents`, but each text is dropped once hashed: memory is one file, not the corpus."""
+        for doc in self.documents():
+            yield DocumentEntry(doc.path, doc.record, doc.content_hash, len(doc.text), doc.mtime)
+
+
+def read_documents(wanted: Mapping[str, Collection[int]], options: ReadOptions) -> Iterator[SourceDocument]:
+    """Read again the documents ``wanted`` (records by path), file by file, in the mapping's order.
+
+    For indexing a batch at a time after :meth:`CorpusScan.entries`. A file that became unreadable,
+    unparsable or lost a record since the scan yields nothing for it (the next run sees what is there);
+    a changed text is yielded as it is now, with its new hash.
+    """
+    for path, records in wanted.items():
+        try:
+            documents = _file_documents(Path(path), options)
+        except (OSError, ValueError):
+            continue
+        for doc in documents:
+            if doc is not None and doc.record in records:
+                yield doc
+
+
+def _file_documents(path: Path, options: ReadOptions) -> Iterator[SourceDocument | None]:
+    """One file's documents (``None`` for an empty one); raises ``OSError``/``ValueError`` before yielding."""
+    raw = path.read_bytes()
+    stat_mtime = path.stat().st_mtime
+    records = list(read_records(path, raw, options))
+    del raw  # the decoded records are all that is needed from here on
+    return _stripped(str(path), records, stat_mtime)
+
+
+def _stripped(path: str, records: list[tuple[int, str]], mtime: float) -> Iterator[SourceDocument | None]:
+    records.reverse()  # popped from the end, so a text is let go once its document is yielded
+    while records:
+        record, text = records.pop()
+        text = text.strip()
+        yield SourceDocument(path, record, text, content_hash(text), mtime) if text else None
 
 
 def check_roots(paths: Sequence[str | Path]) -> list[Path]:

@@ -8,13 +8,27 @@ embeddings, normalised again. A document that fits one window is embedded exactl
 ``SentenceTransformer.encode`` would. ``max_windows`` (0 = no limit) bounds the cost of huge files;
 documents cut by it are counted, never silently.
 
+Memory is bounded whatever the document's size (issue 8):
+
+- the text is tokenised in character chunks of ``chunk_chars`` (200,000) characters, never whole; windows
+  are yielded one by one (:meth:`SentenceTransformerEncoder.iter_windows`), and with ``max_windows`` only
+  the chunks those windows need are tokenised (about ``max_windows * 256`` tokens' worth of text);
+- :meth:`SentenceTransformerEncoder.encode_long` embeds a huge document ``window_chunk`` (64) windows
+  at a time and accumulates its pooled embedding, so it never holds a list of all its windows.
+
+Chunk seams are placed at word boundaries (a chunk's last, possibly cut, word is tokenised again with the
+next chunk), so for tokenizers whose pre-tokenizer splits words independently of their context, like the
+default model's BERT WordPiece, the windows are exactly those of tokenising the whole text at once. A
+single "word" longer than a chunk (no whitespace or punctuation for 200,000 characters) is cut inside
+it, which may move later window boundaries by a token or so.
+
 The embedder knows nothing of hashing, and torch is imported only when a model is loaded.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol, runtime_checkable
@@ -44,6 +58,17 @@ class EncodeStats:
     documents: int = 0
     windows: int = 0
     capped_documents: int = 0
+    #: characters passed to the tokenizer for windowing (shows that ``max_windows`` reads only a prefix).
+    tokenized_chars: int = 0
+
+
+@runtime_checkable
+class LongDocumentEncoder(Protocol):
+    """An encoder that can embed one huge document in bounded memory, reporting its progress."""
+
+    def encode_long(self, text: str, progress: Callable[[int], None] | None = None) -> np.ndarray:
+        """Embed one document as a ``(dim,)`` unit vector; ``progress(chars done)`` after each window chunk."""
+        ...
 
 
 def default_model_path() -> Path:
@@ -79,10 +104,20 @@ class SentenceTransformerEncoder:
         device: ``"cpu"``, ``"cuda"``… (already resolved, see :mod:`semhash.device`).
         batch_size: windows per forward pass.
         max_windows: most windows embedded per document (0 = all of them).
+        chunk_chars: characters tokenised at a time when cutting windows.
+        window_chunk: windows embedded together by :meth:`encode_long` (its peak memory is about
+            ``window_chunk`` windows' texts and vectors, beside the model and the document's text); also how
+            often it reports progress, and how soon Ctrl-C is seen (between two model calls).
     """
 
     def __init__(
-        self, model: str | None = None, device: str = "cpu", batch_size: int = 32, max_windows: int = 0
+        self,
+        model: str | None = None,
+        device: str = "cpu",
+        batch_size: int = 32,
+        max_windows: int = 0,
+        chunk_chars: int = 200_000,
+        window_chunk: int = 64,
     ) -> None:
         self.name, target = resolve_model(model)
         # Never reach a model hub unless the user allows it: a name must be in the local Hugging Face cache.
@@ -107,50 +142,153 @@ class SentenceTransformerEncoder:
         self.device = device
         self.batch_size = batch_size
         self.max_windows = max_windows
+        self.chunk_chars = chunk_chars
+        self.window_chunk = window_chunk
         self.max_tokens = max(8, int(self._model.max_seq_length or 256) - 2)
         self.stats = EncodeStats()
 
     def windows(self, text: str) -> list[tuple[str, int]]:
-        """Split ``text`` into ``(window text, token count)`` pieces that each fit the model."""
-        tokenizer = self._model.tokenizer
-        encoded = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True, verbose=False)
-        offsets = encoded["offset_mapping"]
-        n_tokens = len(offsets)
-        if n_tokens <= self.max_tokens:
-            return [(text, max(n_tokens, 1))]
-        pieces = []
-        for start in range(0, n_tokens, self.max_tokens):
-            stop = min(start + self.max_tokens, n_tokens)
-            begin = offsets[start][0]
-            end = offsets[stop][0] if stop < n_tokens else len(text)
-            pieces.append((text[begin:end], stop - start))
-        if self.max_windows and len(pieces) > self.max_windows:
-            self.stats.capped_documents += 1
-            pieces = pieces[: self.max_windows]
-        return pieces
+        """Split ``text`` into ``(window text, token count)`` pieces that each fit the model (see module doc)."""
+        return list(self.iter_windows(text))
+
+    def iter_windows(self, text: str) -> Iterator[tuple[str, int]]:
+        """Yield ``text``'s ``(window text, token count)`` pieces, tokenising it a chunk at a time.
+
+        Memory: one chunk of ``chunk_chars`` characters and its tokens. With ``max_windows`` it stops once
+        that many windows are out, tokenising only about that many windows' worth of text, and counts the
+        document in ``stats.capped_documents`` when more tokens follow.
+        """
+        limit = self.max_windows
+        size = self.chunk_chars
+        if limit:
+            # A window is max_tokens tokens, rarely more than 8 characters each: ask for little more.
+            size = min(size, limit * self.max_tokens * 8 + 1024)
+        pos = 0  # character where the next window starts
+        skip = 0  # tokens at `pos` that belong to the previous window (a word cut by a window boundary)
+        emitted = 0
+        while True:
+            end = min(len(text), pos + size)
+            last = end == len(text)
+            chunk = text[pos:end]
+            self.stats.tokenized_chars += len(chunk)
+            encoded = self._model.tokenizer(chunk, add_special_tokens=False, return_offsets_mapping=True, verbose=False)
+            offsets = encoded["offset_mapping"]
+            if pos == 0 and last and len(offsets) <= self.max_tokens:
+                yield text, max(len(offsets), 1)  # fits one window: the text as it is
+                return
+            word_ids = encoded.word_ids()
+            usable = len(offsets) if last else _whole_words(word_ids, len(offsets))
+            if not last and usable - skip <= self.max_tokens:
+                # Not one window (plus the token after it) in this chunk: read more at once.
+                size *= 2
+                continue
+            first = skip
+            while first < usable:
+                stop = first + self.max_tokens
+                if stop >= usable and not last:
+                    break  # window would reach the chunk's cut end: carry it to the next chunk
+                stop = min(stop, usable)
+                begin = pos + offsets[first][0]
+                close = pos + offsets[stop][0] if stop < len(offsets) else len(text)
+                yield text[begin:close], stop - first
+                emitted += 1
+                first = stop
+                if limit and emitted == limit:
+                    if first < len(offsets) or not last:  # more tokens follow: the document is cut
+                        self.stats.capped_documents += 1
+                    return
+            if last:
+                return
+            # Start the next chunk at the beginning of the word that holds the next window's first token,
+            # so that word is tokenised whole, as it would be in one pass over the text (a word longer than
+            # the tokens before it in this chunk is cut where the window starts instead).
+            word_start = _word_start(word_ids, first) or first
+            skip = first - word_start
+            pos += offsets[word_start][0]
+            size = self.chunk_chars if not limit else size
 
     def encode(self, texts: Sequence[str]) -> np.ndarray:
-        """Embed documents (window-pooled), as ``(n, dim)`` float32 unit vectors."""
+        """Embed documents (window-pooled), as ``(n, dim)`` float32 unit vectors.
+
+        All windows of ``texts`` go to the model in one call: callers bound ``texts`` (see
+        :func:`semhash.ingest.index_paths`); one huge document goes to :meth:`encode_long` instead.
+        """
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
         flat: list[str] = []
         weights: list[int] = []
         owner: list[int] = []
         for i, text in enumerate(texts):
-            for piece, n_tokens in self.windows(text):
+            for piece, n_tokens in self.iter_windows(text):
                 flat.append(piece)
                 weights.append(n_tokens)
                 owner.append(i)
-        vectors = self._model.encode(
-            flat,
+        vectors = self._encode_windows(flat)
+        self.stats.documents += len(texts)
+        self.stats.windows += len(flat)
+        return pool_windows(vectors, np.asarray(owner), np.asarray(weights, dtype=np.float32), len(texts))
+
+    def encode_long(self, text: str, progress: Callable[[int], None] | None = None) -> np.ndarray:
+        """Embed one document of any size as a ``(dim,)`` unit vector, ``window_chunk`` windows at a time.
+
+        The pooled embedding is accumulated as the chunks go (same weighting as :meth:`encode`), so memory
+        is one chunk of windows whatever the document's length. ``progress`` gets the characters done so far.
+        """
+        total = np.zeros(self.dim, dtype=np.float64)
+        pieces: list[str] = []
+        weights: list[int] = []
+        done = 0
+
+        def flush() -> None:
+            nonlocal total
+            vectors = self._encode_windows(pieces)
+            total += (vectors.astype(np.float64) * np.asarray(weights, dtype=np.float64)[:, None]).sum(axis=0)
+            self.stats.windows += len(pieces)
+            pieces.clear()
+            weights.clear()
+            if progress:
+                progress(done)
+
+        for piece, n_tokens in self.iter_windows(text):
+            pieces.append(piece)
+            weights.append(n_tokens)
+            # Characters up to the end of this window (the windows are consecutive substrings).
+            done += len(piece)
+            if len(pieces) >= self.window_chunk:
+                flush()
+        if pieces:
+            flush()
+        self.stats.documents += 1
+        return (total / max(float(np.linalg.norm(total)), 1e-12)).astype(np.float32)
+
+    def _encode_windows(self, windows: Sequence[str]) -> np.ndarray:
+        """One model call on window texts: ``(len(windows), dim)`` float32 unit vectors."""
+        return self._model.encode(
+            list(windows),
             batch_size=self.batch_size,
             convert_to_numpy=True,
             normalize_embeddings=True,
             show_progress_bar=False,
         ).astype(np.float32)
-        self.stats.documents += len(texts)
-        self.stats.windows += len(flat)
-        return pool_windows(vectors, np.asarray(owner), np.asarray(weights, dtype=np.float32), len(texts))
+
+
+def _whole_words(word_ids: list[int | None], n_tokens: int) -> int:
+    """Tokens of a chunk before its last word (which the chunk's end may have cut); all if one word."""
+    if n_tokens == 0:
+        return 0
+    start = _word_start(word_ids, n_tokens - 1)
+    # One word filling the whole chunk: cut inside it rather than read an unbounded amount of text.
+    return start if start > 0 else n_tokens - 1
+
+
+def _word_start(word_ids: list[int | None], index: int) -> int:
+    """Index of the first token of the word that holds token ``index``."""
+    word = word_ids[index] if index < len(word_ids) else None
+    if word is None:
+        return index
+    while index > 0 and word_ids[index - 1] == word:
+        index -= 1
+    return index
 
 
 def _quiet_transformers() -> None:

@@ -6,6 +6,14 @@ documents is committed in its own transaction before the next one starts, and co
 after embeddings; an interrupted run keeps all it committed and the next run resumes where it stopped
 (documents with an embedding but no code are encoded then).
 
+Memory is bounded by a batch, not by the corpus (issue 8). The scan keeps only each document's path,
+record, content hash and length; the texts of new or changed documents are read again a batch at a time.
+A batch is at most ``batch_docs`` documents and ``batch_chars`` characters; a longer document is embedded
+after all the others, alone, a window chunk at a time (:meth:`~semhash.embed.SentenceTransformerEncoder.encode_long`),
+and committed on its own, so an interruption during it keeps everything else. Peak memory is about the
+model, plus one batch's texts and windows (or one huge document's text, once when read and once when
+stored, and ``window_chunk`` of its windows), plus the largest single file while it is read.
+
 The first run trains the hashing model on the corpus's embeddings; later runs encode new documents with
 that model, unless ``retrain`` is set (embeddings are stored, so retraining never re-embeds).
 
@@ -29,9 +37,9 @@ import numpy as np
 
 from semhash.codes import check_bits, packed_to_ints, to_sql_int
 from semhash.config import DEFAULT_BATCH_DOCS, DEFAULT_BITS
-from semhash.corpus import SUPPORTED_SUFFIXES, CorpusScan, ReadOptions, check_roots
+from semhash.corpus import SUPPORTED_SUFFIXES, CorpusScan, ReadOptions, check_roots, read_documents
 from semhash.device import resolve_device
-from semhash.embed import Encoder, resolve_model
+from semhash.embed import Encoder, LongDocumentEncoder, resolve_model
 from semhash.errors import CorpusError, CorruptIndexError, DocumentNotFoundError, NoDocumentsError, UsageError
 from semhash.store import Store
 from semhash.sync import build_index, load_index
@@ -40,8 +48,13 @@ from semhash.types import IndexReport, SourceDocument
 if TYPE_CHECKING:
     from semhash.model import HashingAutoencoder
 
-#: ``progress(phase, done, total)``; phases: "embed", "train", "encode".
+#: ``progress(phase, done, total)``; phases: "embed" (characters of the new and changed documents, reported
+#: after each batch and after each window chunk of a huge document), "train" (epochs), "encode" (documents).
 Progress = Callable[[str, int, int], None]
+
+#: Characters embedded and committed together (beside ``batch_docs``): bounds a batch's memory and the work
+#: an interruption can lose; a longer document is embedded alone, in window chunks.
+DEFAULT_BATCH_CHARS = 200_000
 
 
 @dataclass
@@ -53,6 +66,8 @@ class IndexOptions:
     bits: int | None = None
     retrain: bool = False
     batch_docs: int = DEFAULT_BATCH_DOCS
+    #: most characters in one batch; a longer document is a batch of its own, embedded in window chunks.
+    batch_chars: int = DEFAULT_BATCH_CHARS
     max_windows: int = 0
     read: ReadOptions = field(default_factory=ReadOptions)
     epochs: int | None = None
@@ -105,23 +120,27 @@ def index_paths(
         states = store.document_states() if store is not None else {}
 
         scan = CorpusScan(roots, options.read)
-        pending: list[SourceDocument] = []
+        # New or changed documents without their texts (read again per batch): {path: {record: characters}}.
+        pending: dict[str, dict[int, int]] = {}
+        new_hashes: list[str] = []  # content hashes of documents new to the index (the moved-folder hint)
         seen: set[tuple[str, int]] = set()
-        for doc in scan.documents():
-            key = (doc.path, doc.record)
+        for entry in scan.entries():
+            key = (entry.path, entry.record)
             seen.add(key)
             state = states.get(key)
-            if state is not None and state[1] == doc.content_hash and state[2]:
+            if state is not None and state[1] == entry.content_hash and state[2]:
                 report.unchanged += 1
             else:
-                pending.append(doc)
+                pending.setdefault(entry.path, {})[entry.record] = entry.n_chars
+                if state is None:
+                    new_hashes.append(entry.content_hash)
         report.skipped_files = scan.skipped
         report.empty_documents = scan.empty
         gone = [state[0] for key, state in states.items() if key not in seen and _in_scope(key[0], roots)]
         if not seen and not states:
             _raise_no_documents(roots, scan)
         if not options.prune:
-            report.same_content_elsewhere = _same_content_elsewhere(states, pending, roots)
+            report.same_content_elsewhere = _same_content_elsewhere(states, new_hashes, roots)
         if pending and encoder is None:
             # Loaded before a new database is created, so a model that fails to load leaves no file behind.
             from semhash.embed import load_encoder
@@ -133,18 +152,13 @@ def index_paths(
         if pending:
             assert encoder is not None
             store.check_embedding_model(encoder.name, encoder.dim)
-            report.added = sum(1 for d in pending if (d.path, d.record) not in states)
-            report.updated = len(pending) - report.added
-            # Batches of similar lengths pad less in the transformer (each batch is sorted again inside
-            # sentence-transformers, but only within itself); commits stay per batch, so resuming is unchanged.
-            pending.sort(key=lambda d: (len(d.text), d.path, d.record))
+            keys = [(path, record) for path, records in pending.items() for record in records]
+            report.added = sum(1 for key in keys if key not in states)
+            report.updated = len(keys) - report.added
+            del keys
             embed_started = time.perf_counter()
             windows_before = _windows(encoder)
-            for start in range(0, len(pending), options.batch_docs):
-                batch = pending[start : start + options.batch_docs]
-                store.upsert_documents(batch, encoder.encode([d.text for d in batch]))
-                if progress:
-                    progress("embed", min(start + len(batch), len(pending)), len(pending))
+            _embed_pending(store, encoder, pending, options, progress)
             report.embed_seconds = time.perf_counter() - embed_started
             report.windows = _windows(encoder) - windows_before
         report.removed = store.delete_documents(gone)
@@ -174,21 +188,78 @@ def _raise_no_documents(roots: Sequence[Path], scan: CorpusScan) -> None:
 
 
 def _same_content_elsewhere(
-    states: dict[tuple[str, int], tuple[int, str, bool]], pending: Sequence[SourceDocument], roots: Sequence[Path]
+    states: dict[tuple[str, int], tuple[int, str, bool]], new_hashes: Sequence[str], roots: Sequence[Path]
 ) -> int:
     """New documents whose content is stored under another path, outside ``roots``, whose file is gone.
 
     That is what a moved or renamed folder looks like: its old entries stay (only the folders given are
     scanned for vanished files), so the index would hold everything twice until ``prune``.
     """
-    new = [d for d in pending if (d.path, d.record) not in states]
-    wanted = {d.content_hash for d in new}
+    wanted = set(new_hashes)
     elsewhere: dict[str, list[str]] = {}
     for (path, _), (_, digest, _) in states.items():
         if digest in wanted and not _in_scope(path, roots):
             elsewhere.setdefault(digest, []).append(path)
     gone = functools.cache(lambda p: not os.path.exists(p))
-    return sum(1 for d in new if any(gone(p) for p in elsewhere.get(d.content_hash, ())))
+    return sum(1 for digest in new_hashes if any(gone(p) for p in elsewhere.get(digest, ())))
+
+
+def _embed_pending(
+    store: Store,
+    encoder: Encoder,
+    pending: dict[str, dict[int, int]],
+    options: IndexOptions,
+    progress: Progress | None,
+) -> None:
+    """Read, embed and commit the pending documents: batches of small ones first, then each long one alone.
+
+    Memory: one batch's texts (at most ``batch_docs`` documents and ``batch_chars`` characters) or one long
+    document, plus the file being read. Each batch is its own transaction, so a rerun resumes after the
+    last one committed, and an interruption during a long document keeps every small one.
+    """
+    limit = max(1, options.batch_chars)
+    small = {path: {r for r, n in records.items() if n <= limit} for path, records in pending.items()}
+    large = {path: {r for r, n in records.items() if n > limit} for path, records in pending.items()}
+    total = sum(sum(records.values()) for records in pending.values())
+    done = 0
+
+    def report_progress(chars: int) -> None:
+        if progress:
+            progress("embed", min(chars, total), total)
+
+    def commit(batch: list[SourceDocument]) -> None:
+        nonlocal done
+        # Similar lengths pad less in the transformer's forward passes.
+        batch.sort(key=lambda d: (len(d.text), d.path, d.record))
+        store.upsert_documents(batch, encoder.encode([d.text for d in batch]))
+        done += sum(len(d.text) for d in batch)
+        report_progress(done)
+
+    report_progress(0)
+    batch: list[SourceDocument] = []
+    chars = 0
+    for doc in read_documents({p: r for p, r in small.items() if r}, options.read):
+        if batch and (len(batch) >= options.batch_docs or chars + len(doc.text) > limit):
+            commit(batch)
+            batch, chars = [], 0
+        batch.append(doc)
+        chars += len(doc.text)
+    if batch:
+        commit(batch)
+    del batch
+    for doc in read_documents({p: r for p, r in large.items() if r}, options.read):
+        if isinstance(encoder, LongDocumentEncoder):
+            vector = encoder.encode_long(doc.text, progress=functools.partial(_offset_progress, report_progress, done))
+            store.upsert_documents([doc], vector[None, :])
+        else:  # an encoder without chunking: the document alone is still its own batch
+            store.upsert_documents([doc], encoder.encode([doc.text]))
+        done += len(doc.text)
+        report_progress(done)
+        del doc  # let this text go before the next long one is read
+
+
+def _offset_progress(report: Callable[[int], None], before: int, chars: int) -> None:
+    report(before + chars)
 
 
 def _windows(encoder: Encoder) -> int:

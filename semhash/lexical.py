@@ -47,9 +47,14 @@ def _stop_words() -> frozenset[str]:
     return frozenset(ENGLISH_STOP_WORDS)
 
 
+#: Only a document's first characters feed its lexical vector: the words that say what a document is about
+#: show early, and a 50 MB file would otherwise be tokenised whole at training and at every encoding.
+MAX_LEXICAL_CHARS = 100_000
+
+
 def tokenize(text: str, stop_words: frozenset[str]) -> list[str]:
-    """Lower-cased word tokens of ``text`` without stop words."""
-    return [token for token in _TOKEN.findall(text.lower()) if token not in stop_words]
+    """Lower-cased word tokens of ``text`` (its first ``MAX_LEXICAL_CHARS`` characters) without stop words."""
+    return [token for token in _TOKEN.findall(text[:MAX_LEXICAL_CHARS].lower()) if token not in stop_words]
 
 
 @dataclass

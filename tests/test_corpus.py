@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from semhash.corpus import CorpusScan, ReadOptions, check_roots, html_to_text
+from semhash.corpus import CorpusScan, ReadOptions, check_roots, content_hash, html_to_text, read_documents
 from semhash.errors import CorpusError
 
 
@@ -100,3 +100,27 @@ def test_missing_root_is_a_corpus_error(tmp_path: Path) -> None:
 def test_html_keeps_title_and_blocks() -> None:
     text = html_to_text("<title>T</title><body><h1>Head</h1><p>One &amp; two</p><noscript>no</noscript></body>")
     assert text == "T\nHead\nOne & two"
+
+
+def test_entries_keep_no_text_and_read_documents_reads_the_wanted_ones_again(tmp_path: Path) -> None:
+    (tmp_path / "a.txt").write_text("  first file  ")
+    (tmp_path / "b.jsonl").write_text('{"text": "one"}\n{"text": ""}\n{"text": "three"}\n')
+    (tmp_path / "c.txt").write_text("gone soon")
+    _, docs = _scan(tmp_path)
+    entries = list(CorpusScan(check_roots([tmp_path]), ReadOptions()).entries())
+    assert [(e.path, e.record, e.content_hash, e.n_chars) for e in entries] == [
+        (d.path, d.record, d.content_hash, len(d.text)) for d in docs
+    ]
+    assert not any(hasattr(e, "text") for e in entries)
+    b, c = str(tmp_path / "b.jsonl"), str(tmp_path / "c.txt")
+    again = list(read_documents({b: {3}, str(tmp_path / "a.txt"): {0}}, ReadOptions()))
+    assert [(Path(d.path).name, d.record, d.text) for d in again] == [
+        ("b.jsonl", 3, "three"),
+        ("a.txt", 0, "first file"),
+    ]
+    # Changed since the scan: read as it is now, with its own hash; gone: nothing, no error.
+    (tmp_path / "b.jsonl").write_text('{"text": "one"}\n{"text": ""}\n{"text": "three, edited"}\n')
+    (tmp_path / "c.txt").unlink()
+    again = list(read_documents({b: {3}, c: {0}}, ReadOptions()))
+    assert [d.text for d in again] == ["three, edited"]
+    assert again[0].content_hash == content_hash("three, edited")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -196,3 +197,80 @@ def test_negative_lexical_weight_fails_before_any_embedding(tmp_path: Path, corp
         retrain_index(db, lexical_weight=float("nan"), device="cpu")
     with Store.open(db) as store:
         assert store.active_model() == model_before  # nothing retrained, nothing lost
+
+
+class _LongDocFake(FakeEncoder):
+    """A fake encoder with ``encode_long``: fixed 50-character windows, embedded ``window_chunk`` at a time."""
+
+    window_chunk = 4
+
+    def __init__(self, fail_on_long_chunk: int | None = None) -> None:
+        super().__init__()
+        self.long_chunks: list[int] = []
+        self.fail_on_long_chunk = fail_on_long_chunk
+
+    def encode_long(self, text: str, progress: Callable[[int], None] | None = None) -> np.ndarray:
+        pieces = [text[i : i + 50] for i in range(0, len(text), 50)]
+        total = np.zeros(self.dim)
+        for start in range(0, len(pieces), self.window_chunk):
+            if self.fail_on_long_chunk is not None and len(self.long_chunks) == self.fail_on_long_chunk:
+                raise KeyboardInterrupt
+            chunk = pieces[start : start + self.window_chunk]
+            self.long_chunks.append(len(chunk))
+            total += (self.encode(chunk) * np.array([len(p) for p in chunk])[:, None]).sum(axis=0)
+            if progress:
+                progress(sum(len(p) for p in pieces[: start + len(chunk)]))
+        return (total / np.linalg.norm(total)).astype(np.float32)
+
+
+def _with_huge_file(corpus: Path, chars: int = 3000) -> Path:
+    huge = corpus / "zz-huge.txt"  # sorted last, but long documents go last whatever their name
+    words = ["planet", "orbit", "rocket", "bread", "oven", "wheel", "chain"]
+    huge.write_text(" ".join(words[i % len(words)] + str(i) for i in range(chars // 8)))
+    return huge
+
+
+def test_batches_are_bounded_by_characters_and_long_documents_go_alone_after_the_rest(
+    tmp_path: Path, corpus: Path
+) -> None:
+    _with_huge_file(corpus)
+    (corpus / "aa-first.txt").write_text("a" * 500)  # sorted first, but longer than the batch budget too
+    encoder = FakeEncoder()
+    options = IndexOptions(epochs=FAST_EPOCHS, device="cpu", batch_chars=200)  # default batch_docs: 64
+    calls: list[list[str]] = []
+    encode = encoder.encode
+
+    def spy(texts: Sequence[str]) -> np.ndarray:
+        calls.append(list(texts))
+        return encode(texts)
+
+    encoder.encode = spy  # type: ignore[method-assign]
+    report = index_paths(tmp_path / "s.db", [corpus], options, encoder=encoder)
+    assert report.added == 26
+    small_calls, long_calls = calls[:-2], calls[-2:]
+    assert len(small_calls) > 1  # 24 short documents, more than 200 characters: several batches
+    assert all(sum(len(t) for t in call) <= 200 for call in small_calls)
+    assert [len(call) for call in long_calls] == [1, 1]
+    assert sorted(len(call[0]) for call in long_calls)[0] == 500
+
+
+def test_interruption_during_a_huge_document_keeps_the_small_ones_committed(tmp_path: Path, corpus: Path) -> None:
+    huge = _with_huge_file(corpus)
+    db = tmp_path / "s.db"
+    options = IndexOptions(epochs=FAST_EPOCHS, device="cpu", batch_chars=1000)
+    with pytest.raises(KeyboardInterrupt):
+        index_paths(db, [corpus], options, encoder=_LongDocFake(fail_on_long_chunk=3))
+    with Store.open(db) as store:
+        assert store.count() == 24  # every small file; not the huge one
+        assert str(huge.resolve()) not in {row[0] for row in store.db.execute("SELECT path FROM documents")}
+    resumed = _LongDocFake()
+    events: list[tuple[str, int, int]] = []
+    report = index_paths(db, [corpus], options, encoder=resumed, progress=lambda *e: events.append(e))
+    assert report.unchanged == 24 and report.added == 1 and report.total_documents == 25
+    assert resumed.encoded and all(len(text) <= 50 for text in resumed.encoded)  # only the huge one, in windows
+    assert max(resumed.long_chunks) <= resumed.window_chunk and len(resumed.long_chunks) > 3
+    embed = [(done, total) for phase, done, total in events if phase == "embed"]
+    total = len(huge.read_text())
+    assert all(t == total for _, t in embed) and embed[-1][0] == total
+    # one report per window chunk of the huge document, rising
+    assert len(embed) >= len(resumed.long_chunks) and [d for d, _ in embed] == sorted(d for d, _ in embed)
