@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -30,7 +31,7 @@ class SkippedFile:
 
 @dataclass(frozen=True)
 class Hit:
-    """One search result. ``cosine`` is ``None`` when embeddings were not consulted."""
+    """One search result. ``cosine`` is ``None`` when embeddings were not consulted; ``bits`` is the code length."""
 
     rank: int
     id: int
@@ -40,6 +41,14 @@ class Hit:
     code: int
     cosine: float | None
     snippet: str
+    bits: int = 32
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready fields (CLI ``--json``, ``semhash serve``): the code as ``bits / 4`` hex digits, the location."""
+        row = asdict(self)
+        row["code"] = f"{self.code:0{self.bits // 4}x}"
+        row["location"] = self.location
+        return row
 
     @property
     def location(self) -> str:
@@ -99,6 +108,10 @@ class IndexInfo:
     lexical_dim: int = 0
     lexical_terms: int = 0
 
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready fields (CLI ``--json``, ``semhash serve``)."""
+        return asdict(self)
+
 
 @dataclass(frozen=True)
 class DuplicatePair:
@@ -141,3 +154,7 @@ class ExistingMatch:
     score: float
     reason: str
     hamming: int
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready fields (``semhash serve``'s ``/api/exists``)."""
+        return asdict(self)
