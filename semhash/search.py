@@ -83,11 +83,12 @@ class Searcher:
         self._lock = threading.Lock()  # guards the snapshot swap and the list of connections
         self._encode_lock = threading.Lock()  # one query embedding at a time
         self._stores: list[Store] = []
-        first = Store.open(self.db_path)  # validates the file (schema, version) with clear errors
-        self._local.store = first
-        self._stores.append(first)
-        require_documents(first)
-        self._snapshot = self._load(first)
+        Store.open(self.db_path).close()  # validates the file (exists, schema, version) with clear errors
+        try:
+            self._snapshot = self._load(self.store)
+        except BaseException:
+            self.close()
+            raise
         self._encoder = encoder
         self._encoder_checked = False
         self._device = device
