@@ -53,7 +53,17 @@ def build_db(n: int) -> Path:
     for leftover in CACHE.glob(f"n{n}.tmp.db*"):
         leftover.unlink()
     subprocess.run(
-        [sys.executable, "-m", "semhash.cli", "index", str(ROOT / "data" / "sample"), "--db", str(tmp), "--device", "cpu"],
+        [
+            sys.executable,
+            "-m",
+            "semhash.cli",
+            "index",
+            str(ROOT / "data" / "sample"),
+            "--db",
+            str(tmp),
+            "--device",
+            "cpu",
+        ],
         check=True,
     )
     rng = np.random.default_rng(0)

@@ -220,7 +220,11 @@ _STATIC_FILES = {"app.js": "text/javascript", "style.css": "text/css"}
 
 
 def serve(
-    db_path: str | Path, host: str = "127.0.0.1", port: int = DEFAULT_PORT, allow_remote: bool = False, device: str = "auto"
+    db_path: str | Path,
+    host: str = "127.0.0.1",
+    port: int = DEFAULT_PORT,
+    allow_remote: bool = False,
+    device: str = "auto",
 ) -> None:
     """Run the server until interrupted (uvicorn, one process; requests on its thread pool)."""
     import uvicorn
