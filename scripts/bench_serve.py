@@ -9,6 +9,9 @@ timed stage by stage (embedding + hashing the text, faiss scan, rerank row reads
 
     .venv/bin/python scripts/bench_serve.py --sizes 100000 1000000 --requests 2000 --clients 4
 
+On a busy 2-core machine torch's default 2-thread OpenMP team made one query's embedding 10-15x slower than
+one thread (the same effect ``semhash.index`` works around for faiss): compare with ``OMP_NUM_THREADS=1``.
+
 Databases are cached under ``.cache/bench_serve/`` (a 10^6 database takes ~1.6 GB, mostly embeddings).
 """
 
@@ -163,41 +166,50 @@ def main() -> None:
     parser.add_argument("--sizes", type=int, nargs="+", default=[100_000, 1_000_000])
     parser.add_argument("--requests", type=int, default=2000)
     parser.add_argument("--clients", type=int, default=4)
+    parser.add_argument("--skip-load", action="store_true", help="Only the in-process breakdown.")
     args = parser.parse_args()
     for n in args.sizes:
         db = build_db(n)
-        port = free_port()
-        server = subprocess.Popen(
-            [sys.executable, "-m", "semhash.cli", "serve", "--db", str(db), "--port", str(port), "--device", "cpu"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-        )  # fmt: skip
-        base = f"http://127.0.0.1:{port}"
-        try:
-            import httpx
-
-            deadline = time.monotonic() + 300
-            while True:
-                try:
-                    if httpx.get(base + "/api/health", timeout=2).status_code == 200:
-                        break
-                except httpx.TransportError:
-                    pass
-                if server.poll() is not None or time.monotonic() > deadline:
-                    raise SystemExit(f"server did not start: {server.stderr.read() if server.stderr else ''}")
-                time.sleep(0.5)
-            load(base, 50, args.clients)  # warm-up (faiss loaded, caches filled)
-            latencies, wall, errors = load(base, args.requests, args.clients)
-        finally:
-            server.terminate()
-            server.wait(30)
-        lat = np.array(latencies) * 1000
-        print(
-            f"n={n:,}: {len(lat)} requests, {args.clients} clients, errors {errors}: "
-            f"p50 {np.percentile(lat, 50):.1f} ms, p99 {np.percentile(lat, 99):.1f} ms, {len(lat) / wall:.1f} queries/s"
-        )
-        stages = breakdown(db)
+        if not args.skip_load:
+            run_load(db, n, args.requests, args.clients)
+        # On a worker thread, as the server runs a query (uvicorn's thread pool).
+        with ThreadPoolExecutor(1) as pool:
+            stages = pool.submit(breakdown, db).result()
         parts = ", ".join(f"{k} {v:.2f} ms" for k, v in stages.items())
-        print(f"  one query in-process (median, one thread): {parts}")
+        print(f"  n={n:,}: one query in-process (median, one worker thread): {parts}")
+
+
+def run_load(db: Path, n: int, requests: int, clients: int) -> None:
+    """Start ``semhash serve`` on ``db`` and print the latency and throughput of the load loop."""
+    port = free_port()
+    server = subprocess.Popen(
+        [sys.executable, "-m", "semhash.cli", "serve", "--db", str(db), "--port", str(port), "--device", "cpu"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    base = f"http://127.0.0.1:{port}"
+    try:
+        import httpx
+
+        deadline = time.monotonic() + 300
+        while True:
+            try:
+                if httpx.get(base + "/api/health", timeout=2).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            if server.poll() is not None or time.monotonic() > deadline:
+                raise SystemExit(f"server did not start: {server.stderr.read() if server.stderr else ''}")
+            time.sleep(0.5)
+        load(base, 50, clients)  # warm-up (faiss loaded, caches filled)
+        latencies, wall, errors = load(base, requests, clients)
+    finally:
+        server.terminate()
+        server.wait(30)
+    lat = np.array(latencies) * 1000
+    print(
+        f"n={n:,}: {len(lat)} requests, {clients} clients, errors {errors}: "
+        f"p50 {np.percentile(lat, 50):.1f} ms, p99 {np.percentile(lat, 99):.1f} ms, {len(lat) / wall:.1f} queries/s"
+    )
 
 
 if __name__ == "__main__":

@@ -28,6 +28,8 @@ authentication: anyone who can reach the port can read every stored text).
 from __future__ import annotations
 
 import ipaddress
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -129,13 +131,19 @@ def create_app(db_path: str | Path, encoder: Encoder | None = None, device: str 
         device: ``auto``, ``cpu`` or ``cuda`` for the default encoder.
     """
     searcher = Searcher(db_path, encoder=encoder, device=device)
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        yield
+        searcher.close()  # every worker thread's connection
+
     app = FastAPI(
         title="semhash",
         summary="Semantic hashing search over one index: 32-bit codes, Hamming search, cosine rerank.",
         version="1",
+        lifespan=lifespan,
     )
     app.state.searcher = searcher
-    app.router.add_event_handler("shutdown", searcher.close)
 
     @app.exception_handler(SemhashError)
     def semhash_error(request: Request, exc: SemhashError) -> JSONResponse:
