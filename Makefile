@@ -3,7 +3,7 @@ PY := .venv/bin/python
 SEMHASH := .venv/bin/semhash
 DEMO_DB := .cache/sample.db
 
-.PHONY: setup demo test lint bench clean
+.PHONY: setup demo serve test lint bench clean
 
 setup:
 	@bash scripts/bootstrap.sh
@@ -14,6 +14,10 @@ demo: setup
 	$(SEMHASH) query "how do I fix a flat tyre on my bike" --db $(DEMO_DB) -k 5
 	$(SEMHASH) dedup --db $(DEMO_DB)
 	$(SEMHASH) info --db $(DEMO_DB)
+
+# The search page and JSON API over the demo index, on http://127.0.0.1:8765/ (Ctrl-C stops it).
+serve: demo
+	$(SEMHASH) serve --db $(DEMO_DB)
 
 lint: setup
 	$(PY) -m ruff check semhash tests scripts

@@ -14,3 +14,10 @@ if ! .venv/bin/python -c "import torch" 2>/dev/null; then
 fi
 # The distribution is "semhash-engine": never `pip install semhash` (that name is another project on PyPI).
 "${PIP[@]}" install -e ".[dev]"
+# The search page's browser test (tests/test_serve.py) drives Debian's chromium through playwright; browser
+# downloads (`playwright install`) do not work here. Install it when missing and apt is usable (CI runs as root);
+# elsewhere the test skips and says why.
+if ! command -v chromium >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
+  (apt-get install -y -q chromium >/dev/null 2>&1 || { apt-get update -q >/dev/null 2>&1 && apt-get install -y -q chromium >/dev/null 2>&1; }) \
+    || echo "note: could not install chromium with apt; the browser test of semhash serve will be skipped" >&2
+fi

@@ -226,12 +226,10 @@ def remove_command(
     out.print(f"{report.total_documents} documents left in {db}", highlight=False, markup=False)
 
 
-def _print_hits(hits: list, as_json: bool, bits: int) -> None:
+def _print_hits(hits: list, as_json: bool) -> None:
     if as_json:
         for hit in hits:
-            row = asdict(hit)
-            row["code"] = f"{hit.code:0{bits // 4}x}"
-            print(json.dumps(row))
+            print(json.dumps(hit.to_dict()))
         return
     if not hits:
         out.print("no match")
@@ -286,7 +284,7 @@ def query_command(
     options = QueryOptions(k=k, rerank=rerank, radius=radius, device=device)
     with Searcher(db, device=device) as searcher:
         hits = searcher.query(text, options) if text is not None else searcher.query_file(file, options)  # type: ignore[arg-type]
-        _print_hits(hits, as_json, searcher.bits)
+        _print_hits(hits, as_json)
 
 
 @app.command("similar")
@@ -305,7 +303,25 @@ def similar_command(
 
     with Searcher(db) as searcher:
         hits = searcher.similar(path, record, QueryOptions(k=k, rerank=rerank, radius=radius))
-        _print_hits(hits, as_json, searcher.bits)
+        _print_hits(hits, as_json)
+
+
+@app.command("serve")
+@_errors
+def serve_command(
+    db: Path = DbOption,
+    host: str = typer.Option("127.0.0.1", "--host", help="Address to listen on (loopback unless --allow-remote)."),
+    port: int = typer.Option(8765, "--port", min=1, max=65535, help="TCP port."),
+    allow_remote: bool = typer.Option(
+        False, "--allow-remote", help="Allow a non-loopback --host (the API has no authentication)."
+    ),
+    device: str = DeviceOption,
+) -> None:
+    """Serve a JSON API and a search page at http://HOST:PORT/ (models and faiss stay loaded)."""
+    from semhash.serve import check_host, serve
+
+    check_host(host, allow_remote)  # before loading anything
+    serve(db, host=host, port=port, allow_remote=allow_remote, device=device)
 
 
 @app.command("info")
@@ -316,7 +332,7 @@ def info_command(db: Path = DbOption, as_json: bool = JsonOption) -> None:
 
     info = index_info(db)
     if as_json:
-        print(json.dumps(asdict(info)))
+        print(json.dumps(info.to_dict()))
         return
     usage = info.bit_usage
     balance = f"{min(usage):.2f}-{max(usage):.2f} (ideal 0.50)" if usage else "-"

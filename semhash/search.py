@@ -9,18 +9,21 @@ classic semantic-hashing address lookup.
 
 from __future__ import annotations
 
+import sqlite3
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
+import sqlite_utils
 
 from semhash.codes import from_sql_int, ints_to_packed
 from semhash.config import DEFAULT_K, MIN_RERANK_POOL, RERANK_POOL_FACTOR
 from semhash.corpus import ReadOptions, read_records, snippet
 from semhash.embed import Encoder
-from semhash.errors import CorpusError, DocumentNotFoundError, UsageError
+from semhash.errors import CorpusError, DocumentNotFoundError, IndexMissingError, UsageError
 from semhash.index import CodeIndex
 from semhash.store import Store
 from semhash.sync import load_index, require_documents
@@ -47,28 +50,111 @@ class QueryOptions:
             raise UsageError(f"--radius must be between 0 and {bits}, not {self.radius}")
 
 
+@dataclass(frozen=True)
+class _Snapshot:
+    """What one store generation needs for searching: swapped as a whole, never edited in place."""
+
+    generation: int
+    model_id: int | None
+    index: CodeIndex
+
+
 class Searcher:
-    """An open index ready for queries: the store, the faiss index and (lazily) the models."""
+    """An open index ready for queries: the store, the faiss index and (lazily) the models.
+
+    A searcher may live long (``semhash serve``) while ``semhash index`` adds, updates or removes documents
+    in the same database. Every query first reads the store's generation (one indexed ``meta`` lookup);
+    when it moved, the faiss index is reloaded (:func:`semhash.sync.load_index`, inside one read
+    transaction so codes and generation agree) and, when the active hashing model changed, that too.
+    A hit whose row vanished between the Hamming search and the row fetch is left out, never an error.
+
+    Thread policy: one searcher may be shared by many threads. Each thread gets its own SQLite connection
+    (``threading.local``; a connection is only ever used by the thread that opened it, and :meth:`close`
+    closes them all, which is why they are opened with ``check_same_thread=False``). The index and
+    hashing model are swapped together under a lock as an immutable snapshot; a query reads the snapshot
+    once, so it never mixes two generations. Embedding and hashing the query text run under one lock
+    (tokenizers and torch modules are not promised to be re-entrant); the faiss scan and row reads run
+    concurrently.
+    """
 
     def __init__(self, db_path: str | Path, encoder: Encoder | None = None, device: str = "auto") -> None:
-        self.store = Store.open(db_path)
-        require_documents(self.store)
-        self.index: CodeIndex = load_index(self.store)
-        self.bits = self.index.bits
+        self.db_path = Path(db_path)
+        self._local = threading.local()
+        self._lock = threading.Lock()  # guards the snapshot swap and the list of connections
+        self._encode_lock = threading.Lock()  # one query embedding at a time
+        self._stores: list[Store] = []
+        Store.open(self.db_path).close()  # validates the file (exists, schema, version) with clear errors
+        try:
+            self._snapshot = self._load(self.store)
+        except BaseException:
+            self.close()
+            raise
         self._encoder = encoder
         self._encoder_checked = False
         self._device = device
         self._hasher: HashingAutoencoder | None = None
+        self._hasher_model_id: int | None = None
+
+    @property
+    def store(self) -> Store:
+        """This thread's connection to the database (opened on first use in each thread)."""
+        store: Store | None = getattr(self._local, "store", None)
+        if store is None:
+            conn = sqlite3.connect(str(self.db_path), timeout=5.0, isolation_level=None, check_same_thread=False)
+            store = Store(sqlite_utils.Database(conn), self.db_path)
+            self._local.store = store
+            with self._lock:
+                self._stores.append(store)
+        return store
+
+    @property
+    def index(self) -> CodeIndex:
+        """The faiss index of the store's current generation."""
+        return self._current().index
+
+    @property
+    def bits(self) -> int:
+        """Code length of the index."""
+        return self._current().index.bits
 
     def close(self) -> None:
-        """Close the database."""
-        self.store.close()
+        """Close every thread's database connection."""
+        with self._lock:
+            stores, self._stores = self._stores, []
+        for store in stores:
+            store.close()
+        self._local = threading.local()
 
     def __enter__(self) -> Searcher:
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+    # -- keeping up with the store ---------------------------------------------------------------
+    def _load(self, store: Store) -> _Snapshot:
+        """Index and model id of the store's current generation, read in one snapshot of the database."""
+        store.db.execute("BEGIN")  # a read transaction: codes, generation and model id from one commit
+        try:
+            generation = store.generation
+            model_id = store.get_meta("model_id")
+            require_documents(store)
+            index = load_index(store)
+        finally:
+            store.db.execute("COMMIT")
+        return _Snapshot(generation, int(model_id) if model_id is not None else None, index)
+
+    def _current(self) -> _Snapshot:
+        """The snapshot to search, reloaded first when the store's generation moved (cheap when it did not)."""
+        snapshot = self._snapshot
+        store = self.store
+        if store.generation == snapshot.generation:
+            return snapshot
+        with self._lock:
+            if self._snapshot.generation == store.generation:  # another thread reloaded meanwhile
+                return self._snapshot
+            self._snapshot = self._load(store)
+            return self._snapshot
 
     # -- models, loaded on first use -------------------------------------------------------------
     @property
@@ -85,24 +171,32 @@ class Searcher:
         return self._encoder
 
     def encode(self, embeddings: np.ndarray, texts: Sequence[str]) -> np.ndarray:
-        """Packed codes of documents (their embeddings and texts), with the index's hashing model."""
-        if self._hasher is None:
+        """Packed codes of documents (their embeddings and texts), with the index's active hashing model."""
+        model_id = self._current().model_id
+        if self._hasher is None or self._hasher_model_id != model_id:
             from semhash.model import model_from_bytes
 
             active = self.store.active_model()
-            assert active is not None  # require_documents guarantees a trained model
-            self._hasher = model_from_bytes(active["weights"])
+            if active is None:
+                raise IndexMissingError(f"the index at {self.db_path} has no trained model: run `semhash index DIR`")
+            self._hasher, self._hasher_model_id = model_from_bytes(active["weights"]), int(active["id"])
         from semhash.model import encode_codes
 
         return encode_codes(self._hasher, embeddings, texts=texts)
+
+    def embed_and_code(self, text: str) -> tuple[np.ndarray, np.ndarray]:
+        """The query's unit embedding and packed code (serialised: see the thread policy)."""
+        with self._encode_lock:
+            embedding = np.asarray(self.encoder.encode([text]), dtype=np.float32)
+            return embedding[0], self.encode(embedding, [text])[0]
 
     # -- queries ---------------------------------------------------------------------------------
     def query(self, text: str, options: QueryOptions | None = None) -> list[Hit]:
         """Documents most similar to ``text``."""
         if not text.strip():
             raise UsageError("the query text is empty")
-        embedding = self.encoder.encode([text])
-        return self.search_embedding(embedding[0], self.encode(embedding, [text])[0], options)
+        embedding, code = self.embed_and_code(text)
+        return self.search_embedding(embedding, code, options)
 
     def query_file(self, path: str | Path, options: QueryOptions | None = None) -> list[Hit]:
         """Documents most similar to the content of a file (any format ``semhash index`` reads)."""
@@ -127,10 +221,16 @@ class Searcher:
             raise DocumentNotFoundError(f"{path} is not in the index: run `semhash index` on its folder first")
         if len(docs) > 1:
             raise UsageError(f"{path} holds {len(docs)} records: pick one with --record N")
-        doc = docs[0]
-        _, embedding = self.store.embeddings([doc.id])
+        return self.similar_id(docs[0].id, options)
+
+    def similar_id(self, doc_id: int, options: QueryOptions | None = None) -> list[Hit]:
+        """Documents most similar to the stored document ``doc_id`` (itself left out), from its embedding."""
+        doc = self.store.documents([doc_id]).get(doc_id)
+        ids, embedding = self.store.embeddings([doc_id])
+        if doc is None or doc.code is None or not len(ids):
+            raise DocumentNotFoundError(f"no encoded document with id {doc_id}: look ids up with `semhash query`")
         code = ints_to_packed(np.array([doc.code], dtype=np.int64), self.bits)[0]
-        return self.search_embedding(embedding[0], code, options, exclude=doc.id)
+        return self.search_embedding(embedding[0], code, options, exclude=doc_id)
 
     def search_embedding(
         self,
@@ -141,40 +241,48 @@ class Searcher:
     ) -> list[Hit]:
         """Search with a query's embedding and packed code (the shared path of every query form)."""
         options = options or QueryOptions()
-        options.validate(self.bits)
+        snapshot = self._current()  # read once: this query sees one generation
+        bits = snapshot.index.bits
+        options.validate(bits)
         query = code.reshape(1, -1)
         if options.radius is not None:
-            ids, dist = self.index.within(query, options.radius)
+            ids, dist = snapshot.index.within(query, options.radius)
             order = np.lexsort((ids, dist))
             ids, dist = ids[order], dist[order]
             limit = None
         else:
             want = options.k + (exclude is not None)
             pool = max(want * RERANK_POOL_FACTOR, MIN_RERANK_POOL) if options.rerank else want
-            d, i = self.index.search(query, pool)
+            d, i = snapshot.index.search(query, pool)
             ids, dist = i[0], d[0]
             limit = options.k
         keep = ids != exclude if exclude is not None else np.ones(len(ids), bool)
         ids, dist = ids[keep], dist[keep]
         stored_ids, vectors = self.store.embeddings(ids.tolist())
         by_id = dict(zip(stored_ids.tolist(), vectors, strict=True))
+        # A document removed after the index snapshot was taken has no row any more: leave it out.
+        present = np.array([int(i) in by_id for i in ids.tolist()], dtype=bool)
+        ids, dist = ids[present], dist[present]
         cosines = np.array([float(by_id[i] @ embedding) for i in ids.tolist()], dtype=np.float32)
         if options.rerank:
             order = np.lexsort((ids, dist, -cosines))
             ids, dist, cosines = ids[order], dist[order], cosines[order]
-        if limit is not None:
-            ids, dist, cosines = ids[:limit], dist[:limit], cosines[:limit]
         docs = self.store.documents(ids.tolist())
+        rows = [(int(i), int(dd), float(c)) for i, dd, c in zip(ids, dist, cosines, strict=True) if int(i) in docs]
+        if limit is not None:
+            rows = rows[:limit]
+        mask = (1 << bits) - 1
         return [
             Hit(
                 rank=rank,
-                id=int(i),
-                path=docs[int(i)].path,
-                record=docs[int(i)].record,
-                distance=int(dd),
-                code=from_sql_int(docs[int(i)].code or 0) & ((1 << self.bits) - 1),
-                cosine=float(c),
-                snippet=snippet(docs[int(i)].text),
+                id=i,
+                path=docs[i].path,
+                record=docs[i].record,
+                distance=dd,
+                code=from_sql_int(docs[i].code or 0) & mask,
+                cosine=c,
+                snippet=snippet(docs[i].text),
+                bits=bits,
             )
-            for rank, (i, dd, c) in enumerate(zip(ids, dist, cosines, strict=True), start=1)
+            for rank, (i, dd, c) in enumerate(rows, start=1)
         ]

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
+from typing import Any
 
 
 def format_location(path: str, record: int) -> str:
@@ -35,7 +36,7 @@ class SkippedFile:
 
 @dataclass(frozen=True)
 class Hit:
-    """One search result. ``cosine`` is ``None`` when embeddings were not consulted."""
+    """One search result. ``cosine`` is ``None`` when embeddings were not consulted; ``bits`` is the code length."""
 
     rank: int
     id: int
@@ -45,6 +46,14 @@ class Hit:
     code: int
     cosine: float | None
     snippet: str
+    bits: int = 32
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready fields (CLI ``--json``, ``semhash serve``): the code as ``bits / 4`` hex digits, the location."""
+        row = asdict(self)
+        row["code"] = f"{self.code:0{self.bits // 4}x}"
+        row["location"] = self.location
+        return row
 
     @property
     def location(self) -> str:
@@ -112,6 +121,10 @@ class IndexInfo:
     #: held-out documents' agreement with their teacher bits after training (None: none held out, or older model).
     val_agreement: float | None = None
 
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready fields (CLI ``--json``, ``semhash serve``)."""
+        return asdict(self)
+
 
 @dataclass(frozen=True)
 class DuplicatePair:
@@ -154,3 +167,7 @@ class ExistingMatch:
     score: float
     reason: str
     hamming: int
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready fields (``semhash serve``'s ``/api/exists``)."""
+        return asdict(self)

@@ -13,7 +13,8 @@ PACKAGE = Path(__file__).parent.parent / "semhash"
 LAYERS = {
     "cli": 5,
     "api": 4,
-    "ingest": 3, "search": 3, "dedup": 3, "evaluate": 3, "info": 3, "outliers": 3, "serve": 3,
+    "serve": 5,
+    "ingest": 3, "search": 3, "dedup": 3, "evaluate": 3, "info": 3, "outliers": 3,
     "sync": 2.5, "train": 2.5,
     "corpus": 2, "embed": 2, "model": 2, "store": 2, "index": 2, "device": 2, "baselines": 2,
     "lexical": 1.5,

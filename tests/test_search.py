@@ -111,3 +111,84 @@ def test_a_document_queried_by_its_own_text_gets_its_own_code(
         hits = searcher.query(path.read_text(), QueryOptions(k=1, rerank=False, radius=0))
     assert str(path.resolve()) in {h.path for h in hits}
     assert all(h.distance == 0 for h in hits)
+
+
+# -- a long-lived searcher (semhash serve) -------------------------------------------------------------------
+@pytest.fixture
+def live(tmp_path: Path) -> tuple[Path, Path, FakeEncoder]:
+    """A private index (these tests change it)."""
+    root = tmp_path / "corpus"
+    write_corpus(root, per_topic=4)
+    db = tmp_path / "live.db"
+    encoder = FakeEncoder()
+    index_paths(db, [root], IndexOptions(epochs=10, device="cpu"), encoder=encoder)
+    return root, db, encoder
+
+
+def test_searcher_survives_documents_removed_by_a_reindex(live: tuple[Path, Path, FakeEncoder]) -> None:
+    """Old code: the faiss index loaded at open still held the removed ids, and the row lookup raised KeyError."""
+    root, db, encoder = live
+    with Searcher(db, encoder=encoder) as searcher:
+        assert any("/space/" in h.path for h in searcher.query("telescope galaxy", QueryOptions(radius=32)))
+        for path in (root / "space").glob("*.txt"):
+            path.unlink()
+        (root / "space" / "new.txt").write_text("comet nebula rocket brand new document")
+        index_paths(db, [root], IndexOptions(epochs=10, device="cpu"), encoder=encoder)
+        for options in (QueryOptions(radius=32), QueryOptions(k=50), QueryOptions(k=50, rerank=False)):
+            paths = {Path(h.path).name for h in searcher.query("telescope galaxy comet", options)}
+            assert "new.txt" in paths, options
+            assert not any(p.startswith("space-") for p in paths), options
+        assert searcher.index.size == 9
+
+
+def test_hits_whose_rows_vanished_after_the_search_are_left_out(live: tuple[Path, Path, FakeEncoder]) -> None:
+    """Rows deleted between the Hamming search and the row fetch (no reload in between) are skipped."""
+    _, db, encoder = live
+    with Searcher(db, encoder=encoder) as searcher:
+        snapshot = searcher._current()
+        before = searcher.query("bicycle chain", QueryOptions(radius=32))
+        gone = [h.id for h in before[:5]]
+        from semhash.store import Store
+
+        with Store.open(db) as other:
+            other.delete_documents(gone)
+        searcher._current = lambda: snapshot  # type: ignore[method-assign]  # the race: searched the old index
+        after = searcher.query("bicycle chain", QueryOptions(radius=32))
+    assert len(after) == len(before) - 5
+    assert not {h.id for h in after} & set(gone)
+    assert [h.rank for h in after] == list(range(1, len(after) + 1))
+
+
+def test_one_searcher_serves_many_threads(live: tuple[Path, Path, FakeEncoder]) -> None:
+    """Old code: the connection was opened with check_same_thread, so another thread got ProgrammingError."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    _, db, encoder = live
+    with Searcher(db, encoder=encoder) as searcher:
+        expected = [h.id for h in searcher.query("flour butter", QueryOptions(k=5))]
+        with ThreadPoolExecutor(4) as pool:
+            results = list(pool.map(lambda _: [h.id for h in searcher.query("flour butter", QueryOptions(k=5))],
+                                    range(16)))  # fmt: skip
+    assert all(r == expected for r in results)
+
+
+def test_searcher_reloads_the_hashing_model_after_a_retrain(live: tuple[Path, Path, FakeEncoder]) -> None:
+    root, db, encoder = live
+    with Searcher(db, encoder=encoder) as searcher:
+        searcher.query("pedal", QueryOptions(k=1))
+        first = searcher._hasher_model_id
+        index_paths(db, [root], IndexOptions(epochs=10, device="cpu", retrain=True), encoder=encoder)
+        path = sorted(root.rglob("*.txt"))[0]
+        hits = searcher.query(path.read_text(), QueryOptions(k=1, rerank=False, radius=0))
+        assert searcher._hasher_model_id != first
+    # the new model's code of the document's own text is its stored code
+    assert str(path.resolve()) in {h.path for h in hits}
+
+
+def test_hit_serialises_itself(indexed: tuple[Path, FakeEncoder]) -> None:
+    db, encoder = indexed
+    with Searcher(db, encoder=encoder) as searcher:
+        hit = searcher.query("oven flour", QueryOptions(k=1))[0]
+    row = hit.to_dict()
+    assert row["code"] == f"{hit.code:08x}" and len(row["code"]) == hit.bits // 4 == 8
+    assert row["location"] == hit.location and row["id"] == hit.id and row["cosine"] == hit.cosine

@@ -1,0 +1,243 @@
+"""``semhash serve``: a JSON API and a search page over one index, with the models and faiss kept warm.
+
+Endpoints (all JSON; the OpenAPI schema is at ``/openapi.json``, interactive docs at ``/docs``):
+
+* ``GET/POST /api/query``: ``q`` (1 to :data:`MAX_QUERY_CHARS` characters), ``k`` (1 to :data:`MAX_K`),
+  ``radius`` (0 to the code length; every document within it, ``k`` ignored), ``rerank`` (default true).
+* ``GET /api/similar/{id}``: the neighbours of a stored document, from its stored embedding (``k``, ``rerank``).
+* ``POST /api/exists``: is this text already in the index? It is embedded and hashed like a query; stored
+  documents within the dedup radius whose cosine reaches the threshold, and exact matches of the normalised
+  text, are returned (:func:`semhash.dedup.match_against`, the path of ``semhash dedup --against``). The exact
+  check reads every stored text, so it costs a scan of the database (fine to 10^5 documents).
+* ``GET /api/documents/{id}``: a stored document: path, record, location, text, code.
+* ``GET /api/health`` and ``GET /api/info`` (what ``semhash info`` shows).
+
+Bad input (empty or oversized query, out-of-range ``k``/``radius``, unknown ids) is answered with HTTP 4xx
+and ``{"error": "..."}``; the server keeps serving.
+
+Concurrency: endpoints are plain functions, so FastAPI runs them on its worker thread pool. They share one
+:class:`~semhash.search.Searcher`, whose policy applies: one SQLite connection per thread, the faiss index
+swapped under a lock when the store's generation changes (so ``semhash index`` may run on the same database
+while the server answers, and no query sees a removed document after the reload), query embedding
+serialised. The server only reads the database.
+
+The server listens on 127.0.0.1 by default; any other address needs ``--allow-remote`` (there is no
+authentication: anyone who can reach the port can read every stored text).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import FileResponse, JSONResponse
+from pydantic import BaseModel, Field
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from semhash.config import DEFAULT_K
+from semhash.dedup import DEFAULT_RADIUS, DEFAULT_THRESHOLD, DedupOptions, match_against
+from semhash.embed import Encoder
+from semhash.errors import (
+    DatabaseLockedError,
+    DocumentNotFoundError,
+    IndexMissingError,
+    SemhashError,
+    UsageError,
+)
+from semhash.info import index_info
+from semhash.search import QueryOptions, Searcher
+from semhash.types import SourceDocument
+
+#: Longest query text accepted (characters); the model reads at most a few hundred tokens per window anyway.
+MAX_QUERY_CHARS = 20_000
+#: Most results one request may ask for.
+MAX_K = 1000
+DEFAULT_PORT = 8765
+STATIC = resources.files("semhash") / "static"
+
+
+class QueryRequest(BaseModel):
+    """Body of ``POST /api/query``."""
+
+    q: str = Field(description=f"Query text, 1 to {MAX_QUERY_CHARS} characters.")
+    k: int = Field(DEFAULT_K, description=f"Number of results, 1 to {MAX_K}.")
+    radius: int | None = Field(None, description="Every document within this many bits (k is then ignored).")
+    rerank: bool = Field(True, description="Re-order a pool of Hamming candidates by cosine.")
+
+
+class ExistsRequest(BaseModel):
+    """Body of ``POST /api/exists``."""
+
+    text: str = Field(description=f"The text to look for, 1 to {MAX_QUERY_CHARS} characters.")
+    threshold: float = Field(DEFAULT_THRESHOLD, description="Cosine at or above which a stored document matches.")
+    radius: int = Field(DEFAULT_RADIUS, description="Hamming radius of the candidate search, in bits.")
+
+
+def check_host(host: str, allow_remote: bool) -> None:
+    """Refuse a non-loopback address unless ``allow_remote`` (the API has no authentication).
+
+    Raises:
+        UsageError: ``host`` is not a loopback address and ``allow_remote`` is false.
+    """
+    if host == "localhost" or allow_remote:
+        return
+    try:
+        loopback = ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        loopback = False
+    if not loopback:
+        raise UsageError(
+            f"--host {host} would serve the index beyond this machine with no authentication: "
+            "add --allow-remote if that is what you want"
+        )
+
+
+def _check_text(text: str, what: str) -> str:
+    if not text.strip():
+        raise UsageError(f"the {what} is empty: give some text")
+    if len(text) > MAX_QUERY_CHARS:
+        raise UsageError(f"the {what} has {len(text)} characters, more than the limit of {MAX_QUERY_CHARS}: shorten it")
+    return text
+
+
+def _check_k(k: int) -> int:
+    if not 1 <= k <= MAX_K:
+        raise UsageError(f"k must be between 1 and {MAX_K}, not {k}")
+    return k
+
+
+def _status(exc: SemhashError) -> int:
+    if isinstance(exc, UsageError):
+        return 400
+    if isinstance(exc, DocumentNotFoundError):
+        return 404
+    if isinstance(exc, IndexMissingError | DatabaseLockedError):
+        return 503
+    return 500
+
+
+def create_app(db_path: str | Path, encoder: Encoder | None = None, device: str = "auto") -> FastAPI:
+    """The application serving the index at ``db_path`` (opened now, so a missing index fails early).
+
+    Args:
+        db_path: the SQLite index.
+        encoder: an already loaded encoder (tests; later the exported runtime); default: the index's model.
+        device: ``auto``, ``cpu`` or ``cuda`` for the default encoder.
+    """
+    searcher = Searcher(db_path, encoder=encoder, device=device)
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        yield
+        searcher.close()  # every worker thread's connection
+
+    app = FastAPI(
+        title="semhash",
+        summary="Semantic hashing search over one index: 32-bit codes, Hamming search, cosine rerank.",
+        version="1",
+        lifespan=lifespan,
+    )
+    app.state.searcher = searcher
+
+    @app.exception_handler(SemhashError)
+    def semhash_error(request: Request, exc: SemhashError) -> JSONResponse:
+        return JSONResponse({"error": str(exc)}, status_code=_status(exc))
+
+    @app.exception_handler(RequestValidationError)
+    def invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e.get('loc', ()) if p not in ('query', 'body', 'path'))}: {e.get('msg')}"
+            for e in exc.errors()
+        )
+        return JSONResponse({"error": f"bad request: {problems}"}, status_code=422)
+
+    @app.exception_handler(StarletteHTTPException)
+    def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        return JSONResponse({"error": str(exc.detail)}, status_code=exc.status_code)
+
+    def run_query(q: str, k: int, radius: int | None, rerank: bool) -> dict[str, Any]:
+        text = _check_text(q, "query")
+        hits = searcher.query(text, QueryOptions(k=_check_k(k), radius=radius, rerank=rerank))
+        return {"query": text, "hits": [h.to_dict() for h in hits]}
+
+    @app.get("/api/query", summary="Documents most similar to a text")
+    def query_get(q: str, k: int = DEFAULT_K, radius: int | None = None, rerank: bool = True) -> dict[str, Any]:
+        return run_query(q, k, radius, rerank)
+
+    @app.post("/api/query", summary="Documents most similar to a text (JSON body)")
+    def query_post(body: QueryRequest) -> dict[str, Any]:
+        return run_query(body.q, body.k, body.radius, body.rerank)
+
+    @app.get("/api/similar/{doc_id}", summary="Neighbours of a stored document")
+    def similar(doc_id: int, k: int = DEFAULT_K, rerank: bool = True) -> dict[str, Any]:
+        hits = searcher.similar_id(doc_id, QueryOptions(k=_check_k(k), rerank=rerank))
+        doc = searcher.store.documents([doc_id]).get(doc_id)
+        location = doc.location if doc is not None else str(doc_id)
+        return {"id": doc_id, "location": location, "hits": [h.to_dict() for h in hits]}
+
+    @app.post("/api/exists", summary="Is this text already in the index?")
+    def exists(body: ExistsRequest) -> dict[str, Any]:
+        text = _check_text(body.text, "text")
+        embedding, code = searcher.embed_and_code(text)
+        document = SourceDocument(path="<request>", record=0, text=text, content_hash="", mtime=0.0)
+        options = DedupOptions(radius=body.radius, threshold=body.threshold)
+        result = match_against(searcher.store, [document], embedding[None, :], code[None, :], options)
+        matches = [m.to_dict() for m in result.matches[0]]
+        return {"exists": bool(matches), "matches": matches}
+
+    @app.get("/api/documents/{doc_id}", summary="A stored document")
+    def document(doc_id: int) -> dict[str, Any]:
+        doc = searcher.store.documents([doc_id]).get(doc_id)
+        if doc is None:
+            raise DocumentNotFoundError(f"no document with id {doc_id}")
+        bits = searcher.bits
+        code = None if doc.code is None else f"{doc.code & ((1 << bits) - 1):0{bits // 4}x}"
+        return {"id": doc.id, "path": doc.path, "record": doc.record, "location": doc.location, "text": doc.text,
+                "code": code}  # fmt: skip
+
+    @app.get("/api/health", summary="Liveness")
+    def health() -> dict[str, Any]:
+        store = searcher.store
+        return {"status": "ok", "generation": store.generation, "documents": store.count(encoded_only=True)}
+
+    @app.get("/api/info", summary="What the index holds (as `semhash info`)")
+    def info() -> dict[str, Any]:
+        return index_info(searcher.db_path).to_dict()
+
+    @app.get("/", include_in_schema=False)
+    def page() -> FileResponse:
+        return FileResponse(str(STATIC / "index.html"), media_type="text/html")
+
+    @app.get("/static/{name}", include_in_schema=False)
+    def static(name: str) -> FileResponse:
+        # Only the page's own files, by exact name: nothing else on disk is reachable.
+        if name not in _STATIC_FILES:
+            raise StarletteHTTPException(404, f"no static file {name!r}")
+        return FileResponse(str(STATIC / name), media_type=_STATIC_FILES[name])
+
+    return app
+
+
+_STATIC_FILES = {"app.js": "text/javascript", "style.css": "text/css"}
+
+
+def serve(
+    db_path: str | Path,
+    host: str = "127.0.0.1",
+    port: int = DEFAULT_PORT,
+    allow_remote: bool = False,
+    device: str = "auto",
+) -> None:
+    """Run the server until interrupted (uvicorn, one process; requests on its thread pool)."""
+    import uvicorn
+
+    check_host(host, allow_remote)
+    app = create_app(db_path, device=device)
+    app.state.searcher.encoder  # noqa: B018 -- load the model now, not on the first request
+    uvicorn.run(app, host=host, port=port, log_level="info")
