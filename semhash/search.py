@@ -9,7 +9,6 @@ classic semantic-hashing address lookup.
 
 from __future__ import annotations
 
-import sqlite3
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -17,7 +16,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
-import sqlite_utils
 
 from semhash.codes import from_sql_int, ints_to_packed
 from semhash.config import DEFAULT_K, MIN_RERANK_POOL, RERANK_POOL_FACTOR
@@ -100,8 +98,8 @@ class Searcher:
         """This thread's connection to the database (opened on first use in each thread)."""
         store: Store | None = getattr(self._local, "store", None)
         if store is None:
-            conn = sqlite3.connect(str(self.db_path), timeout=5.0, isolation_level=None, check_same_thread=False)
-            store = Store(sqlite_utils.Database(conn), self.db_path)
+            # Store.open's read-only fallbacks apply to every thread's connection (a read-only folder).
+            store = Store.open(self.db_path, closable_anywhere=True)
             self._local.store = store
             with self._lock:
                 self._stores.append(store)

@@ -171,8 +171,12 @@ def _write_error(path: Path, exc: sqlite3.Error, step: str) -> SemhashError | No
     return None
 
 
-def _connect(target: str, busy_timeout_ms: int, uri: bool = False) -> sqlite3.Connection:
-    return sqlite3.connect(target, timeout=busy_timeout_ms / 1000, isolation_level=None, uri=uri)
+def _connect(
+    target: str, busy_timeout_ms: int, uri: bool = False, closable_anywhere: bool = False
+) -> sqlite3.Connection:
+    return sqlite3.connect(
+        target, timeout=busy_timeout_ms / 1000, isolation_level=None, uri=uri, check_same_thread=not closable_anywhere
+    )
 
 
 def _read_only_uris(path: Path) -> Iterator[str]:
@@ -202,7 +206,12 @@ class Store:
     # -- opening ---------------------------------------------------------------------------------
     @classmethod
     def open(
-        cls, path: str | Path, create: bool = False, busy_timeout_ms: int = 5000, write: bool | None = None
+        cls,
+        path: str | Path,
+        create: bool = False,
+        busy_timeout_ms: int = 5000,
+        write: bool | None = None,
+        closable_anywhere: bool = False,
     ) -> Store:
         """Open (and with ``create``, create or migrate) the database at ``path``.
 
@@ -212,6 +221,8 @@ class Store:
             busy_timeout_ms: how long a write waits for another writer's lock.
             write: the caller will write (default: ``create``): a database that cannot be written is then
                 refused here, before any work, rather than at the first write.
+            closable_anywhere: open the connection with ``check_same_thread=False``, for an owner that uses it
+                from one thread but may close it from another (the searcher's per-thread connections).
 
         Raises:
             IndexMissingError: ``create`` is false and there is no database at ``path``.
@@ -231,7 +242,9 @@ class Store:
                 raise ReadOnlyDatabaseError(
                     f"cannot create {path} ({exc.strerror or exc}): pass a --db in a folder you can write"
                 ) from exc
-        db, version, tables = cls._connect_checked(path, busy_timeout_ms, write=write, exists=exists)
+        db, version, tables = cls._connect_checked(
+            path, busy_timeout_ms, write=write, exists=exists, closable_anywhere=closable_anywhere
+        )
         if version > SCHEMA_VERSION:
             db.close()
             raise SchemaError(
@@ -255,7 +268,7 @@ class Store:
 
     @classmethod
     def _connect_checked(
-        cls, path: Path, busy_timeout_ms: int, write: bool, exists: bool
+        cls, path: Path, busy_timeout_ms: int, write: bool, exists: bool, closable_anywhere: bool = False
     ) -> tuple[sqlite_utils.Database, int, set[str]]:
         """A connection, the schema version and the table names; every failure is a one-line error."""
         attempts: list[tuple[str, bool]] = [(str(path), False)]
@@ -265,7 +278,7 @@ class Store:
         for target, uri in attempts:
             conn: sqlite3.Connection | None = None
             try:
-                conn = _connect(target, busy_timeout_ms, uri=uri)
+                conn = _connect(target, busy_timeout_ms, uri=uri, closable_anywhere=closable_anywhere)
                 db = sqlite_utils.Database(conn)
                 version = db.execute("PRAGMA user_version").fetchone()[0]
                 tables = set(db.table_names())

@@ -327,6 +327,19 @@ def _fit_lexical(texts: Sequence[str], config: TrainConfig) -> LexicalProjection
     )
 
 
+def one_cycle(optimizer: torch.optim.Optimizer, lr: float, total_steps: int) -> torch.optim.lr_scheduler.LRScheduler:
+    """Warm up over the first 10% of the steps (at least 2), then anneal; a constant rate for under 4 steps.
+
+    torch's OneCycleLR divides by the length of its warm-up, so an explicit ``--epochs`` that gives a short run
+    (10 steps: a warm-up of 0) must not reach it.
+    """
+    if total_steps < 4:
+        return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda _step: 1.0)
+    return torch.optim.lr_scheduler.OneCycleLR(
+        optimizer, max_lr=lr, total_steps=total_steps, pct_start=max(0.1, 2 / total_steps)
+    )
+
+
 def _fit(
     features: np.ndarray,
     bits: int,
@@ -355,9 +368,7 @@ def _fit(
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     steps = steps_per_epoch(config, len(train_idx))
     epochs = planned_epochs(config, steps)
-    scheduler = torch.optim.lr_scheduler.OneCycleLR(
-        optimizer, max_lr=config.lr, total_steps=max(1, epochs * steps), pct_start=0.1
-    )
+    scheduler = one_cycle(optimizer, config.lr, epochs * steps)
 
     terms: dict[str, float] = {}
     curves: dict[str, list[float]] = {"val_loss": [], "val_agreement": []}
