@@ -194,7 +194,8 @@ def main() -> None:
             numpy_hasher = NumpyHasher.load(folder)
             torch_codes = encode_codes(hasher, reference, texts=texts)
             same_input = (numpy_hasher.encode(reference, texts) == torch_codes).all(axis=1).mean()
-            print(f"codes, numpy hasher on torch embeddings: {same_input:.4f} equal")
+            distinct = len({bytes(code) for code in torch_codes})
+            print(f"codes, numpy hasher on torch embeddings: {same_input:.4f} equal ({distinct} distinct codes)")
             for name in [n for n in outputs if n.startswith("onnx")]:
                 equal = (numpy_hasher.encode(outputs[name], texts) == torch_codes).all(axis=1).mean()
                 bits = np.unpackbits(numpy_hasher.encode(outputs[name], texts) ^ torch_codes, axis=1).sum(axis=1)
