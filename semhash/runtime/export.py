@@ -1,0 +1,274 @@
+"""Export the query-side pipeline once (with torch), so that queries run without it.
+
+:func:`export_encoder` writes the sentence-transformers model (transformer, pooling, normalisation) as
+``encoder.onnx`` with dynamic batch and sequence axes, and its tokenizer as ``tokenizer.json``;
+:func:`export_hasher` writes the hashing model as ``hasher.npz`` (plain arrays). The encoder changes only
+with the embedding model, the hasher at each retraining, so each has its own function;
+:func:`export_runtime` does both. Every export builds a new folder beside the destination and swaps it in
+with renames (files it keeps are hard-linked, not copied), so a reader sees the old folder or the new one,
+and a failed export leaves the old one as it was.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import os
+import shutil
+import tempfile
+import warnings
+from collections.abc import Callable
+from dataclasses import asdict
+from importlib import metadata
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from semhash.runtime.manifest import (
+    ENCODER_FILE,
+    ENCODER_FILES,
+    HASHER_FILE,
+    KNOWN_FILES,
+    MANIFEST,
+    TOKENIZER_FILE,
+    Manifest,
+    RuntimeUnavailableError,
+    file_entry,
+    read_manifest,
+)
+from semhash.runtime.numpy_hasher import HASHER_FORMAT
+
+if TYPE_CHECKING:
+    from semhash.model import HashingAutoencoder
+
+#: ONNX operator set of the exported graph (onnxruntime >= 1.12 runs it).
+OPSET = 17
+
+
+def _versions() -> dict[str, str]:
+    out = {}
+    for dist in ("semhash-engine", "torch", "sentence-transformers", "transformers", "onnxruntime", "tokenizers"):
+        with contextlib.suppress(metadata.PackageNotFoundError):
+            out[dist] = metadata.version(dist)
+    return out
+
+
+def _replace_folder(dest: Path, build: Callable[[Path], dict[str, Any]]) -> Path:
+    """Run ``build(tmp)`` in a fresh folder beside ``dest``, write its manifest, then swap it in for ``dest``."""
+    dest = Path(dest)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.tmp-", dir=dest.parent))
+    old = None
+    try:
+        manifest = build(tmp)
+        manifest["files"] = {name: file_entry(tmp / name) for name in KNOWN_FILES if (tmp / name).exists()}
+        (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True), encoding="utf-8")
+        if dest.exists():
+            old = Path(tempfile.mkdtemp(prefix=f".{dest.name}.old-", dir=dest.parent))
+            os.rename(dest, old / dest.name)
+        os.rename(tmp, dest)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        if old is not None and not dest.exists():  # put the previous folder back
+            os.rename(old / dest.name, dest)
+        raise
+    finally:
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+    return dest
+
+
+def _keep(current: Manifest, name: str, folder: Path) -> None:
+    """Bring the current folder's ``name`` into the new one, refusing it when it no longer matches its manifest."""
+    source, target = current.folder / name, folder / name
+    try:
+        os.link(source, target)  # same file system (a sibling folder): no 90 MB copy
+    except OSError:
+        shutil.copy2(source, target)
+    if file_entry(target) != current.files.get(name):
+        raise RuntimeUnavailableError(
+            f"the exported runtime at {current.folder} has a damaged {name}: export the whole runtime again"
+        )
+
+
+def _current(dest: Path) -> Manifest | None:
+    """The destination's manifest when it is a valid runtime folder, else ``None`` (it is then rebuilt)."""
+    try:
+        return read_manifest(dest) if (Path(dest) / MANIFEST).exists() else None
+    except RuntimeUnavailableError:
+        return None
+
+
+def _write_encoder(model_name_or_path: str | None, folder: Path) -> dict[str, Any]:
+    """Write ``encoder.onnx`` and ``tokenizer.json`` into ``folder``; return the manifest's encoder fields."""
+    import torch
+
+    from semhash.embed import SentenceTransformerEncoder
+
+    source = SentenceTransformerEncoder(model_name_or_path, device="cpu")
+    st_model = source._model.eval()
+
+    class Pipeline(torch.nn.Module):
+        """The sentence-transformers modules (transformer, pooling, normalise) as one tensor function."""
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.st = st_model
+
+        def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, token_type_ids: torch.Tensor):
+            features = {"input_ids": input_ids, "attention_mask": attention_mask, "token_type_ids": token_type_ids}
+            return self.st(features)["sentence_embedding"]
+
+    # Traced on a padded batch, so that the graph keeps the attention mask's padding path.
+    example = st_model.tokenizer(
+        ["an example sentence for the exporter to trace", "short"], padding=True, return_tensors="pt"
+    )
+    inputs = tuple(
+        example[name] if name in example else torch.zeros_like(example["input_ids"])
+        for name in ("input_ids", "attention_mask", "token_type_ids")
+    )
+    axes = {name: {0: "batch", 1: "sequence"} for name in ("input_ids", "attention_mask", "token_type_ids")}
+    with warnings.catch_warnings(), torch.no_grad():
+        warnings.simplefilter("ignore")  # the tracer's notes on Python-level branches of the model code
+        torch.onnx.export(
+            Pipeline().eval(),
+            inputs,
+            str(folder / ENCODER_FILE),
+            input_names=list(axes),
+            output_names=["sentence_embedding"],
+            dynamic_axes={**axes, "sentence_embedding": {0: "batch"}},
+            opset_version=OPSET,
+            dynamo=False,  # the TorchScript exporter: one self-contained file, no onnxscript needed
+        )
+    backend = st_model.tokenizer.backend_tokenizer  # what sentence-transformers itself tokenises with
+    backend.no_padding()
+    backend.no_truncation()
+    (folder / TOKENIZER_FILE).write_text(backend.to_str(), encoding="utf-8")
+    return {"embedding_model": source.name, "dim": source.dim, "max_seq_length": source.max_tokens + 2}
+
+
+def _hasher_arrays(hasher: HashingAutoencoder) -> dict[str, np.ndarray]:
+    """The hashing model's query side as plain arrays (see :class:`semhash.runtime.numpy_hasher.NumpyHasher`)."""
+    from torch import nn
+
+    arrays: dict[str, np.ndarray] = {}
+    linear = 0
+    modules = list(hasher.encoder)
+    for position, module in enumerate(modules):
+        if isinstance(module, nn.Linear):
+            arrays[f"linear{linear}_weight"] = module.weight.detach().cpu().numpy().astype(np.float32)
+            arrays[f"linear{linear}_bias"] = module.bias.detach().cpu().numpy().astype(np.float32)
+            linear += 1
+        elif isinstance(module, nn.GELU) and module.approximate == "none":
+            following = [m for m in modules[position + 1 :] if not isinstance(m, nn.Dropout)]
+            if not following or not isinstance(following[0], nn.Linear) or linear == 0:
+                raise ValueError("the runtime's hasher expects GELU only between two Linear layers")
+        elif not isinstance(module, nn.Dropout):  # dropout is the identity at inference
+            raise ValueError(f"the runtime cannot export a hashing encoder layer {type(module).__name__}")
+    meta: dict[str, Any] = {
+        "format": HASHER_FORMAT,
+        "config": asdict(hasher.config),
+        "linear_layers": linear,
+        "lexical": hasher.lexical is not None,
+    }
+    arrays["meta"] = np.frombuffer(json.dumps(meta).encode("utf-8"), dtype=np.uint8)
+    if hasher.lexical is not None:
+        from semhash.lexical import _stop_words
+
+        lexical = hasher.lexical
+        arrays["lexical_vocabulary"] = np.frombuffer(json.dumps(lexical.vocabulary).encode("utf-8"), dtype=np.uint8)
+        stop_words = json.dumps(sorted(_stop_words())).encode("utf-8")
+        arrays["lexical_stop_words"] = np.frombuffer(stop_words, dtype=np.uint8)
+        arrays["lexical_idf"] = np.asarray(lexical.idf, dtype=np.float32)
+        arrays["lexical_components"] = np.asarray(lexical.components, dtype=np.float32)
+        arrays["lexical_weight"] = np.array(lexical.weight, dtype=np.float64)
+    return arrays
+
+
+def _write_hasher(hasher: HashingAutoencoder, folder: Path, hasher_id: Any, hasher_checksum: str | None) -> dict:
+    buffer = io.BytesIO()
+    np.savez_compressed(buffer, **_hasher_arrays(hasher))  # type: ignore[arg-type]
+    (folder / HASHER_FILE).write_bytes(buffer.getvalue())
+    return {"id": hasher_id, "checksum": hasher_checksum, "bits": hasher.config.bits}
+
+
+def export_runtime(
+    model_name_or_path: str | None,
+    hasher: HashingAutoencoder | None,
+    dest: Path,
+    *,
+    hasher_id: Any = None,
+    hasher_checksum: str | None = None,
+) -> Path:
+    """Write the whole runtime folder (encoder, tokenizer, hasher when given, manifest) at ``dest``.
+
+    Args:
+        model_name_or_path: the embedding model, as for ``--model`` (``None``: the packaged default).
+        hasher: the hashing model to export beside it, or ``None`` for an encoder-only folder.
+        dest: the folder (replaced as a whole; intended place ``<db>.runtime/``).
+        hasher_id: the caller's id of the hashing model (e.g. its row in the ``models`` table).
+        hasher_checksum: the caller's checksum of the stored hashing model (e.g. sha256 of its blob).
+
+    Returns:
+        ``dest``.
+    """
+
+    def build(folder: Path) -> dict[str, Any]:
+        fields = _write_encoder(model_name_or_path, folder)
+        record = _write_hasher(hasher, folder, hasher_id, hasher_checksum) if hasher is not None else None
+        return {**_manifest_base(), **fields, "hasher": record}
+
+    return _replace_folder(dest, build)
+
+
+def export_encoder(model_name_or_path: str | None, dest: Path) -> Path:
+    """(Re-)export only the encoder and tokenizer, keeping the folder's hasher when it has a valid one."""
+    current = _current(Path(dest))
+
+    def build(folder: Path) -> dict[str, Any]:
+        fields = _write_encoder(model_name_or_path, folder)
+        record = None
+        if current is not None and current.hasher is not None and current.dim == fields["dim"]:
+            _keep(current, HASHER_FILE, folder)
+            record = current.hasher
+        return {**_manifest_base(), **fields, "hasher": record}
+
+    return _replace_folder(dest, build)
+
+
+def export_hasher(
+    hasher: HashingAutoencoder, dest: Path, *, hasher_id: Any = None, hasher_checksum: str | None = None
+) -> Path:
+    """Replace only the hashing model of an existing runtime folder (its encoder files are hard-linked).
+
+    Raises:
+        RuntimeUnavailableError: ``dest`` holds no valid runtime folder (export the encoder first), or its
+            encoder's dimension differs from the hasher's input.
+    """
+    current = read_manifest(Path(dest))
+    if current.dim != hasher.config.input_dim:
+        raise RuntimeUnavailableError(
+            f"the exported runtime at {dest} embeds in {current.dim} dims but the hashing model reads "
+            f"{hasher.config.input_dim}: export the runtime again with the index's model"
+        )
+
+    def build(folder: Path) -> dict[str, Any]:
+        for name in ENCODER_FILES:
+            _keep(current, name, folder)
+        record = _write_hasher(hasher, folder, hasher_id, hasher_checksum)
+        fields = {
+            "embedding_model": current.embedding_model,
+            "dim": current.dim,
+            "max_seq_length": current.max_seq_length,
+        }
+        return {**_manifest_base(current.versions), **fields, "hasher": record}
+
+    return _replace_folder(dest, build)
+
+
+def _manifest_base(versions: dict[str, str] | None = None) -> dict[str, Any]:
+    from semhash.runtime.manifest import RUNTIME_FORMAT
+
+    return {"format": RUNTIME_FORMAT, "versions": {**(versions or {}), **_versions()}}

@@ -1,0 +1,173 @@
+"""The hashing model's query side in numpy: features (embedding + lexical vector) -> MLP -> packed code.
+
+Mirrors :class:`semhash.model.HashingAutoencoder` in eval mode (Linear -> exact GELU -> Linear; dropout is
+the identity) and :class:`semhash.lexical.LexicalProjection`'s transform, from the plain arrays of
+``hasher.npz`` (written by :func:`semhash.runtime.export.export_hasher`, loaded with
+``allow_pickle=False``). It imports neither torch nor scipy nor scikit-learn: the stop words travel in
+the file, so the query path does not need scikit-learn's list.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import math
+import re
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from semhash.codes import pack_bits
+from semhash.runtime.manifest import HASHER_FILE, Manifest, RuntimeUnavailableError, read_checked, read_manifest
+
+#: Version of ``hasher.npz``'s own layout (inside the runtime format).
+HASHER_FORMAT = 1
+#: Same token rule as :mod:`semhash.lexical` (copied, not imported: that module pulls in scipy).
+_TOKEN = re.compile(r"(?u)\b\w\w+\b")
+_erf = np.frompyfunc(math.erf, 1, 1)
+
+
+def gelu(x: np.ndarray) -> np.ndarray:
+    """Exact GELU, ``x * Phi(x)`` with the error function (torch's ``nn.GELU()`` default)."""
+    x64 = np.asarray(x, dtype=np.float64)
+    erf = np.asarray(_erf(x64 / math.sqrt(2.0)), dtype=np.float64)
+    return (0.5 * x64 * (1.0 + erf)).astype(np.float32)
+
+
+@dataclass
+class NumpyLexical:
+    """:class:`semhash.lexical.LexicalProjection`'s transform and feature join, in numpy only."""
+
+    vocabulary: list[str]
+    idf: np.ndarray  # (V,) float32
+    components: np.ndarray  # (V, dim) float32
+    weight: float
+    stop_words: frozenset[str]
+
+    def __post_init__(self) -> None:
+        self._term_index = {term: i for i, term in enumerate(self.vocabulary)}
+
+    def transform(self, texts: Sequence[str]) -> np.ndarray:
+        """``(n, dim)`` unit vectors (zero for a text with no word of the vocabulary)."""
+        out = np.zeros((len(texts), self.components.shape[1]), dtype=np.float32)
+        for row, text in enumerate(texts):
+            tokens = [t for t in _TOKEN.findall(text.lower()) if t not in self.stop_words]
+            counts = Counter(self._term_index[t] for t in tokens if t in self._term_index)
+            if not counts:
+                continue
+            columns = np.fromiter(counts.keys(), dtype=np.int64, count=len(counts))
+            tf = 1 + np.log(np.fromiter(counts.values(), dtype=np.float64, count=len(counts)))
+            values = tf * self.idf[columns]
+            values = (values / np.linalg.norm(values)).astype(np.float32)
+            out[row] = values @ self.components[columns]
+        norms = np.linalg.norm(out, axis=1, keepdims=True)
+        return np.divide(out, norms, out=np.zeros_like(out), where=norms > 0)
+
+    def features(self, embeddings: np.ndarray, texts: Sequence[str]) -> np.ndarray:
+        """``[embedding, weight * lexical]``, each row L2-normalised."""
+        if len(texts) != len(embeddings):
+            raise ValueError(f"{len(texts)} texts for {len(embeddings)} embeddings")
+        joined = np.hstack([np.asarray(embeddings, dtype=np.float32), self.weight * self.transform(texts)])
+        norms = np.linalg.norm(joined, axis=1, keepdims=True)
+        return np.divide(joined, norms, out=np.zeros_like(joined), where=norms > 0)
+
+
+class NumpyHasher:
+    """The exported hashing model: ``encode(embeddings, texts)`` gives the codes the torch model gives.
+
+    Args:
+        layers: ``(weight (out, in), bias (out,))`` of each Linear layer, with exact GELU between them.
+        config: the hashing model's config (``HashConfig`` as a dict: ``input_dim``, ``bits``...).
+        lexical: the lexical projection, when the model reads one.
+    """
+
+    def __init__(
+        self, layers: list[tuple[np.ndarray, np.ndarray]], config: dict[str, Any], lexical: NumpyLexical | None
+    ) -> None:
+        self.layers = layers
+        self.config = config
+        self.lexical = lexical
+        self.bits = int(config["bits"])
+        self.input_dim = int(config["input_dim"])
+        expected_in = self.input_dim + (lexical.components.shape[1] if lexical is not None else 0)
+        if layers[0][0].shape[1] != expected_in or layers[-1][0].shape[0] != self.bits:
+            raise ValueError("layer shapes do not match the hashing config")
+
+    @classmethod
+    def from_bytes(cls, blob: bytes) -> NumpyHasher:
+        """Load ``hasher.npz`` (no pickle); a malformed file raises ``ValueError``."""
+        try:
+            with np.load(io.BytesIO(blob), allow_pickle=False) as data:
+                arrays = {name: data[name] for name in data.files}
+            meta = json.loads(bytes(arrays["meta"]).decode("utf-8"))
+            if meta.get("format") != HASHER_FORMAT:
+                raise ValueError(f"hasher format {meta.get('format')!r}, expected {HASHER_FORMAT}")
+            layers: list[tuple[np.ndarray, np.ndarray]] = []
+            for i in range(int(meta["linear_layers"])):
+                weight = arrays[f"linear{i}_weight"].astype(np.float32)
+                bias = arrays[f"linear{i}_bias"].astype(np.float32)
+                if weight.ndim != 2 or bias.shape != (weight.shape[0],):
+                    raise ValueError(f"linear layer {i} has shapes {weight.shape} and {bias.shape}")
+                if i and weight.shape[1] != layers[-1][0].shape[0]:
+                    raise ValueError(f"linear layer {i} does not follow layer {i - 1}")
+                layers.append((weight, bias))
+            lexical = None
+            if meta["lexical"]:
+                vocabulary = json.loads(bytes(arrays["lexical_vocabulary"]).decode("utf-8"))
+                stop_words = json.loads(bytes(arrays["lexical_stop_words"]).decode("utf-8"))
+                idf = arrays["lexical_idf"].astype(np.float32)
+                components = arrays["lexical_components"].astype(np.float32)
+                if idf.shape != (len(vocabulary),) or components.shape[0] != len(vocabulary):
+                    raise ValueError("lexical arrays do not match the vocabulary")
+                lexical = NumpyLexical(
+                    vocabulary, idf, components, float(arrays["lexical_weight"]), frozenset(stop_words)
+                )
+            return cls(layers, dict(meta["config"]), lexical)
+        except (KeyError, TypeError, OSError, UnicodeDecodeError, json.JSONDecodeError, EOFError) as exc:
+            raise ValueError(f"{type(exc).__name__}: {exc}") from exc
+
+    @classmethod
+    def load(cls, folder: Path | Manifest) -> NumpyHasher:
+        """Load and check the hasher of a runtime folder (raises :class:`RuntimeUnavailableError`)."""
+        manifest = folder if isinstance(folder, Manifest) else read_manifest(Path(folder))
+        blob = read_checked(manifest, HASHER_FILE)
+        try:
+            hasher = cls.from_bytes(blob)
+        except ValueError as exc:
+            raise RuntimeUnavailableError(
+                f"the exported runtime at {manifest.folder} has an unusable {HASHER_FILE} ({exc}): re-export it"
+            ) from exc
+        if hasher.input_dim != manifest.dim:
+            raise RuntimeUnavailableError(
+                f"the exported runtime at {manifest.folder} has a hasher for {hasher.input_dim}-dim embeddings "
+                f"but an encoder of {manifest.dim}: re-export it"
+            )
+        return hasher
+
+    def features(self, embeddings: np.ndarray, texts: Sequence[str] | None = None) -> np.ndarray:
+        """The model's input (see ``HashingAutoencoder.features``)."""
+        embeddings = np.asarray(embeddings, dtype=np.float32)
+        if self.lexical is None:
+            return embeddings
+        if texts is None:
+            raise ValueError("this hashing model reads the documents' text too: pass texts")
+        return self.lexical.features(embeddings, texts)
+
+    def logits(self, features: np.ndarray) -> np.ndarray:
+        """``(n, bits)`` float32 pre-binarization outputs; a bit is 1 where its logit is positive."""
+        x = np.asarray(features, dtype=np.float32)
+        for i, (weight, bias) in enumerate(self.layers):
+            x = x @ weight.T + bias
+            if i < len(self.layers) - 1:
+                x = gelu(x)
+        return x
+
+    def encode(self, embeddings: np.ndarray, texts: Sequence[str] | None = None) -> np.ndarray:
+        """Packed codes ``(n, bits // 8)`` uint8, as :func:`semhash.model.encode_codes` gives them."""
+        if len(embeddings) == 0:
+            return np.zeros((0, self.bits // 8), dtype=np.uint8)
+        return pack_bits(self.logits(self.features(embeddings, texts)) > 0)

@@ -1,0 +1,167 @@
+"""Text to embeddings without torch: the exported transformer run by onnxruntime, tokenised by ``tokenizers``.
+
+:class:`OnnxEncoder` implements :class:`semhash.embed.Encoder` with the same window pooling as
+:class:`semhash.embed.SentenceTransformerEncoder` (see that module's docstring): windows of
+``max_seq_length - 2`` tokens cut at token offsets, each embedded (mean pooling and normalisation are in
+the ONNX graph, as the sentence-transformers modules that were exported), pooled by token count and
+normalised again. Windows are batched by sorted length, so a batch pads little.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from semhash.embed import EncodeStats, pool_windows
+from semhash.runtime.manifest import (
+    ENCODER_FILE,
+    TOKENIZER_FILE,
+    Manifest,
+    RuntimeUnavailableError,
+    read_checked,
+    read_manifest,
+)
+
+
+def window_spans(offsets: Sequence[tuple[int, int]], text_length: int, max_tokens: int) -> list[tuple[int, int, int]]:
+    """``(begin, end, tokens)`` character spans of a text's windows, today's rule of ``embed.py``.
+
+    A text of at most ``max_tokens`` tokens is one window (counted as at least one token); a longer one is
+    cut every ``max_tokens`` tokens, at the start offset of the first token of the next window, the last
+    window running to the end of the text.
+    """
+    n_tokens = len(offsets)
+    if n_tokens <= max_tokens:
+        return [(0, text_length, max(n_tokens, 1))]
+    spans = []
+    for start in range(0, n_tokens, max_tokens):
+        stop = min(start + max_tokens, n_tokens)
+        end = offsets[stop][0] if stop < n_tokens else text_length
+        spans.append((offsets[start][0], end, stop - start))
+    return spans
+
+
+def default_threads() -> int:
+    """Intra-op threads: the CPUs this process may use (a 2-core machine gets 2), at most 8."""
+    try:
+        available = len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - not Linux
+        available = os.cpu_count() or 1
+    return max(1, min(available, 8))
+
+
+class OnnxEncoder:
+    """An exported sentence-transformers model with window pooling for long texts.
+
+    Args:
+        folder: the runtime folder (see :mod:`semhash.runtime.manifest`), or its checked manifest.
+        batch_size: windows per forward pass.
+        max_windows: most windows embedded per document (0 = all of them).
+        threads: onnxruntime intra-op threads (default: :func:`default_threads`).
+
+    Raises:
+        RuntimeUnavailableError: the folder is missing, damaged, or onnxruntime/tokenizers cannot load it.
+    """
+
+    def __init__(
+        self, folder: Path | Manifest, batch_size: int = 32, max_windows: int = 0, threads: int | None = None
+    ) -> None:
+        manifest = folder if isinstance(folder, Manifest) else read_manifest(Path(folder))
+        self.manifest = manifest
+        self.name = manifest.embedding_model
+        self.dim = manifest.dim
+        self.max_seq_length = manifest.max_seq_length
+        self.max_tokens = max(8, manifest.max_seq_length - 2)
+        self.batch_size = batch_size
+        self.max_windows = max_windows
+        self.stats = EncodeStats()
+        tokenizer_json = read_checked(manifest, TOKENIZER_FILE)
+        model_bytes = read_checked(manifest, ENCODER_FILE)
+        try:
+            import onnxruntime as ort
+            from tokenizers import Tokenizer
+        except ImportError as exc:
+            raise RuntimeUnavailableError(
+                f"the exported runtime needs {exc.name}: pip install onnxruntime tokenizers"
+            ) from exc
+        try:
+            tokenizer = Tokenizer.from_str(tokenizer_json.decode("utf-8"))
+            tokenizer.no_padding()
+            tokenizer.no_truncation()
+            options = ort.SessionOptions()
+            options.intra_op_num_threads = threads or default_threads()
+            options.inter_op_num_threads = 1
+            options.log_severity_level = 3
+            session = ort.InferenceSession(model_bytes, options, providers=["CPUExecutionProvider"])
+        except Exception as exc:  # any loader failure of a checked file is one clear line
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise RuntimeUnavailableError(
+                f"the exported runtime at {manifest.folder} cannot be loaded ({first[:200]}): re-export it"
+            ) from exc
+        self._tokenizer = tokenizer
+        self._session = session
+        self._inputs = [i.name for i in session.get_inputs()]
+        unknown = set(self._inputs) - {"input_ids", "attention_mask", "token_type_ids"}
+        if unknown:
+            raise RuntimeUnavailableError(
+                f"the exported runtime at {manifest.folder} expects inputs {sorted(unknown)}: re-export it"
+            )
+
+    def windows(self, text: str) -> list[tuple[str, int]]:
+        """Split ``text`` into ``(window text, token count)`` pieces that each fit the model."""
+        return self._windows_of([text])[0]
+
+    def _windows_of(self, texts: Sequence[str]) -> list[list[tuple[str, int]]]:
+        self._tokenizer.no_truncation()
+        encodings = self._tokenizer.encode_batch(list(texts), add_special_tokens=False)
+        out = []
+        for text, encoding in zip(texts, encodings, strict=True):
+            spans = window_spans(encoding.offsets, len(text), self.max_tokens)
+            if self.max_windows and len(spans) > self.max_windows:
+                self.stats.capped_documents += 1
+                spans = spans[: self.max_windows]
+            out.append([(text[begin:end], n) for begin, end, n in spans])
+        return out
+
+    def embed_windows(self, pieces: Sequence[str]) -> np.ndarray:
+        """``(len(pieces), dim)`` unit vectors, each piece embedded alone (truncated to ``max_seq_length``)."""
+        out = np.zeros((len(pieces), self.dim), dtype=np.float32)
+        if not pieces:
+            return out
+        # Truncated as sentence-transformers does (a re-tokenised window can come out a token or two longer).
+        self._tokenizer.enable_truncation(self.max_seq_length)
+        ids = [e.ids for e in self._tokenizer.encode_batch(list(pieces), add_special_tokens=True)]
+        order = np.argsort([len(i) for i in ids], kind="stable")
+        for start in range(0, len(order), self.batch_size):
+            rows = order[start : start + self.batch_size]
+            width = max(len(ids[r]) for r in rows)
+            input_ids = np.zeros((len(rows), width), dtype=np.int64)
+            mask = np.zeros((len(rows), width), dtype=np.int64)
+            for j, r in enumerate(rows):
+                input_ids[j, : len(ids[r])] = ids[r]
+                mask[j, : len(ids[r])] = 1
+            feed = {"input_ids": input_ids, "attention_mask": mask, "token_type_ids": np.zeros_like(input_ids)}
+            vectors = self._session.run(None, {name: feed[name] for name in self._inputs})[0]
+            out[rows] = vectors
+        norms = np.linalg.norm(out, axis=1, keepdims=True)
+        return out / np.maximum(norms, 1e-12)
+
+    def encode(self, texts: Sequence[str]) -> np.ndarray:
+        """Embed documents (window-pooled), as ``(n, dim)`` float32 unit vectors."""
+        if not texts:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        flat: list[str] = []
+        weights: list[int] = []
+        owner: list[int] = []
+        for i, pieces in enumerate(self._windows_of(texts)):
+            for piece, n_tokens in pieces:
+                flat.append(piece)
+                weights.append(n_tokens)
+                owner.append(i)
+        vectors = self.embed_windows(flat)
+        self.stats.documents += len(texts)
+        self.stats.windows += len(flat)
+        return pool_windows(vectors, np.asarray(owner), np.asarray(weights, dtype=np.float32), len(texts))
