@@ -364,6 +364,22 @@ class Store:
         except sqlite3.OperationalError as exc:
             _raise_write_error(self.path, exc, step)
 
+    @contextmanager
+    def snapshot(self) -> Iterator[None]:
+        """Reads that see one committed state of the database (a read transaction; nested uses are no-ops).
+
+        Without it, a writer committing between two reads (the codes, then the generation) would make a
+        faiss file labelled with a newer generation than the codes it holds.
+        """
+        if self.db.conn.in_transaction:
+            yield
+            return
+        self.db.execute("BEGIN")
+        try:
+            yield
+        finally:
+            self.db.execute("COMMIT")
+
     # -- meta ------------------------------------------------------------------------------------
     def get_meta(self, key: str) -> str | None:
         """A ``meta`` value, or ``None``."""

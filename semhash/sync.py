@@ -34,10 +34,11 @@ def build_index(store: Store, strict: bool = True) -> CodeIndex:
             A database without an id (an older one opened where it cannot be written) is never saved:
             nothing could tie the file to it.
     """
-    bits = _bits(store)
-    ids, codes = store.codes()
+    with store.snapshot():  # codes and stamp from one committed state
+        bits = _bits(store)
+        ids, codes = store.codes()
+        stamp = stamp_of(store)
     index = CodeIndex.build(ids, ints_to_packed(codes, bits), bits)
-    stamp = stamp_of(store)
     if stamp.database_id is None and not strict:
         return index
     path = index_path_for(store.path)
