@@ -14,7 +14,7 @@ from semhash.store import Store
 from semhash.sync import build_index, load_index
 
 
-def test_a_commit_between_reading_codes_and_stamp_never_labels_old_codes_fresh(tmp_path: Path, monkeypatch) -> None:  # noqa: ANN001
+def test_a_commit_between_reading_codes_and_stamp_never_labels_old_codes_fresh(tmp_path: Path, monkeypatch) -> None:
     root = tmp_path / "corpus"
     write_corpus(root, per_topic=3)
     db = tmp_path / "s.db"
@@ -23,7 +23,7 @@ def test_a_commit_between_reading_codes_and_stamp_never_labels_old_codes_fresh(t
     before = store.generation
     original = Store.codes
 
-    def codes_then_a_writer_commits(self: Store):  # noqa: ANN202
+    def codes_then_a_writer_commits(self: Store):
         result = original(self)
         with sqlite3.connect(db, isolation_level=None) as other:  # another process's write lands now
             other.execute("DELETE FROM documents WHERE id = (SELECT min(id) FROM documents)")
