@@ -312,24 +312,31 @@ def outliers_command(
     min_z: float | None = typer.Option(
         None, "--min-z", help="Instead of -k: every document whose robust z-score is at least this."
     ),
+    score: str = typer.Option(
+        "combined",
+        "--score",
+        help="combined: mean robust z of the reconstruction error and the kNN distance; knn; recon.",
+    ),
+    neighbours: int = typer.Option(10, "--neighbours", min=1, help="k of the kNN distance (its k-th neighbour)."),
     as_json: bool = JsonOption,
 ) -> None:
-    """Documents unlike the rest: the ones the hashing autoencoder reconstructs worst."""
+    """Documents unlike the rest: far from their nearest neighbours and badly reconstructed by the hashing model."""
     from semhash.outliers import find_outliers
 
-    found = find_outliers(db, k=k, min_z=min_z)
+    found = find_outliers(db, k=k, min_z=min_z, score=score, neighbours=neighbours)
     if as_json:
         for item in found:
             print(json.dumps(asdict(item)))
         return
     table = Table()
-    for column in ("#", "error", "z", "path", "snippet"):
-        table.add_column(column, justify="right" if column in ("#", "error", "z") else "left")
+    for column in ("#", "z", "error", "knn", "path", "snippet"):
+        table.add_column(column, justify="right" if column in ("#", "z", "error", "knn") else "left")
     for item in found:
         table.add_row(
             str(item.rank),
-            f"{item.recon_error:.3f}",
             f"{item.z_score:.1f}",
+            f"{item.recon_error:.3f}",
+            "" if item.knn_distance is None else f"{item.knn_distance:.3f}",
             _display_path(item.location),
             item.snippet[:60],
         )
