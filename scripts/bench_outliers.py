@@ -102,8 +102,88 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def run(path: Path, folds: int) -> None:  # filled in below
-    raise NotImplementedError
+def auroc(scores: np.ndarray, positive: np.ndarray) -> float:
+    """Area under the ROC curve (Mann-Whitney U with mid-ranks for ties)."""
+    from scipy.stats import rankdata
+
+    ranks = rankdata(scores)
+    n_pos, n_neg = int(positive.sum()), int((~positive).sum())
+    return float((ranks[positive].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
+
+
+def fold(data: dict[str, np.ndarray], held: str, neighbours: int) -> dict[str, float]:
+    """Train without ``held``, add the mixed test batch, score; AUROC per score and drift numbers."""
+    from semhash.config import DEFAULT_BITS
+    from semhash.model import encode_with_errors
+    from semhash.outliers import _inner_product_index, _search_kth, combined_scores, drift_statistics, knn_distances
+    from semhash.train import TrainConfig, train_hasher
+
+    texts, labels, split, emb = data["texts"], data["labels"], data["split"], data["embeddings"]
+    train = np.flatnonzero((split == "train") & (labels != held))
+    batch = np.flatnonzero(split == "test")
+    started = time.perf_counter()
+    model, _ = train_hasher(emb[train], DEFAULT_BITS, TrainConfig(), texts=[str(t) for t in texts[train]])
+    seconds = time.perf_counter() - started
+    index = np.r_[train, batch]  # the index after `semhash index` added the batch
+    _, recon = encode_with_errors(model, emb[index], texts=[str(t) for t in texts[index]])
+    x = emb[index]
+    ids = np.arange(len(index))
+    knn = knn_distances(x, x, neighbours, ids, ids)
+    centre = x.mean(axis=0)
+    centroid = 1.0 - x @ (centre / np.linalg.norm(centre))
+    scores = {
+        "recon": recon.astype(np.float64),
+        "knn": knn,
+        "centroid": centroid,
+        "combined": combined_scores(recon, knn),
+    }
+    in_batch = np.arange(len(train), len(index))
+    positive = labels[batch] == held
+    out = {name: auroc(values[in_batch], positive) for name, values in scores.items()}
+    # Drift, against the trained-on posts: a half-and-half batch (every held-out post and as many posts of
+    # the trained groups) and a batch of the trained groups only.
+    ref_index = _inner_product_index(np.ascontiguousarray(emb[train]), 0)
+    ref_ids = np.arange(len(train))
+    loo = _search_kth(ref_index, ref_ids, emb[train], ref_ids, neighbours)
+    to_train = _search_kth(ref_index, ref_ids, emb[batch], np.full(len(batch), -1), neighbours)
+    recon_train, recon_batch = recon[: len(train)], recon[len(train) :]
+    half = positive | (np.cumsum(~positive) <= positive.sum()) & ~positive
+    for name, rows in (("mixed", half), ("known", ~positive)):
+        by_knn = drift_statistics(loo, to_train[rows])
+        by_recon = drift_statistics(recon_train, recon_batch[rows])
+        out[f"drift_knn_{name}_share"], out[f"drift_knn_{name}_fires"] = by_knn.share_above, float(by_knn.drifted)
+        out[f"drift_recon_{name}_share"] = by_recon.share_above
+        out[f"drift_recon_{name}_fires"] = float(by_recon.drifted)
+    out["recon_median_trained"] = float(np.median(recon_train))
+    out["recon_median_known_new"] = float(np.median(recon_batch[~positive]))
+    out["recon_median_heldout"] = float(np.median(recon_batch[positive]))
+    out["train_seconds"] = seconds
+    out["n_train"], out["n_batch"], out["n_positive"] = len(train), len(batch), int(positive.sum())
+    return out
+
+
+def run(path: Path, folds: int, neighbours: int = 10) -> None:
+    """Every fold, then the mean AUROC per score (a markdown table on stdout)."""
+    loaded = np.load(path)
+    data = {key: loaded[key] for key in ("texts", "labels", "split", "embeddings")}
+    counts = {s: int((data["split"] == s).sum()) for s in ("train", "test")}
+    print(f"subset: {len(GROUPS)} groups, {counts['train']} train + {counts['test']} test posts ({path})")
+    rows = []
+    for held in GROUPS[:folds]:
+        result = fold(data, held, neighbours)
+        rows.append(result)
+        print(
+            f"{held}: " + ", ".join(f"{k} {v:.3f}" if isinstance(v, float) else f"{k} {v}" for k, v in result.items()),
+            flush=True,
+        )
+    names = ["recon", "knn", "centroid", "combined"]
+    print("\n| held-out group | " + " | ".join(names) + " |")
+    print("|---|" + "---:|" * len(names))
+    for held, result in zip(GROUPS[:folds], rows, strict=True):
+        print(f"| {held} | " + " | ".join(f"{result[n]:.3f}" for n in names) + " |")
+    print(f"| **mean of {folds}** | " + " | ".join(f"**{np.mean([r[n] for r in rows]):.3f}**" for n in names) + " |")
+    extra = [k for k in rows[0] if k not in names]
+    print("\nmeans: " + ", ".join(f"{k} {np.mean([r[k] for r in rows]):.3f}" for k in extra))
 
 
 if __name__ == "__main__":
