@@ -391,6 +391,12 @@ def dedup_command(
     number_veto: bool = typer.Option(
         False, "--number-veto", help="Reject near pairs whose texts each hold a number the other lacks."
     ),
+    neighbours: int = typer.Option(
+        0,
+        "--neighbours",
+        help="Also take each document's K nearest stored embeddings as candidates (faiss; finds what coarse "
+        "codes miss); 0: codes alone.",
+    ),
     target: int | None = typer.Option(
         None,
         "--target",
@@ -420,12 +426,14 @@ def dedup_command(
     if against != bool(paths):
         raise UsageError("check new files with: semhash dedup PATH... --against (PATHS need --against, and back)")
     options = dedup.DedupOptions(  # out-of-range values raise UsageError here
-        radius=radius, threshold=threshold, cluster=cluster, keep=keep, number_veto=number_veto
+        radius=radius, threshold=threshold, cluster=cluster, keep=keep, number_veto=number_veto, neighbours=neighbours
     )
     if write_unique is not None:
         if against:
             raise UsageError("--write-unique works on the index itself, not with --against")
         dedup.check_new_folder(write_unique)
+    if against and neighbours:
+        raise UsageError("--neighbours works on the index itself, not with --against")
     sizing = target is not None or keep_fraction is not None
     if sizing:
         _check_sizing(target, keep_fraction, against, histogram)
