@@ -5,7 +5,8 @@ pairs (89% of 20NG's edited copies). With ``neighbours = k > 0`` every document'
 embeddings (inner product of unit vectors = cosine) are candidates too, already verified (the search
 returns their cosine). A pair is a code-stage candidate exactly when its codes are within the radius, so
 the pipeline adds the neighbour pairs whose codes are farther apart: the two lists never overlap.
-Exact (``IndexFlatIP``) up to ``FLAT_LIMIT`` documents; above, an inverted file (``IndexIVFFlat``, ``4 sqrt(n)`` lists, ``nprobe``
+Exact (``IndexFlatIP``) up to ``FLAT_LIMIT`` documents; above, an inverted file (``IndexIVFFlat``,
+``4 sqrt(n)`` lists, ``nprobe``
 lists probed per query), trained on a seeded sample. Queries run in batches, so memory is the embedding
 matrix (held anyway for verification) plus one batch of results.
 
