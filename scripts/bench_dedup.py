@@ -762,17 +762,20 @@ def ann_quality(threshold: float) -> None:
 def ann_speed(sizes: list[int], k: int = 10) -> None:
     """Seconds of the neighbour search (``--neighbours k``) next to the code stage (radius 3), same run.
 
-    Embeddings: drawn from a Gaussian fitted to the MRPC MiniLM embeddings, 5% near-copies; codes: uniform
-    32-bit ("spread"), each copy 1 bit from its source's. Writes ``.cache/dedup/ann-speed.json``.
+    Embeddings: drawn from a Gaussian fitted to cached MiniLM embeddings (MRPC's, else the 20NG set's,
+    else ``scripts/bench_outliers.py``'s 20NG subset), 5% near-copies; codes: uniform 32-bit ("spread"),
+    each copy 1 bit from its source's. Writes ``.cache/dedup/ann-speed.json``.
     """
     from semhash.dedup import CodeBlocks
     from semhash.dedup.ann import neighbour_pairs
 
-    real = np.load(CACHE / "mrpc-emb.npz")["embeddings"].astype(np.float64)
+    sources = [CACHE / "mrpc-emb.npz", CACHE / "ng-emb.npz", CACHE.parent / "outliers" / "embeddings.npz"]
+    source = next(p for p in sources if p.exists())
+    real = np.load(source)["embeddings"].astype(np.float64)
     mean = real.mean(axis=0)
     _, sv, vt = np.linalg.svd(real - mean, full_matrices=False)
     scale = sv / np.sqrt(len(real) - 1)
-    out: dict = {"machine": machine(), "neighbours": k}
+    out: dict = {"machine": machine(), "neighbours": k, "fitted_on": str(source.relative_to(ROOT))}
     for n in sizes:
         rng = np.random.default_rng(0)
         emb = np.empty((n, real.shape[1]), np.float32)
