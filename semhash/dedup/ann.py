@@ -6,8 +6,8 @@ embeddings (inner product of unit vectors = cosine) are candidates too, already 
 returns their cosine). A pair is a code-stage candidate exactly when its codes are within the radius, so
 the pipeline adds the neighbour pairs whose codes are farther apart: the two lists never overlap.
 Exact (``IndexFlatIP``) up to ``FLAT_LIMIT`` documents; above, an inverted file (``IndexIVFFlat``,
-``4 sqrt(n)`` lists, ``NPROBE`` lists probed per query), trained on a seeded sample. Queries run in batches, so memory is the embedding
-matrix (held anyway for verification) plus one batch of results.
+``4 sqrt(n)`` lists, ``NPROBE`` lists probed per query), trained on a seeded sample. Queries run in
+batches, so memory is the embedding matrix (held anyway for verification) plus one batch of results.
 
 A document with more than ``k`` near-duplicates keeps only ``k`` of them as ANN candidates; the others
 are still reached through the clusters (centre or components) and through the code stage.
