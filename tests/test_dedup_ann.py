@@ -64,3 +64,19 @@ def test_neighbours_option_is_checked(db: Path) -> None:  # noqa: F811
     assert code == 0 and '"duplicate_id": 7' in output
     code, output = invoke("x", "--against", "--db", db, "--neighbours", 2)
     assert code == 2 and "not with --against" in output
+
+
+def test_large_collections_use_ivf_and_find_near_copies(monkeypatch: pytest.MonkeyPatch) -> None:
+    import semhash.dedup.ann as ann
+
+    monkeypatch.setattr(ann, "FLAT_LIMIT", 500)
+    rng = np.random.default_rng(1)
+    centres = rng.standard_normal((30, 16))
+    x = centres[rng.integers(0, 30, 3000)] + 0.4 * rng.standard_normal((3000, 16))
+    copies = np.arange(0, 3000, 10)
+    x[copies + 1] = x[copies] + 0.01 * rng.standard_normal((len(copies), 16))
+    x = (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32)
+    i, j, c = neighbour_pairs(x, 5)
+    found = set(zip(i.tolist(), j.tolist(), strict=True))
+    assert sum((int(a), int(a) + 1) in found for a in copies) >= 0.95 * len(copies)
+    np.testing.assert_allclose(c, np.einsum("ij,ij->i", x[i], x[j]), atol=1e-5)
