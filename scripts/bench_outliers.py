@@ -11,13 +11,17 @@ Protocol (one *fold* per held-out group):
    group ranks above every other one; 0.5: chance). Scores, all on the same embeddings:
 
    * ``recon``: the stored reconstruction error (the old ``semhash outliers`` score);
-   * ``knn``: 1 - cosine to the k-th nearest indexed document (k = 10), the usual kNN baseline;
+   * ``knn``: 1 - cosine to the k-th nearest indexed document (k = 10), the usual kNN baseline (what
+     ``semhash outliers --score knn`` computes: the batch is indexed, so its posts are neighbours too);
+   * ``knn_trained``: the same distance to the posts the model was trained on only;
    * ``centroid``: 1 - cosine to the mean of the indexed embeddings;
-   * ``combined``: the new default of ``semhash outliers``
-     (:func:`semhash.outliers.combined_scores`): the mean of the robust z-scores of ``recon`` and ``knn``.
+   * ``combined``: ``semhash outliers --score combined`` (:func:`semhash.outliers.combined_scores`): the
+     mean of the robust z-scores of ``recon`` and ``knn``.
 
-AUROCs are averaged over the folds; the drift statistic (:func:`semhash.outliers.drift_statistics`) is also
-reported for each fold's mixed batch and for a batch of trained groups only.
+AUROCs are averaged over the folds. Drift (:func:`semhash.outliers.drift_statistics`): the share of a batch
+above the trained-on posts' 95th percentile (5% expected without drift), by kNN distance (what
+:func:`semhash.outliers.drift_warning` uses) and by reconstruction error, for a half-and-half batch (every
+held-out test post and as many test posts of the trained groups) and for the trained groups' test posts.
 
 Subset (CPU budget; the full embedding is slow on a shared 2-core machine): the groups in ``GROUPS``,
 ``--train-per-group`` train posts and ``--test-per-group`` test posts of each (first ones in file order),
@@ -140,12 +144,14 @@ def fold(data: dict[str, np.ndarray], held: str, neighbours: int) -> dict[str, f
     in_batch = np.arange(len(train), len(index))
     positive = labels[batch] == held
     out = {name: auroc(values[in_batch], positive) for name, values in scores.items()}
-    # Drift, against the trained-on posts: a half-and-half batch (every held-out post and as many posts of
-    # the trained groups) and a batch of the trained groups only.
+    # The kNN distance to the trained-on posts only (the batch's posts cannot vouch for each other).
     ref_index = _inner_product_index(np.ascontiguousarray(emb[train]), 0)
     ref_ids = np.arange(len(train))
     loo = _search_kth(ref_index, ref_ids, emb[train], ref_ids, neighbours)
     to_train = _search_kth(ref_index, ref_ids, emb[batch], np.full(len(batch), -1), neighbours)
+    out["knn_trained"] = auroc(to_train, positive)
+    # Drift, against the trained-on posts: a half-and-half batch (every held-out post and as many posts of
+    # the trained groups) and a batch of the trained groups only.
     recon_train, recon_batch = recon[: len(train)], recon[len(train) :]
     half = positive | (np.cumsum(~positive) <= positive.sum()) & ~positive
     for name, rows in (("mixed", half), ("known", ~positive)):
@@ -176,7 +182,7 @@ def run(path: Path, folds: int, neighbours: int = 10) -> None:
             f"{held}: " + ", ".join(f"{k} {v:.3f}" if isinstance(v, float) else f"{k} {v}" for k, v in result.items()),
             flush=True,
         )
-    names = ["recon", "knn", "centroid", "combined"]
+    names = ["recon", "knn", "knn_trained", "centroid", "combined"]
     print("\n| held-out group | " + " | ".join(names) + " |")
     print("|---|" + "---:|" * len(names))
     for held, result in zip(GROUPS[:folds], rows, strict=True):

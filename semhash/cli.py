@@ -313,14 +313,15 @@ def outliers_command(
         None, "--min-z", help="Instead of -k: every document whose robust z-score is at least this."
     ),
     score: str = typer.Option(
-        "combined",
+        "recon",
         "--score",
-        help="combined: mean robust z of the reconstruction error and the kNN distance; knn; recon.",
+        help="recon: the hashing model's reconstruction error; knn: distance to the k-th nearest document; "
+        "combined: mean robust z of both.",
     ),
     neighbours: int = typer.Option(10, "--neighbours", min=1, help="k of the kNN distance (its k-th neighbour)."),
     as_json: bool = JsonOption,
 ) -> None:
-    """Documents unlike the rest: far from their nearest neighbours and badly reconstructed by the hashing model."""
+    """Documents unlike the rest: the ones the hashing autoencoder reconstructs worst (or --score knn/combined)."""
     from semhash.outliers import find_outliers
 
     found = find_outliers(db, k=k, min_z=min_z, score=score, neighbours=neighbours)
