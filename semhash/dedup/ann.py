@@ -69,6 +69,7 @@ def _index(x: np.ndarray, seed: int):  # type: ignore[no-untyped-def]
     # k-means is the costly part of building: 16 points per list and 10 rounds place the lists well enough
     # for a probe of NPROBE lists (faiss warns below 39 points per list; a warning, not an error).
     ivf.cp.niter = 10
+    ivf.cp.min_points_per_centroid = 16  # (silences that warning on the user's terminal)
     ivf.verbose = False
     sample = np.random.default_rng(seed).choice(n, min(n, 16 * nlist), replace=False)
     ivf.train(x[np.sort(sample)])
