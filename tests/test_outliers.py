@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sqlite3
 from pathlib import Path
 
 import numpy as np
@@ -77,12 +78,22 @@ def write_topic_docs(folder: Path, topics: dict[str, int], seed: int) -> list[Pa
     return paths
 
 
+@pytest.fixture(scope="module")
+def trained_once(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An index trained on the space and food topics (fake encoder, fast training), built once."""
+    root = tmp_path_factory.mktemp("trained")
+    db = root / "o.db"
+    write_topic_docs(root / "corpus", {"space": 40, "food": 40}, seed=0)
+    index_paths(db, [root / "corpus"], IndexOptions(epochs=FAST_EPOCHS), encoder=FakeEncoder())
+    return db
+
+
 @pytest.fixture
-def trained_db(tmp_path: Path) -> Path:
-    """An index trained on the space and food topics (fake encoder, fast training)."""
+def trained_db(trained_once: Path, tmp_path: Path) -> Path:
+    """A private copy of the trained index (tests add documents to it)."""
     db = tmp_path / "o.db"
-    write_topic_docs(tmp_path / "corpus", {"space": 40, "food": 40}, seed=0)
-    index_paths(db, [tmp_path / "corpus"], IndexOptions(epochs=FAST_EPOCHS), encoder=FakeEncoder())
+    with sqlite3.connect(trained_once) as source, sqlite3.connect(db) as target:
+        source.backup(target)
     return db
 
 
