@@ -6,6 +6,8 @@ Stages (each caches what it computes under ``.cache/dedup/``)::
     python scripts/bench_dedup.py prepare   # datasets + MiniLM embeddings (window pooling, like `semhash index`)
     python scripts/bench_dedup.py quality   # P/R/F1 of duplicate pairs: semhash, exact hash, MinHash LSH, MinishLab
     python scripts/bench_dedup.py speed     # documents/s at 10^4, 10^5, 10^6
+    python scripts/bench_dedup.py ann       # --neighbours K: candidate recall and F1 vs all-pairs cosine
+    python scripts/bench_dedup.py ann-speed --sizes 100000,1000000   # neighbour search vs the code stage
     python scripts/bench_dedup.py all
 
 Datasets:
@@ -707,6 +709,106 @@ def speed(sizes: list[int], minish_python: Path) -> None:
         path.write_text(json.dumps(results, indent=1))
 
 
+# -- neighbour candidates (issue 11) -------------------------------------------------------------------
+ANN_NEIGHBOURS = (0, 5, 10, 20, 50)
+
+
+def ann_quality(threshold: float) -> None:
+    """Candidate recall and F1 with ``--neighbours K`` beside the codes (radius 3), against all-pairs cosine.
+
+    For each dataset whose embeddings are cached: the recall of the gold pairs among the kept candidate
+    pairs (cosine >= floor), the recall of the gold pairs that all-pairs verification accepts at
+    ``threshold`` (what a candidate stage must not lose), and P/R/F1 at ``threshold`` (centre and
+    components) next to all pairs' (components). Writes ``.cache/dedup/ann.json``.
+    """
+    from semhash.dedup import DEFAULT_RADIUS, DedupOptions, dedup_index
+
+    results: dict = {"machine": machine(), "threshold": threshold, "radius": DEFAULT_RADIUS}
+    for name, emb_file in (("mrpc", "mrpc-emb.npz"), ("ng", "ng-emb.npz")):
+        if not (CACHE / emb_file).exists():
+            print(f"[{name}] no embeddings in {CACHE / emb_file}: run `prepare` first; skipped", flush=True)
+            continue
+        data = json.loads((CACHE / f"{name}.json").read_text())
+        texts, emb = data["texts"], np.load(CACHE / emb_file)["embeddings"]
+        started = time.perf_counter()
+        db = build_store(name, texts, emb)
+        print(f"[{name}] store + hashing model: {time.perf_counter() - started:.1f} s", flush=True)
+        gold = set(gold_pairs(name, data))
+        accepted = {(i, j) for i, j in gold if float(emb[i] @ emb[j]) >= threshold}
+        allp = _at(cosine_all_pairs(name, emb, data)["grid"], threshold=round(threshold, 2))
+        res: dict = {"all_pairs": allp, "gold": len(gold), "gold_accepted_by_all_pairs": len(accepted), "runs": []}
+        for k in ANN_NEIGHBOURS:
+            started = time.perf_counter()
+            result = dedup_index(db, DedupOptions(radius=DEFAULT_RADIUS, threshold=threshold, neighbours=k))
+            seconds = time.perf_counter() - started
+            kept = set(zip((result.left - 1).tolist(), (result.right - 1).tolist(), strict=True))
+            row: dict = {
+                "neighbours": k,
+                "seconds": round(seconds, 2),
+                "candidates": result.stats.candidates,
+                "candidate_recall": round(len(gold & kept) / len(gold), 4),
+                "recall_of_accepted": round(len(accepted & kept) / max(1, len(accepted)), 4),
+            }
+            for cluster in ("centre", "components"):
+                r = result.rethreshold(cluster=cluster)
+                groups = [[c.kept_id - 1] + [d.duplicate_id - 1 for d in c.duplicates] for c in r.clusters]
+                row[cluster] = score(name, labels_from_groups(len(texts), groups), data)
+            res["runs"].append(row)
+            print(f"[{name}] {row} (all pairs: {allp})", flush=True)
+        results[name] = res
+        (CACHE / "ann.json").write_text(json.dumps(results, indent=1))
+
+
+def ann_speed(sizes: list[int], k: int = 10) -> None:
+    """Seconds of the neighbour search (``--neighbours k``) next to the code stage (radius 3), same run.
+
+    Embeddings: drawn from a Gaussian fitted to cached MiniLM embeddings (MRPC's, else the 20NG set's,
+    else ``scripts/bench_outliers.py``'s 20NG subset), 5% near-copies; codes: uniform 32-bit ("spread"),
+    each copy 1 bit from its source's. Writes ``.cache/dedup/ann-speed.json``.
+    """
+    from semhash.dedup import CodeBlocks
+    from semhash.dedup.ann import neighbour_pairs
+
+    sources = [CACHE / "mrpc-emb.npz", CACHE / "ng-emb.npz", CACHE.parent / "outliers" / "embeddings.npz"]
+    source = next(p for p in sources if p.exists())
+    real = np.load(source)["embeddings"].astype(np.float64)
+    mean = real.mean(axis=0)
+    _, sv, vt = np.linalg.svd(real - mean, full_matrices=False)
+    scale = sv / np.sqrt(len(real) - 1)
+    out: dict = {"machine": machine(), "neighbours": k, "fitted_on": str(source.relative_to(ROOT))}
+    for n in sizes:
+        rng = np.random.default_rng(0)
+        emb = np.empty((n, real.shape[1]), np.float32)
+        for start in range(0, n, 100_000):
+            m = min(100_000, n - start)
+            emb[start : start + m] = mean + (rng.standard_normal((m, len(scale))) * scale) @ vt
+        near = rng.choice(n, n // 20, replace=False)
+        src = rng.integers(0, n, len(near))
+        emb[near] = emb[src] + 0.02 * rng.standard_normal((len(near), emb.shape[1])).astype(np.float32)
+        emb /= np.linalg.norm(emb, axis=1, keepdims=True)
+        codes = rng.integers(0, 2**32, n, dtype=np.uint64)
+        codes[near] = codes[src] ^ (np.uint64(1) << rng.integers(0, 32, len(near)).astype(np.uint64))
+        started = time.perf_counter()
+        blocks = CodeBlocks.build(codes.astype(np.int64), 32, 3)
+        code_seconds = time.perf_counter() - started
+        started = time.perf_counter()
+        i, j, _ = neighbour_pairs(emb, k)
+        ann_seconds = time.perf_counter() - started
+        copies = set(zip(np.minimum(near, src).tolist(), np.maximum(near, src).tolist(), strict=True))
+        got = set(zip(i.tolist(), j.tolist(), strict=True))
+        row = {
+            "code_stage_seconds": round(code_seconds, 2),
+            "code_stage_pairs": blocks.candidate_count,
+            "neighbour_seconds": round(ann_seconds, 2),
+            "neighbour_pairs": len(i),
+            "ratio": round(ann_seconds / code_seconds, 1),
+            "copies_found": round(len(copies & got) / len(copies), 4),
+        }
+        out[str(n)] = row
+        print(f"[ann speed] n={n}: {row}", flush=True)
+        (CACHE / "ann-speed.json").write_text(json.dumps(out, indent=1))
+
+
 # -- report --------------------------------------------------------------------------------------------
 def _best(rows: list[dict], **where: object) -> dict:
     rows = [r for r in rows if all(r.get(k) == v for k, v in where.items())]
@@ -861,7 +963,7 @@ def report(radius: int, threshold: float) -> str:
 def main(argv: list[str] | None = None) -> int:
     """Command-line entry point."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("stage", choices=["prepare", "quality", "speed", "report", "all"])
+    parser.add_argument("stage", choices=["prepare", "quality", "speed", "report", "ann", "ann-speed", "all"])
     parser.add_argument("--radius", type=int, default=None, help="report: radius [default: semhash's]")
     parser.add_argument("--threshold", type=float, default=None, help="report: threshold [default: semhash's]")
     parser.add_argument("--minish-python", type=Path, default=MINISH_PYTHON)
@@ -873,6 +975,12 @@ def main(argv: list[str] | None = None) -> int:
         quality(args.minish_python)
     if args.stage in ("speed", "all"):
         speed([int(s) for s in args.sizes.split(",")], args.minish_python)
+    if args.stage == "ann":
+        from semhash.dedup import DEFAULT_THRESHOLD
+
+        ann_quality(DEFAULT_THRESHOLD if args.threshold is None else args.threshold)
+    if args.stage == "ann-speed":
+        ann_speed([int(s) for s in args.sizes.split(",")])
     if args.stage in ("report", "all"):
         from semhash.dedup import DEFAULT_RADIUS, DEFAULT_THRESHOLD
 

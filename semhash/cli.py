@@ -392,24 +392,32 @@ def outliers_command(
     min_z: float | None = typer.Option(
         None, "--min-z", help="Instead of -k: every document whose robust z-score is at least this."
     ),
+    score: str = typer.Option(
+        "recon",
+        "--score",
+        help="recon: the hashing model's reconstruction error; knn: distance to the k-th nearest document; "
+        "combined: mean robust z of both.",
+    ),
+    neighbours: int = typer.Option(10, "--neighbours", min=1, help="k of the kNN distance (its k-th neighbour)."),
     as_json: bool = JsonOption,
 ) -> None:
-    """Documents unlike the rest: the ones the hashing autoencoder reconstructs worst."""
+    """Documents unlike the rest: the ones the hashing autoencoder reconstructs worst (or --score knn/combined)."""
     from semhash.outliers import find_outliers
 
-    found = find_outliers(db, k=k, min_z=min_z)
+    found = find_outliers(db, k=k, min_z=min_z, score=score, neighbours=neighbours)
     if as_json:
         for item in found:
             print(json.dumps(asdict(item)))
         return
     table = Table()
-    for column in ("#", "error", "z", "path", "snippet"):
-        table.add_column(column, justify="right" if column in ("#", "error", "z") else "left")
+    for column in ("#", "z", "error", "knn", "path", "snippet"):
+        table.add_column(column, justify="right" if column in ("#", "z", "error", "knn") else "left")
     for item in found:
         table.add_row(
             str(item.rank),
-            f"{item.recon_error:.3f}",
             f"{item.z_score:.1f}",
+            f"{item.recon_error:.3f}",
+            "" if item.knn_distance is None else f"{item.knn_distance:.3f}",
             _display_path(item.location),
             item.snippet[:60],
         )
@@ -469,6 +477,21 @@ def dedup_command(
     number_veto: bool = typer.Option(
         False, "--number-veto", help="Reject near pairs whose texts each hold a number the other lacks."
     ),
+    neighbours: int = typer.Option(
+        0,
+        "--neighbours",
+        help="Also take each document's K nearest stored embeddings as candidates (faiss; finds what coarse "
+        "codes miss); 0: codes alone.",
+    ),
+    target: int | None = typer.Option(
+        None,
+        "--target",
+        help="Choose the threshold that leaves this many documents (searched over the candidate pairs; "
+        "replaces --threshold, which then only sets how low the search may go below 0.5).",
+    ),
+    keep_fraction: float | None = typer.Option(
+        None, "--keep-fraction", help="Like --target, as a fraction of the indexed documents (0-1]."
+    ),
     histogram: bool = typer.Option(False, "--histogram", help="Show the cosines of candidate pairs instead."),
     list_duplicates: bool = typer.Option(
         False, "--list-duplicates", help="Print only the paths that could be removed, one per line."
@@ -489,16 +512,30 @@ def dedup_command(
     if against != bool(paths):
         raise UsageError("check new files with: semhash dedup PATH... --against (PATHS need --against, and back)")
     options = dedup.DedupOptions(  # out-of-range values raise UsageError here
-        radius=radius, threshold=threshold, cluster=cluster, keep=keep, number_veto=number_veto
+        radius=radius, threshold=threshold, cluster=cluster, keep=keep, number_veto=number_veto, neighbours=neighbours
     )
     if write_unique is not None:
         if against:
             raise UsageError("--write-unique works on the index itself, not with --against")
         dedup.check_new_folder(write_unique)
+    if against and neighbours:
+        raise UsageError("--neighbours works on the index itself, not with --against")
+    sizing = target is not None or keep_fraction is not None
+    if sizing:
+        _check_sizing(target, keep_fraction, against, histogram)
     if against:
         _print_against(dedup.find_existing(db, paths or [], options, device=device), as_json, as_csv, list_duplicates)
         return
     result = dedup.dedup_index(db, options)
+    if sizing:
+        wanted = target if target is not None else max(1, round((keep_fraction or 0.0) * result.stats.documents))
+        result = result.to_size(wanted)
+        (err if as_json or as_csv or list_duplicates else out).print(
+            f"threshold chosen: {result.options.threshold:.4f} ({result.kept_count} of "
+            f"{result.stats.documents} documents kept, target {wanted})",
+            highlight=False,
+            markup=False,
+        )
     if histogram:
         _print_histogram(result, as_json)
     elif list_duplicates:
@@ -507,10 +544,24 @@ def dedup_command(
     else:
         _print_clusters(result, as_json, as_csv)
     if write_unique is not None:
-        written = dedup.write_unique(result, db, write_unique)
+        summary = dedup.write_unique(result, db, write_unique)
         (err if as_json or as_csv or list_duplicates else out).print(
-            f"wrote {written} unique documents to {write_unique}", highlight=False, markup=False
+            summary.describe(write_unique), highlight=False, markup=False
         )
+
+
+def _check_sizing(target: int | None, keep_fraction: float | None, against: bool, histogram: bool) -> None:
+    """``--target`` / ``--keep-fraction``: one of them, in range, and not with --against or --histogram."""
+    from semhash.errors import UsageError
+
+    if target is not None and keep_fraction is not None:
+        raise UsageError("give --target or --keep-fraction, not both")
+    if against or histogram:
+        raise UsageError("--target and --keep-fraction size the index's own dedup: not with --against or --histogram")
+    if target is not None and target < 1:
+        raise UsageError(f"--target must be at least 1 document, not {target}")
+    if keep_fraction is not None and not 0.0 < keep_fraction <= 1.0:
+        raise UsageError(f"--keep-fraction must be in (0, 1], not {keep_fraction}")
 
 
 def _emit_records(rows: list[dict[str, Any]], as_json: bool, as_csv: bool, fields: list[str]) -> bool:

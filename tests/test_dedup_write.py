@@ -9,8 +9,9 @@ from pathlib import Path, PurePath
 import pytest
 from test_dedup import E0, invoke, make_store, unit
 
+from semhash.corpus import content_hash
 from semhash.dedup import plan_unique
-from semhash.dedup.write import _new_folder
+from semhash.dedup.write import _new_folder, verified_source
 from semhash.errors import OutputError, UnsafePathError
 from semhash.store import StoredDocument
 
@@ -138,3 +139,55 @@ def test_writing_never_follows_a_symlink_planted_in_the_new_folder(tmp_path: Pat
     assert sorted(p.name for p in outside.iterdir()) == ["victim.txt"]
     assert (outside / "victim.txt").read_text() == "keep me"
     assert (out / "real" / "new.txt").read_text() == "fine"
+
+
+def test_write_unique_never_copies_a_file_the_index_does_not_describe(db: Path, tmp_path: Path) -> None:
+    """A crafted path naming a secret file gets the stored text written, never the secret's bytes."""
+    secret = tmp_path / "home" / ".ssh" / "id_rsa"
+    secret.parent.mkdir(parents=True)
+    secret.write_text("-----BEGIN OPENSSH PRIVATE KEY-----\nsecret\n")
+    set_path(db, 2, str(secret))
+    code, output = invoke("--db", db, "--radius", 0, "--write-unique", tmp_path / "unique")
+    assert code == 0, output
+    assert "wrote 3 unique documents" in output and "(1 from the text stored in the index" in output
+    copies = [p for p in (tmp_path / "unique").rglob("*") if p.is_file()]
+    assert all("PRIVATE KEY" not in p.read_text() for p in copies)
+    assert (tmp_path / "unique" / "home" / ".ssh" / "id_rsa").read_text() == "second text"
+
+
+def test_write_unique_ignores_a_hash_copied_from_a_guessable_file(db: Path, tmp_path: Path) -> None:
+    """Even with the stored hash of the file it names, a path is copied only if the stored text matches."""
+    guessable = tmp_path / "etc" / "passwd"
+    guessable.parent.mkdir()
+    guessable.write_text("root:x:0:0:root:/root:/bin/bash")
+    set_path(db, 2, str(guessable))
+    with sqlite3.connect(db) as conn:
+        conn.execute("UPDATE documents SET content_hash = ? WHERE id = 2", (content_hash(guessable.read_text()),))
+    code, output = invoke("--db", db, "--radius", 0, "--write-unique", tmp_path / "unique")
+    assert code == 0, output
+    assert (tmp_path / "unique" / "etc" / "passwd").read_text() == "second text"
+
+
+def test_write_unique_writes_the_stored_text_of_a_file_changed_since_indexing(db: Path, tmp_path: Path) -> None:
+    (tmp_path / "docs" / "doc1.txt").write_text("second text, edited after indexing")
+    (tmp_path / "docs" / "doc0.txt").write_text("  first text\n")  # same text to the corpus reader: copied
+    code, output = invoke("--db", db, "--radius", 0, "--write-unique", tmp_path / "unique")
+    assert code == 0, output
+    assert "(1 from the text stored in the index" in output
+    assert (tmp_path / "unique" / "doc1.txt").read_text() == "second text"
+    assert (tmp_path / "unique" / "doc0.txt").read_text() == "  first text\n"  # byte for byte
+
+
+def test_verified_source_needs_one_matching_document(tmp_path: Path) -> None:
+    page = tmp_path / "page.html"
+    page.write_text("<html><body><p>hello there</p><script>x()</script></body></html>")
+    doc = StoredDocument(1, str(page), 0, "hello there", 1, 0.0, 0.0)
+    source = verified_source(doc, content_hash("hello there"))
+    assert source is not None and source.data == page.read_bytes()  # markup kept: the file is copied as is
+    assert verified_source(doc, content_hash("something else")) is None
+    binary = tmp_path / "blob.txt"
+    binary.write_bytes(b"hello there\x00")
+    assert verified_source(StoredDocument(2, str(binary), 0, "hello there", 1, 0.0, 0.0), None) is None
+    assert (
+        verified_source(StoredDocument(3, str(tmp_path / "gone.txt"), 0, "x", 1, 0.0, 0.0), content_hash("x")) is None
+    )

@@ -5,7 +5,9 @@ Pipeline (no torch: everything runs on what SQLite already holds):
 1. **Exact duplicates.** Every text is normalised (casefold, whitespace collapsed) and hashed
    (blake2b, 64 bits); documents with equal hashes form an *exact group*, reason ``exact``.
 2. **Candidates from the codes.** All pairs of documents whose 32-bit codes are within ``radius`` bits,
-   never all pairs of documents. Codes are first reduced to their distinct values; pairs of distinct
+   never all pairs of documents (with ``neighbours = K``, also each document's ``K`` nearest stored
+   embeddings, found with faiss: :mod:`semhash.dedup.ann`). Codes are first reduced to their distinct
+   values; pairs of distinct
    codes come from a *split-radius hash join*: with ``a = radius // 2`` and ``b = radius - a``, two codes
    ``u, v`` with ``hamming(u, v) <= radius`` always share a point ``x`` with ``hamming(u, x) <= b`` and
    ``hamming(v, x) <= a`` (walk from ``u`` towards ``v``). So every distinct code is entered in a sorted
@@ -35,8 +37,9 @@ Pipeline (no torch: everything runs on what SQLite already holds):
 
 Every candidate pair at or above the floor, with its Hamming distance and cosine, is kept in the
 :class:`DedupResult`, so :meth:`DedupResult.rethreshold` re-clusters at another threshold (down to the
-floor), clustering or keep rule without touching the database, and :meth:`DedupResult.histogram` shows
-where the similarities of all candidate pairs lie.
+floor), clustering or keep rule without touching the database, :meth:`DedupResult.to_size` picks the
+threshold that leaves a given number of documents (``--target`` / ``--keep-fraction``: a binary search over
+``rethreshold``), and :meth:`DedupResult.histogram` shows where the similarities of all candidate pairs lie.
 
 ``keep`` picks each cluster's representative deterministically: ``first`` (lowest id, i.e. indexed
 first), ``longest`` / ``shortest`` (characters), ``newest`` (file mtime); ties always go to the lowest id.
@@ -52,7 +55,8 @@ Modules, one concept each: ``options`` (:class:`DedupOptions`, defaults, limits)
 its hash, the number veto), ``join`` (step 2), ``verify`` (step 3), ``clusters`` (step 4 and
 :class:`DedupResult`), ``pipeline`` (the in-index service, :func:`dedup_index`), ``against``
 (:func:`find_existing`: new files against the index; the one path that needs the embedding and hashing
-models, imported lazily inside it), ``write`` (``--write-unique``: :func:`write_unique`).
+models, imported lazily inside it), ``write`` (``--write-unique``: :func:`write_unique`), ``ann``
+(neighbour candidates).
 """
 
 from semhash.dedup.against import AgainstResult, find_existing, match_against
@@ -71,7 +75,7 @@ from semhash.dedup.options import (
 from semhash.dedup.pipeline import dedup_index, dedup_store
 from semhash.dedup.text import normalize_text, normalized_text_hash, numbers_conflict
 from semhash.dedup.verify import FINE_BINS, SMALL_BLOCK, CodeBlocks, pairwise_cosine
-from semhash.dedup.write import WritePlan, check_new_folder, plan_unique, write_unique
+from semhash.dedup.write import WritePlan, WriteSummary, check_new_folder, plan_unique, write_unique
 
 __all__ = [
     "CLUSTER_METHODS",
@@ -89,6 +93,7 @@ __all__ = [
     "DedupStats",
     "DocTable",
     "WritePlan",
+    "WriteSummary",
     "build_clusters",
     "candidate_pairs",
     "check_new_folder",

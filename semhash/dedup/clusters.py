@@ -144,6 +144,69 @@ class DedupResult:
         stats = replace(self.stats, seconds_cluster=time.perf_counter() - started)
         return replace(self, options=options, clusters=clusters, stats=stats)
 
+    @property
+    def kept_count(self) -> int:
+        """Documents left once every duplicate is removed (the size of ``--write-unique``'s folder)."""
+        return self.stats.documents - len(self.duplicate_ids)
+
+    def reachable_sizes(self) -> tuple[int, int]:
+        """``(smallest, largest)`` :attr:`kept_count` that re-thresholding the kept candidate pairs reaches.
+
+        The largest keeps every near pair apart (threshold 1: exact duplicates always go); the smallest
+        accepts every kept pair (threshold at the lowest kept cosine, never below the floor).
+        """
+        levels = self._levels()
+        return self.rethreshold(float(levels[-1])).kept_count, self.rethreshold(float(levels[0])).kept_count
+
+    def to_size(self, n: int) -> DedupResult:
+        """Re-cluster at the highest threshold that leaves at most ``n`` documents (no database, no embedding).
+
+        A binary search over the cosines of the kept candidate pairs (each step a :meth:`rethreshold`). The
+        chosen threshold is ``result.options.threshold``; ``result.kept_count`` is ``n`` whenever some
+        threshold gives exactly ``n`` (one more accepted pair can merge two clusters at once, or, with
+        ``cluster="centre"``, regroup them, so a size may be skipped; the result then keeps fewer than ``n``).
+        Calling it again with the same ``n`` gives the same result.
+
+        Raises:
+            UsageError: ``n`` is not positive, above the largest reachable size (exact duplicates always go),
+                or below the smallest one the candidate pairs allow (the message gives that size: a larger
+                radius finds more candidate pairs, a lower threshold keeps lower-cosine ones).
+        """
+        if n < 1:
+            raise UsageError(f"--target must be at least 1 document, not {n}")
+        levels = self._levels()
+        largest = self.rethreshold(float(levels[0]))
+        if n >= largest.kept_count:
+            if n > largest.kept_count:
+                raise UsageError(
+                    f"--target {n} is more than the {largest.kept_count} documents left with no near-duplicate "
+                    f"removed ({self.stats.documents} indexed, exact duplicates always go): ask for at most "
+                    f"{largest.kept_count}"
+                )
+            return largest
+        smallest = self.rethreshold(float(levels[-1]))
+        if n < smallest.kept_count:
+            raise UsageError(
+                f"--target {n} is not reachable: the candidate pairs at --radius {self.options.radius} (cosine >= "
+                f"{float(levels[-1]):.4f}) leave at least {smallest.kept_count} documents; a larger --radius "
+                f"(or a lower --threshold, which keeps lower-cosine pairs) reaches further"
+            )
+        # Invariant: levels[lo] leaves more than n, levels[hi] at most n (sizes shrink as the threshold drops).
+        lo, hi, best = 0, len(levels) - 1, smallest
+        while hi - lo > 1:
+            mid = (lo + hi) // 2
+            trial = self.rethreshold(float(levels[mid]))
+            if trial.kept_count <= n:
+                hi, best = mid, trial
+            else:
+                lo = mid
+        return best
+
+    def _levels(self) -> np.ndarray:
+        """Thresholds worth trying, descending: 1.0, then every distinct kept cosine at or above the floor."""
+        cosines = np.unique(self.cosine[self.cosine >= self.floor].astype(np.float64))[::-1]
+        return np.r_[1.0, cosines[cosines < 1.0]]
+
     def histogram(self, bins: int = 20, low: float = 0.0) -> list[tuple[float, float, int]]:
         """``(from, to, count)`` of the cosines of *all* candidate pairs on ``bins`` equal bins of ``[low, 1]``.
 

@@ -16,6 +16,8 @@ KEEP_RULES = ("first", "longest", "shortest", "newest")
 MAX_RADIUS = 8
 #: Candidate pairs below this cosine (or below the threshold, if lower) are counted, not kept.
 KEEP_FLOOR = 0.5
+#: Most nearest neighbours per document taken as extra candidates (``--neighbours``).
+MAX_NEIGHBOURS = 1000
 
 
 def check_radius(radius: int, bits: int | None = None) -> None:
@@ -39,6 +41,8 @@ class DedupOptions:
         cluster: ``"centre"`` (no chaining) or ``"components"`` (connected components).
         keep: which document of a cluster is kept: ``first``, ``longest``, ``shortest`` or ``newest``.
         number_veto: reject near pairs whose texts each hold a number the other lacks.
+        neighbours: also take each document's ``neighbours`` nearest stored embeddings as candidates
+            (faiss; :mod:`semhash.dedup.ann`); 0 = the code stage alone.
     """
 
     radius: int = DEFAULT_RADIUS
@@ -46,6 +50,7 @@ class DedupOptions:
     cluster: str = "centre"
     keep: str = "first"
     number_veto: bool = False
+    neighbours: int = 0
 
     def __post_init__(self) -> None:
         # Every way of making options (the CLI, the API, dataclasses.replace in rethreshold) passes here.
@@ -54,6 +59,8 @@ class DedupOptions:
             raise UsageError(f"--threshold must be a cosine between -1 and 1, not {self.threshold}")
         if self.cluster not in CLUSTER_METHODS:
             raise UsageError(f"--cluster must be one of {', '.join(CLUSTER_METHODS)}, not {self.cluster!r}")
+        if not 0 <= self.neighbours <= MAX_NEIGHBOURS:
+            raise UsageError(f"--neighbours must be between 0 and {MAX_NEIGHBOURS}, not {self.neighbours}")
         if self.keep not in KEEP_RULES:
             raise UsageError(f"--keep must be one of {', '.join(KEEP_RULES)}, not {self.keep!r}")
 

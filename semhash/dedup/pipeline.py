@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from semhash.dedup.ann import neighbour_pairs
 from semhash.dedup.clusters import DedupResult, DedupStats, DocTable, build_clusters
 from semhash.dedup.options import DedupOptions, check_radius
 from semhash.dedup.text import normalized_text_hash, numbers_conflict
-from semhash.dedup.verify import CodeBlocks
+from semhash.dedup.verify import FINE_BINS, CodeBlocks, fine_bin
 from semhash.errors import IndexMissingError
 from semhash.store import Store
 
@@ -65,9 +67,14 @@ def dedup_store(store: Store, options: DedupOptions) -> DedupResult:
     stats.seconds_candidates = time.perf_counter() - started
 
     started = time.perf_counter()
-    rows = blocks.rows_with_candidates()
+    rows = np.arange(len(ids)) if options.neighbours else blocks.rows_with_candidates()
     matrix, slot = embeddings_for(store, ids, rows)
     i, j, dist, cosine, fine = blocks.verify(matrix, slot, options.floor)
+    if options.neighbours:
+        extra = neighbour_candidates(matrix, slot, codes, bits, options)
+        stats.candidates += extra.count
+        fine += extra.histogram
+        i, j, dist, cosine = _sorted_union((i, j, dist, cosine), extra.pairs)
     involved = np.union1d(np.union1d(i, j), _rows_in_exact_groups(keys))
     vetoed = None
     involved_ids = ids[involved]
@@ -118,6 +125,42 @@ def embeddings_for(store: Store, ids: np.ndarray, rows: np.ndarray) -> tuple[np.
     if (slot[rows] < 0).any():
         raise IndexMissingError(f"{store.path} has documents without embeddings: run `semhash index DIR` again")
     return matrix, slot
+
+
+@dataclass
+class NeighbourCandidates:
+    """Pairs found by the embedding neighbour search that the code stage did not have."""
+
+    pairs: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]  # rows i < j, hamming, cosine (>= floor)
+    count: int  # every such pair, below the floor too
+    histogram: np.ndarray  # their cosines, in FINE_BINS bins
+
+
+def neighbour_candidates(
+    matrix: np.ndarray, slot: np.ndarray, codes: np.ndarray, bits: int, options: DedupOptions
+) -> NeighbourCandidates:
+    """Each row's ``options.neighbours`` nearest embeddings, less the pairs within the code radius."""
+    ordered = matrix if np.array_equal(slot, np.arange(len(slot))) else matrix[slot]
+    i, j, cos = neighbour_pairs(ordered, options.neighbours)
+    unsigned = np.asarray(codes).astype(np.int64).view(np.uint64)
+    if bits < 64:
+        unsigned = unsigned & np.uint64((1 << bits) - 1)
+    dist = np.bitwise_count(unsigned[i] ^ unsigned[j]).astype(np.int8)
+    new = dist > options.radius  # within the radius: the code stage already verified it
+    i, j, dist, cos = i[new], j[new], dist[new], cos[new]
+    histogram = np.bincount(fine_bin(cos), minlength=FINE_BINS)
+    keep = cos >= options.floor
+    return NeighbourCandidates((i[keep], j[keep], dist[keep], cos[keep]), len(i), histogram)
+
+
+def _sorted_union(
+    first: tuple[np.ndarray, ...], second: tuple[np.ndarray, ...]
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Two disjoint ``(i, j, hamming, cosine)`` lists as one, sorted by ``(i, j)``."""
+    i, j = np.r_[first[0], second[0]].astype(np.int64), np.r_[first[1], second[1]].astype(np.int64)
+    d, c = np.r_[first[2], second[2]].astype(np.int8), np.r_[first[3], second[3]].astype(np.float32)
+    order = np.lexsort((j, i))
+    return i[order], j[order], d[order], c[order]
 
 
 def _rows_in_exact_groups(keys: np.ndarray) -> np.ndarray:

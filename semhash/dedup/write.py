@@ -10,19 +10,24 @@ is planned in full and checked before the first byte is written:
 Writing itself never follows a symlink: each folder level is opened with ``O_NOFOLLOW`` relative to its
 parent's descriptor, and each file is created with ``O_CREAT | O_EXCL | O_NOFOLLOW``, so a symlink planted
 in the new folder while it is written makes the write fail instead of landing outside.
+
+What is read is checked too: a crafted index could name ``~/.ssh/id_rsa`` as a document's path, and a
+plain copy would put that key in the output folder. A file is copied only when re-reading it through the
+corpus reader (:func:`semhash.corpus.read_records`, as ``semhash index`` read it) gives the stored
+``content_hash``, and that hash is the stored text's own; the bytes checked are the bytes written (read
+once, into memory). Otherwise the stored text is written instead, and the summary counts it.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import shutil
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path, PurePath
-from typing import BinaryIO
 
+from semhash.corpus import ReadOptions, content_hash, read_records
 from semhash.dedup.clusters import DedupResult
 from semhash.errors import OutputError, UnsafePathError, UsageError
 from semhash.store import Store, StoredDocument
@@ -134,13 +139,45 @@ def _check_inside(out: Path, targets: Sequence[PurePath]) -> None:
             )
 
 
-def write_unique(result: DedupResult, db_path: str | Path, out_dir: str | Path) -> int:
+#: Largest source file copied as is (a larger one gets its stored text): the copy is held in memory once.
+MAX_COPY_BYTES = 64 << 20
+
+
+@dataclass(frozen=True)
+class WriteSummary:
+    """What ``--write-unique`` wrote.
+
+    Attributes:
+        written: documents written in all.
+        copied: one-document files copied byte for byte (their content checked against the index).
+        from_index: one-document files written from the stored text: the file is gone, changed since it
+            was indexed, or is not what the index says it is (a crafted path).
+        records: records of JSON/JSONL/CSV files, written as JSONL lines.
+    """
+
+    written: int = 0
+    copied: int = 0
+    from_index: int = 0
+    records: int = 0
+
+    def describe(self, out: str | Path) -> str:
+        """One line for the CLI."""
+        line = f"wrote {self.written} unique documents to {out}"
+        if self.from_index:
+            line += (
+                f" ({self.from_index} from the text stored in the index: their file is gone, changed since "
+                "indexing, or not the file the index describes)"
+            )
+        return line
+
+
+def write_unique(result: DedupResult, db_path: str | Path, out_dir: str | Path) -> WriteSummary:
     """Copy every document that is not a duplicate (one per cluster, and all singletons) into ``out_dir``.
 
-    One-document files are copied (relative layout kept; the stored text when the file is gone); records
-    of JSON/JSONL/CSV files are written as JSONL lines ``{"text", "source"}`` in a file of the same
-    relative path with ``.jsonl`` appended. The user's files are only read. Returns how many documents
-    were written.
+    One-document files are copied (relative layout kept) when their current content is the indexed one
+    (see the module docstring), else their stored text is written; records of JSON/JSONL/CSV files are
+    written as JSONL lines ``{"text", "source"}`` in a file of the same relative path with ``.jsonl``
+    appended. The user's files are only read.
 
     Raises:
         UsageError: ``out_dir`` already exists or cannot be made.
@@ -151,15 +188,41 @@ def write_unique(result: DedupResult, db_path: str | Path, out_dir: str | Path) 
     drop = set(result.duplicate_ids)
     with Store.open(db_path) as store:
         docs = [d for d in store.iter_documents(batch=10000) if d.code is not None and d.id not in drop]
+        hashes = dict(store.db.execute("SELECT id, content_hash FROM documents").fetchall()) if docs else {}
     if not docs:
-        return 0
+        return WriteSummary()
     plan = plan_unique(docs, out)
+    copied = 0
     with _new_folder(out) as folder:
         for rel, doc in plan.files.items():
-            folder.write(rel, doc.path, doc.text)
+            data = verified_source(doc, hashes.get(doc.id))
+            copied += data is not None
+            folder.write(rel, data, doc.text)
         for rel, lines in plan.records.items():
             folder.write(rel, None, "\n".join(lines) + "\n")
-    return len(docs)
+    n_files = len(plan.files)
+    return WriteSummary(len(docs), copied, n_files - copied, len(docs) - n_files)
+
+
+def verified_source(doc: StoredDocument, stored_hash: str | None) -> SourceBytes | None:
+    """The bytes of ``doc.path`` when they are what the index describes, else ``None``.
+
+    They are, when the corpus reader gives, from these very bytes, one document whose text hashes to the
+    stored ``content_hash``, and the stored text hashes to it too. A path crafted to name another file
+    (a key, a password file) fails: its attacker cannot know the victim's file content, and a stored hash
+    copied from a guessable file would not match the stored text.
+    """
+    if stored_hash is None or content_hash(doc.text) != stored_hash:
+        return None
+    source = _read_source(doc.path)
+    if source is None:
+        return None
+    try:
+        records = read_records(Path(doc.path), source.data, ReadOptions())
+        texts = [text.strip() for record, text in records if record == 0]
+    except ValueError:  # binary, not UTF-8, unparsable: not the document that was indexed
+        return None
+    return source if len(texts) == 1 and content_hash(texts[0]) == stored_hash else None
 
 
 class _Folder:
@@ -169,34 +232,29 @@ class _Folder:
         self.fd = fd
         self.path = path
 
-    def write(self, rel: PurePath, source: str | None, text: str) -> None:
-        """Create ``rel`` (and its folders): a copy of ``source`` when it is a readable file, else ``text``.
+    def write(self, rel: PurePath, source: SourceBytes | None, text: str) -> None:
+        """Create ``rel`` (and its folders): ``source``'s checked bytes when given, else ``text``.
 
         Raises:
             OutputError: the file exists already, a folder on the way is a symlink, or writing failed.
         """
-        src = _open_source(source) if source is not None else None
         try:
             with os.fdopen(self._create(rel), "wb") as handle:
-                if src is None:
+                if source is None:
                     handle.write(text.encode("utf-8"))
                 else:
-                    stat = os.fstat(src.fileno())
-                    shutil.copyfileobj(src, handle)
+                    handle.write(source.data)
                     handle.flush()
                     # What shutil.copy2 keeps (mode bits, times), set through the descriptor.
                     if os.chmod in os.supports_fd:
-                        os.chmod(handle.fileno(), stat.st_mode & 0o7777)
+                        os.chmod(handle.fileno(), source.mode & 0o7777)
                     if os.utime in os.supports_fd:
-                        os.utime(handle.fileno(), ns=(stat.st_atime_ns, stat.st_mtime_ns))
+                        os.utime(handle.fileno(), ns=source.times_ns)
         except OSError as exc:
             raise OutputError(
                 f"could not write {_quoted(self.path / rel)}: {exc.strerror or exc}; "
                 f"{self.path} is partly written: remove it and run again"
             ) from None
-        finally:
-            if src is not None:
-                src.close()
 
     def _create(self, rel: PurePath) -> int:
         """A new file's descriptor, each folder on the way made and opened with ``O_NOFOLLOW``."""
@@ -213,14 +271,32 @@ class _Folder:
                 os.close(fd)
 
 
-def _open_source(source: str) -> BinaryIO | None:
-    """``source`` opened for reading, or ``None`` when it is no longer a readable regular file."""
+@dataclass(frozen=True)
+class SourceBytes:
+    """A source file's content, read once, with the mode bits and times a copy keeps."""
+
+    data: bytes
+    mode: int
+    times_ns: tuple[int, int]
+
+
+def _read_source(source: str) -> SourceBytes | None:
+    """``source``'s bytes, or ``None`` when it is not a readable regular file of at most ``MAX_COPY_BYTES``."""
     path = Path(source)
     try:
         # A FIFO or device at that path would block or never end: only regular files are copied.
-        return path.open("rb") if path.is_file() else None
+        if not path.is_file():
+            return None
+        with path.open("rb") as handle:
+            stat = os.fstat(handle.fileno())
+            if stat.st_size > MAX_COPY_BYTES:
+                return None
+            data = handle.read(MAX_COPY_BYTES + 1)
     except OSError:
         return None
+    if len(data) > MAX_COPY_BYTES:
+        return None
+    return SourceBytes(data, stat.st_mode, (stat.st_atime_ns, stat.st_mtime_ns))
 
 
 @contextmanager
