@@ -199,6 +199,8 @@ def index_command(
             highlight=False,
             markup=False,
         )
+    if report.drift_warning:
+        err.print(f"warning: {report.drift_warning}", highlight=False, markup=False)
     out.print(f"done in {report.seconds:.1f} s ({report.docs_per_second:.1f} docs/s)", highlight=False)
 
 

@@ -164,7 +164,13 @@ def index_paths(
         report.removed = store.delete_documents(gone)
         if options.prune:
             report.removed += prune_missing(store)
+        # Documents coded by a model trained without them: checked for drift once they are encoded.
+        unseen = store.ids_without_code() if not options.retrain and store.active_model() is not None else []
         _train_and_encode(store, options, report, progress)
+        if unseen:
+            from semhash.outliers import drift_warning
+
+            report.drift_warning = drift_warning(store, unseen)
         try:
             load_index(store, strict=True)  # rebuilt and saved only if the codes changed since it was written
         except CorruptIndexError:

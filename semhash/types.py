@@ -82,6 +82,8 @@ class IndexReport:
     train_stats: dict[str, float | list[float]] = field(default_factory=dict)
     #: added documents whose content is stored under another path whose file is gone (a moved folder?).
     same_content_elsewhere: int = 0
+    #: a warning line when the documents added to a trained index are markedly unlike it (``None``: no drift).
+    drift_warning: str | None = None
 
     @property
     def embedded(self) -> int:

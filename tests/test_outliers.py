@@ -163,3 +163,14 @@ def test_cli_outliers_score_option(trained_db: Path) -> None:
     assert rows[0]["score"] == "knn" and rows[0]["knn_distance"] >= rows[1]["knn_distance"]
     result = runner.invoke(app, ["outliers", "--db", str(trained_db), "--score", "magic"])
     assert result.exit_code == 2 and result.output.startswith("error: --score must be one of")
+
+
+def test_semhash_index_reports_drift_when_it_adds_an_unseen_topic(trained_db: Path, tmp_path: Path) -> None:
+    """The warning is wired into indexing: silent for known topics, a line naming --retrain for a new one."""
+    write_topic_docs(tmp_path / "known", {"space": 15, "food": 15}, 1)
+    assert index_paths(trained_db, [tmp_path / "known"], IndexOptions(), encoder=FakeEncoder()).drift_warning is None
+    write_topic_docs(tmp_path / "mixed", {"bikes": 20, "food": 10}, 2)
+    report = index_paths(trained_db, [tmp_path / "mixed"], IndexOptions(), encoder=FakeEncoder())
+    assert report.drift_warning is not None and "--retrain" in report.drift_warning
+    retrained = index_paths(trained_db, [tmp_path / "mixed"], IndexOptions(retrain=True), encoder=FakeEncoder())
+    assert retrained.drift_warning is None  # a retrained model has seen them
