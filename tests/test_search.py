@@ -121,7 +121,7 @@ def live(tmp_path: Path) -> tuple[Path, Path, FakeEncoder]:
     write_corpus(root, per_topic=4)
     db = tmp_path / "live.db"
     encoder = FakeEncoder()
-    index_paths(db, [root], IndexOptions(epochs=10, device="cpu"), encoder=encoder)
+    index_paths(db, [root], IndexOptions(epochs=30, device="cpu"), encoder=encoder)
     return root, db, encoder
 
 
@@ -133,7 +133,7 @@ def test_searcher_survives_documents_removed_by_a_reindex(live: tuple[Path, Path
         for path in (root / "space").glob("*.txt"):
             path.unlink()
         (root / "space" / "new.txt").write_text("comet nebula rocket brand new document")
-        index_paths(db, [root], IndexOptions(epochs=10, device="cpu"), encoder=encoder)
+        index_paths(db, [root], IndexOptions(epochs=30, device="cpu"), encoder=encoder)
         for options in (QueryOptions(radius=32), QueryOptions(k=50), QueryOptions(k=50, rerank=False)):
             paths = {Path(h.path).name for h in searcher.query("telescope galaxy comet", options)}
             assert "new.txt" in paths, options
@@ -177,7 +177,7 @@ def test_searcher_reloads_the_hashing_model_after_a_retrain(live: tuple[Path, Pa
     with Searcher(db, encoder=encoder) as searcher:
         searcher.query("pedal", QueryOptions(k=1))
         first = searcher._hasher_model_id
-        index_paths(db, [root], IndexOptions(epochs=10, device="cpu", retrain=True), encoder=encoder)
+        index_paths(db, [root], IndexOptions(epochs=30, device="cpu", retrain=True), encoder=encoder)
         path = sorted(root.rglob("*.txt"))[0]
         hits = searcher.query(path.read_text(), QueryOptions(k=1, rerank=False, radius=0))
         assert searcher._hasher_model_id != first

@@ -1,0 +1,245 @@
+"""The rerank vectors: a memory-mapped float16 copy of the stored embeddings, a rebuildable cache.
+
+A query re-orders thousands of Hamming candidates by cosine; reading their embeddings from SQLite rows
+(one blob each) costs far more than the dot products. So the embeddings of every encoded document are
+kept beside the database as raw little-endian float16 rows, in id order, memory-mapped at search time:
+
+* ``<db>.vectors``: ``count * dim`` float16 values, row ``r`` is the document ``ids[r]``;
+* ``<db>.vectors.ids``: the ``count`` document ids, sorted int64 (a faiss id, which is the SQLite rowid,
+  finds its row by binary search);
+* ``<db>.vectors.json``: the database state it was built from (the same :class:`~semhash.index.IndexStamp`
+  as the faiss file: database id, generation, change id), ``dim``, ``count``, and each file's size and
+  checksum.
+
+Like the faiss file it is never trusted blindly: a missing, foreign, stale, truncated or altered cache
+(sidecar, size, dimension, count, checksum, id order) is not loaded, and the caller rebuilds it from
+SQLite. float16 keeps 3 significant digits of a unit vector's components, which moves cosines by about
+1e-3 and leaves the top 10 as they were in our measurements (``scripts/bench_retention.py``). This module
+never imports the store.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+if TYPE_CHECKING:
+    from semhash.index import IndexStamp
+
+#: The sidecar is a few hundred bytes; a larger one is not ours and is not parsed.
+_MAX_SIDECAR_BYTES = 64 * 1024
+#: Rows scored at once by a full scan (:meth:`VectorCache.scan`): 16,384 x 384 float32 = 24 MiB of scratch.
+_SCAN_BLOCK = 16384
+_DTYPE = np.dtype("<f2")
+_ID_DTYPE = np.dtype("<i8")
+
+
+def vectors_path_for(db_path: str | Path) -> Path:
+    """Where the rerank vectors of a database live."""
+    return Path(f"{db_path}.vectors")
+
+
+def _ids_path(path: Path) -> Path:
+    return Path(f"{path}.ids")
+
+
+def _sidecar(path: Path) -> Path:
+    return Path(f"{path}.json")
+
+
+def _file_checksum(path: Path, limit: int) -> str | None:
+    """blake2b of a file read in blocks (``None`` when it is not exactly ``limit`` bytes or cannot be read)."""
+    digest = hashlib.blake2b(digest_size=16)
+    total = 0
+    try:
+        with open(path, "rb") as handle:
+            while block := handle.read(8 * 2**20):
+                total += len(block)
+                if total > limit:
+                    return None
+                digest.update(block)
+    except OSError:
+        return None
+    return digest.hexdigest() if total == limit else None
+
+
+@dataclass(frozen=True)
+class VectorCache:
+    """Unit embeddings of the encoded documents as float16 rows, found by document id.
+
+    Attributes:
+        ids: sorted int64 document ids, one per row.
+        matrix: ``(len(ids), dim)`` float16, memory-mapped (or in memory when it could not be saved).
+    """
+
+    ids: np.ndarray
+    matrix: np.ndarray
+
+    @property
+    def size(self) -> int:
+        """Number of rows."""
+        return len(self.ids)
+
+    @property
+    def dim(self) -> int:
+        """Embedding dimension."""
+        return int(self.matrix.shape[1])
+
+    def rows(self, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """``(present, rows)``: which ``ids`` have a row (a bool mask) and the row numbers of those that do."""
+        ids = np.asarray(ids, dtype=np.int64)
+        if self.size == 0:
+            return np.zeros(len(ids), bool), np.zeros(0, np.int64)
+        pos = np.searchsorted(self.ids, ids)
+        clipped = np.minimum(pos, self.size - 1)
+        present = self.ids[clipped] == ids
+        return present, clipped[present]
+
+    def cosines(self, query: np.ndarray, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """``(present, cosines)`` of the query with the documents ``ids`` that have a row.
+
+        The rows are gathered from the memory map (``len(ids) * dim * 2`` bytes) and scored in float32.
+        """
+        present, rows = self.rows(ids)
+        if not len(rows):
+            return present, np.zeros(0, np.float32)
+        # Sorted row numbers read the map front to back; the scores are put back in the caller's order.
+        order = np.argsort(rows, kind="stable")
+        gathered = self.matrix[rows[order]].astype(np.float32)
+        scores = np.empty(len(rows), np.float32)
+        scores[order] = gathered @ np.asarray(query, dtype=np.float32)
+        return present, scores
+
+    def scan(self, query: np.ndarray, k: int, exclude: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Exact top ``k`` by cosine over every row: ``(ids, cosines)``, best first, ties by id.
+
+        Scored in blocks of float32 so memory stays bounded whatever the index size.
+        """
+        query = np.asarray(query, dtype=np.float32)
+        scores = np.empty(self.size, np.float32)
+        for start in range(0, self.size, _SCAN_BLOCK):
+            scores[start : start + _SCAN_BLOCK] = self.matrix[start : start + _SCAN_BLOCK].astype(np.float32) @ query
+        if exclude is not None:
+            scores[self.ids == exclude] = -np.inf
+        keep = min(k, self.size)
+        if keep == 0:
+            return np.zeros(0, np.int64), np.zeros(0, np.float32)
+        top = np.argpartition(-scores, keep - 1)[:keep] if keep < self.size else np.arange(self.size)
+        # every row tied with the k-th score competes, so ties are broken by id, never by partition order
+        top = np.flatnonzero(scores >= scores[top].min())
+        order = np.lexsort((self.ids[top], -scores[top]))[:keep]
+        chosen = top[order]
+        finite = np.isfinite(scores[chosen])
+        return self.ids[chosen][finite], scores[chosen][finite]
+
+    # -- the files ---------------------------------------------------------------------------------
+    @classmethod
+    def write(cls, path: str | Path, stamp: IndexStamp, dim: int, chunks: Iterable[tuple[np.ndarray, np.ndarray]]) -> VectorCache:
+        """Write ``(ids, (n, dim) float32)`` chunks (ascending ids) as a cache, then memory-map it.
+
+        The old sidecar goes first and the new one last, each file is written under a temporary name and
+        renamed, so a crash leaves no sidecar (a rebuild), never one that vouches for other files.
+
+        Raises:
+            OSError: a file could not be written (a full disk, a read-only folder).
+            ValueError: the chunks are not in ascending id order or have another dimension.
+        """
+        path = Path(path)
+        ids_path, side = _ids_path(path), _sidecar(path)
+        tmp_vectors, tmp_ids = Path(f"{path}.{os.getpid()}.tmp"), Path(f"{ids_path}.{os.getpid()}.tmp")
+        side.unlink(missing_ok=True)
+        vector_digest, id_digest = hashlib.blake2b(digest_size=16), hashlib.blake2b(digest_size=16)
+        count, last = 0, None
+        try:
+            with open(tmp_vectors, "wb") as vectors_out, open(tmp_ids, "wb") as ids_out:
+                for chunk_ids, chunk in chunks:
+                    chunk_ids = np.ascontiguousarray(chunk_ids, dtype=_ID_DTYPE)
+                    if chunk.shape != (len(chunk_ids), dim):
+                        raise ValueError(f"a chunk of shape {chunk.shape} for {len(chunk_ids)} ids of dimension {dim}")
+                    if len(chunk_ids) and (
+                        np.any(np.diff(chunk_ids) <= 0) or (last is not None and chunk_ids[0] <= last)
+                    ):
+                        raise ValueError("vector chunks must come in ascending id order")
+                    rows = np.ascontiguousarray(chunk, dtype=_DTYPE).tobytes()
+                    vectors_out.write(rows)
+                    ids_out.write(chunk_ids.tobytes())
+                    vector_digest.update(rows)
+                    id_digest.update(chunk_ids.tobytes())
+                    count += len(chunk_ids)
+                    last = int(chunk_ids[-1]) if len(chunk_ids) else last
+            tmp_vectors.replace(path)
+            tmp_ids.replace(ids_path)
+            meta = {
+                "database_id": stamp.database_id,
+                "generation": stamp.generation,
+                "change_id": stamp.change_id,
+                "dim": dim,
+                "count": count,
+                "dtype": "float16",
+                "vectors_checksum": vector_digest.hexdigest(),
+                "ids_checksum": id_digest.hexdigest(),
+            }
+            tmp_side = Path(f"{side}.{os.getpid()}.tmp")
+            tmp_side.write_text(json.dumps(meta))
+            tmp_side.replace(side)
+        except BaseException:
+            for tmp in (tmp_vectors, tmp_ids, Path(f"{side}.{os.getpid()}.tmp")):
+                tmp.unlink(missing_ok=True)
+            raise
+        return cls._map(path, count, dim)
+
+    @classmethod
+    def in_memory(cls, dim: int, chunks: Iterable[tuple[np.ndarray, np.ndarray]]) -> VectorCache:
+        """The same rows held in memory (when the cache cannot be saved: a read-only folder, a full disk)."""
+        parts = list(chunks)
+        if not parts:
+            return cls(np.zeros(0, np.int64), np.zeros((0, dim), _DTYPE))
+        ids = np.concatenate([p[0] for p in parts]).astype(np.int64)
+        matrix = np.concatenate([np.asarray(p[1], dtype=_DTYPE).reshape(-1, dim) for p in parts])
+        order = np.argsort(ids, kind="stable")
+        return cls(ids[order], matrix[order])
+
+    @classmethod
+    def load(cls, path: str | Path, stamp: IndexStamp, dim: int) -> VectorCache | None:
+        """The saved cache if it was built from the database state ``stamp`` with ``dim``-d embeddings.
+
+        ``None`` (the caller rebuilds) when a file is missing, the sidecar names another database, state or
+        dimension, or a file's size or checksum is not what the sidecar says, or the ids are not ascending.
+        """
+        path = Path(path)
+        side = _sidecar(path)
+        try:
+            if side.stat().st_size > _MAX_SIDECAR_BYTES:
+                return None
+            meta = json.loads(side.read_text())
+        except (OSError, ValueError):
+            return None
+        if not isinstance(meta, dict) or not stamp.matches(meta) or meta.get("dim") != dim:
+            return None
+        count = meta.get("count")
+        if not isinstance(count, int) or isinstance(count, bool) or count < 0 or meta.get("dtype") != "float16":
+            return None
+        ids_path = _ids_path(path)
+        if _file_checksum(ids_path, count * _ID_DTYPE.itemsize) != meta.get("ids_checksum"):
+            return None
+        if _file_checksum(path, count * dim * _DTYPE.itemsize) != meta.get("vectors_checksum"):
+            return None
+        cache = cls._map(path, count, dim)
+        if count > 1 and np.any(np.diff(cache.ids) <= 0):
+            return None
+        return cache
+
+    @classmethod
+    def _map(cls, path: Path, count: int, dim: int) -> VectorCache:
+        if count == 0:  # numpy cannot map an empty file
+            return cls(np.zeros(0, np.int64), np.zeros((0, dim), _DTYPE))
+        ids = np.fromfile(_ids_path(path), dtype=_ID_DTYPE, count=count).astype(np.int64)
+        matrix = np.memmap(path, dtype=_DTYPE, mode="r", shape=(count, dim))
+        return cls(ids, matrix)
