@@ -312,9 +312,7 @@ def similar_command(
     from semhash.search import QueryOptions, Searcher
 
     with Searcher(db) as searcher:
-        hits = searcher.similar(
-            path, record, QueryOptions(k=k, rerank=rerank, radius=radius, pool=pool, exact=exact)
-        )
+        hits = searcher.similar(path, record, QueryOptions(k=k, rerank=rerank, radius=radius, pool=pool, exact=exact))
         _print_hits(hits, as_json)
 
 

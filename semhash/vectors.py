@@ -1,10 +1,10 @@
-"""The rerank vectors: a memory-mapped float16 copy of the stored embeddings, a rebuildable cache.
+"""The rerank vectors: a memory-mapped float32 copy of the stored embeddings, a rebuildable cache.
 
 A query re-orders thousands of Hamming candidates by cosine; reading their embeddings from SQLite rows
 (one blob each) costs far more than the dot products. So the embeddings of every encoded document are
-kept beside the database as raw little-endian float16 rows, in id order, memory-mapped at search time:
+kept beside the database as raw little-endian float32 rows, in id order, memory-mapped at search time:
 
-* ``<db>.vectors``: ``count * dim`` float16 values, row ``r`` is the document ``ids[r]``;
+* ``<db>.vectors``: ``count * dim`` float32 values, row ``r`` is the document ``ids[r]``;
 * ``<db>.vectors.ids``: the ``count`` document ids, sorted int64 (a faiss id, which is the SQLite rowid,
   finds its row by binary search);
 * ``<db>.vectors.json``: the database state it was built from (the same :class:`~semhash.index.IndexStamp`
@@ -13,9 +13,11 @@ kept beside the database as raw little-endian float16 rows, in id order, memory-
 
 Like the faiss file it is never trusted blindly: a missing, foreign, stale, truncated or altered cache
 (sidecar, size, dimension, count, checksum, id order) is not loaded, and the caller rebuilds it from
-SQLite. float16 keeps 3 significant digits of a unit vector's components, which moves cosines by about
-1e-3 and leaves the top 10 as they were in our measurements (``scripts/bench_retention.py``). This module
-never imports the store.
+SQLite. Why float32 and not float16 (half the bytes): numpy converts float16 to float32 with a scalar
+loop, which on our 2-core CPU took 10x longer than gathering the same rows in float32 (10,000 rows:
+~6-10 ms against ~0.6 ms), and the conversion, not the memory, was what a query paid; float32 also makes
+the cached cosines exactly the ones SQLite's rows give. The file is as large as the database's own
+embedding column (``4 * dim`` bytes a document). This module never imports the store.
 """
 
 from __future__ import annotations
@@ -35,9 +37,9 @@ if TYPE_CHECKING:
 
 #: The sidecar is a few hundred bytes; a larger one is not ours and is not parsed.
 _MAX_SIDECAR_BYTES = 64 * 1024
-#: Rows scored at once by a full scan (:meth:`VectorCache.scan`): 16,384 x 384 float32 = 24 MiB of scratch.
+#: Rows scored at once by a full scan (:meth:`VectorCache.scan`).
 _SCAN_BLOCK = 16384
-_DTYPE = np.dtype("<f2")
+_DTYPE = np.dtype("<f4")
 _ID_DTYPE = np.dtype("<i8")
 
 
@@ -70,13 +72,22 @@ def _file_checksum(path: Path, limit: int) -> str | None:
     return digest.hexdigest() if total == limit else None
 
 
+def _dot(rows: np.ndarray, query: np.ndarray) -> np.ndarray:
+    """float32 dot products of rows with a query.
+
+    ``einsum``, not ``@``: a matrix-vector product of a few thousand rows makes OpenBLAS start its thread
+    team, which on a busy 2-core machine cost 10-15 ms per query instead of a fraction of one.
+    """
+    return np.einsum("ij,j->i", rows, np.asarray(query, dtype=np.float32))
+
+
 @dataclass(frozen=True)
 class VectorCache:
-    """Unit embeddings of the encoded documents as float16 rows, found by document id.
+    """Unit embeddings of the encoded documents as float32 rows, found by document id.
 
     Attributes:
         ids: sorted int64 document ids, one per row.
-        matrix: ``(len(ids), dim)`` float16, memory-mapped (or in memory when it could not be saved).
+        matrix: ``(len(ids), dim)`` float32, memory-mapped (or in memory when it could not be saved).
     """
 
     ids: np.ndarray
@@ -105,16 +116,15 @@ class VectorCache:
     def cosines(self, query: np.ndarray, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """``(present, cosines)`` of the query with the documents ``ids`` that have a row.
 
-        The rows are gathered from the memory map (``len(ids) * dim * 2`` bytes) and scored in float32.
+        The rows are gathered from the memory map (``len(ids) * dim * 4`` bytes).
         """
         present, rows = self.rows(ids)
         if not len(rows):
             return present, np.zeros(0, np.float32)
         # Sorted row numbers read the map front to back; the scores are put back in the caller's order.
         order = np.argsort(rows, kind="stable")
-        gathered = self.matrix[rows[order]].astype(np.float32)
         scores = np.empty(len(rows), np.float32)
-        scores[order] = gathered @ np.asarray(query, dtype=np.float32)
+        scores[order] = _dot(self.matrix[rows[order]], query)
         return present, scores
 
     def scan(self, query: np.ndarray, k: int, exclude: int | None = None) -> tuple[np.ndarray, np.ndarray]:
@@ -125,7 +135,7 @@ class VectorCache:
         query = np.asarray(query, dtype=np.float32)
         scores = np.empty(self.size, np.float32)
         for start in range(0, self.size, _SCAN_BLOCK):
-            scores[start : start + _SCAN_BLOCK] = self.matrix[start : start + _SCAN_BLOCK].astype(np.float32) @ query
+            scores[start : start + _SCAN_BLOCK] = _dot(self.matrix[start : start + _SCAN_BLOCK], query)
         if exclude is not None:
             scores[self.ids == exclude] = -np.inf
         keep = min(k, self.size)
@@ -141,7 +151,9 @@ class VectorCache:
 
     # -- the files ---------------------------------------------------------------------------------
     @classmethod
-    def write(cls, path: str | Path, stamp: IndexStamp, dim: int, chunks: Iterable[tuple[np.ndarray, np.ndarray]]) -> VectorCache:
+    def write(
+        cls, path: str | Path, stamp: IndexStamp, dim: int, chunks: Iterable[tuple[np.ndarray, np.ndarray]]
+    ) -> VectorCache:
         """Write ``(ids, (n, dim) float32)`` chunks (ascending ids) as a cache, then memory-map it.
 
         The old sidecar goes first and the new one last, each file is written under a temporary name and
@@ -182,7 +194,7 @@ class VectorCache:
                 "change_id": stamp.change_id,
                 "dim": dim,
                 "count": count,
-                "dtype": "float16",
+                "dtype": "float32",
                 "vectors_checksum": vector_digest.hexdigest(),
                 "ids_checksum": id_digest.hexdigest(),
             }
@@ -224,7 +236,7 @@ class VectorCache:
         if not isinstance(meta, dict) or not stamp.matches(meta) or meta.get("dim") != dim:
             return None
         count = meta.get("count")
-        if not isinstance(count, int) or isinstance(count, bool) or count < 0 or meta.get("dtype") != "float16":
+        if not isinstance(count, int) or isinstance(count, bool) or count < 0 or meta.get("dtype") != "float32":
             return None
         ids_path = _ids_path(path)
         if _file_checksum(ids_path, count * _ID_DTYPE.itemsize) != meta.get("ids_checksum"):
