@@ -282,10 +282,20 @@ class Searcher:
         bits = snapshot.index.bits
         options.validate(bits)
         query = code.reshape(1, -1)
+        vectors = snapshot.vectors
+        code_int = int(packed_to_ints(query)[0])
         limit: int | None = options.k
         if options.exact:
             ids, cosines = self._exact(snapshot, embedding, options.k, exclude)
-            dist = _hamming_to(query, ids, self.store, bits)
+            dist = vectors.distances(code_int, vectors.rows(ids)[1])
+        elif options.rerank and options.radius is None:
+            # The candidate pool comes from the cache's codes (the faiss index's rows of this generation):
+            # one numpy pass, the same set as a faiss top-``pool`` with ties by id, at a fraction of the cost.
+            pool = max(options.pool or rerank_pool(options.k, vectors.size), options.k)
+            rows, dist = vectors.nearest(code_int, pool, exclude=exclude)
+            ids, cosines = vectors.ids[rows], vectors.cosines_at(embedding, rows)
+            order = np.lexsort((ids, dist, -cosines))
+            ids, dist, cosines = ids[order], dist[order], cosines[order]
         else:
             if options.radius is not None:
                 ids, dist = snapshot.index.within(query, options.radius)
@@ -293,9 +303,7 @@ class Searcher:
                 ids, dist = ids[order], dist[order]
                 limit = None
             else:
-                want = options.k + (exclude is not None)
-                pool = (options.pool or rerank_pool(want, snapshot.index.size)) if options.rerank else want
-                d, i = snapshot.index.search(query, max(pool, want))
+                d, i = snapshot.index.search(query, options.k + (exclude is not None))
                 ids, dist = i[0], d[0]
             keep = ids != exclude if exclude is not None else np.ones(len(ids), bool)
             ids, dist = ids[keep], dist[keep]
@@ -355,17 +363,3 @@ class Searcher:
             if limit is not None and len(rows) >= limit:
                 return rows[:limit], docs
         return rows, docs
-
-
-def _hamming_to(query: np.ndarray, ids: np.ndarray, store: Store, bits: int) -> np.ndarray:
-    """Hamming distances from a packed query code to the stored codes of ``ids`` (``bits`` for a missing one)."""
-    q = int(packed_to_ints(query)[0])
-    mask = (1 << bits) - 1
-    docs = store.documents(ids.tolist())
-    return np.array(
-        [
-            (q ^ (from_sql_int(docs[int(i)].code or 0) & mask)).bit_count() if int(i) in docs else bits
-            for i in ids.tolist()
-        ],
-        dtype=np.int32,
-    )

@@ -70,11 +70,13 @@ def load_index(store: Store, strict: bool = False) -> CodeIndex:
     return index if index is not None else build_index(store, strict=strict)
 
 
-def _embedding_chunks(store: Store, dim: int) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-    """``(ids, embeddings)`` of every encoded document (the faiss index's ids), ascending, in chunks."""
-    ids, _ = store.codes()
+def _embedding_chunks(store: Store, dim: int) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """``(ids, codes, embeddings)`` of every encoded document (the faiss index's rows), ascending, in chunks."""
+    ids, codes = store.codes()
     for start in range(0, len(ids), _VECTOR_CHUNK):
-        yield store.embeddings(ids[start : start + _VECTOR_CHUNK].tolist(), dim=dim)
+        got, matrix = store.embeddings(ids[start : start + _VECTOR_CHUNK].tolist(), dim=dim)
+        # ``embeddings`` leaves out a row without an embedding; the codes follow the ids it returned
+        yield got, codes[start:][np.searchsorted(ids[start:], got)], matrix
 
 
 def _embedding_dim(store: Store) -> int:
@@ -89,13 +91,13 @@ def build_vectors(store: Store, strict: bool = False) -> VectorCache:
     stamp come from one commit. Like :func:`build_index`, ``strict=False`` serves the rows from memory
     when the files cannot be written, and a database without an id is never saved.
     """
-    dim = _embedding_dim(store)
+    dim, bits = _embedding_dim(store), _bits(store)
     stamp = stamp_of(store)
     if stamp.database_id is None and not strict:
-        return VectorCache.in_memory(dim, _embedding_chunks(store, dim))
+        return VectorCache.in_memory(dim, bits, _embedding_chunks(store, dim))
     path = vectors_path_for(store.path)
     try:
-        return VectorCache.write(path, stamp, dim, _embedding_chunks(store, dim))
+        return VectorCache.write(path, stamp, dim, bits, _embedding_chunks(store, dim))
     except OSError as exc:
         if strict:
             what = "the disk is full" if exc.errno == errno.ENOSPC else f"cannot write {path} ({exc.strerror or exc})"
@@ -103,12 +105,12 @@ def build_vectors(store: Store, strict: bool = False) -> VectorCache:
                 f"{what}: writing the rerank vectors {path} failed; the database is complete and kept: "
                 "free some space and rerun the same command (the vectors are rebuilt from the database)"
             ) from exc
-        return VectorCache.in_memory(dim, _embedding_chunks(store, dim))
+        return VectorCache.in_memory(dim, bits, _embedding_chunks(store, dim))
 
 
 def load_vectors(store: Store, strict: bool = False) -> VectorCache:
     """The saved vector cache if it is fresh and this database's, else a rebuilt one."""
-    cache = VectorCache.load(vectors_path_for(store.path), stamp_of(store), _embedding_dim(store))
+    cache = VectorCache.load(vectors_path_for(store.path), stamp_of(store), _embedding_dim(store), _bits(store))
     return cache if cache is not None else build_vectors(store, strict=strict)
 
 

@@ -5,11 +5,16 @@ A query re-orders thousands of Hamming candidates by cosine; reading their embed
 kept beside the database as raw little-endian float32 rows, in id order, memory-mapped at search time:
 
 * ``<db>.vectors``: ``count * dim`` float32 values, row ``r`` is the document ``ids[r]``;
-* ``<db>.vectors.ids``: the ``count`` document ids, sorted int64 (a faiss id, which is the SQLite rowid,
-  finds its row by binary search);
+* ``<db>.vectors.ids``: ``count`` pairs of int64, the document id (sorted: a faiss id, which is the
+  SQLite rowid, finds its row by binary search) and its code (SQLite's integer form);
 * ``<db>.vectors.json``: the database state it was built from (the same :class:`~semhash.index.IndexStamp`
-  as the faiss file: database id, generation, change id), ``dim``, ``count``, and each file's size and
+  as the faiss file: database id, generation, change id), ``dim``, ``bits``, ``count``, and each file's
   checksum.
+
+The codes ride along so that the rerank's candidate stage is one numpy pass over them
+(:meth:`VectorCache.nearest`: XOR, popcount, a 65-bin histogram to find the radius that holds the pool,
+ties at that radius by id): for pools of thousands, faiss's heap-based k-NN plus its tie resolution
+cost 10-100x more (``scripts/bench_retention.py``).
 
 Like the faiss file it is never trusted blindly: a missing, foreign, stale, truncated or altered cache
 (sidecar, size, dimension, count, checksum, id order) is not loaded, and the caller rebuilds it from
@@ -41,6 +46,13 @@ _MAX_SIDECAR_BYTES = 64 * 1024
 _SCAN_BLOCK = 16384
 _DTYPE = np.dtype("<f4")
 _ID_DTYPE = np.dtype("<i8")
+_PAIR = 2 * _ID_DTYPE.itemsize  # id and code, per document
+
+
+def _unsigned(sql_codes: np.ndarray, bits: int) -> np.ndarray:
+    """Codes in SQLite's signed int64 form as unsigned ints of the query's packing (uint32 up to 32 bits)."""
+    as_u64 = np.asarray(sql_codes, dtype=np.int64).view(np.uint64) & np.uint64((1 << bits) - 1)
+    return as_u64.astype(np.uint32) if bits <= 32 else as_u64
 
 
 def vectors_path_for(db_path: str | Path) -> Path:
@@ -88,10 +100,14 @@ class VectorCache:
     Attributes:
         ids: sorted int64 document ids, one per row.
         matrix: ``(len(ids), dim)`` float32, memory-mapped (or in memory when it could not be saved).
+        codes: each row's code as an unsigned int (uint32 up to 32 bits, else uint64).
+        bits: code length.
     """
 
     ids: np.ndarray
     matrix: np.ndarray
+    codes: np.ndarray
+    bits: int
 
     @property
     def size(self) -> int:
@@ -112,6 +128,39 @@ class VectorCache:
         clipped = np.minimum(pos, self.size - 1)
         present = self.ids[clipped] == ids
         return present, clipped[present]
+
+    def distances(self, code: int, rows: np.ndarray) -> np.ndarray:
+        """Hamming distances of a query code (an unsigned int, see :func:`semhash.codes.packed_to_ints`) to rows."""
+        return np.bitwise_count(self.codes[rows] ^ self.codes.dtype.type(code)).astype(np.int32)
+
+    def nearest(self, code: int, pool: int, exclude: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """The ``pool`` rows nearest to ``code`` by Hamming distance, ties by id: ``(rows, distances)``.
+
+        Rows come in ascending order (id order, which also reads the memory map front to back). The same
+        set as :meth:`semhash.index.CodeIndex.search` of ``pool``, in one pass: a histogram of the distances
+        gives the radius ``r`` that holds the pool; every row closer than ``r`` and the lowest-id rows at ``r``.
+        """
+        dist = np.bitwise_count(self.codes ^ self.codes.dtype.type(code))
+        excluded = 0
+        if exclude is not None:
+            _, rows = self.rows(np.array([exclude]))
+            dist[rows] = self.bits + 1  # beyond any radius the pool can need
+            excluded = len(rows)
+        pool = min(pool, self.size - excluded)
+        if pool <= 0:
+            return np.zeros(0, np.int64), np.zeros(0, np.int32)
+        counts = np.cumsum(np.bincount(dist, minlength=self.bits + 2))
+        radius = int(np.searchsorted(counts, pool))  # the smallest radius holding at least ``pool`` rows
+        inside = np.flatnonzero(dist < radius)
+        edge = np.flatnonzero(dist == radius)[: pool - len(inside)]
+        rows = np.sort(np.concatenate([inside, edge]))
+        return rows, dist[rows].astype(np.int32)
+
+    def cosines_at(self, query: np.ndarray, rows: np.ndarray) -> np.ndarray:
+        """Cosines of the query with rows (ascending row numbers read the map front to back)."""
+        if not len(rows):
+            return np.zeros(0, np.float32)
+        return _dot(self.matrix[rows], query)
 
     def cosines(self, query: np.ndarray, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """``(present, cosines)`` of the query with the documents ``ids`` that have a row.
@@ -152,9 +201,14 @@ class VectorCache:
     # -- the files ---------------------------------------------------------------------------------
     @classmethod
     def write(
-        cls, path: str | Path, stamp: IndexStamp, dim: int, chunks: Iterable[tuple[np.ndarray, np.ndarray]]
+        cls,
+        path: str | Path,
+        stamp: IndexStamp,
+        dim: int,
+        bits: int,
+        chunks: Iterable[tuple[np.ndarray, np.ndarray, np.ndarray]],
     ) -> VectorCache:
-        """Write ``(ids, (n, dim) float32)`` chunks (ascending ids) as a cache, then memory-map it.
+        """Write ``(ids, codes, (n, dim) float32)`` chunks (ascending ids, SQLite codes) and memory-map them.
 
         The old sidecar goes first and the new one last, each file is written under a temporary name and
         renamed, so a crash leaves no sidecar (a rebuild), never one that vouches for other files.
@@ -171,7 +225,7 @@ class VectorCache:
         count, last = 0, None
         try:
             with open(tmp_vectors, "wb") as vectors_out, open(tmp_ids, "wb") as ids_out:
-                for chunk_ids, chunk in chunks:
+                for chunk_ids, chunk_codes, chunk in chunks:
                     chunk_ids = np.ascontiguousarray(chunk_ids, dtype=_ID_DTYPE)
                     if chunk.shape != (len(chunk_ids), dim):
                         raise ValueError(f"a chunk of shape {chunk.shape} for {len(chunk_ids)} ids of dimension {dim}")
@@ -180,10 +234,11 @@ class VectorCache:
                     ):
                         raise ValueError("vector chunks must come in ascending id order")
                     rows = np.ascontiguousarray(chunk, dtype=_DTYPE).tobytes()
+                    pairs = np.stack([chunk_ids, np.asarray(chunk_codes, dtype=_ID_DTYPE)], axis=1).astype(_ID_DTYPE)
                     vectors_out.write(rows)
-                    ids_out.write(chunk_ids.tobytes())
+                    ids_out.write(pairs.tobytes())
                     vector_digest.update(rows)
-                    id_digest.update(chunk_ids.tobytes())
+                    id_digest.update(pairs.tobytes())
                     count += len(chunk_ids)
                     last = int(chunk_ids[-1]) if len(chunk_ids) else last
             tmp_vectors.replace(path)
@@ -193,6 +248,7 @@ class VectorCache:
                 "generation": stamp.generation,
                 "change_id": stamp.change_id,
                 "dim": dim,
+                "bits": bits,
                 "count": count,
                 "dtype": "float32",
                 "vectors_checksum": vector_digest.hexdigest(),
@@ -205,22 +261,23 @@ class VectorCache:
             for tmp in (tmp_vectors, tmp_ids, Path(f"{side}.{os.getpid()}.tmp")):
                 tmp.unlink(missing_ok=True)
             raise
-        return cls._map(path, count, dim)
+        return cls._map(path, count, dim, bits)
 
     @classmethod
-    def in_memory(cls, dim: int, chunks: Iterable[tuple[np.ndarray, np.ndarray]]) -> VectorCache:
+    def in_memory(cls, dim: int, bits: int, chunks: Iterable[tuple[np.ndarray, np.ndarray, np.ndarray]]) -> VectorCache:
         """The same rows held in memory (when the cache cannot be saved: a read-only folder, a full disk)."""
         parts = list(chunks)
         if not parts:
-            return cls(np.zeros(0, np.int64), np.zeros((0, dim), _DTYPE))
+            return cls(np.zeros(0, np.int64), np.zeros((0, dim), _DTYPE), _unsigned(np.zeros(0, np.int64), bits), bits)
         ids = np.concatenate([p[0] for p in parts]).astype(np.int64)
-        matrix = np.concatenate([np.asarray(p[1], dtype=_DTYPE).reshape(-1, dim) for p in parts])
+        codes = np.concatenate([np.asarray(p[1], dtype=np.int64) for p in parts])
+        matrix = np.concatenate([np.asarray(p[2], dtype=_DTYPE).reshape(-1, dim) for p in parts])
         order = np.argsort(ids, kind="stable")
-        return cls(ids[order], matrix[order])
+        return cls(ids[order], matrix[order], _unsigned(codes[order], bits), bits)
 
     @classmethod
-    def load(cls, path: str | Path, stamp: IndexStamp, dim: int) -> VectorCache | None:
-        """The saved cache if it was built from the database state ``stamp`` with ``dim``-d embeddings.
+    def load(cls, path: str | Path, stamp: IndexStamp, dim: int, bits: int) -> VectorCache | None:
+        """The saved cache if it was built from the database state ``stamp``, ``dim``-d embeddings, ``bits``-bit codes.
 
         ``None`` (the caller rebuilds) when a file is missing, the sidecar names another database, state or
         dimension, or a file's size or checksum is not what the sidecar says, or the ids are not ascending.
@@ -233,25 +290,25 @@ class VectorCache:
             meta = json.loads(side.read_text())
         except (OSError, ValueError):
             return None
-        if not isinstance(meta, dict) or not stamp.matches(meta) or meta.get("dim") != dim:
+        if not isinstance(meta, dict) or not stamp.matches(meta) or meta.get("dim") != dim or meta.get("bits") != bits:
             return None
         count = meta.get("count")
         if not isinstance(count, int) or isinstance(count, bool) or count < 0 or meta.get("dtype") != "float32":
             return None
         ids_path = _ids_path(path)
-        if _file_checksum(ids_path, count * _ID_DTYPE.itemsize) != meta.get("ids_checksum"):
+        if _file_checksum(ids_path, count * _PAIR) != meta.get("ids_checksum"):
             return None
         if _file_checksum(path, count * dim * _DTYPE.itemsize) != meta.get("vectors_checksum"):
             return None
-        cache = cls._map(path, count, dim)
+        cache = cls._map(path, count, dim, bits)
         if count > 1 and np.any(np.diff(cache.ids) <= 0):
             return None
         return cache
 
     @classmethod
-    def _map(cls, path: Path, count: int, dim: int) -> VectorCache:
+    def _map(cls, path: Path, count: int, dim: int, bits: int) -> VectorCache:
         if count == 0:  # numpy cannot map an empty file
-            return cls(np.zeros(0, np.int64), np.zeros((0, dim), _DTYPE))
-        ids = np.fromfile(_ids_path(path), dtype=_ID_DTYPE, count=count).astype(np.int64)
+            return cls(np.zeros(0, np.int64), np.zeros((0, dim), _DTYPE), _unsigned(np.zeros(0, np.int64), bits), bits)
+        pairs = np.fromfile(_ids_path(path), dtype=_ID_DTYPE, count=2 * count).reshape(count, 2).astype(np.int64)
         matrix = np.memmap(path, dtype=_DTYPE, mode="r", shape=(count, dim))
-        return cls(ids, matrix)
+        return cls(pairs[:, 0].copy(), matrix, _unsigned(pairs[:, 1], bits), bits)
