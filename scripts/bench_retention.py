@@ -15,10 +15,12 @@ Larger indexes (``--sizes``) are synthetic: the ``N`` real rows, then noisy copi
 embedding + Gaussian noise of ``--noise`` per component, renormalised), coded by the same trained
 model with their source post's lexical vector; recall is against exact cosine over the same synthetic
 matrix. For each index and pool size the search stage is the one ``Searcher.search_embedding`` runs:
-faiss Hamming top-``pool`` (ties by id) -> cosines gathered from the memory-mapped float16 cache
-(:class:`semhash.vectors.VectorCache`, a real file in a temporary folder) -> sort; plus ``exact``
-(:meth:`VectorCache.scan`, every row). Latency is per query, one thread of faiss as served, median
-and p90 in ms; the query's embedding time (encoder, short query) is measured in the same run.
+Hamming top-``pool`` over the cached codes (ties by id) -> cosines gathered from the memory-mapped
+float32 cache (:class:`semhash.vectors.VectorCache`, a real file in a temporary folder) -> sort; plus
+``faiss:N`` (the same with faiss's top-N as the candidate stage, the design it replaced) and ``exact``
+(:meth:`VectorCache.scan`, every row). Pool 100 is the old default (the baseline of the same run).
+Latency is per query, median and p90 in ms; the query's embedding time (encoder, one short query) is
+measured in the same run. The ``rule`` flag marks the pool :func:`semhash.search.rerank_pool` gives.
 
     .venv/bin/python scripts/bench_retention.py --out bench-out/retention.json
 """
@@ -42,7 +44,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from newsgroups import DEFAULT_SOURCE, read_posts
 
-from semhash.codes import pack_bits
+from semhash.codes import pack_bits, packed_to_ints
 from semhash.index import CodeIndex, IndexStamp
 from semhash.model import HashingAutoencoder, encode_codes
 from semhash.search import rerank_pool
@@ -78,23 +80,37 @@ def code_rows(model: HashingAutoencoder, embeddings: np.ndarray, lexical: np.nda
     return pack_bits(np.concatenate(bits))
 
 
-def exact_top(matrix: np.ndarray, query: np.ndarray, exclude: int | None) -> np.ndarray:
-    scores = matrix @ query
-    if exclude is not None:
-        scores[exclude] = -np.inf
-    top = np.argpartition(-scores, K)[:K]
-    return top[np.lexsort((top, -scores[top]))]
+def exact_tops(matrix: np.ndarray, queries: np.ndarray, exclude: list[int | None]) -> list[np.ndarray]:
+    """Exact cosine top 10 of every query (float32, all rows), in blocks of rows so memory stays bounded."""
+    best_s = np.full((len(queries), K), -np.inf, np.float32)
+    best_i = np.zeros((len(queries), K), np.int64)
+    for start in range(0, len(matrix), 100_000):
+        scores = queries @ matrix[start : start + 100_000].T
+        for q, x in enumerate(exclude):
+            if x is not None and start <= x < start + len(scores[q]):
+                scores[q, x - start] = -np.inf
+        top = np.argpartition(-scores, K, axis=1)[:, :K]
+        cand_s = np.hstack([best_s, np.take_along_axis(scores, top, 1)])
+        cand_i = np.hstack([best_i, top + start])
+        keep = np.argsort(-cand_s, axis=1, kind="stable")[:, :K]
+        best_s, best_i = np.take_along_axis(cand_s, keep, 1), np.take_along_axis(cand_i, keep, 1)
+    return list(best_i)
 
 
-def search(index: CodeIndex, vectors: VectorCache, emb: np.ndarray, code: np.ndarray, pool: int, exclude: int | None):
-    """The search stage of ``Searcher.search_embedding`` (rerank): Hamming pool -> cached cosines -> top 10."""
-    d, i = index.search(code[None], pool + (exclude is not None))
+def search(vectors: VectorCache, emb: np.ndarray, code: int, pool: int, exclude: int | None) -> np.ndarray:
+    """The rerank stage of ``Searcher.search_embedding``: Hamming pool from the cache -> cosines -> top 10."""
+    rows, dist = vectors.nearest(code, pool, exclude=exclude)
+    ids, cos = vectors.ids[rows], vectors.cosines_at(emb, rows)
+    return ids[np.lexsort((ids, dist, -cos))][:K]
+
+
+def faiss_search(index: CodeIndex, vectors: VectorCache, emb: np.ndarray, packed: np.ndarray, pool: int, exclude):
+    """The same with faiss's top-``pool`` (ties by id) as the candidate stage: the previous design, for comparison."""
+    d, i = index.search(packed[None], pool + (exclude is not None))
     ids, dist = i[0], d[0]
-    if exclude is not None:
-        keep = ids != exclude
-        ids, dist = ids[keep], dist[keep]
-    present, cos = vectors.cosines(emb, ids)
-    ids, dist = ids[present], dist[present]
+    keep = ids != exclude
+    present, cos = vectors.cosines(emb, ids[keep])
+    ids, dist = ids[keep][present], dist[keep][present]
     return ids[np.lexsort((ids, dist, -cos))][:K]
 
 
@@ -105,8 +121,10 @@ def measure(index, vectors, truths, queries, labels, db_labels, pool) -> dict:
         t0 = time.perf_counter()
         if pool == "exact":
             found, _ = vectors.scan(emb, K, exclude=exclude)
+        elif isinstance(pool, str):  # "faiss:N"
+            found = faiss_search(index, vectors, emb, code, int(pool[6:]), exclude)
         else:
-            found = search(index, vectors, emb, code, pool, exclude)
+            found = search(vectors, emb, int(packed_to_ints(code[None])[0]), pool, exclude)
         times.append((time.perf_counter() - t0) * 1000)
         recalls.append(len(set(found.tolist()) & set(truth.tolist())) / K)
         if label is not None and db_labels is not None:
@@ -206,7 +224,10 @@ def main() -> None:
         ids = np.arange(size, dtype=np.int64)
         index = CodeIndex.build(ids, codes, 32)
         with tempfile.TemporaryDirectory() as tmp:
-            vectors = VectorCache.write(Path(tmp) / "v.vectors", IndexStamp("bench", 0), emb.shape[1], [(ids, matrix)])
+            sql = packed_to_ints(codes).view(np.int64)
+            vectors = VectorCache.write(
+                Path(tmp) / "v.vectors", IndexStamp("bench", 0), emb.shape[1], 32, [(ids, sql, matrix)]
+            )
             labels = db_labels if size == n else None
             for split in args.splits:
                 kinds = {
@@ -220,10 +241,10 @@ def main() -> None:
                     ),
                 }
                 for kind, (queries, qlabels) in kinds.items():
-                    truths = [exact_top(matrix, e, x) for e, _, x in queries]
-                    rule = rerank_pool(K + (kind == "document"), size)
+                    truths = exact_tops(matrix, np.stack([e for e, _, _ in queries]), [x for _, _, x in queries])
+                    rule = rerank_pool(K, size)
                     pool_list: list = sorted({p for p in args.pools if p < size} | {rule})
-                    for pool in [*pool_list, "exact"]:
+                    for pool in [*pool_list, f"faiss:{rule}", "exact"]:
                         row = measure(
                             index,
                             vectors,

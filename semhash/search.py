@@ -4,7 +4,7 @@ Ranking: the ``k`` nearest codes by Hamming distance, ties broken by id. With ``
 a larger pool of Hamming candidates is re-ordered by the cosine of the stored embeddings: the 32-bit code
 finds the neighbourhood cheaply, the embedding orders it precisely. The pool grows with the index
 (:func:`rerank_pool`; issue 9: a fixed 100 kept only 22% of the exact cosine top 10 for short queries),
-and its vectors come from the memory-mapped float16 cache beside the database (:mod:`semhash.vectors`),
+and its codes and vectors come from the memory-mapped cache beside the database (:mod:`semhash.vectors`),
 not from SQLite rows. ``exact`` skips the codes and scans every stored embedding (small indexes).
 ``radius`` instead returns every document within that many bits, the classic semantic-hashing lookup.
 """
@@ -313,7 +313,7 @@ class Searcher:
             if options.rerank:
                 order = np.lexsort((ids, dist, -cosines))
                 ids, dist, cosines = ids[order], dist[order], cosines[order]
-        rows, docs = self._rows(ids, dist, cosines, limit)
+        ranked, docs = self._rows(ids, dist, cosines, limit)
         mask = (1 << bits) - 1
         return [
             Hit(
@@ -327,7 +327,7 @@ class Searcher:
                 snippet=snippet(docs[i].text),
                 bits=bits,
             )
-            for rank, (i, dd, c) in enumerate(rows, start=1)
+            for rank, (i, dd, c) in enumerate(ranked, start=1)
         ]
 
     def _exact(
