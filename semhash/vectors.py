@@ -9,12 +9,14 @@ kept beside the database as raw little-endian float32 rows, in id order, memory-
   SQLite rowid, finds its row by binary search) and its code (SQLite's integer form);
 * ``<db>.vectors.json``: the database state it was built from (the same :class:`~semhash.index.IndexStamp`
   as the faiss file: database id, generation, change id), ``dim``, ``bits``, ``count``, and each file's
-  checksum.
+  checksum (the vector file's is sampled above 64 MiB, so a cold query on a 10^6-document index does not
+  read 1.5 GB to check it; its exact size, and the full id/code file's checksum, are always checked).
 
 The codes ride along so that the rerank's candidate stage is one numpy pass over them
 (:meth:`VectorCache.nearest`: XOR, popcount, a 65-bin histogram to find the radius that holds the pool,
-ties at that radius by id): for pools of thousands, faiss's heap-based k-NN plus its tie resolution
-cost 10-100x more (``scripts/bench_retention.py``).
+ties at that radius by id): with faiss's heap-based top-``pool`` and its tie resolution instead, the
+whole rerank stage took 2-2.6x longer at pools of 2,000-10,000 (``scripts/bench_retention.py``,
+the ``faiss:N`` rows).
 
 Like the faiss file it is never trusted blindly: a missing, foreign, stale, truncated or altered cache
 (sidecar, size, dimension, count, checksum, id order) is not loaded, and the caller rebuilds it from
@@ -66,6 +68,30 @@ def _ids_path(path: Path) -> Path:
 
 def _sidecar(path: Path) -> Path:
     return Path(f"{path}.json")
+
+
+#: Up to this size the vector file's checksum reads all of it; above, 256 evenly spaced 64 KiB blocks
+#: (16 MiB) plus the exact size: verifying a 1.5 GB cache in full would add seconds to every cold query.
+_FULL_CHECKSUM_BYTES = 64 * 2**20
+_SAMPLE_BLOCKS, _SAMPLE_BYTES = 256, 64 * 1024
+
+
+def _vectors_checksum(path: Path, size: int) -> str | None:
+    """blake2b of the vector file (sampled when large, see above); ``None`` when it is not ``size`` bytes."""
+    try:
+        if path.stat().st_size != size:
+            return None
+        if size <= _FULL_CHECKSUM_BYTES:
+            return _file_checksum(path, size)
+        digest = hashlib.blake2b(digest_size=16)
+        digest.update(str(size).encode())
+        with open(path, "rb") as handle:
+            for block in range(_SAMPLE_BLOCKS):
+                handle.seek((size - _SAMPLE_BYTES) * block // (_SAMPLE_BLOCKS - 1))
+                digest.update(handle.read(_SAMPLE_BYTES))
+        return "sampled:" + digest.hexdigest()
+    except OSError:
+        return None
 
 
 def _file_checksum(path: Path, limit: int) -> str | None:
@@ -221,7 +247,7 @@ class VectorCache:
         ids_path, side = _ids_path(path), _sidecar(path)
         tmp_vectors, tmp_ids = Path(f"{path}.{os.getpid()}.tmp"), Path(f"{ids_path}.{os.getpid()}.tmp")
         side.unlink(missing_ok=True)
-        vector_digest, id_digest = hashlib.blake2b(digest_size=16), hashlib.blake2b(digest_size=16)
+        id_digest = hashlib.blake2b(digest_size=16)
         count, last = 0, None
         try:
             with open(tmp_vectors, "wb") as vectors_out, open(tmp_ids, "wb") as ids_out:
@@ -237,10 +263,10 @@ class VectorCache:
                     pairs = np.stack([chunk_ids, np.asarray(chunk_codes, dtype=_ID_DTYPE)], axis=1).astype(_ID_DTYPE)
                     vectors_out.write(rows)
                     ids_out.write(pairs.tobytes())
-                    vector_digest.update(rows)
                     id_digest.update(pairs.tobytes())
                     count += len(chunk_ids)
                     last = int(chunk_ids[-1]) if len(chunk_ids) else last
+            vectors_checksum = _vectors_checksum(tmp_vectors, count * dim * _DTYPE.itemsize)
             tmp_vectors.replace(path)
             tmp_ids.replace(ids_path)
             meta = {
@@ -251,7 +277,7 @@ class VectorCache:
                 "bits": bits,
                 "count": count,
                 "dtype": "float32",
-                "vectors_checksum": vector_digest.hexdigest(),
+                "vectors_checksum": vectors_checksum,
                 "ids_checksum": id_digest.hexdigest(),
             }
             tmp_side = Path(f"{side}.{os.getpid()}.tmp")
@@ -296,9 +322,11 @@ class VectorCache:
         if not isinstance(count, int) or isinstance(count, bool) or count < 0 or meta.get("dtype") != "float32":
             return None
         ids_path = _ids_path(path)
-        if _file_checksum(ids_path, count * _PAIR) != meta.get("ids_checksum"):
+        ids_checksum = _file_checksum(ids_path, count * _PAIR)
+        if ids_checksum is None or ids_checksum != meta.get("ids_checksum"):
             return None
-        if _file_checksum(path, count * dim * _DTYPE.itemsize) != meta.get("vectors_checksum"):
+        checksum = _vectors_checksum(path, count * dim * _DTYPE.itemsize)
+        if checksum is None or checksum != meta.get("vectors_checksum"):
             return None
         cache = cls._map(path, count, dim, bits)
         if count > 1 and np.any(np.diff(cache.ids) <= 0):

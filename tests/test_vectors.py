@@ -191,3 +191,30 @@ def test_nearest_is_the_faiss_top_pool_with_ties_by_id(tmp_path: Path, bits: int
         assert np.array_equal(cache.distances(code, rows), dist)
         rows, _ = cache.nearest(code, pool, exclude=int(ids[q]))
         assert int(ids[q]) not in cache.ids[rows].tolist() and len(rows) == min(pool, n - 1)
+
+
+def test_a_large_cache_is_checked_by_samples_and_its_size(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Above the full-checksum size only sampled blocks are hashed; damage inside one is still caught."""
+    monkeypatch.setattr("semhash.vectors._FULL_CHECKSUM_BYTES", 1024)
+    monkeypatch.setattr("semhash.vectors._SAMPLE_BYTES", 256)
+    ids = np.arange(1, 201, dtype=np.int64)
+    path = vectors_path_for(tmp_path / "big.db")
+    VectorCache.write(path, STAMP, DIM, BITS, [(ids, sql_codes(200), unit_rows(200))])
+    assert json.loads(Path(f"{path}.json").read_text())["vectors_checksum"].startswith("sampled:")
+    assert VectorCache.load(path, STAMP, DIM, BITS) is not None
+    data = bytearray(path.read_bytes())
+    data[3] ^= 0x10  # inside the first sampled block
+    path.write_bytes(bytes(data))
+    assert VectorCache.load(path, STAMP, DIM, BITS) is None
+    path.write_bytes(bytes(data[:-4]))
+    assert VectorCache.load(path, STAMP, DIM, BITS) is None
+
+
+def test_a_sidecar_without_checksums_is_not_trusted(saved: tuple[Path, np.ndarray, np.ndarray]) -> None:
+    path, _, _ = saved
+    side = Path(f"{path}.json")
+    meta = json.loads(side.read_text())
+    Path(f"{path}.ids").unlink()
+    meta["ids_checksum"] = None
+    side.write_text(json.dumps(meta))
+    assert VectorCache.load(path, STAMP, DIM, BITS) is None
