@@ -263,6 +263,12 @@ RerankOption = typer.Option(
     True, "--rerank/--no-rerank", help="Re-order a pool of Hamming candidates by cosine of stored embeddings."
 )
 RadiusOption = typer.Option(None, "--radius", min=0, help="Every document within this many bits (ignores -k).")
+PoolOption = typer.Option(
+    None, "--pool", min=1, help="Hamming candidates to re-rank by cosine [default: grows with the index size]."
+)
+ExactOption = typer.Option(
+    False, "--exact", help="Rank every stored embedding by cosine (no Hamming stage; for small indexes)."
+)
 
 
 @app.command("query")
@@ -274,6 +280,8 @@ def query_command(
     k: int = KOption,
     rerank: bool = RerankOption,
     radius: int | None = RadiusOption,
+    pool: int | None = PoolOption,
+    exact: bool = ExactOption,
     device: str = DeviceOption,
     as_json: bool = JsonOption,
 ) -> None:
@@ -283,7 +291,7 @@ def query_command(
 
     if (text is None) == (file is None):
         raise UsageError('give a query text or --file PATH, not both: semhash query "some text"')
-    options = QueryOptions(k=k, rerank=rerank, radius=radius, device=device)
+    options = QueryOptions(k=k, rerank=rerank, radius=radius, device=device, pool=pool, exact=exact)
     with Searcher(db, device=device) as searcher:
         hits = searcher.query(text, options) if text is not None else searcher.query_file(file, options)  # type: ignore[arg-type]
         _print_hits(hits, as_json)
@@ -298,13 +306,15 @@ def similar_command(
     k: int = KOption,
     rerank: bool = RerankOption,
     radius: int | None = RadiusOption,
+    pool: int | None = PoolOption,
+    exact: bool = ExactOption,
     as_json: bool = JsonOption,
 ) -> None:
     """Find the documents most similar to an indexed document (no re-embedding)."""
     from semhash.search import QueryOptions, Searcher
 
     with Searcher(db) as searcher:
-        hits = searcher.similar(path, record, QueryOptions(k=k, rerank=rerank, radius=radius))
+        hits = searcher.similar(path, record, QueryOptions(k=k, rerank=rerank, radius=radius, pool=pool, exact=exact))
         _print_hits(hits, as_json)
 
 

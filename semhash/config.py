@@ -25,9 +25,20 @@ MAX_BITS = 64
 DEFAULT_BATCH_DOCS = 64
 
 DEFAULT_K = 10
-#: Hamming candidates re-ranked by cosine, as a multiple of k (at least ``MIN_RERANK_POOL``).
-RERANK_POOL_FACTOR = 10
-MIN_RERANK_POOL = 100
+#: Hamming candidates re-ranked by cosine (issue 9): ``max(RERANK_POOL_FACTOR * k, MIN_RERANK_POOL,
+#: RERANK_POOL_FRACTION * n)`` for an index of ``n`` documents, at most ``MAX_RERANK_POOL``. A 32-bit code
+#: is a coarse address: a short query's exact cosine top 10 is spread over about a tenth of the index by
+#: Hamming rank, so the pool grows with it (a fixed 100 kept 5-50% of that top 10). Chosen on validation
+#: queries (train-split subject lines) with ``scripts/bench_retention.py``: the smallest round fraction
+#: with recall@10 >= 0.9 at 10^4, 10^5 and 10^6 documents (0.95, 0.93, 0.94); see BENCHMARKS.md.
+RERANK_POOL_FACTOR = 100
+MIN_RERANK_POOL = 2000
+RERANK_POOL_FRACTION = 0.1
+#: Past this the gather costs as much as ``--exact``'s full scan (10^6 documents: ~100 ms either way).
+MAX_RERANK_POOL = 100_000
+#: ``--exact`` scans every stored embedding; above this many documents it is refused (a scan of 10^6
+#: float16 rows takes a few hundred ms on 2 cores: fine for one query, not for a default).
+MAX_EXACT_DOCS = 2_000_000
 
 #: File suffixes read by ``semhash index`` (lower case).
 TEXT_SUFFIXES = (".txt", ".md", ".rst")

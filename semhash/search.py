@@ -1,10 +1,12 @@
 """``semhash query`` and ``semhash similar``: text -> embedding -> code -> Hamming search -> hits.
 
 Ranking: the ``k`` nearest codes by Hamming distance, ties broken by id. With ``rerank`` (the default),
-a larger pool of Hamming candidates (``max(10 k, 100)``) is re-ordered by the cosine of the stored float
-embeddings: the 32-bit code finds the neighbourhood cheaply, the embedding orders it precisely (see the
-README for the measured gain). ``radius`` instead returns every document within that many bits, the
-classic semantic-hashing address lookup.
+a larger pool of Hamming candidates is re-ordered by the cosine of the stored embeddings: the 32-bit code
+finds the neighbourhood cheaply, the embedding orders it precisely. The pool grows with the index
+(:func:`rerank_pool`; issue 9: a fixed 100 kept only 22% of the exact cosine top 10 for short queries),
+and its codes and vectors come from the memory-mapped cache beside the database (:mod:`semhash.vectors`),
+not from SQLite rows. ``exact`` skips the codes and scans every stored embedding (small indexes).
+``radius`` instead returns every document within that many bits, the classic semantic-hashing lookup.
 """
 
 from __future__ import annotations
@@ -17,35 +19,68 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from semhash.codes import from_sql_int, ints_to_packed
-from semhash.config import DEFAULT_K, MIN_RERANK_POOL, RERANK_POOL_FACTOR
+from semhash.codes import from_sql_int, ints_to_packed, packed_to_ints
+from semhash.config import (
+    DEFAULT_K,
+    MAX_EXACT_DOCS,
+    MAX_RERANK_POOL,
+    MIN_RERANK_POOL,
+    RERANK_POOL_FACTOR,
+    RERANK_POOL_FRACTION,
+)
 from semhash.corpus import ReadOptions, read_records, snippet
 from semhash.embed import Encoder
 from semhash.errors import CorpusError, DocumentNotFoundError, IndexMissingError, UsageError
 from semhash.index import CodeIndex
 from semhash.store import Store
-from semhash.sync import load_index, require_documents
+from semhash.sync import load_index, load_vectors, require_documents
 from semhash.types import Hit
+from semhash.vectors import VectorCache
 
 if TYPE_CHECKING:
     from semhash.model import HashingAutoencoder
 
 
+def rerank_pool(k: int, size: int) -> int:
+    """How many Hamming candidates are re-ranked for a top ``k`` in an index of ``size`` documents.
+
+    ``max(RERANK_POOL_FACTOR * k, MIN_RERANK_POOL, RERANK_POOL_FRACTION * size)``, at most
+    ``MAX_RERANK_POOL`` (but never below ``k``): see :mod:`semhash.config` for why it grows with the index.
+    """
+    grown = max(RERANK_POOL_FACTOR * k, MIN_RERANK_POOL, int(np.ceil(RERANK_POOL_FRACTION * size)))
+    return max(min(grown, MAX_RERANK_POOL), k)
+
+
 @dataclass
 class QueryOptions:
-    """How results are chosen."""
+    """How results are chosen.
+
+    Attributes:
+        k: number of hits.
+        rerank: re-order a pool of Hamming candidates by cosine (else Hamming order, ties by id).
+        radius: every document within this many bits instead of a top ``k``.
+        device: where the query is embedded.
+        pool: Hamming candidates to re-rank (``None``: :func:`rerank_pool` of ``k`` and the index size).
+        exact: rank every stored embedding by cosine (no Hamming stage; refused above ``MAX_EXACT_DOCS``).
+    """
 
     k: int = DEFAULT_K
     rerank: bool = True
     radius: int | None = None
     device: str = "auto"
+    pool: int | None = None
+    exact: bool = False
 
     def validate(self, bits: int) -> None:
-        """Raise :class:`UsageError` for out-of-range values."""
+        """Raise :class:`UsageError` for out-of-range or contradictory values."""
         if self.k < 1:
             raise UsageError(f"-k must be at least 1, not {self.k}")
         if self.radius is not None and not 0 <= self.radius <= bits:
             raise UsageError(f"--radius must be between 0 and {bits}, not {self.radius}")
+        if self.pool is not None and self.pool < 1:
+            raise UsageError(f"--pool must be at least 1, not {self.pool}")
+        if self.exact and (self.radius is not None or not self.rerank):
+            raise UsageError("--exact ranks by cosine alone: drop --radius and --no-rerank")
 
 
 @dataclass(frozen=True)
@@ -55,6 +90,7 @@ class _Snapshot:
     generation: int
     model_id: int | None
     index: CodeIndex
+    vectors: VectorCache
 
 
 class Searcher:
@@ -138,9 +174,10 @@ class Searcher:
             model_id = store.get_meta("model_id")
             require_documents(store)
             index = load_index(store)
+            vectors = load_vectors(store)  # the same commit as the codes: their ids agree
         finally:
             store.db.execute("COMMIT")
-        return _Snapshot(generation, int(model_id) if model_id is not None else None, index)
+        return _Snapshot(generation, int(model_id) if model_id is not None else None, index, vectors)
 
     def _current(self) -> _Snapshot:
         """The snapshot to search, reloaded first when the store's generation moved (cheap when it did not)."""
@@ -243,32 +280,38 @@ class Searcher:
         bits = snapshot.index.bits
         options.validate(bits)
         query = code.reshape(1, -1)
-        if options.radius is not None:
-            ids, dist = snapshot.index.within(query, options.radius)
-            order = np.lexsort((ids, dist))
-            ids, dist = ids[order], dist[order]
-            limit = None
-        else:
-            want = options.k + (exclude is not None)
-            pool = max(want * RERANK_POOL_FACTOR, MIN_RERANK_POOL) if options.rerank else want
-            d, i = snapshot.index.search(query, pool)
-            ids, dist = i[0], d[0]
-            limit = options.k
-        keep = ids != exclude if exclude is not None else np.ones(len(ids), bool)
-        ids, dist = ids[keep], dist[keep]
-        stored_ids, vectors = self.store.embeddings(ids.tolist())
-        by_id = dict(zip(stored_ids.tolist(), vectors, strict=True))
-        # A document removed after the index snapshot was taken has no row any more: leave it out.
-        present = np.array([int(i) in by_id for i in ids.tolist()], dtype=bool)
-        ids, dist = ids[present], dist[present]
-        cosines = np.array([float(by_id[i] @ embedding) for i in ids.tolist()], dtype=np.float32)
-        if options.rerank:
+        vectors = snapshot.vectors
+        code_int = int(packed_to_ints(query)[0])
+        limit: int | None = options.k
+        if options.exact:
+            ids, cosines = self._exact(snapshot, embedding, options.k, exclude)
+            dist = vectors.distances(code_int, vectors.rows(ids)[1])
+        elif options.rerank and options.radius is None:
+            # The candidate pool comes from the cache's codes (the faiss index's rows of this generation):
+            # one numpy pass, the same set as a faiss top-``pool`` with ties by id, at a fraction of the cost.
+            pool = max(options.pool or rerank_pool(options.k, vectors.size), options.k)
+            rows, dist = vectors.nearest(code_int, pool, exclude=exclude)
+            ids, cosines = vectors.ids[rows], vectors.cosines_at(embedding, rows)
             order = np.lexsort((ids, dist, -cosines))
             ids, dist, cosines = ids[order], dist[order], cosines[order]
-        docs = self.store.documents(ids.tolist())
-        rows = [(int(i), int(dd), float(c)) for i, dd, c in zip(ids, dist, cosines, strict=True) if int(i) in docs]
-        if limit is not None:
-            rows = rows[:limit]
+        else:
+            if options.radius is not None:
+                ids, dist = snapshot.index.within(query, options.radius)
+                order = np.lexsort((ids, dist))
+                ids, dist = ids[order], dist[order]
+                limit = None
+            else:
+                d, i = snapshot.index.search(query, options.k + (exclude is not None))
+                ids, dist = i[0], d[0]
+            keep = ids != exclude if exclude is not None else np.ones(len(ids), bool)
+            ids, dist = ids[keep], dist[keep]
+            # A document whose vector is not in this generation's cache has no row: leave it out.
+            present, cosines = snapshot.vectors.cosines(embedding, ids)
+            ids, dist = ids[present], dist[present]
+            if options.rerank:
+                order = np.lexsort((ids, dist, -cosines))
+                ids, dist, cosines = ids[order], dist[order], cosines[order]
+        ranked, docs = self._rows(ids, dist, cosines, limit)
         mask = (1 << bits) - 1
         return [
             Hit(
@@ -282,5 +325,39 @@ class Searcher:
                 snippet=snippet(docs[i].text),
                 bits=bits,
             )
-            for rank, (i, dd, c) in enumerate(rows, start=1)
+            for rank, (i, dd, c) in enumerate(ranked, start=1)
         ]
+
+    def _exact(
+        self, snapshot: _Snapshot, embedding: np.ndarray, k: int, exclude: int | None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """The exact cosine top ``k`` (and some spare for rows deleted since) over every cached vector."""
+        size = snapshot.vectors.size
+        if size > MAX_EXACT_DOCS:
+            raise UsageError(
+                f"--exact scans every stored embedding and this index holds {size:,} documents "
+                f"(more than {MAX_EXACT_DOCS:,}): drop --exact, or raise --pool"
+            )
+        return snapshot.vectors.scan(embedding, 2 * k, exclude=exclude)
+
+    def _rows(
+        self, ids: np.ndarray, dist: np.ndarray, cosines: np.ndarray, limit: int | None
+    ) -> tuple[list[tuple[int, int, float]], dict]:
+        """The first ``limit`` ranked hits whose rows still exist, with those rows.
+
+        Rows are read for the head of the ranking only (not the whole pool); a document deleted after the
+        index snapshot was taken has no row any more and is skipped, its place taken by the next one.
+        """
+        rows: list[tuple[int, int, float]] = []
+        docs: dict = {}
+        step = len(ids) if limit is None else max(2 * limit, 16)
+        for start in range(0, len(ids), step):
+            chunk = ids[start : start + step]
+            found = self.store.documents(chunk.tolist())
+            docs.update(found)
+            for i, dd, c in zip(chunk, dist[start : start + step], cosines[start : start + step], strict=True):
+                if int(i) in found:
+                    rows.append((int(i), int(dd), float(c)))
+            if limit is not None and len(rows) >= limit:
+                return rows[:limit], docs
+        return rows, docs

@@ -5,6 +5,10 @@ change, and its code length (and the file matches the sidecar's checksum); other
 stored codes and saved. It is never silently out of sync, and a file copied from another database is
 never served. No torch here: dedup and info run on stored codes alone.
 
+The rerank vectors (:mod:`semhash.vectors`, ``<db>.vectors``) are the same kind of cache for the stored
+embeddings, stamped with the same database state: :func:`load_vectors` serves them when fresh and
+rebuilds them from SQLite (streamed in chunks, so memory stays bounded) when not.
+
 Saving is strict for commands that write (``index``, ``train``, ``remove``): a full disk is a one-line
 :class:`StorageError`. Commands that only read serve a rebuilt index from memory when it cannot be saved
 (a read-only folder, a full disk): the file is only a cache.
@@ -13,11 +17,18 @@ Saving is strict for commands that write (``index``, ``train``, ``remove``): a f
 from __future__ import annotations
 
 import errno
+from collections.abc import Iterator
+
+import numpy as np
 
 from semhash.codes import ints_to_packed
 from semhash.errors import IndexMissingError, StorageError
 from semhash.index import CodeIndex, IndexStamp, index_path_for
 from semhash.store import Store
+from semhash.vectors import VectorCache, vectors_path_for
+
+#: Embeddings read from SQLite per step while the vector cache is rebuilt (4,096 x 384 x 4 bytes = 6 MiB).
+_VECTOR_CHUNK = 4096
 
 
 def stamp_of(store: Store) -> IndexStamp:
@@ -58,6 +69,50 @@ def load_index(store: Store, strict: bool = False) -> CodeIndex:
     """The saved index if it is fresh and this database's, else a rebuilt one (see :func:`build_index`)."""
     index = CodeIndex.load(index_path_for(store.path), stamp_of(store), _bits(store))
     return index if index is not None else build_index(store, strict=strict)
+
+
+def _embedding_chunks(store: Store, dim: int) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """``(ids, codes, embeddings)`` of every encoded document (the faiss index's rows), ascending, in chunks."""
+    ids, codes = store.codes()
+    for start in range(0, len(ids), _VECTOR_CHUNK):
+        got, matrix = store.embeddings(ids[start : start + _VECTOR_CHUNK].tolist(), dim=dim)
+        # ``embeddings`` leaves out a row without an embedding; the codes follow the ids it returned
+        yield got, codes[start:][np.searchsorted(ids[start:], got)], matrix
+
+
+def _embedding_dim(store: Store) -> int:
+    value = store.get_meta("embedding_dim")
+    return int(value) if value and value.isdigit() else 0
+
+
+def build_vectors(store: Store, strict: bool = False) -> VectorCache:
+    """A fresh vector cache of every encoded document's embedding, saved beside the database.
+
+    Call it inside a read transaction (as :func:`load_vectors`'s callers do) so that the rows and the
+    stamp come from one commit. Like :func:`build_index`, ``strict=False`` serves the rows from memory
+    when the files cannot be written, and a database without an id is never saved.
+    """
+    dim, bits = _embedding_dim(store), _bits(store)
+    stamp = stamp_of(store)
+    if stamp.database_id is None and not strict:
+        return VectorCache.in_memory(dim, bits, _embedding_chunks(store, dim))
+    path = vectors_path_for(store.path)
+    try:
+        return VectorCache.write(path, stamp, dim, bits, _embedding_chunks(store, dim))
+    except OSError as exc:
+        if strict:
+            what = "the disk is full" if exc.errno == errno.ENOSPC else f"cannot write {path} ({exc.strerror or exc})"
+            raise StorageError(
+                f"{what}: writing the rerank vectors {path} failed; the database is complete and kept: "
+                "free some space and rerun the same command (the vectors are rebuilt from the database)"
+            ) from exc
+        return VectorCache.in_memory(dim, bits, _embedding_chunks(store, dim))
+
+
+def load_vectors(store: Store, strict: bool = False) -> VectorCache:
+    """The saved vector cache if it is fresh and this database's, else a rebuilt one."""
+    cache = VectorCache.load(vectors_path_for(store.path), stamp_of(store), _embedding_dim(store), _bits(store))
+    return cache if cache is not None else build_vectors(store, strict=strict)
 
 
 def index_is_fresh(store: Store) -> bool:

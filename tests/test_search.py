@@ -121,7 +121,7 @@ def live(tmp_path: Path) -> tuple[Path, Path, FakeEncoder]:
     write_corpus(root, per_topic=4)
     db = tmp_path / "live.db"
     encoder = FakeEncoder()
-    index_paths(db, [root], IndexOptions(epochs=10, device="cpu"), encoder=encoder)
+    index_paths(db, [root], IndexOptions(epochs=30, device="cpu"), encoder=encoder)
     return root, db, encoder
 
 
@@ -133,7 +133,7 @@ def test_searcher_survives_documents_removed_by_a_reindex(live: tuple[Path, Path
         for path in (root / "space").glob("*.txt"):
             path.unlink()
         (root / "space" / "new.txt").write_text("comet nebula rocket brand new document")
-        index_paths(db, [root], IndexOptions(epochs=10, device="cpu"), encoder=encoder)
+        index_paths(db, [root], IndexOptions(epochs=30, device="cpu"), encoder=encoder)
         for options in (QueryOptions(radius=32), QueryOptions(k=50), QueryOptions(k=50, rerank=False)):
             paths = {Path(h.path).name for h in searcher.query("telescope galaxy comet", options)}
             assert "new.txt" in paths, options
@@ -177,7 +177,7 @@ def test_searcher_reloads_the_hashing_model_after_a_retrain(live: tuple[Path, Pa
     with Searcher(db, encoder=encoder) as searcher:
         searcher.query("pedal", QueryOptions(k=1))
         first = searcher._hasher_model_id
-        index_paths(db, [root], IndexOptions(epochs=10, device="cpu", retrain=True), encoder=encoder)
+        index_paths(db, [root], IndexOptions(epochs=30, device="cpu", retrain=True), encoder=encoder)
         path = sorted(root.rglob("*.txt"))[0]
         hits = searcher.query(path.read_text(), QueryOptions(k=1, rerank=False, radius=0))
         assert searcher._hasher_model_id != first
@@ -192,3 +192,185 @@ def test_hit_serialises_itself(indexed: tuple[Path, FakeEncoder]) -> None:
     row = hit.to_dict()
     assert row["code"] == f"{hit.code:08x}" and len(row["code"]) == hit.bits // 4 == 8
     assert row["location"] == hit.location and row["id"] == hit.id and row["cosine"] == hit.cosine
+
+
+# -- the rerank pool and its vectors (issue 9) ---------------------------------------------------------------
+def test_rerank_pool_grows_with_the_index_and_stays_bounded() -> None:
+    from semhash.config import MAX_RERANK_POOL, MIN_RERANK_POOL, RERANK_POOL_FACTOR, RERANK_POOL_FRACTION
+    from semhash.search import rerank_pool
+
+    sizes = [10, 10**3, 10**4, 10**5, 10**6, 10**7]
+    pools = [rerank_pool(10, n) for n in sizes]
+    assert pools == sorted(pools) and pools[-1] == MAX_RERANK_POOL
+    assert all(p >= max(100, MIN_RERANK_POOL, RERANK_POOL_FACTOR * 10) for p in pools)  # never below the old 100
+    assert rerank_pool(10, 10**5) >= min(RERANK_POOL_FRACTION * 10**5, MAX_RERANK_POOL)
+    assert rerank_pool(MAX_RERANK_POOL + 5, 10**7) == MAX_RERANK_POOL + 5  # never fewer than k
+
+
+def _exact_cosines(searcher: Searcher, text: str, encoder: FakeEncoder) -> dict[int, float]:
+    ids, matrix = searcher.store.embeddings()
+    query = encoder.encode([text])[0]
+    return dict(zip(ids.tolist(), (matrix @ query).tolist(), strict=True))
+
+
+def test_cached_rerank_equals_the_sqlite_rows(indexed: tuple[Path, FakeEncoder]) -> None:
+    db, encoder = indexed
+    text = "telescope galaxy flour"
+    with Searcher(db, encoder=encoder) as searcher:
+        hits = searcher.query(text, QueryOptions(k=6, pool=searcher.index.size))
+        exact = _exact_cosines(searcher, text, encoder)
+    assert len(hits) == 6
+    for hit in hits:
+        assert hit.cosine == pytest.approx(exact[hit.id], abs=1e-5)
+    kth = sorted(exact.values(), reverse=True)[5]
+    assert all(exact[h.id] >= kth - 1e-5 for h in hits)  # the same top 6 (up to summation-order rounding)
+
+
+def test_exact_is_a_full_cosine_scan_with_hamming_distances(indexed: tuple[Path, FakeEncoder]) -> None:
+    """Old code: no --exact (QueryOptions had no such field)."""
+    db, encoder = indexed
+    text = "pedal chain oven"
+    with Searcher(db, encoder=encoder) as searcher:
+        hits = searcher.query(text, QueryOptions(k=5, exact=True))
+        everything = {h.id: h for h in searcher.query(text, QueryOptions(radius=32, rerank=False))}
+        exact = _exact_cosines(searcher, text, encoder)
+    assert [h.rank for h in hits] == [1, 2, 3, 4, 5]
+    kth = sorted(exact.values(), reverse=True)[4]
+    assert all(exact[h.id] >= kth - 1e-5 for h in hits)
+    assert [h.cosine for h in hits] == sorted((h.cosine for h in hits), reverse=True)
+    assert all(h.distance == everything[h.id].distance and h.code == everything[h.id].code for h in hits)
+
+
+def test_exact_similar_leaves_the_document_out(indexed: tuple[Path, FakeEncoder], corpus_root: Path) -> None:
+    db, encoder = indexed
+    target = corpus_root / "food" / "food-3.txt"
+    with Searcher(db, encoder=encoder) as searcher:
+        hits = searcher.similar(target, options=QueryOptions(k=4, exact=True))
+    assert len(hits) == 4 and all(h.path != str(target.resolve()) for h in hits)
+
+
+def test_exact_and_pool_options_are_checked(indexed: tuple[Path, FakeEncoder]) -> None:
+    db, encoder = indexed
+    with Searcher(db, encoder=encoder) as searcher:
+        for options in (QueryOptions(exact=True, radius=3), QueryOptions(exact=True, rerank=False)):
+            with pytest.raises(UsageError, match="--exact"):
+                searcher.query("oven", options)
+        with pytest.raises(UsageError, match="--pool"):
+            searcher.query("oven", QueryOptions(pool=0))
+
+
+def test_exact_is_refused_above_the_stated_size(
+    indexed: tuple[Path, FakeEncoder], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    db, encoder = indexed
+    monkeypatch.setattr("semhash.search.MAX_EXACT_DOCS", 10)
+    with Searcher(db, encoder=encoder) as searcher, pytest.raises(UsageError, match="more than 10"):
+        searcher.query("oven", QueryOptions(exact=True))
+
+
+def test_queries_read_rerank_vectors_from_the_cache_not_sqlite(
+    indexed: tuple[Path, FakeEncoder], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Old code: every query read its pool's embeddings from SQLite rows (``Store.embeddings``)."""
+    db, encoder = indexed
+    with Searcher(db, encoder=encoder) as searcher:
+        expected = [(h.id, h.cosine) for h in searcher.query("rocket moon", QueryOptions(k=5))]
+
+        def no_rows(*args: object, **kwargs: object) -> None:
+            raise AssertionError("a query read embeddings from SQLite")
+
+        monkeypatch.setattr(searcher.store, "embeddings", no_rows)
+        assert [(h.id, h.cosine) for h in searcher.query("rocket moon", QueryOptions(k=5))] == expected
+
+
+def _sidecar(db: Path) -> dict:
+    import json
+
+    return json.loads(Path(f"{db}.vectors.json").read_text())
+
+
+def test_the_vector_cache_follows_the_database(live: tuple[Path, Path, FakeEncoder], tmp_path: Path) -> None:
+    """Fresh caches are reused; stale, foreign and damaged ones are rebuilt, and results do not change."""
+    from semhash.store import Store
+
+    root, db, encoder = live
+    with Searcher(db, encoder=encoder) as searcher:
+        before = [(h.id, round(h.cosine, 4)) for h in searcher.query("flour oven", QueryOptions(k=5))]
+    with Store.open(db) as store:
+        stamp = (store.database_id, store.generation, store.change_id)
+    meta = _sidecar(db)
+    assert (meta["database_id"], meta["generation"], meta["change_id"]) == stamp
+    vectors = Path(f"{db}.vectors")
+    inode = vectors.stat().st_ino
+    with Searcher(db, encoder=encoder) as searcher:  # fresh: mapped as it is, not rewritten
+        searcher.query("flour oven", QueryOptions(k=5))
+    assert vectors.stat().st_ino == inode
+
+    # damaged: one flipped byte is caught by the checksum and the cache is rewritten
+    data = bytearray(vectors.read_bytes())
+    data[10] ^= 0x7F
+    vectors.write_bytes(bytes(data))
+    with Searcher(db, encoder=encoder) as searcher:
+        assert [(h.id, round(h.cosine, 4)) for h in searcher.query("flour oven", QueryOptions(k=5))] == before
+    assert vectors.read_bytes() != bytes(data)
+
+    # foreign: another database's cache (a copy of this one under a new database id) is not served
+    other = tmp_path / "other"
+    write_corpus(other, per_topic=3)
+    other_db = tmp_path / "other.db"
+    index_paths(other_db, [other], IndexOptions(epochs=30, device="cpu"), encoder=encoder)
+    Searcher(other_db, encoder=encoder).close()  # the first searcher writes its cache
+    for suffix in (".vectors", ".vectors.ids", ".vectors.json"):
+        Path(f"{db}{suffix}").write_bytes(Path(f"{other_db}{suffix}").read_bytes())
+    with Searcher(db, encoder=encoder) as searcher:
+        assert [(h.id, round(h.cosine, 4)) for h in searcher.query("flour oven", QueryOptions(k=5))] == before
+    assert _sidecar(db)["database_id"] == stamp[0]
+
+    # stale: a re-index moves the generation; the cache is rebuilt with the new documents' vectors
+    (root / "food" / "fresh.txt").write_text("flour oven butter sugar bread freshly added")
+    index_paths(db, [root], IndexOptions(epochs=30, device="cpu"), encoder=encoder)
+    with Searcher(db, encoder=encoder) as searcher:
+        paths = {Path(h.path).name for h in searcher.query("flour oven butter", QueryOptions(k=3))}
+        assert _sidecar(db)["generation"] == searcher.store.generation
+        assert _sidecar(db)["count"] == searcher.index.size
+    assert "fresh.txt" in paths
+
+
+def test_vectors_are_served_from_memory_when_they_cannot_be_saved(
+    live: tuple[Path, Path, FakeEncoder], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _, db, encoder = live
+    with Searcher(db, encoder=encoder) as searcher:
+        expected = [h.id for h in searcher.query("bicycle chain", QueryOptions(k=4))]
+    for suffix in (".vectors", ".vectors.ids", ".vectors.json"):
+        Path(f"{db}{suffix}").unlink()
+
+    def full_disk(*args: object, **kwargs: object) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr("semhash.vectors.VectorCache.write", full_disk)
+    with Searcher(db, encoder=encoder) as searcher:
+        assert [h.id for h in searcher.query("bicycle chain", QueryOptions(k=4))] == expected
+    assert not Path(f"{db}.vectors.json").exists()
+
+
+def test_cli_exact_and_pool(indexed: tuple[Path, FakeEncoder], monkeypatch: pytest.MonkeyPatch) -> None:
+    import json
+
+    from typer.testing import CliRunner
+
+    from semhash.cli import app
+
+    db, encoder = indexed
+    monkeypatch.setattr("semhash.embed.load_encoder", lambda *args, **kwargs: encoder)
+    runner = CliRunner()
+    exact = runner.invoke(app, ["query", "telescope galaxy", "--db", str(db), "-k", "3", "--exact", "--json"])
+    assert exact.exit_code == 0, exact.output
+    pooled = runner.invoke(app, ["query", "telescope galaxy", "--db", str(db), "-k", "3", "--pool", "24", "--json"])
+    assert pooled.exit_code == 0, pooled.output
+    rows = [json.loads(line) for line in exact.output.splitlines()]
+    assert [r["id"] for r in rows] == [json.loads(line)["id"] for line in pooled.output.splitlines()]
+    bad = runner.invoke(app, ["query", "x", "--db", str(db), "--exact", "--radius", "2"])
+    assert bad.exit_code == 2 and "--exact" in bad.output
+    bad = runner.invoke(app, ["query", "x", "--db", str(db), "--pool", "0"])
+    assert bad.exit_code == 2
