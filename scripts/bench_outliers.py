@@ -18,9 +18,9 @@ Protocol (one *fold* per held-out group):
    * ``combined``: ``semhash outliers --score combined`` (:func:`semhash.outliers.combined_scores`): the
      mean of the robust z-scores of ``recon`` and ``knn``.
 
-AUROCs are averaged over the folds. Drift (:func:`semhash.outliers.drift_statistics`): the share of a batch
+AUROCs are averaged over the folds. Drift (:func:`semhash.neighbourhood.drift_statistics`): the share of a batch
 above the trained-on posts' 95th percentile (5% expected without drift), by kNN distance (what
-:func:`semhash.outliers.drift_warning` uses) and by reconstruction error, for a half-and-half batch (every
+:func:`semhash.neighbourhood.drift_warning` uses) and by reconstruction error, for a half-and-half batch (every
 held-out test post and as many test posts of the trained groups) and for the trained groups' test posts.
 
 Subset (CPU budget; the full embedding is slow on a shared 2-core machine): the groups in ``GROUPS``,
@@ -119,7 +119,8 @@ def fold(data: dict[str, np.ndarray], held: str, neighbours: int) -> dict[str, f
     """Train without ``held``, add the mixed test batch, score; AUROC per score and drift numbers."""
     from semhash.config import DEFAULT_BITS
     from semhash.model import encode_with_errors
-    from semhash.outliers import _inner_product_index, _search_kth, combined_scores, drift_statistics, knn_distances
+    from semhash.neighbourhood import _inner_product_index, _search_kth, drift_statistics, knn_distances
+    from semhash.outliers import combined_scores
     from semhash.train import TrainConfig, train_hasher
 
     texts, labels, split, emb = data["texts"], data["labels"], data["split"], data["embeddings"]

@@ -168,7 +168,7 @@ def index_paths(
         unseen = store.ids_without_code() if not options.retrain and store.active_model() is not None else []
         _train_and_encode(store, options, report, progress)
         if unseen:
-            from semhash.outliers import drift_warning
+            from semhash.neighbourhood import drift_warning
 
             report.drift_warning = drift_warning(store, unseen)
         try:

@@ -11,6 +11,7 @@ import pytest
 from conftest import FAST_EPOCHS, LEXICAL_TOPICS, FakeEncoder
 from typer.testing import CliRunner
 
+import semhash.neighbourhood as neighbourhood
 import semhash.outliers as outliers
 from semhash.cli import app
 from semhash.errors import UsageError
@@ -40,17 +41,17 @@ def clustered(n: int, dim: int = 16, seed: int = 0) -> np.ndarray:
 @pytest.mark.parametrize("k", [1, 3, 10])
 def test_knn_distances_equal_brute_force_and_skip_the_query_itself(k: int) -> None:
     x = clustered(500)
-    got = outliers.knn_distances(x, x[:100], k, np.arange(500), np.arange(100))
+    got = neighbourhood.knn_distances(x, x[:100], k, np.arange(500), np.arange(100))
     np.testing.assert_allclose(got, brute_kth(x, x[:100], k, np.arange(100)), atol=1e-5)
     # Queries that are not in the reference keep their k nearest rows (no row skipped).
     fresh = clustered(50, seed=1)
-    np.testing.assert_allclose(outliers.knn_distances(x, fresh, k), brute_kth(x, fresh, k, None), atol=1e-5)
+    np.testing.assert_allclose(neighbourhood.knn_distances(x, fresh, k), brute_kth(x, fresh, k, None), atol=1e-5)
 
 
 def test_large_references_use_ivf_and_stay_close(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(outliers, "_FLAT_LIMIT", 1000)
+    monkeypatch.setattr(neighbourhood, "_FLAT_LIMIT", 1000)
     x = clustered(4000)
-    got = outliers.knn_distances(x, x[:300], 5, np.arange(4000), np.arange(300))
+    got = neighbourhood.knn_distances(x, x[:300], 5, np.arange(4000), np.arange(300))
     want = brute_kth(x, x[:300], 5, np.arange(300))
     assert np.all(got >= want - 1e-5)  # an approximate search only misses neighbours: never closer
     assert np.corrcoef(got, want)[0, 1] > 0.95
@@ -110,13 +111,13 @@ def test_drift_warning_fires_on_an_unseen_topic_and_stays_silent_on_known_ones(
 ) -> None:
     known = add_batch(trained_db, tmp_path / "known", {"space": 15, "food": 15}, seed=1)
     with Store.open(trained_db) as store:
-        assert outliers.drift_warning(store, known) is None
+        assert neighbourhood.drift_warning(store, known) is None
     mixed = add_batch(trained_db, tmp_path / "mixed", {"bikes": 20, "food": 10}, seed=2)
     with Store.open(trained_db) as store:
-        message = outliers.drift_warning(store, mixed)
-        report = outliers.drift_report(store, mixed)
+        message = neighbourhood.drift_warning(store, mixed)
+        report = neighbourhood.drift_report(store, mixed)
     assert message is not None and "--retrain" in message and f"of the {len(mixed)} new documents" in message
-    assert report.drifted and report.share_above >= outliers.DRIFT_MIN_SHARE
+    assert report.drifted and report.share_above >= neighbourhood.DRIFT_MIN_SHARE
     assert report.new_median > report.reference_median
     assert message.startswith("drift: ") and "\n" not in message
 
@@ -124,11 +125,15 @@ def test_drift_warning_fires_on_an_unseen_topic_and_stays_silent_on_known_ones(
 def test_drift_statistics_need_a_marked_and_significant_excess() -> None:
     rng = np.random.default_rng(0)
     reference = rng.gamma(4, 0.05, 2000)
-    assert not outliers.drift_statistics(reference, rng.gamma(4, 0.05, 200)).drifted
-    worse = outliers.drift_statistics(reference, rng.gamma(4, 0.05, 200) + 0.15)
-    assert worse.drifted and worse.share_above >= outliers.DRIFT_MIN_SHARE and worse.sigmas >= outliers.DRIFT_MIN_SIGMAS
-    assert not outliers.drift_statistics(reference, reference[:5] + 1.0).drifted  # too few to say
-    assert not outliers.drift_statistics(np.array([]), reference).drifted
+    assert not neighbourhood.drift_statistics(reference, rng.gamma(4, 0.05, 200)).drifted
+    worse = neighbourhood.drift_statistics(reference, rng.gamma(4, 0.05, 200) + 0.15)
+    assert (
+        worse.drifted
+        and worse.share_above >= neighbourhood.DRIFT_MIN_SHARE
+        and worse.sigmas >= neighbourhood.DRIFT_MIN_SIGMAS
+    )
+    assert not neighbourhood.drift_statistics(reference, reference[:5] + 1.0).drifted  # too few to say
+    assert not neighbourhood.drift_statistics(np.array([]), reference).drifted
 
 
 def test_find_outliers_scores(tmp_path: Path, trained_db: Path) -> None:
@@ -150,8 +155,8 @@ def test_find_outliers_scores(tmp_path: Path, trained_db: Path) -> None:
 def test_store_knn_distances_sample_bounds_the_reference(trained_db: Path) -> None:
     with Store.open(trained_db) as store:
         ids, matrix = store.embeddings()
-        exact = outliers.store_knn_distances(store, ids, k=3)
-        sampled = outliers.store_knn_distances(store, ids, k=3, max_reference=20)
+        exact = neighbourhood.store_knn_distances(store, ids, k=3)
+        sampled = neighbourhood.store_knn_distances(store, ids, k=3, max_reference=20)
     np.testing.assert_allclose(exact, brute_kth(matrix, matrix, 3, np.arange(len(ids))), atol=1e-5)
     assert np.all(sampled >= exact - 1e-6)  # fewer candidates: the k-th neighbour is never closer
 
