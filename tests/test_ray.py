@@ -19,8 +19,9 @@ import pytest
 from typer.testing import CliRunner
 
 from semhash.cli import app
+from semhash.corpus import ReadOptions
 from semhash.engine import check_engine
-from semhash.engine.ray_engine import ENV_KILL_AFTER, ENV_MAX_RESTARTS, plan_batches
+from semhash.engine.ray_engine import ENV_KILL_AFTER, ENV_MAX_RESTARTS, plan_units, read_batches
 from semhash.errors import UsageError
 from semhash.ingest import IndexOptions, index_paths
 from semhash.store import Store
@@ -69,15 +70,26 @@ def test_check_engine() -> None:
         IndexOptions(workers=3)
 
 
-def test_plan_batches_respects_both_limits_and_keeps_every_document_once() -> None:
-    pending = {"/a.jsonl": {0: 10, 1: 10, 2: 10, 3: 50}, "/b.txt": {0: 5}, "/c.txt": {0: 200}}
-    batches = plan_batches(pending, batch_docs=2, batch_chars=40)
-    flat = [tuple(item) for batch in batches for item in batch]
-    assert sorted(flat) == sorted((p, r) for p, records in pending.items() for r in records)
-    sizes = {(p, r): n for p, records in pending.items() for r, n in records.items()}
-    for batch in batches:
-        assert len(batch) <= 2
-        assert len(batch) == 1 or sum(sizes[tuple(item)] for item in batch) <= 40  # type: ignore[index]
+def test_plan_units_keeps_files_whole_and_every_document_once() -> None:
+    pending = {"/a.jsonl": {0: 10, 1: 10, 2: 10, 3: 50}, "/b.txt": {0: 5}, "/c.txt": {0: 20}, "/d.txt": {0: 5}}
+    units = plan_units(pending, batch_docs=2, batch_chars=40)
+    assert units == [{"/a.jsonl": [0, 1, 2, 3]}, {"/b.txt": [0], "/c.txt": [0]}, {"/d.txt": [0]}]
+
+
+def test_read_batches_reads_a_file_once_into_bounded_batches(tmp_path: Path) -> None:
+    records = tmp_path / "posts.jsonl"
+    texts = [f"post {i} " + "word " * (i % 4) for i in range(10)]
+    records.write_text("\n".join(json.dumps({"text": t}) for t in texts))
+    single = tmp_path / "note.txt"
+    single.write_text("a note")
+    wanted = {str(records): list(range(1, 11)), str(single): [0]}  # records count from 1
+    unit = np.array([json.dumps(wanted)], dtype=object)
+    out = [json.loads(b["docs"][0]) for b in read_batches({"unit": unit}, ReadOptions(), batch_docs=3, batch_chars=25)]
+    docs = [doc for batch in out for doc in batch]
+    assert sorted((d[0], d[1]) for d in docs) == sorted((p, r) for p, rs in wanted.items() for r in rs)
+    assert sorted(d[2] for d in docs) == sorted([t.strip() for t in texts] + ["a note"])
+    for batch in out:
+        assert len(batch) <= 3 and (len(batch) == 1 or sum(len(d[2]) for d in batch) <= 25)
 
 
 # -- with Ray and the real model ---------------------------------------------------------------------------
@@ -94,12 +106,15 @@ def ray_session() -> Iterator[None]:
 
 @pytest.fixture(scope="module")
 def sample(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Three folders of data/sample plus one long document (several model windows)."""
+    """Three folders of data/sample, one long document (several model windows) and a JSONL file."""
     root = tmp_path_factory.mktemp("ray") / "sample"
     for folder in FOLDERS:
         shutil.copytree(SAMPLE / folder, root / folder)
     sentence = "The probe's spectrometer measured methane in the atmosphere of the distant moon. "
     (root / "astronomy" / "long-survey.txt").write_text(sentence * (LONG_CHARS // len(sentence) + 1))
+    # A file of many records: read once by one Ray task, cut into several embedding batches.
+    rides = [f"Ride report {i}: {i * 7} km along the river, one puncture, strong headwind." for i in range(20)]
+    (root / "cycling" / "rides.jsonl").write_text("\n".join(json.dumps({"text": t}) for t in rides))
     return root
 
 

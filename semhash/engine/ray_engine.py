@@ -3,27 +3,32 @@
 The driver (the ``semhash index`` process) keeps everything but the embedding: the scan, the content
 hashes, removals, the SQLite store, training, codes and faiss. What runs on Ray is one Ray Data pipeline:
 
-1. **Manifest.** The driver groups the pending documents (path, record) into batches of at most
-   ``batch_docs`` documents and ``batch_chars`` characters (from the scan's lengths, as the local path
-   does) and makes one dataset row, and one block, per batch: only names travel, never texts.
-2. **Embed.** ``map_batches`` with a class-based UDF (:class:`EmbedActor`) on a fixed pool of actors:
-   each actor loads the model once, then per batch reads its documents from disk, embeds them
-   (window-pooled, exactly as :meth:`~semhash.embed.SentenceTransformerEncoder.encode`) and returns
-   rows of (path, record, text, content hash, mtime, embedding). One GPU per actor when
-   ``ray.cluster_resources()`` reports GPUs (as many actors as GPUs, or ``workers`` if fewer), else
-   ``workers`` CPU actors of one CPU (one torch thread) each.
-3. **Commit.** ``iter_batches`` streams the results back (in whatever order they finish: each row
+1. **Manifest.** The driver groups the pending documents' files into read units of whole files
+   (:func:`plan_units`: about one embedding batch of one-document files, or one file of many records):
+   one dataset row, and one block, per unit; only names travel from the driver, never texts.
+2. **Read.** ``map_batches`` with a task UDF (:func:`read_batches`) reads each unit's files once (a
+   JSONL or CSV file is parsed once, however many batches it holds) and yields its documents in
+   embedding batches of at most ``batch_docs`` documents and ``batch_chars`` characters, as the local
+   path batches them.
+3. **Embed.** ``map_batches`` with a class-based UDF (:class:`EmbedActor`) on a fixed pool of actors:
+   each actor loads the model once, then embeds batch after batch (window-pooled, exactly as
+   :meth:`~semhash.embed.SentenceTransformerEncoder.encode`) and returns rows of (path, record, text,
+   content hash, mtime, embedding). One GPU per actor when ``ray.cluster_resources()`` reports GPUs (as
+   many actors as GPUs, or ``workers`` if fewer), else ``workers`` CPU actors of one CPU (one torch
+   thread) each.
+4. **Commit.** ``iter_batches`` streams the results back (in whatever order they finish: each row
    carries its path and record) and each batch is upserted in its own transaction, as in the local
    path: an interruption (Ctrl-C, a dead worker, a lost cluster) keeps every committed batch and a rerun
    embeds only what is missing.
 
-Files are read by the actors, so on a multi-node cluster (``--address``) every node must see the corpus
+Files are read by Ray tasks, so on a multi-node cluster (``--address``) every node must see the corpus
 at the same absolute path (a shared file system); with local workers that always holds.
 
-Memory: each actor holds the model and one batch; Ray Data's streaming backpressure bounds the batches
-in flight; the driver holds the manifest (about 100 bytes per pending document) and one result batch.
-Documents longer than ``batch_chars`` never go to Ray: :mod:`semhash.ingest` embeds them on its local
-long-document path (window chunks, bounded memory), so an actor's memory is bounded by one batch.
+Memory: an actor holds the model and one batch; a read task one unit's file (as the local path holds the
+file it reads); Ray Data's streaming backpressure bounds the batches in flight; the driver holds the
+manifest (about 100 bytes per pending document) and one result batch. Documents longer than
+``batch_chars`` never go to Ray: :mod:`semhash.ingest` embeds them on its local long-document path
+(window chunks, bounded memory), so a batch is never larger than ``batch_chars`` characters.
 
 The hashing model (a small MLP, ~milliseconds per thousand documents) is trained and applied in the
 driver, as today: shipping it to the actors would save nothing measurable and would split the
@@ -89,34 +94,53 @@ class RayResult:
     device: str = "cpu"
 
 
-def plan_batches(pending: Mapping[str, Mapping[int, int]], batch_docs: int, batch_chars: int) -> list[list]:
-    """Group ``{path: {record: characters}}`` into batches of at most ``batch_docs`` and ``batch_chars``.
+def plan_units(pending: Mapping[str, Mapping[int, int]], batch_docs: int, batch_chars: int) -> list[dict]:
+    """Group ``{path: {record: characters}}`` into read units of whole files, ``{path: [records]}``.
 
-    Documents keep the scan's order (file by file), as the local path reads them; a batch is a list of
-    ``[path, record]`` pairs. A document longer than ``batch_chars`` is a batch of its own (callers send
-    those to the local long-document path instead).
+    Files are added to a unit until it holds ``batch_docs`` documents or ``batch_chars`` characters, so
+    one-document files make units of about one embedding batch, and a file of many records (JSONL, CSV)
+    is a unit of its own however large: it is read and parsed once, by one read task, which cuts it
+    into batches (:func:`read_batches`). Files keep the scan's order.
     """
-    batches: list[list] = []
-    batch: list = []
-    chars = 0
+    units: list[dict] = []
+    unit: dict[str, list[int]] = {}
+    docs = chars = 0
     for path, records in pending.items():
-        for record, n_chars in records.items():
-            if batch and (len(batch) >= batch_docs or chars + n_chars > batch_chars):
-                batches.append(batch)
-                batch, chars = [], 0
-            batch.append([path, int(record)])
-            chars += n_chars
-    if batch:
-        batches.append(batch)
-    return batches
+        if unit and (docs + len(records) > batch_docs or chars + sum(records.values()) > batch_chars):
+            units.append(unit)
+            unit, docs, chars = {}, 0, 0
+        unit[path] = [int(r) for r in records]
+        docs += len(records)
+        chars += sum(records.values())
+    if unit:
+        units.append(unit)
+    return units
+
+
+def read_batches(batch: dict[str, np.ndarray], read: ReadOptions, batch_docs: int, batch_chars: int) -> Iterator[dict]:
+    """Ray Data task UDF: read each unit's files once, yield its documents in embedding batches.
+
+    A batch is at most ``batch_docs`` documents and ``batch_chars`` characters (as the local path
+    batches); each is one output row, ``{"docs": JSON [[path, record, text, content hash, mtime], ...]}``.
+    """
+    rows: list[list] = []
+    chars = 0
+    for unit in batch["unit"]:
+        wanted = {path: set(records) for path, records in json.loads(str(unit)).items()}
+        for doc in read_documents(wanted, read):
+            if rows and (len(rows) >= batch_docs or chars + len(doc.text) > batch_chars):
+                yield {"docs": np.array([json.dumps(rows)], dtype=object)}
+                rows, chars = [], 0
+            rows.append([doc.path, doc.record, doc.text, doc.content_hash, doc.mtime])
+            chars += len(doc.text)
+    if rows:
+        yield {"docs": np.array([json.dumps(rows)], dtype=object)}
 
 
 class EmbedActor:
-    """Ray Data's class-based UDF: loads the model once per actor, then reads and embeds batch after batch."""
+    """Ray Data's class-based UDF: loads the model once per actor, then embeds batch after batch."""
 
-    def __init__(
-        self, model: str | None, device: str, max_windows: int, read: ReadOptions, threads: int, kill_after: int | None
-    ) -> None:
+    def __init__(self, model: str | None, device: str, max_windows: int, threads: int, kill_after: int | None) -> None:
         if device == "cpu":
             import torch
 
@@ -124,19 +148,18 @@ class EmbedActor:
         from semhash.embed import load_encoder
 
         self.encoder = load_encoder(model, device, max_windows)
-        self.read = read
         self.kill_after = kill_after
         self.batches = 0
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        """Read and embed the documents named by ``batch["items"]`` (JSON lists of [path, record])."""
+        """Embed the documents of ``batch["docs"]`` (see :func:`read_batches`)."""
         if self.kill_after is not None and self.batches >= self.kill_after:
             os._exit(1)  # the test hook: die like a killed worker, without cleanup
-        wanted: dict[str, set[int]] = {}
-        for items in batch["items"]:
-            for path, record in json.loads(str(items)):
-                wanted.setdefault(str(path), set()).add(int(record))
-        docs = list(read_documents(wanted, self.read))
+        docs = [
+            SourceDocument(str(p), int(r), str(t), str(h), float(m))
+            for rows in batch["docs"]
+            for p, r, t, h, m in json.loads(str(rows))
+        ]
         # Similar lengths pad less in the transformer's forward passes (as the local path does).
         docs.sort(key=lambda d: (len(d.text), d.path, d.record))
         windows_before = _windows(self.encoder)
@@ -179,8 +202,8 @@ def embed_on_ray(
     """
     ray = import_ray()
     result = RayResult()
-    batches = plan_batches(pending, max(1, job.batch_docs), max(1, job.batch_chars))
-    if not batches:
+    units = plan_units(pending, max(1, job.batch_docs), max(1, job.batch_chars))
+    if not units:
         return result
     kill_after = _env_int(ENV_KILL_AFTER)
     restarts = _env_int(ENV_MAX_RESTARTS)
@@ -197,8 +220,7 @@ def embed_on_ray(
         # Ray Data's own log lines ("execution finished", a dead actor's traceback) are not the user's business:
         # a failure reaches them as one line (EngineError); Ray keeps its full logs under /tmp/ray.
         logging.getLogger("ray.data").setLevel(logging.CRITICAL)
-        rows = [{"items": json.dumps(batch)} for batch in batches]
-        # One block per batch, so each actor call is one planned batch and each result one commit.
+        rows = [{"unit": json.dumps(unit)} for unit in units]
         with warnings.catch_warnings():
             # Ray >= 2.60 deprecates passing max_restarts this way, with no named parameter for it yet.
             warnings.simplefilter("ignore", DeprecationWarning)
@@ -241,23 +263,39 @@ def _pipeline(
     kill_after: int | None,
     restarts: int,
 ) -> Any:
-    """The lazy Ray Data pipeline: one row (and block) per planned batch, embedded by a pool of actors."""
-    return ray.data.from_items(rows, override_num_blocks=len(rows)).map_batches(
-        EmbedActor,
-        batch_size=1,
-        batch_format="numpy",
-        concurrency=actors,
-        fn_constructor_kwargs={
-            "model": job.model,
-            "device": device,
-            "max_windows": job.max_windows,
-            "read": job.read or ReadOptions(),
-            "threads": 1,
-            "kill_after": kill_after,
-        },
-        max_restarts=restarts,
-        max_task_retries=restarts,
-        **per_actor,
+    """The lazy Ray Data pipeline: read units (tasks) -> embedding batches -> a pool of embedding actors.
+
+    One block per read unit. Read tasks ask for no CPU of their own (parsing is light beside the model,
+    and the actors hold every CPU), at most ``actors`` at a time; each embedding batch is one row, and
+    one actor call, so each result is one commit.
+    """
+    read = job.read or ReadOptions()
+    return (
+        ray.data.from_items(rows, override_num_blocks=len(rows))
+        .map_batches(
+            read_batches,
+            batch_size=1,
+            batch_format="numpy",
+            fn_kwargs={"read": read, "batch_docs": max(1, job.batch_docs), "batch_chars": max(1, job.batch_chars)},
+            num_cpus=0,
+            concurrency=actors,
+        )
+        .map_batches(
+            EmbedActor,
+            batch_size=1,
+            batch_format="numpy",
+            concurrency=actors,
+            fn_constructor_kwargs={
+                "model": job.model,
+                "device": device,
+                "max_windows": job.max_windows,
+                "threads": 1,
+                "kill_after": kill_after,
+            },
+            max_restarts=restarts,
+            max_task_retries=restarts,
+            **per_actor,
+        )
     )
 
 
