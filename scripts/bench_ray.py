@@ -5,9 +5,11 @@ Run from the repository root (needs the ``ray`` extra: ``pip install -e ".[ray]"
     .venv/bin/python scripts/bench_ray.py --docs 500 --workers 2 --out bench-out/ray.json
 
 It writes ``--docs`` 20 Newsgroups posts (stripped as in scripts/newsgroups.py, one ``.txt`` file each)
-and indexes them three times, each into a fresh database, on CPU, with the real default model:
+and indexes them four times, each into a fresh database, on CPU, with the real default model:
 
-1. ``local``: the single-process path (torch's own threads on every core);
+1. ``local``: the single-process path (torch's own threads on every core), then ``local-1-thread``: the
+   same with one torch thread, as each Ray actor runs (on a busy machine torch's threads spin against each
+   other: this run tells the engine's effect from that one);
 2. ``ray-cold``: ``--engine ray --workers N`` as a user runs it: Ray is started and stopped by the run;
 3. ``ray-warm``: the same with Ray already running (started and timed by this script), as when
    joining a cluster with ``--address``: what remains is Ray Data's pipeline and the actors' model loads.
@@ -92,6 +94,14 @@ def main(argv: list[str] | None = None) -> int:
         chars = write_posts(root / "posts", args.docs)
         print(f"{args.docs} posts, {chars} characters, machine {platform.machine()} x{os.cpu_count()}", flush=True)
         local = run("local", root / "local.db", root / "posts", args.epochs)
+        import torch
+
+        threads = torch.get_num_threads()
+        torch.set_num_threads(1)  # what each Ray actor uses: separates Ray's effect from torch's threading
+        try:
+            local_1t = run("local-1-thread", root / "local1.db", root / "posts", args.epochs)
+        finally:
+            torch.set_num_threads(threads)
         cold = run("ray-cold", root / "cold.db", root / "posts", args.epochs, engine="ray", workers=args.workers)
         t0 = time.perf_counter()
         ray.init(num_cpus=args.workers, include_dashboard=False, log_to_driver=False, configure_logging=False)
@@ -111,7 +121,8 @@ def main(argv: list[str] | None = None) -> int:
         "characters": chars,
         "workers": args.workers,
         "machine": f"{platform.machine()}, {os.cpu_count()} cores, CPU only",
-        "runs": [local, cold, warm],
+        "runs": [local, local_1t, cold, warm],
+        "local_1_thread_over_local": round(local_1t["embed_seconds"] / local["embed_seconds"], 2),
         "ray_init_seconds": round(ray_start, 2),
         "ray_cold_over_local": round(cold["embed_seconds"] / local["embed_seconds"], 2),
         "ray_warm_over_local": round(warm["embed_seconds"] / local["embed_seconds"], 2),

@@ -13,8 +13,8 @@ ranking of the same embeddings is the ceiling.
 Embeddings: ``--embeddings`` (default ``.cache/20ng/embeddings.npz`` of the main checkout, written by
 scripts/newsgroups.py: database = the ``train`` split, queries = the ``test`` split). When only its
 ``.partial.npz`` exists (the embedding still running), the posts embedded so far are used, all from the
-train split (the file is in read_posts order, train first): the last ``--queries`` of them are the
-queries, the rest the database; the output says which.
+train split (the file is in read_posts order: train first, newsgroup by newsgroup): a seeded random
+``--queries`` of them are the queries, the rest the database; the output says which.
 """
 
 from __future__ import annotations
@@ -49,9 +49,14 @@ def load(path: Path, n_queries: int) -> tuple[dict, str]:
             vectors = data["embeddings"].astype(np.float32)
         posts = posts[: len(vectors)]
         assert all(p.split == "train" for p in posts), "the partial file reaches the test split: use the full one"
+        # The file is in newsgroup order: a seeded random set of queries, so that they share the database's topics.
         is_query = np.zeros(len(vectors), dtype=bool)
-        is_query[-n_queries:] = True
-        note = f"{partial} ({len(vectors)} train posts embedded so far): last {n_queries} = queries, rest = database"
+        is_query[np.random.default_rng(1234).choice(len(vectors), n_queries, replace=False)] = True
+        groups = len({p.label for p in posts})
+        note = (
+            f"{partial} ({len(vectors)} train posts embedded so far, {groups} of the 20 newsgroups): "
+            f"{n_queries} seeded random ones = queries, the rest = database"
+        )
     texts = [p.text for p in posts]
     labels = [[p.label] for p in posts]
     return {"vectors": vectors, "texts": texts, "labels": labels, "is_query": is_query}, note
