@@ -5,6 +5,7 @@ DEMO_DB := .cache/sample.db
 
 .PHONY: setup demo serve test lint bench clean
 
+# Installs the project with its dev tools and the `ray` extra (so `make test` runs tests/test_ray.py too).
 setup:
 	@bash scripts/bootstrap.sh
 

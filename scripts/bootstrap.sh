@@ -13,7 +13,8 @@ if ! .venv/bin/python -c "import torch" 2>/dev/null; then
   "${PIP[@]}" install "torch==2.13.0"
 fi
 # The distribution is "semhash-engine": never `pip install semhash` (that name is another project on PyPI).
-"${PIP[@]}" install -e ".[dev]"
+# The `ray` extra too: the Ray engine's tests (tests/test_ray.py) run in `make test`; without Ray they are skipped.
+"${PIP[@]}" install -e ".[dev,ray]"
 # The search page's browser test (tests/test_serve.py) drives Debian's chromium through playwright; browser
 # downloads (`playwright install`) do not work here. Install it when missing and apt is usable (CI runs as root);
 # elsewhere the test skips and says why.

@@ -132,6 +132,22 @@ def index_command(
     prune: bool = typer.Option(
         False, "--prune", help="Also remove documents whose files no longer exist, anywhere in the index."
     ),
+    engine: str = typer.Option(
+        "local",
+        "--engine",
+        envvar="SEMHASH_ENGINE",
+        help='Where embedding runs: local (this process) or ray (Ray workers; pip install -e ".[ray]").',
+        show_default=True,
+    ),
+    address: str | None = typer.Option(
+        None, "--address", help="With --engine ray: join this Ray cluster (e.g. ray://head:10001, or auto)."
+    ),
+    workers: int | None = typer.Option(
+        None,
+        "--workers",
+        min=1,
+        help="With --engine ray: embedding actors [default: one per CPU, or per GPU, that Ray reports].",
+    ),
     verbose: bool = typer.Option(False, "--verbose", "-v", help="List skipped files."),
     as_json: bool = JsonOption,
 ) -> None:
@@ -154,6 +170,9 @@ def index_command(
         seed=seed,
         lexical_weight=lexical_weight,
         prune=prune,
+        engine=engine,
+        address=address,
+        workers=workers,
     )
     try:
         with _progress(not as_json) as progress:

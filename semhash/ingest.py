@@ -40,6 +40,7 @@ from semhash.config import DEFAULT_BATCH_DOCS, DEFAULT_BITS
 from semhash.corpus import SUPPORTED_SUFFIXES, CorpusScan, ReadOptions, check_roots, read_documents
 from semhash.device import resolve_device
 from semhash.embed import Encoder, LongDocumentEncoder, resolve_model
+from semhash.engine import check_engine, import_ray
 from semhash.errors import CorpusError, CorruptIndexError, DocumentNotFoundError, NoDocumentsError, UsageError
 from semhash.store import Store
 from semhash.sync import build_index, load_index
@@ -55,6 +56,11 @@ Progress = Callable[[str, int, int], None]
 #: Characters embedded and committed together (beside ``batch_docs``): bounds a batch's memory and the work
 #: an interruption can lose; a longer document is embedded alone, in window chunks.
 DEFAULT_BATCH_CHARS = 200_000
+
+#: Documents the hashing model trains on at most (a seeded sample beyond): the neighbour graph of
+#: :func:`semhash.train.train_hasher` grows as n^2 (200,000 documents: minutes on one GPU, most of an hour
+#: on CPU) while P@100 on 20 Newsgroups barely moves past 5,000 (scripts/bench_train_sample.py).
+DEFAULT_MAX_TRAIN_DOCS = 200_000
 
 
 @dataclass
@@ -76,6 +82,15 @@ class IndexOptions:
     lexical_weight: float | None = None
     #: also remove every document whose file no longer exists, anywhere in the index.
     prune: bool = False
+    # -- where embedding runs (semhash/engine): "local" (this process) or "ray" ---------------------------
+    engine: str = "local"
+    #: ``--engine ray``: the Ray cluster to join (``None``: start Ray locally with ``workers`` CPUs).
+    address: str | None = None
+    #: ``--engine ray``: embedding actors (``None``: one per CPU, or per GPU, that Ray reports).
+    workers: int | None = None
+    #: the hashing model trains on a seeded sample of this many documents when the corpus is larger
+    #: (its kNN graph costs O(n^2); quality saturates long before: see scripts/bench_train_sample.py).
+    max_train_docs: int = DEFAULT_MAX_TRAIN_DOCS
 
     def __post_init__(self) -> None:
         # Checked here, so that `index` and `train` both refuse it before any work.
@@ -83,6 +98,9 @@ class IndexOptions:
             raise UsageError(f"--epochs must be 1 or more, not {self.epochs}")
         if self.lexical_weight is not None and not self.lexical_weight >= 0:  # also rejects NaN
             raise UsageError(f"--lexical-weight must be 0 or more, not {self.lexical_weight}")
+        if self.max_train_docs < 1:
+            raise UsageError(f"max_train_docs must be 1 or more, not {self.max_train_docs}")
+        self.engine = check_engine(self.engine, self.address, self.workers)
 
 
 def _in_scope(path: str, roots: Sequence[Path]) -> bool:
@@ -104,6 +122,8 @@ def index_paths(
     started = time.perf_counter()
     report = IndexReport()
     roots = check_roots(paths)
+    if options.engine == "ray":  # fail fast, before any work, when Ray is not installed
+        import_ray()
     if options.bits is not None:
         check_bits(options.bits)
     options = replace(options, device=resolve_device(options.device))  # once, before any work
@@ -141,7 +161,7 @@ def index_paths(
             _raise_no_documents(roots, scan)
         if not options.prune:
             report.same_content_elsewhere = _same_content_elsewhere(states, new_hashes, roots)
-        if pending and encoder is None:
+        if pending and encoder is None and options.engine == "local":  # Ray loads it in its workers
             # Loaded before a new database is created, so a model that fails to load leaves no file behind.
             from semhash.embed import load_encoder
 
@@ -150,17 +170,21 @@ def index_paths(
             store = Store.open(db_path, create=True)
 
         if pending:
-            assert encoder is not None
-            store.check_embedding_model(encoder.name, encoder.dim)
+            if encoder is not None:
+                store.check_embedding_model(encoder.name, encoder.dim)
             keys = [(path, record) for path, records in pending.items() for record in records]
             report.added = sum(1 for key in keys if key not in states)
             report.updated = len(keys) - report.added
             del keys
             embed_started = time.perf_counter()
-            windows_before = _windows(encoder)
-            _embed_pending(store, encoder, pending, options, progress)
+            if options.engine == "ray":  # -- engine: ray (semhash/engine/ray_engine.py) --
+                report.windows = _embed_on_ray(store, encoder, model_name, pending, options, progress)
+            else:
+                assert encoder is not None
+                windows_before = _windows(encoder)
+                _embed_pending(store, encoder, pending, options, progress)
+                report.windows = _windows(encoder) - windows_before
             report.embed_seconds = time.perf_counter() - embed_started
-            report.windows = _windows(encoder) - windows_before
         report.removed = store.delete_documents(gone)
         if options.prune:
             report.removed += prune_missing(store)
@@ -264,6 +288,61 @@ def _embed_pending(
         del doc  # let this text go before the next long one is read
 
 
+def _embed_on_ray(
+    store: Store,
+    encoder: Encoder | None,
+    model_name: str,
+    pending: dict[str, dict[int, int]],
+    options: IndexOptions,
+    progress: Progress | None,
+) -> int:
+    """``--engine ray``: batches of documents up to ``batch_chars`` on Ray, longer ones on the local path.
+
+    Long documents stay here, a window chunk at a time, so a Ray actor holds at most one batch. Returns
+    the windows embedded.
+    """
+    from semhash.engine.ray_engine import RayJob, embed_on_ray
+
+    limit = max(1, options.batch_chars)
+    small = {p: {r: n for r, n in records.items() if n <= limit} for p, records in pending.items()}
+    large = {p: {r: n for r, n in records.items() if n > limit} for p, records in pending.items()}
+    small_total = sum(sum(records.values()) for records in small.values())
+    total = small_total + sum(sum(records.values()) for records in large.values())
+    job = RayJob(
+        model=options.model,
+        max_windows=options.max_windows,
+        read=options.read,
+        batch_docs=options.batch_docs,
+        batch_chars=limit,
+        address=options.address,
+        workers=options.workers,
+    )
+
+    def on_ray(done: int) -> None:
+        if progress:
+            progress("embed", done, total)
+
+    on_ray(0)
+    result = embed_on_ray(store, {p: r for p, r in small.items() if r}, model_name, job, on_ray)
+    windows = result.windows
+    large = {p: r for p, r in large.items() if r}
+    if large:
+        if encoder is None:
+            from semhash.embed import load_encoder
+
+            encoder = load_encoder(options.model, options.device, options.max_windows)
+            store.check_embedding_model(encoder.name, encoder.dim)
+        before = _windows(encoder)
+
+        def offset(phase: str, done: int, _total: int) -> None:
+            if progress:
+                progress(phase, small_total + done, total)
+
+        _embed_pending(store, encoder, large, options, offset)
+        windows += _windows(encoder) - before
+    return windows
+
+
 def _offset_progress(report: Callable[[int], None], before: int, chars: int) -> None:
     report(before + chars)
 
@@ -328,7 +407,7 @@ def retrain(
     from semhash.train import TrainConfig, train_hasher
 
     check_bits(bits)
-    ids, embeddings = store.embeddings()
+    ids, embeddings = _training_set(store, options)
     if len(embeddings) == 0:
         raise CorpusError(f"{store.path} holds no embedded document to train on: run `semhash index DIR` first")
     config = TrainConfig(seed=options.seed)
@@ -352,6 +431,22 @@ def retrain(
     )
     store.clear_codes()
     return model
+
+
+def _training_set(store: Store, options: IndexOptions) -> tuple[np.ndarray, np.ndarray]:
+    """``(ids, embeddings)`` to train on, in (path, record) order, a seeded sample beyond ``max_train_docs``.
+
+    The order is the corpus's, not the rows' insertion order, so an index embedded in another order (by
+    Ray workers finishing out of turn, or resumed after an interruption) trains the same model.
+    """
+    ids = [state[0] for _, state in sorted(store.document_states().items())]
+    if len(ids) > options.max_train_docs:
+        keep = np.sort(np.random.default_rng(options.seed).choice(len(ids), options.max_train_docs, replace=False))
+        ids = [ids[i] for i in keep]
+    found, embeddings = store.embeddings(ids)  # in id order
+    position = {int(i): row for row, i in enumerate(found)}
+    order = [position[i] for i in ids if i in position]
+    return found[order], embeddings[order]
 
 
 def retrain_index(
