@@ -71,8 +71,9 @@ def test_gpu_embeddings_agree_with_cpu() -> None:
 @pytest.mark.skipif(not NEWSGROUPS.exists(), reason=f"needs {NEWSGROUPS}")
 def test_gpu_check_script_dry_run(tmp_path: Path) -> None:
     """``scripts/gpu_check.py --dry-run`` runs every step on the CPU and writes its JSON report."""
+    command = [sys.executable, str(ROOT / "scripts" / "gpu_check.py"), "--dry-run", "--docs", "24", "--epochs", "1"]
     result = subprocess.run(
-        [sys.executable, str(ROOT / "scripts" / "gpu_check.py"), "--dry-run", "--docs", "24", "--epochs", "1", "--out", str(tmp_path)],
+        [*command, "--out", str(tmp_path)],
         capture_output=True,
         text=True,
         timeout=600,
