@@ -66,23 +66,37 @@ class SemanticIndex:
 
         return prune_index(self.db)
 
-    def query(self, text: str, k: int = DEFAULT_K, rerank: bool = True, radius: int | None = None) -> list[Hit]:
-        """Documents most similar to ``text``."""
+    def query(
+        self,
+        text: str,
+        k: int = DEFAULT_K,
+        rerank: bool = True,
+        radius: int | None = None,
+        pool: int | None = None,
+        exact: bool = False,
+    ) -> list[Hit]:
+        """Documents most similar to ``text`` (``pool``/``exact``: see :class:`semhash.search.QueryOptions`)."""
         from semhash.search import QueryOptions, Searcher
 
         with Searcher(self.db, encoder=self.encoder, device=self.device) as searcher:
-            hits = searcher.query(text, QueryOptions(k=k, rerank=rerank, radius=radius))
+            hits = searcher.query(text, QueryOptions(k=k, rerank=rerank, radius=radius, pool=pool, exact=exact))
             self.encoder = searcher.encoder  # loaded by the query: keep it for the next one
             return hits
 
     def similar(
-        self, path: str | Path, record: int | None = None, k: int = DEFAULT_K, rerank: bool = True
+        self,
+        path: str | Path,
+        record: int | None = None,
+        k: int = DEFAULT_K,
+        rerank: bool = True,
+        pool: int | None = None,
+        exact: bool = False,
     ) -> list[Hit]:
         """Documents most similar to an indexed document."""
         from semhash.search import QueryOptions, Searcher
 
         with Searcher(self.db, encoder=self.encoder, device=self.device) as searcher:
-            return searcher.similar(path, record, QueryOptions(k=k, rerank=rerank))
+            return searcher.similar(path, record, QueryOptions(k=k, rerank=rerank, pool=pool, exact=exact))
 
     def info(self) -> IndexInfo:
         """What the index holds."""

@@ -19,6 +19,9 @@ def test_api_round_trip(tmp_path: Path, corpus: Path) -> None:
     similar = index.similar(corpus / "bikes" / "bikes-2.txt", k=2)
     assert len(similar) == 2 and all(h.path != str(corpus / "bikes" / "bikes-2.txt") for h in similar)
     assert index.info().documents == 25
+    exact_hits = index.query("telescope galaxy nebula", k=3, exact=True)
+    assert [h.id for h in exact_hits] == [h.id for h in index.query("telescope galaxy nebula", k=3, pool=25)]
+    assert [h.rank for h in index.similar(corpus / "bikes" / "bikes-2.txt", k=2, exact=True)] == [1, 2]
 
     result = index.dedup(threshold=0.99)  # the fake corpus is lexically uniform: keep only true copies
     exact = [p for p in result.duplicates if p.reason == "exact"]
