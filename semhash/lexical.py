@@ -20,6 +20,11 @@ recipe:
   ``log((1 + n) / (1 + df)) + 1``, each row L2-normalised;
 - projection: randomized truncated SVD of the fitted TF-IDF matrix (seeded), no centring; the projected
   rows are L2-normalised (a text with no known word gets a zero vector).
+
+This module is the one lexical transform of the project: the torch hashing model and the exported numpy
+hasher (:mod:`semhash.runtime.numpy_hasher`) both call :meth:`LexicalProjection.transform`. It imports
+numpy only: scipy and scikit-learn are imported inside :meth:`LexicalProjection.fit` (training) and for
+the default stop-word list, which an exported hasher carries itself, so the query side never loads them.
 """
 
 from __future__ import annotations
@@ -31,11 +36,14 @@ import re
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
-from scipy import sparse
 
 from semhash.config import DEFAULT_LEXICAL_WEIGHT
+
+if TYPE_CHECKING:
+    from scipy import sparse
 
 _TOKEN = re.compile(r"(?u)\b\w\w+\b")
 
@@ -65,11 +73,18 @@ class LexicalProjection:
     idf: np.ndarray  # (V,) float32
     components: np.ndarray  # (V, dim) float32
     weight: float
+    #: the stop words dropped before counting (``None``: scikit-learn's English list, loaded on first use).
+    stop_words: frozenset[str] | None = None
 
     def __post_init__(self) -> None:
         # Built once: a warm query must not rebuild a 20,000-entry dictionary.
         self._term_index = {term: i for i, term in enumerate(self.vocabulary)}
-        self._stop_words = _stop_words()
+
+    @property
+    def _stop_words(self) -> frozenset[str]:
+        if self.stop_words is None:
+            self.stop_words = _stop_words()
+        return self.stop_words
 
     @property
     def dim(self) -> int:
@@ -115,7 +130,9 @@ class LexicalProjection:
         return empty
 
     def _tfidf(self, token_lists: Sequence[Sequence[str]]) -> sparse.csr_matrix:
-        """Row-normalised sublinear TF-IDF of tokenised texts over the fitted vocabulary."""
+        """Row-normalised sublinear TF-IDF of tokenised texts over the fitted vocabulary (training only)."""
+        from scipy import sparse
+
         index = self._term_index
         indptr, indices, values = [0], [], []
         for tokens in token_lists:
@@ -130,10 +147,23 @@ class LexicalProjection:
         return sparse.csr_matrix((np.array(values, dtype=np.float32), indices, indptr), shape=shape)
 
     def transform(self, texts: Sequence[str]) -> np.ndarray:
-        """``(n, dim)`` unit vectors (zero for a text with no word of the vocabulary)."""
-        projected = np.asarray(self._tfidf([tokenize(t, self._stop_words) for t in texts]) @ self.components)
-        norms = np.linalg.norm(projected, axis=1, keepdims=True)
-        return np.divide(projected, norms, out=np.zeros_like(projected), where=norms > 0).astype(np.float32)
+        """``(n, dim)`` unit vectors (zero for a text with no word of the vocabulary).
+
+        Each row is its TF-IDF row (only the columns of its own terms) times those rows of the projection:
+        numpy only, and the same numbers as the sparse product of :meth:`fit`, without building a matrix.
+        """
+        stop_words, index = self._stop_words, self._term_index
+        out = np.zeros((len(texts), self.dim), dtype=np.float32)
+        for row, text in enumerate(texts):
+            counts = Counter(index[t] for t in tokenize(text, stop_words) if t in index)
+            if not counts:
+                continue
+            columns = np.fromiter(counts.keys(), dtype=np.int64, count=len(counts))
+            values = (1 + np.log(np.fromiter(counts.values(), dtype=np.float64, count=len(counts)))) * self.idf[columns]
+            values = (values / np.linalg.norm(values)).astype(np.float32)
+            out[row] = values @ self.components[columns]
+        norms = np.linalg.norm(out, axis=1, keepdims=True)
+        return np.divide(out, norms, out=np.zeros_like(out), where=norms > 0)
 
     def features(self, embeddings: np.ndarray, texts: Sequence[str]) -> np.ndarray:
         """The hashing model's input: ``[embedding, weight * lexical]``, each row L2-normalised."""

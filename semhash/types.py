@@ -82,6 +82,8 @@ class IndexReport:
     train_stats: dict[str, float | list[float]] = field(default_factory=dict)
     #: added documents whose content is stored under another path whose file is gone (a moved folder?).
     same_content_elsewhere: int = 0
+    #: one-line warnings that did not stop the run (e.g. the fast query runtime could not be exported).
+    warnings: list[str] = field(default_factory=list)
 
     @property
     def embedded(self) -> int:

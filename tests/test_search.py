@@ -107,7 +107,7 @@ def test_a_document_queried_by_its_own_text_gets_its_own_code(
     path = sorted(corpus_root.rglob("*.txt"))[0]
     with Searcher(db, encoder=encoder) as searcher:
         active = searcher.store.active_model()
-        assert active is not None and model_from_bytes(active["weights"]).lexical is not None
+        assert active is not None and model_from_bytes(active.weights).lexical is not None
         hits = searcher.query(path.read_text(), QueryOptions(k=1, rerank=False, radius=0))
     assert str(path.resolve()) in {h.path for h in hits}
     assert all(h.distance == 0 for h in hits)

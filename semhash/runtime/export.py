@@ -239,15 +239,24 @@ def export_encoder(model_name_or_path: str | None, dest: Path) -> Path:
 
 
 def export_hasher(
-    hasher: HashingAutoencoder, dest: Path, *, hasher_id: Any = None, hasher_checksum: str | None = None
+    hasher: HashingAutoencoder,
+    dest: Path,
+    *,
+    hasher_id: Any = None,
+    hasher_checksum: str | None = None,
+    source: Path | None = None,
 ) -> Path:
-    """Replace only the hashing model of an existing runtime folder (its encoder files are hard-linked).
+    """Replace only the hashing model of a runtime folder (its encoder files are hard-linked).
+
+    Args:
+        source: the runtime folder whose encoder files to take (default: ``dest`` itself); e.g. the
+            per-model encoder cache of :mod:`semhash.runtime.cache`.
 
     Raises:
-        RuntimeUnavailableError: ``dest`` holds no valid runtime folder (export the encoder first), or its
+        RuntimeUnavailableError: ``source`` holds no valid runtime folder (export the encoder first), or its
             encoder's dimension differs from the hasher's input.
     """
-    current = read_manifest(Path(dest))
+    current = read_manifest(Path(source if source is not None else dest))
     if current.dim != hasher.config.input_dim:
         raise RuntimeUnavailableError(
             f"the exported runtime at {dest} embeds in {current.dim} dims but the hashing model reads "
