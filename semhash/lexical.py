@@ -13,7 +13,7 @@ plain arrays: the vocabulary, its IDF weights and the projection. Its choices fo
 recipe:
 
 - tokens: runs of two or more word characters, lower-cased; English stop words dropped
-  (scikit-learn's list);
+  (scikit-learn's list, copied here);
 - vocabulary: terms in at least ``min_df`` (2) documents and at most ``max_df`` (half) of them, the
   ``vocabulary`` most frequent by total count (ties by term);
 - weights: sublinear term frequency ``1 + log(count)`` times smoothed IDF
@@ -23,13 +23,12 @@ recipe:
 
 This module is the one lexical transform of the project: the torch hashing model and the exported numpy
 hasher (:mod:`semhash.runtime.numpy_hasher`) both call :meth:`LexicalProjection.transform`. It imports
-numpy only: scipy and scikit-learn are imported inside :meth:`LexicalProjection.fit` (training) and for
-the default stop-word list, which an exported hasher carries itself, so the query side never loads them.
+numpy only: scipy and scikit-learn are imported inside :meth:`LexicalProjection.fit` (training), so the
+query side never loads them.
 """
 
 from __future__ import annotations
 
-import functools
 import io
 import json
 import re
@@ -48,11 +47,330 @@ if TYPE_CHECKING:
 _TOKEN = re.compile(r"(?u)\b\w\w+\b")
 
 
-@functools.cache
-def _stop_words() -> frozenset[str]:
-    from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
-
-    return frozenset(ENGLISH_STOP_WORDS)
+#: scikit-learn's English stop-word list (``sklearn.feature_extraction.text.ENGLISH_STOP_WORDS``, 318 words),
+#: copied so that encoding never imports scikit-learn (a test checks the copy against the original).
+ENGLISH_STOP_WORDS = frozenset(
+    [
+        "a",
+        "about",
+        "above",
+        "across",
+        "after",
+        "afterwards",
+        "again",
+        "against",
+        "all",
+        "almost",
+        "alone",
+        "along",
+        "already",
+        "also",
+        "although",
+        "always",
+        "am",
+        "among",
+        "amongst",
+        "amoungst",
+        "amount",
+        "an",
+        "and",
+        "another",
+        "any",
+        "anyhow",
+        "anyone",
+        "anything",
+        "anyway",
+        "anywhere",
+        "are",
+        "around",
+        "as",
+        "at",
+        "back",
+        "be",
+        "became",
+        "because",
+        "become",
+        "becomes",
+        "becoming",
+        "been",
+        "before",
+        "beforehand",
+        "behind",
+        "being",
+        "below",
+        "beside",
+        "besides",
+        "between",
+        "beyond",
+        "bill",
+        "both",
+        "bottom",
+        "but",
+        "by",
+        "call",
+        "can",
+        "cannot",
+        "cant",
+        "co",
+        "con",
+        "could",
+        "couldnt",
+        "cry",
+        "de",
+        "describe",
+        "detail",
+        "do",
+        "done",
+        "down",
+        "due",
+        "during",
+        "each",
+        "eg",
+        "eight",
+        "either",
+        "eleven",
+        "else",
+        "elsewhere",
+        "empty",
+        "enough",
+        "etc",
+        "even",
+        "ever",
+        "every",
+        "everyone",
+        "everything",
+        "everywhere",
+        "except",
+        "few",
+        "fifteen",
+        "fifty",
+        "fill",
+        "find",
+        "fire",
+        "first",
+        "five",
+        "for",
+        "former",
+        "formerly",
+        "forty",
+        "found",
+        "four",
+        "from",
+        "front",
+        "full",
+        "further",
+        "get",
+        "give",
+        "go",
+        "had",
+        "has",
+        "hasnt",
+        "have",
+        "he",
+        "hence",
+        "her",
+        "here",
+        "hereafter",
+        "hereby",
+        "herein",
+        "hereupon",
+        "hers",
+        "herself",
+        "him",
+        "himself",
+        "his",
+        "how",
+        "however",
+        "hundred",
+        "i",
+        "ie",
+        "if",
+        "in",
+        "inc",
+        "indeed",
+        "interest",
+        "into",
+        "is",
+        "it",
+        "its",
+        "itself",
+        "keep",
+        "last",
+        "latter",
+        "latterly",
+        "least",
+        "less",
+        "ltd",
+        "made",
+        "many",
+        "may",
+        "me",
+        "meanwhile",
+        "might",
+        "mill",
+        "mine",
+        "more",
+        "moreover",
+        "most",
+        "mostly",
+        "move",
+        "much",
+        "must",
+        "my",
+        "myself",
+        "name",
+        "namely",
+        "neither",
+        "never",
+        "nevertheless",
+        "next",
+        "nine",
+        "no",
+        "nobody",
+        "none",
+        "noone",
+        "nor",
+        "not",
+        "nothing",
+        "now",
+        "nowhere",
+        "of",
+        "off",
+        "often",
+        "on",
+        "once",
+        "one",
+        "only",
+        "onto",
+        "or",
+        "other",
+        "others",
+        "otherwise",
+        "our",
+        "ours",
+        "ourselves",
+        "out",
+        "over",
+        "own",
+        "part",
+        "per",
+        "perhaps",
+        "please",
+        "put",
+        "rather",
+        "re",
+        "same",
+        "see",
+        "seem",
+        "seemed",
+        "seeming",
+        "seems",
+        "serious",
+        "several",
+        "she",
+        "should",
+        "show",
+        "side",
+        "since",
+        "sincere",
+        "six",
+        "sixty",
+        "so",
+        "some",
+        "somehow",
+        "someone",
+        "something",
+        "sometime",
+        "sometimes",
+        "somewhere",
+        "still",
+        "such",
+        "system",
+        "take",
+        "ten",
+        "than",
+        "that",
+        "the",
+        "their",
+        "them",
+        "themselves",
+        "then",
+        "thence",
+        "there",
+        "thereafter",
+        "thereby",
+        "therefore",
+        "therein",
+        "thereupon",
+        "these",
+        "they",
+        "thick",
+        "thin",
+        "third",
+        "this",
+        "those",
+        "though",
+        "three",
+        "through",
+        "throughout",
+        "thru",
+        "thus",
+        "to",
+        "together",
+        "too",
+        "top",
+        "toward",
+        "towards",
+        "twelve",
+        "twenty",
+        "two",
+        "un",
+        "under",
+        "until",
+        "up",
+        "upon",
+        "us",
+        "very",
+        "via",
+        "was",
+        "we",
+        "well",
+        "were",
+        "what",
+        "whatever",
+        "when",
+        "whence",
+        "whenever",
+        "where",
+        "whereafter",
+        "whereas",
+        "whereby",
+        "wherein",
+        "whereupon",
+        "wherever",
+        "whether",
+        "which",
+        "while",
+        "whither",
+        "who",
+        "whoever",
+        "whole",
+        "whom",
+        "whose",
+        "why",
+        "will",
+        "with",
+        "within",
+        "without",
+        "would",
+        "yet",
+        "you",
+        "your",
+        "yours",
+        "yourself",
+        "yourselves",
+    ]
+)
 
 
 #: Only a document's first characters feed its lexical vector: the words that say what a document is about
@@ -73,18 +391,12 @@ class LexicalProjection:
     idf: np.ndarray  # (V,) float32
     components: np.ndarray  # (V, dim) float32
     weight: float
-    #: the stop words dropped before counting (``None``: scikit-learn's English list, loaded on first use).
-    stop_words: frozenset[str] | None = None
+    #: the stop words dropped before counting (an exported hasher carries its own copy).
+    stop_words: frozenset[str] = ENGLISH_STOP_WORDS
 
     def __post_init__(self) -> None:
         # Built once: a warm query must not rebuild a 20,000-entry dictionary.
         self._term_index = {term: i for i, term in enumerate(self.vocabulary)}
-
-    @property
-    def _stop_words(self) -> frozenset[str]:
-        if self.stop_words is None:
-            self.stop_words = _stop_words()
-        return self.stop_words
 
     @property
     def dim(self) -> int:
@@ -103,7 +415,7 @@ class LexicalProjection:
         seed: int = 0,
     ) -> LexicalProjection | None:
         """Fit on a corpus; ``None`` when it is too small or too uniform to give at least two directions."""
-        stop_words = _stop_words()
+        stop_words = ENGLISH_STOP_WORDS
         token_lists = [tokenize(text, stop_words) for text in texts]
         n = len(token_lists)
         doc_freq: Counter[str] = Counter()
@@ -152,7 +464,7 @@ class LexicalProjection:
         Each row is its TF-IDF row (only the columns of its own terms) times those rows of the projection:
         numpy only, and the same numbers as the sparse product of :meth:`fit`, without building a matrix.
         """
-        stop_words, index = self._stop_words, self._term_index
+        stop_words, index = self.stop_words, self._term_index
         out = np.zeros((len(texts), self.dim), dtype=np.float32)
         for row, text in enumerate(texts):
             counts = Counter(index[t] for t in tokenize(text, stop_words) if t in index)

@@ -176,11 +176,11 @@ def test_searcher_reloads_the_hashing_model_after_a_retrain(live: tuple[Path, Pa
     root, db, encoder = live
     with Searcher(db, encoder=encoder) as searcher:
         searcher.query("pedal", QueryOptions(k=1))
-        first = searcher._hasher_model_id
+        first = searcher.codec.model.id
         index_paths(db, [root], IndexOptions(epochs=10, device="cpu", retrain=True), encoder=encoder)
         path = sorted(root.rglob("*.txt"))[0]
         hits = searcher.query(path.read_text(), QueryOptions(k=1, rerank=False, radius=0))
-        assert searcher._hasher_model_id != first
+        assert searcher.codec.model.id != first
     # the new model's code of the document's own text is its stored code
     assert str(path.resolve()) in {h.path for h in hits}
 

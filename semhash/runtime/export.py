@@ -175,11 +175,9 @@ def _hasher_arrays(hasher: HashingAutoencoder) -> dict[str, np.ndarray]:
     }
     arrays["meta"] = np.frombuffer(json.dumps(meta).encode("utf-8"), dtype=np.uint8)
     if hasher.lexical is not None:
-        from semhash.lexical import _stop_words
-
         lexical = hasher.lexical
         arrays["lexical_vocabulary"] = np.frombuffer(json.dumps(lexical.vocabulary).encode("utf-8"), dtype=np.uint8)
-        stop_words = json.dumps(sorted(_stop_words())).encode("utf-8")
+        stop_words = json.dumps(sorted(lexical.stop_words)).encode("utf-8")
         arrays["lexical_stop_words"] = np.frombuffer(stop_words, dtype=np.uint8)
         arrays["lexical_idf"] = np.asarray(lexical.idf, dtype=np.float32)
         arrays["lexical_components"] = np.asarray(lexical.components, dtype=np.float32)
