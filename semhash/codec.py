@@ -120,7 +120,7 @@ class Codec:
         manifest: the checked, fresh runtime folder (``onnx`` only).
         encoder: an encoder already loaded (tests, a server's warm one); used whatever the runtime.
         hasher: a hasher already loaded (e.g. the model training just produced).
-        device: resolved torch device of the torch path.
+        device: the torch path's device (``auto``, ``cpu``, ``cuda``...; resolved when torch is first used).
         max_windows: most windows embedded per document (0 = all).
         note: why the fast path is not used (``auto`` only), for the user.
     """
@@ -180,19 +180,14 @@ class Codec:
             try:
                 manifest = read_manifest(runtime_folder(store.path))
                 check_fresh(manifest, embedding_model, model)
-                from semhash.device import resolve_device
-
+                # The device stays unresolved here: resolving it imports torch, which the fast path never does.
                 return cls(model, embedding_model, runtime="onnx", manifest=manifest, encoder=encoder,
-                           device=resolve_device(device) if chosen == "auto" else "cpu", max_windows=max_windows,
-                           fallback=chosen == "auto")  # fmt: skip
+                           device=device, max_windows=max_windows, fallback=chosen == "auto")  # fmt: skip
             except RuntimeUnavailableError as exc:
                 if chosen == "onnx":
                     raise
                 note = str(exc)
-        from semhash.device import resolve_device
-
-        return cls(model, embedding_model, encoder=encoder, device=resolve_device(device), max_windows=max_windows,
-                   note=note)  # fmt: skip
+        return cls(model, embedding_model, encoder=encoder, device=device, max_windows=max_windows, note=note)
 
     # -- the models, loaded on first use ------------------------------------------------------------
     @property
@@ -209,7 +204,7 @@ class Codec:
             if self._encoder is None:
                 from semhash.embed import load_encoder
 
-                self._encoder = load_encoder(self.embedding_model, self.device, self.max_windows)
+                self._encoder = load_encoder(self.embedding_model, self._torch_device(), self.max_windows)
         return self._encoder
 
     @property
@@ -226,8 +221,15 @@ class Codec:
             if self._hasher is None:
                 from semhash.model import model_from_bytes
 
-                self._hasher = TorchHasher(model_from_bytes(self.model.weights), self.device)
+                self._hasher = TorchHasher(model_from_bytes(self.model.weights), self._torch_device())
         return self._hasher
+
+    def _torch_device(self) -> str:
+        """The torch path's device, resolved on first need (``auto`` asks torch whether CUDA is there)."""
+        from semhash.device import resolve_device
+
+        self.device = resolve_device(self.device)
+        return self.device
 
     def keep_encoder(self, other: Codec) -> None:
         """Take ``other``'s loaded encoder (same index, same runtime: the embedding model never changes)."""
@@ -266,7 +268,7 @@ class Codec:
         if not isinstance(hasher, TorchHasher):
             from semhash.model import model_from_bytes
 
-            hasher = TorchHasher(model_from_bytes(self.model.weights), self.device)
+            hasher = TorchHasher(model_from_bytes(self.model.weights), self._torch_device())
         return hasher.encode_with_errors(np.asarray(embeddings, dtype=np.float32), texts)
 
     @property
