@@ -60,6 +60,9 @@ def _replace_folder(dest: Path, build: Callable[[Path], dict[str, Any]]) -> Path
     dest = Path(dest)
     dest.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.tmp-", dir=dest.parent))
+    umask = os.umask(0)
+    os.umask(umask)
+    tmp.chmod(0o777 & ~umask)  # mkdtemp's 0700 would hide the runtime from every other user of the index
     old = None
     try:
         manifest = build(tmp)
