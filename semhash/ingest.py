@@ -147,9 +147,13 @@ def index_paths(
             report.same_content_elsewhere = _same_content_elsewhere(states, new_hashes, roots)
         if pending and encoder is None:
             # Loaded before a new database is created, so a model that fails to load leaves no file behind.
+            from semhash.codec import indexing_encoder
             from semhash.embed import load_encoder
 
-            encoder = load_encoder(options.model, options.device, options.max_windows)
+            # The exported encoder when the index has a runtime for this model (faster on a CPU), else torch.
+            encoder = indexing_encoder(Path(db_path), options.model, options.device, options.max_windows)
+            if encoder is None:
+                encoder = load_encoder(options.model, options.device, options.max_windows)
         if store is None:
             store = Store.open(db_path, create=True)
 

@@ -228,7 +228,9 @@ def test_codec_parity_on_the_sample_corpus(real_index: Path) -> None:
 
 
 @pytest.mark.slow
-def test_train_refreshes_the_hasher_and_stale_or_damaged_runtimes_fall_back(real_index: Path, tmp_path: Path) -> None:
+def test_train_refreshes_the_hasher_and_stale_or_damaged_runtimes_fall_back(
+    real_index: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     import shutil
 
     db = tmp_path / "copy.db"
@@ -243,6 +245,18 @@ def test_train_refreshes_the_hasher_and_stale_or_damaged_runtimes_fall_back(real
     with Store.open(db) as store:
         model = store.active_model()
         assert model is not None and Codec.from_store(store).runtime == "onnx"  # retrained, and still fresh
+    # Indexing embeds with the exported encoder when the runtime is there (the torch one is never loaded).
+    extra = tmp_path / "extra"
+    extra.mkdir()
+    (extra / "note.txt").write_text("A new note about patching a bicycle inner tube.", encoding="utf-8")
+
+    def no_torch(*args: object, **kwargs: object) -> None:
+        raise AssertionError("the torch encoder was loaded although the runtime can embed")
+
+    monkeypatch.setattr("semhash.embed.load_encoder", no_torch)
+    report = index_paths(db, [extra], IndexOptions(device="cpu"))
+    assert report.added == 1 and report.encoded == 1
+    monkeypatch.undo()
     manifest_path = runtime_folder(db) / "manifest.json"
     manifest = json.loads(manifest_path.read_text())
     assert manifest["hasher"]["id"] == model.id and manifest["hasher"]["checksum"] == model.checksum
