@@ -600,8 +600,8 @@ def synthetic_store(n: int, codes: str = "learned") -> Path:
     with Store.open(CACHE / "ng.db") as ng_store:
         active = ng_store.active_model()
     assert active is not None, "run the quality stage first: it trains the 20NG model"
-    config = TrainConfig(**active["config"])
-    weights = active["weights"]
+    config = TrainConfig(**active.config)
+    weights = active.weights
     model = model_from_bytes(weights)
     texts, emb, source = synthetic(n)
     if codes == "learned":
@@ -624,7 +624,7 @@ def synthetic_store(n: int, codes: str = "learned") -> Path:
     started = time.perf_counter()
     build_store(f"synthetic-{codes}-{n}", texts, emb, train=False)
     with Store.open(db) as store:
-        store.save_model(weights, 32, emb.shape[1], asdict(config), {}, trained_on=active["trained_on"])
+        store.save_model(weights, 32, emb.shape[1], asdict(config), {}, trained_on=active.trained_on)
         for start in range(0, n, 100_000):
             chunk = values[start : start + 100_000]
             ids = list(range(start + 1, start + len(chunk) + 1))

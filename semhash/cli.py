@@ -220,6 +220,8 @@ def index_command(
         )
     if report.drift_warning:
         err.print(f"warning: {report.drift_warning}", highlight=False, markup=False)
+    for warning in report.warnings:
+        err.print(f"warning: {warning}", highlight=False, markup=False)
     out.print(f"done in {report.seconds:.1f} s ({report.docs_per_second:.1f} docs/s)", highlight=False)
 
 
@@ -288,6 +290,13 @@ PoolOption = typer.Option(
 ExactOption = typer.Option(
     False, "--exact", help="Rank every stored embedding by cosine (no Hamming stage; for small indexes)."
 )
+RuntimeOption = typer.Option(
+    None,
+    "--runtime",
+    envvar="SEMHASH_RUNTIME",
+    help="auto (the exported torch-free runtime <db>.runtime/ when present and fresh, else torch), onnx "
+    "(demand it) or torch [default: auto].",
+)
 
 
 @app.command("query")
@@ -302,6 +311,7 @@ def query_command(
     pool: int | None = PoolOption,
     exact: bool = ExactOption,
     device: str = DeviceOption,
+    runtime: str | None = RuntimeOption,
     as_json: bool = JsonOption,
 ) -> None:
     """Find the documents most similar to a text (or to a file's content with --file)."""
@@ -311,7 +321,7 @@ def query_command(
     if (text is None) == (file is None):
         raise UsageError('give a query text or --file PATH, not both: semhash query "some text"')
     options = QueryOptions(k=k, rerank=rerank, radius=radius, device=device, pool=pool, exact=exact)
-    with Searcher(db, device=device) as searcher:
+    with Searcher(db, device=device, runtime=runtime) as searcher:
         hits = searcher.query(text, options) if text is not None else searcher.query_file(file, options)  # type: ignore[arg-type]
         _print_hits(hits, as_json)
 
@@ -327,12 +337,13 @@ def similar_command(
     radius: int | None = RadiusOption,
     pool: int | None = PoolOption,
     exact: bool = ExactOption,
+    runtime: str | None = RuntimeOption,
     as_json: bool = JsonOption,
 ) -> None:
     """Find the documents most similar to an indexed document (no re-embedding)."""
     from semhash.search import QueryOptions, Searcher
 
-    with Searcher(db) as searcher:
+    with Searcher(db, runtime=runtime) as searcher:
         hits = searcher.similar(path, record, QueryOptions(k=k, rerank=rerank, radius=radius, pool=pool, exact=exact))
         _print_hits(hits, as_json)
 
@@ -347,12 +358,14 @@ def serve_command(
         False, "--allow-remote", help="Allow a non-loopback --host (the API has no authentication)."
     ),
     device: str = DeviceOption,
+    runtime: str | None = RuntimeOption,
 ) -> None:
     """Serve a JSON API and a search page at http://HOST:PORT/ (models and faiss stay loaded)."""
+    from semhash.codec import resolve_runtime
     from semhash.serve import check_host, serve
 
     check_host(host, allow_remote)  # before loading anything
-    serve(db, host=host, port=port, allow_remote=allow_remote, device=device)
+    serve(db, host=host, port=port, allow_remote=allow_remote, device=device, runtime=resolve_runtime(runtime))
 
 
 @app.command("info")
@@ -487,6 +500,65 @@ def train_command(
         f"(bit usage {stats.get('min_bit_usage', 0):.2f}-{stats.get('max_bit_usage', 0):.2f})",
         highlight=False,
     )
+    for warning in report.warnings:
+        err.print(f"warning: {warning}", highlight=False, markup=False)
+
+
+runtime_app = typer.Typer(
+    help="The exported torch-free query runtime (<db>.runtime/): build, inspect or clear it.",
+    no_args_is_help=True,
+)
+app.add_typer(runtime_app, name="runtime")
+
+
+@runtime_app.command("build")
+@_errors
+def runtime_build_command(db: Path = DbOption) -> None:
+    """Export (or refresh) the query runtime for the index's models; the encoder export is cached per model."""
+    from semhash.codec import refresh_runtime
+    from semhash.errors import SemhashError as Failed
+    from semhash.store import Store
+
+    with Store.open(db) as store:
+        report = refresh_runtime(store, export_encoder=True)
+    if report.skipped and not report.written:
+        raise Failed(f"no runtime written for {db}: {report.skipped}")
+    if report.warning:
+        raise Failed(report.warning)
+    out.print(f"wrote {report.folder}: `semhash query` now runs without torch", highlight=False, markup=False)
+
+
+@runtime_app.command("info")
+@_errors
+def runtime_info_command(db: Path = DbOption, as_json: bool = JsonOption) -> None:
+    """Say where the runtime is, what it holds and whether queries use it."""
+    from semhash.codec import runtime_info
+    from semhash.store import Store
+
+    with Store.open(db) as store:
+        info = runtime_info(store)
+    if as_json:
+        print(json.dumps(info))
+        return
+    state = "fresh: queries use it" if info["fresh"] else f"not used ({info['reason']})"
+    out.print(f"{info['folder']}: {state}", highlight=False, markup=False)
+    if info.get("embedding_model"):
+        hasher = info.get("hasher") or {}
+        out.print(
+            f"encoder {info['embedding_model']}, hashing model {hasher.get('id')}, {_bytes(int(info['bytes']))}",
+            highlight=False,
+            markup=False,
+        )
+
+
+@runtime_app.command("clear")
+@_errors
+def runtime_clear_command(db: Path = DbOption) -> None:
+    """Delete the runtime folder (queries then use torch; `semhash runtime build` makes it again)."""
+    from semhash.codec import clear_runtime
+
+    removed = clear_runtime(db)
+    out.print(f"{'removed' if removed else 'there was no'} {db}.runtime/", highlight=False, markup=False)
 
 
 @app.command("dedup")

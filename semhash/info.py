@@ -41,8 +41,8 @@ def index_info(db_path: str | Path) -> IndexInfo:
             usage = bit_usage(ints_to_packed(codes, bits)).round(3).tolist() if len(codes) else []
             fresh = index_is_fresh(store)
         dim = store.get_meta("embedding_dim")
-        stats = active["stats"] if active else {}
-        config = active["config"] if active else {}
+        stats = active.stats if active else {}
+        config = active.config if active else {}
         faiss_path = index_path_for(store.path)
         return IndexInfo(
             db_path=str(store.path),
@@ -52,8 +52,8 @@ def index_info(db_path: str | Path) -> IndexInfo:
             embedding_dim=int(dim) if dim else None,
             bits=bits,
             schema_version=SCHEMA_VERSION,
-            trained_at=active["created_at"] if active else None,
-            trained_on=active["trained_on"] if active else None,
+            trained_at=active.created_at if active else None,
+            trained_on=active.trained_on if active else None,
             bit_usage=usage,
             db_bytes=_size(store.path),
             index_path=str(faiss_path),

@@ -39,7 +39,7 @@ from semhash.codes import check_bits, packed_to_ints, to_sql_int
 from semhash.config import DEFAULT_BATCH_DOCS, DEFAULT_BITS
 from semhash.corpus import SUPPORTED_SUFFIXES, CorpusScan, ReadOptions, check_roots, read_documents
 from semhash.device import resolve_device
-from semhash.embed import Encoder, LongDocumentEncoder, resolve_model
+from semhash.embed import Encoder, LongDocumentEncoder, SentenceTransformerEncoder, resolve_model
 from semhash.engine import check_engine, import_ray
 from semhash.errors import CorpusError, CorruptIndexError, DocumentNotFoundError, NoDocumentsError, UsageError
 from semhash.store import Store
@@ -91,6 +91,10 @@ class IndexOptions:
     #: the hashing model trains on a seeded sample of this many documents when the corpus is larger
     #: (its kNN graph costs O(n^2); quality saturates long before: see scripts/bench_train_sample.py).
     max_train_docs: int = DEFAULT_MAX_TRAIN_DOCS
+    #: (re)write ``<db>.runtime/`` (the torch-free query path) after training.
+    runtime_export: bool = True
+    #: the encoder may be exported now when no export of it exists (``semhash index``: a real model was loaded).
+    export_encoder: bool = False
 
     def __post_init__(self) -> None:
         # Checked here, so that `index` and `train` both refuse it before any work.
@@ -163,9 +167,13 @@ def index_paths(
             report.same_content_elsewhere = _same_content_elsewhere(states, new_hashes, roots)
         if pending and encoder is None and options.engine == "local":  # Ray loads it in its workers
             # Loaded before a new database is created, so a model that fails to load leaves no file behind.
+            from semhash.codec import indexing_encoder
             from semhash.embed import load_encoder
 
-            encoder = load_encoder(options.model, options.device, options.max_windows)
+            # The exported encoder when the index has a runtime for this model (faster on a CPU), else torch.
+            encoder = indexing_encoder(Path(db_path), options.model, options.device, options.max_windows)
+            if encoder is None:
+                encoder = load_encoder(options.model, options.device, options.max_windows)
         if store is None:
             store = Store.open(db_path, create=True)
 
@@ -190,6 +198,8 @@ def index_paths(
             report.removed += prune_missing(store)
         # Documents coded by a model trained without them: checked for drift once they are encoded.
         unseen = store.ids_without_code() if not options.retrain and store.active_model() is not None else []
+        if isinstance(encoder, SentenceTransformerEncoder):  # a real model (a test's fake one cannot be exported)
+            options = replace(options, export_encoder=True)
         _train_and_encode(store, options, report, progress)
         if unseen:
             from semhash.neighbourhood import drift_warning
@@ -364,32 +374,40 @@ def _train_and_encode(store: Store, options: IndexOptions, report: IndexReport, 
 
     ``options.device`` is already resolved (by the entry point that called this).
     """
-    from semhash.model import encode_with_errors, model_from_bytes
+    from semhash.codec import Codec, TorchHasher, refresh_runtime
 
     device = options.device
     active = store.active_model()
+    trained: HashingAutoencoder | None = None
     if active is None or options.retrain:
-        model = retrain(
+        trained = retrain(
             store,
-            options.bits if options.bits is not None else (active or {}).get("bits") or DEFAULT_BITS,
+            options.bits if options.bits is not None else (active.bits if active else None) or DEFAULT_BITS,
             device,
             options,
             report,
             progress,
         )
-    else:
-        model = model_from_bytes(active["weights"])
+    # Indexing hashes with the torch model (only it gives reconstruction errors), through the one codec.
+    hasher = TorchHasher(trained, device) if trained is not None else None
+    codec = Codec.from_store(store, "torch", device=device)
+    if hasher is not None:
+        codec = Codec(codec.model, codec.embedding_model, hasher=hasher, device=device)
     todo = store.ids_without_code()
     for start in range(0, len(todo), 4096):
         ids, embeddings = store.embeddings(todo[start : start + 4096])
-        texts = store.texts(ids.tolist()) if model.lexical is not None else None
-        packed, errors = encode_with_errors(model, embeddings, device, texts=texts)
-        bits = model.config.bits
-        codes = [to_sql_int(v, bits) for v in packed_to_ints(packed)]
+        texts = store.texts(ids.tolist()) if codec.reads_texts else None
+        packed, errors = codec.code_with_errors(embeddings, texts)
+        codes = [to_sql_int(v, codec.bits) for v in packed_to_ints(packed)]
         store.set_codes(ids.tolist(), codes, errors.tolist())
         report.encoded += len(ids)
         if progress:
             progress("encode", min(start + 4096, len(todo)), len(todo))
+    if trained is not None and options.runtime_export:
+        # The fast query path follows every new model; an export failure is a warning, never a failed index.
+        exported = refresh_runtime(store, hasher=trained, export_encoder=options.export_encoder)
+        if exported.warning:
+            report.warnings.append(exported.warning)
 
 
 def retrain(

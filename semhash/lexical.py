@@ -13,38 +13,364 @@ plain arrays: the vocabulary, its IDF weights and the projection. Its choices fo
 recipe:
 
 - tokens: runs of two or more word characters, lower-cased; English stop words dropped
-  (scikit-learn's list);
+  (scikit-learn's list, copied here);
 - vocabulary: terms in at least ``min_df`` (2) documents and at most ``max_df`` (half) of them, the
   ``vocabulary`` most frequent by total count (ties by term);
 - weights: sublinear term frequency ``1 + log(count)`` times smoothed IDF
   ``log((1 + n) / (1 + df)) + 1``, each row L2-normalised;
 - projection: randomized truncated SVD of the fitted TF-IDF matrix (seeded), no centring; the projected
   rows are L2-normalised (a text with no known word gets a zero vector).
+
+This module is the one lexical transform of the project: the torch hashing model and the exported numpy
+hasher (:mod:`semhash.runtime.numpy_hasher`) both call :meth:`LexicalProjection.transform`. It imports
+numpy only: scipy and scikit-learn are imported inside :meth:`LexicalProjection.fit` (training), so the
+query side never loads them.
 """
 
 from __future__ import annotations
 
-import functools
 import io
 import json
 import re
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
-from scipy import sparse
 
 from semhash.config import DEFAULT_LEXICAL_WEIGHT
+
+if TYPE_CHECKING:
+    from scipy import sparse
 
 _TOKEN = re.compile(r"(?u)\b\w\w+\b")
 
 
-@functools.cache
-def _stop_words() -> frozenset[str]:
-    from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
-
-    return frozenset(ENGLISH_STOP_WORDS)
+#: scikit-learn's English stop-word list (``sklearn.feature_extraction.text.ENGLISH_STOP_WORDS``, 318 words),
+#: copied so that encoding never imports scikit-learn (a test checks the copy against the original).
+ENGLISH_STOP_WORDS = frozenset(
+    [
+        "a",
+        "about",
+        "above",
+        "across",
+        "after",
+        "afterwards",
+        "again",
+        "against",
+        "all",
+        "almost",
+        "alone",
+        "along",
+        "already",
+        "also",
+        "although",
+        "always",
+        "am",
+        "among",
+        "amongst",
+        "amoungst",
+        "amount",
+        "an",
+        "and",
+        "another",
+        "any",
+        "anyhow",
+        "anyone",
+        "anything",
+        "anyway",
+        "anywhere",
+        "are",
+        "around",
+        "as",
+        "at",
+        "back",
+        "be",
+        "became",
+        "because",
+        "become",
+        "becomes",
+        "becoming",
+        "been",
+        "before",
+        "beforehand",
+        "behind",
+        "being",
+        "below",
+        "beside",
+        "besides",
+        "between",
+        "beyond",
+        "bill",
+        "both",
+        "bottom",
+        "but",
+        "by",
+        "call",
+        "can",
+        "cannot",
+        "cant",
+        "co",
+        "con",
+        "could",
+        "couldnt",
+        "cry",
+        "de",
+        "describe",
+        "detail",
+        "do",
+        "done",
+        "down",
+        "due",
+        "during",
+        "each",
+        "eg",
+        "eight",
+        "either",
+        "eleven",
+        "else",
+        "elsewhere",
+        "empty",
+        "enough",
+        "etc",
+        "even",
+        "ever",
+        "every",
+        "everyone",
+        "everything",
+        "everywhere",
+        "except",
+        "few",
+        "fifteen",
+        "fifty",
+        "fill",
+        "find",
+        "fire",
+        "first",
+        "five",
+        "for",
+        "former",
+        "formerly",
+        "forty",
+        "found",
+        "four",
+        "from",
+        "front",
+        "full",
+        "further",
+        "get",
+        "give",
+        "go",
+        "had",
+        "has",
+        "hasnt",
+        "have",
+        "he",
+        "hence",
+        "her",
+        "here",
+        "hereafter",
+        "hereby",
+        "herein",
+        "hereupon",
+        "hers",
+        "herself",
+        "him",
+        "himself",
+        "his",
+        "how",
+        "however",
+        "hundred",
+        "i",
+        "ie",
+        "if",
+        "in",
+        "inc",
+        "indeed",
+        "interest",
+        "into",
+        "is",
+        "it",
+        "its",
+        "itself",
+        "keep",
+        "last",
+        "latter",
+        "latterly",
+        "least",
+        "less",
+        "ltd",
+        "made",
+        "many",
+        "may",
+        "me",
+        "meanwhile",
+        "might",
+        "mill",
+        "mine",
+        "more",
+        "moreover",
+        "most",
+        "mostly",
+        "move",
+        "much",
+        "must",
+        "my",
+        "myself",
+        "name",
+        "namely",
+        "neither",
+        "never",
+        "nevertheless",
+        "next",
+        "nine",
+        "no",
+        "nobody",
+        "none",
+        "noone",
+        "nor",
+        "not",
+        "nothing",
+        "now",
+        "nowhere",
+        "of",
+        "off",
+        "often",
+        "on",
+        "once",
+        "one",
+        "only",
+        "onto",
+        "or",
+        "other",
+        "others",
+        "otherwise",
+        "our",
+        "ours",
+        "ourselves",
+        "out",
+        "over",
+        "own",
+        "part",
+        "per",
+        "perhaps",
+        "please",
+        "put",
+        "rather",
+        "re",
+        "same",
+        "see",
+        "seem",
+        "seemed",
+        "seeming",
+        "seems",
+        "serious",
+        "several",
+        "she",
+        "should",
+        "show",
+        "side",
+        "since",
+        "sincere",
+        "six",
+        "sixty",
+        "so",
+        "some",
+        "somehow",
+        "someone",
+        "something",
+        "sometime",
+        "sometimes",
+        "somewhere",
+        "still",
+        "such",
+        "system",
+        "take",
+        "ten",
+        "than",
+        "that",
+        "the",
+        "their",
+        "them",
+        "themselves",
+        "then",
+        "thence",
+        "there",
+        "thereafter",
+        "thereby",
+        "therefore",
+        "therein",
+        "thereupon",
+        "these",
+        "they",
+        "thick",
+        "thin",
+        "third",
+        "this",
+        "those",
+        "though",
+        "three",
+        "through",
+        "throughout",
+        "thru",
+        "thus",
+        "to",
+        "together",
+        "too",
+        "top",
+        "toward",
+        "towards",
+        "twelve",
+        "twenty",
+        "two",
+        "un",
+        "under",
+        "until",
+        "up",
+        "upon",
+        "us",
+        "very",
+        "via",
+        "was",
+        "we",
+        "well",
+        "were",
+        "what",
+        "whatever",
+        "when",
+        "whence",
+        "whenever",
+        "where",
+        "whereafter",
+        "whereas",
+        "whereby",
+        "wherein",
+        "whereupon",
+        "wherever",
+        "whether",
+        "which",
+        "while",
+        "whither",
+        "who",
+        "whoever",
+        "whole",
+        "whom",
+        "whose",
+        "why",
+        "will",
+        "with",
+        "within",
+        "without",
+        "would",
+        "yet",
+        "you",
+        "your",
+        "yours",
+        "yourself",
+        "yourselves",
+    ]
+)
 
 
 #: Only a document's first characters feed its lexical vector: the words that say what a document is about
@@ -65,11 +391,12 @@ class LexicalProjection:
     idf: np.ndarray  # (V,) float32
     components: np.ndarray  # (V, dim) float32
     weight: float
+    #: the stop words dropped before counting (an exported hasher carries its own copy).
+    stop_words: frozenset[str] = ENGLISH_STOP_WORDS
 
     def __post_init__(self) -> None:
         # Built once: a warm query must not rebuild a 20,000-entry dictionary.
         self._term_index = {term: i for i, term in enumerate(self.vocabulary)}
-        self._stop_words = _stop_words()
 
     @property
     def dim(self) -> int:
@@ -88,7 +415,7 @@ class LexicalProjection:
         seed: int = 0,
     ) -> LexicalProjection | None:
         """Fit on a corpus; ``None`` when it is too small or too uniform to give at least two directions."""
-        stop_words = _stop_words()
+        stop_words = ENGLISH_STOP_WORDS
         token_lists = [tokenize(text, stop_words) for text in texts]
         n = len(token_lists)
         doc_freq: Counter[str] = Counter()
@@ -115,7 +442,9 @@ class LexicalProjection:
         return empty
 
     def _tfidf(self, token_lists: Sequence[Sequence[str]]) -> sparse.csr_matrix:
-        """Row-normalised sublinear TF-IDF of tokenised texts over the fitted vocabulary."""
+        """Row-normalised sublinear TF-IDF of tokenised texts over the fitted vocabulary (training only)."""
+        from scipy import sparse
+
         index = self._term_index
         indptr, indices, values = [0], [], []
         for tokens in token_lists:
@@ -130,10 +459,23 @@ class LexicalProjection:
         return sparse.csr_matrix((np.array(values, dtype=np.float32), indices, indptr), shape=shape)
 
     def transform(self, texts: Sequence[str]) -> np.ndarray:
-        """``(n, dim)`` unit vectors (zero for a text with no word of the vocabulary)."""
-        projected = np.asarray(self._tfidf([tokenize(t, self._stop_words) for t in texts]) @ self.components)
-        norms = np.linalg.norm(projected, axis=1, keepdims=True)
-        return np.divide(projected, norms, out=np.zeros_like(projected), where=norms > 0).astype(np.float32)
+        """``(n, dim)`` unit vectors (zero for a text with no word of the vocabulary).
+
+        Each row is its TF-IDF row (only the columns of its own terms) times those rows of the projection:
+        numpy only, and the same numbers as the sparse product of :meth:`fit`, without building a matrix.
+        """
+        stop_words, index = self.stop_words, self._term_index
+        out = np.zeros((len(texts), self.dim), dtype=np.float32)
+        for row, text in enumerate(texts):
+            counts = Counter(index[t] for t in tokenize(text, stop_words) if t in index)
+            if not counts:
+                continue
+            columns = np.fromiter(counts.keys(), dtype=np.int64, count=len(counts))
+            values = (1 + np.log(np.fromiter(counts.values(), dtype=np.float64, count=len(counts)))) * self.idf[columns]
+            values = (values / np.linalg.norm(values)).astype(np.float32)
+            out[row] = values @ self.components[columns]
+        norms = np.linalg.norm(out, axis=1, keepdims=True)
+        return np.divide(out, norms, out=np.zeros_like(out), where=norms > 0)
 
     def features(self, embeddings: np.ndarray, texts: Sequence[str]) -> np.ndarray:
         """The hashing model's input: ``[embedding, weight * lexical]``, each row L2-normalised."""

@@ -15,10 +15,10 @@ import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 
+from semhash.codec import Codec, resolve_runtime
 from semhash.codes import from_sql_int, ints_to_packed, packed_to_ints
 from semhash.config import (
     DEFAULT_K,
@@ -30,15 +30,12 @@ from semhash.config import (
 )
 from semhash.corpus import ReadOptions, read_records, snippet
 from semhash.embed import Encoder
-from semhash.errors import CorpusError, DocumentNotFoundError, IndexMissingError, UsageError
+from semhash.errors import CorpusError, DocumentNotFoundError, UsageError
 from semhash.index import CodeIndex
 from semhash.store import Store
 from semhash.sync import load_index, load_vectors, require_documents
 from semhash.types import Hit
 from semhash.vectors import VectorCache
-
-if TYPE_CHECKING:
-    from semhash.model import HashingAutoencoder
 
 
 def rerank_pool(k: int, size: int) -> int:
@@ -111,7 +108,9 @@ class Searcher:
     concurrently.
     """
 
-    def __init__(self, db_path: str | Path, encoder: Encoder | None = None, device: str = "auto") -> None:
+    def __init__(
+        self, db_path: str | Path, encoder: Encoder | None = None, device: str = "auto", runtime: str | None = None
+    ) -> None:
         self.db_path = Path(db_path)
         self._local = threading.local()
         self._lock = threading.Lock()  # guards the snapshot swap and the list of connections
@@ -126,8 +125,8 @@ class Searcher:
         self._encoder = encoder
         self._encoder_checked = False
         self._device = device
-        self._hasher: HashingAutoencoder | None = None
-        self._hasher_model_id: int | None = None
+        self._runtime = resolve_runtime(runtime)  # a bad --runtime fails before any work
+        self._codec: Codec | None = None
 
     @property
     def store(self) -> Store:
@@ -193,37 +192,44 @@ class Searcher:
 
     # -- models, loaded on first use -------------------------------------------------------------
     @property
+    def codec(self) -> Codec:
+        """Text -> code with the index's active models (rebuilt when the active hashing model changes).
+
+        The encoder is kept across hashing models: it depends only on the index's embedding model.
+        """
+        model_id = self._current().model_id
+        codec = self._codec
+        if codec is None or codec.model.id != model_id:
+            previous = codec
+            codec = Codec.from_store(self.store, self._runtime, device=self._device, encoder=self._encoder)
+            if previous is not None and previous.runtime == codec.runtime:
+                codec.keep_encoder(previous)  # the embedding model stays loaded across retrainings
+            self._codec = codec
+        return codec
+
+    @property
+    def runtime(self) -> str:
+        """``"onnx"`` or ``"torch"``: the runtime the codec uses now."""
+        return self.codec.runtime
+
+    @property
     def encoder(self) -> Encoder:
         """The embedding model the index was built with."""
-        if self._encoder is None:
-            from semhash.device import resolve_device
-            from semhash.embed import load_encoder
-
-            self._encoder = load_encoder(self.store.embedding_model, resolve_device(self._device))
+        encoder = self.codec.encoder
         if not self._encoder_checked:  # once per searcher, not once per query
-            self.store.check_embedding_model(self._encoder.name, self._encoder.dim)
+            self.store.check_embedding_model(encoder.name, encoder.dim)
             self._encoder_checked = True
-        return self._encoder
+        return encoder
 
     def encode(self, embeddings: np.ndarray, texts: Sequence[str]) -> np.ndarray:
         """Packed codes of documents (their embeddings and texts), with the index's active hashing model."""
-        model_id = self._current().model_id
-        if self._hasher is None or self._hasher_model_id != model_id:
-            from semhash.model import model_from_bytes
-
-            active = self.store.active_model()
-            if active is None:
-                raise IndexMissingError(f"the index at {self.db_path} has no trained model: run `semhash index DIR`")
-            self._hasher, self._hasher_model_id = model_from_bytes(active["weights"]), int(active["id"])
-        from semhash.model import encode_codes
-
-        return encode_codes(self._hasher, embeddings, texts=texts)
+        return self.codec.code(embeddings, texts)
 
     def embed_and_code(self, text: str) -> tuple[np.ndarray, np.ndarray]:
         """The query's unit embedding and packed code (serialised: see the thread policy)."""
         with self._encode_lock:
             embedding = np.asarray(self.encoder.encode([text]), dtype=np.float32)
-            return embedding[0], self.encode(embedding, [text])[0]
+            return embedding[0], self.codec.code(embedding, [text])[0]
 
     # -- queries ---------------------------------------------------------------------------------
     def query(self, text: str, options: QueryOptions | None = None) -> list[Hit]:

@@ -122,15 +122,18 @@ def _status(exc: SemhashError) -> int:
     return 500
 
 
-def create_app(db_path: str | Path, encoder: Encoder | None = None, device: str = "auto") -> FastAPI:
+def create_app(
+    db_path: str | Path, encoder: Encoder | None = None, device: str = "auto", runtime: str | None = None
+) -> FastAPI:
     """The application serving the index at ``db_path`` (opened now, so a missing index fails early).
 
     Args:
         db_path: the SQLite index.
         encoder: an already loaded encoder (tests; later the exported runtime); default: the index's model.
         device: ``auto``, ``cpu`` or ``cuda`` for the default encoder.
+        runtime: ``auto``, ``onnx`` or ``torch`` (see :mod:`semhash.codec`; ``None``: ``SEMHASH_RUNTIME``).
     """
-    searcher = Searcher(db_path, encoder=encoder, device=device)
+    searcher = Searcher(db_path, encoder=encoder, device=device, runtime=runtime)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -233,11 +236,13 @@ def serve(
     port: int = DEFAULT_PORT,
     allow_remote: bool = False,
     device: str = "auto",
+    runtime: str | None = None,
 ) -> None:
     """Run the server until interrupted (uvicorn, one process; requests on its thread pool)."""
     import uvicorn
 
     check_host(host, allow_remote)
-    app = create_app(db_path, device=device)
+    app = create_app(db_path, device=device, runtime=runtime)
     app.state.searcher.encoder  # noqa: B018 -- load the model now, not on the first request
+    app.state.searcher.codec.hasher  # noqa: B018 -- and the hashing model
     uvicorn.run(app, host=host, port=port, log_level="info")

@@ -27,12 +27,13 @@ The store never imports torch or faiss.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import sqlite3
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import NoReturn
@@ -114,6 +115,36 @@ class StoredDocument:
     def location(self) -> str:
         """``path`` or ``path#record``."""
         return format_location(self.path, self.record)
+
+
+@dataclass(frozen=True)
+class StoredModel:
+    """The active hashing model as stored in the ``models`` table (see the schema above).
+
+    Attributes:
+        id: its row id (``meta.model_id`` names the active one).
+        created_at: ISO 8601 UTC time of its training.
+        bits: code length.
+        input_dim: embedding length it reads.
+        config: the training config (JSON object; empty when unreadable).
+        stats: the training statistics (JSON object; empty when unreadable).
+        trained_on: documents it was trained on.
+        weights: the serialised model (:func:`semhash.model.model_to_bytes`); ``None`` when lost.
+    """
+
+    id: int
+    created_at: str
+    bits: int
+    input_dim: int
+    config: dict
+    stats: dict
+    trained_on: int
+    weights: bytes | None = field(default=None, repr=False)
+
+    @property
+    def checksum(self) -> str:
+        """sha256 of the weights blob: ties an exported runtime's hasher to this very model."""
+        return hashlib.sha256(self.weights or b"").hexdigest()
 
 
 def _now() -> str:
@@ -613,8 +644,8 @@ class Store:
             self.set_meta("bits", bits)
         return model_id
 
-    def active_model(self) -> dict | None:
-        """The active model row (weights included) as a dict, or ``None`` before the first training."""
+    def active_model(self) -> StoredModel | None:
+        """The active model (weights included), or ``None`` before the first training."""
         model_id = self._int_meta("model_id")
         if model_id is None:
             return None
@@ -631,12 +662,18 @@ class Store:
         ).fetchone()
         if row is None:
             return None
-        keys = ("id", "created_at", "bits", "input_dim", "config", "stats", "trained_on", "weights")
-        model = dict(zip(keys, row, strict=True))
+        model_id, created_at, bits, input_dim, config, stats, trained_on, weights = row
         # Training history only: a damaged value reads as empty rather than failing every command.
-        model["config"] = _json_object(model["config"])
-        model["stats"] = _json_object(model["stats"])
-        return model
+        return StoredModel(
+            id=int(model_id),
+            created_at=str(created_at),
+            bits=int(bits),
+            input_dim=int(input_dim),
+            config=_json_object(config),
+            stats=_json_object(stats),
+            trained_on=int(trained_on or 0),
+            weights=bytes(weights) if weights is not None else None,
+        )
 
     # -- removing documents by path ----------------------------------------------------------------
     def ids_under(self, path: str, folders: bool = True) -> list[int]:

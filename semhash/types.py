@@ -84,6 +84,8 @@ class IndexReport:
     same_content_elsewhere: int = 0
     #: a warning line when the documents added to a trained index are markedly unlike it (``None``: no drift).
     drift_warning: str | None = None
+    #: one-line warnings that did not stop the run (e.g. the fast query runtime could not be exported).
+    warnings: list[str] = field(default_factory=list)
 
     @property
     def embedded(self) -> int:

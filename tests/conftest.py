@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import hashlib
+import os
 import re
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -86,6 +87,20 @@ def topic_texts(per_topic: int = 20, seed: int = 0) -> tuple[list[str], np.ndarr
             texts.append("the weekend report about " + " ".join(rng.choice(vocab, size=8)))
             labels.append(label)
     return texts, np.array(labels)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def runtime_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """One encoder-export cache for the whole session (``SEMHASH_CACHE``): the real model is exported once,
+    and never into the user's ``~/.cache``."""
+    folder = tmp_path_factory.mktemp("semhash-cache")
+    before = os.environ.get("SEMHASH_CACHE")
+    os.environ["SEMHASH_CACHE"] = str(folder)
+    yield folder
+    if before is None:
+        os.environ.pop("SEMHASH_CACHE", None)
+    else:
+        os.environ["SEMHASH_CACHE"] = before
 
 
 @pytest.fixture

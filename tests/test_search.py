@@ -107,7 +107,7 @@ def test_a_document_queried_by_its_own_text_gets_its_own_code(
     path = sorted(corpus_root.rglob("*.txt"))[0]
     with Searcher(db, encoder=encoder) as searcher:
         active = searcher.store.active_model()
-        assert active is not None and model_from_bytes(active["weights"]).lexical is not None
+        assert active is not None and model_from_bytes(active.weights).lexical is not None
         hits = searcher.query(path.read_text(), QueryOptions(k=1, rerank=False, radius=0))
     assert str(path.resolve()) in {h.path for h in hits}
     assert all(h.distance == 0 for h in hits)
@@ -176,11 +176,11 @@ def test_searcher_reloads_the_hashing_model_after_a_retrain(live: tuple[Path, Pa
     root, db, encoder = live
     with Searcher(db, encoder=encoder) as searcher:
         searcher.query("pedal", QueryOptions(k=1))
-        first = searcher._hasher_model_id
+        first = searcher.codec.model.id
         index_paths(db, [root], IndexOptions(epochs=30, device="cpu", retrain=True), encoder=encoder)
         path = sorted(root.rglob("*.txt"))[0]
         hits = searcher.query(path.read_text(), QueryOptions(k=1, rerank=False, radius=0))
-        assert searcher._hasher_model_id != first
+        assert searcher.codec.model.id != first
     # the new model's code of the document's own text is its stored code
     assert str(path.resolve()) in {h.path for h in hits}
 

@@ -98,8 +98,8 @@ def test_models_are_versioned_and_latest_is_active(tmp_path: Path) -> None:
         store.save_model(b"w1", 32, 4, {"a": 1}, {"loss": 1.0}, trained_on=3)
         second = store.save_model(b"w2", 16, 4, {"a": 2}, {"loss": 0.5}, trained_on=5)
         active = store.active_model()
-        assert active is not None and active["id"] == second and active["weights"] == b"w2"
-        assert store.bits == 16 and active["config"] == {"a": 2}
+        assert active is not None and active.id == second and active.weights == b"w2"
+        assert store.bits == 16 and active.config == {"a": 2}
         history = list(store.db.execute("SELECT id, weights IS NULL, stats FROM models ORDER BY id"))
         assert [(row[0] == second, row[1]) for row in history] == [(False, True), (True, False)]
         assert json.loads(history[0][2]) == {"loss": 1.0}  # the old model's history is kept

@@ -1,8 +1,9 @@
 """New documents against the index (``semhash dedup PATH --against``): which already exist; nothing is added.
 
 :func:`match_against` works on codes and embeddings already computed (torch-free). :func:`find_existing`
-is the one dedup path that embeds text: :func:`_embed_and_hash` loads the embedding and hashing models
-lazily, inside the function, so importing this module (or the package) never imports torch.
+is the one dedup path that embeds text: through the index's :class:`~semhash.codec.Codec` (the one
+text -> code path of semhash), whose models load on first use, so importing this module (or the package)
+never imports torch.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from semhash.store import Store
 from semhash.types import ExistingMatch, SourceDocument
 
 if TYPE_CHECKING:
+    from semhash.codec import Codec
     from semhash.corpus import ReadOptions
     from semhash.embed import Encoder
 
@@ -123,12 +125,14 @@ def find_existing(
     encoder: Encoder | None = None,
     device: str = "auto",
     read: ReadOptions | None = None,
+    runtime: str | None = None,
 ) -> AgainstResult:
     """Which documents under ``paths`` already exist in the index at ``db_path``; nothing is added.
 
     Args:
         encoder: an :class:`~semhash.embed.Encoder` already loaded (``None``: the index's model, loaded here).
         read: :class:`~semhash.corpus.ReadOptions` for the new files (``None``: the defaults).
+        runtime: ``auto``, ``onnx`` or ``torch`` (see :mod:`semhash.codec`; ``None``: ``SEMHASH_RUNTIME``).
 
     Raises:
         IndexMissingError: no index, or no encoded document in it.
@@ -141,30 +145,23 @@ def find_existing(
     roots = check_roots(paths)
     with Store.open(db_path) as store:
         check_encoded(store, options)
-        active = store.active_model()
-        if active is None:
-            raise IndexMissingError(f"the index at {store.path} holds no document yet: run `semhash index DIR` first")
+        codec = _codec(store, encoder, device, runtime)
         scan = CorpusScan(roots, read if read is not None else ReadOptions())
         documents = list(scan.documents())
         if not documents:
             where = ", ".join(str(r) for r in roots)
             raise CorpusError(f"no documents found under {where}: give files semhash can read")
-        embeddings, packed = _embed_and_hash(store, active["weights"], [d.text for d in documents], encoder, device)
+        codec.check_encoder(store)
+        embeddings, packed = codec.encode([d.text for d in documents])
         return match_against(store, documents, embeddings, packed, options)
 
 
-def _embed_and_hash(
-    store: Store, weights: bytes, texts: list[str], encoder: Encoder | None, device: str
-) -> tuple[np.ndarray, np.ndarray]:
-    """Embeddings and packed codes of ``texts`` with the index's models: the only torch path of dedup."""
-    from semhash.model import encode_codes, model_from_bytes
+def _codec(store: Store, encoder: Encoder | None, device: str, runtime: str | None) -> Codec:
+    from semhash.codec import Codec
 
-    if encoder is None:
-        from semhash.device import resolve_device
-        from semhash.embed import load_encoder
-
-        encoder = load_encoder(store.embedding_model, resolve_device(device))
-    store.check_embedding_model(encoder.name, encoder.dim)
-    embeddings = np.asarray(encoder.encode(texts), dtype=np.float32)
-    packed = encode_codes(model_from_bytes(weights), embeddings, texts=texts)
-    return embeddings, packed
+    try:
+        return Codec.from_store(store, runtime, device=device, encoder=encoder)
+    except IndexMissingError:
+        raise IndexMissingError(
+            f"the index at {store.path} holds no document yet: run `semhash index DIR` first"
+        ) from None

@@ -60,6 +60,9 @@ def _replace_folder(dest: Path, build: Callable[[Path], dict[str, Any]]) -> Path
     dest = Path(dest)
     dest.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.tmp-", dir=dest.parent))
+    umask = os.umask(0)
+    os.umask(umask)
+    tmp.chmod(0o777 & ~umask)  # mkdtemp's 0700 would hide the runtime from every other user of the index
     old = None
     try:
         manifest = build(tmp)
@@ -175,11 +178,9 @@ def _hasher_arrays(hasher: HashingAutoencoder) -> dict[str, np.ndarray]:
     }
     arrays["meta"] = np.frombuffer(json.dumps(meta).encode("utf-8"), dtype=np.uint8)
     if hasher.lexical is not None:
-        from semhash.lexical import _stop_words
-
         lexical = hasher.lexical
         arrays["lexical_vocabulary"] = np.frombuffer(json.dumps(lexical.vocabulary).encode("utf-8"), dtype=np.uint8)
-        stop_words = json.dumps(sorted(_stop_words())).encode("utf-8")
+        stop_words = json.dumps(sorted(lexical.stop_words)).encode("utf-8")
         arrays["lexical_stop_words"] = np.frombuffer(stop_words, dtype=np.uint8)
         arrays["lexical_idf"] = np.asarray(lexical.idf, dtype=np.float32)
         arrays["lexical_components"] = np.asarray(lexical.components, dtype=np.float32)
@@ -239,15 +240,24 @@ def export_encoder(model_name_or_path: str | None, dest: Path) -> Path:
 
 
 def export_hasher(
-    hasher: HashingAutoencoder, dest: Path, *, hasher_id: Any = None, hasher_checksum: str | None = None
+    hasher: HashingAutoencoder,
+    dest: Path,
+    *,
+    hasher_id: Any = None,
+    hasher_checksum: str | None = None,
+    source: Path | None = None,
 ) -> Path:
-    """Replace only the hashing model of an existing runtime folder (its encoder files are hard-linked).
+    """Replace only the hashing model of a runtime folder (its encoder files are hard-linked).
+
+    Args:
+        source: the runtime folder whose encoder files to take (default: ``dest`` itself); e.g. the
+            per-model encoder cache of :mod:`semhash.runtime.cache`.
 
     Raises:
-        RuntimeUnavailableError: ``dest`` holds no valid runtime folder (export the encoder first), or its
+        RuntimeUnavailableError: ``source`` holds no valid runtime folder (export the encoder first), or its
             encoder's dimension differs from the hasher's input.
     """
-    current = read_manifest(Path(dest))
+    current = read_manifest(Path(source if source is not None else dest))
     if current.dim != hasher.config.input_dim:
         raise RuntimeUnavailableError(
             f"the exported runtime at {dest} embeds in {current.dim} dims but the hashing model reads "

@@ -1,10 +1,10 @@
 """The hashing model's query side in numpy: features (embedding + lexical vector) -> MLP -> packed code.
 
 Mirrors :class:`semhash.model.HashingAutoencoder` in eval mode (Linear -> exact GELU -> Linear; dropout is
-the identity) and :class:`semhash.lexical.LexicalProjection`'s transform, from the plain arrays of
-``hasher.npz`` (written by :func:`semhash.runtime.export.export_hasher`, loaded with
-``allow_pickle=False``). It imports neither torch nor scipy nor scikit-learn: the stop words travel in
-the file, so the query path does not need scikit-learn's list.
+the identity), from the plain arrays of ``hasher.npz`` (written by :func:`semhash.runtime.export.export_hasher`,
+loaded with ``allow_pickle=False``). The lexical vector is :class:`semhash.lexical.LexicalProjection`'s own
+transform (one implementation for both paths; numpy only). It imports neither torch nor scipy nor
+scikit-learn: the stop words travel in the file, so the query path does not need scikit-learn's list.
 """
 
 from __future__ import annotations
@@ -12,22 +12,18 @@ from __future__ import annotations
 import io
 import json
 import math
-import re
-from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from semhash.codes import pack_bits
+from semhash.lexical import LexicalProjection
 from semhash.runtime.manifest import HASHER_FILE, Manifest, RuntimeUnavailableError, read_checked, read_manifest
 
 #: Version of ``hasher.npz``'s own layout (inside the runtime format).
 HASHER_FORMAT = 1
-#: Same token rule as :mod:`semhash.lexical` (copied, not imported: that module pulls in scipy).
-_TOKEN = re.compile(r"(?u)\b\w\w+\b")
 _erf = np.frompyfunc(math.erf, 1, 1)
 
 
@@ -36,44 +32,6 @@ def gelu(x: np.ndarray) -> np.ndarray:
     x64 = np.asarray(x, dtype=np.float64)
     erf = np.asarray(_erf(x64 / math.sqrt(2.0)), dtype=np.float64)
     return (0.5 * x64 * (1.0 + erf)).astype(np.float32)
-
-
-@dataclass
-class NumpyLexical:
-    """:class:`semhash.lexical.LexicalProjection`'s transform and feature join, in numpy only."""
-
-    vocabulary: list[str]
-    idf: np.ndarray  # (V,) float32
-    components: np.ndarray  # (V, dim) float32
-    weight: float
-    stop_words: frozenset[str]
-
-    def __post_init__(self) -> None:
-        self._term_index = {term: i for i, term in enumerate(self.vocabulary)}
-
-    def transform(self, texts: Sequence[str]) -> np.ndarray:
-        """``(n, dim)`` unit vectors (zero for a text with no word of the vocabulary)."""
-        out = np.zeros((len(texts), self.components.shape[1]), dtype=np.float32)
-        for row, text in enumerate(texts):
-            tokens = [t for t in _TOKEN.findall(text.lower()) if t not in self.stop_words]
-            counts = Counter(self._term_index[t] for t in tokens if t in self._term_index)
-            if not counts:
-                continue
-            columns = np.fromiter(counts.keys(), dtype=np.int64, count=len(counts))
-            tf = 1 + np.log(np.fromiter(counts.values(), dtype=np.float64, count=len(counts)))
-            values = tf * self.idf[columns]
-            values = (values / np.linalg.norm(values)).astype(np.float32)
-            out[row] = values @ self.components[columns]
-        norms = np.linalg.norm(out, axis=1, keepdims=True)
-        return np.divide(out, norms, out=np.zeros_like(out), where=norms > 0)
-
-    def features(self, embeddings: np.ndarray, texts: Sequence[str]) -> np.ndarray:
-        """``[embedding, weight * lexical]``, each row L2-normalised."""
-        if len(texts) != len(embeddings):
-            raise ValueError(f"{len(texts)} texts for {len(embeddings)} embeddings")
-        joined = np.hstack([np.asarray(embeddings, dtype=np.float32), self.weight * self.transform(texts)])
-        norms = np.linalg.norm(joined, axis=1, keepdims=True)
-        return np.divide(joined, norms, out=np.zeros_like(joined), where=norms > 0)
 
 
 class NumpyHasher:
@@ -86,7 +44,7 @@ class NumpyHasher:
     """
 
     def __init__(
-        self, layers: list[tuple[np.ndarray, np.ndarray]], config: dict[str, Any], lexical: NumpyLexical | None
+        self, layers: list[tuple[np.ndarray, np.ndarray]], config: dict[str, Any], lexical: LexicalProjection | None
     ) -> None:
         self.layers = layers
         self.config = config
@@ -123,7 +81,7 @@ class NumpyHasher:
                 components = arrays["lexical_components"].astype(np.float32)
                 if idf.shape != (len(vocabulary),) or components.shape[0] != len(vocabulary):
                     raise ValueError("lexical arrays do not match the vocabulary")
-                lexical = NumpyLexical(
+                lexical = LexicalProjection(
                     vocabulary, idf, components, float(arrays["lexical_weight"]), frozenset(stop_words)
                 )
             return cls(layers, dict(meta["config"]), lexical)

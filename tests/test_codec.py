@@ -1,0 +1,288 @@
+"""The codec: one text -> code path, the typed stored model, the lexical transform, and the fast query runtime."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import io
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import FAST_EPOCHS, FakeEncoder, topic_texts, write_corpus
+from typer.testing import CliRunner
+
+from semhash.cli import app
+from semhash.codec import Codec, TorchHasher, check_fresh, resolve_runtime
+from semhash.codes import ints_to_packed
+from semhash.errors import UsageError
+from semhash.ingest import IndexOptions, index_paths
+from semhash.lexical import MAX_LEXICAL_CHARS, LexicalProjection, tokenize
+from semhash.runtime import NumpyHasher, RuntimeUnavailableError, runtime_folder
+from semhash.store import Store, StoredModel
+
+SAMPLE = Path(__file__).parent.parent / "data" / "sample"
+HEAVY = ("torch", "sentence_transformers", "transformers", "sklearn", "scipy")
+
+
+# -- the stored model ------------------------------------------------------------------------------
+def test_active_model_is_a_typed_frozen_record(tmp_path: Path) -> None:
+    with Store.open(tmp_path / "s.db", create=True) as store:
+        model_id = store.save_model(b"weights", 16, 4, {"seed": 3}, {"loss": 0.5}, trained_on=7)
+        active = store.active_model()
+    assert isinstance(active, StoredModel)
+    assert (active.id, active.bits, active.input_dim, active.trained_on) == (model_id, 16, 4, 7)
+    assert active.config == {"seed": 3} and active.stats == {"loss": 0.5} and active.weights == b"weights"
+    assert active.checksum == hashlib.sha256(b"weights").hexdigest()
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        active.bits = 32  # type: ignore[misc]
+
+
+# -- one lexical transform -------------------------------------------------------------------------
+def test_stop_words_are_scikit_learns_list() -> None:
+    from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
+
+    from semhash.lexical import ENGLISH_STOP_WORDS as copied
+
+    assert copied == frozenset(ENGLISH_STOP_WORDS)
+
+
+def test_transform_equals_the_sparse_tfidf_product() -> None:
+    texts, _ = topic_texts()
+    projection = LexicalProjection.fit(texts, dim=6)
+    assert projection is not None
+    queries = [*texts[:10], "rocket rocket moon and the flour", "nothing known here"]
+    sparse_rows = np.asarray(
+        projection._tfidf([tokenize(t, projection.stop_words) for t in queries]) @ projection.components
+    )
+    norms = np.linalg.norm(sparse_rows, axis=1, keepdims=True)
+    expected = np.divide(sparse_rows, norms, out=np.zeros_like(sparse_rows), where=norms > 0)
+    np.testing.assert_allclose(projection.transform(queries), expected, atol=1e-6)
+
+
+def _numpy_hasher(model) -> NumpyHasher:  # type: ignore[no-untyped-def]
+    from semhash.runtime.export import _hasher_arrays
+
+    buffer = io.BytesIO()
+    np.savez_compressed(buffer, **_hasher_arrays(model))
+    return NumpyHasher.from_bytes(buffer.getvalue())
+
+
+def test_the_numpy_hasher_reads_the_same_text_prefix_as_the_torch_model() -> None:
+    from semhash.train import TrainConfig, train_hasher
+
+    texts, _ = topic_texts()
+    embeddings = FakeEncoder().encode(texts)
+    model, _ = train_hasher(embeddings, 16, TrainConfig(epochs=2, hidden=32, min_steps=0), texts=texts)
+    hasher = _numpy_hasher(model)
+    assert hasher.lexical is not None and hasher.lexical is not model.lexical
+    # Words past the lexical cap must not count, on either path (the old numpy copy read the whole text).
+    long_text = "x " * (MAX_LEXICAL_CHARS // 2) + " ".join(["rocket moon galaxy"] * 50)
+    features = hasher.features(embeddings[:1], [long_text])
+    np.testing.assert_allclose(features, model.features(embeddings[:1], [long_text]), atol=1e-6)
+    np.testing.assert_array_equal(hasher.encode(embeddings, texts), TorchHasher(model).encode(embeddings, texts))
+
+
+def test_the_query_side_modules_import_no_heavy_library() -> None:
+    probe = (
+        "import sys\nimport semhash.lexical, semhash.codec, semhash.search, semhash.runtime\n"
+        f"print([m for m in {HEAVY!r} if m in sys.modules])"
+    )
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "[]"
+
+
+# -- choosing the runtime --------------------------------------------------------------------------
+def test_runtime_choice_flag_then_environment_then_auto(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("SEMHASH_RUNTIME", raising=False)
+    assert resolve_runtime(None) == "auto"
+    monkeypatch.setenv("SEMHASH_RUNTIME", "torch")
+    assert resolve_runtime(None) == "torch" and resolve_runtime("ONNX") == "onnx"
+    with pytest.raises(UsageError, match="--runtime"):
+        resolve_runtime("tensorflow")
+
+
+@pytest.fixture
+def fake_index(tmp_path: Path) -> tuple[Path, Path, FakeEncoder]:
+    root = tmp_path / "corpus"
+    write_corpus(root)
+    encoder = FakeEncoder()
+    db = tmp_path / "fake.db"
+    report = index_paths(db, [root], IndexOptions(epochs=FAST_EPOCHS, device="cpu"), encoder=encoder)
+    assert report.trained and not report.warnings  # a fake encoder is not exported, and that is no warning
+    return root, db, encoder
+
+
+def test_the_codec_gives_the_stored_codes(fake_index: tuple[Path, Path, FakeEncoder]) -> None:
+    _, db, encoder = fake_index
+    with Store.open(db) as store:
+        codec = Codec.from_store(store, "auto", device="cpu", encoder=encoder)
+        ids, stored = store.codes()
+        docs = store.documents(ids.tolist())
+        texts = [docs[i].text for i in ids.tolist()]
+        embeddings, packed = codec.encode(texts)
+    assert codec.runtime == "torch" and codec.note is not None and "no exported runtime" in codec.note
+    assert not runtime_folder(db).exists()
+    np.testing.assert_array_equal(packed, ints_to_packed(stored, codec.bits))
+    assert embeddings.shape == (len(texts), encoder.dim)
+
+
+def test_runtime_onnx_without_a_runtime_is_one_clear_error(
+    fake_index: tuple[Path, Path, FakeEncoder], patch_encoder: FakeEncoder
+) -> None:
+    _, db, _ = fake_index
+    runner = CliRunner()
+    result = runner.invoke(app, ["query", "rocket moon", "--db", str(db), "--runtime", "onnx"])
+    assert result.exit_code == 1 and "no exported runtime" in result.output and "Traceback" not in result.output
+    result = runner.invoke(app, ["query", "rocket moon", "--db", str(db), "--runtime", "jax"])
+    assert result.exit_code == 2 and "--runtime" in result.output
+    result = runner.invoke(app, ["query", "rocket moon", "--db", str(db), "--json"], env={"SEMHASH_RUNTIME": "torch"})
+    assert result.exit_code == 0 and json.loads(result.output.splitlines()[0])["rank"] == 1
+    result = runner.invoke(app, ["runtime", "info", "--db", str(db), "--json"])
+    assert result.exit_code == 0 and json.loads(result.output)["fresh"] is False
+
+
+def test_a_stale_runtime_is_refused_by_its_freshness_check(tmp_path: Path) -> None:
+    from semhash.runtime.manifest import Manifest
+
+    model = StoredModel(3, "now", 32, 384, {}, {}, 10, b"w")
+    base = Manifest(tmp_path, "m", 384, 256, {"id": 3, "checksum": model.checksum, "bits": 32}, {}, {})
+    check_fresh(base, "m", model)
+    for manifest, embedding_model in (
+        (dataclasses.replace(base, hasher={"id": 2, "checksum": model.checksum, "bits": 32}), "m"),
+        (dataclasses.replace(base, hasher={"id": 3, "checksum": "0" * 64, "bits": 32}), "m"),
+        (base, "another-model"),
+    ):
+        with pytest.raises(RuntimeUnavailableError, match="semhash runtime build"):
+            check_fresh(manifest, embedding_model, model)
+
+
+# -- the real model: the fast path end to end --------------------------------------------------------
+QUERY = "how do I fix a flat tyre on my bike"
+CHILD = """
+import json, sys
+from semhash.cli import app
+try:
+    app(sys.argv[1:], standalone_mode=False)
+except SystemExit:
+    pass
+print(json.dumps([m for m in {heavy!r} if m in sys.modules]))
+"""
+
+
+def _cli(*args: str) -> tuple[list[dict], list[str]]:
+    """Run the CLI in a fresh interpreter: its JSON lines and the heavy modules it imported."""
+    result = subprocess.run(
+        [sys.executable, "-c", CHILD.format(heavy=HEAVY), *args], capture_output=True, text=True, timeout=300
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    lines = result.stdout.strip().splitlines()
+    return [json.loads(line) for line in lines[:-1]], json.loads(lines[-1])
+
+
+@pytest.fixture(scope="module")
+def real_index(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The sample corpus indexed with the real model (which writes the runtime beside it)."""
+    db = tmp_path_factory.mktemp("real") / "sample.db"
+    result = CliRunner().invoke(app, ["index", str(SAMPLE), "--db", str(db), "--device", "cpu", "--epochs", "20"])
+    assert result.exit_code == 0, result.output
+    assert "warning" not in result.output
+    return db
+
+
+@pytest.mark.slow
+def test_index_writes_a_fresh_runtime_and_query_runs_without_torch(real_index: Path) -> None:
+    folder = runtime_folder(real_index)
+    assert (folder / "manifest.json").is_file()
+    cached = list((Path(os.environ["SEMHASH_CACHE"]) / "onnx").iterdir())
+    assert len(cached) == 1  # the encoder export is cached per model
+    assert os.stat(cached[0] / "encoder.onnx").st_ino == os.stat(folder / "encoder.onnx").st_ino  # hard link
+    fast, heavy = _cli("query", QUERY, "--db", str(real_index), "--json", "-k", "5")
+    assert heavy == []  # no torch, sentence-transformers, transformers, scikit-learn (nor scipy)
+    slow, heavy_torch = _cli("query", QUERY, "--db", str(real_index), "--json", "-k", "5", "--runtime", "torch")
+    assert "torch" in heavy_torch
+    assert fast[0]["id"] == slow[0]["id"] and "cycling" in fast[0]["path"]
+    assert len({h["id"] for h in fast} & {h["id"] for h in slow}) >= 4
+    similar, heavy = _cli("similar", fast[0]["path"], "--db", str(real_index), "--json", "-k", "3")
+    assert heavy == [] and len(similar) == 3
+
+
+@pytest.mark.slow
+def test_codec_parity_on_the_sample_corpus(real_index: Path) -> None:
+    with Store.open(real_index) as store:
+        fast = Codec.from_store(store, "onnx")
+        ids, stored_embeddings = store.embeddings()
+        texts = store.texts(ids.tolist())
+        code_ids, stored_codes = store.codes()
+        embeddings, packed = fast.encode(texts)
+    assert fast.runtime == "onnx" and type(fast.encoder).__name__ == "OnnxEncoder"
+    assert (embeddings * stored_embeddings).sum(axis=1).min() >= 0.9999
+    order = {int(i): k for k, i in enumerate(ids.tolist())}
+    torch_codes = ints_to_packed(stored_codes, fast.bits)[[order[int(i)] for i in code_ids.tolist()]]
+    same = (packed[[order[int(i)] for i in code_ids.tolist()]] == torch_codes).all(axis=1)
+    assert same.mean() >= 0.995
+
+
+@pytest.mark.slow
+def test_train_refreshes_the_hasher_and_stale_or_damaged_runtimes_fall_back(
+    real_index: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import shutil
+
+    db = tmp_path / "copy.db"
+    shutil.copy(real_index, db)
+    runner = CliRunner()
+    # A copied database has no runtime: auto uses torch, `runtime build` makes one from the cache.
+    assert json.loads(runner.invoke(app, ["runtime", "info", "--db", str(db), "--json"]).output)["fresh"] is False
+    result = runner.invoke(app, ["runtime", "build", "--db", str(db)])
+    assert result.exit_code == 0, result.output
+    result = runner.invoke(app, ["train", "--db", str(db), "--epochs", "3", "--seed", "1"])
+    assert result.exit_code == 0 and "warning" not in result.output, result.output
+    with Store.open(db) as store:
+        model = store.active_model()
+        assert model is not None and Codec.from_store(store).runtime == "onnx"  # retrained, and still fresh
+    # Indexing embeds with the exported encoder when the runtime is there (the torch one is never loaded).
+    extra = tmp_path / "extra"
+    extra.mkdir()
+    (extra / "note.txt").write_text("A new note about patching a bicycle inner tube.", encoding="utf-8")
+
+    def no_torch(*args: object, **kwargs: object) -> None:
+        raise AssertionError("the torch encoder was loaded although the runtime can embed")
+
+    monkeypatch.setattr("semhash.embed.load_encoder", no_torch)
+    report = index_paths(db, [extra], IndexOptions(device="cpu"))
+    assert report.added == 1 and report.encoded == 1
+    monkeypatch.undo()
+    manifest_path = runtime_folder(db) / "manifest.json"
+    manifest = json.loads(manifest_path.read_text())
+    assert manifest["hasher"]["id"] == model.id and manifest["hasher"]["checksum"] == model.checksum
+    # Stale: the runtime's hasher is another model's. auto falls back, onnx refuses.
+    manifest["hasher"]["id"] = model.id + 100
+    manifest_path.write_text(json.dumps(manifest))
+    with Store.open(db) as store:
+        stale = Codec.from_store(store, device="cpu")
+        assert stale.runtime == "torch" and stale.note is not None and "another hashing model" in stale.note
+        torch_embedding, torch_code = stale.encode([QUERY])
+    result = runner.invoke(app, ["query", QUERY, "--db", str(db), "--runtime", "onnx"])
+    assert result.exit_code == 1 and "another hashing model" in result.output
+    # Damaged: a truncated encoder passes the manifest check, fails its size check at load: torch takes over.
+    assert runner.invoke(app, ["runtime", "build", "--db", str(db)]).exit_code == 0
+    encoder_file = runtime_folder(db) / "encoder.onnx"
+    data = encoder_file.read_bytes()
+    encoder_file.unlink()  # a hard link into the cache: replace it, never write through it
+    encoder_file.write_bytes(data[: len(data) // 2])
+    with Store.open(db) as store:
+        damaged = Codec.from_store(store, device="cpu")
+        assert damaged.runtime == "onnx"  # the manifest is fine: the damage shows when the encoder loads
+        embedding, code = damaged.encode([QUERY])
+        assert damaged.runtime == "torch" and damaged.note is not None and "encoder.onnx" in damaged.note
+    np.testing.assert_allclose(embedding, torch_embedding, atol=1e-6)
+    np.testing.assert_array_equal(code, torch_code)
+    result = runner.invoke(app, ["query", QUERY, "--db", str(db), "--runtime", "onnx"])
+    assert result.exit_code == 1 and "encoder.onnx" in result.output
+    assert runner.invoke(app, ["runtime", "clear", "--db", str(db)]).exit_code == 0
+    assert not runtime_folder(db).exists()
