@@ -9,7 +9,7 @@ Schema (version 1; ``PRAGMA user_version`` holds the version, migrations run in 
   embedding and its reconstruction from the code), ``indexed_at`` TEXT. ``(path, record)`` is unique.
 * ``models``: every trained hashing model: ``id``, ``created_at``, ``bits``, ``input_dim``,
   ``config`` JSON, ``stats`` JSON, ``trained_on`` (documents), ``weights`` BLOB. The newest is active.
-* ``meta``: ``key``/``value`` pairs: ``embedding_model``, ``embedding_dim``, ``bits``, ``database_id``
+* ``meta``: ``key``/``value`` pairs: ``embedding_model``, ``embedding_dim``, ``database_id``
   (a random uuid4 given at creation, or at the first open for writing of an older database),
   ``generation`` (bumped in the same transaction as every change to codes) and ``change_id`` (a fresh
   random id with every bump, so two copies of one database that diverge never share a state). The faiss
@@ -479,8 +479,19 @@ class Store:
 
     @property
     def bits(self) -> int | None:
-        """Code length of the active model, if one was trained."""
-        return self._int_meta("bits")
+        """Code length of the active model, if one was trained.
+
+        Read from the active model's row: the one place the code length is stored. (The model's blob holds
+        its own shape, needed to rebuild it, and cache sidecars record the length they were built for, to
+        be checked against this; a ``meta`` copy written by older versions is ignored.)
+        """
+        model_id = self._int_meta("model_id")
+        if model_id is None:
+            return None
+        row = self.db.execute("SELECT bits FROM models WHERE id = ?", [model_id]).fetchone()
+        if row is None or not isinstance(row[0], int):
+            return None
+        return int(row[0])
 
     # -- documents -------------------------------------------------------------------------------
     def count(self, encoded_only: bool = False) -> int:
@@ -641,7 +652,6 @@ class Store:
             model_id = cursor.fetchone()[0]
             self.db.execute("UPDATE models SET weights = NULL WHERE id != ?", [model_id])
             self.set_meta("model_id", model_id)
-            self.set_meta("bits", bits)
         return model_id
 
     def active_model(self) -> StoredModel | None:
