@@ -103,3 +103,8 @@ def test_models_are_versioned_and_latest_is_active(tmp_path: Path) -> None:
         history = list(store.db.execute("SELECT id, weights IS NULL, stats FROM models ORDER BY id"))
         assert [(row[0] == second, row[1]) for row in history] == [(False, True), (True, False)]
         assert json.loads(history[0][2]) == {"loss": 1.0}  # the old model's history is kept
+        # The code length is stored once, in the active model's row; a stale meta copy (older versions) is ignored.
+        assert store.get_meta("bits") is None
+        with store.transaction():
+            store.set_meta("bits", 64)
+        assert store.bits == 16
