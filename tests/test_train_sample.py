@@ -28,7 +28,7 @@ def test_a_corpus_larger_than_max_train_docs_trains_on_a_seeded_sample(corpus: P
         report = index_paths(db, [corpus], options, encoder=FakeEncoder())
         assert report.encoded == report.added == 24  # every document is coded, not only the sample
         with Store.open(db) as store:
-            trained_on.append(store.active_model()["trained_on"])  # type: ignore[index]
+            trained_on.append(store.active_model().trained_on)  # type: ignore[union-attr]
         codes.append(_codes_by_location(db))
     assert trained_on == [10, 10]
     assert codes[0] == codes[1]  # the sample is seeded
