@@ -3,7 +3,8 @@
 Endpoints (all JSON; the OpenAPI schema is at ``/openapi.json``, interactive docs at ``/docs``):
 
 * ``GET/POST /api/query``: ``q`` (1 to :data:`MAX_QUERY_CHARS` characters), ``k`` (1 to :data:`MAX_K`),
-  ``radius`` (0 to the code length; every document within it, ``k`` ignored), ``rerank`` (default true).
+  ``radius`` (0 to the code length; every document within it, ``k`` ignored), ``rerank`` (default true),
+  ``pool`` and ``exact`` (as ``semhash query --pool/--exact``).
 * ``GET /api/similar/{id}``: the neighbours of a stored document, from its stored embedding (``k``, ``rerank``).
 * ``POST /api/exists``: is this text already in the index? It is embedded and hashed like a query; stored
   documents within the dedup radius whose cosine reaches the threshold, and exact matches of the normalised
@@ -69,6 +70,8 @@ class QueryRequest(BaseModel):
     k: int = Field(DEFAULT_K, description=f"Number of results, 1 to {MAX_K}.")
     radius: int | None = Field(None, description="Every document within this many bits (k is then ignored).")
     rerank: bool = Field(True, description="Re-order a pool of Hamming candidates by cosine.")
+    pool: int | None = Field(None, description="Hamming candidates to re-rank (default: grows with the index).")
+    exact: bool = Field(False, description="Rank every stored embedding by cosine (small indexes).")
 
 
 class ExistsRequest(BaseModel):
@@ -164,18 +167,28 @@ def create_app(
     def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         return JSONResponse({"error": str(exc.detail)}, status_code=exc.status_code)
 
-    def run_query(q: str, k: int, radius: int | None, rerank: bool) -> dict[str, Any]:
+    def run_query(
+        q: str, k: int, radius: int | None, rerank: bool, pool: int | None = None, exact: bool = False
+    ) -> dict[str, Any]:
         text = _check_text(q, "query")
-        hits = searcher.query(text, QueryOptions(k=_check_k(k), radius=radius, rerank=rerank))
+        options = QueryOptions(k=_check_k(k), radius=radius, rerank=rerank, pool=pool, exact=exact)
+        hits = searcher.query(text, options)
         return {"query": text, "hits": [h.to_dict() for h in hits]}
 
     @app.get("/api/query", summary="Documents most similar to a text")
-    def query_get(q: str, k: int = DEFAULT_K, radius: int | None = None, rerank: bool = True) -> dict[str, Any]:
-        return run_query(q, k, radius, rerank)
+    def query_get(
+        q: str,
+        k: int = DEFAULT_K,
+        radius: int | None = None,
+        rerank: bool = True,
+        pool: int | None = None,
+        exact: bool = False,
+    ) -> dict[str, Any]:
+        return run_query(q, k, radius, rerank, pool, exact)
 
     @app.post("/api/query", summary="Documents most similar to a text (JSON body)")
     def query_post(body: QueryRequest) -> dict[str, Any]:
-        return run_query(body.q, body.k, body.radius, body.rerank)
+        return run_query(body.q, body.k, body.radius, body.rerank, body.pool, body.exact)
 
     @app.get("/api/similar/{doc_id}", summary="Neighbours of a stored document")
     def similar(doc_id: int, k: int = DEFAULT_K, rerank: bool = True) -> dict[str, Any]:

@@ -53,6 +53,11 @@ def test_query_get_and_post(client: TestClient) -> None:
     assert posted.status_code == 200 and posted.json()["hits"] == hits
     radius = client.post("/api/query", json={"q": "oven", "radius": 32, "rerank": False}).json()["hits"]
     assert len(radius) == 24
+    exact = client.get("/api/query", params={"q": "telescope galaxy nebula", "k": 4, "exact": True}).json()["hits"]
+    assert [h["id"] for h in exact] == [h["id"] for h in hits]  # the pool covers this small index
+    pooled = client.post("/api/query", json={"q": "telescope galaxy nebula", "k": 4, "pool": 24}).json()["hits"]
+    assert [h["id"] for h in pooled] == [h["id"] for h in hits]
+    assert client.get("/api/query", params={"q": "oven", "pool": 0}).status_code == 400
 
 
 @pytest.mark.parametrize(
