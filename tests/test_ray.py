@@ -164,7 +164,7 @@ def test_a_killed_worker_keeps_committed_batches_and_a_rerun_completes(
     db = sample.parent / "killed.db"
     args = ["index", str(sample), "--db", str(db), "--device", "cpu", "--epochs", str(EPOCHS)]
     ray_args = ["--engine", "ray", "--workers", "2", "--batch", "8"]
-    monkeypatch.setenv(ENV_KILL_AFTER, "2")  # each actor dies when asked for its third batch
+    monkeypatch.setenv(ENV_KILL_AFTER, "2")  # the actors die at their next batch once 2 batches are committed
     monkeypatch.setenv(ENV_MAX_RESTARTS, "0")
     failed = CliRunner().invoke(app, [*args, *ray_args])
     assert failed.exit_code == 1, failed.output

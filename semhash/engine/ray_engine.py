@@ -37,9 +37,10 @@ driver, as today: shipping it to the actors would save nothing measurable and wo
 Fault handling: an actor that dies is restarted up to ``SEMHASH_RAY_MAX_RESTARTS`` times (default 2),
 its batch retried; beyond that, or when the cluster fails, the run stops with one line
 (:class:`~semhash.engine.EngineError`) and everything committed is kept. Test hook:
-``SEMHASH_TEST_KILL_AFTER=N`` makes every actor exit abruptly (``os._exit(1)``, like a killed worker)
-when asked for its ``N+1``-th batch; it is read in the driver and handed to the actors, never set it
-outside tests.
+``SEMHASH_TEST_KILL_AFTER=N`` makes every actor exit abruptly (``os._exit(1)``, like a killed worker) at
+its next batch once the driver has committed ``N`` batches (the driver creates a marker file the actors
+look for, so the death comes after commits whatever Ray's scheduling; local clusters only); it is read in
+the driver and handed to the actors, never set it outside tests.
 """
 
 from __future__ import annotations
@@ -47,10 +48,13 @@ from __future__ import annotations
 import json
 import logging
 import os
+import tempfile
+import uuid
 import warnings
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -140,7 +144,7 @@ def read_batches(batch: dict[str, np.ndarray], read: ReadOptions, batch_docs: in
 class EmbedActor:
     """Ray Data's class-based UDF: loads the model once per actor, then embeds batch after batch."""
 
-    def __init__(self, model: str | None, device: str, max_windows: int, threads: int, kill_after: int | None) -> None:
+    def __init__(self, model: str | None, device: str, max_windows: int, threads: int, kill_marker: str | None) -> None:
         if device == "cpu":
             import torch
 
@@ -148,12 +152,12 @@ class EmbedActor:
         from semhash.embed import load_encoder
 
         self.encoder = load_encoder(model, device, max_windows)
-        self.kill_after = kill_after
+        self.kill_marker = kill_marker
         self.batches = 0
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         """Embed the documents of ``batch["docs"]`` (see :func:`read_batches`)."""
-        if self.kill_after is not None and self.batches >= self.kill_after:
+        if self.kill_marker is not None and os.path.exists(self.kill_marker):
             os._exit(1)  # the test hook: die like a killed worker, without cleanup
         docs = [
             SourceDocument(str(p), int(r), str(t), str(h), float(m))
@@ -206,6 +210,9 @@ def embed_on_ray(
     if not units:
         return result
     kill_after = _env_int(ENV_KILL_AFTER)
+    kill_marker = (
+        None if kill_after is None else os.path.join(tempfile.gettempdir(), f"semhash-ray-kill-{uuid.uuid4().hex}")
+    )
     restarts = _env_int(ENV_MAX_RESTARTS)
     restarts = DEFAULT_MAX_RESTARTS if restarts is None else restarts
     done = 0
@@ -224,7 +231,7 @@ def embed_on_ray(
         with warnings.catch_warnings():
             # Ray >= 2.60 deprecates passing max_restarts this way, with no named parameter for it yet.
             warnings.simplefilter("ignore", DeprecationWarning)
-            dataset = _pipeline(ray, rows, actors, device, per_actor, job, kill_after, restarts)
+            dataset = _pipeline(ray, rows, actors, device, per_actor, job, kill_marker, restarts)
         try:
             for out in dataset.iter_batches(batch_size=None, batch_format="numpy", prefetch_batches=1):
                 n = len(out["path"])
@@ -243,6 +250,8 @@ def embed_on_ray(
                 result.documents += n
                 result.windows += int(np.sum(out["windows"]))
                 result.batches += 1
+                if kill_marker is not None and kill_after is not None and result.batches >= kill_after:
+                    Path(kill_marker).touch()  # the test hook: the actors die at their next batch
                 done += sum(len(d.text) for d in docs)
                 if progress:
                     progress(done)
@@ -250,6 +259,9 @@ def embed_on_ray(
             raise
         except Exception as exc:  # Ray's own errors (dead actors, lost nodes...) become one line
             raise _engine_error(exc, result) from None
+        finally:
+            if kill_marker is not None:
+                Path(kill_marker).unlink(missing_ok=True)
     return result
 
 
@@ -260,7 +272,7 @@ def _pipeline(
     device: str,
     per_actor: dict[str, float],
     job: RayJob,
-    kill_after: int | None,
+    kill_marker: str | None,
     restarts: int,
 ) -> Any:
     """The lazy Ray Data pipeline: read units (tasks) -> embedding batches -> a pool of embedding actors.
@@ -290,7 +302,7 @@ def _pipeline(
                 "device": device,
                 "max_windows": job.max_windows,
                 "threads": 1,
-                "kill_after": kill_after,
+                "kill_marker": kill_marker,
             },
             max_restarts=restarts,
             max_task_retries=restarts,
