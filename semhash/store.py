@@ -30,6 +30,7 @@ from __future__ import annotations
 import hashlib
 import json
 import sqlite3
+import sys
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -39,7 +40,6 @@ from pathlib import Path
 from typing import NoReturn
 
 import numpy as np
-import sqlite_utils
 
 from semhash.errors import (
     CorruptDatabaseError,
@@ -53,6 +53,18 @@ from semhash.errors import (
     StorageError,
 )
 from semhash.types import SourceDocument, format_location
+
+# sqlite-utils imports pandas whenever it is installed (the `ray` extra brings it), for DataFrame inserts that
+# semhash never makes: a fifth of a cold `semhash query` (0.2 s). A None entry makes that one optional import
+# fail as if pandas were absent; it is removed at once, so pandas stays importable for everything else.
+_PANDAS_UNLOADED = "pandas" not in sys.modules
+if _PANDAS_UNLOADED:
+    sys.modules["pandas"] = None  # type: ignore[assignment]
+try:
+    import sqlite_utils
+finally:
+    if _PANDAS_UNLOADED:
+        del sys.modules["pandas"]
 
 SCHEMA_VERSION = 1
 #: The largest hashing-model blob read back (a model with a big lexical vocabulary takes tens of MB);

@@ -26,7 +26,8 @@ from semhash.runtime import NumpyHasher, RuntimeUnavailableError, runtime_folder
 from semhash.store import Store, StoredModel
 
 SAMPLE = Path(__file__).parent.parent / "data" / "sample"
-HEAVY = ("torch", "sentence_transformers", "transformers", "sklearn", "scipy")
+# pandas: sqlite-utils would import it when installed (see semhash.store), 0.2 s of a cold query.
+HEAVY = ("torch", "sentence_transformers", "transformers", "sklearn", "scipy", "pandas")
 
 
 # -- the stored model ------------------------------------------------------------------------------
