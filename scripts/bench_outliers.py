@@ -119,7 +119,7 @@ def fold(data: dict[str, np.ndarray], held: str, neighbours: int) -> dict[str, f
     """Train without ``held``, add the mixed test batch, score; AUROC per score and drift numbers."""
     from semhash.config import DEFAULT_BITS
     from semhash.model import encode_with_errors
-    from semhash.neighbourhood import _inner_product_index, _search_kth, drift_statistics, knn_distances
+    from semhash.neighbourhood import _search_kth, drift_statistics, inner_product_index, knn_distances
     from semhash.outliers import combined_scores
     from semhash.train import TrainConfig, train_hasher
 
@@ -146,7 +146,7 @@ def fold(data: dict[str, np.ndarray], held: str, neighbours: int) -> dict[str, f
     positive = labels[batch] == held
     out = {name: auroc(values[in_batch], positive) for name, values in scores.items()}
     # The kNN distance to the trained-on posts only (the batch's posts cannot vouch for each other).
-    ref_index = _inner_product_index(np.ascontiguousarray(emb[train]), 0)
+    ref_index = inner_product_index(np.ascontiguousarray(emb[train]), 0)
     ref_ids = np.arange(len(train))
     loo = _search_kth(ref_index, ref_ids, emb[train], ref_ids, neighbours)
     to_train = _search_kth(ref_index, ref_ids, emb[batch], np.full(len(batch), -1), neighbours)

@@ -53,7 +53,7 @@ def knn_distances(
     reference = np.ascontiguousarray(reference, dtype=np.float32)
     if len(reference) == 0 or len(queries) == 0:
         return np.ones(len(queries), np.float64)
-    index = _inner_product_index(reference, seed)
+    index = inner_product_index(reference, seed)
     ref_ids = np.arange(len(reference), dtype=np.int64) if reference_ids is None else np.asarray(reference_ids)
     own = np.full(len(queries), -1, np.int64) if query_ids is None else np.asarray(query_ids, np.int64)
     out = np.empty(len(queries), np.float64)
@@ -77,7 +77,7 @@ def store_knn_distances(
     if len(all_ids) > max_reference:
         chosen = all_ids[np.sort(np.random.default_rng(seed).choice(len(all_ids), max_reference, replace=False))]
     ref_ids, reference = store.embeddings(chosen.tolist())
-    index = _inner_product_index(np.ascontiguousarray(reference, np.float32), seed)
+    index = inner_product_index(np.ascontiguousarray(reference, np.float32), seed)
     out = np.empty(len(all_ids), np.float64)
     for start in range(0, len(all_ids), _BATCH):
         chunk_ids, queries = store.embeddings(all_ids[start : start + _BATCH].tolist())
@@ -87,20 +87,38 @@ def store_knn_distances(
     return out
 
 
-def _inner_product_index(reference: np.ndarray, seed: int):  # type: ignore[no-untyped-def]
-    """A faiss inner-product index over ``reference``: exact (flat) when small, IVF (nprobe 16) when large."""
+def inner_product_index(  # type: ignore[no-untyped-def]
+    reference: np.ndarray,
+    seed: int,
+    *,
+    flat_limit: int = _FLAT_LIMIT,
+    nprobe: int = 16,
+    points_per_list: int = 40,
+    kmeans_rounds: int | None = None,
+):
+    """A faiss inner-product index over ``reference``: exact (flat) up to ``flat_limit`` rows, else IVF.
+
+    The IVF has ``4 sqrt(m)`` lists trained on a seeded sample of ``points_per_list`` rows per list
+    (``kmeans_rounds``: faiss's default when ``None``) and probes ``nprobe`` lists per query. Shared by the
+    kNN distance here and by ``dedup --neighbours`` (:mod:`semhash.dedup.ann`, which trains it more cheaply).
+    """
     import faiss
 
     m, dim = reference.shape
-    if m <= _FLAT_LIMIT:
+    if m <= flat_limit:
         flat = faiss.IndexFlatIP(dim)
         flat.add(reference)
         return flat
     nlist = int(4 * np.sqrt(m))
     ivf = faiss.IndexIVFFlat(faiss.IndexFlatIP(dim), dim, nlist, faiss.METRIC_INNER_PRODUCT)
-    sample = np.random.default_rng(seed).choice(m, min(m, 40 * nlist), replace=False)
+    if kmeans_rounds is not None:
+        ivf.cp.niter = kmeans_rounds
+    # faiss warns below 39 training points per list; with fewer on purpose, that warning is expected noise.
+    ivf.cp.min_points_per_centroid = min(points_per_list, 39)
+    ivf.verbose = False
+    sample = np.random.default_rng(seed).choice(m, min(m, points_per_list * nlist), replace=False)
     ivf.train(reference[np.sort(sample)])
-    ivf.nprobe = 16
+    ivf.nprobe = nprobe
     ivf.add(reference)
     return ivf
 
@@ -227,7 +245,7 @@ def drift_report(
     if n_new > DRIFT_NEW_SAMPLE:  # the share above the cutoff is a proportion: a sample measures it
         fresh_ids = np.sort(rng.choice(fresh_ids, DRIFT_NEW_SAMPLE, replace=False))
     ref_ids, reference = store.embeddings(old_ids.tolist())
-    index = _inner_product_index(np.ascontiguousarray(reference, np.float32), seed)
+    index = inner_product_index(np.ascontiguousarray(reference, np.float32), seed)
     probe = np.arange(len(ref_ids))
     if len(probe) > DRIFT_REFERENCE_QUERIES:
         probe = np.sort(rng.choice(len(ref_ids), DRIFT_REFERENCE_QUERIES, replace=False))

@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from semhash.neighbourhood import inner_product_index
+
 #: Up to this many documents the neighbour search is exact.
 FLAT_LIMIT = 50_000
 #: Inverted lists probed per query above ``FLAT_LIMIT``.
@@ -57,22 +59,6 @@ def neighbour_pairs(matrix: np.ndarray, k: int, seed: int = 0) -> tuple[np.ndarr
 
 
 def _index(x: np.ndarray, seed: int):  # type: ignore[no-untyped-def]
-    import faiss
-
-    n, dim = x.shape
-    if n <= FLAT_LIMIT:
-        flat = faiss.IndexFlatIP(dim)
-        flat.add(x)
-        return flat
-    nlist = int(4 * np.sqrt(n))
-    ivf = faiss.IndexIVFFlat(faiss.IndexFlatIP(dim), dim, nlist, faiss.METRIC_INNER_PRODUCT)
     # k-means is the costly part of building: 16 points per list and 10 rounds place the lists well enough
-    # for a probe of NPROBE lists (faiss warns below 39 points per list; a warning, not an error).
-    ivf.cp.niter = 10
-    ivf.cp.min_points_per_centroid = 16  # (silences that warning on the user's terminal)
-    ivf.verbose = False
-    sample = np.random.default_rng(seed).choice(n, min(n, 16 * nlist), replace=False)
-    ivf.train(x[np.sort(sample)])
-    ivf.nprobe = NPROBE
-    ivf.add(x)
-    return ivf
+    # for a probe of NPROBE lists.
+    return inner_product_index(x, seed, flat_limit=FLAT_LIMIT, nprobe=NPROBE, points_per_list=16, kmeans_rounds=10)
