@@ -509,3 +509,18 @@ class LexicalProjection:
                 data["components"].astype(np.float32),
                 float(data["weight"]),
             )
+
+
+def hashing_features(
+    lexical: LexicalProjection | None, embeddings: np.ndarray, texts: Sequence[str] | None
+) -> np.ndarray:
+    """A hashing model's input: the embeddings, joined by the texts' lexical vectors when it reads words.
+
+    One definition for the torch model (:mod:`semhash.model`) and the torch-free one (:mod:`semhash.runtime`).
+    """
+    embeddings = np.asarray(embeddings, dtype=np.float32)
+    if lexical is None:
+        return embeddings
+    if texts is None:
+        raise ValueError("this hashing model reads the documents' text too: pass texts")
+    return lexical.features(embeddings, texts)

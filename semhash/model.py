@@ -22,7 +22,7 @@ from torch import nn
 from semhash.codes import pack_bits
 from semhash.config import MAX_BITS
 from semhash.errors import CorruptModelError
-from semhash.lexical import LexicalProjection
+from semhash.lexical import LexicalProjection, hashing_features
 
 
 @dataclass
@@ -65,12 +65,7 @@ class HashingAutoencoder(nn.Module):
 
     def features(self, embeddings: np.ndarray, texts: Sequence[str] | None = None) -> np.ndarray:
         """The model's input for documents: their embeddings, joined by their lexical vectors if it uses them."""
-        embeddings = np.asarray(embeddings, dtype=np.float32)
-        if self.lexical is None:
-            return embeddings
-        if texts is None:
-            raise ValueError("this hashing model reads the documents' text too: pass texts")
-        return self.lexical.features(embeddings, texts)
+        return hashing_features(self.lexical, embeddings, texts)
 
     def logits(self, x: torch.Tensor) -> torch.Tensor:
         """Pre-binarization outputs; the code is ``logits > 0``."""

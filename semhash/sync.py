@@ -57,11 +57,7 @@ def build_index(store: Store, strict: bool = True) -> CodeIndex:
         index.save(path, stamp)
     except OSError as exc:
         if strict:
-            what = "the disk is full" if exc.errno == errno.ENOSPC else f"cannot write {path} ({exc.strerror or exc})"
-            raise StorageError(
-                f"{what}: writing the faiss index {path} failed; the database is complete and kept: "
-                "free some space and rerun the same command (the index is rebuilt from the database)"
-            ) from exc
+            raise _cache_write_error(exc, path, "the faiss index", "the index is") from exc
     return index
 
 
@@ -101,11 +97,7 @@ def build_vectors(store: Store, strict: bool = False) -> VectorCache:
         return VectorCache.write(path, stamp, dim, bits, _embedding_chunks(store, dim))
     except OSError as exc:
         if strict:
-            what = "the disk is full" if exc.errno == errno.ENOSPC else f"cannot write {path} ({exc.strerror or exc})"
-            raise StorageError(
-                f"{what}: writing the rerank vectors {path} failed; the database is complete and kept: "
-                "free some space and rerun the same command (the vectors are rebuilt from the database)"
-            ) from exc
+            raise _cache_write_error(exc, path, "the rerank vectors", "the vectors are") from exc
         return VectorCache.in_memory(dim, bits, _embedding_chunks(store, dim))
 
 
@@ -137,3 +129,12 @@ def _bits(store: Store) -> int:
     if bits is None:
         raise IndexMissingError(f"the index at {store.path} has no trained model yet: run `semhash index DIR` first")
     return bits
+
+
+def _cache_write_error(exc: OSError, path: object, what: str, rebuilt: str) -> StorageError:
+    """The one-line error of a cache beside the database that could not be written (the database is intact)."""
+    cause = "the disk is full" if exc.errno == errno.ENOSPC else f"cannot write {path} ({exc.strerror or exc})"
+    return StorageError(
+        f"{cause}: writing {what} {path} failed; the database is complete and kept: "
+        f"free some space and rerun the same command ({rebuilt} rebuilt from the database)"
+    )

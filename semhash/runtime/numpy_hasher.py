@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from semhash.codes import pack_bits
-from semhash.lexical import LexicalProjection
+from semhash.lexical import LexicalProjection, hashing_features
 from semhash.runtime.manifest import HASHER_FILE, Manifest, RuntimeUnavailableError, read_checked, read_manifest
 
 #: Version of ``hasher.npz``'s own layout (inside the runtime format).
@@ -108,12 +108,7 @@ class NumpyHasher:
 
     def features(self, embeddings: np.ndarray, texts: Sequence[str] | None = None) -> np.ndarray:
         """The model's input (see ``HashingAutoencoder.features``)."""
-        embeddings = np.asarray(embeddings, dtype=np.float32)
-        if self.lexical is None:
-            return embeddings
-        if texts is None:
-            raise ValueError("this hashing model reads the documents' text too: pass texts")
-        return self.lexical.features(embeddings, texts)
+        return hashing_features(self.lexical, embeddings, texts)
 
     def logits(self, features: np.ndarray) -> np.ndarray:
         """``(n, bits)`` float32 pre-binarization outputs; a bit is 1 where its logit is positive."""
