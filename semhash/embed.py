@@ -28,7 +28,7 @@ The embedder knows nothing of hashing, and torch is imported only when a model i
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol, runtime_checkable
@@ -215,18 +215,7 @@ class SentenceTransformerEncoder:
         """
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
-        flat: list[str] = []
-        weights: list[int] = []
-        owner: list[int] = []
-        for i, text in enumerate(texts):
-            for piece, n_tokens in self.iter_windows(text):
-                flat.append(piece)
-                weights.append(n_tokens)
-                owner.append(i)
-        vectors = self._encode_windows(flat)
-        self.stats.documents += len(texts)
-        self.stats.windows += len(flat)
-        return pool_windows(vectors, np.asarray(owner), np.asarray(weights, dtype=np.float32), len(texts))
+        return embed_pooled((self.iter_windows(text) for text in texts), self._encode_windows, self.stats)
 
     def encode_long(self, text: str, progress: Callable[[int], None] | None = None) -> np.ndarray:
         """Embed one document of any size as a ``(dim,)`` unit vector, ``window_chunk`` windows at a time.
@@ -301,6 +290,32 @@ def _quiet_transformers() -> None:
         hf_logging.disable_progress_bar()
     except ImportError:  # pragma: no cover - transformers comes with sentence-transformers
         pass
+
+
+def embed_pooled(
+    windows: Iterable[Iterable[tuple[str, int]]],
+    embed_windows: Callable[[list[str]], np.ndarray],
+    stats: EncodeStats,
+) -> np.ndarray:
+    """Embed every document's ``(window text, token count)`` pieces in one call and pool them per document.
+
+    The one place that turns windows into document embeddings, for the torch and the ONNX encoders alike;
+    ``stats`` counts the documents and windows.
+    """
+    flat: list[str] = []
+    weights: list[int] = []
+    owner: list[int] = []
+    n_docs = 0
+    for i, pieces in enumerate(windows):
+        n_docs = i + 1
+        for piece, n_tokens in pieces:
+            flat.append(piece)
+            weights.append(n_tokens)
+            owner.append(i)
+    vectors = embed_windows(flat)
+    stats.documents += n_docs
+    stats.windows += len(flat)
+    return pool_windows(vectors, np.asarray(owner), np.asarray(weights, dtype=np.float32), n_docs)
 
 
 def pool_windows(vectors: np.ndarray, owner: np.ndarray, weights: np.ndarray, n_docs: int) -> np.ndarray:

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from semhash.embed import EncodeStats, pool_windows
+from semhash.embed import EncodeStats, embed_pooled
 from semhash.runtime.manifest import (
     ENCODER_FILE,
     TOKENIZER_FILE,
@@ -153,15 +153,4 @@ class OnnxEncoder:
         """Embed documents (window-pooled), as ``(n, dim)`` float32 unit vectors."""
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
-        flat: list[str] = []
-        weights: list[int] = []
-        owner: list[int] = []
-        for i, pieces in enumerate(self._windows_of(texts)):
-            for piece, n_tokens in pieces:
-                flat.append(piece)
-                weights.append(n_tokens)
-                owner.append(i)
-        vectors = self.embed_windows(flat)
-        self.stats.documents += len(texts)
-        self.stats.windows += len(flat)
-        return pool_windows(vectors, np.asarray(owner), np.asarray(weights, dtype=np.float32), len(texts))
+        return embed_pooled(self._windows_of(texts), self.embed_windows, self.stats)
