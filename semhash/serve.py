@@ -13,6 +13,9 @@ Endpoints (all JSON; the OpenAPI schema is at ``/openapi.json``, interactive doc
 * ``GET /api/documents/{id}``: a stored document: path, record, location, text, code.
 * ``GET /api/health`` and ``GET /api/info`` (what ``semhash info`` shows).
 
+A query's response carries a ``Server-Timing`` header: ``code`` (embedding and hashing the text, including
+the wait for the embedding lock), ``search`` (candidates, rerank, rows) and ``json`` (the body), in ms.
+
 Bad input (empty or oversized query, out-of-range ``k``/``radius``, unknown ids) is answered with HTTP 4xx
 and ``{"error": "..."}``; the server keeps serving.
 
@@ -22,6 +25,12 @@ swapped under a lock when the store's generation changes (so ``semhash index`` m
 while the server answers, and no query sees a removed document after the reload), query embedding
 serialised. The server only reads the database.
 
+Latency (issue 9): :func:`serve` gives numpy's BLAS one thread (:func:`limit_blas_threads`) and the ONNX
+encoder does not spin (:data:`semhash.runtime.onnx_encoder.SPINNING`): on a shared 2-core machine, idle
+worker threads busy-waiting for the next operation took the cores that the query itself, the event loop
+and the neighbours needed. Query results are serialised once, by ``json.dumps`` of their ``to_dict()``,
+into the response (:func:`json_response`), not walked again by FastAPI's encoder.
+
 The server listens on 127.0.0.1 by default; any other address needs ``--allow-remote`` (there is no
 authentication: anyone who can reach the port can read every stored text).
 """
@@ -29,6 +38,7 @@ authentication: anyone who can reach the port can read every stored text).
 from __future__ import annotations
 
 import ipaddress
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from importlib import resources
@@ -101,6 +111,38 @@ def check_host(host: str, allow_remote: bool) -> None:
         )
 
 
+def limit_blas_threads() -> None:
+    """Give numpy's BLAS (OpenBLAS) one thread in this process, for good: the server's own choice.
+
+    A query's matrix products are small (one row through the hashing model, one rerank pool's dot
+    products), too small to gain from a second thread, but OpenBLAS's pthread workers busy-wait for
+    tens of milliseconds after each call: on two cores that spinning thread stole the CPU the query's
+    embedding needed next (scripts/bench_serve.py measured the served p50 several times higher under
+    load). Called by :func:`serve` only; a library user's process keeps its own settings.
+    """
+    from threadpoolctl import threadpool_limits
+
+    threadpool_limits(limits=1, user_api="blas")
+
+
+def json_response(payload: dict[str, Any], status_code: int = 200) -> JSONResponse:
+    """``payload`` (already JSON-ready: results' ``to_dict()``) encoded once, as the response.
+
+    Returning a :class:`JSONResponse` skips FastAPI's ``jsonable_encoder`` walk over the hits, which cost
+    more than the ``json.dumps`` itself (~0.35 against ~0.05 ms for ten hits); the body is the same JSON.
+    """
+    return JSONResponse(payload, status_code=status_code)
+
+
+def server_timing(**seconds: float) -> str:
+    """A ``Server-Timing`` header value (milliseconds), e.g. ``code;dur=4.10, search;dur=3.25``.
+
+    The standard header browsers' developer tools show; ``scripts/bench_serve.py`` reads it to split a
+    request's latency into the server's stages and what lies outside them (HTTP, framework, client).
+    """
+    return ", ".join(f"{name};dur={value * 1000:.2f}" for name, value in seconds.items())
+
+
 def _check_text(text: str, what: str) -> str:
     if not text.strip():
         raise UsageError(f"the {what} is empty: give some text")
@@ -169,13 +211,20 @@ def create_app(
 
     def run_query(
         q: str, k: int, radius: int | None, rerank: bool, pool: int | None = None, exact: bool = False
-    ) -> dict[str, Any]:
+    ) -> JSONResponse:
         text = _check_text(q, "query")
         options = QueryOptions(k=_check_k(k), radius=radius, rerank=rerank, pool=pool, exact=exact)
-        hits = searcher.query(text, options)
-        return {"query": text, "hits": [h.to_dict() for h in hits]}
+        t0 = time.perf_counter()
+        embedding, code = searcher.embed_and_code(text)  # as Searcher.query, with the stages timed apart
+        t1 = time.perf_counter()
+        hits = searcher.search_embedding(embedding, code, options)
+        t2 = time.perf_counter()
+        response = json_response({"query": text, "hits": [h.to_dict() for h in hits]})
+        response.headers["Server-Timing"] = server_timing(code=t1 - t0, search=t2 - t1, json=time.perf_counter() - t2)
+        return response
 
-    @app.get("/api/query", summary="Documents most similar to a text")
+    # response_model keeps the schema in /openapi.json; the JSONResponse returned is sent as it is.
+    @app.get("/api/query", summary="Documents most similar to a text", response_model=dict[str, Any])
     def query_get(
         q: str,
         k: int = DEFAULT_K,
@@ -183,29 +232,29 @@ def create_app(
         rerank: bool = True,
         pool: int | None = None,
         exact: bool = False,
-    ) -> dict[str, Any]:
+    ) -> JSONResponse:
         return run_query(q, k, radius, rerank, pool, exact)
 
-    @app.post("/api/query", summary="Documents most similar to a text (JSON body)")
-    def query_post(body: QueryRequest) -> dict[str, Any]:
+    @app.post("/api/query", summary="Documents most similar to a text (JSON body)", response_model=dict[str, Any])
+    def query_post(body: QueryRequest) -> JSONResponse:
         return run_query(body.q, body.k, body.radius, body.rerank, body.pool, body.exact)
 
-    @app.get("/api/similar/{doc_id}", summary="Neighbours of a stored document")
-    def similar(doc_id: int, k: int = DEFAULT_K, rerank: bool = True) -> dict[str, Any]:
+    @app.get("/api/similar/{doc_id}", summary="Neighbours of a stored document", response_model=dict[str, Any])
+    def similar(doc_id: int, k: int = DEFAULT_K, rerank: bool = True) -> JSONResponse:
         hits = searcher.similar_id(doc_id, QueryOptions(k=_check_k(k), rerank=rerank))
         doc = searcher.store.documents([doc_id]).get(doc_id)
         location = doc.location if doc is not None else str(doc_id)
-        return {"id": doc_id, "location": location, "hits": [h.to_dict() for h in hits]}
+        return json_response({"id": doc_id, "location": location, "hits": [h.to_dict() for h in hits]})
 
-    @app.post("/api/exists", summary="Is this text already in the index?")
-    def exists(body: ExistsRequest) -> dict[str, Any]:
+    @app.post("/api/exists", summary="Is this text already in the index?", response_model=dict[str, Any])
+    def exists(body: ExistsRequest) -> JSONResponse:
         text = _check_text(body.text, "text")
         embedding, code = searcher.embed_and_code(text)
         document = SourceDocument(path="<request>", record=0, text=text, content_hash="", mtime=0.0)
         options = DedupOptions(radius=body.radius, threshold=body.threshold)
         result = match_against(searcher.store, [document], embedding[None, :], code[None, :], options)
         matches = [m.to_dict() for m in result.matches[0]]
-        return {"exists": bool(matches), "matches": matches}
+        return json_response({"exists": bool(matches), "matches": matches})
 
     @app.get("/api/documents/{doc_id}", summary="A stored document")
     def document(doc_id: int) -> dict[str, Any]:
@@ -255,6 +304,7 @@ def serve(
     import uvicorn
 
     check_host(host, allow_remote)
+    limit_blas_threads()
     app = create_app(db_path, device=device, runtime=runtime)
     app.state.searcher.encoder  # noqa: B018 -- load the model now, not on the first request
     app.state.searcher.codec.hasher  # noqa: B018 -- and the hashing model

@@ -44,6 +44,10 @@ def window_spans(offsets: Sequence[tuple[int, int]], text_length: int, max_token
     return spans
 
 
+#: onnxruntime's ``session.intra_op.allow_spinning`` (``"0"``: idle workers sleep instead of spinning).
+SPINNING = "0"
+
+
 def default_threads() -> int:
     """Intra-op threads: the CPUs this process may use (a 2-core machine gets 2), at most 8."""
     try:
@@ -94,6 +98,10 @@ class OnnxEncoder:
             options = ort.SessionOptions()
             options.intra_op_num_threads = threads or default_threads()
             options.inter_op_num_threads = 1
+            # No busy-waiting between operators: a spinning worker holds a core that the server's other
+            # threads (or a neighbour process) need, and on a shared 2-core machine one short query got
+            # several times slower with it (scripts/bench_serve.py). Long batches lose nothing measurable.
+            options.add_session_config_entry("session.intra_op.allow_spinning", SPINNING)
             options.log_severity_level = 3
             session = ort.InferenceSession(model_bytes, options, providers=["CPUExecutionProvider"])
         except Exception as exc:  # any loader failure of a checked file is one clear line
