@@ -20,9 +20,13 @@ from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
 from semhash.cli import app as cli_app
+from semhash.config import DEFAULT_MODEL
 from semhash.errors import UsageError
 from semhash.ingest import IndexOptions, index_paths
-from semhash.serve import MAX_QUERY_CHARS, check_host, create_app
+from semhash.runtime import OnnxEncoder
+from semhash.runtime.cache import cached_encoder
+from semhash.search import QueryOptions
+from semhash.serve import MAX_QUERY_CHARS, check_host, create_app, serve, server_timing
 
 
 @pytest.fixture(scope="module")
@@ -86,6 +90,48 @@ def test_bad_input_is_a_4xx_with_a_json_error(
     assert response.status_code == status
     assert message in response.json()["error"]
     assert client.get("/api/health").json()["status"] == "ok"  # still serving
+
+
+def test_query_body_is_the_hits_to_dict_and_stages_are_in_server_timing(
+    client: TestClient, served: tuple[Path, Path, FastAPI]
+) -> None:
+    searcher = served[2].state.searcher
+    expected = {"query": "oven flour", "hits": [h.to_dict() for h in searcher.query("oven flour", QueryOptions(k=5))]}
+    for response in (
+        client.get("/api/query", params={"q": "oven flour", "k": 5}),
+        client.post("/api/query", json={"q": "oven flour", "k": 5}),
+    ):
+        assert response.status_code == 200 and response.headers["content-type"] == "application/json"
+        assert response.json() == expected  # encoded once by the endpoint: the same fields and values
+        stages = dict(part.strip().split(";dur=") for part in response.headers["server-timing"].split(","))
+        assert set(stages) == {"code", "search", "json"} and all(float(ms) >= 0 for ms in stages.values())
+    assert server_timing(code=0.0041, search=0.5) == "code;dur=4.10, search;dur=500.00"
+    schema = client.get("/openapi.json").json()["paths"]["/api/query"]
+    assert "application/json" in schema["get"]["responses"]["200"]["content"]
+    assert "server-timing" not in client.get("/api/query", params={"q": "  "}).headers  # errors as before
+
+
+def test_serve_gives_blas_one_thread(served: tuple[Path, Path, FastAPI], monkeypatch: pytest.MonkeyPatch) -> None:
+    # OpenBLAS's workers busy-wait after each call and took the cores a served query needed (issue 9).
+    from threadpoolctl import threadpool_info, threadpool_limits
+
+    seen: list[list[int]] = []
+    monkeypatch.setattr("semhash.serve.create_app", lambda *args, **kwargs: served[2])
+    monkeypatch.setattr(
+        "uvicorn.run", lambda *args, **kwargs: seen.append([m["num_threads"] for m in threadpool_info()
+                                                            if m["user_api"] == "blas"])
+    )  # fmt: skip
+    with threadpool_limits(limits=None, user_api="blas"):  # puts this process's settings back afterwards
+        serve(served[1], port=1)
+    assert seen and seen[0] and set(seen[0]) == {1}
+
+
+@pytest.mark.slow
+def test_onnx_encoder_does_not_spin() -> None:
+    # Idle onnxruntime workers sleep instead of busy-waiting for the next operator (issue 9's serving latency).
+    encoder = OnnxEncoder(cached_encoder(DEFAULT_MODEL))
+    options = encoder._session.get_session_options()
+    assert options.get_session_config_entry("session.intra_op.allow_spinning") == "0"
 
 
 def test_similar_documents_and_exists(client: TestClient, served: tuple[Path, Path, FastAPI]) -> None:
