@@ -201,6 +201,10 @@ def stop_servers(servers: dict[str, tuple[subprocess.Popen, int]]) -> None:
 
 def run_load(db: Path, variants: list[str], requests: int, clients: int, block: int) -> dict[str, dict[str, float]]:
     """``requests`` queries per variant from ``clients`` threads, in rotating blocks of ``block`` requests."""
+    from semhash.search import Searcher
+
+    with Searcher(db):  # the caches (faiss index, rerank vectors) written once, not by every server at once
+        pass
     servers = start_servers(db, variants)
     try:
         connections = {v: [Client(port) for _ in range(clients)] for v, (_, port) in servers.items()}
