@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import http.client
+import itertools
 import json
 import os
 import shutil
@@ -278,27 +279,33 @@ def breakdown(db: Path, repeats: int = 200) -> dict[str, float]:
 
     ``embed`` and ``hash`` are the query text's embedding and code; ``search`` is
     :meth:`Searcher.search_embedding` (candidates, rerank, row reads, hits); ``json`` is the response body;
-    ``total`` is their sum, query by query.
+    ``total`` is their sum, query by query. Each stage is timed twice: wall clock, and the CPU time of the
+    whole process (``*_cpu``: every thread, onnxruntime's included), which is what the stage costs whatever
+    else runs on the machine; on a busy machine the wall clock also holds the waits for a free core.
     """
     from semhash.search import QueryOptions, Searcher
 
-    stages: dict[str, list[float]] = {"embed": [], "hash": [], "search": [], "json": [], "total": []}
+    names = ("embed", "hash", "search", "json", "total")
+    stages: dict[str, list[float]] = {name: [] for name in names} | {f"{name}_cpu": [] for name in names}
     with Searcher(db, device="cpu") as searcher:
         searcher.query(QUERIES[0])  # warm up: models loaded
         runtime = searcher.runtime
         for i in range(repeats):
             text = query_text(i)
-            t0 = time.perf_counter()
+            marks = [(time.perf_counter(), time.process_time())]
             embedding = np.asarray(searcher.encoder.encode([text]), dtype=np.float32)
-            t1 = time.perf_counter()
+            marks.append((time.perf_counter(), time.process_time()))
             code = searcher.encode(embedding, [text])[0]
-            t2 = time.perf_counter()
+            marks.append((time.perf_counter(), time.process_time()))
             hits = searcher.search_embedding(embedding[0], code, QueryOptions(k=10))
-            t3 = time.perf_counter()
+            marks.append((time.perf_counter(), time.process_time()))
             json.dumps({"query": text, "hits": [h.to_dict() for h in hits]})
-            t4 = time.perf_counter()
-            for name, seconds in zip(stages, (t1 - t0, t2 - t1, t3 - t2, t4 - t3, t4 - t0), strict=True):
-                stages[name].append(seconds)
+            marks.append((time.perf_counter(), time.process_time()))
+            spans = [(b[0] - a[0], b[1] - a[1]) for a, b in itertools.pairwise(marks)]
+            spans.append((marks[-1][0] - marks[0][0], marks[-1][1] - marks[0][1]))
+            for name, (wall, cpu) in zip(names, spans, strict=True):
+                stages[name].append(wall)
+                stages[f"{name}_cpu"].append(cpu)
             time.sleep(0.005)  # requests arrive apart, as in the load loop with one client
     out = {k: statistics.median(v) * 1000 for k, v in stages.items()}
     out["onnx"] = float(runtime == "onnx")
@@ -352,8 +359,8 @@ def main() -> None:
             command = [sys.executable, __file__, "--breakdown-variant", variant, "--db", str(db)]
             stages = json.loads(subprocess.run(command, check=True, capture_output=True, text=True).stdout)
             runtime = "onnx" if stages.pop("onnx") else "torch (no runtime folder!)"
-            parts = ", ".join(f"{k} {v:.2f}" for k, v in stages.items())
-            print(f"  n={n:,} {variant}: one query in-process ({runtime}, median ms, worker thread): {parts}")
+            parts = ", ".join(f"{k} {v:.2f}/{stages[k + '_cpu']:.2f}" for k, v in stages.items() if "_cpu" not in k)
+            print(f"  n={n:,} {variant}: one query in-process ({runtime}, median ms wall/CPU, worker thread): {parts}")
         print(f"load average {os.getloadavg()[0]:.2f} at the end")
 
 
