@@ -115,10 +115,11 @@ def limit_blas_threads() -> None:
     """Give numpy's BLAS (OpenBLAS) one thread in this process, for good: the server's own choice.
 
     A query's matrix products are small (one row through the hashing model, one rerank pool's dot
-    products), too small to gain from a second thread, but OpenBLAS's pthread workers busy-wait for
-    tens of milliseconds after each call: on two cores that spinning thread stole the CPU the query's
-    embedding needed next (scripts/bench_serve.py measured the served p50 several times higher under
-    load). Called by :func:`serve` only; a library user's process keeps its own settings.
+    products), too small to gain from a second thread, but OpenBLAS's pthread workers keep polling for
+    the next job for a while after each call: on two cores that busy thread stole the CPU the query's
+    embedding needed next (scripts/bench_serve.py: one query cost ~4x the CPU time, and the served p50
+    was ~5x higher, under load). Called by :func:`serve` only; a library user's process keeps its own
+    settings.
     """
     from threadpoolctl import threadpool_limits
 
