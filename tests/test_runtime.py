@@ -425,3 +425,44 @@ def test_export_hasher_keeps_a_current_optimised_graph_and_refreshes_another(
     assert refresh_optimized(old).optimized == {"onnxruntime": onnxruntime.__version__}
     assert OnnxEncoder(old).graph == OPTIMIZED_FILE
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
+
+
+SPY = """
+import json, os, sys
+real_exit = os._exit
+def spy(code):
+    heavy = ("pydantic", "rich", "torch", "sentence_transformers", "sklearn")
+    print(json.dumps(sorted(m for m in heavy if m in sys.modules)), file=sys.stderr, flush=True)
+    real_exit(code)
+os._exit = spy
+from semhash.cli import main
+sys.argv = ["semhash", *sys.argv[1:]]
+main()
+"""
+
+
+def test_a_cold_cli_query_on_the_fast_path_gives_the_searchers_hits(exported: Exported, tmp_path: Path) -> None:
+    from semhash.ingest import IndexOptions, index_paths
+    from semhash.search import QueryOptions, Searcher
+    from semhash.store import Store
+
+    db = tmp_path / "sample.db"
+    index_paths(db, [SAMPLE], IndexOptions(epochs=5, device="cpu"), encoder=OnnxEncoder(exported.folder))
+    with Store.open(db) as store:
+        model = store.active_model()
+    assert model is not None
+    export_hasher(
+        model_from_bytes(model.weights), runtime_folder(db), hasher_id=model.id, hasher_checksum=model.checksum,
+        source=exported.folder,
+    )  # fmt: skip
+    query = "how do I fix a flat tyre on my bike"
+    child = subprocess.run(
+        [sys.executable, "-c", SPY, "query", query, "--db", str(db), "--json", "-k", "4", "--runtime", "onnx"],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert child.returncode == 0, child.stderr
+    assert json.loads(child.stderr) == []  # ended by os._exit, parsed without typer, no torch
+    with Searcher(db, runtime="onnx", quick_start=True) as searcher:
+        expected = searcher.query(query, QueryOptions(k=4))
+        assert searcher.runtime == "onnx"
+    assert [json.loads(line) for line in child.stdout.splitlines()] == [hit.to_dict() for hit in expected]
