@@ -134,8 +134,8 @@ class OnnxEncoder:
         if quick_start:
             options.add_session_config_entry("session.disable_prepacking", "1")
             options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        # Every listed file is checked, the portable graph too when the optimised one is used: a folder
-        # that is not what its manifest says is refused as a whole (stamps make this a stat per file).
+        # The portable graph is checked even when the optimised one is loaded: a folder that is not what
+        # its manifest says is refused as a whole (a stamped file costs one stat).
         portable = check_file(manifest, ENCODER_FILE)
         session = None
         self.graph = ENCODER_FILE
