@@ -85,3 +85,14 @@ def test_query_starts_its_searcher_for_one_query(indexed: tuple[Path, Path], mon
     assert CliRunner().invoke(app, ["query", "some text", "--db", str(db)]).exit_code == 1
     assert CliRunner().invoke(app, ["similar", str(doc), "--db", str(db)]).exit_code == 1
     assert seen == [True, False]  # `similar` embeds nothing: no encoder to start
+
+
+def test_opening_the_store_loads_no_sqlite_utils_plugins(indexed: tuple[Path, Path]) -> None:
+    db, _ = indexed
+    probe = (
+        "import sys; from semhash.store import Store; import sqlite_utils.plugins as plugins\n"
+        f"Store.open({str(db)!r}).close()\n"
+        "print(plugins._plugins_loaded, 'importlib.metadata' in sys.modules)"
+    )
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    assert result.stdout.split() == ["False", "False"]  # no entry-point scan of every installed package
