@@ -901,7 +901,8 @@ def main() -> None:
     After ``semhash query`` or ``semhash similar`` succeeded, the process ends with ``os._exit`` once
     stdout and stderr are flushed: the interpreter's teardown (freeing onnxruntime's session, faiss,
     numpy's and every module's objects) took ~0.1-0.2 s of a cold query and does nothing a finished
-    read-only command needs. It is safe there because those commands wrote nothing and closed their
+    read-only command needs. It is safe there because those commands changed no data (a cache they rebuilt,
+    the faiss file or the rerank vectors, is renamed into place before they return) and closed their
     SQLite connections before returning (the ``with Searcher`` block), and no other thread runs; the only
     ``atexit`` handler of such a process, logging's, is called first. Every other command, and every
     failure, exits the ordinary way. ``semhash query`` skips typer's parsing when it can (:func:`_run_quick`).
