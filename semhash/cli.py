@@ -2,26 +2,34 @@
 
 Every :class:`~semhash.errors.SemhashError` becomes ``error: <message>`` on stderr and its exit code
 (1, or 2 for usage errors) in :func:`_errors`, the one place that does it. Heavy modules (numpy, torch,
-faiss, sentence-transformers) are imported inside commands, so ``semhash --help`` stays instant.
+faiss, sentence-transformers) are imported inside commands, so ``semhash --help`` stays instant; rich
+too, on first use, as ``--json`` output never needs it. A read-only command ends its process without the
+interpreter's teardown once its output is out (:func:`main`).
 """
 
 from __future__ import annotations
 
+import errno
 import functools
 import json
+import os
+import sys
+import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import typer
-from rich.console import Console
-from rich.table import Table
 
 from semhash.config import DEFAULT_DB, DEFAULT_K, DEFAULT_LEXICAL_WEIGHT, ENV_DB, ENV_DEVICE, ENV_MODEL
 from semhash.errors import SemhashError
 from semhash.types import IndexInfo, format_location
+
+if TYPE_CHECKING:
+    from rich.console import Console
+    from rich.table import Table
 
 app = typer.Typer(
     name="semhash",
@@ -31,8 +39,33 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     rich_markup_mode=None,
 )
-out = Console(soft_wrap=True)
-err = Console(stderr=True, soft_wrap=True)
+
+
+class _LazyConsole:
+    """A rich ``Console`` made on first use (importing rich is ~30 ms that ``--json`` output never needs)."""
+
+    def __init__(self, stderr: bool) -> None:
+        self._stderr = stderr
+        self._console: Console | None = None
+
+    def __getattr__(self, name: str) -> Any:
+        if self._console is None:
+            from rich.console import Console
+
+            self._console = Console(stderr=self._stderr, soft_wrap=True)
+        return getattr(self._console, name)
+
+
+out: Console = _LazyConsole(stderr=False)  # type: ignore[assignment]
+err: Console = _LazyConsole(stderr=True)  # type: ignore[assignment]
+
+
+def _table(**options: Any) -> Table:
+    """A rich table (rich imported on first use)."""
+    from rich.table import Table
+
+    return Table(**options)
+
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -257,7 +290,7 @@ def _print_hits(hits: list, as_json: bool) -> None:
     if not hits:
         out.print("no match")
         return
-    table = Table(show_lines=False)
+    table = _table(show_lines=False)
     table.add_column("#", justify="right")
     table.add_column("bits", justify="right")
     table.add_column("cosine", justify="right")
@@ -321,9 +354,10 @@ def query_command(
     if (text is None) == (file is None):
         raise UsageError('give a query text or --file PATH, not both: semhash query "some text"')
     options = QueryOptions(k=k, rerank=rerank, radius=radius, device=device, pool=pool, exact=exact)
-    with Searcher(db, device=device, runtime=runtime) as searcher:
+    with Searcher(db, device=device, runtime=runtime, quick_start=True) as searcher:
         hits = searcher.query(text, options) if text is not None else searcher.query_file(file, options)  # type: ignore[arg-type]
         _print_hits(hits, as_json)
+    _done_read_only()
 
 
 @app.command("similar")
@@ -346,6 +380,7 @@ def similar_command(
     with Searcher(db, runtime=runtime) as searcher:
         hits = searcher.similar(path, record, QueryOptions(k=k, rerank=rerank, radius=radius, pool=pool, exact=exact))
         _print_hits(hits, as_json)
+    _done_read_only()
 
 
 @app.command("serve")
@@ -399,7 +434,7 @@ def info_command(db: Path = DbOption, as_json: bool = JsonOption) -> None:
             + ("fresh)" if info.index_fresh else "stale: rebuilt on next query)"),
         ),
     ]
-    table = Table(show_header=False, box=None)
+    table = _table(show_header=False, box=None)
     table.add_column(style="bold")
     table.add_column()
     for key, value in rows:
@@ -453,7 +488,7 @@ def outliers_command(
         for item in found:
             print(json.dumps(asdict(item)))
         return
-    table = Table()
+    table = _table()
     for column in ("#", "z", "error", "knn", "path", "snippet"):
         table.add_column(column, justify="right" if column in ("#", "z", "error", "knn") else "left")
     for item in found:
@@ -691,7 +726,7 @@ def _print_clusters(result: Any, as_json: bool, as_csv: bool) -> None:
         return
     stats, options = result.stats, result.options
     if rows:
-        table = Table(show_lines=False)
+        table = _table(show_lines=False)
         table.add_column("#", justify="right")
         table.add_column("kept", overflow="fold")
         table.add_column("duplicate", overflow="fold")
@@ -726,7 +761,7 @@ def _print_histogram(result: Any, as_json: bool) -> None:
         for low, high, count in bins:
             print(json.dumps({"from": round(low, 3), "to": round(high, 3), "pairs": count}))
         return
-    table = Table(title=f"cosine of {result.stats.candidates} candidate pairs within {result.options.radius} bits")
+    table = _table(title=f"cosine of {result.stats.candidates} candidate pairs within {result.options.radius} bits")
     for column in ("cosine", "pairs", "pass at lower edge", ""):
         table.add_column(column, justify="left" if not column else "right")
     peak = max((c for _, _, c in bins), default=0) or 1
@@ -749,7 +784,7 @@ def _print_against(result: Any, as_json: bool, as_csv: bool, list_only: bool) ->
     if _emit_records(rows, as_json, as_csv, ["new_location", "id", "location", "score", "reason", "hamming"]):
         return
     if rows:
-        table = Table(show_lines=False)
+        table = _table(show_lines=False)
         table.add_column("new document", overflow="fold")
         table.add_column("in the index", overflow="fold")
         table.add_column("score", justify="right")
@@ -800,7 +835,7 @@ def eval_command(
             print(json.dumps(asdict(score)))
         return
     metrics = list(report.scores[0].metrics) if report.scores else []
-    table = Table(title=f"{report.n_queries} queries against {report.n_database} documents, {report.n_labels} labels")
+    table = _table(title=f"{report.n_queries} queries against {report.n_database} documents, {report.n_labels} labels")
     table.add_column("method")
     table.add_column("bits", justify="right")
     for name in metrics:
@@ -817,9 +852,82 @@ def eval_command(
     )
 
 
+#: Set by a read-only command that finished and closed what it opened: :func:`main` may skip the teardown.
+_read_only_done = False
+
+
+def _done_read_only() -> None:
+    """Mark that the command wrote nothing and closed its database (see :func:`main`)."""
+    global _read_only_done
+    _read_only_done = True
+
+
+def _run_quick(argv: list[str]) -> bool:
+    """Run ``semhash query`` without typer's parsing when :func:`semhash.argv.parse` can read its line.
+
+    Typer's pydantic-based parsing was ~0.07 s of CPU of a cold query; the command itself runs the same,
+    with the same arguments (the tests compare both parses) and the same exit codes as under typer.
+
+    Returns:
+        whether the command ran (``False``: let typer parse the line).
+    """
+    if not argv or argv[0] != "query":
+        return False
+    from semhash.argv import parse
+
+    kwargs = parse(query_command, argv[1:])
+    if kwargs is None:
+        return False
+    try:
+        query_command(**kwargs)
+    except typer.Exit as exc:  # what _errors raises, with the exit code
+        raise SystemExit(exc.exit_code) from None
+    except EOFError:
+        err.print("Aborted!", markup=False, highlight=False)
+        raise SystemExit(1) from None
+    except OSError as exc:
+        if exc.errno != errno.EPIPE:
+            raise
+        # As typer does: a reader that closed the pipe (`| head`) is no error; later flushes go nowhere.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        raise SystemExit(1) from None
+    return True
+
+
 def main() -> None:
-    """Entry point of the ``semhash`` command."""
-    app(prog_name="semhash")
+    """Entry point of the ``semhash`` command.
+
+    After ``semhash query`` or ``semhash similar`` succeeded, the process ends with ``os._exit`` once
+    stdout and stderr are flushed: the interpreter's teardown (freeing onnxruntime's session, faiss,
+    numpy's and every module's objects) took ~0.1-0.2 s of a cold query and does nothing a finished
+    read-only command needs. It is safe there because those commands changed no data (a cache they rebuilt,
+    the faiss file or the rerank vectors, is renamed into place before they return) and closed their
+    SQLite connections before returning (the ``with Searcher`` block), and no other thread runs; the only
+    ``atexit`` handler of such a process, logging's, is called first. Every other command, and every
+    failure, exits the ordinary way. ``semhash query`` skips typer's parsing when it can (:func:`_run_quick`).
+    """
+    try:
+        if not _run_quick(sys.argv[1:]):
+            app(prog_name="semhash")
+    except SystemExit as exc:
+        if not _read_only_done or not (exc.code is None or isinstance(exc.code, int)):
+            raise
+        code = exc.code or 0
+    else:
+        if not _read_only_done:
+            return
+        code = 0
+    if threading.active_count() > 1:  # someone's thread may still be writing: let the interpreter join it
+        raise SystemExit(code)
+    try:
+        sys.stdout.flush()
+        sys.stderr.flush()
+    except (OSError, ValueError):  # e.g. a closed pipe: let the ordinary exit report it as it always has
+        raise SystemExit(code) from None
+    if "logging" in sys.modules:
+        sys.modules["logging"].shutdown()
+    os._exit(code)
 
 
 if __name__ == "__main__":  # pragma: no cover

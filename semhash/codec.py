@@ -123,6 +123,8 @@ class Codec:
         device: the torch path's device (``auto``, ``cpu``, ``cuda``...; resolved when torch is first used).
         max_windows: most windows embedded per document (0 = all).
         note: why the fast path is not used (``auto`` only), for the user.
+        quick_start: load the exported encoder for one query and exit (``semhash query``), not for
+            throughput (see :class:`semhash.runtime.OnnxEncoder`).
     """
 
     def __init__(
@@ -138,6 +140,7 @@ class Codec:
         max_windows: int = 0,
         note: str | None = None,
         fallback: bool = False,
+        quick_start: bool = False,
     ) -> None:
         if runtime == "onnx" and manifest is None:
             raise ValueError("the onnx runtime needs its checked manifest")
@@ -147,6 +150,7 @@ class Codec:
         self.manifest = manifest
         self.device = device
         self.max_windows = max_windows
+        self.quick_start = quick_start
         self.note = note
         #: fall back to torch when the runtime folder fails to load (``auto``); ``onnx`` raises instead.
         self.fallback = fallback
@@ -162,6 +166,7 @@ class Codec:
         device: str = "auto",
         encoder: Encoder | None = None,
         max_windows: int = 0,
+        quick_start: bool = False,
     ) -> Codec:
         """The codec of an index: its embedding model and active hashing model, on the runtime asked for.
 
@@ -182,7 +187,8 @@ class Codec:
                 check_fresh(manifest, embedding_model, model)
                 # The device stays unresolved here: resolving it imports torch, which the fast path never does.
                 return cls(model, embedding_model, runtime="onnx", manifest=manifest, encoder=encoder,
-                           device=device, max_windows=max_windows, fallback=chosen == "auto")  # fmt: skip
+                           device=device, max_windows=max_windows, fallback=chosen == "auto",
+                           quick_start=quick_start)  # fmt: skip
             except RuntimeUnavailableError as exc:
                 if chosen == "onnx":
                     raise
@@ -198,7 +204,9 @@ class Codec:
                 from semhash.runtime import OnnxEncoder
 
                 try:
-                    self._encoder = OnnxEncoder(self.manifest, max_windows=self.max_windows)
+                    self._encoder = OnnxEncoder(
+                        self.manifest, max_windows=self.max_windows, quick_start=self.quick_start
+                    )
                 except RuntimeUnavailableError as exc:
                     self._fall_back(exc)
             if self._encoder is None:

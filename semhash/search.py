@@ -106,10 +106,18 @@ class Searcher:
     once, so it never mixes two generations. Embedding and hashing the query text run under one lock
     (tokenizers and torch modules are not promised to be re-entrant); the faiss scan and row reads run
     concurrently.
+
+    ``quick_start=True`` is for a searcher that answers one query before its process exits (``semhash
+    query``): the exported encoder is then made to start fast rather than to run fast.
     """
 
     def __init__(
-        self, db_path: str | Path, encoder: Encoder | None = None, device: str = "auto", runtime: str | None = None
+        self,
+        db_path: str | Path,
+        encoder: Encoder | None = None,
+        device: str = "auto",
+        runtime: str | None = None,
+        quick_start: bool = False,
     ) -> None:
         self.db_path = Path(db_path)
         self._local = threading.local()
@@ -126,6 +134,7 @@ class Searcher:
         self._encoder_checked = False
         self._device = device
         self._runtime = resolve_runtime(runtime)  # a bad --runtime fails before any work
+        self._quick_start = quick_start  # one query, then exit: start the exported encoder fast
         self._codec: Codec | None = None
 
     @property
@@ -201,7 +210,9 @@ class Searcher:
         codec = self._codec
         if codec is None or codec.model.id != model_id:
             previous = codec
-            codec = Codec.from_store(self.store, self._runtime, device=self._device, encoder=self._encoder)
+            codec = Codec.from_store(
+                self.store, self._runtime, device=self._device, encoder=self._encoder, quick_start=self._quick_start
+            )
             if previous is not None and previous.runtime == codec.runtime:
                 codec.keep_encoder(previous)  # the embedding model stays loaded across retrainings
             self._codec = codec

@@ -322,7 +322,9 @@ class Store:
             conn: sqlite3.Connection | None = None
             try:
                 conn = _connect(target, busy_timeout_ms, uri=uri, closable_anywhere=closable_anywhere)
-                db = sqlite_utils.Database(conn)
+                # No sqlite-utils plugins on semhash's connection: semhash uses none, and loading them scans
+                # every installed package's entry points (10-30 ms of every cold query).
+                db = sqlite_utils.Database(conn, execute_plugins=False)
                 version = db.execute("PRAGMA user_version").fetchone()[0]
                 tables = set(db.table_names())
                 if write and exists:

@@ -17,10 +17,19 @@ from semhash.embed import Encoder, SentenceTransformerEncoder
 from semhash.errors import SemhashError
 from semhash.model import HashConfig, HashingAutoencoder, encode_codes, model_from_bytes, model_to_bytes
 from semhash.runtime import NumpyHasher, OnnxEncoder, RuntimeUnavailableError, load_runtime, runtime_folder
-from semhash.runtime.export import export_encoder, export_hasher, export_runtime
-from semhash.runtime.manifest import ENCODER_FILE, HASHER_FILE, MANIFEST, TOKENIZER_FILE, read_manifest
+from semhash.runtime.export import export_encoder, export_hasher, export_runtime, refresh_optimized
+from semhash.runtime.manifest import (
+    ENCODER_FILE,
+    HASHER_FILE,
+    MANIFEST,
+    OPTIMIZED_FILE,
+    OPTIMIZED_WEIGHTS,
+    TOKENIZER_FILE,
+    read_manifest,
+)
 from semhash.runtime.numpy_hasher import gelu
-from semhash.runtime.onnx_encoder import window_spans
+from semhash.runtime.onnx_encoder import external_locations_ok, window_spans
+from semhash.runtime.stamp import STAMP_FILE
 from semhash.train import TrainConfig, train_hasher
 
 SAMPLE = Path(__file__).parent.parent / "data" / "sample"
@@ -150,6 +159,19 @@ DAMAGES = {
     "flipped byte in the hasher": lambda f: _damage_bytes(f / HASHER_FILE),
     "tokenizer missing": lambda f: (f / TOKENIZER_FILE).unlink(),
     "path in the manifest": lambda f: _edit_manifest(f, files={"../../etc/passwd": {"sha256": "0" * 64, "bytes": 1}}),
+    "flipped byte in the optimised weights": lambda f: _damage_bytes(f / OPTIMIZED_WEIGHTS),
+    "optimised graph missing": lambda f: (f / OPTIMIZED_FILE).unlink(),
+    "half an optimised pair listed": lambda f: _edit_manifest(
+        f, files={k: v for k, v in json.loads((f / MANIFEST).read_text())["files"].items() if k != OPTIMIZED_FILE}
+    ),
+    "optimised record without its files": lambda f: _edit_manifest(
+        f,
+        files={
+            k: v
+            for k, v in json.loads((f / MANIFEST).read_text())["files"].items()
+            if k not in (OPTIMIZED_FILE, OPTIMIZED_WEIGHTS)
+        },
+    ),
 }
 
 
@@ -219,7 +241,7 @@ def test_a_failed_export_leaves_the_old_folder(
     def broken(*args: object, **kwargs: object) -> None:
         raise OSError("disk full")
 
-    monkeypatch.setattr(np, "savez_compressed", broken)
+    monkeypatch.setattr(np, "savez", broken)
     with pytest.raises(OSError, match="disk full"):
         export_hasher(exported.hasher, folder)
     assert (folder / MANIFEST).read_bytes() == before
@@ -244,3 +266,203 @@ def test_export_hasher_refuses_to_bless_a_damaged_encoder(exported: Exported, tm
 
 def test_runtime_folder_sits_beside_the_database(tmp_path: Path) -> None:
     assert runtime_folder(tmp_path / "x.db") == tmp_path / "x.db.runtime"
+
+
+# -- cold start: the optimised graph, verified stamps, the quick-start session ---------------------------
+def _hash_calls(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Record every sha256 the runtime computes (of a file streamed or of bytes read)."""
+    from semhash.runtime import manifest as manifest_module
+
+    calls: list[str] = []
+    file_digest, sha256_bytes = manifest_module.hashlib.file_digest, manifest_module.sha256_bytes
+
+    def counting_file_digest(handle, digest):  # type: ignore[no-untyped-def]
+        calls.append(Path(handle.name).name)
+        return file_digest(handle, digest)
+
+    def counting_sha256_bytes(data: bytes) -> str:
+        calls.append(f"{len(data)} bytes")
+        return sha256_bytes(data)
+
+    monkeypatch.setattr(manifest_module.hashlib, "file_digest", counting_file_digest)
+    monkeypatch.setattr(manifest_module, "sha256_bytes", counting_sha256_bytes)
+    return calls
+
+
+def test_the_export_has_an_optimised_graph_with_external_weights(exported: Exported) -> None:
+    import onnxruntime
+
+    manifest = read_manifest(exported.folder)
+    assert manifest.optimized == {"onnxruntime": onnxruntime.__version__}
+    assert {OPTIMIZED_FILE, OPTIMIZED_WEIGHTS} <= set(manifest.files)
+    graph = (exported.folder / OPTIMIZED_FILE).read_bytes()
+    assert len(graph) < 2 << 20 and external_locations_ok(graph)  # the weights are in the other file
+    assert (exported.folder / OPTIMIZED_WEIGHTS).stat().st_size > 50 << 20
+
+
+def test_the_optimised_graph_gives_the_portable_graphs_embeddings(exported: Exported, tmp_path: Path) -> None:
+    texts = [*exported.texts[:8], "how do I fix a flat tyre on my bike", exported.texts[0] * 3]
+    optimised = OnnxEncoder(exported.folder)
+    assert optimised.graph == OPTIMIZED_FILE
+    portable_folder = _clone(exported.folder, tmp_path / "portable.runtime")
+    _edit_manifest(portable_folder, optimized={"onnxruntime": "0.0.0"})  # written by another onnxruntime
+    portable = OnnxEncoder(portable_folder)
+    assert portable.graph == ENCODER_FILE
+    reference = portable.encode(texts)
+    np.testing.assert_array_equal(optimised.encode(texts), reference)  # bit-identical
+    quick = OnnxEncoder(exported.folder, quick_start=True)
+    assert quick.graph == OPTIMIZED_FILE
+    embeddings = quick.encode(texts)
+    assert (embeddings * reference).sum(axis=1).min() >= 0.9999
+    hasher = NumpyHasher.load(exported.folder)
+    np.testing.assert_array_equal(hasher.encode(embeddings, texts), hasher.encode(reference, texts))
+    options = quick._session.get_session_options()
+    assert options.get_session_config_entry("session.disable_prepacking") == "1"
+    assert options.get_session_config_entry("session.intra_op.allow_spinning") == "0"
+
+
+def test_a_verified_folder_is_not_hashed_again(
+    exported: Exported, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    folder = _clone(exported.folder, tmp_path / "copy.runtime")  # new links: the stamps no longer match
+    calls = _hash_calls(monkeypatch)
+    load_runtime(folder)
+    assert set(calls) >= {ENCODER_FILE, OPTIMIZED_WEIGHTS}  # hashed once, then stamped
+    assert json.loads((folder / STAMP_FILE).read_text())["files"].keys() == read_manifest(folder).files.keys()
+    calls.clear()
+    load_runtime(folder)
+    assert calls == []  # only stat() this time
+
+
+def test_a_stamped_file_damaged_in_place_is_still_refused(exported: Exported, tmp_path: Path) -> None:
+    folder = _clone(exported.folder, tmp_path / "copy.runtime")
+    load_runtime(folder)  # stamps every file of the copy
+    target = folder / OPTIMIZED_WEIGHTS
+    data = bytearray(target.read_bytes())
+    target.unlink()  # a hard link to the fixture's file: replace it, keep the copy's stamp
+    target.write_bytes(bytes(data))
+    load_runtime(folder)  # same content, new inode: hashed again, stamped again
+    before = target.stat()
+    data[len(data) // 2] ^= 0xFF
+    with target.open("r+b") as handle:  # same size, same inode, and the old mtime put back
+        handle.write(bytes(data))
+    os.utime(target, ns=(before.st_atime_ns, before.st_mtime_ns))
+    after = target.stat()
+    assert (after.st_size, after.st_mtime_ns, after.st_ino) == (before.st_size, before.st_mtime_ns, before.st_ino)
+    with pytest.raises(RuntimeUnavailableError, match=r"encoder\.opt\.weights whose sha256 differs"):
+        load_runtime(folder)
+
+
+def test_a_forged_or_malformed_stamp_only_costs_a_hash(exported: Exported, tmp_path: Path) -> None:
+    from semhash.runtime.stamp import MAX_STAMP_BYTES, read_stamps, stat_key
+
+    folder = _clone(exported.folder, tmp_path / "copy.runtime")
+    _damage_bytes(folder / HASHER_FILE)
+    # A stamp for the damaged file's exact stat, but recorded with another sha256 than the manifest's.
+    forged = {HASHER_FILE: {"sha256": "0" * 64, "stat": stat_key((folder / HASHER_FILE).stat())}}
+    malformed = json.dumps({"format": 1, "files": {HASHER_FILE: {"sha256": 1, "stat": "x"}}}).encode()
+    for stamp in (json.dumps({"format": 1, "files": forged}).encode(), b"{not json", malformed):
+        _replace(folder / STAMP_FILE, stamp)
+        with pytest.raises(RuntimeUnavailableError, match="differs from the manifest"):
+            NumpyHasher.load(folder)
+    _replace(folder / STAMP_FILE, b" " * (MAX_STAMP_BYTES + 1))
+    assert read_stamps(folder) == {}
+
+
+def test_a_folder_that_cannot_be_written_loads_without_its_stamp(
+    exported: Exported, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from semhash.runtime import stamp
+
+    folder = _clone(exported.folder, tmp_path / "copy.runtime")
+    (folder / STAMP_FILE).unlink()
+
+    def read_only(*args: object, **kwargs: object) -> None:
+        raise PermissionError(13, "Permission denied")  # what mkstemp raises in a read-only folder
+
+    monkeypatch.setattr(stamp.tempfile, "mkstemp", read_only)
+    calls = _hash_calls(monkeypatch)
+    assert load_runtime(folder).hasher is not None and load_runtime(folder).hasher is not None
+    assert not (folder / STAMP_FILE).exists() and calls.count(ENCODER_FILE) == 2  # hashed each time, as before
+
+
+def test_an_optimised_graph_naming_another_weights_file_is_not_loaded(exported: Exported, tmp_path: Path) -> None:
+    from semhash.runtime.manifest import file_entry
+
+    assert not external_locations_ok(b"\x0a\x08location\x12\x0b/etc/passwd")
+    assert not external_locations_ok(b"no external data at all")
+    folder = _clone(exported.folder, tmp_path / "copy.runtime")
+    graph = (folder / OPTIMIZED_FILE).read_bytes()
+    elsewhere = graph.replace(OPTIMIZED_WEIGHTS.encode(), b"encoder.opt.weightz")  # same length, another file
+    assert elsewhere != graph and not external_locations_ok(elsewhere)
+    os.link(folder / OPTIMIZED_WEIGHTS, folder / "encoder.opt.weightz")
+    _replace(folder / OPTIMIZED_FILE, elsewhere)
+    manifest = json.loads((folder / MANIFEST).read_text())
+    manifest["files"][OPTIMIZED_FILE] = file_entry(folder / OPTIMIZED_FILE)  # consistent: only the content is odd
+    _replace(folder / MANIFEST, json.dumps(manifest).encode())
+    encoder = OnnxEncoder(folder)
+    assert encoder.graph == ENCODER_FILE  # the portable graph, weights inline
+    assert encoder.encode(["a short text"]).shape == (1, exported.torch_encoder.dim)
+
+
+def test_export_hasher_keeps_a_current_optimised_graph_and_refreshes_another(
+    exported: Exported, tmp_path: Path
+) -> None:
+    import onnxruntime
+
+    folder = _clone(exported.folder, tmp_path / "copy.runtime")
+    export_hasher(exported.hasher, folder, hasher_id=9, hasher_checksum="x")
+    assert os.stat(folder / OPTIMIZED_WEIGHTS).st_ino == os.stat(exported.folder / OPTIMIZED_WEIGHTS).st_ino
+    # An export from before the optimised graph (or another onnxruntime): `runtime build` adds one.
+    old = _clone(exported.folder, tmp_path / "old.runtime")
+    manifest = json.loads((old / MANIFEST).read_text())
+    for name in (OPTIMIZED_FILE, OPTIMIZED_WEIGHTS):
+        del manifest["files"][name]
+        (old / name).unlink()
+    manifest["optimized"] = None
+    _replace(old / MANIFEST, json.dumps(manifest).encode())
+    assert OnnxEncoder(old).graph == ENCODER_FILE
+    assert refresh_optimized(old).optimized == {"onnxruntime": onnxruntime.__version__}
+    assert OnnxEncoder(old).graph == OPTIMIZED_FILE
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
+
+
+SPY = """
+import json, os, sys
+real_exit = os._exit
+def spy(code):
+    heavy = ("pydantic", "rich", "torch", "sentence_transformers", "sklearn")
+    print(json.dumps(sorted(m for m in heavy if m in sys.modules)), file=sys.stderr, flush=True)
+    real_exit(code)
+os._exit = spy
+from semhash.cli import main
+sys.argv = ["semhash", *sys.argv[1:]]
+main()
+"""
+
+
+def test_a_cold_cli_query_on_the_fast_path_gives_the_searchers_hits(exported: Exported, tmp_path: Path) -> None:
+    from semhash.ingest import IndexOptions, index_paths
+    from semhash.search import QueryOptions, Searcher
+    from semhash.store import Store
+
+    db = tmp_path / "sample.db"
+    index_paths(db, [SAMPLE], IndexOptions(epochs=5, device="cpu"), encoder=OnnxEncoder(exported.folder))
+    with Store.open(db) as store:
+        model = store.active_model()
+    assert model is not None
+    export_hasher(
+        model_from_bytes(model.weights), runtime_folder(db), hasher_id=model.id, hasher_checksum=model.checksum,
+        source=exported.folder,
+    )  # fmt: skip
+    query = "how do I fix a flat tyre on my bike"
+    child = subprocess.run(
+        [sys.executable, "-c", SPY, "query", query, "--db", str(db), "--json", "-k", "4", "--runtime", "onnx"],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert child.returncode == 0, child.stderr
+    assert json.loads(child.stderr) == []  # ended by os._exit, parsed without typer, no torch
+    with Searcher(db, runtime="onnx", quick_start=True) as searcher:
+        expected = searcher.query(query, QueryOptions(k=4))
+        assert searcher.runtime == "onnx"
+    assert [json.loads(line) for line in child.stdout.splitlines()] == [hit.to_dict() for hit in expected]

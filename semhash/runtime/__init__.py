@@ -3,7 +3,8 @@
 Export once with torch (:mod:`semhash.runtime.export`), then :func:`load_runtime` gives an
 :class:`~semhash.runtime.onnx_encoder.OnnxEncoder` (an :class:`semhash.embed.Encoder`) and a
 :class:`~semhash.runtime.numpy_hasher.NumpyHasher` whose codes equal the torch model's. Loading checks the
-folder's manifest, sizes and sha256s and raises :class:`RuntimeUnavailableError` (a ``SemhashError``) for a
+folder's manifest, sizes and sha256s (a file hashed before and unchanged since is only ``stat``-ed:
+:mod:`semhash.runtime.stamp`) and raises :class:`RuntimeUnavailableError` (a ``SemhashError``) for a
 missing, partial or damaged folder: the caller's signal to fall back to the torch path. Importing this
 package imports neither torch nor onnxruntime (the encoder imports onnxruntime when it is built).
 """

@@ -58,7 +58,13 @@ def cached_encoder(model_name: str) -> Manifest:
     try:
         manifest = read_manifest(folder)
         if manifest.embedding_model == model_name:
-            return manifest
+            from semhash.runtime.export import refresh_optimized
+
+            # An export from before the optimised graph, or from another onnxruntime: add one (no torch).
+            try:
+                return refresh_optimized(folder)
+            except OSError:  # a read-only cache: each index folder gets its own (export_hasher)
+                return manifest
     except RuntimeUnavailableError:
         pass
     from semhash.runtime.export import export_encoder

@@ -4,9 +4,11 @@
 ``encoder.onnx`` with dynamic batch and sequence axes, and its tokenizer as ``tokenizer.json``;
 :func:`export_hasher` writes the hashing model as ``hasher.npz`` (plain arrays). The encoder changes only
 with the embedding model, the hasher at each retraining, so each has its own function;
-:func:`export_runtime` does both. Every export builds a new folder beside the destination and swaps it in
-with renames (files it keeps are hard-linked, not copied), so a reader sees the old folder or the new one,
-and a failed export leaves the old one as it was.
+:func:`export_runtime` does both. :func:`optimise_encoder` saves onnxruntime's optimised graph beside the
+portable one (what a cold query loads; redone by :func:`export_hasher` and the encoder cache when the
+installed onnxruntime is not the one that wrote it). Every export builds a new folder beside the
+destination and swaps it in with renames (files it keeps are hard-linked, not copied), so a reader sees
+the old folder or the new one, and a failed export leaves the old one as it was.
 """
 
 from __future__ import annotations
@@ -32,6 +34,9 @@ from semhash.runtime.manifest import (
     HASHER_FILE,
     KNOWN_FILES,
     MANIFEST,
+    OPTIMIZED_FILE,
+    OPTIMIZED_FILES,
+    OPTIMIZED_WEIGHTS,
     TOKENIZER_FILE,
     Manifest,
     RuntimeUnavailableError,
@@ -39,6 +44,7 @@ from semhash.runtime.manifest import (
     read_manifest,
 )
 from semhash.runtime.numpy_hasher import HASHER_FORMAT
+from semhash.runtime.stamp import write_stamps
 
 if TYPE_CHECKING:
     from semhash.model import HashingAutoencoder
@@ -80,6 +86,9 @@ def _replace_folder(dest: Path, build: Callable[[Path], dict[str, Any]]) -> Path
     finally:
         if old is not None:
             shutil.rmtree(old, ignore_errors=True)
+    # Every file was just hashed: stamp them, so the first query does not hash them again. Only now, as
+    # removing the old folder's links to kept files changed those files' ctime (part of the stamp).
+    write_stamps(dest, {name: (entry["sha256"], (dest / name).stat()) for name, entry in manifest["files"].items()})
     return dest
 
 
@@ -149,7 +158,60 @@ def _write_encoder(model_name_or_path: str | None, folder: Path) -> dict[str, An
     backend.no_padding()
     backend.no_truncation()
     (folder / TOKENIZER_FILE).write_text(backend.to_str(), encoding="utf-8")
-    return {"embedding_model": source.name, "dim": source.dim, "max_seq_length": source.max_tokens + 2}
+    fields = {"embedding_model": source.name, "dim": source.dim, "max_seq_length": source.max_tokens + 2}
+    return {**fields, "optimized": optimise_encoder(folder)}
+
+
+def onnxruntime_version() -> str | None:
+    """The installed onnxruntime's version (``None`` without one)."""
+    try:
+        import onnxruntime
+    except ImportError:
+        return None
+    return str(onnxruntime.__version__)
+
+
+def optimise_encoder(folder: Path) -> dict[str, str] | None:
+    """Save onnxruntime's optimised ``encoder.opt.onnx`` (weights in ``encoder.opt.weights``) beside ``encoder.onnx``.
+
+    The ``EXTENDED`` level: the transformer fusions (attention, layer norm, GELU), which are the same on
+    every CPU; not ``ALL``, whose layout changes are specific to the CPU that runs them. Loaded later with
+    every optimisation off, it gives bit-identical embeddings to ``encoder.onnx`` optimised at load time
+    (checked by the tests). Any failure leaves no optimised files and returns ``None`` (the portable graph
+    still works, only slower to start).
+
+    Returns:
+        the manifest's ``optimized`` record (``{"onnxruntime": version}``), or ``None``.
+    """
+    try:
+        import onnxruntime as ort
+
+        options = ort.SessionOptions()
+        options.log_severity_level = 3
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED
+        options.optimized_model_filepath = str(folder / OPTIMIZED_FILE)
+        options.add_session_config_entry("session.optimized_model_external_initializers_file_name", OPTIMIZED_WEIGHTS)
+        # Every weight tensor goes to the weights file, leaving a small graph to parse at load time.
+        options.add_session_config_entry("session.optimized_model_external_initializers_min_size_in_bytes", "1024")
+        ort.InferenceSession(str(folder / ENCODER_FILE), options, providers=["CPUExecutionProvider"])
+        if not all((folder / name).is_file() for name in OPTIMIZED_FILES):
+            raise OSError("onnxruntime wrote no optimised graph")
+        return {"onnxruntime": str(ort.__version__)}
+    except Exception:  # an onnxruntime that cannot optimise or save it: the portable graph stays
+        for name in OPTIMIZED_FILES:
+            with contextlib.suppress(OSError):
+                (folder / name).unlink()
+        return None
+
+
+def _keep_optimized(current: Manifest, folder: Path) -> dict[str, str] | None:
+    """The current folder's optimised pair when this onnxruntime wrote it, else a new one from ``folder``'s graph."""
+    version = onnxruntime_version()
+    if version is not None and current.optimized_for(version):
+        for name in OPTIMIZED_FILES:
+            _keep(current, name, folder)
+        return current.optimized
+    return optimise_encoder(folder)
 
 
 def _hasher_arrays(hasher: HashingAutoencoder) -> dict[str, np.ndarray]:
@@ -190,7 +252,8 @@ def _hasher_arrays(hasher: HashingAutoencoder) -> dict[str, np.ndarray]:
 
 def _write_hasher(hasher: HashingAutoencoder, folder: Path, hasher_id: Any, hasher_checksum: str | None) -> dict:
     buffer = io.BytesIO()
-    np.savez_compressed(buffer, **_hasher_arrays(hasher))  # type: ignore[arg-type]
+    # Not compressed: inflating 7 MB of floats was ~0.05 s of every cold query, for 3 MB of disk saved.
+    np.savez(buffer, **_hasher_arrays(hasher))  # type: ignore[arg-type]
     (folder / HASHER_FILE).write_bytes(buffer.getvalue())
     return {"id": hasher_id, "checksum": hasher_checksum, "bits": hasher.config.bits}
 
@@ -272,10 +335,36 @@ def export_hasher(
             "embedding_model": current.embedding_model,
             "dim": current.dim,
             "max_seq_length": current.max_seq_length,
+            "optimized": _keep_optimized(current, folder),
         }
         return {**_manifest_base(current.versions), **fields, "hasher": record}
 
     return _replace_folder(dest, build)
+
+
+def refresh_optimized(dest: Path) -> Manifest:
+    """Give a runtime folder an optimised graph for the installed onnxruntime (no torch; about a second).
+
+    Returns the folder's manifest as it is afterwards (unchanged when its optimised graph is current).
+
+    Raises:
+        RuntimeUnavailableError: ``dest`` holds no valid runtime folder, or one of its files is damaged.
+    """
+    current = read_manifest(Path(dest))
+    version = onnxruntime_version()
+    if version is None or current.optimized_for(version):
+        return current
+
+    def build(folder: Path) -> dict[str, Any]:
+        for name in current.files:
+            if name not in OPTIMIZED_FILES:
+                _keep(current, name, folder)
+        fields = {"embedding_model": current.embedding_model, "dim": current.dim}
+        fields.update(max_seq_length=current.max_seq_length, hasher=current.hasher)
+        return {**_manifest_base(current.versions), **fields, "optimized": optimise_encoder(folder)}
+
+    _replace_folder(Path(dest), build)
+    return read_manifest(Path(dest))
 
 
 def _manifest_base(versions: dict[str, str] | None = None) -> dict[str, Any]:

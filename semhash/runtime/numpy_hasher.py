@@ -66,8 +66,8 @@ class NumpyHasher:
                 raise ValueError(f"hasher format {meta.get('format')!r}, expected {HASHER_FORMAT}")
             layers: list[tuple[np.ndarray, np.ndarray]] = []
             for i in range(int(meta["linear_layers"])):
-                weight = arrays[f"linear{i}_weight"].astype(np.float32)
-                bias = arrays[f"linear{i}_bias"].astype(np.float32)
+                weight = arrays[f"linear{i}_weight"].astype(np.float32, copy=False)
+                bias = arrays[f"linear{i}_bias"].astype(np.float32, copy=False)
                 if weight.ndim != 2 or bias.shape != (weight.shape[0],):
                     raise ValueError(f"linear layer {i} has shapes {weight.shape} and {bias.shape}")
                 if i and weight.shape[1] != layers[-1][0].shape[0]:
@@ -77,8 +77,8 @@ class NumpyHasher:
             if meta["lexical"]:
                 vocabulary = json.loads(bytes(arrays["lexical_vocabulary"]).decode("utf-8"))
                 stop_words = json.loads(bytes(arrays["lexical_stop_words"]).decode("utf-8"))
-                idf = arrays["lexical_idf"].astype(np.float32)
-                components = arrays["lexical_components"].astype(np.float32)
+                idf = arrays["lexical_idf"].astype(np.float32, copy=False)
+                components = arrays["lexical_components"].astype(np.float32, copy=False)
                 if idf.shape != (len(vocabulary),) or components.shape[0] != len(vocabulary):
                     raise ValueError("lexical arrays do not match the vocabulary")
                 lexical = LexicalProjection(

@@ -5,6 +5,15 @@
 ``max_seq_length - 2`` tokens cut at token offsets, each embedded (mean pooling and normalisation are in
 the ONNX graph, as the sentence-transformers modules that were exported), pooled by token count and
 normalised again. Windows are batched by sorted length, so a batch pads little.
+
+Start-up is most of a cold query's cost, so the session is made from the folder's offline-optimised graph
+when this onnxruntime wrote it (no optimisation pass, weights read as external data: see
+:mod:`semhash.runtime.manifest`), from the portable ``encoder.onnx`` otherwise; files are loaded by path
+(no copy through Python) once their checksums (or stamps) pass. ``quick_start=True`` is for a process
+that embeds a query and exits (``semhash query``): it skips onnxruntime's weight pre-packing (~0.1 s less
+to start, ~25% more per forward pass, embeddings within 1e-7 of the pre-packed ones, not bit-identical);
+a server or indexing keeps pre-packing. No session lets idle worker threads spin (:data:`SPINNING`): on a
+2-core machine they took the CPU from everything else the process (or a neighbour) did.
 """
 
 from __future__ import annotations
@@ -12,18 +21,25 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from semhash.embed import EncodeStats, embed_pooled
 from semhash.runtime.manifest import (
     ENCODER_FILE,
+    OPTIMIZED_FILE,
+    OPTIMIZED_WEIGHTS,
     TOKENIZER_FILE,
     Manifest,
     RuntimeUnavailableError,
+    check_file,
     read_checked,
     read_manifest,
 )
+
+#: How the optimised graph names its weights file (see :func:`external_locations_ok`).
+_LOCATION_ENTRY = b"\x0a\x08location\x12" + bytes([len(OPTIMIZED_WEIGHTS)]) + OPTIMIZED_WEIGHTS.encode("ascii")
 
 
 def window_spans(offsets: Sequence[tuple[int, int]], text_length: int, max_tokens: int) -> list[tuple[int, int, int]]:
@@ -48,6 +64,19 @@ def window_spans(offsets: Sequence[tuple[int, int]], text_length: int, max_token
 SPINNING = "0"
 
 
+def external_locations_ok(graph: bytes) -> bool:
+    """Whether every external-data ``location`` in a serialised ONNX graph is exactly ``encoder.opt.weights``.
+
+    onnxruntime resolves a tensor's external ``location`` against the graph's folder, and only recent
+    versions refuse ``../`` or absolute paths; so before an optimised graph is loaded, every occurrence of
+    the bytes ``location`` must be the one entry the exporter writes (key ``location``, value the fixed
+    weights file name). Anything else (another file, a path, another encoding) refuses the graph, and the
+    portable ``encoder.onnx`` (weights inline) is loaded instead. A false refusal only costs start-up time.
+    """
+    count = graph.count(b"location")
+    return count > 0 and graph.count(_LOCATION_ENTRY) == count
+
+
 def default_threads() -> int:
     """Intra-op threads: the CPUs this process may use (a 2-core machine gets 2), at most 8."""
     try:
@@ -65,13 +94,19 @@ class OnnxEncoder:
         batch_size: windows per forward pass.
         max_windows: most windows embedded per document (0 = all of them).
         threads: onnxruntime intra-op threads (default: :func:`default_threads`).
+        quick_start: tune the session for one query and exit (see the module docstring), not throughput.
 
     Raises:
         RuntimeUnavailableError: the folder is missing, damaged, or onnxruntime/tokenizers cannot load it.
     """
 
     def __init__(
-        self, folder: Path | Manifest, batch_size: int = 32, max_windows: int = 0, threads: int | None = None
+        self,
+        folder: Path | Manifest,
+        batch_size: int = 32,
+        max_windows: int = 0,
+        threads: int | None = None,
+        quick_start: bool = False,
     ) -> None:
         manifest = folder if isinstance(folder, Manifest) else read_manifest(Path(folder))
         self.manifest = manifest
@@ -83,7 +118,6 @@ class OnnxEncoder:
         self.max_windows = max_windows
         self.stats = EncodeStats()
         tokenizer_json = read_checked(manifest, TOKENIZER_FILE)
-        model_bytes = read_checked(manifest, ENCODER_FILE)
         try:
             import onnxruntime as ort
             from tokenizers import Tokenizer
@@ -95,20 +129,33 @@ class OnnxEncoder:
             tokenizer = Tokenizer.from_str(tokenizer_json.decode("utf-8"))
             tokenizer.no_padding()
             tokenizer.no_truncation()
-            options = ort.SessionOptions()
-            options.intra_op_num_threads = threads or default_threads()
-            options.inter_op_num_threads = 1
-            # No busy-waiting between operators: a spinning worker holds a core that the server's other
-            # threads (or a neighbour process) need. On a shared 2-core machine one short query got several
-            # times slower with it (scripts/bench_serve.py), and batches too (64 posts: 5.9 vs 7.4 docs/s).
-            options.add_session_config_entry("session.intra_op.allow_spinning", SPINNING)
-            options.log_severity_level = 3
-            session = ort.InferenceSession(model_bytes, options, providers=["CPUExecutionProvider"])
         except Exception as exc:  # any loader failure of a checked file is one clear line
-            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            raise RuntimeUnavailableError(
-                f"the exported runtime at {manifest.folder} cannot be loaded ({first[:200]}): re-export it"
-            ) from exc
+            raise _unloadable(manifest, exc) from exc
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = threads or default_threads()
+        options.inter_op_num_threads = 1
+        options.log_severity_level = 3
+        # No busy-waiting between operators: a spinning worker holds a core that the server's other
+        # threads (or a neighbour process) need. On a shared 2-core machine one short query got several
+        # times slower with it (scripts/bench_serve.py), and batches too (64 posts: 5.9 vs 7.4 docs/s).
+        options.add_session_config_entry("session.intra_op.allow_spinning", SPINNING)
+        if quick_start:
+            options.add_session_config_entry("session.disable_prepacking", "1")
+        # The portable graph is checked even when the optimised one is loaded: a folder that is not what
+        # its manifest says is refused as a whole (a stamped file costs one stat).
+        portable = check_file(manifest, ENCODER_FILE)
+        session = None
+        self.graph = ENCODER_FILE
+        if manifest.optimized_for(ort.__version__):
+            session = _optimized_session(manifest, ort, options)
+            if session is not None:
+                self.graph = OPTIMIZED_FILE
+        if session is None:
+            options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+            try:
+                session = ort.InferenceSession(str(portable), options, providers=["CPUExecutionProvider"])
+            except Exception as exc:
+                raise _unloadable(manifest, exc) from exc
         self._tokenizer = tokenizer
         self._session = session
         self._inputs = [i.name for i in session.get_inputs()]
@@ -162,3 +209,29 @@ class OnnxEncoder:
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
         return embed_pooled(self._windows_of(texts), self.embed_windows, self.stats)
+
+
+def _unloadable(manifest: Manifest, exc: Exception) -> RuntimeUnavailableError:
+    first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return RuntimeUnavailableError(
+        f"the exported runtime at {manifest.folder} cannot be loaded ({first[:200]}): re-export it"
+    )
+
+
+def _optimized_session(manifest: Manifest, ort: Any, options: Any) -> Any:
+    """A session on the folder's offline-optimised graph, or ``None`` to load the portable one instead.
+
+    A damaged optimised pair is as fatal as a damaged ``encoder.onnx`` (the folder is not what its
+    manifest says); a graph that names other external files, or that this onnxruntime cannot load, is
+    only skipped.
+    """
+    check_file(manifest, OPTIMIZED_WEIGHTS)
+    graph = read_checked(manifest, OPTIMIZED_FILE)
+    if not external_locations_ok(graph):
+        return None
+    # Optimised when it was written, by this onnxruntime: running the passes again would change nothing.
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+    try:
+        return ort.InferenceSession(str(manifest.folder / OPTIMIZED_FILE), options, providers=["CPUExecutionProvider"])
+    except Exception:  # e.g. a contrib operator this build lacks: the portable graph still works
+        return None
