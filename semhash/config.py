@@ -36,6 +36,15 @@ MIN_RERANK_POOL = 2000
 RERANK_POOL_FRACTION = 0.1
 #: Past this the gather costs as much as ``--exact``'s full scan (10^6 documents: ~100 ms either way).
 MAX_RERANK_POOL = 100_000
+#: The float candidate stage (issue 9, :mod:`semhash.ivf`): from this many documents on, a ranked query's
+#: candidates are the Hamming pool (at most ``HYBRID_HAMMING_POOL``) joined by the ``IVF_CANDIDATES`` rows a
+#: faiss IVF index over the stored embeddings finds in its ``IVF_NPROBE`` cells nearest the query. Below it the
+#: codes alone suffice (the pool rule's recall@10 >= 0.9 for short queries) and no IVF file is built. Chosen on
+#: validation queries (train-split subject lines) with ``scripts/bench_retention.py``; see BENCHMARKS.md.
+IVF_MIN_DOCS = 50_000
+IVF_NPROBE = 64
+IVF_CANDIDATES = 100
+HYBRID_HAMMING_POOL = 2000
 #: ``--exact`` scans every stored embedding; above this many documents it is refused (a scan of 10^6
 #: float16 rows takes a few hundred ms on 2 cores: fine for one query, not for a default).
 MAX_EXACT_DOCS = 2_000_000
