@@ -11,22 +11,24 @@ on them (the default recipe, lexical features included). Queries:
 * **document**: stored embeddings of indexed posts (``semhash similar``: the post itself left out); two
   disjoint random halves for validation and test.
 
-Larger indexes (``--sizes``) are synthetic: the ``N`` real rows, then noisy copies of them (unit
-embedding + Gaussian noise of ``--noise`` per component, renormalised), coded by the same trained
-model with their source post's lexical vector; recall is against exact cosine over the same synthetic
-matrix. For each index and pool size the search stage is the one ``Searcher.search_embedding`` runs:
-Hamming top-``pool`` over the cached codes (ties by id) -> cosines gathered from the memory-mapped
-float32 cache (:class:`semhash.vectors.VectorCache`, a real file in a temporary folder) -> sort; plus
-``faiss:N`` (the same with faiss's top-N as the candidate stage, the design it replaced) and ``exact``
-(:meth:`VectorCache.scan`, every row). Pool 100 is the old default (the baseline of the same run).
+Smaller indexes (``--real-sizes``) are the first ``N`` real posts, coded by the same hasher (trained on
+all ``n``), with the document queries among them. Larger indexes (``--sizes``) are synthetic: the ``N``
+real rows, then noisy copies of them (unit embedding + Gaussian noise of ``--noise`` per component,
+renormalised), coded by the same trained model with their source post's lexical vector; recall is
+against exact cosine over the same synthetic matrix. For each index and pool size the search stage is
+the one ``Searcher.search_embedding`` runs: Hamming top-``pool`` over the cached codes (ties by id) ->
+cosines gathered from the memory-mapped float32 cache (:class:`semhash.vectors.VectorCache`, a real file
+in a temporary folder) -> sort; plus ``faiss:N`` (``--faiss-rows``: the same with faiss's top-N as the
+candidate stage, the design it replaced) and ``exact`` (:meth:`VectorCache.scan`, every row). Pool 100
+is the old default (the baseline of the same run).
 
 ``hybrid:P`` is the float candidate stage (:func:`semhash.search.candidates` with an
 :class:`semhash.ivf.EmbeddingIVF` built here on the same rows, its build time and size reported): the
 Hamming pool of ``min(rule, HYBRID_HAMMING_POOL)`` joined by the IVF's top ``IVF_CANDIDATES`` from ``P``
-probed cells, re-ranked by cosine. Latency is per query, median and p90 in ms; the query's embedding time
-(encoder, one short query) is measured in the same run. The ``rule`` flag marks what
-:func:`semhash.search.candidate_stage` runs by default: the pool :func:`semhash.search.rerank_pool` gives
-below ``IVF_MIN_DOCS``, ``hybrid:IVF_NPROBE`` from there on.
+probed cells, re-ranked by cosine; ``ivf:P`` is the same without the Hamming share. Latency is per
+query, median and p90 in ms; the query's embedding time (encoder, one short query) is measured in the
+same run. The ``rule`` flag marks what :func:`semhash.search.candidate_stage` runs by default: the pool
+:func:`semhash.search.rerank_pool` gives below ``IVF_MIN_DOCS``, ``hybrid:IVF_NPROBE`` from there on.
 
     .venv/bin/python scripts/bench_retention.py --out bench-out/retention.json
 """
@@ -139,9 +141,10 @@ def measure(index, vectors, ivf, truths, queries, labels, db_labels, pool) -> di
         t0 = time.perf_counter()
         if pool == "exact":
             found, _ = vectors.scan(emb, K, exclude=exclude)
-        elif isinstance(pool, str) and pool.startswith("hybrid:"):
+        elif isinstance(pool, str) and pool.startswith(("hybrid:", "ivf:")):  # "ivf:P": no Hamming share
             code_int = int(packed_to_ints(code[None])[0])
-            found = search(vectors, emb, code_int, hamming, exclude, ivf=ivf, nprobe=int(pool[7:]))
+            share = hamming if pool.startswith("hybrid:") else 0
+            found = search(vectors, emb, code_int, share, exclude, ivf=ivf, nprobe=int(pool.split(":")[1]))
         elif isinstance(pool, str):  # "faiss:N"
             found = faiss_search(index, vectors, emb, code, int(pool[6:]), exclude)
         else:
@@ -164,6 +167,9 @@ def main() -> None:
     parser.add_argument("--embeddings", type=Path, default=None, help="embeddings.npz or embeddings.partial.npz")
     parser.add_argument("--source", type=Path, default=DEFAULT_SOURCE)
     parser.add_argument("--sizes", type=int, nargs="*", default=[50_000, 100_000, 1_000_000])
+    parser.add_argument(
+        "--real-sizes", type=int, nargs="*", default=[10_000], help="smaller real indexes: the first N posts"
+    )
     parser.add_argument("--pools", type=int, nargs="*", default=[100, 2000, 10000])
     parser.add_argument("--nprobes", type=int, nargs="*", default=[16, 32, 64, 128], help="hybrid:P rows")
     parser.add_argument("--faiss-rows", action="store_true", help="also the faiss:N candidate stage (slower)")
@@ -230,9 +236,9 @@ def main() -> None:
     }
     print(f"embedding one short query: {result['embed_short_query_ms_p50']} ms (median)", flush=True)
 
-    for size in [n, *[s for s in args.sizes if s > n]]:
-        if size == n:
-            matrix, codes = emb, real_codes
+    for size in [*[s for s in args.real_sizes if s < n], n, *[s for s in args.sizes if s > n]]:
+        if size <= n:  # the real posts (or their first ``size``: a smaller real index, same hasher)
+            matrix, codes = emb[:size], real_codes[:size]
         else:
             src = np.concatenate([np.arange(n), rng.integers(0, n, size - n)])
             matrix = np.empty((size, emb.shape[1]), np.float32)
@@ -262,7 +268,7 @@ def main() -> None:
             vectors = VectorCache.write(
                 Path(tmp) / "v.vectors", IndexStamp("bench", 0), emb.shape[1], 32, [(ids, sql, matrix)]
             )
-            labels = db_labels if size == n else None
+            labels = db_labels[:size] if size <= n else None
             for split in args.splits:
                 kinds = {
                     "short": (
@@ -270,8 +276,8 @@ def main() -> None:
                         [lab for _, lab in short[split]],
                     ),
                     "document": (
-                        [(matrix[r], codes[r], int(r)) for r in docs[split]],
-                        [db_labels[r] for r in docs[split]],
+                        [(matrix[r], codes[r], int(r)) for r in docs[split] if r < size],
+                        [db_labels[r] for r in docs[split] if r < size],
                     ),
                 }
                 for kind, (queries, qlabels) in kinds.items():
@@ -281,6 +287,7 @@ def main() -> None:
                     pool_list: list = sorted({p for p in args.pools if p < size} | {rule_pool})
                     faiss_rows = [f"faiss:{rule_pool}"] if args.faiss_rows else []
                     hybrid_rows = [f"hybrid:{p}" for p in sorted(set(args.nprobes) | {IVF_NPROBE})]
+                    hybrid_rows.append(f"ivf:{IVF_NPROBE}")  # what the codes' share adds
                     for pool in [*pool_list, *faiss_rows, *hybrid_rows, "exact"]:
                         row = measure(
                             index,
@@ -292,7 +299,7 @@ def main() -> None:
                             labels,
                             pool,
                         )
-                        row.update(size=size, synthetic=size != n, split=split, kind=kind, rule=pool == rule)
+                        row.update(size=size, synthetic=size > n, split=split, kind=kind, rule=pool == rule)
                         result["runs"].append(row)
                         print(json.dumps(row), flush=True)
             del vectors, ivf

@@ -41,7 +41,7 @@ MAX_RERANK_POOL = 100_000
 #: faiss IVF index over the stored embeddings finds in its ``IVF_NPROBE`` cells nearest the query. Below it the
 #: codes alone suffice (the pool rule's recall@10 >= 0.9 for short queries) and no IVF file is built. Chosen on
 #: validation queries (train-split subject lines) with ``scripts/bench_retention.py``; see BENCHMARKS.md.
-IVF_MIN_DOCS = 50_000
+IVF_MIN_DOCS = 10_000
 IVF_NPROBE = 64
 IVF_CANDIDATES = 100
 HYBRID_HAMMING_POOL = 2000
