@@ -72,6 +72,11 @@ def _checksum_file(path: Path, size: int) -> str | None:
     return digest.hexdigest() if total == size else None
 
 
+def _max_bytes(count: int, dim: int, nlist: int) -> int:
+    """An upper bound on the serialised size of ``count`` rows in ``nlist`` cells (codes, ids, centroids, headers)."""
+    return count * (dim + 16) + nlist * (dim * 4 + 64) + 2**20
+
+
 class EmbeddingIVF:
     """Unit embeddings in a faiss ``IndexIVFScalarQuantizer`` (inner product, 8-bit), with document ids.
 
@@ -198,9 +203,11 @@ class EmbeddingIVF:
             return None
         if not isinstance(meta, dict) or meta.get("format") != _FORMAT or not stamp.matches(meta):
             return None
-        size = meta.get("bytes")
+        size, nlist = meta.get("bytes"), meta.get("nlist")
         if meta.get("dim") != dim or meta.get("count") != count or not isinstance(size, int) or size <= 0:
             return None
+        if not isinstance(nlist, int) or not 0 < nlist <= max(count, 1) or size > _max_bytes(count, dim, nlist):
+            return None  # larger than any index of these rows: not ours, and not read
         if _checksum_file(path, size) != meta.get("checksum"):
             return None
         try:

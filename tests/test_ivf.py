@@ -136,3 +136,23 @@ def test_a_failed_save_leaves_no_sidecar(tmp_path: Path, built: tuple[EmbeddingI
     with pytest.raises(OSError):
         ivf.save(path, STAMP)
     assert not Path(f"{path}.json").exists() and not list(tmp_path.glob("*.tmp"))
+
+
+def test_a_sidecar_claiming_an_oversized_file_is_refused_unread(
+    tmp_path: Path, built: tuple[EmbeddingIVF, np.ndarray, np.ndarray], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No file is read (or checksummed) when its claimed size exceeds what these rows could take."""
+    ivf, ids, _ = built
+    path = ivf_path_for(tmp_path / "x.db")
+    ivf.save(path, STAMP)
+    side = Path(f"{path}.json")
+    meta = json.loads(side.read_text())
+    assert meta["bytes"] <= len(ids) * (DIM + 16) + meta["nlist"] * (DIM * 4 + 64) + 2**20  # the bound holds
+
+    def no_read(*args: object) -> None:
+        raise AssertionError("the file was read")
+
+    monkeypatch.setattr("semhash.ivf._checksum_file", no_read)
+    for change in ({"bytes": 10**12}, {"nlist": 0}, {"nlist": len(ids) + 1}, {"nlist": "16"}):
+        side.write_text(json.dumps({**meta, **change}))
+        assert EmbeddingIVF.load(path, STAMP, DIM, len(ids)) is None
