@@ -28,7 +28,8 @@ Hamming pool of ``min(rule, HYBRID_HAMMING_POOL)`` joined by the IVF's top ``IVF
 probed cells, re-ranked by cosine; ``ivf:P`` is the same without the Hamming share. Latency is per
 query, median and p90 in ms; the query's embedding time (encoder, one short query) is measured in the
 same run. The ``rule`` flag marks what :func:`semhash.search.candidate_stage` runs by default: the pool
-:func:`semhash.search.rerank_pool` gives below ``IVF_MIN_DOCS``, ``hybrid:IVF_NPROBE`` from there on.
+:func:`semhash.search.rerank_pool` gives below ``IVF_MIN_DOCS``, from there on ``hybrid:P`` with the ``P``
+cells that hold about ``IVF_SCAN_ROWS`` rows (:meth:`semhash.ivf.EmbeddingIVF.probes_for`).
 
     .venv/bin/python scripts/bench_retention.py --out bench-out/retention.json
 """
@@ -54,7 +55,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from newsgroups import DEFAULT_SOURCE, read_posts
 
 from semhash.codes import pack_bits, packed_to_ints
-from semhash.config import HYBRID_HAMMING_POOL, IVF_MIN_DOCS, IVF_NPROBE
+from semhash.config import HYBRID_HAMMING_POOL, IVF_MIN_DOCS, IVF_SCAN_ROWS
 from semhash.index import CodeIndex, IndexStamp
 from semhash.ivf import EmbeddingIVF
 from semhash.model import HashingAutoencoder, encode_codes
@@ -115,7 +116,7 @@ def search(
     pool: int,
     exclude: int | None,
     ivf: EmbeddingIVF | None = None,
-    nprobe: int = IVF_NPROBE,
+    nprobe: int | None = None,
 ) -> np.ndarray:
     """The rerank stage of ``Searcher.search_embedding``: candidates (codes, + IVF) -> cosines -> top 10."""
     rows, dist = candidates(vectors, code, emb, pool, exclude=exclude, ivf=ivf, nprobe=nprobe)
@@ -283,11 +284,12 @@ def main() -> None:
                 for kind, (queries, qlabels) in kinds.items():
                     truths = exact_tops(matrix, np.stack([e for e, _, _ in queries]), [x for _, _, x in queries])
                     rule_pool = rerank_pool(K, size)
-                    rule = rule_pool if size < IVF_MIN_DOCS else f"hybrid:{IVF_NPROBE}"
+                    probes = ivf.probes_for(IVF_SCAN_ROWS)
+                    rule = rule_pool if size < IVF_MIN_DOCS else f"hybrid:{probes}"
                     pool_list: list = sorted({p for p in args.pools if p < size} | {rule_pool})
                     faiss_rows = [f"faiss:{rule_pool}"] if args.faiss_rows else []
-                    hybrid_rows = [f"hybrid:{p}" for p in sorted(set(args.nprobes) | {IVF_NPROBE})]
-                    hybrid_rows.append(f"ivf:{IVF_NPROBE}")  # what the codes' share adds
+                    hybrid_rows = [f"hybrid:{p}" for p in sorted(set(args.nprobes) | {probes})]
+                    hybrid_rows.append(f"ivf:{probes}")  # what the codes' share adds
                     for pool in [*pool_list, *faiss_rows, *hybrid_rows, "exact"]:
                         row = measure(
                             index,

@@ -128,6 +128,12 @@ class EmbeddingIVF:
                 index.add_with_ids(block, np.ascontiguousarray(ids[start : start + _ADD_BLOCK], dtype=np.int64))
         return cls(index)
 
+    def probes_for(self, scan_rows: int) -> int:
+        """How many cells hold about ``scan_rows`` rows (at least one, at most every cell)."""
+        if self.size == 0:
+            return 1
+        return max(1, min(self.nlist, round(scan_rows * self.nlist / self.size)))
+
     def search(self, query: np.ndarray, m: int, nprobe: int) -> np.ndarray:
         """Ids of the (about) ``m`` rows with the largest quantised inner product, from ``nprobe`` cells.
 

@@ -32,7 +32,7 @@ from semhash.config import (
     HYBRID_HAMMING_POOL,
     IVF_CANDIDATES,
     IVF_MIN_DOCS,
-    IVF_NPROBE,
+    IVF_SCAN_ROWS,
     MAX_EXACT_DOCS,
     MAX_RERANK_POOL,
     MIN_RERANK_POOL,
@@ -96,14 +96,14 @@ def candidates(
     """The rows to re-rank by cosine and their Hamming distances: ``(rows, distances)``, rows ascending.
 
     The ``pool`` rows nearest to ``code`` (ties by id), joined, when ``ivf`` is given, by the rows of its
-    top ``ivf_candidates`` (default ``IVF_CANDIDATES``) in the ``nprobe`` (default ``IVF_NPROBE``) cells
-    nearest to ``embedding``; ``exclude`` is left out of both.
+    top ``ivf_candidates`` (default ``IVF_CANDIDATES``) in the ``nprobe`` cells nearest to ``embedding``
+    (default: as many as hold about ``IVF_SCAN_ROWS`` rows); ``exclude`` is left out of both.
     """
     rows, dist = vectors.nearest(code, pool, exclude=exclude)
     if ivf is None:
         return rows, dist
     wanted = (IVF_CANDIDATES if ivf_candidates is None else ivf_candidates) + (exclude is not None)
-    found = ivf.search(embedding, wanted, IVF_NPROBE if nprobe is None else nprobe)
+    found = ivf.search(embedding, wanted, ivf.probes_for(IVF_SCAN_ROWS) if nprobe is None else nprobe)
     _, extra = vectors.rows(found[found != exclude] if exclude is not None else found)
     rows = np.union1d(rows, extra)  # ascending: reads the memory map front to back
     return rows, vectors.distances(code, rows)

@@ -156,3 +156,10 @@ def test_a_sidecar_claiming_an_oversized_file_is_refused_unread(
     for change in ({"bytes": 10**12}, {"nlist": 0}, {"nlist": len(ids) + 1}, {"nlist": "16"}):
         side.write_text(json.dumps({**meta, **change}))
         assert EmbeddingIVF.load(path, STAMP, DIM, len(ids)) is None
+
+
+def test_probes_cover_about_the_asked_rows(built: tuple[EmbeddingIVF, np.ndarray, np.ndarray]) -> None:
+    ivf = built[0]  # 400 rows in 16 cells: 25 a cell
+    assert ivf.probes_for(100) == 4 and ivf.probes_for(1) == 1 and ivf.probes_for(10**6) == ivf.nlist
+    empty = EmbeddingIVF.build(np.zeros(0, np.int64), np.zeros((0, DIM), np.float32))
+    assert empty.probes_for(100) == 1

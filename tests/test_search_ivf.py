@@ -44,7 +44,7 @@ def hybrid(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr("semhash.search.IVF_MIN_DOCS", 1)
     monkeypatch.setattr("semhash.search.HYBRID_HAMMING_POOL", 1)
     monkeypatch.setattr("semhash.search.IVF_CANDIDATES", 10_000)
-    monkeypatch.setattr("semhash.search.IVF_NPROBE", 10_000)
+    monkeypatch.setattr("semhash.search.IVF_SCAN_ROWS", 10_000)
 
 
 def test_the_rule_keeps_codes_where_they_suffice() -> None:
