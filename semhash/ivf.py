@@ -4,9 +4,11 @@ With 32-bit codes a short query's exact cosine top 10 is spread over about a ten
 Hamming rank, so a Hamming pool that finds it costs as much as the exact scan (10^6 documents: ~100 ms).
 An inverted-file index over the embeddings themselves finds it by looking at a few percent of the rows:
 k-means cells (``nlist`` of them, about ``sqrt(n)``), 8-bit scalar-quantised vectors in each cell, and a
-query scans the ``nprobe`` cells nearest to it. Its top ``m`` join the (smaller) Hamming pool and the union
-is re-ranked by exact cosine from the float32 cache (:mod:`semhash.vectors`), so the quantisation never
-decides the final order; it only chooses candidates. :mod:`semhash.search` says when it is used.
+query scans the ``nprobe`` cells nearest to it. Its top ``m`` join the (smaller) Hamming pool and the
+union is re-ranked by exact cosine from the float32 cache (:mod:`semhash.vectors`), so the quantisation
+never decides the final order; it only chooses candidates. :mod:`semhash.search` says when it is used.
+At 10^6 documents of 384 dimensions the file is 375 MiB (held in memory once loaded), built in 30-40 s
+on 2 cores and loaded in 0.6 s.
 
 The file ``<db>.ivf`` sits beside the database, with ``<db>.ivf.json`` recording the
 :class:`~semhash.index.IndexStamp` it was built at, the dimension, the row count, ``nlist`` and a checksum
