@@ -11,16 +11,25 @@ on them (the default recipe, lexical features included). Queries:
 * **document**: stored embeddings of indexed posts (``semhash similar``: the post itself left out); two
   disjoint random halves for validation and test.
 
-Larger indexes (``--sizes``) are synthetic: the ``N`` real rows, then noisy copies of them (unit
-embedding + Gaussian noise of ``--noise`` per component, renormalised), coded by the same trained
-model with their source post's lexical vector; recall is against exact cosine over the same synthetic
-matrix. For each index and pool size the search stage is the one ``Searcher.search_embedding`` runs:
-Hamming top-``pool`` over the cached codes (ties by id) -> cosines gathered from the memory-mapped
-float32 cache (:class:`semhash.vectors.VectorCache`, a real file in a temporary folder) -> sort; plus
-``faiss:N`` (the same with faiss's top-N as the candidate stage, the design it replaced) and ``exact``
-(:meth:`VectorCache.scan`, every row). Pool 100 is the old default (the baseline of the same run).
-Latency is per query, median and p90 in ms; the query's embedding time (encoder, one short query) is
-measured in the same run. The ``rule`` flag marks the pool :func:`semhash.search.rerank_pool` gives.
+Smaller indexes (``--real-sizes``) are the first ``N`` real posts, coded by the same hasher (trained on
+all ``n``), with the document queries among them. Larger indexes (``--sizes``) are synthetic: the ``N``
+real rows, then noisy copies of them (unit embedding + Gaussian noise of ``--noise`` per component,
+renormalised), coded by the same trained model with their source post's lexical vector; recall is
+against exact cosine over the same synthetic matrix. For each index and pool size the search stage is
+the one ``Searcher.search_embedding`` runs: Hamming top-``pool`` over the cached codes (ties by id) ->
+cosines gathered from the memory-mapped float32 cache (:class:`semhash.vectors.VectorCache`, a real file
+in a temporary folder) -> sort; plus ``faiss:N`` (``--faiss-rows``: the same with faiss's top-N as the
+candidate stage, the design it replaced) and ``exact`` (:meth:`VectorCache.scan`, every row). Pool 100
+is the old default (the baseline of the same run).
+
+``hybrid:P`` is the float candidate stage (:func:`semhash.search.candidates` with an
+:class:`semhash.ivf.EmbeddingIVF` built here on the same rows, its build time and size reported): the
+Hamming pool of ``min(rule, HYBRID_HAMMING_POOL)`` joined by the IVF's top ``IVF_CANDIDATES`` from ``P``
+probed cells, re-ranked by cosine; ``ivf:P`` is the same without the Hamming share. Latency is per
+query, median and p90 in ms; the query's embedding time (encoder, one short query) is measured in the
+same run. The ``rule`` flag marks what :func:`semhash.search.candidate_stage` runs by default: the pool
+:func:`semhash.search.rerank_pool` gives below ``IVF_MIN_DOCS``, from there on ``hybrid:P`` with the ``P``
+cells that hold about ``IVF_SCAN_ROWS`` rows (:meth:`semhash.ivf.EmbeddingIVF.probes_for`).
 
     .venv/bin/python scripts/bench_retention.py --out bench-out/retention.json
 """
@@ -38,6 +47,7 @@ import time
 from itertools import islice
 from pathlib import Path
 
+import faiss
 import numpy as np
 import torch
 
@@ -45,9 +55,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from newsgroups import DEFAULT_SOURCE, read_posts
 
 from semhash.codes import pack_bits, packed_to_ints
+from semhash.config import HYBRID_HAMMING_POOL, IVF_MIN_DOCS, IVF_SCAN_ROWS
 from semhash.index import CodeIndex, IndexStamp
+from semhash.ivf import EmbeddingIVF
 from semhash.model import HashingAutoencoder, encode_codes
-from semhash.search import rerank_pool
+from semhash.search import candidates, rerank_pool
 from semhash.train import train_hasher
 from semhash.vectors import VectorCache
 
@@ -97,9 +109,17 @@ def exact_tops(matrix: np.ndarray, queries: np.ndarray, exclude: list[int | None
     return list(best_i)
 
 
-def search(vectors: VectorCache, emb: np.ndarray, code: int, pool: int, exclude: int | None) -> np.ndarray:
-    """The rerank stage of ``Searcher.search_embedding``: Hamming pool from the cache -> cosines -> top 10."""
-    rows, dist = vectors.nearest(code, pool, exclude=exclude)
+def search(
+    vectors: VectorCache,
+    emb: np.ndarray,
+    code: int,
+    pool: int,
+    exclude: int | None,
+    ivf: EmbeddingIVF | None = None,
+    nprobe: int | None = None,
+) -> np.ndarray:
+    """The rerank stage of ``Searcher.search_embedding``: candidates (codes, + IVF) -> cosines -> top 10."""
+    rows, dist = candidates(vectors, code, emb, pool, exclude=exclude, ivf=ivf, nprobe=nprobe)
     ids, cos = vectors.ids[rows], vectors.cosines_at(emb, rows)
     return ids[np.lexsort((ids, dist, -cos))][:K]
 
@@ -114,13 +134,18 @@ def faiss_search(index: CodeIndex, vectors: VectorCache, emb: np.ndarray, packed
     return ids[np.lexsort((ids, dist, -cos))][:K]
 
 
-def measure(index, vectors, truths, queries, labels, db_labels, pool) -> dict:
+def measure(index, vectors, ivf, truths, queries, labels, db_labels, pool) -> dict:
     """Recall@10 vs exact cosine, P@10 (when labelled), latency over ``queries`` = [(emb, code, exclude)]."""
     recalls, precisions, times = [], [], []
+    hamming = min(rerank_pool(K, vectors.size), HYBRID_HAMMING_POOL)
     for (emb, code, exclude), label, truth in zip(queries, labels, truths, strict=True):
         t0 = time.perf_counter()
         if pool == "exact":
             found, _ = vectors.scan(emb, K, exclude=exclude)
+        elif isinstance(pool, str) and pool.startswith(("hybrid:", "ivf:")):  # "ivf:P": no Hamming share
+            code_int = int(packed_to_ints(code[None])[0])
+            share = hamming if pool.startswith("hybrid:") else 0
+            found = search(vectors, emb, code_int, share, exclude, ivf=ivf, nprobe=int(pool.split(":")[1]))
         elif isinstance(pool, str):  # "faiss:N"
             found = faiss_search(index, vectors, emb, code, int(pool[6:]), exclude)
         else:
@@ -142,8 +167,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--embeddings", type=Path, default=None, help="embeddings.npz or embeddings.partial.npz")
     parser.add_argument("--source", type=Path, default=DEFAULT_SOURCE)
-    parser.add_argument("--sizes", type=int, nargs="*", default=[10_000, 100_000, 1_000_000])
-    parser.add_argument("--pools", type=int, nargs="*", default=[100, 400, 1000, 2000, 4000, 8000, 16000, 32000])
+    parser.add_argument("--sizes", type=int, nargs="*", default=[50_000, 100_000, 1_000_000])
+    parser.add_argument(
+        "--real-sizes", type=int, nargs="*", default=[10_000], help="smaller real indexes: the first N posts"
+    )
+    parser.add_argument("--pools", type=int, nargs="*", default=[100, 2000, 10000])
+    parser.add_argument("--nprobes", type=int, nargs="*", default=[16, 32, 64, 128], help="hybrid:P rows")
+    parser.add_argument("--faiss-rows", action="store_true", help="also the faiss:N candidate stage (slower)")
     parser.add_argument("--queries", type=int, default=200, help="per kind and split")
     parser.add_argument("--noise", type=float, default=0.025, help="per-component noise of synthetic copies")
     parser.add_argument("--splits", nargs="*", default=["validation", "test"])
@@ -207,9 +237,9 @@ def main() -> None:
     }
     print(f"embedding one short query: {result['embed_short_query_ms_p50']} ms (median)", flush=True)
 
-    for size in [n, *[s for s in args.sizes if s > n]]:
-        if size == n:
-            matrix, codes = emb, real_codes
+    for size in [*[s for s in args.real_sizes if s < n], n, *[s for s in args.sizes if s > n]]:
+        if size <= n:  # the real posts (or their first ``size``: a smaller real index, same hasher)
+            matrix, codes = emb[:size], real_codes[:size]
         else:
             src = np.concatenate([np.arange(n), rng.integers(0, n, size - n)])
             matrix = np.empty((size, emb.shape[1]), np.float32)
@@ -223,12 +253,23 @@ def main() -> None:
                 codes[s : s + len(part)] = code_rows(model, noisy, None if lexical is None else lexical[part])
         ids = np.arange(size, dtype=np.int64)
         index = CodeIndex.build(ids, codes, 32)
+        t0 = time.perf_counter()
+        ivf = EmbeddingIVF.build(ids, matrix)
+        build = {
+            "size": size,
+            "ivf_build_s": round(time.perf_counter() - t0, 1),
+            "ivf_nlist": ivf.nlist,
+            "ivf_mb": round(len(faiss.serialize_index(ivf.index)) / 2**20, 1),
+            "vectors_mb": round(matrix.nbytes / 2**20, 1),
+        }
+        result.setdefault("ivf_builds", []).append(build)
+        print(json.dumps(build), flush=True)
         with tempfile.TemporaryDirectory() as tmp:
             sql = packed_to_ints(codes).view(np.int64)
             vectors = VectorCache.write(
                 Path(tmp) / "v.vectors", IndexStamp("bench", 0), emb.shape[1], 32, [(ids, sql, matrix)]
             )
-            labels = db_labels if size == n else None
+            labels = db_labels[:size] if size <= n else None
             for split in args.splits:
                 kinds = {
                     "short": (
@@ -236,28 +277,34 @@ def main() -> None:
                         [lab for _, lab in short[split]],
                     ),
                     "document": (
-                        [(matrix[r], codes[r], int(r)) for r in docs[split]],
-                        [db_labels[r] for r in docs[split]],
+                        [(matrix[r], codes[r], int(r)) for r in docs[split] if r < size],
+                        [db_labels[r] for r in docs[split] if r < size],
                     ),
                 }
                 for kind, (queries, qlabels) in kinds.items():
                     truths = exact_tops(matrix, np.stack([e for e, _, _ in queries]), [x for _, _, x in queries])
-                    rule = rerank_pool(K, size)
-                    pool_list: list = sorted({p for p in args.pools if p < size} | {rule})
-                    for pool in [*pool_list, f"faiss:{rule}", "exact"]:
+                    rule_pool = rerank_pool(K, size)
+                    probes = ivf.probes_for(IVF_SCAN_ROWS)
+                    rule = rule_pool if size < IVF_MIN_DOCS else f"hybrid:{probes}"
+                    pool_list: list = sorted({p for p in args.pools if p < size} | {rule_pool})
+                    faiss_rows = [f"faiss:{rule_pool}"] if args.faiss_rows else []
+                    hybrid_rows = [f"hybrid:{p}" for p in sorted(set(args.nprobes) | {probes})]
+                    hybrid_rows.append(f"ivf:{probes}")  # what the codes' share adds
+                    for pool in [*pool_list, *faiss_rows, *hybrid_rows, "exact"]:
                         row = measure(
                             index,
                             vectors,
+                            ivf,
                             truths,
                             queries,
                             qlabels if labels is not None else [None] * len(queries),
                             labels,
                             pool,
                         )
-                        row.update(size=size, synthetic=size != n, split=split, kind=kind, rule=pool == rule)
+                        row.update(size=size, synthetic=size > n, split=split, kind=kind, rule=pool == rule)
                         result["runs"].append(row)
                         print(json.dumps(row), flush=True)
-            del vectors
+            del vectors, ivf
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=1))
 

@@ -36,6 +36,18 @@ MIN_RERANK_POOL = 2000
 RERANK_POOL_FRACTION = 0.1
 #: Past this the gather costs as much as ``--exact``'s full scan (10^6 documents: ~100 ms either way).
 MAX_RERANK_POOL = 100_000
+#: The float candidate stage (issue 9, :mod:`semhash.ivf`): from this many documents on, a ranked query's
+#: candidates are the Hamming pool (at most ``HYBRID_HAMMING_POOL``) joined by the ``IVF_CANDIDATES`` rows a
+#: faiss IVF index over the stored embeddings finds in the cells nearest the query, as many cells as hold about
+#: ``IVF_SCAN_ROWS`` rows (so a query's scan costs the same at every size: ~12 MB of 8-bit codes; at 10^6 a
+#: scan twice as long took 4-5x longer on the busy 2-core machine, memory-bound). Below ``IVF_MIN_DOCS`` the
+#: codes alone suffice (the pool rule's recall@10 >= 0.9 for short queries: 0.92-0.93 at 10^4 real posts,
+#: 0.89 at 18,331) and no IVF file is built. Chosen on validation queries (train-split subject lines) with
+#: ``scripts/bench_retention.py``; see BENCHMARKS.md.
+IVF_MIN_DOCS = 10_000
+IVF_SCAN_ROWS = 32_768
+IVF_CANDIDATES = 100
+HYBRID_HAMMING_POOL = 2000
 #: ``--exact`` scans every stored embedding; above this many documents it is refused (a scan of 10^6
 #: float16 rows takes a few hundred ms on 2 cores: fine for one query, not for a default).
 MAX_EXACT_DOCS = 2_000_000

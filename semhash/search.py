@@ -6,6 +6,15 @@ finds the neighbourhood cheaply, the embedding orders it precisely. The pool gro
 (:func:`rerank_pool`; issue 9: a fixed 100 kept only 22% of the exact cosine top 10 for short queries),
 and its codes and vectors come from the memory-mapped cache beside the database (:mod:`semhash.vectors`),
 not from SQLite rows. ``exact`` skips the codes and scans every stored embedding (small indexes).
+
+Large indexes (from ``IVF_MIN_DOCS`` documents) add a float candidate stage (:func:`candidate_stage`):
+a faiss IVF index over the stored embeddings (:mod:`semhash.ivf`) proposes ``IVF_CANDIDATES`` rows, the
+codes a Hamming pool of at most ``HYBRID_HAMMING_POOL``, and their union is re-ranked by exact cosine. At
+10^5-10^6 documents a short query's true top 10 lies in about a tenth of the index by Hamming rank, which
+no pool within the latency budget covers; the IVF stage finds it by scanning the cells nearest the query
+(about ``IVF_SCAN_ROWS`` rows, 3% of 10^6). Recall@10 against exact cosine for short queries went from 0.90
+(10^5, pool 10,000) and 0.91 (10^6, pool 100,000, ~100 ms) to 0.99 and 0.95 (BENCHMARKS.md "Retention").
+Below ``IVF_MIN_DOCS``, with an explicit ``pool``, or without reranking, the codes alone choose.
 ``radius`` instead returns every document within that many bits, the classic semantic-hashing lookup.
 """
 
@@ -13,7 +22,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -22,6 +31,10 @@ from semhash.codec import Codec, resolve_runtime
 from semhash.codes import from_sql_int, ints_to_packed, packed_to_ints
 from semhash.config import (
     DEFAULT_K,
+    HYBRID_HAMMING_POOL,
+    IVF_CANDIDATES,
+    IVF_MIN_DOCS,
+    IVF_SCAN_ROWS,
     MAX_EXACT_DOCS,
     MAX_RERANK_POOL,
     MIN_RERANK_POOL,
@@ -32,8 +45,9 @@ from semhash.corpus import ReadOptions, read_records, snippet
 from semhash.embed import Encoder
 from semhash.errors import CorpusError, DocumentNotFoundError, UsageError
 from semhash.index import CodeIndex
+from semhash.ivf import EmbeddingIVF
 from semhash.store import Store
-from semhash.sync import load_index, load_vectors, require_documents
+from semhash.sync import load_index, load_ivf, load_vectors, require_documents
 from semhash.types import Hit
 from semhash.vectors import VectorCache
 
@@ -46,6 +60,55 @@ def rerank_pool(k: int, size: int) -> int:
     """
     grown = max(RERANK_POOL_FACTOR * k, MIN_RERANK_POOL, int(np.ceil(RERANK_POOL_FRACTION * size)))
     return max(min(grown, MAX_RERANK_POOL), k)
+
+
+#: The candidate stages a query can run (reported as each hit's ``stage``).
+STAGE_CODES = "codes"  # a Hamming pool of the codes, re-ranked by cosine
+STAGE_HYBRID = "codes+ivf"  # a smaller Hamming pool joined by the IVF index's candidates, re-ranked by cosine
+STAGE_EXACT = "exact"  # every stored embedding by cosine
+STAGE_HAMMING = "hamming"  # Hamming order alone (``--no-rerank``, ``--radius``)
+
+
+def candidate_stage(options: QueryOptions, size: int) -> str:
+    """Which candidate stage a query with ``options`` runs on an index of ``size`` documents.
+
+    The codes stay the candidate stage wherever they suffice: small indexes (below ``IVF_MIN_DOCS``, where
+    the pool rule keeps recall@10 >= 0.9), an explicit ``pool`` (the caller chose the Hamming pool), and
+    every unranked or radius query. Only a reranked top ``k`` on a large index adds the IVF stage.
+    """
+    if options.exact:
+        return STAGE_EXACT
+    if not options.rerank or options.radius is not None:
+        return STAGE_HAMMING
+    if options.pool is not None or size < IVF_MIN_DOCS:
+        return STAGE_CODES
+    return STAGE_HYBRID
+
+
+def candidates(
+    vectors: VectorCache,
+    code: int,
+    embedding: np.ndarray,
+    pool: int,
+    exclude: int | None = None,
+    ivf: EmbeddingIVF | None = None,
+    ivf_candidates: int | None = None,
+    nprobe: int | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """The rows to re-rank by cosine and their Hamming distances: ``(rows, distances)``, rows ascending.
+
+    The ``pool`` rows nearest to ``code`` (ties by id), joined, when ``ivf`` is given, by the rows of its
+    top ``ivf_candidates`` (default ``IVF_CANDIDATES``) in the ``nprobe`` cells nearest to ``embedding``
+    (default: as many as hold about ``IVF_SCAN_ROWS`` rows); ``exclude`` is left out of both.
+    """
+    rows, dist = vectors.nearest(code, pool, exclude=exclude)
+    if ivf is None:
+        return rows, dist
+    wanted = (IVF_CANDIDATES if ivf_candidates is None else ivf_candidates) + (exclude is not None)
+    found = ivf.search(embedding, wanted, ivf.probes_for(IVF_SCAN_ROWS) if nprobe is None else nprobe)
+    _, extra = vectors.rows(found[found != exclude] if exclude is not None else found)
+    rows = np.union1d(rows, extra)  # ascending: reads the memory map front to back
+    return rows, vectors.distances(code, rows)
 
 
 @dataclass
@@ -88,6 +151,15 @@ class _Snapshot:
     model_id: int | None
     index: CodeIndex
     vectors: VectorCache
+    ivf: _LazyIVF = field(default_factory=lambda: _LazyIVF(), compare=False)
+
+
+class _LazyIVF:
+    """The IVF index of one snapshot, loaded or built by the first query that needs it (then kept)."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.value: EmbeddingIVF | None = None
 
 
 class Searcher:
@@ -300,6 +372,7 @@ class Searcher:
         vectors = snapshot.vectors
         code_int = int(packed_to_ints(query)[0])
         limit: int | None = options.k
+        stage = candidate_stage(options, vectors.size)
         if options.exact:
             ids, cosines = self._exact(snapshot, embedding, options.k, exclude)
             dist = vectors.distances(code_int, vectors.rows(ids)[1])
@@ -307,7 +380,10 @@ class Searcher:
             # The candidate pool comes from the cache's codes (the faiss index's rows of this generation):
             # one numpy pass, the same set as a faiss top-``pool`` with ties by id, at a fraction of the cost.
             pool = max(options.pool or rerank_pool(options.k, vectors.size), options.k)
-            rows, dist = vectors.nearest(code_int, pool, exclude=exclude)
+            if stage == STAGE_HYBRID:
+                pool = max(min(pool, HYBRID_HAMMING_POOL), options.k)
+            ivf = self._ivf(snapshot) if stage == STAGE_HYBRID else None
+            rows, dist = candidates(vectors, code_int, embedding, pool, exclude=exclude, ivf=ivf)
             ids, cosines = vectors.ids[rows], vectors.cosines_at(embedding, rows)
             order = np.lexsort((ids, dist, -cosines))
             ids, dist, cosines = ids[order], dist[order], cosines[order]
@@ -341,9 +417,21 @@ class Searcher:
                 cosine=c,
                 snippet=snippet(docs[i].text),
                 bits=bits,
+                stage=stage,
             )
             for rank, (i, dd, c) in enumerate(ranked, start=1)
         ]
+
+    def _ivf(self, snapshot: _Snapshot) -> EmbeddingIVF:
+        """The snapshot's IVF index: loaded from ``<db>.ivf`` when fresh, else built and saved (once)."""
+        slot = snapshot.ivf
+        ivf = slot.value
+        if ivf is None:
+            with slot.lock:  # one build per snapshot, however many threads ask at once
+                if slot.value is None:
+                    slot.value = load_ivf(self.store, snapshot.vectors, snapshot.generation)
+                ivf = slot.value
+        return ivf
 
     def _exact(
         self, snapshot: _Snapshot, embedding: np.ndarray, k: int, exclude: int | None

@@ -7,7 +7,9 @@ never served. No torch here: dedup and info run on stored codes alone.
 
 The rerank vectors (:mod:`semhash.vectors`, ``<db>.vectors``) are the same kind of cache for the stored
 embeddings, stamped with the same database state: :func:`load_vectors` serves them when fresh and
-rebuilds them from SQLite (streamed in chunks, so memory stays bounded) when not.
+rebuilds them from SQLite (streamed in chunks, so memory stays bounded) when not. The IVF index over the
+embeddings (:mod:`semhash.ivf`, ``<db>.ivf``, large indexes only) is built from that vector cache by
+:func:`load_ivf`, stamped the same way.
 
 Saving is strict for commands that write (``index``, ``train``, ``remove``): a full disk is a one-line
 :class:`StorageError`. Commands that only read serve a rebuilt index from memory when it cannot be saved
@@ -16,6 +18,7 @@ Saving is strict for commands that write (``index``, ``train``, ``remove``): a f
 
 from __future__ import annotations
 
+import contextlib
 import errno
 from collections.abc import Iterator
 
@@ -24,6 +27,7 @@ import numpy as np
 from semhash.codes import ints_to_packed
 from semhash.errors import IndexMissingError, StorageError
 from semhash.index import CodeIndex, IndexStamp, index_path_for
+from semhash.ivf import EmbeddingIVF, ivf_path_for
 from semhash.store import Store
 from semhash.vectors import VectorCache, vectors_path_for
 
@@ -105,6 +109,28 @@ def load_vectors(store: Store, strict: bool = False) -> VectorCache:
     """The saved vector cache if it is fresh and this database's, else a rebuilt one."""
     cache = VectorCache.load(vectors_path_for(store.path), stamp_of(store), _embedding_dim(store), _bits(store))
     return cache if cache is not None else build_vectors(store, strict=strict)
+
+
+def load_ivf(store: Store, vectors: VectorCache, generation: int) -> EmbeddingIVF:
+    """The IVF index of ``vectors`` (the cache of store generation ``generation``): the saved file when its
+    sidecar vouches for this database state, else one built from the cache and saved beside the database.
+
+    Only commands that read build it (a searcher, on the first query that needs it), so saving is never
+    strict: when the file cannot be written, or the store has moved past ``generation`` meanwhile (the
+    stamp would not describe these rows), or the database has no id, the index is served from memory.
+    """
+    stamp = stamp_of(store)
+    path = ivf_path_for(store.path)
+    current = stamp.generation == generation and stamp.database_id is not None
+    if current:
+        saved = EmbeddingIVF.load(path, stamp, vectors.dim, vectors.size)
+        if saved is not None:
+            return saved
+    ivf = EmbeddingIVF.build(vectors.ids, vectors.matrix)
+    if current:
+        with contextlib.suppress(OSError):  # only a cache: served from memory, rebuilt by the next process
+            ivf.save(path, stamp)
+    return ivf
 
 
 def index_is_fresh(store: Store) -> bool:

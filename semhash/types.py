@@ -36,7 +36,11 @@ class SkippedFile:
 
 @dataclass(frozen=True)
 class Hit:
-    """One search result. ``cosine`` is ``None`` when embeddings were not consulted; ``bits`` is the code length."""
+    """One search result. ``cosine`` is ``None`` when embeddings were not consulted; ``bits`` is the code length.
+
+    ``stage`` names the query's candidate stage (:func:`semhash.search.candidate_stage`): ``codes``,
+    ``codes+ivf``, ``exact`` or ``hamming``.
+    """
 
     rank: int
     id: int
@@ -47,6 +51,7 @@ class Hit:
     cosine: float | None
     snippet: str
     bits: int = 32
+    stage: str = "codes"
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready fields (CLI ``--json``, ``semhash serve``): the code as ``bits / 4`` hex digits, the location."""

@@ -164,7 +164,7 @@ def test_empty_and_in_memory_caches(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("bits", [16, 32, 64])
-@pytest.mark.parametrize("pool", [1, 7, 40, 300, 1000])
+@pytest.mark.parametrize("pool", [1, 7, 40, 300, 599, 600, 1000])  # 599, 600: every row but one, all
 def test_nearest_is_the_faiss_top_pool_with_ties_by_id(tmp_path: Path, bits: int, pool: int) -> None:
     """The rerank's candidate stage (numpy over the cached codes) picks exactly what faiss picks."""
     from semhash.codes import ints_to_packed, packed_to_ints
