@@ -43,7 +43,7 @@ from semhash.embed import Encoder, LongDocumentEncoder, SentenceTransformerEncod
 from semhash.engine import check_engine, import_ray
 from semhash.errors import CorpusError, CorruptIndexError, DocumentNotFoundError, NoDocumentsError, UsageError
 from semhash.store import Store
-from semhash.sync import build_index, load_index
+from semhash.sync import build_index, load_index, warm_query_caches
 from semhash.types import IndexReport, SourceDocument
 
 if TYPE_CHECKING:
@@ -209,6 +209,7 @@ def index_paths(
             load_index(store, strict=True)  # rebuilt and saved only if the codes changed since it was written
         except CorruptIndexError:
             build_index(store)  # indexing rewrites a corrupt cache rather than refusing
+        warm_query_caches(store)
         report.total_documents = store.count()
     finally:
         if store is not None:
@@ -490,6 +491,7 @@ def retrain_index(
             raise CorpusError(f"{store.path} holds no document: run `semhash index DIR` first")
         _train_and_encode(store, options, report, progress)
         build_index(store)
+        warm_query_caches(store)
         report.total_documents = store.count()
     report.seconds = time.perf_counter() - started
     return report

@@ -422,6 +422,15 @@ class Searcher:
             for rank, (i, dd, c) in enumerate(ranked, start=1)
         ]
 
+    def warm(self) -> None:
+        """Load now what the first query would otherwise load: the encoder, the hasher and, on a large
+        index (from ``IVF_MIN_DOCS`` documents), the IVF stage (``semhash serve`` calls it at start-up, so
+        the first request does not pay for them)."""
+        snapshot = self._current()
+        self.embed_and_code("warm up")
+        if snapshot.vectors.size >= IVF_MIN_DOCS:
+            self._ivf(snapshot)
+
     def _ivf(self, snapshot: _Snapshot) -> EmbeddingIVF:
         """The snapshot's IVF index: loaded from ``<db>.ivf`` when fresh, else built and saved (once)."""
         slot = snapshot.ivf

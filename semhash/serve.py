@@ -307,6 +307,5 @@ def serve(
     check_host(host, allow_remote)
     limit_blas_threads()
     app = create_app(db_path, device=device, runtime=runtime)
-    app.state.searcher.encoder  # noqa: B018 -- load the model now, not on the first request
-    app.state.searcher.codec.hasher  # noqa: B018 -- and the hashing model
+    app.state.searcher.warm()  # the models and a large index's IVF stage now, not on the first request
     uvicorn.run(app, host=host, port=port, log_level="info")

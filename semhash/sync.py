@@ -25,6 +25,7 @@ from collections.abc import Iterator
 import numpy as np
 
 from semhash.codes import ints_to_packed
+from semhash.config import IVF_MIN_DOCS
 from semhash.errors import IndexMissingError, StorageError
 from semhash.index import CodeIndex, IndexStamp, index_path_for
 from semhash.ivf import EmbeddingIVF, ivf_path_for
@@ -131,6 +132,25 @@ def load_ivf(store: Store, vectors: VectorCache, generation: int) -> EmbeddingIV
         with contextlib.suppress(OSError):  # only a cache: served from memory, rebuilt by the next process
             ivf.save(path, stamp)
     return ivf
+
+
+def warm_query_caches(store: Store) -> None:
+    """Build the caches a ranked query reads, so the first query after ``semhash index`` is not the one
+    that pays for them: the rerank vectors and, from ``IVF_MIN_DOCS`` documents, the IVF stage (10^6
+    documents: ~40 s, once per change of the index; a query would otherwise build it itself).
+
+    Best effort, like the caches themselves: a cache that cannot be written is left for queries to build.
+    """
+    if store.bits is None or store.count() == 0:
+        return
+    store.db.execute("BEGIN")  # rows and stamp from one commit
+    try:
+        generation = store.generation
+        vectors = load_vectors(store)
+        if vectors.size >= IVF_MIN_DOCS:
+            load_ivf(store, vectors, generation)
+    finally:
+        store.db.execute("COMMIT")
 
 
 def index_is_fresh(store: Store) -> bool:

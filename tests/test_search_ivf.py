@@ -194,3 +194,43 @@ def test_the_ivf_is_built_once_per_snapshot_however_many_threads(
             results = list(pool.map(lambda t: _ids(searcher.query(t, QueryOptions(k=3))), TEXTS * 3))
     assert len(calls) == 1 and len({tuple(r) for r in results}) == len(TEXTS)
     assert np.all([len(r) == 3 for r in results])
+
+
+def test_indexing_builds_the_query_caches_so_the_first_query_does_not(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Old code: `semhash index` left the rerank vectors and the IVF stage to the first ranked query."""
+    monkeypatch.setattr("semhash.sync.IVF_MIN_DOCS", 1)
+    monkeypatch.setattr("semhash.search.IVF_MIN_DOCS", 1)
+    root = tmp_path / "corpus"
+    write_corpus(root)
+    path = tmp_path / "warm.db"
+    encoder = FakeEncoder()
+    index_paths(path, [root], IndexOptions(epochs=30, device="cpu"), encoder=encoder)
+    assert Path(f"{path}.vectors").is_file() and Path(f"{path}.ivf").is_file()
+    from semhash.ivf import EmbeddingIVF
+
+    def no_build(*args: object, **kwargs: object) -> None:
+        raise AssertionError("the query rebuilt the IVF index that indexing had saved")
+
+    monkeypatch.setattr(EmbeddingIVF, "build", classmethod(no_build))
+    with Searcher(path, encoder=encoder) as searcher:
+        hits = searcher.query("flour oven", QueryOptions(k=3))
+    assert hits and {h.stage for h in hits} == {STAGE_HYBRID}
+
+
+def test_small_indexes_get_no_ivf_file_from_indexing(db: tuple[Path, Path, FakeEncoder]) -> None:
+    _, path, _ = db
+    assert Path(f"{path}.vectors").is_file() and not Path(f"{path}.ivf").exists()
+
+
+def test_warm_loads_the_ivf_stage_before_the_first_query(
+    db: tuple[Path, Path, FakeEncoder], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _, path, encoder = db
+    monkeypatch.setattr("semhash.search.IVF_MIN_DOCS", 1)
+    with Searcher(path, encoder=encoder) as searcher:
+        snapshot = searcher._current()
+        assert snapshot.ivf.value is None
+        searcher.warm()
+        assert snapshot.ivf.value is not None and Path(f"{path}.ivf").is_file()
