@@ -190,9 +190,7 @@ def embed(texts: list[str], path: Path) -> np.ndarray:
     """MiniLM embeddings with window pooling (what `semhash index` stores), cached in ``path``."""
     if path.exists():
         return np.load(path)["embeddings"]
-    from semhash.embed import load_encoder
-
-    encoder = load_encoder(device="cpu")
+    encoder = _fast_encoder()
     started = time.perf_counter()
     chunks = []
     for start in range(0, len(texts), 256):
@@ -204,6 +202,22 @@ def embed(texts: list[str], path: Path) -> np.ndarray:
     embeddings = np.concatenate(chunks).astype(np.float32)
     np.savez(path, embeddings=embeddings)
     return embeddings
+
+
+def _fast_encoder():  # type: ignore[no-untyped-def]
+    """The exported ONNX encoder (identical embeddings, ~1.75x faster on CPU), else sentence-transformers."""
+    from semhash.config import DEFAULT_MODEL
+
+    try:
+        from semhash.runtime import OnnxEncoder
+        from semhash.runtime.cache import cached_encoder
+
+        return OnnxEncoder(cached_encoder(DEFAULT_MODEL))
+    except Exception as exc:  # no onnxruntime, or the export failed: the reference encoder
+        print(f"  ONNX encoder unavailable ({exc}); using sentence-transformers", flush=True)
+        from semhash.embed import load_encoder
+
+        return load_encoder(device="cpu")
 
 
 def prepare() -> None:
@@ -710,7 +724,7 @@ def speed(sizes: list[int], minish_python: Path) -> None:
 
 
 # -- neighbour candidates (issue 11) -------------------------------------------------------------------
-ANN_NEIGHBOURS = (0, 5, 10, 20, 50)
+ANN_NEIGHBOURS: tuple[int | str, ...] = ("auto", 0, 10)
 
 
 def ann_quality(threshold: float) -> None:
@@ -744,6 +758,7 @@ def ann_quality(threshold: float) -> None:
             kept = set(zip((result.left - 1).tolist(), (result.right - 1).tolist(), strict=True))
             row: dict = {
                 "neighbours": k,
+                "stage": result.stats.stage,
                 "seconds": round(seconds, 2),
                 "candidates": result.stats.candidates,
                 "candidate_recall": round(len(gold & kept) / len(gold), 4),

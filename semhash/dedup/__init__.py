@@ -63,14 +63,20 @@ from semhash.dedup.against import AgainstResult, find_existing, match_against
 from semhash.dedup.clusters import DedupResult, DedupStats, DocTable, build_clusters
 from semhash.dedup.join import candidate_pairs, distinct_code_pairs, flip_masks
 from semhash.dedup.options import (
+    AUTO_NEIGHBOURS,
     CLUSTER_METHODS,
     DEFAULT_RADIUS,
     DEFAULT_THRESHOLD,
     KEEP_FLOOR,
     KEEP_RULES,
+    EXACT_LIMIT,
     MAX_RADIUS,
+    NEIGHBOUR_LIMIT,
+    CandidateStage,
     DedupOptions,
+    candidate_stage,
     check_radius,
+    parse_neighbours,
 )
 from semhash.dedup.pipeline import dedup_index, dedup_store
 from semhash.dedup.text import normalize_text, normalized_text_hash, numbers_conflict
@@ -78,15 +84,19 @@ from semhash.dedup.verify import FINE_BINS, SMALL_BLOCK, CodeBlocks, pairwise_co
 from semhash.dedup.write import WritePlan, WriteSummary, check_new_folder, plan_unique, write_unique
 
 __all__ = [
+    "AUTO_NEIGHBOURS",
     "CLUSTER_METHODS",
     "DEFAULT_RADIUS",
     "DEFAULT_THRESHOLD",
+    "EXACT_LIMIT",
     "FINE_BINS",
     "KEEP_FLOOR",
     "KEEP_RULES",
     "MAX_RADIUS",
+    "NEIGHBOUR_LIMIT",
     "SMALL_BLOCK",
     "AgainstResult",
+    "CandidateStage",
     "CodeBlocks",
     "DedupOptions",
     "DedupResult",
@@ -96,6 +106,7 @@ __all__ = [
     "WriteSummary",
     "build_clusters",
     "candidate_pairs",
+    "candidate_stage",
     "check_new_folder",
     "check_radius",
     "dedup_index",
@@ -107,6 +118,7 @@ __all__ = [
     "normalize_text",
     "normalized_text_hash",
     "numbers_conflict",
+    "parse_neighbours",
     "pairwise_cosine",
     "plan_unique",
     "write_unique",
