@@ -263,7 +263,9 @@ def test_cli_table_json_csv_list(db: Path) -> None:
     assert lines[0].startswith("cluster,kept_id,kept_location") and len(lines) == 3
     code, output = invoke("--db", db, "--neighbours", 0, "--radius", 2, "--threshold", 0.9, "--list-duplicates")
     assert [Path(p).name for p in output.split()] == ["doc1.txt", "doc3.txt"]
-    code, output = invoke("--db", db, "--neighbours", 0, "--radius", 2, "--threshold", 0.5, "--cluster", "components", "--json")
+    code, output = invoke(
+        "--db", db, "--neighbours", 0, "--radius", 2, "--threshold", 0.5, "--cluster", "components", "--json"
+    )
     assert code == 0 and len(output.splitlines()) == 3
 
 
@@ -277,7 +279,9 @@ def test_cli_histogram(db: Path) -> None:
 
 def test_cli_write_unique_copies_and_never_touches_sources(db: Path, tmp_path: Path) -> None:
     before = {p.name: p.read_text() for p in (tmp_path / "docs").iterdir()}
-    code, output = invoke("--db", db, "--neighbours", 0, "--radius", 2, "--threshold", 0.9, "--write-unique", tmp_path / "unique")
+    code, output = invoke(
+        "--db", db, "--neighbours", 0, "--radius", 2, "--threshold", 0.9, "--write-unique", tmp_path / "unique"
+    )
     assert code == 0, output
     assert "wrote 5 unique documents" in output
     written = sorted(p.name for p in (tmp_path / "unique").rglob("*.txt"))

@@ -60,10 +60,7 @@ def candidate_stage(documents: int, neighbours: int | str) -> CandidateStage:
     """
     if neighbours == "all" or (neighbours == "auto" and documents <= EXACT_LIMIT):
         return CandidateStage("all-pairs")
-    if neighbours == "auto":
-        k = AUTO_NEIGHBOURS if documents <= NEIGHBOUR_LIMIT else 0
-    else:
-        k = int(neighbours)
+    k = (AUTO_NEIGHBOURS if documents <= NEIGHBOUR_LIMIT else 0) if neighbours == "auto" else int(neighbours)
     return CandidateStage("codes+neighbours", k) if k else CandidateStage("codes")
 
 
@@ -130,7 +127,7 @@ class DedupOptions:
                     f"--neighbours must be auto, all or a number between 0 and {MAX_NEIGHBOURS}, "
                     f"not {self.neighbours!r}"
                 )
-        elif not isinstance(self.neighbours, int) or isinstance(self.neighbours, bool) or not 0 <= self.neighbours <= MAX_NEIGHBOURS:
+        elif type(self.neighbours) is not int or not 0 <= self.neighbours <= MAX_NEIGHBOURS:  # no bool, no float
             raise UsageError(f"--neighbours must be between 0 and {MAX_NEIGHBOURS}, not {self.neighbours}")
         if self.keep not in KEEP_RULES:
             raise UsageError(f"--keep must be one of {', '.join(KEEP_RULES)}, not {self.keep!r}")
