@@ -936,19 +936,21 @@ def mixture_store(n: int, folder: Path) -> tuple[Path, np.ndarray, np.ndarray]:
 def timed_dedup(db: Path, neighbours: int | str) -> dict:
     """``dedup_index`` at the defaults (but ``neighbours``) in a fresh process: wall time, stages, peak RSS."""
     code = (
-        "import json, resource, sys, time\n"
+        "import json, sys, time\n"
         "import numpy as np\n"
         "from semhash.dedup import DedupOptions, dedup_index\n"
         "n = sys.argv[2]; n = n if n in ('auto', 'all') else int(n)\n"
         "t = time.perf_counter(); r = dedup_index(sys.argv[1], DedupOptions(neighbours=n)); wall = time.perf_counter() - t\n"
         "s = r.stats\n"
+        # VmHWM: this process's own peak (ru_maxrss would carry the parent's peak across exec)
+        "hwm = [round(int(x.split()[1]) / 1024) for x in open('/proc/self/status') if x.startswith('VmHWM')][0]\n"
         "keep = r.cosine >= r.options.threshold\n"
         "np.save(sys.argv[3], np.stack([r.left[keep], r.right[keep]], axis=1))\n"
         "print(json.dumps({'seconds': round(wall, 2), 'stage': s.stage, 'neighbours': s.neighbours,"
         " 'read': round(s.seconds_read, 2), 'code_join': round(s.seconds_candidates, 2),"
         " 'verify_and_neighbours': round(s.seconds_cosine, 2), 'cluster': round(s.seconds_cluster, 2),"
         " 'candidates': s.candidates, 'duplicates': len(r.duplicates),"
-        " 'peak_rss_mib': round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)}))\n"
+        " 'peak_rss_mib': hwm}))\n"
     )
     pairs_file = CACHE / "scale-pairs.npy"
     out = subprocess.run(

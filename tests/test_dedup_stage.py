@@ -10,6 +10,7 @@ import pytest
 from test_dedup import db, invoke, make_store  # noqa: F401  (db is a fixture)
 
 import semhash.dedup.options as dedup_options
+import semhash.dedup.pipeline as pipeline
 from semhash.dedup import (
     AUTO_NEIGHBOURS,
     EXACT_LIMIT,
@@ -27,12 +28,13 @@ from semhash.errors import UsageError
 def test_auto_rule_boundaries() -> None:
     assert candidate_stage(2, "auto") == CandidateStage("all-pairs")
     assert candidate_stage(EXACT_LIMIT, "auto") == CandidateStage("all-pairs")
-    assert candidate_stage(EXACT_LIMIT + 1, "auto") == CandidateStage("codes+neighbours", AUTO_NEIGHBOURS)
-    assert candidate_stage(NEIGHBOUR_LIMIT, "auto") == CandidateStage("codes+neighbours", AUTO_NEIGHBOURS)
-    assert candidate_stage(NEIGHBOUR_LIMIT + 1, "auto") == CandidateStage("codes")
+    # Above the exact limit, auto keeps the code join to its pair budget; a number given keeps --radius exactly.
+    assert candidate_stage(EXACT_LIMIT + 1, "auto") == CandidateStage("codes+neighbours", AUTO_NEIGHBOURS, True)
+    assert candidate_stage(NEIGHBOUR_LIMIT, "auto") == CandidateStage("codes+neighbours", AUTO_NEIGHBOURS, True)
+    assert candidate_stage(NEIGHBOUR_LIMIT + 1, "auto") == CandidateStage("codes", 0, True)
     assert candidate_stage(10**7, "all") == CandidateStage("all-pairs")
     assert candidate_stage(5, 0) == CandidateStage("codes")  # 0: the codes alone at any size
-    assert candidate_stage(5, 7) == CandidateStage("codes+neighbours", 7)
+    assert candidate_stage(10**7, 7) == CandidateStage("codes+neighbours", 7)
     assert CandidateStage("codes+neighbours", 7).describe(3) == "codes within 3 bits + 7 nearest embeddings"
     assert CandidateStage("all-pairs").describe(3) == "all pairs (exact)"
 
@@ -131,3 +133,27 @@ def test_cli_neighbours(db: Path) -> None:  # noqa: F811
     assert len(output.strip().splitlines()) == 1
     code, output = invoke("x", "--against", "--db", db, "--neighbours", "all")
     assert code == 2 and "not with --against" in output
+
+
+def test_auto_keeps_the_code_join_to_its_pair_budget(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Coarse codes: 8 documents on code 0 and 8 on codes 1 bit away give 8*7/2 + 8*8 pairs within 1 bit."""
+    rng = np.random.default_rng(2)
+    x = rng.standard_normal((16, 8))
+    x /= np.linalg.norm(x, axis=1, keepdims=True)
+    docs = [(f"document {k}", x[k], 0 if k < 8 else 1 << (k - 8)) for k in range(16)]
+    path = tmp_path / "b.db"
+    make_store(path, docs, tmp_path / "docs")
+    monkeypatch.setattr(dedup_options, "EXACT_LIMIT", 4)
+    monkeypatch.setattr(dedup_options, "NEIGHBOUR_LIMIT", 4)  # the code join alone: its pairs are countable
+    full = dedup_index(path, DedupOptions(radius=1, neighbours=0))
+    assert full.stats.radius == 1 and full.stats.candidates == 28 + 64
+    monkeypatch.setattr(pipeline, "CODE_PAIR_BUDGET", 2)  # 32 pairs allowed: radius 0 (28 pairs) fits, 1 not
+    auto = dedup_index(path, DedupOptions(radius=1))
+    assert auto.stats.stage == "codes" and auto.stats.radius == 0 and auto.stats.candidates == 28
+    assert set(zip(auto.left.tolist(), auto.right.tolist(), strict=True)) <= {
+        (a, b) for a in range(1, 9) for b in range(a + 1, 9)
+    }
+    honoured = dedup_index(path, DedupOptions(radius=1, neighbours=0))  # a number given: --radius is exact
+    assert honoured.stats.radius == 1 and honoured.stats.candidates == 92
+    code, output = invoke("--db", path, "--radius", 1)
+    assert code == 0 and "28 candidate pairs from codes within 0 bits" in output

@@ -69,6 +69,9 @@ class DedupStats:
     #: ``codes+neighbours`` or ``codes``; ``neighbours`` is its k (0 without a neighbour search).
     stage: str = "codes"
     neighbours: int = 0
+    #: The radius the code join used: ``options.radius``, or less where ``auto`` kept to its pair budget
+    #: (``-1`` for ``all-pairs``, which needs no join).
+    radius: int = -1
     exact_duplicates: int = 0
     seconds_read: float = 0.0
     seconds_candidates: float = 0.0

@@ -11,7 +11,7 @@ import numpy as np
 from semhash.dedup.ann import neighbour_pairs
 from semhash.dedup.clusters import DedupResult, DedupStats, DocTable, build_clusters
 from semhash.dedup.exact import all_pairs
-from semhash.dedup.options import DedupOptions, candidate_stage, check_radius
+from semhash.dedup.options import CODE_PAIR_BUDGET, DedupOptions, candidate_stage, check_radius
 from semhash.dedup.text import normalized_text_hash, numbers_conflict
 from semhash.dedup.verify import FINE_BINS, CodeBlocks, fine_bin
 from semhash.errors import IndexMissingError
@@ -73,6 +73,12 @@ def dedup_store(store: Store, options: DedupOptions) -> DedupResult:
     else:
         started = time.perf_counter()
         blocks = CodeBlocks.build(codes, bits, options.radius)
+        stats.radius = options.radius
+        if stage.budget:  # coarse, topical codes: verify at most CODE_PAIR_BUDGET pairs a document
+            within = np.flatnonzero(blocks.pairs_by_radius(options.radius) <= CODE_PAIR_BUDGET * len(ids))
+            stats.radius = int(within[-1]) if len(within) else 0
+            if stats.radius < options.radius:
+                blocks = blocks.within(stats.radius)
         stats.candidates = blocks.candidate_count
         stats.seconds_candidates = time.perf_counter() - started
 

@@ -60,6 +60,18 @@ class CodeBlocks:
         c = self.counts.astype(np.int64)
         return int((c * (c - 1) // 2).sum() + (c[self.a] * c[self.b]).sum())
 
+    def pairs_by_radius(self, radius: int) -> np.ndarray:
+        """Candidate pairs of documents at each radius ``0..radius`` (cumulative), from one join."""
+        c = self.counts.astype(np.int64)
+        per_distance = np.bincount(self.dist.astype(np.int64), weights=c[self.a] * c[self.b], minlength=radius + 1)
+        per_distance[0] += (c * (c - 1) // 2).sum()
+        return np.cumsum(per_distance[: radius + 1]).astype(np.int64)
+
+    def within(self, radius: int) -> CodeBlocks:
+        """The same blocks with only the pairs of distinct codes within ``radius`` bits."""
+        keep = self.dist <= radius
+        return CodeBlocks(self.order, self.starts, self.counts, self.a[keep], self.b[keep], self.dist[keep])
+
     def rows_with_candidates(self) -> np.ndarray:
         """Sorted rows of every document that has at least one candidate."""
         busy = self.counts > 1
