@@ -946,7 +946,7 @@ def timed_dedup(db: Path, neighbours: int | str) -> dict:
         "hwm = [round(int(x.split()[1]) / 1024) for x in open('/proc/self/status') if x.startswith('VmHWM')][0]\n"
         "keep = r.cosine >= r.options.threshold\n"
         "np.save(sys.argv[3], np.stack([r.left[keep], r.right[keep]], axis=1))\n"
-        "print(json.dumps({'seconds': round(wall, 2), 'stage': s.stage, 'neighbours': s.neighbours,"
+        "print(json.dumps({'seconds': round(wall, 2), 'stage': s.stage, 'neighbours': s.neighbours, 'radius': s.radius,"
         " 'read': round(s.seconds_read, 2), 'code_join': round(s.seconds_candidates, 2),"
         " 'verify_and_neighbours': round(s.seconds_cosine, 2), 'cluster': round(s.seconds_cluster, 2),"
         " 'candidates': s.candidates, 'duplicates': len(r.duplicates),"

@@ -157,3 +157,28 @@ def test_auto_keeps_the_code_join_to_its_pair_budget(tmp_path: Path, monkeypatch
     assert honoured.stats.radius == 1 and honoured.stats.candidates == 92
     code, output = invoke("--db", path, "--radius", 1)
     assert code == 0 and "28 candidate pairs from codes within 0 bits" in output
+
+
+def test_auto_over_budget_keeps_neighbour_pairs_the_smaller_join_did_not_verify(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With the join cut to radius 0, a near pair 2 bits apart must still come from the neighbour search."""
+    rng = np.random.default_rng(4)
+    x = rng.standard_normal((12, 8))
+    x[11] = x[10] + 0.01 * rng.standard_normal(8)  # 11 is a near copy of 10 ...
+    x /= np.linalg.norm(x, axis=1, keepdims=True)
+    codes = [0] * 6 + [(1 << 20) + k for k in range(4)] + [1 << 5, (1 << 5) | 3]  # ... with a code 2 bits away
+    path = tmp_path / "c.db"
+    make_store(path, [(f"text {k}", x[k], codes[k]) for k in range(12)], tmp_path / "docs")
+    monkeypatch.setattr(dedup_options, "EXACT_LIMIT", 4)
+    monkeypatch.setattr(pipeline, "CODE_PAIR_BUDGET", 15 / 12)  # 15 pairs: radius 0 (15 pairs) fits, 1 not
+    result = dedup_index(path, DedupOptions(radius=3, threshold=0.95))
+    assert result.stats.stage == "codes+neighbours" and result.stats.radius == 0
+    assert 12 in result.duplicate_ids
+    pair = int(np.flatnonzero((result.left == 11) & (result.right == 12))[0])
+    assert result.hamming[pair] == 2
+    monkeypatch.setattr(pipeline, "CODE_PAIR_BUDGET", 1 / 12)  # not even radius 0 fits: neighbours alone
+    alone = dedup_index(path, DedupOptions(radius=3, threshold=0.95))
+    assert alone.stats.radius == -1 and 12 in alone.duplicate_ids
+    code, output = invoke("--db", path, "--threshold", 0.95)
+    assert code == 0 and "nearest embeddings (codes too coarse to join)" in output

@@ -70,7 +70,7 @@ class DedupStats:
     stage: str = "codes"
     neighbours: int = 0
     #: The radius the code join used: ``options.radius``, or less where ``auto`` kept to its pair budget
-    #: (``-1`` for ``all-pairs``, which needs no join).
+    #: (``-1``: no join: ``all-pairs``, or ``auto`` found radius 0 alone over budget and searched neighbours).
     radius: int = -1
     exact_duplicates: int = 0
     seconds_read: float = 0.0

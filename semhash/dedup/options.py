@@ -53,6 +53,8 @@ class CandidateStage:
         """A few words for summaries: what the candidates were (``radius``: the one the code join used)."""
         if self.name == "all-pairs":
             return "all pairs (exact)"
+        if radius < 0:  # auto skipped a join whose radius 0 alone exceeded the pair budget
+            return f"{self.neighbours} nearest embeddings (codes too coarse to join)"
         codes = f"codes within {radius} bits"
         return f"{codes} + {self.neighbours} nearest embeddings" if self.neighbours else codes
 

@@ -74,20 +74,24 @@ def dedup_store(store: Store, options: DedupOptions) -> DedupResult:
         started = time.perf_counter()
         blocks = CodeBlocks.build(codes, bits, options.radius)
         stats.radius = options.radius
-        if stage.budget:  # coarse, topical codes: verify at most CODE_PAIR_BUDGET pairs a document
-            within = np.flatnonzero(blocks.pairs_by_radius(options.radius) <= CODE_PAIR_BUDGET * len(ids))
-            stats.radius = int(within[-1]) if len(within) else 0
-            if stats.radius < options.radius:
-                blocks = blocks.within(stats.radius)
-        stats.candidates = blocks.candidate_count
+        if stage.budget:
+            stats.radius = _radius_within_budget(blocks, options.radius, len(ids), stage.neighbours > 0)
+        join = stats.radius >= 0
+        if join and stats.radius < options.radius:
+            blocks = blocks.within(stats.radius)
+        stats.candidates = blocks.candidate_count if join else 0
         stats.seconds_candidates = time.perf_counter() - started
 
         started = time.perf_counter()
         rows = np.arange(len(ids)) if stage.neighbours else blocks.rows_with_candidates()
         matrix, slot = embeddings_for(store, ids, rows)
-        i, j, dist, cosine, fine = blocks.verify(matrix, slot, options.floor)
+        if join:
+            i, j, dist, cosine, fine = blocks.verify(matrix, slot, options.floor)
+        else:
+            i, j, dist = np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.int8)
+            cosine, fine = np.zeros(0, np.float32), np.zeros(FINE_BINS, np.int64)
         if stage.neighbours:
-            extra = neighbour_candidates(matrix, slot, codes, bits, options, stage.neighbours)
+            extra = neighbour_candidates(matrix, slot, codes, bits, stats.radius, stage.neighbours, options.floor)
             stats.candidates += extra.count
             fine += extra.histogram
             i, j, dist, cosine = _sorted_union((i, j, dist, cosine), extra.pairs)
@@ -153,16 +157,28 @@ class NeighbourCandidates:
 
 
 def neighbour_candidates(
-    matrix: np.ndarray, slot: np.ndarray, codes: np.ndarray, bits: int, options: DedupOptions, k: int
+    matrix: np.ndarray, slot: np.ndarray, codes: np.ndarray, bits: int, radius: int, k: int, floor: float
 ) -> NeighbourCandidates:
-    """Each row's ``k`` nearest embeddings, less the pairs within the code radius."""
+    """Each row's ``k`` nearest embeddings, less the pairs within ``radius`` (the code join's; -1: no join)."""
     i, j, cos = neighbour_pairs(_in_row_order(matrix, slot), k)
     dist = _hamming(codes, bits, i, j)
-    new = dist > options.radius  # within the radius: the code stage already verified it
+    new = dist > radius  # within the radius: the code stage already verified it
     i, j, dist, cos = i[new], j[new], dist[new], cos[new]
     histogram = np.bincount(fine_bin(cos), minlength=FINE_BINS)
-    keep = cos >= options.floor
+    keep = cos >= floor
     return NeighbourCandidates((i[keep], j[keep], dist[keep], cos[keep]), len(i), histogram)
+
+
+def _radius_within_budget(blocks: CodeBlocks, radius: int, documents: int, neighbours: bool) -> int:
+    """The largest radius up to ``radius`` whose candidate pairs fit ``CODE_PAIR_BUDGET`` a document.
+
+    When even radius 0 does not fit (whole topics on one code), the join is skipped (``-1``) if a neighbour
+    search runs, and kept at radius 0 otherwise (the codes are then all there is).
+    """
+    within = np.flatnonzero(blocks.pairs_by_radius(radius) <= CODE_PAIR_BUDGET * documents)
+    if len(within):
+        return int(within[-1])
+    return -1 if neighbours else 0
 
 
 def _in_row_order(matrix: np.ndarray, slot: np.ndarray) -> np.ndarray:
