@@ -721,7 +721,7 @@ def _print_clusters(result: Any, as_json: bool, as_csv: bool) -> None:
     out.print(
         f"{stats.documents} documents: {len(result.clusters)} clusters, {len(rows)} duplicates "
         f"({exact} exact, {len(rows) - exact} near); {stats.candidates} candidate pairs from "
-        f"{CandidateStage(stats.stage, stats.neighbours).describe(stats.radius)}, "
+        f"{CandidateStage(stats.stage, stats.neighbours).describe(stats.radius, stats.largest_block)}, "
         f"threshold {options.threshold}, {options.cluster} clusters, keep {options.keep}; {stats.seconds:.1f} s",
         highlight=False,
     )
@@ -737,7 +737,8 @@ def _print_histogram(result: Any, as_json: bool) -> None:
         return
     from semhash.dedup import CandidateStage
 
-    stage = CandidateStage(result.stats.stage, result.stats.neighbours).describe(result.stats.radius)
+    stats = result.stats
+    stage = CandidateStage(stats.stage, stats.neighbours).describe(stats.radius, stats.largest_block)
     table = Table(title=f"cosine of {result.stats.candidates} candidate pairs from {stage}")
     for column in ("cosine", "pairs", "pass at lower edge", ""):
         table.add_column(column, justify="left" if not column else "right")

@@ -72,6 +72,9 @@ class DedupStats:
     #: The radius the code join used: ``options.radius``, or less where ``auto`` kept to its pair budget
     #: (``-1``: no join: ``all-pairs``, or ``auto`` found radius 0 alone over budget and searched neighbours).
     radius: int = -1
+    #: 0, or the most documents a code block may hold to be verified: ``auto`` without a neighbour search,
+    #: when radius 0 alone exceeds the pair budget, skips the larger (topical) blocks and says so here.
+    largest_block: int = 0
     exact_duplicates: int = 0
     seconds_read: float = 0.0
     seconds_candidates: float = 0.0

@@ -49,13 +49,16 @@ class CandidateStage:
     neighbours: int = 0
     budget: bool = False  # the code join keeps to CODE_PAIR_BUDGET pairs a document (a smaller radius if need be)
 
-    def describe(self, radius: int) -> str:
-        """A few words for summaries: what the candidates were (``radius``: the one the code join used)."""
+    def describe(self, radius: int, largest_block: int = 0) -> str:
+        """A few words for summaries: what the candidates were (``radius``: the one the code join used;
+        ``largest_block``: the largest code block verified, 0 = all of them)."""
         if self.name == "all-pairs":
             return "all pairs (exact)"
         if radius < 0:  # auto skipped a join whose radius 0 alone exceeded the pair budget
             return f"{self.neighbours} nearest embeddings (codes too coarse to join)"
         codes = f"codes within {radius} bits"
+        if largest_block:
+            codes += f" (codes of more than {largest_block} documents skipped: over the pair budget)"
         return f"{codes} + {self.neighbours} nearest embeddings" if self.neighbours else codes
 
 

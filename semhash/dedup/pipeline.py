@@ -79,6 +79,10 @@ def dedup_store(store: Store, options: DedupOptions) -> DedupResult:
         join = stats.radius >= 0
         if join and stats.radius < options.radius:
             blocks = blocks.within(stats.radius)
+        if stage.budget and join and blocks.candidate_count > CODE_PAIR_BUDGET * len(ids):
+            # No neighbour search and whole topics on one code: verify the smaller blocks only (bounded work).
+            stats.largest_block = blocks.largest_block_within(int(CODE_PAIR_BUDGET * len(ids)))
+            blocks = blocks.capped(stats.largest_block)
         stats.candidates = blocks.candidate_count if join else 0
         stats.seconds_candidates = time.perf_counter() - started
 
@@ -173,7 +177,8 @@ def _radius_within_budget(blocks: CodeBlocks, radius: int, documents: int, neigh
     """The largest radius up to ``radius`` whose candidate pairs fit ``CODE_PAIR_BUDGET`` a document.
 
     When even radius 0 does not fit (whole topics on one code), the join is skipped (``-1``) if a neighbour
-    search runs, and kept at radius 0 otherwise (the codes are then all there is).
+    search runs, and kept at radius 0 otherwise (the codes are then all there is; the caller then verifies
+    only the code blocks small enough to fit the budget).
     """
     within = np.flatnonzero(blocks.pairs_by_radius(radius) <= CODE_PAIR_BUDGET * documents)
     if len(within):

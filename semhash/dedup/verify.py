@@ -72,6 +72,26 @@ class CodeBlocks:
         keep = self.dist <= radius
         return CodeBlocks(self.order, self.starts, self.counts, self.a[keep], self.b[keep], self.dist[keep])
 
+    def largest_block_within(self, budget: int) -> int:
+        """The largest code block size ``m`` such that the pairs among codes of at most ``m`` documents fit ``budget``.
+
+        A pair of codes counts at the larger of its two block sizes; 0 when not even blocks of 1 fit.
+        """
+        c = self.counts.astype(np.int64)
+        size = np.r_[c, np.maximum(c[self.a], c[self.b])]
+        pairs = np.r_[c * (c - 1) // 2, c[self.a] * c[self.b]]
+        order = np.argsort(size, kind="stable")
+        size, total = size[order], np.cumsum(pairs[order])
+        last = np.r_[size[1:] != size[:-1], True]  # the cumulative count once every pair of that size is in
+        fits = np.flatnonzero(last & (total <= budget))
+        return int(size[fits[-1]]) if len(fits) else 0
+
+    def capped(self, largest: int) -> CodeBlocks:
+        """The same blocks less every code with more than ``largest`` documents (its own and its pairs)."""
+        counts = np.where(self.counts > largest, 0, self.counts)
+        keep = (counts[self.a] > 0) & (counts[self.b] > 0)
+        return CodeBlocks(self.order, self.starts, counts, self.a[keep], self.b[keep], self.dist[keep])
+
     def rows_with_candidates(self) -> np.ndarray:
         """Sorted rows of every document that has at least one candidate."""
         busy = self.counts > 1
