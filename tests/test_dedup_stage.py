@@ -182,3 +182,38 @@ def test_auto_over_budget_keeps_neighbour_pairs_the_smaller_join_did_not_verify(
     assert alone.stats.radius == -1 and 12 in alone.duplicate_ids
     code, output = invoke("--db", path, "--threshold", 0.95)
     assert code == 0 and "nearest embeddings (codes too coarse to join)" in output
+
+
+def test_auto_without_neighbours_skips_blocks_over_the_budget(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Ten documents on one code (45 pairs) and a near pair on its own code: only the small block fits."""
+    rng = np.random.default_rng(6)
+    x = rng.standard_normal((12, 8))
+    x[11] = x[10] + 0.01 * rng.standard_normal(8)
+    x /= np.linalg.norm(x, axis=1, keepdims=True)
+    codes = [7] * 10 + [1 << 30, 1 << 30]
+    path = tmp_path / "d.db"
+    make_store(path, [(f"text {k}", x[k], codes[k]) for k in range(12)], tmp_path / "docs")
+    monkeypatch.setattr(dedup_options, "EXACT_LIMIT", 4)
+    monkeypatch.setattr(dedup_options, "NEIGHBOUR_LIMIT", 4)
+    monkeypatch.setattr(pipeline, "CODE_PAIR_BUDGET", 10 / 12)  # 10 pairs: the 45-pair block does not fit
+    result = dedup_index(path, DedupOptions(radius=3, threshold=0.95))
+    assert result.stats.stage == "codes" and result.stats.radius == 0 and result.stats.largest_block == 2
+    assert result.stats.candidates == 1 and 12 in result.duplicate_ids
+    assert set(result.left.tolist()) <= {11}
+    code, output = invoke("--db", path, "--threshold", 0.95)
+    assert code == 0 and "codes of more than 2 documents skipped" in output
+    every = dedup_index(path, DedupOptions(radius=3, threshold=0.95, neighbours=0))  # a number: no budget
+    assert every.stats.largest_block == 0 and every.stats.candidates == 46
+
+
+def test_largest_block_within() -> None:
+    from semhash.dedup.verify import CodeBlocks
+
+    codes = np.array([5] * 4 + [6] * 2 + [56] * 3, dtype=np.uint64)  # 5 and 6: 2 bits apart; 56: far from both
+    blocks = CodeBlocks.build(codes, 32, 2)  # pairs: 6 (code 5) + 1 (code 6) + 3 (code 56) + 4*2 (5 x 6) = 18
+    assert blocks.candidate_count == 18
+    assert blocks.largest_block_within(18) == 4
+    assert blocks.largest_block_within(17) == 3  # without code 5: 1 + 3
+    assert blocks.largest_block_within(3) == 2  # code 6 alone (1 pair); code 56 (3 pairs) would make 4
+    assert blocks.largest_block_within(0) == 1
+    assert blocks.capped(3).candidate_count == 4

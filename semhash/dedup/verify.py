@@ -75,7 +75,8 @@ class CodeBlocks:
     def largest_block_within(self, budget: int) -> int:
         """The largest code block size ``m`` such that the pairs among codes of at most ``m`` documents fit ``budget``.
 
-        A pair of codes counts at the larger of its two block sizes; 0 when not even blocks of 1 fit.
+        A pair of codes counts at the larger of its two block sizes; at least 1 (a code of one document has
+        no pair of its own), so a cap never hides a whole collection.
         """
         c = self.counts.astype(np.int64)
         size = np.r_[c, np.maximum(c[self.a], c[self.b])]
@@ -84,7 +85,7 @@ class CodeBlocks:
         size, total = size[order], np.cumsum(pairs[order])
         last = np.r_[size[1:] != size[:-1], True]  # the cumulative count once every pair of that size is in
         fits = np.flatnonzero(last & (total <= budget))
-        return int(size[fits[-1]]) if len(fits) else 0
+        return max(1, int(size[fits[-1]])) if len(fits) else 1
 
     def capped(self, largest: int) -> CodeBlocks:
         """The same blocks less every code with more than ``largest`` documents (its own and its pairs)."""
