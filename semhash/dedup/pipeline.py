@@ -72,16 +72,21 @@ def dedup_store(store: Store, options: DedupOptions) -> DedupResult:
         stats.candidates = len(ids) * (len(ids) - 1) // 2
     else:
         started = time.perf_counter()
-        blocks = CodeBlocks.build(codes, bits, options.radius)
-        stats.radius = options.radius
-        if stage.budget:
-            stats.radius = _radius_within_budget(blocks, options.radius, len(ids), stage.neighbours > 0)
+        budget = CODE_PAIR_BUDGET * len(ids)
+        if stage.budget and stage.neighbours and _same_code_pairs(codes, bits) > budget:
+            # Radius 0 alone is over budget: the neighbour search alone, without paying for the join.
+            blocks, stats.radius = CodeBlocks.build(codes, bits, 0), -1
+        else:
+            blocks = CodeBlocks.build(codes, bits, options.radius)
+            stats.radius = options.radius
+            if stage.budget:
+                stats.radius = _radius_within_budget(blocks, options.radius, len(ids), stage.neighbours > 0)
         join = stats.radius >= 0
         if join and stats.radius < options.radius:
             blocks = blocks.within(stats.radius)
-        if stage.budget and join and blocks.candidate_count > CODE_PAIR_BUDGET * len(ids):
+        if stage.budget and join and blocks.candidate_count > budget:
             # No neighbour search and whole topics on one code: verify the smaller blocks only (bounded work).
-            stats.largest_block = blocks.largest_block_within(int(CODE_PAIR_BUDGET * len(ids)))
+            stats.largest_block = blocks.largest_block_within(int(budget))
             blocks = blocks.capped(stats.largest_block)
         stats.candidates = blocks.candidate_count if join else 0
         stats.seconds_candidates = time.perf_counter() - started
@@ -184,6 +189,15 @@ def _radius_within_budget(blocks: CodeBlocks, radius: int, documents: int, neigh
     if len(within):
         return int(within[-1])
     return -1 if neighbours else 0
+
+
+def _same_code_pairs(codes: np.ndarray, bits: int) -> int:
+    """Pairs of documents sharing a code (the code join's pairs at radius 0), without the join."""
+    unsigned = np.asarray(codes).astype(np.int64).view(np.uint64)
+    if bits < 64:
+        unsigned = unsigned & np.uint64((1 << bits) - 1)
+    counts = np.unique(unsigned, return_counts=True)[1].astype(np.int64)
+    return int((counts * (counts - 1) // 2).sum())
 
 
 def _in_row_order(matrix: np.ndarray, slot: np.ndarray) -> np.ndarray:
