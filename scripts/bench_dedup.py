@@ -996,6 +996,23 @@ def scale(sizes: list[int], folder: Path, sample: int = 1000) -> None:
         planted_ids = {(int(a) + 1, int(b) + 1) for a, b in planted if emb[a] @ emb[b] >= DEFAULT_THRESHOLD}
         del emb
         row: dict = {"machine": machine(), "sampled_pairs": len(truth), "planted": len(planted_ids)}
+        if n > 100_000:  # the code join at the default radius, counted only (verifying it is the bound)
+            from semhash.dedup import DEFAULT_RADIUS, CodeBlocks
+            from semhash.store import Store
+
+            with Store.open(db) as store:
+                _, codes = store.codes()
+            started = time.perf_counter()
+            blocks = CodeBlocks.build(codes, 32, DEFAULT_RADIUS)
+            row["code_join_default_radius"] = {
+                "pairs": blocks.candidate_count,
+                "pairs_by_radius": blocks.pairs_by_radius(DEFAULT_RADIUS).tolist(),
+                "distinct_codes": len(blocks.counts),
+                "largest_code_block": int(blocks.counts.max()),
+                "join_seconds": round(time.perf_counter() - started, 2),
+            }
+            print(f"[scale] n={n} code join: {row['code_join_default_radius']}", flush=True)
+            del codes, blocks
         for setting in ("auto", 0) if n <= 100_000 else ("auto",):
             run = timed_dedup(db, setting)
             got = {(int(a), int(b)) for a, b in run.pop("accepted")}

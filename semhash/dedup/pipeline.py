@@ -73,9 +73,10 @@ def dedup_store(store: Store, options: DedupOptions) -> DedupResult:
     else:
         started = time.perf_counter()
         budget = CODE_PAIR_BUDGET * len(ids)
-        if stage.budget and stage.neighbours and _same_code_pairs(codes, bits) > budget:
-            # Radius 0 alone is over budget: the neighbour search alone, without paying for the join.
-            blocks, stats.radius = CodeBlocks.build(codes, bits, 0), -1
+        if stage.budget and _same_code_pairs(codes, bits) > budget:
+            # Radius 0 alone is over budget: no join at a larger radius is paid for. With a neighbour search,
+            # the neighbours alone; without one, the same-code blocks (capped below).
+            blocks, stats.radius = CodeBlocks.build(codes, bits, 0), (-1 if stage.neighbours else 0)
         else:
             blocks = CodeBlocks.build(codes, bits, options.radius)
             stats.radius = options.radius
