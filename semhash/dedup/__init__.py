@@ -12,6 +12,11 @@ Pipeline (no torch: everything runs on what SQLite already holds):
    each document's 10 nearest stored embeddings (faiss, :mod:`semhash.dedup.ann`); above it the code join
    alone, whose cost stays near-linear. ``neighbours=0`` is the code join alone at any size (the behaviour
    before ``auto``), ``"all"`` every pair at any size, ``K`` the code join plus ``K`` nearest embeddings.
+   Above ``EXACT_LIMIT``, ``auto`` also bounds the code join's verification to ``CODE_PAIR_BUDGET`` (20)
+   pairs a document: a smaller radius when ``--radius`` gives more; when radius 0 alone gives more (topical
+   codes), no join where neighbours are searched, else only the code blocks small enough to fit
+   (``DedupStats.radius`` and ``largest_block`` say what ran). So 10^6 documents stay under a minute, but
+   with learned codes whose blocks are topics the codes then find few duplicates (``BENCHMARKS.md``).
    **The code join**: all pairs of documents whose 32-bit codes are within ``radius`` bits. Codes are first
    reduced to their distinct values; pairs of distinct
    codes come from a *split-radius hash join*: with ``a = radius // 2`` and ``b = radius - a``, two codes

@@ -28,8 +28,11 @@ NEIGHBOUR_LIMIT = 200_000
 AUTO_NEIGHBOURS = 10
 #: ``--neighbours auto`` above ``EXACT_LIMIT``: the code join verifies at most this many candidate pairs per
 #: document; when ``--radius`` would give more, the largest radius within the budget is used (and reported).
-#: Learned codes are topical: on 10^5 documents coded by the 20NG model, radius 3 gave 76 M candidate pairs
-#: (760 a document) and 64 s of verification, for recall the neighbour search mostly has already.
+#: When radius 0 alone exceeds it, the join is skipped where neighbours are searched, and otherwise only the
+#: code blocks small enough to fit are verified (``DedupStats.largest_block``). Learned codes are topical:
+#: on 10^5 documents coded by the model trained on 20NG, radius 3 gave 76 M candidate pairs (760 a document,
+#: 60 s of verification) for less recall than the neighbour search; on 10^6, 7.5 * 10^9 (1.3 * 10^9 at
+#: radius 0 alone, the largest code holding 23,454 documents). ``scripts/bench_dedup.py scale``.
 CODE_PAIR_BUDGET = 20
 #: The words ``--neighbours`` accepts besides a number.
 NEIGHBOUR_MODES = ("auto", "all")
