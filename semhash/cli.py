@@ -615,11 +615,12 @@ def dedup_command(
     number_veto: bool = typer.Option(
         False, "--number-veto", help="Reject near pairs whose texts each hold a number the other lacks."
     ),
-    neighbours: int = typer.Option(
-        0,
+    neighbours: str = typer.Option(
+        "auto",
         "--neighbours",
-        help="Also take each document's K nearest stored embeddings as candidates (faiss; finds what coarse "
-        "codes miss); 0: codes alone.",
+        help="Candidate stage. auto: every pair's cosine up to 20,000 documents, the codes plus each document's "
+        "10 nearest stored embeddings up to 200,000, the codes alone above; all: every pair; K: the codes plus "
+        "K nearest embeddings (faiss); 0: the codes alone.",
     ),
     target: int | None = typer.Option(
         None,
@@ -650,13 +651,18 @@ def dedup_command(
     if against != bool(paths):
         raise UsageError("check new files with: semhash dedup PATH... --against (PATHS need --against, and back)")
     options = dedup.DedupOptions(  # out-of-range values raise UsageError here
-        radius=radius, threshold=threshold, cluster=cluster, keep=keep, number_veto=number_veto, neighbours=neighbours
+        radius=radius,
+        threshold=threshold,
+        cluster=cluster,
+        keep=keep,
+        number_veto=number_veto,
+        neighbours=dedup.parse_neighbours(neighbours),
     )
     if write_unique is not None:
         if against:
             raise UsageError("--write-unique works on the index itself, not with --against")
         dedup.check_new_folder(write_unique)
-    if against and neighbours:
+    if against and options.neighbours not in ("auto", 0):  # new files are matched through their codes
         raise UsageError("--neighbours works on the index itself, not with --against")
     sizing = target is not None or keep_fraction is not None
     if sizing:
@@ -720,6 +726,8 @@ def _emit_records(rows: list[dict[str, Any]], as_json: bool, as_csv: bool, field
 
 
 def _print_clusters(result: Any, as_json: bool, as_csv: bool) -> None:
+    from semhash.dedup import CandidateStage
+
     rows = [{"cluster": c.cluster, **asdict(d)} for c in result.clusters for d in c.duplicates]
     fields = ["cluster", "kept_id", "kept_location", "duplicate_id", "duplicate_location", "matched_id"]
     if _emit_records(rows, as_json, as_csv, [*fields, "score", "reason"]):
@@ -747,7 +755,8 @@ def _print_clusters(result: Any, as_json: bool, as_csv: bool) -> None:
     exact = sum(d.reason == "exact" for d in result.duplicates)
     out.print(
         f"{stats.documents} documents: {len(result.clusters)} clusters, {len(rows)} duplicates "
-        f"({exact} exact, {len(rows) - exact} near); {stats.candidates} candidate pairs within {options.radius} bits, "
+        f"({exact} exact, {len(rows) - exact} near); {stats.candidates} candidate pairs from "
+        f"{CandidateStage(stats.stage, stats.neighbours).describe(stats.radius, stats.largest_block)}, "
         f"threshold {options.threshold}, {options.cluster} clusters, keep {options.keep}; {stats.seconds:.1f} s",
         highlight=False,
     )
@@ -761,7 +770,11 @@ def _print_histogram(result: Any, as_json: bool) -> None:
         for low, high, count in bins:
             print(json.dumps({"from": round(low, 3), "to": round(high, 3), "pairs": count}))
         return
-    table = _table(title=f"cosine of {result.stats.candidates} candidate pairs within {result.options.radius} bits")
+    from semhash.dedup import CandidateStage
+
+    stats = result.stats
+    stage = CandidateStage(stats.stage, stats.neighbours).describe(stats.radius, stats.largest_block)
+    table = _table(title=f"cosine of {result.stats.candidates} candidate pairs from {stage}")
     for column in ("cosine", "pairs", "pass at lower edge", ""):
         table.add_column(column, justify="left" if not column else "right")
     peak = max((c for _, _, c in bins), default=0) or 1

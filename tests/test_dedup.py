@@ -82,7 +82,7 @@ def by_id(result: dd.DedupResult) -> dict[int, tuple[int, str]]:
 
 
 def test_exact_and_near_duplicates_explained(db: Path) -> None:
-    result = dedup_index(db, DedupOptions(radius=2, threshold=0.9))
+    result = dedup_index(db, DedupOptions(radius=2, threshold=0.9, neighbours=0))  # the code stage alone
     assert by_id(result) == {2: (1, "exact"), 4: (3, "near")}
     near = next(d for d in result.duplicates if d.reason == "near")
     assert near.score == pytest.approx(np.cos(np.radians(4)), abs=1e-5)
@@ -94,7 +94,7 @@ def test_exact_and_near_duplicates_explained(db: Path) -> None:
 
 
 def test_rethreshold_and_histogram_need_no_database(db: Path) -> None:
-    result = dedup_index(db, DedupOptions(radius=2, threshold=0.9))
+    result = dedup_index(db, DedupOptions(radius=2, threshold=0.9, neighbours=0))
     db.unlink()
     lower = result.rethreshold(0.7)
     assert lower.options.threshold == 0.7
@@ -247,37 +247,41 @@ def test_cli_defaults_match_the_library() -> None:
 
 
 def test_cli_table_json_csv_list(db: Path) -> None:
-    code, output = invoke("--db", db, "--radius", 2, "--threshold", 0.9)
+    code, output = invoke("--db", db, "--neighbours", 0, "--radius", 2, "--threshold", 0.9)
     assert code == 0, output
     assert "doc0.txt" in output and "exact" in output and "near" in output
     assert "7 documents: 2 clusters, 2 duplicates (1 exact, 1 near)" in output
-    code, output = invoke("--db", db, "--radius", 2, "--threshold", 0.9, "--json")
+    code, output = invoke("--db", db, "--neighbours", 0, "--radius", 2, "--threshold", 0.9, "--json")
     rows = [json.loads(line) for line in output.splitlines()]
     assert [(r["cluster"], r["kept_id"], r["duplicate_id"], r["reason"]) for r in rows] == [
         (1, 1, 2, "exact"),
         (2, 3, 4, "near"),
     ]
     assert rows[0]["duplicate_location"].endswith("doc1.txt")
-    code, output = invoke("--db", db, "--radius", 2, "--threshold", 0.9, "--csv")
+    code, output = invoke("--db", db, "--neighbours", 0, "--radius", 2, "--threshold", 0.9, "--csv")
     lines = output.splitlines()
     assert lines[0].startswith("cluster,kept_id,kept_location") and len(lines) == 3
-    code, output = invoke("--db", db, "--radius", 2, "--threshold", 0.9, "--list-duplicates")
+    code, output = invoke("--db", db, "--neighbours", 0, "--radius", 2, "--threshold", 0.9, "--list-duplicates")
     assert [Path(p).name for p in output.split()] == ["doc1.txt", "doc3.txt"]
-    code, output = invoke("--db", db, "--radius", 2, "--threshold", 0.5, "--cluster", "components", "--json")
+    code, output = invoke(
+        "--db", db, "--neighbours", 0, "--radius", 2, "--threshold", 0.5, "--cluster", "components", "--json"
+    )
     assert code == 0 and len(output.splitlines()) == 3
 
 
 def test_cli_histogram(db: Path) -> None:
-    code, output = invoke("--db", db, "--radius", 2, "--threshold", 0.9, "--histogram")
+    code, output = invoke("--db", db, "--neighbours", 0, "--radius", 2, "--threshold", 0.9, "--histogram")
     assert code == 0, output
-    assert "candidate pairs within 2 bits" in output
-    code, output = invoke("--db", db, "--radius", 2, "--threshold", 0.9, "--histogram", "--json")
+    assert "candidate pairs from codes within 2 bits" in output
+    code, output = invoke("--db", db, "--neighbours", 0, "--radius", 2, "--threshold", 0.9, "--histogram", "--json")
     assert sum(json.loads(line)["pairs"] for line in output.splitlines()) == 4
 
 
 def test_cli_write_unique_copies_and_never_touches_sources(db: Path, tmp_path: Path) -> None:
     before = {p.name: p.read_text() for p in (tmp_path / "docs").iterdir()}
-    code, output = invoke("--db", db, "--radius", 2, "--threshold", 0.9, "--write-unique", tmp_path / "unique")
+    code, output = invoke(
+        "--db", db, "--neighbours", 0, "--radius", 2, "--threshold", 0.9, "--write-unique", tmp_path / "unique"
+    )
     assert code == 0, output
     assert "wrote 5 unique documents" in output
     written = sorted(p.name for p in (tmp_path / "unique").rglob("*.txt"))

@@ -15,7 +15,7 @@ from semhash.errors import UsageError
 
 def test_neighbours_find_a_copy_whose_code_is_far(db: Path) -> None:  # noqa: F811
     """Document 6 is a copy (cosine 1) of document 0 with a code 24 bits away: the codes alone miss it."""
-    plain = dedup_index(db, DedupOptions(radius=3))
+    plain = dedup_index(db, DedupOptions(radius=3, neighbours=0))  # the codes alone (the old default)
     assert 7 not in plain.duplicate_ids
     found = dedup_index(db, DedupOptions(radius=3, neighbours=2))
     assert 7 in found.duplicate_ids

@@ -19,7 +19,7 @@ def sizes_over_every_threshold(result) -> set[int]:  # type: ignore[no-untyped-d
 
 
 def test_to_size_reaches_the_target_and_reports_the_threshold(db: Path) -> None:  # noqa: F811
-    result = dedup_index(db, DedupOptions(radius=3))
+    result = dedup_index(db, DedupOptions(radius=3, neighbours=0))  # codes alone: the far copy 6 is missed
     reachable = sizes_over_every_threshold(result)
     smallest, largest = result.reachable_sizes()
     assert (smallest, largest) == (min(reachable), max(reachable))
@@ -55,7 +55,7 @@ def test_to_size_with_components_reaches_every_size_between_the_bounds(tmp_path:
 
 
 def test_to_size_below_reach_says_the_smallest_size_and_the_radius(db: Path) -> None:  # noqa: F811
-    result = dedup_index(db, DedupOptions(radius=3))
+    result = dedup_index(db, DedupOptions(radius=3, neighbours=0))
     smallest, largest = result.reachable_sizes()
     with pytest.raises(UsageError, match=f"leave at least {smallest} documents; a larger --radius"):
         result.to_size(smallest - 1)
@@ -64,7 +64,7 @@ def test_to_size_below_reach_says_the_smallest_size_and_the_radius(db: Path) -> 
     with pytest.raises(UsageError, match="at least 1 document"):
         result.to_size(0)
     # A larger radius reaches further: document 6 is a 24-bit-away copy of document 0.
-    wide = dedup_index(db, DedupOptions(radius=8))
+    wide = dedup_index(db, DedupOptions(radius=8, neighbours=0))
     assert wide.reachable_sizes()[0] <= smallest
 
 
@@ -81,8 +81,11 @@ def test_cli_target_and_keep_fraction(db: Path, tmp_path: Path) -> None:  # noqa
     code, output = invoke("--db", db, "--keep-fraction", smallest / 7, "--json")
     assert code == 0 and f"({smallest} of 7 documents kept, target {smallest})" in output
     code, output = invoke("--db", db, "--target", smallest - 1)
-    assert code == 2 and output.startswith("error: --target") and "larger --radius" in output
-    assert len(output.strip().splitlines()) == 1
+    # The default stage on 7 documents compares every pair: only a lower threshold reaches further.
+    assert code == 2 and output.startswith("error: --target") and "a lower --threshold" in output
+    assert "--radius" not in output and len(output.strip().splitlines()) == 1
+    code, output = invoke("--db", db, "--neighbours", 0, "--target", 1)  # the codes alone: the radius limits it
+    assert code == 2 and "larger --radius" in output
 
 
 @pytest.mark.parametrize(

@@ -4,10 +4,21 @@ Pipeline (no torch: everything runs on what SQLite already holds):
 
 1. **Exact duplicates.** Every text is normalised (casefold, whitespace collapsed) and hashed
    (blake2b, 64 bits); documents with equal hashes form an *exact group*, reason ``exact``.
-2. **Candidates from the codes.** All pairs of documents whose 32-bit codes are within ``radius`` bits,
-   never all pairs of documents (with ``neighbours = K``, also each document's ``K`` nearest stored
-   embeddings, found with faiss: :mod:`semhash.dedup.ann`). Codes are first reduced to their distinct
-   values; pairs of distinct
+2. **Candidates.** Which stage runs depends on the collection's size (``neighbours="auto"``, the default;
+   :func:`~semhash.dedup.options.candidate_stage`, reported as ``DedupStats.stage``): up to ``EXACT_LIMIT``
+   (20,000) documents *every pair* is a candidate (``all-pairs``: one blocked matrix product of the stored
+   embeddings, :mod:`semhash.dedup.exact`; the result is exactly all-pairs cosine, because there the
+   32-bit codes, not the cost, limit recall); up to ``NEIGHBOUR_LIMIT`` (200,000) the code join below plus
+   each document's 10 nearest stored embeddings (faiss, :mod:`semhash.dedup.ann`); above it the code join
+   alone, whose cost stays near-linear. ``neighbours=0`` is the code join alone at any size (the behaviour
+   before ``auto``), ``"all"`` every pair at any size, ``K`` the code join plus ``K`` nearest embeddings.
+   Above ``EXACT_LIMIT``, ``auto`` also bounds the code join's verification to ``CODE_PAIR_BUDGET`` (20)
+   pairs a document: a smaller radius when ``--radius`` gives more; when radius 0 alone gives more (topical
+   codes), no join where neighbours are searched, else only the code blocks small enough to fit
+   (``DedupStats.radius`` and ``largest_block`` say what ran). So 10^6 documents stay under a minute, but
+   with learned codes whose blocks are topics the codes then find few duplicates (``BENCHMARKS.md``).
+   **The code join**: all pairs of documents whose 32-bit codes are within ``radius`` bits. Codes are first
+   reduced to their distinct values; pairs of distinct
    codes come from a *split-radius hash join*: with ``a = radius // 2`` and ``b = radius - a``, two codes
    ``u, v`` with ``hamming(u, v) <= radius`` always share a point ``x`` with ``hamming(u, x) <= b`` and
    ``hamming(v, x) <= a`` (walk from ``u`` towards ``v``). So every distinct code is entered in a sorted
@@ -47,30 +58,38 @@ first), ``longest`` / ``shortest`` (characters), ``newest`` (file mtime); ties a
 Defaults (``DEFAULT_RADIUS = 3``, ``DEFAULT_THRESHOLD = 0.8``) were calibrated with
 ``scripts/bench_dedup.py`` on a 20 Newsgroups near-duplicate set (best F1 there is at cosine 0.77; 0.80 is
 within 0.01 of it with higher precision) and checked on MRPC; radius 3 is the largest that keeps 10^6
-documents under a minute on 2 cores. The learned 32-bit codes are coarse: at radius 3 the candidate stage
-holds 79% of the 20NG near-duplicate pairs (92% of those with cosine >= 0.9), so raise ``--radius`` for
-recall on small collections. See ``BENCHMARKS.md`` ("Deduplication") for the curves and numbers.
+documents under a minute on 2 cores. The learned 32-bit codes are coarse: at radius 3 the code join holds
+88% of the 20NG near-duplicate pairs and 59% of MRPC's paraphrases, which is why collections up to
+``EXACT_LIMIT`` documents compare every pair (20NG F1 0.848, MRPC 0.724 at the defaults, against 0.833 and
+0.732 for all-pairs cosine with connected components). See ``BENCHMARKS.md`` ("Deduplication") for the
+curves and numbers.
 
 Modules, one concept each: ``options`` (:class:`DedupOptions`, defaults, limits), ``text`` (normalisation,
 its hash, the number veto), ``join`` (step 2), ``verify`` (step 3), ``clusters`` (step 4 and
 :class:`DedupResult`), ``pipeline`` (the in-index service, :func:`dedup_index`), ``against``
 (:func:`find_existing`: new files against the index; the one path that needs the embedding and hashing
 models, imported lazily inside it), ``write`` (``--write-unique``: :func:`write_unique`), ``ann``
-(neighbour candidates).
+(neighbour candidates), ``exact`` (the all-pairs stage).
 """
 
 from semhash.dedup.against import AgainstResult, find_existing, match_against
 from semhash.dedup.clusters import DedupResult, DedupStats, DocTable, build_clusters
 from semhash.dedup.join import candidate_pairs, distinct_code_pairs, flip_masks
 from semhash.dedup.options import (
+    AUTO_NEIGHBOURS,
     CLUSTER_METHODS,
     DEFAULT_RADIUS,
     DEFAULT_THRESHOLD,
+    EXACT_LIMIT,
     KEEP_FLOOR,
     KEEP_RULES,
     MAX_RADIUS,
+    NEIGHBOUR_LIMIT,
+    CandidateStage,
     DedupOptions,
+    candidate_stage,
     check_radius,
+    parse_neighbours,
 )
 from semhash.dedup.pipeline import dedup_index, dedup_store
 from semhash.dedup.text import normalize_text, normalized_text_hash, numbers_conflict
@@ -78,15 +97,19 @@ from semhash.dedup.verify import FINE_BINS, SMALL_BLOCK, CodeBlocks, pairwise_co
 from semhash.dedup.write import WritePlan, WriteSummary, check_new_folder, plan_unique, write_unique
 
 __all__ = [
+    "AUTO_NEIGHBOURS",
     "CLUSTER_METHODS",
     "DEFAULT_RADIUS",
     "DEFAULT_THRESHOLD",
+    "EXACT_LIMIT",
     "FINE_BINS",
     "KEEP_FLOOR",
     "KEEP_RULES",
     "MAX_RADIUS",
+    "NEIGHBOUR_LIMIT",
     "SMALL_BLOCK",
     "AgainstResult",
+    "CandidateStage",
     "CodeBlocks",
     "DedupOptions",
     "DedupResult",
@@ -96,6 +119,7 @@ __all__ = [
     "WriteSummary",
     "build_clusters",
     "candidate_pairs",
+    "candidate_stage",
     "check_new_folder",
     "check_radius",
     "dedup_index",
@@ -108,6 +132,7 @@ __all__ = [
     "normalized_text_hash",
     "numbers_conflict",
     "pairwise_cosine",
+    "parse_neighbours",
     "plan_unique",
     "write_unique",
 ]

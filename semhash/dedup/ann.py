@@ -1,7 +1,8 @@
 """Candidates from the stored embeddings themselves: each document's nearest neighbours (faiss).
 
 The 32-bit search codes are coarse for deduplication: at radius 3 they hold 59% of MRPC's paraphrase
-pairs (89% of 20NG's edited copies). With ``neighbours = k > 0`` every document's ``k`` nearest stored
+pairs (89% of 20NG's edited copies). ``neighbours="auto"`` uses this stage with k = 10 between
+``EXACT_LIMIT`` and ``NEIGHBOUR_LIMIT`` documents. With ``neighbours = k > 0`` every document's ``k`` nearest stored
 embeddings (inner product of unit vectors = cosine) are candidates too, already verified (the search
 returns their cosine). A pair is a code-stage candidate exactly when its codes are within the radius, so
 the pipeline adds the neighbour pairs whose codes are farther apart: the two lists never overlap.

@@ -65,6 +65,16 @@ class DedupStats:
 
     documents: int = 0
     candidates: int = 0
+    #: The candidate stage that ran (:func:`semhash.dedup.options.candidate_stage`): ``all-pairs``,
+    #: ``codes+neighbours`` or ``codes``; ``neighbours`` is its k (0 without a neighbour search).
+    stage: str = "codes"
+    neighbours: int = 0
+    #: The radius the code join used: ``options.radius``, or less where ``auto`` kept to its pair budget
+    #: (``-1``: no join: ``all-pairs``, or ``auto`` found radius 0 alone over budget and searched neighbours).
+    radius: int = -1
+    #: 0, or the most documents a code block may hold to be verified: ``auto`` without a neighbour search,
+    #: when radius 0 alone exceeds the pair budget, skips the larger (topical) blocks and says so here.
+    largest_block: int = 0
     exact_duplicates: int = 0
     seconds_read: float = 0.0
     seconds_candidates: float = 0.0
@@ -186,6 +196,12 @@ class DedupResult:
             return largest
         smallest = self.rethreshold(float(levels[-1]))
         if n < smallest.kept_count:
+            if self.stats.stage == "all-pairs":  # every pair was a candidate: only the floor limits it
+                raise UsageError(
+                    f"--target {n} is not reachable: every pair at cosine >= {float(levels[-1]):.4f} leaves at "
+                    f"least {smallest.kept_count} documents; a lower --threshold (which keeps lower-cosine pairs) "
+                    "reaches further"
+                )
             raise UsageError(
                 f"--target {n} is not reachable: the candidate pairs at --radius {self.options.radius} (cosine >= "
                 f"{float(levels[-1]):.4f}) leave at least {smallest.kept_count} documents; a larger --radius "

@@ -18,6 +18,81 @@ MAX_RADIUS = 8
 KEEP_FLOOR = 0.5
 #: Most nearest neighbours per document taken as extra candidates (``--neighbours``).
 MAX_NEIGHBOURS = 1000
+#: ``--neighbours auto``: up to this many documents every pair's cosine is computed (the ``all-pairs`` stage,
+#: exact). Its cost grows as n^2: about 1.5 * 10^11 flops at this size, a few seconds of BLAS on 2 cores.
+EXACT_LIMIT = 20_000
+#: ``--neighbours auto``: above ``EXACT_LIMIT`` and up to this many documents, the code join plus each
+#: document's ``AUTO_NEIGHBOURS`` nearest stored embeddings (faiss IVF, whose cost grows about as n^1.5);
+#: above it, the code join alone.
+NEIGHBOUR_LIMIT = 200_000
+AUTO_NEIGHBOURS = 10
+#: ``--neighbours auto`` above ``EXACT_LIMIT``: the code join verifies at most this many candidate pairs per
+#: document; when ``--radius`` would give more, the largest radius within the budget is used (and reported).
+#: When radius 0 alone exceeds it, the join is skipped where neighbours are searched, and otherwise only the
+#: code blocks small enough to fit are verified (``DedupStats.largest_block``). Learned codes are topical:
+#: on 10^5 documents coded by the model trained on 20NG, radius 3 gave 76 M candidate pairs (760 a document,
+#: 60 s of verification) for less recall than the neighbour search; on 10^6, 7.5 * 10^9 (1.3 * 10^9 at
+#: radius 0 alone, the largest code holding 23,454 documents). ``scripts/bench_dedup.py scale``.
+CODE_PAIR_BUDGET = 20
+#: The words ``--neighbours`` accepts besides a number.
+NEIGHBOUR_MODES = ("auto", "all")
+
+
+@dataclass(frozen=True)
+class CandidateStage:
+    """Which candidate stage a run uses (see :func:`candidate_stage`).
+
+    Attributes:
+        name: ``all-pairs`` (the cosine of every pair), ``codes+neighbours`` (the code join within the
+            radius plus each document's ``neighbours`` nearest embeddings) or ``codes`` (the code join alone).
+        neighbours: k of the neighbour search (0 unless ``codes+neighbours``).
+    """
+
+    name: str
+    neighbours: int = 0
+    budget: bool = False  # the code join keeps to CODE_PAIR_BUDGET pairs a document (a smaller radius if need be)
+
+    def describe(self, radius: int, largest_block: int = 0) -> str:
+        """A few words for summaries: what the candidates were (``radius``: the one the code join used;
+        ``largest_block``: the largest code block verified, 0 = all of them)."""
+        if self.name == "all-pairs":
+            return "all pairs (exact)"
+        if radius < 0:  # auto skipped a join whose radius 0 alone exceeded the pair budget
+            return f"{self.neighbours} nearest embeddings (codes too coarse to join)"
+        codes = f"codes within {radius} bits"
+        if largest_block:
+            codes += f" (codes of more than {largest_block} documents skipped: over the pair budget)"
+        return f"{codes} + {self.neighbours} nearest embeddings" if self.neighbours else codes
+
+
+def candidate_stage(documents: int, neighbours: int | str) -> CandidateStage:
+    """The candidate stage for ``documents`` encoded documents and a ``neighbours`` setting.
+
+    ``"auto"``: all pairs up to :data:`EXACT_LIMIT` documents, the code join plus :data:`AUTO_NEIGHBOURS`
+    nearest embeddings up to :data:`NEIGHBOUR_LIMIT`, the code join alone above; above ``EXACT_LIMIT`` the
+    code join keeps to :data:`CODE_PAIR_BUDGET` pairs a document. ``"all"``: all pairs at any size. A number
+    ``k``: the code join (at exactly ``--radius``) plus ``k`` nearest embeddings (``0``: the code join alone).
+    """
+    if neighbours == "all" or (neighbours == "auto" and documents <= EXACT_LIMIT):
+        return CandidateStage("all-pairs")
+    k = (AUTO_NEIGHBOURS if documents <= NEIGHBOUR_LIMIT else 0) if neighbours == "auto" else int(neighbours)
+    budget = neighbours == "auto"
+    return CandidateStage("codes+neighbours", k, budget) if k else CandidateStage("codes", 0, budget)
+
+
+def parse_neighbours(value: int | str) -> int | str:
+    """``--neighbours`` as given on a command line: ``auto``, ``all`` or a number (checked by the options)."""
+    if isinstance(value, int):
+        return value
+    text = str(value).strip().lower()
+    if text in NEIGHBOUR_MODES:
+        return text
+    try:
+        return int(text)
+    except ValueError:
+        raise UsageError(
+            f"--neighbours must be auto, all or a number between 0 and {MAX_NEIGHBOURS}, not {value!r}"
+        ) from None
 
 
 def check_radius(radius: int, bits: int | None = None) -> None:
@@ -41,8 +116,11 @@ class DedupOptions:
         cluster: ``"centre"`` (no chaining) or ``"components"`` (connected components).
         keep: which document of a cluster is kept: ``first``, ``longest``, ``shortest`` or ``newest``.
         number_veto: reject near pairs whose texts each hold a number the other lacks.
-        neighbours: also take each document's ``neighbours`` nearest stored embeddings as candidates
-            (faiss; :mod:`semhash.dedup.ann`); 0 = the code stage alone.
+        neighbours: the candidate stage (:func:`candidate_stage`): ``"auto"`` (the default: every pair up to
+            ``EXACT_LIMIT`` documents, the codes plus nearest embeddings up to ``NEIGHBOUR_LIMIT``, the
+            codes alone above), ``"all"`` (every pair), or ``k``: the code join plus each document's ``k``
+            nearest stored embeddings (faiss; :mod:`semhash.dedup.ann`); 0 = the code stage alone (the
+            behaviour before ``auto``).
     """
 
     radius: int = DEFAULT_RADIUS
@@ -50,7 +128,7 @@ class DedupOptions:
     cluster: str = "centre"
     keep: str = "first"
     number_veto: bool = False
-    neighbours: int = 0
+    neighbours: int | str = "auto"
 
     def __post_init__(self) -> None:
         # Every way of making options (the CLI, the API, dataclasses.replace in rethreshold) passes here.
@@ -59,7 +137,13 @@ class DedupOptions:
             raise UsageError(f"--threshold must be a cosine between -1 and 1, not {self.threshold}")
         if self.cluster not in CLUSTER_METHODS:
             raise UsageError(f"--cluster must be one of {', '.join(CLUSTER_METHODS)}, not {self.cluster!r}")
-        if not 0 <= self.neighbours <= MAX_NEIGHBOURS:
+        if isinstance(self.neighbours, str):
+            if self.neighbours not in NEIGHBOUR_MODES:
+                raise UsageError(
+                    f"--neighbours must be auto, all or a number between 0 and {MAX_NEIGHBOURS}, "
+                    f"not {self.neighbours!r}"
+                )
+        elif type(self.neighbours) is not int or not 0 <= self.neighbours <= MAX_NEIGHBOURS:  # no bool, no float
             raise UsageError(f"--neighbours must be between 0 and {MAX_NEIGHBOURS}, not {self.neighbours}")
         if self.keep not in KEEP_RULES:
             raise UsageError(f"--keep must be one of {', '.join(KEEP_RULES)}, not {self.keep!r}")

@@ -10,7 +10,8 @@ import numpy as np
 
 from semhash.dedup.ann import neighbour_pairs
 from semhash.dedup.clusters import DedupResult, DedupStats, DocTable, build_clusters
-from semhash.dedup.options import DedupOptions, check_radius
+from semhash.dedup.exact import all_pairs
+from semhash.dedup.options import CODE_PAIR_BUDGET, DedupOptions, candidate_stage, check_radius
 from semhash.dedup.text import normalized_text_hash, numbers_conflict
 from semhash.dedup.verify import FINE_BINS, CodeBlocks, fine_bin
 from semhash.errors import IndexMissingError
@@ -61,20 +62,49 @@ def dedup_store(store: Store, options: DedupOptions) -> DedupResult:
     stats.documents = len(ids)
     stats.seconds_read = time.perf_counter() - started
 
-    started = time.perf_counter()
-    blocks = CodeBlocks.build(codes, bits, options.radius)
-    stats.candidates = blocks.candidate_count
-    stats.seconds_candidates = time.perf_counter() - started
+    stage = candidate_stage(len(ids), options.neighbours)
+    stats.stage, stats.neighbours = stage.name, stage.neighbours
+    if stage.name == "all-pairs":
+        started = time.perf_counter()
+        matrix, slot = embeddings_for(store, ids, np.arange(len(ids)))
+        i, j, cosine, fine = all_pairs(_in_row_order(matrix, slot), options.floor)
+        dist = _hamming(codes, bits, i, j)
+        stats.candidates = len(ids) * (len(ids) - 1) // 2
+    else:
+        started = time.perf_counter()
+        budget = CODE_PAIR_BUDGET * len(ids)
+        if stage.budget and _same_code_pairs(codes, bits) > budget:
+            # Radius 0 alone is over budget: no join at a larger radius is paid for. With a neighbour search,
+            # the neighbours alone; without one, the same-code blocks (capped below).
+            blocks, stats.radius = CodeBlocks.build(codes, bits, 0), (-1 if stage.neighbours else 0)
+        else:
+            blocks = CodeBlocks.build(codes, bits, options.radius)
+            stats.radius = options.radius
+            if stage.budget:
+                stats.radius = _radius_within_budget(blocks, options.radius, len(ids), stage.neighbours > 0)
+        join = stats.radius >= 0
+        if join and stats.radius < options.radius:
+            blocks = blocks.within(stats.radius)
+        if stage.budget and join and blocks.candidate_count > budget:
+            # No neighbour search and whole topics on one code: verify the smaller blocks only (bounded work).
+            stats.largest_block = blocks.largest_block_within(int(budget))
+            blocks = blocks.capped(stats.largest_block)
+        stats.candidates = blocks.candidate_count if join else 0
+        stats.seconds_candidates = time.perf_counter() - started
 
-    started = time.perf_counter()
-    rows = np.arange(len(ids)) if options.neighbours else blocks.rows_with_candidates()
-    matrix, slot = embeddings_for(store, ids, rows)
-    i, j, dist, cosine, fine = blocks.verify(matrix, slot, options.floor)
-    if options.neighbours:
-        extra = neighbour_candidates(matrix, slot, codes, bits, options)
-        stats.candidates += extra.count
-        fine += extra.histogram
-        i, j, dist, cosine = _sorted_union((i, j, dist, cosine), extra.pairs)
+        started = time.perf_counter()
+        rows = np.arange(len(ids)) if stage.neighbours else blocks.rows_with_candidates()
+        matrix, slot = embeddings_for(store, ids, rows)
+        if join:
+            i, j, dist, cosine, fine = blocks.verify(matrix, slot, options.floor)
+        else:
+            i, j, dist = np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.int8)
+            cosine, fine = np.zeros(0, np.float32), np.zeros(FINE_BINS, np.int64)
+        if stage.neighbours:
+            extra = neighbour_candidates(matrix, slot, codes, bits, stats.radius, stage.neighbours, options.floor)
+            stats.candidates += extra.count
+            fine += extra.histogram
+            i, j, dist, cosine = _sorted_union((i, j, dist, cosine), extra.pairs)
     involved = np.union1d(np.union1d(i, j), _rows_in_exact_groups(keys))
     vetoed = None
     involved_ids = ids[involved]
@@ -137,20 +167,51 @@ class NeighbourCandidates:
 
 
 def neighbour_candidates(
-    matrix: np.ndarray, slot: np.ndarray, codes: np.ndarray, bits: int, options: DedupOptions
+    matrix: np.ndarray, slot: np.ndarray, codes: np.ndarray, bits: int, radius: int, k: int, floor: float
 ) -> NeighbourCandidates:
-    """Each row's ``options.neighbours`` nearest embeddings, less the pairs within the code radius."""
-    ordered = matrix if np.array_equal(slot, np.arange(len(slot))) else matrix[slot]
-    i, j, cos = neighbour_pairs(ordered, options.neighbours)
+    """Each row's ``k`` nearest embeddings, less the pairs within ``radius`` (the code join's; -1: no join)."""
+    i, j, cos = neighbour_pairs(_in_row_order(matrix, slot), k)
+    dist = _hamming(codes, bits, i, j)
+    new = dist > radius  # within the radius: the code stage already verified it
+    i, j, dist, cos = i[new], j[new], dist[new], cos[new]
+    histogram = np.bincount(fine_bin(cos), minlength=FINE_BINS)
+    keep = cos >= floor
+    return NeighbourCandidates((i[keep], j[keep], dist[keep], cos[keep]), len(i), histogram)
+
+
+def _radius_within_budget(blocks: CodeBlocks, radius: int, documents: int, neighbours: bool) -> int:
+    """The largest radius up to ``radius`` whose candidate pairs fit ``CODE_PAIR_BUDGET`` a document.
+
+    When even radius 0 does not fit (whole topics on one code), the join is skipped (``-1``) if a neighbour
+    search runs, and kept at radius 0 otherwise (the codes are then all there is; the caller then verifies
+    only the code blocks small enough to fit the budget).
+    """
+    within = np.flatnonzero(blocks.pairs_by_radius(radius) <= CODE_PAIR_BUDGET * documents)
+    if len(within):
+        return int(within[-1])
+    return -1 if neighbours else 0
+
+
+def _same_code_pairs(codes: np.ndarray, bits: int) -> int:
+    """Pairs of documents sharing a code (the code join's pairs at radius 0), without the join."""
     unsigned = np.asarray(codes).astype(np.int64).view(np.uint64)
     if bits < 64:
         unsigned = unsigned & np.uint64((1 << bits) - 1)
-    dist = np.bitwise_count(unsigned[i] ^ unsigned[j]).astype(np.int8)
-    new = dist > options.radius  # within the radius: the code stage already verified it
-    i, j, dist, cos = i[new], j[new], dist[new], cos[new]
-    histogram = np.bincount(fine_bin(cos), minlength=FINE_BINS)
-    keep = cos >= options.floor
-    return NeighbourCandidates((i[keep], j[keep], dist[keep], cos[keep]), len(i), histogram)
+    counts = np.unique(unsigned, return_counts=True)[1].astype(np.int64)
+    return int((counts * (counts - 1) // 2).sum())
+
+
+def _in_row_order(matrix: np.ndarray, slot: np.ndarray) -> np.ndarray:
+    """The embeddings of every row, row ``k`` at line ``k`` (no copy when they already are)."""
+    return matrix if np.array_equal(slot, np.arange(len(slot))) else matrix[slot]
+
+
+def _hamming(codes: np.ndarray, bits: int, i: np.ndarray, j: np.ndarray) -> np.ndarray:
+    """Hamming distance between the codes of rows ``i`` and ``j`` (SQLite int64 or uint64 codes)."""
+    unsigned = np.asarray(codes).astype(np.int64).view(np.uint64)
+    if bits < 64:
+        unsigned = unsigned & np.uint64((1 << bits) - 1)
+    return np.bitwise_count(unsigned[i] ^ unsigned[j]).astype(np.int8)
 
 
 def _sorted_union(

@@ -60,6 +60,39 @@ class CodeBlocks:
         c = self.counts.astype(np.int64)
         return int((c * (c - 1) // 2).sum() + (c[self.a] * c[self.b]).sum())
 
+    def pairs_by_radius(self, radius: int) -> np.ndarray:
+        """Candidate pairs of documents at each radius ``0..radius`` (cumulative), from one join."""
+        c = self.counts.astype(np.int64)
+        per_distance = np.bincount(self.dist.astype(np.int64), weights=c[self.a] * c[self.b], minlength=radius + 1)
+        per_distance[0] += (c * (c - 1) // 2).sum()
+        return np.cumsum(per_distance[: radius + 1]).astype(np.int64)
+
+    def within(self, radius: int) -> CodeBlocks:
+        """The same blocks with only the pairs of distinct codes within ``radius`` bits."""
+        keep = self.dist <= radius
+        return CodeBlocks(self.order, self.starts, self.counts, self.a[keep], self.b[keep], self.dist[keep])
+
+    def largest_block_within(self, budget: int) -> int:
+        """The largest code block size ``m`` such that the pairs among codes of at most ``m`` documents fit ``budget``.
+
+        A pair of codes counts at the larger of its two block sizes; at least 1 (a code of one document has
+        no pair of its own), so a cap never hides a whole collection.
+        """
+        c = self.counts.astype(np.int64)
+        size = np.r_[c, np.maximum(c[self.a], c[self.b])]
+        pairs = np.r_[c * (c - 1) // 2, c[self.a] * c[self.b]]
+        order = np.argsort(size, kind="stable")
+        size, total = size[order], np.cumsum(pairs[order])
+        last = np.r_[size[1:] != size[:-1], True]  # the cumulative count once every pair of that size is in
+        fits = np.flatnonzero(last & (total <= budget))
+        return max(1, int(size[fits[-1]])) if len(fits) else 1
+
+    def capped(self, largest: int) -> CodeBlocks:
+        """The same blocks less every code with more than ``largest`` documents (its own and its pairs)."""
+        counts = np.where(self.counts > largest, 0, self.counts)
+        keep = (counts[self.a] > 0) & (counts[self.b] > 0)
+        return CodeBlocks(self.order, self.starts, counts, self.a[keep], self.b[keep], self.dist[keep])
+
     def rows_with_candidates(self) -> np.ndarray:
         """Sorted rows of every document that has at least one candidate."""
         busy = self.counts > 1
