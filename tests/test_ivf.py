@@ -163,3 +163,32 @@ def test_probes_cover_about_the_asked_rows(built: tuple[EmbeddingIVF, np.ndarray
     assert ivf.probes_for(100) == 4 and ivf.probes_for(1) == 1 and ivf.probes_for(10**6) == ivf.nlist
     empty = EmbeddingIVF.build(np.zeros(0, np.int64), np.zeros((0, DIM), np.float32))
     assert empty.probes_for(100) == 1
+
+
+def test_an_unchanged_file_is_not_hashed_again_but_a_changed_one_is(
+    tmp_path: Path, built: tuple[EmbeddingIVF, np.ndarray, np.ndarray], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Old code: every load hashed the whole file (a tenth of a cold query at 10^5 documents)."""
+    import os
+
+    import semhash.ivf as ivf_module
+
+    ivf, ids, _ = built
+    path = ivf_path_for(tmp_path / "x.db")
+    ivf.save(path, STAMP)
+    hashed: list[Path] = []
+    real = ivf_module._checksum_file
+
+    def counted(p: Path, size: int) -> str | None:
+        hashed.append(p)
+        return real(p, size)
+
+    monkeypatch.setattr(ivf_module, "_checksum_file", counted)
+    assert EmbeddingIVF.load(path, STAMP, DIM, len(ids)) is not None and hashed == []
+    # Damage in place with the old modification time put back: the ctime still moves, so it is hashed.
+    st = path.stat()
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    path.write_bytes(bytes(data))
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns))
+    assert EmbeddingIVF.load(path, STAMP, DIM, len(ids)) is None and hashed == [path]
