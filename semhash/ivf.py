@@ -28,6 +28,8 @@ from typing import TYPE_CHECKING
 import faiss
 import numpy as np
 
+from semhash.vectors import file_checksum
+
 if TYPE_CHECKING:
     from semhash.index import IndexStamp
 
@@ -61,22 +63,6 @@ def nlist_for(size: int) -> int:
 def _stat_key(st: os.stat_result) -> list[int]:
     """What must stay equal for the saved file to be trusted without hashing it again."""
     return [st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino, st.st_dev]
-
-
-def _checksum_file(path: Path, size: int) -> str | None:
-    """blake2b of a file that must be exactly ``size`` bytes (``None`` when it is not, or cannot be read)."""
-    digest = hashlib.blake2b(digest_size=16)
-    total = 0
-    try:
-        with open(path, "rb") as handle:
-            while block := handle.read(8 * 2**20):
-                total += len(block)
-                if total > size:
-                    return None
-                digest.update(block)
-    except OSError:
-        return None
-    return digest.hexdigest() if total == size else None
 
 
 def _max_bytes(count: int, dim: int, nlist: int) -> int:
@@ -233,7 +219,7 @@ class EmbeddingIVF:
         # rewrite changes its ctime, which no user call can set back), so only a changed one is hashed: the
         # 38 MiB checksum was a tenth of a cold query at 10^5 documents. As with the checksum, this guards
         # against damage, not against someone who may write the folder (they could write the sidecar too).
-        if not unchanged and _checksum_file(path, size) != meta.get("checksum"):
+        if not unchanged and file_checksum(path, size) != meta.get("checksum"):
             return None
         try:
             index = faiss.read_index(str(path))

@@ -82,7 +82,7 @@ def _vectors_checksum(path: Path, size: int) -> str | None:
         if path.stat().st_size != size:
             return None
         if size <= _FULL_CHECKSUM_BYTES:
-            return _file_checksum(path, size)
+            return file_checksum(path, size)
         digest = hashlib.blake2b(digest_size=16)
         digest.update(str(size).encode())
         with open(path, "rb") as handle:
@@ -94,7 +94,7 @@ def _vectors_checksum(path: Path, size: int) -> str | None:
         return None
 
 
-def _file_checksum(path: Path, limit: int) -> str | None:
+def file_checksum(path: Path, limit: int) -> str | None:
     """blake2b of a file read in blocks (``None`` when it is not exactly ``limit`` bytes or cannot be read)."""
     digest = hashlib.blake2b(digest_size=16)
     total = 0
@@ -340,7 +340,7 @@ class VectorCache:
         if not isinstance(count, int) or isinstance(count, bool) or count < 0 or meta.get("dtype") != "float32":
             return None
         ids_path = _ids_path(path)
-        ids_checksum = _file_checksum(ids_path, count * _PAIR)
+        ids_checksum = file_checksum(ids_path, count * _PAIR)
         if ids_checksum is None or ids_checksum != meta.get("ids_checksum"):
             return None
         checksum = _vectors_checksum(path, count * dim * _DTYPE.itemsize)

@@ -152,7 +152,7 @@ def test_a_sidecar_claiming_an_oversized_file_is_refused_unread(
     def no_read(*args: object) -> None:
         raise AssertionError("the file was read")
 
-    monkeypatch.setattr("semhash.ivf._checksum_file", no_read)
+    monkeypatch.setattr("semhash.ivf.file_checksum", no_read)
     for change in ({"bytes": 10**12}, {"nlist": 0}, {"nlist": len(ids) + 1}, {"nlist": "16"}):
         side.write_text(json.dumps({**meta, **change}))
         assert EmbeddingIVF.load(path, STAMP, DIM, len(ids)) is None
@@ -177,13 +177,13 @@ def test_an_unchanged_file_is_not_hashed_again_but_a_changed_one_is(
     path = ivf_path_for(tmp_path / "x.db")
     ivf.save(path, STAMP)
     hashed: list[Path] = []
-    real = ivf_module._checksum_file
+    real = ivf_module.file_checksum
 
     def counted(p: Path, size: int) -> str | None:
         hashed.append(p)
         return real(p, size)
 
-    monkeypatch.setattr(ivf_module, "_checksum_file", counted)
+    monkeypatch.setattr(ivf_module, "file_checksum", counted)
     assert EmbeddingIVF.load(path, STAMP, DIM, len(ids)) is not None and hashed == []
     # Damage in place with the old modification time put back: the ctime still moves, so it is hashed.
     st = path.stat()
