@@ -267,8 +267,9 @@ class Codec:
         return self.device
 
     def keep_encoder(self, other: Codec) -> None:
-        """Take ``other``'s loaded encoder (same index, same runtime: the embedding model never changes)."""
-        if self._encoder is None and other.runtime == self.runtime:
+        """Take ``other``'s loaded encoder: same index, same runtime, same embedding model (``train --adapt``
+        changes the model under a long-lived searcher: the frozen encoder must not outlive it)."""
+        if self._encoder is None and other.runtime == self.runtime and other.embedding_model == self.embedding_model:
             self._encoder = other._encoder
 
     def _fall_back(self, exc: RuntimeUnavailableError) -> None:

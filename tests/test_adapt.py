@@ -259,3 +259,18 @@ def test_cli_adapt_passes_its_options(monkeypatch: pytest.MonkeyPatch, tmp_path:
     assert "adapted the encoder's top 2 layers on 10 documents (2 steps)" in result.output
     result = CliRunner().invoke(app, ["train", "--db", str(tmp_path)])
     assert seen["adapt"] is None  # the frozen recipe stays the default
+
+
+def test_a_long_lived_searcher_drops_the_frozen_encoder_once_the_index_is_adapted(fake_encoder: Any) -> None:
+    """Search keeps the loaded encoder across retrainings; after `--adapt` it must load the adapted one."""
+    from semhash.codec import Codec
+    from semhash.store import StoredModel
+
+    model = StoredModel(id=1, created_at="", bits=32, input_dim=32, config={}, stats={}, trained_on=0, weights=None)
+    before = Codec(model, "sentence-transformers/all-MiniLM-L6-v2", encoder=fake_encoder)
+    after = Codec(model, adapted_name("sentence-transformers/all-MiniLM-L6-v2", _blob()))
+    after.keep_encoder(before)
+    assert after._encoder is None
+    retrained = Codec(model, "sentence-transformers/all-MiniLM-L6-v2")
+    retrained.keep_encoder(before)
+    assert retrained._encoder is fake_encoder
