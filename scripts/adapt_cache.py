@@ -35,9 +35,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data", type=Path, default=DATA)
     parser.add_argument("--layers", type=int, default=2)
     parser.add_argument("--max-seq-length", type=int, default=128)
+    parser.add_argument("--every", type=int, default=1, help="every Nth post only (a smoke test)")
     parser.add_argument("--out", type=Path, default=ROOT / ".cache" / "adapt" / "lower.npz")
     args = parser.parse_args(argv)
     texts = [json.loads(line)["text"] for line in args.data.open(encoding="utf-8")]
+    texts = texts[:: args.every]
     encoder = SentenceTransformerEncoder(None, max_windows=1)
     set_window(encoder, args.max_seq_length)
     windows = first_windows(encoder, texts)
