@@ -526,10 +526,10 @@ def train_command(
         "Slow on a CPU (see README); the frozen encoder stays the default.",
     ),
     adapt_docs: int | None = typer.Option(
-        None, "--adapt-docs", min=2, help="Documents the adaptation trains on (a seeded sample) [default: 4000]."
+        None, "--adapt-docs", min=2, help="Documents the adaptation trains on (a seeded sample) [default: 3000]."
     ),
     adapt_epochs: int | None = typer.Option(
-        None, "--adapt-epochs", min=0, help="Epochs of the adaptation over its sample [default: 2]."
+        None, "--adapt-epochs", min=0, help="Epochs of the adaptation over its sample [default: 1]."
     ),
     as_json: bool = JsonOption,
 ) -> None:
