@@ -274,3 +274,41 @@ def test_a_long_lived_searcher_drops_the_frozen_encoder_once_the_index_is_adapte
     retrained = Codec(model, "sentence-transformers/all-MiniLM-L6-v2")
     retrained.keep_encoder(before)
     assert retrained._encoder is fake_encoder
+
+
+def _fake_adapted_index(tmp_path: Path, fake_encoder: Any) -> tuple[Path, str, bytes]:
+    """An index of the fake encoder switched to a (fake) adapted encoder through the store alone."""
+    from semhash.ingest import IndexOptions, index_paths
+
+    corpus = _write(tmp_path)
+    db = tmp_path / "fake.db"
+    index_paths(db, [corpus], IndexOptions(device="cpu", epochs=1), encoder=fake_encoder)
+    blob = _blob()
+    name = adapted_name("fake-bow", blob)
+    with Store.open(db, write=True) as store:
+        ids, embeddings = store.embeddings()
+        generation = store.generation
+        store.save_adapted_encoder(name, blob, {"layers": 1}, {}, ids.tolist(), embeddings[:, ::-1])
+        assert store.generation > generation
+    return db, name, blob
+
+
+def test_the_store_switches_to_the_adapted_encoder_in_one_step(tmp_path: Path, fake_encoder: Any) -> None:
+    db, name, blob = _fake_adapted_index(tmp_path, fake_encoder)
+    with Store.open(db) as store:
+        assert store.embedding_model == name
+        assert store.adapted_encoder(name) == blob
+        assert store.adapted_encoder("fake-bow") is None
+        assert len(store.ids_without_code()) == store.count()  # old codes came from the old embeddings
+        with pytest.raises(ValueError, match="documents"):
+            store.save_adapted_encoder(name, blob, {}, {}, [1], np.zeros((1, 32)))
+
+
+def test_the_ray_engine_refuses_an_adapted_index(tmp_path: Path, fake_encoder: Any) -> None:
+    pytest.importorskip("ray")
+    from semhash.errors import UsageError
+    from semhash.ingest import IndexOptions, index_paths
+
+    db, _, _ = _fake_adapted_index(tmp_path, fake_encoder)
+    with pytest.raises(UsageError, match=r"adapted encoder.*--engine local"):
+        index_paths(db, [tmp_path / "corpus"], IndexOptions(device="cpu", engine="ray"))
