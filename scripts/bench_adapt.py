@@ -116,6 +116,7 @@ def main(argv: list[str] | None = None) -> int:
         "--skip-frozen-first", action="store_true", help="no 'frozen, adapted protocol' row (saves a pass)"
     )
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads")
+    parser.add_argument("--only-adapted", action="store_true", help="score the adapted row only (variants)")
     parser.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE")
     parser.add_argument("--every", type=int, default=1, help="every Nth post only (a smoke test)")
     parser.add_argument("--out", type=Path, default=ROOT / "bench-out" / "adapt.json")
@@ -177,7 +178,8 @@ def main(argv: list[str] | None = None) -> int:
         np.save(args.out.with_suffix(f".adapted-{seed}.npy"), adapted)
         run: dict = {"seed": seed, "adapt_seconds": adapt_seconds, "reembed_top_seconds": reembed_seconds,
                      "adapt_stats": stats}  # fmt: skip
-        names = ["adapted", "frozen (index default)"] + ([] if args.skip_frozen_first else ["frozen, adapted protocol"])
+        names = ["adapted"] + ([] if args.only_adapted else ["frozen (index default)"])
+        names += [] if args.skip_frozen_first or args.only_adapted else ["frozen, adapted protocol"]
         for name in names:
             if name == "frozen, adapted protocol" and frozen_first is None:
                 t0 = time.perf_counter()
