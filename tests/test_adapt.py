@@ -112,7 +112,7 @@ def test_adapt_loss_terms_have_gradients() -> None:
     smoothed = torch.nn.functional.normalize(torch.randn(8, 8), dim=1)
     teacher = (torch.randn(8, 16) > 0).float()
     head = HashHead(8, 16, 32)
-    parts = adapt_loss(embedded, lexical, head, smoothed, teacher, AdaptConfig())
+    parts = adapt_loss(embedded, lexical, head, smoothed, teacher, AdaptConfig(teacher_weight=1.0))
     assert set(parts) == {"teacher", "contrastive", "balance", "decorrelation", "loss"}
     parts["loss"].backward()
     assert head.net[0].weight.grad is not None and head.net[0].weight.grad.abs().sum() > 0
