@@ -21,6 +21,7 @@ from semhash.embed import Encoder
 from semhash.types import Hit, IndexInfo, IndexReport
 
 if TYPE_CHECKING:
+    from semhash.adapt import AdaptConfig
     from semhash.dedup import AgainstResult, DedupOptions, DedupResult
     from semhash.ingest import RemoveReport
 
@@ -53,6 +54,19 @@ class SemanticIndex:
 
         opts = IndexOptions(**{"model": self.model, "device": self.device, **options})
         return index_paths(self.db, paths, opts, encoder=self.encoder)
+
+    def train(self, adapt: bool | AdaptConfig = False, **options: Any) -> IndexReport:
+        """``semhash train``: retrain the hashing model and re-encode; ``adapt`` (``True`` or an
+        :class:`semhash.adapt.AdaptConfig`) first adapts the encoder to the corpus (``--adapt``). Keyword
+        options are those of :func:`semhash.ingest.retrain_index` (``bits``, ``epochs``, ``seed``...)."""
+        from semhash.ingest import retrain_index
+
+        config = None
+        if adapt is not False:
+            from semhash.adapt import AdaptConfig
+
+            config = adapt if isinstance(adapt, AdaptConfig) else AdaptConfig(seed=int(options.get("seed", 0)))
+        return retrain_index(self.db, **{"device": self.device, **options}, adapt=config)
 
     def remove(self, paths: Sequence[str | Path]) -> RemoveReport:
         """Remove the documents of these files, or under these folders, whether or not they still exist."""

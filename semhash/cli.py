@@ -117,7 +117,13 @@ def _progress(enabled: bool) -> Iterator[Callable[[str, int, int], None] | None]
         return
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-    labels = {"embed": "embedding (characters)", "train": "training (epochs)", "encode": "encoding"}
+    labels = {
+        "embed": "embedding (characters)",
+        "adapt-cache": "adapting: frozen layers (documents)",
+        "adapt": "adapting the encoder (steps)",
+        "train": "training (epochs)",
+        "encode": "encoding",
+    }
     with Progress(
         TextColumn("{task.description}"),
         BarColumn(),
@@ -512,18 +518,54 @@ def train_command(
     seed: int = typer.Option(0, "--seed", help="Training seed."),
     lexical_weight: float | None = LexicalWeightOption,
     device: str = DeviceOption,
+    adapt: bool = typer.Option(
+        False,
+        "--adapt",
+        help="First adapt the encoder to the corpus (fine-tune its top layers with the hashing objective, no "
+        "labels), re-embed every document with it and store it in the index; queries then embed with it. "
+        "Slow on a CPU (see README); the frozen encoder stays the default.",
+    ),
+    adapt_docs: int | None = typer.Option(
+        None, "--adapt-docs", min=2, help="Documents the adaptation trains on (a seeded sample) [default: 3000]."
+    ),
+    adapt_epochs: int | None = typer.Option(
+        None, "--adapt-epochs", min=0, help="Epochs of the adaptation over its sample [default: 1]."
+    ),
     as_json: bool = JsonOption,
 ) -> None:
-    """Retrain the hashing model on the stored embeddings (no re-embedding) and re-encode every document."""
+    """Retrain the hashing model on the stored embeddings (no re-embedding) and re-encode every document.
+
+    With --adapt, the encoder is first adapted to the corpus and every document re-embedded with it.
+    """
     from semhash.ingest import retrain_index
 
+    adapt_config = None
+    if adapt or adapt_docs is not None or adapt_epochs is not None:
+        if not adapt:
+            from semhash.errors import UsageError
+
+            raise UsageError("--adapt-docs and --adapt-epochs tune --adapt: add --adapt")
+        from semhash.adapt import AdaptConfig
+
+        adapt_config = AdaptConfig(seed=seed)
+        adapt_config.max_docs = adapt_docs if adapt_docs is not None else adapt_config.max_docs
+        adapt_config.epochs = adapt_epochs if adapt_epochs is not None else adapt_config.epochs
     with _progress(not as_json) as progress:
         report = retrain_index(
-            db, bits=bits, epochs=epochs, seed=seed, device=device, progress=progress, lexical_weight=lexical_weight
-        )
+            db, bits=bits, epochs=epochs, seed=seed, device=device, progress=progress, lexical_weight=lexical_weight,
+            adapt=adapt_config,
+        )  # fmt: skip
     if as_json:
         print(json.dumps(asdict(report)))
         return
+    if adapt_config is not None:
+        adapted = report.adapt_stats
+        out.print(
+            f"adapted the encoder's top {adapt_config.layers} layers on {adapted.get('adapt_docs', 0):.0f} "
+            f"documents ({adapted.get('adapt_steps', 0):.0f} steps) and re-embedded every document in "
+            f"{report.adapt_seconds:.1f} s",
+            highlight=False,
+        )
     stats = report.train_stats
     rule = "auto" if stats.get("epochs_auto") else "--epochs"
     agreement = stats.get("val_agreement")

@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
+from semhash.adapted import is_adapted
 from semhash.errors import IndexMissingError, UsageError
 from semhash.runtime import RuntimeUnavailableError, runtime_folder
 from semhash.runtime.manifest import Manifest, read_manifest
@@ -110,6 +111,21 @@ def check_fresh(manifest: Manifest, embedding_model: str | None, model: StoredMo
         )
 
 
+class _AdaptedWeights(Protocol):
+    def adapted_encoder(self, name: str) -> bytes | None: ...
+
+
+@dataclass
+class _ReadWeights:
+    """An adapted encoder's blob, read from the store when the codec was made."""
+
+    name: str | None
+    blob: bytes | None
+
+    def adapted_encoder(self, name: str) -> bytes | None:
+        return self.blob if name == self.name else None
+
+
 class Codec:
     """Texts -> embeddings -> codes with one index's models, on one runtime (models load on first use).
 
@@ -141,6 +157,7 @@ class Codec:
         note: str | None = None,
         fallback: bool = False,
         quick_start: bool = False,
+        adapted: _AdaptedWeights | None = None,
     ) -> None:
         if runtime == "onnx" and manifest is None:
             raise ValueError("the onnx runtime needs its checked manifest")
@@ -156,6 +173,8 @@ class Codec:
         self.fallback = fallback
         self._encoder = encoder
         self._hasher = hasher
+        #: where an adapted encoder's weights are read from (the store), when the index has one.
+        self._adapted = adapted
 
     @classmethod
     def from_store(
@@ -180,6 +199,10 @@ class Codec:
         if model is None:
             raise IndexMissingError(f"the index at {store.path} has no trained model: run `semhash index DIR` first")
         embedding_model = store.embedding_model
+        # An adapted encoder's weights are read now, while the store is open (only such an index pays it).
+        adapted = None
+        if embedding_model is not None and is_adapted(embedding_model):
+            adapted = _ReadWeights(embedding_model, store.adapted_encoder(embedding_model))
         note = None
         if chosen != "torch":
             try:
@@ -193,7 +216,8 @@ class Codec:
                 if chosen == "onnx":
                     raise
                 note = str(exc)
-        return cls(model, embedding_model, encoder=encoder, device=device, max_windows=max_windows, note=note)
+        return cls(model, embedding_model, encoder=encoder, device=device, max_windows=max_windows, note=note,
+                   adapted=adapted)  # fmt: skip
 
     # -- the models, loaded on first use ------------------------------------------------------------
     @property
@@ -210,9 +234,12 @@ class Codec:
                 except RuntimeUnavailableError as exc:
                     self._fall_back(exc)
             if self._encoder is None:
-                from semhash.embed import load_encoder
+                from semhash.adapted import load_index_encoder
 
-                self._encoder = load_encoder(self.embedding_model, self._torch_device(), self.max_windows)
+                # The index's adapted encoder when it has one (`semhash train --adapt`), else the named model.
+                self._encoder = load_index_encoder(
+                    self._adapted, self.embedding_model, self._torch_device(), self.max_windows
+                )
         return self._encoder
 
     @property
@@ -240,8 +267,9 @@ class Codec:
         return self.device
 
     def keep_encoder(self, other: Codec) -> None:
-        """Take ``other``'s loaded encoder (same index, same runtime: the embedding model never changes)."""
-        if self._encoder is None and other.runtime == self.runtime:
+        """Take ``other``'s loaded encoder: same index, same runtime, same embedding model (``train --adapt``
+        changes the model under a long-lived searcher: the frozen encoder must not outlive it)."""
+        if self._encoder is None and other.runtime == self.runtime and other.embedding_model == self.embedding_model:
             self._encoder = other._encoder
 
     def _fall_back(self, exc: RuntimeUnavailableError) -> None:
@@ -330,6 +358,12 @@ def refresh_runtime(
     name = store.embedding_model
     if model is None or name is None:
         report.skipped = "the index has no trained model yet"
+        return report
+    if is_adapted(name):
+        # No export of an adapted encoder yet: a runtime folder left from the frozen encoder must never serve
+        # the adapted codes, so it goes (queries use torch with the adapted encoder).
+        clear_runtime(store.path)
+        report.skipped = "the index embeds with an adapted encoder (`semhash train --adapt`): queries use torch"
         return report
     try:
         source: Path | None = None

@@ -35,6 +35,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from semhash.adapted import is_adapted
 from semhash.codes import check_bits, packed_to_ints, to_sql_int
 from semhash.config import DEFAULT_BATCH_DOCS, DEFAULT_BITS
 from semhash.corpus import SUPPORTED_SUFFIXES, CorpusScan, ReadOptions, check_roots, read_documents
@@ -47,10 +48,13 @@ from semhash.sync import build_index, load_index, warm_query_caches
 from semhash.types import IndexReport, SourceDocument
 
 if TYPE_CHECKING:
+    from semhash.adapt import AdaptConfig
     from semhash.model import HashingAutoencoder
 
 #: ``progress(phase, done, total)``; phases: "embed" (characters of the new and changed documents, reported
-#: after each batch and after each window chunk of a huge document), "train" (epochs), "encode" (documents).
+#: after each batch and after each window chunk of a huge document; documents when ``--adapt`` re-embeds),
+#: "adapt-cache" and "adapt" (``--adapt``: windows through the frozen layers, then optimiser steps),
+#: "train" (epochs), "encode" (documents).
 Progress = Callable[[str, int, int], None]
 
 #: Characters embedded and committed together (beside ``batch_docs``): bounds a batch's memory and the work
@@ -139,6 +143,11 @@ def index_paths(
             # No --model on an existing index: keep using the model it was built with.
             options = replace(options, model=store.embedding_model)
         model_name = encoder.name if encoder is not None else resolve_model(options.model)[0]
+        if options.engine == "ray" and is_adapted(model_name):
+            raise UsageError(
+                "this index embeds with an adapted encoder (`semhash train --adapt`), which the Ray engine "
+                "cannot load yet: index with --engine local"
+            )
         if store is not None:
             _check_before_work(store, model_name, options)
         states = store.document_states() if store is not None else {}
@@ -167,13 +176,14 @@ def index_paths(
             report.same_content_elsewhere = _same_content_elsewhere(states, new_hashes, roots)
         if pending and encoder is None and options.engine == "local":  # Ray loads it in its workers
             # Loaded before a new database is created, so a model that fails to load leaves no file behind.
+            from semhash.adapted import load_index_encoder
             from semhash.codec import indexing_encoder
-            from semhash.embed import load_encoder
 
-            # The exported encoder when the index has a runtime for this model (faster on a CPU), else torch.
+            # The exported encoder when the index has a runtime for this model (faster on a CPU), else torch
+            # (the index's adapted encoder when it has one: `semhash train --adapt`).
             encoder = indexing_encoder(Path(db_path), options.model, options.device, options.max_windows)
             if encoder is None:
-                encoder = load_encoder(options.model, options.device, options.max_windows)
+                encoder = load_index_encoder(store, options.model, options.device, options.max_windows)
         if store is None:
             store = Store.open(db_path, create=True)
 
@@ -476,8 +486,14 @@ def retrain_index(
     device: str = "auto",
     progress: Progress | None = None,
     lexical_weight: float | None = None,
+    adapt: AdaptConfig | None = None,
 ) -> IndexReport:
-    """``semhash train``: retrain on the stored embeddings, re-encode every document, rebuild faiss."""
+    """``semhash train``: retrain on the stored embeddings, re-encode every document, rebuild faiss.
+
+    With ``adapt`` (``semhash train --adapt``), the index's encoder is first adapted to its documents and
+    every document re-embedded with it (:func:`semhash.adapt.adapt_store`); the hashing model is then
+    trained on the new embeddings as usual.
+    """
     started = time.perf_counter()
     report = IndexReport()
     # Every argument is checked before the database is opened: `semhash train --bits 0` does no work.
@@ -489,12 +505,39 @@ def retrain_index(
     with Store.open(db_path, write=True) as store:
         if store.count() == 0:
             raise CorpusError(f"{store.path} holds no document: run `semhash index DIR` first")
+        if adapt is not None:
+            _adapt_encoder(store, options, adapt, report, progress)
         _train_and_encode(store, options, report, progress)
         build_index(store)
         warm_query_caches(store)
         report.total_documents = store.count()
     report.seconds = time.perf_counter() - started
     return report
+
+
+def _adapt_encoder(
+    store: Store, options: IndexOptions, adapt: AdaptConfig, report: IndexReport, progress: Progress | None
+) -> None:
+    """The ``--adapt`` step of :func:`retrain_index`: adapt, re-embed, and drop a frozen-encoder runtime."""
+    from semhash.adapt import adapt_store
+    from semhash.codec import clear_runtime
+    from semhash.runtime import runtime_folder
+    from semhash.train import TrainConfig
+
+    train_config = TrainConfig(seed=options.seed)
+    if options.lexical_weight is not None:
+        train_config.lexical_weight = options.lexical_weight
+    active = store.active_model()
+    bits = options.bits if options.bits is not None else (active.bits if active else None) or DEFAULT_BITS
+    started = time.perf_counter()
+    stats = adapt_store(store, bits, options.device, train_config, adapt, progress)
+    report.adapt_seconds = time.perf_counter() - started
+    report.adapt_stats = stats
+    if clear_runtime(store.path):
+        report.warnings.append(
+            f"removed {runtime_folder(store.path)} (it held the frozen encoder): queries use torch with the "
+            "adapted encoder"
+        )
 
 
 # -- removing documents ---------------------------------------------------------------------------------

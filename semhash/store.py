@@ -9,6 +9,11 @@ Schema (version 1; ``PRAGMA user_version`` holds the version, migrations run in 
   embedding and its reconstruction from the code), ``indexed_at`` TEXT. ``(path, record)`` is unique.
 * ``models``: every trained hashing model: ``id``, ``created_at``, ``bits``, ``input_dim``,
   ``config`` JSON, ``stats`` JSON, ``trained_on`` (documents), ``weights`` BLOB. The newest is active.
+* ``encoders`` (created by the first ``semhash train --adapt``, so older databases need no migration):
+  every adapted encoder (:mod:`semhash.adapted`): ``id``, ``created_at``, ``name`` (the recorded
+  embedding-model name, ``<base>#adapted-<checksum>``), ``config`` JSON, ``stats`` JSON, ``weights`` BLOB
+  (the adapted top layers only). The one named by ``meta.embedding_model`` is in use; older rows keep
+  their history and lose their weights.
 * ``meta``: ``key``/``value`` pairs: ``embedding_model``, ``embedding_dim``, ``database_id``
   (a random uuid4 given at creation, or at the first open for writing of an older database),
   ``generation`` (bumped in the same transaction as every change to codes) and ``change_id`` (a fresh
@@ -698,6 +703,53 @@ class Store:
             trained_on=int(trained_on or 0),
             weights=bytes(weights) if weights is not None else None,
         )
+
+    # -- the adapted encoder ------------------------------------------------------------------------
+    def save_adapted_encoder(
+        self, name: str, weights: bytes, config: dict, stats: dict, ids: Sequence[int], embeddings: np.ndarray
+    ) -> None:
+        """Switch the index to an adapted encoder, in one transaction: its weights, the documents' new
+        embeddings (``ids`` must be every document), the recorded model name, and no codes (the old ones
+        came from the old embeddings; ``semhash train`` encodes again if the caller stops before it does)."""
+        vectors = np.asarray(embeddings, dtype="<f4")
+        if len(ids) != len(vectors) or len(ids) != self.count():
+            raise ValueError(f"{len(ids)} ids and {len(vectors)} embeddings for {self.count()} documents")
+        with self.transaction("saving the adapted encoder"):
+            self.db.execute(
+                "CREATE TABLE IF NOT EXISTS encoders (id INTEGER PRIMARY KEY, created_at TEXT, name TEXT,"
+                " config TEXT, stats TEXT, weights BLOB)"
+            )
+            self.db.execute("UPDATE encoders SET weights = NULL")
+            self.db.execute(
+                "INSERT INTO encoders (created_at, name, config, stats, weights) VALUES (?, ?, ?, ?, ?)",
+                [_now(), name, json.dumps(config), json.dumps(stats), weights],
+            )
+            self.db.conn.executemany(
+                "UPDATE documents SET embedding = ?, code = NULL, recon_error = NULL WHERE id = ?",
+                [(v.tobytes(), int(i)) for i, v in zip(ids, vectors, strict=True)],
+            )
+            self.set_meta("embedding_model", name)
+            self.set_meta("embedding_dim", vectors.shape[1] if vectors.ndim == 2 else 0)
+            self._bump_generation()
+
+    def adapted_encoder(self, name: str) -> bytes | None:
+        """The stored weights of the adapted encoder recorded as ``name`` (``None``: none stored).
+
+        Raises:
+            CorruptModelError: the blob is larger than any adapted encoder (damaged or crafted).
+        """
+        if "encoders" not in self.db.table_names():
+            return None
+        size = self.db.execute(
+            "SELECT length(weights) FROM encoders WHERE name = ? ORDER BY id DESC LIMIT 1", [name]
+        ).fetchone()
+        if size is not None and (size[0] or 0) > MAX_MODEL_BYTES:
+            raise CorruptModelError(
+                f"the adapted encoder stored in {self.path} is unreadable ({size[0] / 2**20:.0f} MB, more than "
+                f"{MAX_MODEL_BYTES // 2**20} MB): run `semhash train --adapt --db {self.path}` to adapt it again"
+            )
+        row = self.db.execute("SELECT weights FROM encoders WHERE name = ? ORDER BY id DESC LIMIT 1", [name]).fetchone()
+        return bytes(row[0]) if row is not None and row[0] is not None else None
 
     # -- removing documents by path ----------------------------------------------------------------
     def ids_under(self, path: str, folders: bool = True) -> list[int]:

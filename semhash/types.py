@@ -85,6 +85,9 @@ class IndexReport:
     total_documents: int = 0
     #: :func:`semhash.train.train_hasher`'s statistics: numbers, and per-epoch validation curves as lists.
     train_stats: dict[str, float | list[float]] = field(default_factory=dict)
+    #: ``semhash train --adapt``: seconds adapting the encoder and re-embedding, and its statistics.
+    adapt_seconds: float = 0.0
+    adapt_stats: dict[str, float | list[float]] = field(default_factory=dict)
     #: added documents whose content is stored under another path whose file is gone (a moved folder?).
     same_content_elsewhere: int = 0
     #: a warning line when the documents added to a trained index are markedly unlike it (``None``: no drift).

@@ -1,0 +1,314 @@
+"""``semhash train --adapt``: the adapted encoder is trained, stored with the index, and used by every query.
+
+End to end with the real packaged all-MiniLM-L6-v2 (a few steps on ten short documents, on CPU), real
+SQLite and real faiss; the stored-format checks need no model.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from semhash.adapt import AdaptConfig, adapt_loss, embed_states, first_windows, lower_states, split_encoder
+from semhash.adapted import (
+    AdaptedSpec,
+    adapted_name,
+    base_of,
+    encoder_to_bytes,
+    is_adapted,
+    load_adapted_encoder,
+    set_window,
+    spec_from_bytes,
+)
+from semhash.api import SemanticIndex
+from semhash.cli import app
+from semhash.errors import CorruptModelError
+from semhash.store import Store
+
+DOCS = {
+    "space/jupiter.txt": "Jupiter is the largest planet in the solar system, a gas giant with dozens of moons.",
+    "space/telescope.txt": "The new space telescope captured infrared images of distant galaxies and nebulae.",
+    "space/launch.md": "The rocket launch was delayed because of high winds over the launch pad.",
+    "food/bread.txt": "Knead the dough for ten minutes, let it rise, then bake the bread in a hot oven.",
+    "food/soup.txt": "Simmer onions, carrots and lentils in stock for a warming winter soup.",
+    "food/pasta.md": "Cook the spaghetti in salted boiling water and toss it with garlic and olive oil.",
+    "bikes/tyre.txt": "To fix a flat bicycle tyre, remove the wheel, find the puncture and patch the tube.",
+    "bikes/chain.txt": "A clean, lubricated chain makes gear changes on your bike smooth and quiet.",
+    "bikes/brakes.md": "Adjust the brake pads so they hit the rim squarely when you pull the lever.",
+    "space/long.txt": " ".join(["The astronauts trained for the moon mission."] * 60),
+}
+
+
+def _write(root: Path) -> Path:
+    corpus = root / "corpus"
+    for name, text in DOCS.items():
+        (corpus / name).parent.mkdir(parents=True, exist_ok=True)
+        (corpus / name).write_text(text)
+    return corpus
+
+
+# -- the stored format (no model) -------------------------------------------------------------------
+def _blob(layers: int = 1) -> bytes:
+    spec = AdaptedSpec(base_model="sentence-transformers/all-MiniLM-L6-v2", layers=layers, max_seq_length=128)
+    return encoder_to_bytes(spec, [{"w": torch.ones(2, 2)} for _ in range(layers)])
+
+
+def test_blob_round_trip_and_name() -> None:
+    blob = _blob(2)
+    spec, states = spec_from_bytes(blob)
+    assert spec.layers == 2 and spec.max_seq_length == 128 and spec.windows == 1
+    assert torch.equal(states[1]["w"], torch.ones(2, 2))
+    name = adapted_name(spec.base_model, blob)
+    assert is_adapted(name) and not is_adapted(spec.base_model) and base_of(name) == spec.base_model
+    assert adapted_name(spec.base_model, _blob(1)) != name  # the checksum names the weights
+
+
+@pytest.mark.parametrize(
+    "damage",
+    [b"", b"not torch at all", "truncate", "pickle", "layers"],
+)
+def test_damaged_blob_is_one_clear_error(damage: bytes | str, tmp_path: Path) -> None:
+    import io
+    import pickle
+
+    if damage == "truncate":
+        blob = _blob()[:100]
+    elif damage == "pickle":
+        blob = pickle.dumps({"spec": object()})
+    elif damage == "layers":  # a spec that claims more layers than it holds
+        buffer = io.BytesIO()
+        torch.save({"spec": json.dumps({"base_model": "m", "layers": 3, "max_seq_length": 128, "windows": 1}),
+                    "layers": [{}]}, buffer)  # fmt: skip
+        blob = buffer.getvalue()
+    else:
+        assert isinstance(damage, bytes)
+        blob = damage
+    with pytest.raises(CorruptModelError, match=r"adapted encoder stored in the index is unreadable.*train --adapt"):
+        spec_from_bytes(blob)
+
+
+def test_a_blob_whose_checksum_is_not_the_recorded_name_is_refused() -> None:
+    name = adapted_name("sentence-transformers/all-MiniLM-L6-v2", _blob(1))
+    with pytest.raises(CorruptModelError, match="checksum"):
+        load_adapted_encoder(name, _blob(2), "cpu")
+    with pytest.raises(CorruptModelError, match="checksum"):
+        load_adapted_encoder(name, None, "cpu")
+
+
+def test_adapt_loss_terms_have_gradients() -> None:
+    from semhash.adapt import HashHead
+
+    torch.manual_seed(0)
+    embedded = torch.nn.functional.normalize(torch.randn(8, 6, requires_grad=True), dim=1)
+    lexical = torch.randn(8, 2)
+    smoothed = torch.nn.functional.normalize(torch.randn(8, 8), dim=1)
+    teacher = (torch.randn(8, 16) > 0).float()
+    head = HashHead(8, 16, 32)
+    parts = adapt_loss(embedded, lexical, head, smoothed, teacher, AdaptConfig(teacher_weight=1.0))
+    assert set(parts) == {"teacher", "contrastive", "balance", "decorrelation", "loss"}
+    parts["loss"].backward()
+    assert head.net[0].weight.grad is not None and head.net[0].weight.grad.abs().sum() > 0
+
+
+# -- the real model ------------------------------------------------------------------------------
+@pytest.mark.slow
+def test_cached_lower_layers_plus_top_layers_equal_the_encoder() -> None:
+    """The adaptation's split (frozen layers cached once, top layers run per step) is the encoder itself."""
+    from semhash.embed import SentenceTransformerEncoder
+
+    encoder = SentenceTransformerEncoder(None, max_windows=1)
+    set_window(encoder, 32)
+    texts = list(DOCS.values())
+    states = lower_states(encoder, first_windows(encoder, texts), layers=2)
+    split = embed_states(split_encoder(encoder, 2), states, "cpu")
+    np.testing.assert_allclose(split, encoder.encode(texts), atol=1e-4)
+
+
+@pytest.fixture(scope="module")
+def adapted(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, dict]:
+    """A real index, its runtime folder exported, then `semhash train --adapt` (a few steps on CPU)."""
+    root = tmp_path_factory.mktemp("adapt")
+    corpus = _write(root)
+    db = root / "a.db"
+    runner = CliRunner()
+    result = runner.invoke(app, ["index", str(corpus), "--db", str(db), "--device", "cpu", "--json"])
+    assert result.exit_code == 0, result.output
+    assert (root / "a.db.runtime").is_dir()  # the fast path exists before adapting
+    with Store.open(db) as store:
+        _, frozen = store.embeddings()
+    # The API's face of `semhash train --adapt` (the CLI's wiring is checked below), with a learning rate
+    # that moves the weights visibly in a few steps.
+    report = SemanticIndex(db, device="cpu").train(adapt=AdaptConfig(epochs=3, lr=1e-3), epochs=2)
+    return db, corpus, {"report": asdict(report), "frozen": frozen}
+
+
+@pytest.mark.slow
+def test_adapt_stores_the_encoder_and_re_embeds_with_it(adapted: tuple[Path, Path, dict]) -> None:
+    db, _, extra = adapted
+    report = extra["report"]
+    assert report["adapt_stats"]["adapt_steps"] >= 1 and report["trained"] and report["encoded"] == len(DOCS)
+    with Store.open(db) as store:
+        name = store.embedding_model
+        assert name is not None and is_adapted(name)
+        blob = store.adapted_encoder(name)
+        ids, embeddings = store.embeddings()
+        texts = store.texts(ids.tolist())
+        assert len(store.ids_without_code()) == 0
+    assert not np.allclose(embeddings, extra["frozen"], atol=1e-3)  # the encoder did change
+    # The stored encoder loads back and made the stored embeddings.
+    encoder = load_adapted_encoder(name, blob, "cpu")
+    np.testing.assert_allclose(encoder.encode(texts), embeddings, atol=1e-4)
+
+
+@pytest.mark.slow
+def test_adapt_removes_the_frozen_runtime_and_queries_embed_with_the_adapted_encoder(
+    adapted: tuple[Path, Path, dict],
+) -> None:
+    db, _, extra = adapted
+    assert not Path(f"{db}.runtime").exists()
+    assert any("runtime" in w for w in extra["report"]["warnings"])
+    from semhash.codec import Codec
+
+    with Store.open(db) as store:
+        codec = Codec.from_store(store, device="cpu")
+        assert codec.runtime == "torch"
+        query = "how do I repair a punctured bike wheel"
+        assert codec.encoder.name == store.embedding_model
+        name = store.embedding_model
+        assert name is not None
+        expected = load_adapted_encoder(name, store.adapted_encoder(name), "cpu").encode([query])
+    np.testing.assert_allclose(codec.embed([query]), expected, atol=1e-5)
+    runner = CliRunner()
+    result = runner.invoke(app, ["query", query, "--db", str(db), "--json", "-k", "3"])
+    assert result.exit_code == 0, result.output
+    assert len(result.output.splitlines()) == 3
+    # The exported runtime is refused rather than mixing the frozen encoder with adapted codes.
+    result = runner.invoke(app, ["query", query, "--db", str(db), "--runtime", "onnx"])
+    assert result.exit_code == 1
+    # `semhash runtime build` does not bring a frozen-encoder runtime back.
+    runner.invoke(app, ["runtime", "build", "--db", str(db)])
+    assert not Path(f"{db}.runtime").exists()
+
+
+@pytest.mark.slow
+def test_indexing_more_documents_into_an_adapted_index_uses_the_adapted_encoder(
+    adapted: tuple[Path, Path, dict],
+) -> None:
+    db, corpus, _ = adapted
+    extra = corpus / "bikes" / "gears.txt"
+    extra.write_text("Shift to a lower gear before you climb a steep hill on your bike.")
+    result = CliRunner().invoke(app, ["index", str(corpus), "--db", str(db), "--device", "cpu", "--json"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.output)["added"] == 1
+    with Store.open(db) as store:
+        name = store.embedding_model
+        assert name is not None and is_adapted(name)
+        (doc,) = store.find(str(extra.resolve()))
+        _, vector = store.embeddings([doc.id])
+        encoder = load_adapted_encoder(name, store.adapted_encoder(name), "cpu")
+    np.testing.assert_allclose(vector, encoder.encode([extra.read_text()]), atol=1e-4)
+
+
+@pytest.mark.slow
+def test_a_damaged_stored_encoder_is_one_line_error(adapted: tuple[Path, Path, dict], tmp_path: Path) -> None:
+    db, _, _ = adapted
+    copy = tmp_path / "damaged.db"
+    source = sqlite3.connect(db)
+    target = sqlite3.connect(copy)
+    source.backup(target)
+    source.close()
+    target.execute("UPDATE encoders SET weights = ?", [b"\x00" * 64])
+    target.commit()
+    target.close()
+    result = CliRunner().invoke(app, ["query", "bike wheel", "--db", str(copy)])
+    assert result.exit_code == 1
+    assert "adapted encoder stored in the index is unreadable" in result.output
+    assert "Traceback" not in result.output
+
+
+def test_adapt_options_need_adapt(tmp_path: Path) -> None:
+    result = CliRunner().invoke(app, ["train", "--adapt-docs", "10", "--db", str(tmp_path / "x.db")])
+    assert result.exit_code == 2
+    assert "add --adapt" in result.output
+
+
+def test_cli_adapt_passes_its_options(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    from semhash.types import IndexReport
+
+    seen: dict[str, Any] = {}
+
+    def fake(db: Path, **options: Any) -> IndexReport:
+        seen.update(options)
+        return IndexReport(trained=True, adapt_stats={"adapt_docs": 10.0, "adapt_steps": 2.0})
+
+    monkeypatch.setattr("semhash.ingest.retrain_index", fake)
+    result = CliRunner().invoke(
+        app, ["train", "--adapt", "--adapt-docs", "10", "--adapt-epochs", "1", "--seed", "3", "--db", str(tmp_path)]
+    )
+    assert result.exit_code == 0, result.output
+    assert isinstance(seen["adapt"], AdaptConfig)
+    assert (seen["adapt"].max_docs, seen["adapt"].epochs, seen["adapt"].seed) == (10, 1, 3)
+    assert "adapted the encoder's top 2 layers on 10 documents (2 steps)" in result.output
+    result = CliRunner().invoke(app, ["train", "--db", str(tmp_path)])
+    assert seen["adapt"] is None  # the frozen recipe stays the default
+
+
+def test_a_long_lived_searcher_drops_the_frozen_encoder_once_the_index_is_adapted(fake_encoder: Any) -> None:
+    """Search keeps the loaded encoder across retrainings; after `--adapt` it must load the adapted one."""
+    from semhash.codec import Codec
+    from semhash.store import StoredModel
+
+    model = StoredModel(id=1, created_at="", bits=32, input_dim=32, config={}, stats={}, trained_on=0, weights=None)
+    before = Codec(model, "sentence-transformers/all-MiniLM-L6-v2", encoder=fake_encoder)
+    after = Codec(model, adapted_name("sentence-transformers/all-MiniLM-L6-v2", _blob()))
+    after.keep_encoder(before)
+    assert after._encoder is None
+    retrained = Codec(model, "sentence-transformers/all-MiniLM-L6-v2")
+    retrained.keep_encoder(before)
+    assert retrained._encoder is fake_encoder
+
+
+def _fake_adapted_index(tmp_path: Path, fake_encoder: Any) -> tuple[Path, str, bytes]:
+    """An index of the fake encoder switched to a (fake) adapted encoder through the store alone."""
+    from semhash.ingest import IndexOptions, index_paths
+
+    corpus = _write(tmp_path)
+    db = tmp_path / "fake.db"
+    index_paths(db, [corpus], IndexOptions(device="cpu", epochs=1), encoder=fake_encoder)
+    blob = _blob()
+    name = adapted_name("fake-bow", blob)
+    with Store.open(db, write=True) as store:
+        ids, embeddings = store.embeddings()
+        generation = store.generation
+        store.save_adapted_encoder(name, blob, {"layers": 1}, {}, ids.tolist(), embeddings[:, ::-1])
+        assert store.generation > generation
+    return db, name, blob
+
+
+def test_the_store_switches_to_the_adapted_encoder_in_one_step(tmp_path: Path, fake_encoder: Any) -> None:
+    db, name, blob = _fake_adapted_index(tmp_path, fake_encoder)
+    with Store.open(db) as store:
+        assert store.embedding_model == name
+        assert store.adapted_encoder(name) == blob
+        assert store.adapted_encoder("fake-bow") is None
+        assert len(store.ids_without_code()) == store.count()  # old codes came from the old embeddings
+        with pytest.raises(ValueError, match="documents"):
+            store.save_adapted_encoder(name, blob, {}, {}, [1], np.zeros((1, 32)))
+
+
+def test_the_ray_engine_refuses_an_adapted_index(tmp_path: Path, fake_encoder: Any) -> None:
+    pytest.importorskip("ray")
+    from semhash.errors import UsageError
+    from semhash.ingest import IndexOptions, index_paths
+
+    db, _, _ = _fake_adapted_index(tmp_path, fake_encoder)
+    with pytest.raises(UsageError, match=r"adapted encoder.*--engine local"):
+        index_paths(db, [tmp_path / "corpus"], IndexOptions(device="cpu", engine="ray"))
