@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING
 import faiss
 import numpy as np
 
-from semhash.vectors import file_checksum
+from semhash.vectors import file_checksum, read_sidecar
 
 if TYPE_CHECKING:
     from semhash.index import IndexStamp
@@ -197,14 +197,8 @@ class EmbeddingIVF:
         read it or reads something else than this kind of index.
         """
         path = Path(path)
-        side = _sidecar(path)
-        try:
-            if side.stat().st_size > _MAX_SIDECAR_BYTES:
-                return None
-            meta = json.loads(side.read_text())
-        except (OSError, ValueError):
-            return None
-        if not isinstance(meta, dict) or meta.get("format") != _FORMAT or not stamp.matches(meta):
+        meta = read_sidecar(_sidecar(path), _MAX_SIDECAR_BYTES)
+        if meta is None or meta.get("format") != _FORMAT or not stamp.matches(meta):
             return None
         size, nlist = meta.get("bytes"), meta.get("nlist")
         if meta.get("dim") != dim or meta.get("count") != count or not isinstance(size, int) or size <= 0:

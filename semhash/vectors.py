@@ -94,6 +94,18 @@ def _vectors_checksum(path: Path, size: int) -> str | None:
         return None
 
 
+def read_sidecar(side: Path, max_bytes: int) -> dict | None:
+    """A cache's JSON sidecar as a dict; ``None`` when it is missing, larger than ``max_bytes`` (not ours:
+    not parsed), unreadable or not a JSON object."""
+    try:
+        if side.stat().st_size > max_bytes:
+            return None
+        meta = json.loads(side.read_text())
+    except (OSError, ValueError):
+        return None
+    return meta if isinstance(meta, dict) else None
+
+
 def file_checksum(path: Path, limit: int) -> str | None:
     """blake2b of a file read in blocks (``None`` when it is not exactly ``limit`` bytes or cannot be read)."""
     digest = hashlib.blake2b(digest_size=16)
@@ -327,14 +339,8 @@ class VectorCache:
         dimension, or a file's size or checksum is not what the sidecar says, or the ids are not ascending.
         """
         path = Path(path)
-        side = _sidecar(path)
-        try:
-            if side.stat().st_size > _MAX_SIDECAR_BYTES:
-                return None
-            meta = json.loads(side.read_text())
-        except (OSError, ValueError):
-            return None
-        if not isinstance(meta, dict) or not stamp.matches(meta) or meta.get("dim") != dim or meta.get("bits") != bits:
+        meta = read_sidecar(_sidecar(path), _MAX_SIDECAR_BYTES)
+        if meta is None or not stamp.matches(meta) or meta.get("dim") != dim or meta.get("bits") != bits:
             return None
         count = meta.get("count")
         if not isinstance(count, int) or isinstance(count, bool) or count < 0 or meta.get("dtype") != "float32":

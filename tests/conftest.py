@@ -125,6 +125,19 @@ def patch_encoder(monkeypatch: pytest.MonkeyPatch) -> FakeEncoder:
 
 FAST_EPOCHS = 5
 
+#: Nine short documents on three topics, for end-to-end tests with the real model.
+SMALL_DOCS = {
+    "space/jupiter.txt": "Jupiter is the largest planet in the solar system, a gas giant with dozens of moons.",
+    "space/telescope.txt": "The new space telescope captured infrared images of distant galaxies and nebulae.",
+    "space/launch.md": "The rocket launch was delayed because of high winds over the launch pad.",
+    "food/bread.txt": "Knead the dough for ten minutes, let it rise, then bake the bread in a hot oven.",
+    "food/soup.txt": "Simmer onions, carrots and lentils in stock for a warming winter soup.",
+    "food/pasta.md": "Cook the spaghetti in salted boiling water and toss it with garlic and olive oil.",
+    "bikes/tyre.txt": "To fix a flat bicycle tyre, remove the wheel, find the puncture and patch the tube.",
+    "bikes/chain.txt": "A clean, lubricated chain makes gear changes on your bike smooth and quiet.",
+    "bikes/brakes.md": "Adjust the brake pads so they hit the rim squarely when you pull the lever.",
+}
+
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Tests marked ``gpu`` need CUDA; without a GPU they are skipped, never failed."""
