@@ -85,13 +85,20 @@ def quantize(folder: Path, dest: Path) -> Path:
     """A copy of the runtime folder with its encoder dynamically quantised to int8 (weights per channel)."""
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
-    from semhash.runtime.manifest import ENCODER_FILE, MANIFEST, file_entry
+    from semhash.runtime.manifest import ENCODER_FILE, MANIFEST, OPTIMIZED_FILES, file_entry
+    from semhash.runtime.stamp import STAMP_FILE
 
     shutil.copytree(folder, dest)
     (dest / ENCODER_FILE).unlink()
     quantize_dynamic(folder / ENCODER_FILE, dest / ENCODER_FILE, weight_type=QuantType.QInt8, per_channel=True)
     manifest = json.loads((dest / MANIFEST).read_text())
     manifest["files"][ENCODER_FILE] = file_entry(dest / ENCODER_FILE)
+    # The copied optimised graph is the fp32 one: without this the "int8" encoder would load it instead.
+    for name in OPTIMIZED_FILES:
+        manifest["files"].pop(name, None)
+        (dest / name).unlink(missing_ok=True)
+    manifest["optimized"] = None
+    (dest / STAMP_FILE).unlink(missing_ok=True)
     (dest / MANIFEST).write_text(json.dumps(manifest))
     return dest
 
