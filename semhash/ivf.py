@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING
 import faiss
 import numpy as np
 
+from semhash.runtime.stamp import stat_key
 from semhash.vectors import file_checksum, read_sidecar
 
 if TYPE_CHECKING:
@@ -58,11 +59,6 @@ def nlist_for(size: int) -> int:
     centroid and scanning the rows of the probed cells.
     """
     return int(2 ** round(np.log2(max(16.0, np.sqrt(max(size, 1))))))
-
-
-def _stat_key(st: os.stat_result) -> list[int]:
-    """What must stay equal for the saved file to be trusted without hashing it again."""
-    return [st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino, st.st_dev]
 
 
 def _max_bytes(count: int, dim: int, nlist: int) -> int:
@@ -168,7 +164,7 @@ class EmbeddingIVF:
             tmp.replace(path)
             # The file's stat as it stands now (the rename set its ctime): a later load that finds it
             # unchanged skips the checksum (see :meth:`load`).
-            written = _stat_key(path.stat())
+            written = stat_key(path.stat())
             meta = {
                 "format": _FORMAT,
                 "database_id": stamp.database_id,
@@ -206,7 +202,7 @@ class EmbeddingIVF:
         if not isinstance(nlist, int) or not 0 < nlist <= max(count, 1) or size > _max_bytes(count, dim, nlist):
             return None  # larger than any index of these rows: not ours, and not read
         try:
-            unchanged = meta.get("stat") == _stat_key(path.stat())
+            unchanged = meta.get("stat") == stat_key(path.stat())
         except OSError:
             return None
         # A file whose size, times and inode are the ones recorded when it was written is that file (any
