@@ -14,10 +14,18 @@ heuristics (our own code, same semantics as scikit-learn 1.x), applied in the sa
 
 Documents whose stripped text is empty (only whitespace) are dropped, as the papers do.
 
+``--protocol 18828`` writes the second protocol of issue 12 instead, in the style of Jason Rennie's
+"20news-18828" release, which the older hashing papers describe (18,828 posts): of the header only the
+``From:`` and ``Subject:`` lines are kept, the body is kept whole (quoted replies and signatures
+included), and exact duplicates are dropped (same text after that reduction; the first one in file order
+is kept, so a test post equal to a training post goes, never the database copy). The split stays the
+bydate one (train = database, test = queries), so the two protocols differ only in what text a post keeps.
+
 Usage::
 
     python scripts/newsgroups.py                      # write .cache/20ng/{20ng-stripped.jsonl, embeddings.npz}
     python scripts/newsgroups.py --no-embed           # only the stripped JSONL
+    python scripts/newsgroups.py --protocol 18828     # .cache/20ng-18828/{20ng-18828.jsonl, embeddings.npz}
 """
 
 from __future__ import annotations
@@ -67,6 +75,29 @@ def strip_message(text: str) -> str:
     return strip_quotes(strip_footer(strip_header(text)))
 
 
+_KEPT_HEADERS = ("from:", "subject:")
+
+
+def reduce_to_18828(text: str) -> str:
+    """The 18,828 style: only the ``From:`` and ``Subject:`` header lines, then the whole body.
+
+    The header is everything before the first blank line (as in :func:`strip_header`); a message with no
+    blank line is all header. Header lines continued on the next line (starting with white space) are
+    folded into the line they continue before the choice.
+    """
+    head, blank, body = text.partition("\n\n")
+    if not blank:
+        head, body = text, ""
+    fields: list[str] = []
+    for line in head.split("\n"):
+        if line[:1] in (" ", "\t") and fields:
+            fields[-1] += " " + line.strip()
+        else:
+            fields.append(line)
+    kept = [field for field in fields if field.lower().startswith(_KEPT_HEADERS)]
+    return "\n".join(kept) + "\n\n" + body if kept else body
+
+
 @dataclass(frozen=True)
 class Post:
     """One stripped message."""
@@ -77,12 +108,24 @@ class Post:
     split: str
 
 
-def read_posts(source: Path = DEFAULT_SOURCE) -> Iterator[Post]:
-    """Stripped, non-empty posts of the bydate corpus, in file order (train first)."""
+def read_posts(source: Path = DEFAULT_SOURCE, protocol: str = "stripped") -> Iterator[Post]:
+    """The posts of the bydate corpus under a protocol, in file order (train first).
+
+    ``stripped``: :func:`strip_message`, empty posts dropped. ``18828``: :func:`reduce_to_18828`, empty
+    posts and exact duplicates (the later copies) dropped.
+    """
+    seen: set[str] = set()
     with gzip.open(source, "rt", encoding="utf-8") as handle:
         for line in handle:
             record = json.loads(line)
-            text = strip_message(record["text"])
+            if protocol == "18828":
+                text = reduce_to_18828(record["text"])
+                digest = hashlib.sha256(text.strip().encode("utf-8")).hexdigest()
+                if digest in seen:
+                    continue
+                seen.add(digest)
+            else:
+                text = strip_message(record["text"])
             if text.strip():
                 yield Post(record["id"], text, record["labels"][0], record["split"])
 
@@ -136,15 +179,18 @@ def main(argv: list[str] | None = None) -> int:
     """Command-line entry point."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--source", type=Path, default=DEFAULT_SOURCE)
-    parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
-    parser.add_argument("--no-embed", action="store_true", help="write the stripped JSONL only")
+    parser.add_argument("--out", type=Path, default=None, help="[default: .cache/20ng or .cache/20ng-18828]")
+    parser.add_argument("--protocol", choices=("stripped", "18828"), default="stripped")
+    parser.add_argument("--no-embed", action="store_true", help="write the JSONL only")
     args = parser.parse_args(argv)
-    posts = list(read_posts(args.source))
+    stripped = args.protocol == "stripped"
+    out = args.out or (DEFAULT_OUT if stripped else DEFAULT_OUT.with_name("20ng-18828"))
+    posts = list(read_posts(args.source, args.protocol))
     n_train = sum(p.split == "train" for p in posts)
     print(f"{len(posts)} non-empty posts ({n_train} train, {len(posts) - n_train} test)", flush=True)
-    write_jsonl(posts, args.out / "20ng-stripped.jsonl")
+    write_jsonl(posts, out / ("20ng-stripped.jsonl" if stripped else "20ng-18828.jsonl"))
     if not args.no_embed:
-        embed_posts(posts, args.out / "embeddings.npz")
+        embed_posts(posts, out / "embeddings.npz")
     return 0
 
 
