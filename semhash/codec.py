@@ -128,6 +128,22 @@ class _ReadWeights:
         return self.blob if name == self.name else None
 
 
+@dataclass
+class _LaterWeights:
+    """An adapted encoder's blob, read from the index at ``path`` only if the torch path is ever needed.
+
+    The fast path embeds with the adapted encoder's export and never reads its weights (megabytes of blob
+    that a cold query would read for nothing); a runtime folder that fails to load after all falls back to
+    torch, which reads them then, checked against the recorded name as always.
+    """
+
+    path: Path
+
+    def adapted_encoder(self, name: str) -> bytes | None:
+        with Store.open(self.path) as store:
+            return store.adapted_encoder(name)
+
+
 class Codec:
     """Texts -> embeddings -> codes with one index's models, on one runtime (models load on first use).
 
@@ -201,10 +217,7 @@ class Codec:
         if model is None:
             raise IndexMissingError(f"the index at {store.path} has no trained model: run `semhash index DIR` first")
         embedding_model = store.embedding_model
-        # An adapted encoder's weights are read now, while the store is open (only such an index pays it).
-        adapted = None
-        if embedding_model is not None and is_adapted(embedding_model):
-            adapted = _ReadWeights(embedding_model, store.adapted_encoder(embedding_model))
+        adapted_index = embedding_model is not None and is_adapted(embedding_model)
         note = None
         if chosen != "torch":
             try:
@@ -213,11 +226,17 @@ class Codec:
                 # The device stays unresolved here: resolving it imports torch, which the fast path never does.
                 return cls(model, embedding_model, runtime="onnx", manifest=manifest, encoder=encoder,
                            device=device, max_windows=max_windows, fallback=chosen == "auto",
-                           quick_start=quick_start)  # fmt: skip
+                           quick_start=quick_start,
+                           adapted=_LaterWeights(store.path) if adapted_index else None)  # fmt: skip
             except RuntimeUnavailableError as exc:
                 if chosen == "onnx":
                     raise
                 note = str(exc)
+        # An adapted encoder's weights are read now, while the store is open (only such an index pays it).
+        adapted = None
+        if adapted_index:
+            assert embedding_model is not None
+            adapted = _ReadWeights(embedding_model, store.adapted_encoder(embedding_model))
         return cls(model, embedding_model, encoder=encoder, device=device, max_windows=max_windows, note=note,
                    adapted=adapted)  # fmt: skip
 

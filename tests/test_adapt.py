@@ -214,6 +214,43 @@ def test_a_query_on_an_adapted_index_runs_on_onnx_with_the_torch_hits(adapted: t
 
 
 @pytest.mark.slow
+def test_the_fast_path_reads_no_adapted_weights_and_a_broken_export_falls_back_to_them(
+    adapted: tuple[Path, Path, dict], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import shutil
+
+    from semhash.codec import Codec
+    from semhash.runtime import runtime_folder
+
+    db, _, _ = adapted
+    copy = tmp_path / "copy.db"
+    with sqlite3.connect(db) as source, sqlite3.connect(copy) as target:
+        source.backup(target)
+    source.close()
+    target.close()
+    shutil.copytree(runtime_folder(db), runtime_folder(copy))
+    reads: list[str] = []
+    original = Store.adapted_encoder
+
+    def counted(store: Store, name: str) -> bytes | None:
+        reads.append(name)
+        return original(store, name)
+
+    monkeypatch.setattr(Store, "adapted_encoder", counted)
+    query = ["how do I repair a punctured bike wheel"]
+    with Store.open(copy) as store:
+        fast = Codec.from_store(store, device="cpu")
+        slow = Codec.from_store(store, device="cpu")
+    assert fast.embed(query).shape == (1, 384) and fast.runtime == "onnx"
+    assert reads == []  # megabytes of weights a cold query does not need
+    (runtime_folder(copy) / "tokenizer.json").unlink()  # broken after the freshness check: torch takes over
+    embedded = slow.embed(query)
+    assert slow.runtime == "torch" and reads == [slow.embedding_model]
+    assert slow.note is not None and "tokenizer.json" in slow.note
+    np.testing.assert_allclose(embedded, fast.embed(query), atol=1e-5)
+
+
+@pytest.mark.slow
 def test_indexing_more_documents_into_an_adapted_index_uses_the_adapted_encoder(
     adapted: tuple[Path, Path, dict],
 ) -> None:
@@ -247,6 +284,28 @@ def test_a_damaged_stored_encoder_is_one_line_error(adapted: tuple[Path, Path, d
     assert result.exit_code == 1
     assert "adapted encoder stored in the index is unreadable" in result.output
     assert "Traceback" not in result.output
+
+
+@pytest.mark.slow
+def test_runtime_build_and_a_plain_retrain_keep_the_adapted_export(adapted: tuple[Path, Path, dict]) -> None:
+    """Last of the module's adapted-index tests: it replaces the index's hashing model."""
+    from semhash.runtime import runtime_folder
+    from semhash.runtime.manifest import read_manifest
+
+    db, _, _ = adapted
+    runner = CliRunner()
+    assert runner.invoke(app, ["runtime", "clear", "--db", str(db)]).exit_code == 0
+    result = runner.invoke(app, ["runtime", "build", "--db", str(db)])
+    assert result.exit_code == 0, result.output
+    with Store.open(db) as store:
+        name = store.embedding_model
+    assert read_manifest(runtime_folder(db)).embedding_model == name
+    result = runner.invoke(app, ["train", "--db", str(db), "--epochs", "2", "--json"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.output)["warnings"] == []
+    info = runner.invoke(app, ["runtime", "info", "--db", str(db), "--json"])
+    assert json.loads(info.output)["fresh"] is True  # the new hashing model beside the kept adapted encoder
+    assert read_manifest(runtime_folder(db)).windows == 1
 
 
 def test_adapt_options_need_adapt(tmp_path: Path) -> None:
