@@ -254,19 +254,27 @@ def test_the_fast_path_reads_no_adapted_weights_and_a_broken_export_falls_back_t
 def test_indexing_more_documents_into_an_adapted_index_uses_the_adapted_encoder(
     adapted: tuple[Path, Path, dict],
 ) -> None:
+    from semhash.ingest import IndexOptions, index_paths
+
     db, corpus, _ = adapted
     extra = corpus / "bikes" / "gears.txt"
     extra.write_text("Shift to a lower gear before you climb a steep hill on your bike.")
     result = CliRunner().invoke(app, ["index", str(corpus), "--db", str(db), "--device", "cpu", "--json"])
     assert result.exit_code == 0, result.output
     assert json.loads(result.output)["added"] == 1
+    # A document longer than a batch: the exported encoder's indexing path hands it to the torch adapted
+    # encoder's bounded-memory path, read from the index.
+    huge = corpus / "bikes" / "touring.txt"
+    huge.write_text("Pack the panniers low and keep the heavy gear close to the frame. " * 60)
+    report = index_paths(db, [corpus], IndexOptions(device="cpu", batch_chars=2000))
+    assert report.added == 1
     with Store.open(db) as store:
         name = store.embedding_model
         assert name is not None and is_adapted(name)
-        (doc,) = store.find(str(extra.resolve()))
-        _, vector = store.embeddings([doc.id])
+        ids = [store.find(str(path.resolve()))[0].id for path in (extra, huge)]
+        _, vectors = store.embeddings(ids)
         encoder = load_adapted_encoder(name, store.adapted_encoder(name), "cpu")
-    np.testing.assert_allclose(vector, encoder.encode([extra.read_text()]), atol=1e-4)
+    np.testing.assert_allclose(vectors, encoder.encode([extra.read_text(), huge.read_text()]), atol=1e-4)
 
 
 @pytest.mark.slow
