@@ -10,6 +10,10 @@ The index then records the embedding model as ``<base>#adapted-<sha256 of the bl
 exported runtime's manifest) sees a different model from the frozen one, so a query can never embed with
 the frozen encoder and search adapted codes.
 
+Queries embed with it on either runtime: :func:`semhash.codec.refresh_runtime` exports it (base model with
+the adapted layers swapped in, its window length, its windows) into the index's ``<db>.runtime/``, as it
+exports a frozen model, and the Ray engine's workers build it from the blob the driver ships them.
+
 The blob is torch's zip format holding tensors and a JSON string only, loaded with ``weights_only=True``;
 it comes from the database, so it is untrusted: anything wrong with it is one
 :class:`~semhash.errors.CorruptModelError`. torch is imported only when an adapted encoder is loaded.
@@ -142,10 +146,24 @@ def set_window(encoder: SentenceTransformerEncoder, max_seq_length: int) -> None
     encoder.max_tokens = max(8, max_seq_length - 2)
 
 
+def check_blob(name: str, blob: bytes | None) -> bytes:
+    """``blob`` when it is the one ``name`` records (its checksum), for whoever ships it elsewhere (Ray workers).
+
+    Raises:
+        CorruptModelError: no blob, or its checksum is not the one ``name`` records.
+    """
+    if blob is None or adapted_name(base_of(name), blob) != name:
+        raise CorruptModelError(_UNREADABLE.format(why="its checksum does not match the index's embedding model"))
+    return blob
+
+
 def load_adapted_encoder(
     name: str, blob: bytes | None, device: str, max_windows: int = 0
 ) -> SentenceTransformerEncoder:
     """The adapted encoder recorded as ``name``, from its stored blob, on a resolved ``device``.
+
+    The blob is checked against ``name`` here, wherever it came from (the store, or a Ray driver that
+    shipped it to a worker): nothing but the weights the index records is ever loaded.
 
     Raises:
         CorruptModelError: the blob is damaged, or its checksum is not the one ``name`` records.
@@ -153,9 +171,7 @@ def load_adapted_encoder(
     """
     from semhash.embed import SentenceTransformerEncoder
 
-    if blob is None or adapted_name(base_of(name), blob) != name:
-        raise CorruptModelError(_UNREADABLE.format(why="its checksum does not match the index's embedding model"))
-    spec, states = spec_from_bytes(blob)
+    spec, states = spec_from_bytes(check_blob(name, blob))
     if spec.base_model != base_of(name):
         raise CorruptModelError(_UNREADABLE.format(why="its base model is not the index's"))
     # The windows the stored embeddings were made with bound the caller's own limit.

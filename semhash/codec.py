@@ -15,7 +15,9 @@ then a :class:`~semhash.runtime.RuntimeUnavailableError`). Models load on first 
 ever hashes stored embeddings never loads an encoder, and the fast path never imports torch.
 
 :func:`refresh_runtime` (re)writes the runtime folder after training: the encoder export comes from the
-per-model cache (:mod:`semhash.runtime.cache`), the hasher is exported every time. A distributed engine
+per-model cache (:mod:`semhash.runtime.cache`), the hasher is exported every time. An index's adapted
+encoder (``semhash train --adapt``) is exported straight into its own runtime folder instead: it belongs
+to that index alone, so the shared cache never holds it. A distributed engine
 would call :meth:`Codec.encode` from its workers the same way.
 """
 
@@ -126,6 +128,22 @@ class _ReadWeights:
         return self.blob if name == self.name else None
 
 
+@dataclass
+class _LaterWeights:
+    """An adapted encoder's blob, read from the index at ``path`` only if the torch path is ever needed.
+
+    The fast path embeds with the adapted encoder's export and never reads its weights (megabytes of blob
+    that a cold query would read for nothing); a runtime folder that fails to load after all falls back to
+    torch, which reads them then, checked against the recorded name as always.
+    """
+
+    path: Path
+
+    def adapted_encoder(self, name: str) -> bytes | None:
+        with Store.open(self.path) as store:
+            return store.adapted_encoder(name)
+
+
 class Codec:
     """Texts -> embeddings -> codes with one index's models, on one runtime (models load on first use).
 
@@ -199,10 +217,7 @@ class Codec:
         if model is None:
             raise IndexMissingError(f"the index at {store.path} has no trained model: run `semhash index DIR` first")
         embedding_model = store.embedding_model
-        # An adapted encoder's weights are read now, while the store is open (only such an index pays it).
-        adapted = None
-        if embedding_model is not None and is_adapted(embedding_model):
-            adapted = _ReadWeights(embedding_model, store.adapted_encoder(embedding_model))
+        adapted_index = embedding_model is not None and is_adapted(embedding_model)
         note = None
         if chosen != "torch":
             try:
@@ -211,11 +226,17 @@ class Codec:
                 # The device stays unresolved here: resolving it imports torch, which the fast path never does.
                 return cls(model, embedding_model, runtime="onnx", manifest=manifest, encoder=encoder,
                            device=device, max_windows=max_windows, fallback=chosen == "auto",
-                           quick_start=quick_start)  # fmt: skip
+                           quick_start=quick_start,
+                           adapted=_LaterWeights(store.path) if adapted_index else None)  # fmt: skip
             except RuntimeUnavailableError as exc:
                 if chosen == "onnx":
                     raise
                 note = str(exc)
+        # An adapted encoder's weights are read now, while the store is open (only such an index pays it).
+        adapted = None
+        if adapted_index:
+            assert embedding_model is not None
+            adapted = _ReadWeights(embedding_model, store.adapted_encoder(embedding_model))
         return cls(model, embedding_model, encoder=encoder, device=device, max_windows=max_windows, note=note,
                    adapted=adapted)  # fmt: skip
 
@@ -343,7 +364,9 @@ def refresh_runtime(
 
     The encoder files come from the runtime folder itself when it already holds this embedding model's
     export, else from the per-model cache (exported there first when ``export_encoder``; with it false, as
-    after ``semhash train``, nothing is exported and a missing encoder export just means no runtime).
+    after ``semhash train``, nothing is exported and a missing encoder export just means no runtime). An
+    adapted encoder (:mod:`semhash.adapted`) is never cached: with ``export_encoder`` it is built from the
+    index's stored, checked weights and exported into the index's folder with the hasher.
 
     Args:
         hasher: the active hashing model already loaded (default: loaded from the store).
@@ -359,12 +382,6 @@ def refresh_runtime(
     if model is None or name is None:
         report.skipped = "the index has no trained model yet"
         return report
-    if is_adapted(name):
-        # No export of an adapted encoder yet: a runtime folder left from the frozen encoder must never serve
-        # the adapted codes, so it goes (queries use torch with the adapted encoder).
-        clear_runtime(store.path)
-        report.skipped = "the index embeds with an adapted encoder (`semhash train --adapt`): queries use torch"
-        return report
     try:
         source: Path | None = None
         try:
@@ -373,6 +390,15 @@ def refresh_runtime(
                 source = folder
         except RuntimeUnavailableError:
             pass
+        if source is None and is_adapted(name):
+            if not export_encoder:
+                # A folder left from another encoder would be refused by every query (check_fresh): it goes.
+                clear_runtime(store.path)
+                report.skipped = "no export of the adapted encoder yet (`semhash runtime build` makes one)"
+                return report
+            _export_adapted(store, name, model, hasher, folder)
+            report.written = True
+            return report
         if source is None:
             if export_encoder:
                 source = cached_encoder(name).folder
@@ -397,6 +423,21 @@ def refresh_runtime(
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         report.warning = f"could not export the fast query runtime to {folder} ({first[:300]}); queries use torch"
     return report
+
+
+def _export_adapted(
+    store: Store, name: str, model: StoredModel, hasher: HashingAutoencoder | None, folder: Path
+) -> None:
+    """Export the index's adapted encoder (checked against its recorded name) and hasher into ``folder``."""
+    from semhash.adapted import load_adapted_encoder
+    from semhash.model import model_from_bytes
+    from semhash.runtime.export import export_runtime
+
+    # On the CPU, with no cap of the caller's: the export embeds the windows the adapted encoder embeds.
+    encoder = load_adapted_encoder(name, store.adapted_encoder(name), "cpu")
+    if hasher is None:
+        hasher = model_from_bytes(model.weights)
+    export_runtime(encoder, hasher, folder, hasher_id=model.id, hasher_checksum=model.checksum)
 
 
 def clear_runtime(db_path: Path) -> bool:
@@ -435,15 +476,19 @@ class FastIndexEncoder:
 
     Documents too long for one batch still go through the torch encoder's bounded-memory
     :meth:`~semhash.embed.SentenceTransformerEncoder.encode_long` (loaded only when one shows up), so indexing
-    a huge file keeps its memory bound.
+    a huge file keeps its memory bound; for an adapted index that is the index's adapted encoder, read from
+    ``adapted`` (the open store).
     """
 
-    def __init__(self, onnx: Encoder, model: str | None, device: str, max_windows: int) -> None:
+    def __init__(
+        self, onnx: Encoder, model: str | None, device: str, max_windows: int, adapted: _AdaptedWeights | None = None
+    ) -> None:
         self._onnx = onnx
         self.name = onnx.name
         self.dim = onnx.dim
         self.stats = getattr(onnx, "stats", None)
         self._model, self._device, self._max_windows = model, device, max_windows
+        self._adapted = adapted
         self._torch: Any = None
 
     def encode(self, texts: Sequence[str]) -> np.ndarray:
@@ -453,17 +498,20 @@ class FastIndexEncoder:
     def encode_long(self, text: str, progress: Any = None) -> np.ndarray:
         """One huge document, in window chunks, with the torch encoder (bounded memory)."""
         if self._torch is None:
-            from semhash.embed import load_encoder
+            from semhash.adapted import load_index_encoder
 
-            self._torch = load_encoder(self._model, self._device, self._max_windows)
+            self._torch = load_index_encoder(self._adapted, self._model, self._device, self._max_windows)
         return self._torch.encode_long(text, progress=progress)
 
 
-def indexing_encoder(db_path: Path, model: str | None, device: str, max_windows: int = 0) -> Encoder | None:
+def indexing_encoder(
+    db_path: Path, model: str | None, device: str, max_windows: int = 0, adapted: _AdaptedWeights | None = None
+) -> Encoder | None:
     """The exported encoder of ``<db>.runtime/`` for indexing, when it is this model's and the device is the CPU.
 
     ``None`` (load the torch encoder) without a valid runtime folder for ``model``, on a GPU, or with
-    ``SEMHASH_RUNTIME=torch``.
+    ``SEMHASH_RUNTIME=torch``. ``adapted``: where the index's adapted encoder is read from when ``model``
+    names one (the store), for the documents too long for the exported encoder.
     """
     if device != "cpu" or os.environ.get(ENV_RUNTIME, "").strip().lower() == "torch":
         return None
@@ -478,4 +526,4 @@ def indexing_encoder(db_path: Path, model: str | None, device: str, max_windows:
         onnx = OnnxEncoder(manifest, max_windows=max_windows)
     except Exception:  # a missing, stale or damaged runtime (or a model that cannot resolve): torch indexes
         return None
-    return FastIndexEncoder(onnx, model, device, max_windows)
+    return FastIndexEncoder(onnx, model, device, max_windows, adapted)

@@ -143,11 +143,6 @@ def index_paths(
             # No --model on an existing index: keep using the model it was built with.
             options = replace(options, model=store.embedding_model)
         model_name = encoder.name if encoder is not None else resolve_model(options.model)[0]
-        if options.engine == "ray" and is_adapted(model_name):
-            raise UsageError(
-                "this index embeds with an adapted encoder (`semhash train --adapt`), which the Ray engine "
-                "cannot load yet: index with --engine local"
-            )
         if store is not None:
             _check_before_work(store, model_name, options)
         states = store.document_states() if store is not None else {}
@@ -181,7 +176,7 @@ def index_paths(
 
             # The exported encoder when the index has a runtime for this model (faster on a CPU), else torch
             # (the index's adapted encoder when it has one: `semhash train --adapt`).
-            encoder = indexing_encoder(Path(db_path), options.model, options.device, options.max_windows)
+            encoder = indexing_encoder(Path(db_path), options.model, options.device, options.max_windows, store)
             if encoder is None:
                 encoder = load_index_encoder(store, options.model, options.device, options.max_windows)
         if store is None:
@@ -322,8 +317,12 @@ def _embed_on_ray(
     Long documents stay here, a window chunk at a time, so a Ray actor holds at most one batch. Returns
     the windows embedded.
     """
+    from semhash.adapted import check_blob, load_index_encoder
     from semhash.engine.ray_engine import RayJob, embed_on_ray
 
+    # An adapted index's workers build its adapted encoder from the stored weights, checked here against
+    # the recorded name before they travel (and again by each worker before it loads them).
+    adapted = check_blob(model_name, store.adapted_encoder(model_name)) if is_adapted(model_name) else None
     limit = max(1, options.batch_chars)
     small = {p: {r: n for r, n in records.items() if n <= limit} for p, records in pending.items()}
     large = {p: {r: n for r, n in records.items() if n > limit} for p, records in pending.items()}
@@ -337,6 +336,7 @@ def _embed_on_ray(
         batch_chars=limit,
         address=options.address,
         workers=options.workers,
+        adapted=adapted,
     )
 
     def on_ray(done: int) -> None:
@@ -349,9 +349,7 @@ def _embed_on_ray(
     large = {p: r for p, r in large.items() if r}
     if large:
         if encoder is None:
-            from semhash.embed import load_encoder
-
-            encoder = load_encoder(options.model, options.device, options.max_windows)
+            encoder = load_index_encoder(store, options.model, options.device, options.max_windows)
             store.check_embedding_model(encoder.name, encoder.dim)
         before = _windows(encoder)
 
@@ -500,8 +498,9 @@ def retrain_index(
     if bits is not None:
         check_bits(bits)
     options = IndexOptions(
-        device=resolve_device(device), bits=bits, retrain=True, epochs=epochs, seed=seed, lexical_weight=lexical_weight
-    )
+        device=resolve_device(device), bits=bits, retrain=True, epochs=epochs, seed=seed, lexical_weight=lexical_weight,
+        export_encoder=adapt is not None,  # the adapted encoder is exported for the torch-free query path
+    )  # fmt: skip
     with Store.open(db_path, write=True) as store:
         if store.count() == 0:
             raise CorpusError(f"{store.path} holds no document: run `semhash index DIR` first")
@@ -518,10 +517,13 @@ def retrain_index(
 def _adapt_encoder(
     store: Store, options: IndexOptions, adapt: AdaptConfig, report: IndexReport, progress: Progress | None
 ) -> None:
-    """The ``--adapt`` step of :func:`retrain_index`: adapt, re-embed, and drop a frozen-encoder runtime."""
+    """The ``--adapt`` step of :func:`retrain_index`: adapt, re-embed, and drop the frozen encoder's runtime.
+
+    The runtime folder goes before the new hashing model is trained, so that a failed export of the adapted
+    one (a warning of :func:`semhash.codec.refresh_runtime`) leaves no folder of the frozen encoder behind.
+    """
     from semhash.adapt import adapt_store
     from semhash.codec import clear_runtime
-    from semhash.runtime import runtime_folder
     from semhash.train import TrainConfig
 
     train_config = TrainConfig(seed=options.seed)
@@ -533,11 +535,7 @@ def _adapt_encoder(
     stats = adapt_store(store, bits, options.device, train_config, adapt, progress)
     report.adapt_seconds = time.perf_counter() - started
     report.adapt_stats = stats
-    if clear_runtime(store.path):
-        report.warnings.append(
-            f"removed {runtime_folder(store.path)} (it held the frozen encoder): queries use torch with the "
-            "adapted encoder"
-        )
+    clear_runtime(store.path)
 
 
 # -- removing documents ---------------------------------------------------------------------------------

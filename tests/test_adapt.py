@@ -1,7 +1,8 @@
 """``semhash train --adapt``: the adapted encoder is trained, stored with the index, and used by every query.
 
 End to end with the real packaged all-MiniLM-L6-v2 (a few steps on ten short documents, on CPU), real
-SQLite and real faiss; the stored-format checks need no model.
+SQLite and real faiss; the stored-format checks need no model. The adapted encoder is exported to the
+torch-free runtime (ONNX) too: its embeddings and the query's hits are the torch adapted encoder's.
 """
 
 from __future__ import annotations
@@ -135,12 +136,13 @@ def adapted(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, dict]
     result = runner.invoke(app, ["index", str(corpus), "--db", str(db), "--device", "cpu", "--json"])
     assert result.exit_code == 0, result.output
     assert (root / "a.db.runtime").is_dir()  # the fast path exists before adapting
+    frozen_runtime = json.loads((root / "a.db.runtime" / "manifest.json").read_text())["embedding_model"]
     with Store.open(db) as store:
         _, frozen = store.embeddings()
     # The API's face of `semhash train --adapt` (the CLI's wiring is checked below), with a learning rate
     # that moves the weights visibly in a few steps.
     report = SemanticIndex(db, device="cpu").train(adapt=AdaptConfig(epochs=3, lr=1e-3), epochs=2)
-    return db, corpus, {"report": asdict(report), "frozen": frozen}
+    return db, corpus, {"report": asdict(report), "frozen": frozen, "frozen_runtime": frozen_runtime}
 
 
 @pytest.mark.slow
@@ -162,52 +164,117 @@ def test_adapt_stores_the_encoder_and_re_embeds_with_it(adapted: tuple[Path, Pat
 
 
 @pytest.mark.slow
-def test_adapt_removes_the_frozen_runtime_and_queries_embed_with_the_adapted_encoder(
+def test_adapt_exports_the_adapted_encoder_and_its_embeddings_are_the_torch_ones(
     adapted: tuple[Path, Path, dict],
 ) -> None:
-    db, _, extra = adapted
-    assert not Path(f"{db}.runtime").exists()
-    assert any("runtime" in w for w in extra["report"]["warnings"])
     from semhash.codec import Codec
+    from semhash.runtime import OnnxEncoder, runtime_folder
+    from semhash.runtime.cache import encoder_cache_folder
+    from semhash.runtime.manifest import WINDOWED_FORMAT, read_manifest
 
+    db, _, extra = adapted
+    assert not extra["report"]["warnings"]  # the export did not fail
     with Store.open(db) as store:
-        codec = Codec.from_store(store, device="cpu")
-        assert codec.runtime == "torch"
-        query = "how do I repair a punctured bike wheel"
-        assert codec.encoder.name == store.embedding_model
         name = store.embedding_model
-        assert name is not None
-        expected = load_adapted_encoder(name, store.adapted_encoder(name), "cpu").encode([query])
-    np.testing.assert_allclose(codec.embed([query]), expected, atol=1e-5)
+        assert name is not None and is_adapted(name)
+        torch_encoder = load_adapted_encoder(name, store.adapted_encoder(name), "cpu")
+        codec = Codec.from_store(store, device="cpu")
+    # The frozen encoder's folder was replaced by the adapted encoder's, made for the index's hashing model.
+    manifest = read_manifest(runtime_folder(db))
+    assert manifest.embedding_model == name != extra["frozen_runtime"]
+    assert (manifest.max_seq_length, manifest.windows) == (128, 1)
+    assert json.loads((runtime_folder(db) / "manifest.json").read_text())["format"] == WINDOWED_FORMAT
+    assert codec.runtime == "onnx" and codec.note is None
+    # Never cached as if it were a model of its own: it belongs to this index.
+    assert not encoder_cache_folder(name).exists()
+    # Parity, the long document included (the first 128-token window only, as the torch adapted encoder).
+    texts = [*DOCS.values(), "how do I repair a punctured bike wheel"]
+    onnx = codec.encoder
+    assert isinstance(onnx, OnnxEncoder)
+    embeddings = codec.embed(texts)
+    cosine = (embeddings * torch_encoder.encode(texts)).sum(axis=1)
+    assert cosine.min() >= 0.9999, cosine.min()
+    assert onnx.stats.capped_documents == torch_encoder.stats.capped_documents == 1
+
+
+@pytest.mark.slow
+def test_a_query_on_an_adapted_index_runs_on_onnx_with_the_torch_hits(adapted: tuple[Path, Path, dict]) -> None:
+    db, _, _ = adapted
+    query = "how do I repair a punctured bike wheel"
     runner = CliRunner()
-    result = runner.invoke(app, ["query", query, "--db", str(db), "--json", "-k", "3"])
-    assert result.exit_code == 0, result.output
-    assert len(result.output.splitlines()) == 3
-    # The exported runtime is refused rather than mixing the frozen encoder with adapted codes.
-    result = runner.invoke(app, ["query", query, "--db", str(db), "--runtime", "onnx"])
-    assert result.exit_code == 1
-    # `semhash runtime build` does not bring a frozen-encoder runtime back.
-    runner.invoke(app, ["runtime", "build", "--db", str(db)])
-    assert not Path(f"{db}.runtime").exists()
+    hits = {}
+    for runtime in ("onnx", "torch"):  # `--runtime onnx` fails rather than fall back
+        result = runner.invoke(app, ["query", query, "--db", str(db), "--json", "-k", "4", "--runtime", runtime])
+        assert result.exit_code == 0, result.output
+        hits[runtime] = [json.loads(line) for line in result.output.splitlines()]
+    assert len(hits["onnx"]) == 4
+    assert [h["path"] for h in hits["onnx"]] == [h["path"] for h in hits["torch"]]
+    assert [h["distance"] for h in hits["onnx"]] == [h["distance"] for h in hits["torch"]]
+    np.testing.assert_allclose([h["cosine"] for h in hits["onnx"]], [h["cosine"] for h in hits["torch"]], atol=1e-4)
+
+
+@pytest.mark.slow
+def test_the_fast_path_reads_no_adapted_weights_and_a_broken_export_falls_back_to_them(
+    adapted: tuple[Path, Path, dict], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import shutil
+
+    from semhash.codec import Codec
+    from semhash.runtime import runtime_folder
+
+    db, _, _ = adapted
+    copy = tmp_path / "copy.db"
+    with sqlite3.connect(db) as source, sqlite3.connect(copy) as target:
+        source.backup(target)
+    source.close()
+    target.close()
+    shutil.copytree(runtime_folder(db), runtime_folder(copy))
+    reads: list[str] = []
+    original = Store.adapted_encoder
+
+    def counted(store: Store, name: str) -> bytes | None:
+        reads.append(name)
+        return original(store, name)
+
+    monkeypatch.setattr(Store, "adapted_encoder", counted)
+    query = ["how do I repair a punctured bike wheel"]
+    with Store.open(copy) as store:
+        fast = Codec.from_store(store, device="cpu")
+        slow = Codec.from_store(store, device="cpu")
+    assert fast.embed(query).shape == (1, 384) and fast.runtime == "onnx"
+    assert reads == []  # megabytes of weights a cold query does not need
+    (runtime_folder(copy) / "tokenizer.json").unlink()  # broken after the freshness check: torch takes over
+    embedded = slow.embed(query)
+    assert slow.runtime == "torch" and reads == [slow.embedding_model]
+    assert slow.note is not None and "tokenizer.json" in slow.note
+    np.testing.assert_allclose(embedded, fast.embed(query), atol=1e-5)
 
 
 @pytest.mark.slow
 def test_indexing_more_documents_into_an_adapted_index_uses_the_adapted_encoder(
     adapted: tuple[Path, Path, dict],
 ) -> None:
+    from semhash.ingest import IndexOptions, index_paths
+
     db, corpus, _ = adapted
     extra = corpus / "bikes" / "gears.txt"
     extra.write_text("Shift to a lower gear before you climb a steep hill on your bike.")
     result = CliRunner().invoke(app, ["index", str(corpus), "--db", str(db), "--device", "cpu", "--json"])
     assert result.exit_code == 0, result.output
     assert json.loads(result.output)["added"] == 1
+    # A document longer than a batch: the exported encoder's indexing path hands it to the torch adapted
+    # encoder's bounded-memory path, read from the index.
+    huge = corpus / "bikes" / "touring.txt"
+    huge.write_text("Pack the panniers low and keep the heavy gear close to the frame. " * 60)
+    report = index_paths(db, [corpus], IndexOptions(device="cpu", batch_chars=2000))
+    assert report.added == 1
     with Store.open(db) as store:
         name = store.embedding_model
         assert name is not None and is_adapted(name)
-        (doc,) = store.find(str(extra.resolve()))
-        _, vector = store.embeddings([doc.id])
+        ids = [store.find(str(path.resolve()))[0].id for path in (extra, huge)]
+        _, vectors = store.embeddings(ids)
         encoder = load_adapted_encoder(name, store.adapted_encoder(name), "cpu")
-    np.testing.assert_allclose(vector, encoder.encode([extra.read_text()]), atol=1e-4)
+    np.testing.assert_allclose(vectors, encoder.encode([extra.read_text(), huge.read_text()]), atol=1e-4)
 
 
 @pytest.mark.slow
@@ -225,6 +292,28 @@ def test_a_damaged_stored_encoder_is_one_line_error(adapted: tuple[Path, Path, d
     assert result.exit_code == 1
     assert "adapted encoder stored in the index is unreadable" in result.output
     assert "Traceback" not in result.output
+
+
+@pytest.mark.slow
+def test_runtime_build_and_a_plain_retrain_keep_the_adapted_export(adapted: tuple[Path, Path, dict]) -> None:
+    """Last of the module's adapted-index tests: it replaces the index's hashing model."""
+    from semhash.runtime import runtime_folder
+    from semhash.runtime.manifest import read_manifest
+
+    db, _, _ = adapted
+    runner = CliRunner()
+    assert runner.invoke(app, ["runtime", "clear", "--db", str(db)]).exit_code == 0
+    result = runner.invoke(app, ["runtime", "build", "--db", str(db)])
+    assert result.exit_code == 0, result.output
+    with Store.open(db) as store:
+        name = store.embedding_model
+    assert read_manifest(runtime_folder(db)).embedding_model == name
+    result = runner.invoke(app, ["train", "--db", str(db), "--epochs", "2", "--json"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.output)["warnings"] == []
+    info = runner.invoke(app, ["runtime", "info", "--db", str(db), "--json"])
+    assert json.loads(info.output)["fresh"] is True  # the new hashing model beside the kept adapted encoder
+    assert read_manifest(runtime_folder(db)).windows == 1
 
 
 def test_adapt_options_need_adapt(tmp_path: Path) -> None:
@@ -295,13 +384,3 @@ def test_the_store_switches_to_the_adapted_encoder_in_one_step(tmp_path: Path, f
         assert len(store.ids_without_code()) == store.count()  # old codes came from the old embeddings
         with pytest.raises(ValueError, match="documents"):
             store.save_adapted_encoder(name, blob, {}, {}, [1], np.zeros((1, 32)))
-
-
-def test_the_ray_engine_refuses_an_adapted_index(tmp_path: Path, fake_encoder: Any) -> None:
-    pytest.importorskip("ray")
-    from semhash.errors import UsageError
-    from semhash.ingest import IndexOptions, index_paths
-
-    db, _, _ = _fake_adapted_index(tmp_path, fake_encoder)
-    with pytest.raises(UsageError, match=r"adapted encoder.*--engine local"):
-        index_paths(db, [tmp_path / "corpus"], IndexOptions(device="cpu", engine="ray"))

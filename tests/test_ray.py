@@ -10,6 +10,7 @@ from __future__ import annotations
 import itertools
 import json
 import shutil
+import sqlite3
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,11 +19,12 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
+from semhash.adapted import adapted_name, load_adapted_encoder
 from semhash.cli import app
 from semhash.corpus import ReadOptions
 from semhash.engine import check_engine
-from semhash.engine.ray_engine import ENV_KILL_AFTER, ENV_MAX_RESTARTS, plan_units, read_batches
-from semhash.errors import UsageError
+from semhash.engine.ray_engine import ENV_KILL_AFTER, ENV_MAX_RESTARTS, EmbedActor, plan_units, read_batches
+from semhash.errors import CorruptModelError, UsageError
 from semhash.ingest import IndexOptions, index_paths
 from semhash.store import Store
 
@@ -90,6 +92,14 @@ def test_read_batches_reads_a_file_once_into_bounded_batches(tmp_path: Path) -> 
     assert sorted(d[2] for d in docs) == sorted([t.strip() for t in texts] + ["a note"])
     for batch in out:
         assert len(batch) <= 3 and (len(batch) == 1 or sum(len(d[2]) for d in batch) <= 25)
+
+
+def test_a_worker_loads_only_the_adapted_weights_the_index_records() -> None:
+    """The driver ships an adapted index's weights; the worker checks them against the name before any load."""
+    name = adapted_name("sentence-transformers/all-MiniLM-L6-v2", b"the weights the index records")
+    for shipped in (b"other weights", None):
+        with pytest.raises(CorruptModelError, match="checksum"):
+            EmbedActor(name, "cpu", 0, 1, None, adapted=shipped)
 
 
 # -- with Ray and the real model ---------------------------------------------------------------------------
@@ -185,3 +195,83 @@ def test_a_killed_worker_keeps_committed_batches_and_a_rerun_completes(
     report = json.loads(resumed.output.strip().splitlines()[-1])
     assert report["added"] == total - committed  # only what was missing was embedded
     _assert_same_index(db, local_db)
+
+
+# -- an adapted index (`semhash train --adapt`) on Ray ------------------------------------------------------
+def _copy_db(source: Path, target: Path) -> None:
+    with sqlite3.connect(source) as src, sqlite3.connect(target) as dst:
+        src.backup(dst)
+    src.close()
+    dst.close()
+
+
+@pytest.fixture(scope="module")
+def adapted_db(sample: Path, local_db: Path) -> tuple[Path, str, bytes]:
+    """A copy of the local index switched to an adapted encoder (a few steps on a few documents)."""
+    from semhash.adapt import AdaptConfig, adapt_store
+    from semhash.train import TrainConfig
+
+    db = sample.parent / "adapted.db"
+    _copy_db(local_db, db)
+    with Store.open(db, write=True) as store:
+        adapt_store(store, 32, "cpu", TrainConfig(), AdaptConfig(max_docs=8, batch_size=4, lr=1e-3))
+        name = store.embedding_model
+        assert name is not None
+        blob = store.adapted_encoder(name)
+        assert blob is not None
+        _, adapted = store.embeddings()
+    with Store.open(local_db) as store:
+        _, frozen = store.embeddings()
+    # Another encoder than the frozen one: workers that loaded the frozen model would fail the tests below.
+    assert (adapted * frozen).sum(axis=1).min() < 0.99
+    return db, name, blob
+
+
+def _extra_corpus(root: Path) -> dict[Path, str]:
+    """A short document, one of several 128-token windows, one longer than the run's batch_chars."""
+    sentence = "The cyclist patched the inner tube by the road and pumped the tyre back up. "
+    texts = {
+        root / "short.txt": "Which spoke key fits a road bike wheel?",
+        root / "windows.txt": sentence * 30,  # ~450 tokens: the adapted encoder embeds its first window only
+        root / "long.txt": sentence * (LONG_CHARS // len(sentence) + 1),  # embedded on the local long path
+    }
+    root.mkdir(parents=True, exist_ok=True)
+    for path, text in texts.items():
+        path.write_text(text)
+    return texts
+
+
+@pytest.mark.slow
+def test_ray_indexes_an_adapted_index_with_its_adapted_encoder(
+    ray_session: None, adapted_db: tuple[Path, str, bytes], tmp_path: Path
+) -> None:
+    db, name, blob = adapted_db
+    texts = _extra_corpus(tmp_path / "extra")
+    options = IndexOptions(device="cpu", engine="ray", workers=2, batch_chars=LONG_CHARS - 1000)
+    report = index_paths(db, [tmp_path / "extra"], options)
+    assert report.added == len(texts)
+    encoder = load_adapted_encoder(name, blob, "cpu")
+    with Store.open(db) as store:
+        assert store.embedding_model == name
+        ids = [store.find(str(path.resolve()))[0].id for path in texts]
+        _, embeddings = store.embeddings(ids)
+        assert not store.ids_without_code()
+    cosine = (embeddings * encoder.encode(list(texts.values()))).sum(axis=1)
+    assert cosine.min() >= 0.9999, cosine
+
+
+@pytest.mark.slow
+def test_ray_refuses_adapted_weights_that_are_not_the_recorded_ones(
+    ray_session: None, adapted_db: tuple[Path, str, bytes], tmp_path: Path
+) -> None:
+    db = tmp_path / "damaged.db"
+    _copy_db(adapted_db[0], db)
+    with sqlite3.connect(db) as connection:
+        connection.execute("UPDATE encoders SET weights = ?", [b"\x00" * 64])
+    connection.close()
+    _extra_corpus(tmp_path / "extra")
+    args = ["index", str(tmp_path / "extra"), "--db", str(db), "--device", "cpu", "--engine", "ray"]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 1, result.output
+    assert "adapted encoder stored in the index is unreadable" in result.output
+    assert "Traceback" not in result.output

@@ -13,7 +13,11 @@ hashes, removals, the SQLite store, training, codes and faiss. What runs on Ray 
 3. **Embed.** ``map_batches`` with a class-based UDF (:class:`EmbedActor`) on a fixed pool of actors:
    each actor loads the model once, then embeds batch after batch (window-pooled, exactly as
    :meth:`~semhash.embed.SentenceTransformerEncoder.encode`) and returns rows of (path, record, text,
-   content hash, mtime, embedding). One GPU per actor when ``ray.cluster_resources()`` reports GPUs (as
+   content hash, mtime, embedding). An adapted index (``semhash train --adapt``) ships its adapted
+   encoder's weights with the job (:attr:`RayJob.adapted`, the blob the driver read from the store and
+   checked against the recorded name); each actor checks them again against the name before it builds
+   the encoder (:func:`semhash.adapted.load_adapted_encoder`), so no worker loads weights the index does
+   not record. One GPU per actor when ``ray.cluster_resources()`` reports GPUs (as
    many actors as GPUs, or ``workers`` if fewer), else ``workers`` CPU actors of one CPU (one torch
    thread) each.
 4. **Commit.** ``iter_batches`` streams the results back (in whatever order they finish: each row
@@ -85,6 +89,8 @@ class RayJob:
     address: str | None = None
     #: actors (CPU, one thread each; on GPUs at most one per GPU); ``None``: every CPU (or GPU) there is.
     workers: int | None = None
+    #: the stored weights of the index's adapted encoder when ``model`` names one (a few MB), else ``None``.
+    adapted: bytes | None = None
 
 
 @dataclass
@@ -144,14 +150,29 @@ def read_batches(batch: dict[str, np.ndarray], read: ReadOptions, batch_docs: in
 class EmbedActor:
     """Ray Data's class-based UDF: loads the model once per actor, then embeds batch after batch."""
 
-    def __init__(self, model: str | None, device: str, max_windows: int, threads: int, kill_marker: str | None) -> None:
+    def __init__(
+        self,
+        model: str | None,
+        device: str,
+        max_windows: int,
+        threads: int,
+        kill_marker: str | None,
+        adapted: bytes | None = None,
+    ) -> None:
         if device == "cpu":
             import torch
 
             torch.set_num_threads(max(1, threads))  # one actor per CPU: no thread oversubscription
-        from semhash.embed import load_encoder
+        from semhash.adapted import is_adapted, load_adapted_encoder
+        from semhash.embed import Encoder, load_encoder
 
-        self.encoder = load_encoder(model, device, max_windows)
+        self.encoder: Encoder
+        if is_adapted(model):
+            assert model is not None
+            # The blob is checked against the recorded name before anything is built from it.
+            self.encoder = load_adapted_encoder(model, adapted, device, max_windows)
+        else:
+            self.encoder = load_encoder(model, device, max_windows)
         self.kill_marker = kill_marker
         self.batches = 0
 
@@ -303,6 +324,7 @@ def _pipeline(
                 "max_windows": job.max_windows,
                 "threads": 1,
                 "kill_marker": kill_marker,
+                "adapted": job.adapted,
             },
             max_restarts=restarts,
             max_task_retries=restarts,

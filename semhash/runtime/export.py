@@ -9,6 +9,12 @@ portable one (what a cold query loads; redone by :func:`export_hasher` and the e
 installed onnxruntime is not the one that wrote it). Every export builds a new folder beside the
 destination and swaps it in with renames (files it keeps are hard-linked, not copied), so a reader sees
 the old folder or the new one, and a failed export leaves the old one as it was.
+
+The encoder may be given by name (loaded here) or as an encoder already built: an adapted encoder
+(:func:`semhash.adapted.load_adapted_encoder`, the base model with the index's stored top layers) is
+exported through the same code, under its recorded name, with its window length and the number of windows
+it embeds (the manifest's ``windows``); the caller loads it, as only the caller knows where its verified
+weights come from.
 """
 
 from __future__ import annotations
@@ -41,12 +47,14 @@ from semhash.runtime.manifest import (
     Manifest,
     RuntimeUnavailableError,
     file_entry,
+    manifest_format,
     read_manifest,
 )
 from semhash.runtime.numpy_hasher import HASHER_FORMAT
 from semhash.runtime.stamp import write_stamps
 
 if TYPE_CHECKING:
+    from semhash.embed import SentenceTransformerEncoder
     from semhash.model import HashingAutoencoder
 
 #: ONNX operator set of the exported graph (onnxruntime >= 1.12 runs it).
@@ -72,6 +80,7 @@ def _replace_folder(dest: Path, build: Callable[[Path], dict[str, Any]]) -> Path
     old = None
     try:
         manifest = build(tmp)
+        manifest["format"] = manifest_format(int(manifest.get("windows") or 0))
         manifest["files"] = {name: file_entry(tmp / name) for name in KNOWN_FILES if (tmp / name).exists()}
         (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True), encoding="utf-8")
         if dest.exists():
@@ -113,13 +122,16 @@ def _current(dest: Path) -> Manifest | None:
         return None
 
 
-def _write_encoder(model_name_or_path: str | None, folder: Path) -> dict[str, Any]:
-    """Write ``encoder.onnx`` and ``tokenizer.json`` into ``folder``; return the manifest's encoder fields."""
+def _write_encoder(model: str | SentenceTransformerEncoder | None, folder: Path) -> dict[str, Any]:
+    """Write ``encoder.onnx`` and ``tokenizer.json`` into ``folder``; return the manifest's encoder fields.
+
+    ``model``: a name or path as for ``--model``, or an encoder already built (an adapted one), on the CPU.
+    """
     import torch
 
     from semhash.embed import SentenceTransformerEncoder
 
-    source = SentenceTransformerEncoder(model_name_or_path, device="cpu")
+    source = model if isinstance(model, SentenceTransformerEncoder) else SentenceTransformerEncoder(model, device="cpu")
     st_model = source._model.eval()
 
     class Pipeline(torch.nn.Module):
@@ -159,7 +171,19 @@ def _write_encoder(model_name_or_path: str | None, folder: Path) -> dict[str, An
     backend.no_truncation()
     (folder / TOKENIZER_FILE).write_text(backend.to_str(), encoding="utf-8")
     fields = {"embedding_model": source.name, "dim": source.dim, "max_seq_length": source.max_tokens + 2}
+    # An adapted encoder embeds only its first windows (its own max_windows); a frozen one caps nothing.
+    fields["windows"] = int(source.max_windows)
     return {**fields, "optimized": optimise_encoder(folder)}
+
+
+def _encoder_fields(current: Manifest) -> dict[str, Any]:
+    """The manifest's encoder fields of a folder whose encoder files are kept."""
+    return {
+        "embedding_model": current.embedding_model,
+        "dim": current.dim,
+        "max_seq_length": current.max_seq_length,
+        "windows": current.windows,
+    }
 
 
 def onnxruntime_version() -> str | None:
@@ -259,7 +283,7 @@ def _write_hasher(hasher: HashingAutoencoder, folder: Path, hasher_id: Any, hash
 
 
 def export_runtime(
-    model_name_or_path: str | None,
+    model_name_or_path: str | SentenceTransformerEncoder | None,
     hasher: HashingAutoencoder | None,
     dest: Path,
     *,
@@ -269,7 +293,8 @@ def export_runtime(
     """Write the whole runtime folder (encoder, tokenizer, hasher when given, manifest) at ``dest``.
 
     Args:
-        model_name_or_path: the embedding model, as for ``--model`` (``None``: the packaged default).
+        model_name_or_path: the embedding model, as for ``--model`` (``None``: the packaged default), or an
+            encoder already built on the CPU (an adapted encoder: exported under its recorded name).
         hasher: the hashing model to export beside it, or ``None`` for an encoder-only folder.
         dest: the folder (replaced as a whole; intended place ``<db>.runtime/``).
         hasher_id: the caller's id of the hashing model (e.g. its row in the ``models`` table).
@@ -287,7 +312,7 @@ def export_runtime(
     return _replace_folder(dest, build)
 
 
-def export_encoder(model_name_or_path: str | None, dest: Path) -> Path:
+def export_encoder(model_name_or_path: str | SentenceTransformerEncoder | None, dest: Path) -> Path:
     """(Re-)export only the encoder and tokenizer, keeping the folder's hasher when it has a valid one."""
     current = _current(Path(dest))
 
@@ -331,12 +356,7 @@ def export_hasher(
         for name in ENCODER_FILES:
             _keep(current, name, folder)
         record = _write_hasher(hasher, folder, hasher_id, hasher_checksum)
-        fields = {
-            "embedding_model": current.embedding_model,
-            "dim": current.dim,
-            "max_seq_length": current.max_seq_length,
-            "optimized": _keep_optimized(current, folder),
-        }
+        fields = {**_encoder_fields(current), "optimized": _keep_optimized(current, folder)}
         return {**_manifest_base(current.versions), **fields, "hasher": record}
 
     return _replace_folder(dest, build)
@@ -359,8 +379,7 @@ def refresh_optimized(dest: Path) -> Manifest:
         for name in current.files:
             if name not in OPTIMIZED_FILES:
                 _keep(current, name, folder)
-        fields = {"embedding_model": current.embedding_model, "dim": current.dim}
-        fields.update(max_seq_length=current.max_seq_length, hasher=current.hasher)
+        fields = {**_encoder_fields(current), "hasher": current.hasher}
         return {**_manifest_base(current.versions), **fields, "optimized": optimise_encoder(folder)}
 
     _replace_folder(Path(dest), build)
@@ -368,6 +387,5 @@ def refresh_optimized(dest: Path) -> Manifest:
 
 
 def _manifest_base(versions: dict[str, str] | None = None) -> dict[str, Any]:
-    from semhash.runtime.manifest import RUNTIME_FORMAT
-
-    return {"format": RUNTIME_FORMAT, "versions": {**(versions or {}), **_versions()}}
+    """The manifest's versions (its format follows from its ``windows``: :func:`_replace_folder`)."""
+    return {"versions": {**(versions or {}), **_versions()}}

@@ -8,7 +8,8 @@ in torch-free formats::
     encoder.opt.onnx      the same graph optimised offline by onnxruntime (optional; see below)
     encoder.opt.weights   its weights, as the graph's external data
     hasher.npz            the hashing model's MLP and lexical projection, plain arrays (optional)
-    manifest.json         what the folder holds: model name, dim, max_seq_length, versions, sha256 + size per file
+    manifest.json         what the folder holds: model name, dim, max_seq_length, windows, versions, sha256 + size
+                          per file
     verified.json         stamps of files already hashed (:mod:`semhash.runtime.stamp`; not in the manifest)
 
 The optimised pair is what a cold query loads: onnxruntime's graph optimisations already applied and the
@@ -22,6 +23,12 @@ fixed file names above are ever opened (a name in the manifest is never joined t
 file's size and sha256 must match before it is used (a file already hashed and unchanged since, by its
 ``stat``, is not hashed again: :mod:`semhash.runtime.stamp`). Any failure raises :class:`RuntimeUnavailableError`,
 the caller's signal to fall back to the torch path.
+
+An adapted encoder (``semhash train --adapt``, :mod:`semhash.adapted`) is exported like any other, under
+its recorded name (``<base>#adapted-<sha12>``), with its own window length and ``windows`` (windows
+embedded per document: 1 = the first window only). Such a folder is written as format 2
+(:data:`WINDOWED_FORMAT`), so that a semhash that does not know ``windows`` refuses it instead of pooling
+every window of a long document; a frozen encoder's folder stays format 1.
 """
 
 from __future__ import annotations
@@ -38,6 +45,12 @@ from semhash.runtime.stamp import is_verified, read_stamps, write_stamps
 
 #: Bumped whenever the folder's layout or a file's meaning changes; a loader refuses other versions.
 RUNTIME_FORMAT = 1
+#: The format of a folder whose encoder embeds only the first ``windows`` windows of a document (an adapted
+#: encoder): format 1 plus the manifest's ``windows``, which an older loader would ignore.
+WINDOWED_FORMAT = 2
+FORMATS = (RUNTIME_FORMAT, WINDOWED_FORMAT)
+#: Upper bound of a manifest's ``windows`` (that of a stored adapted encoder).
+MAX_WINDOWS = 1 << 20
 MANIFEST = "manifest.json"
 ENCODER_FILE = "encoder.onnx"
 TOKENIZER_FILE = "tokenizer.json"
@@ -78,6 +91,8 @@ class Manifest:
     files: dict[str, dict[str, Any]]
     #: ``{"onnxruntime": version}`` of the offline-optimised graph, or ``None`` without one.
     optimized: dict[str, str] | None = None
+    #: windows embedded per document, whatever the caller asks (0 = all; an adapted encoder's 1 = the first).
+    windows: int = 0
 
     def optimized_for(self, onnxruntime_version: str) -> bool:
         """Whether the folder's optimised graph was written by this onnxruntime version (so it may be loaded)."""
@@ -86,15 +101,21 @@ class Manifest:
     def to_json(self) -> dict[str, Any]:
         """The manifest as written to disk."""
         return {
-            "format": RUNTIME_FORMAT,
+            "format": manifest_format(self.windows),
             "embedding_model": self.embedding_model,
             "dim": self.dim,
             "max_seq_length": self.max_seq_length,
+            "windows": self.windows,
             "hasher": self.hasher,
             "versions": self.versions,
             "files": self.files,
             "optimized": self.optimized,
         }
+
+
+def manifest_format(windows: int) -> int:
+    """The format a folder is written as: :data:`WINDOWED_FORMAT` when its encoder caps the windows, else 1."""
+    return WINDOWED_FORMAT if windows else RUNTIME_FORMAT
 
 
 def sha256_bytes(data: bytes) -> str:
@@ -126,9 +147,9 @@ def read_manifest(folder: Path) -> Manifest:
         raw = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise _fail(folder, f"has an unreadable {MANIFEST} ({type(exc).__name__})") from exc
-    if not isinstance(raw, dict) or raw.get("format") != RUNTIME_FORMAT:
+    if not isinstance(raw, dict) or raw.get("format") not in FORMATS:
         found = raw.get("format") if isinstance(raw, dict) else None
-        raise _fail(folder, f"has format {found!r}, this semhash reads format {RUNTIME_FORMAT}")
+        raise _fail(folder, f"has format {found!r}, this semhash reads formats {', '.join(map(str, FORMATS))}")
     files = raw.get("files")
     if not isinstance(files, dict) or not set(ENCODER_FILES) <= set(files) or not set(files) <= set(KNOWN_FILES):
         raise _fail(folder, f"lists unexpected files (expected {', '.join(KNOWN_FILES)})")
@@ -156,7 +177,15 @@ def read_manifest(folder: Path) -> Manifest:
         raise _fail(folder, f"has a manifest without a valid {exc} field") from exc
     if dim <= 0 or max_seq_length <= 2:
         raise _fail(folder, "has a manifest with an impossible dim or max_seq_length")
-    return Manifest(folder, model, dim, max_seq_length, hasher, versions, files, optimized)
+    windows = raw.get("windows", 0)
+    if (
+        not isinstance(windows, int)
+        or isinstance(windows, bool)
+        or not 0 <= windows <= MAX_WINDOWS
+        or manifest_format(windows) != raw["format"]
+    ):
+        raise _fail(folder, "has a manifest whose windows and format disagree")
+    return Manifest(folder, model, dim, max_seq_length, hasher, versions, files, optimized, windows)
 
 
 def _stat(manifest: Manifest, name: str) -> os.stat_result:

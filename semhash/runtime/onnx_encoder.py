@@ -4,7 +4,9 @@
 :class:`semhash.embed.SentenceTransformerEncoder` (see that module's docstring): windows of
 ``max_seq_length - 2`` tokens cut at token offsets, each embedded (mean pooling and normalisation are in
 the ONNX graph, as the sentence-transformers modules that were exported), pooled by token count and
-normalised again. Windows are batched by sorted length, so a batch pads little.
+normalised again. Windows are batched by sorted length, so a batch pads little. A folder whose manifest
+caps the windows (an adapted encoder's ``windows``: 1 = each document's first window only, as
+:func:`semhash.adapted.load_adapted_encoder` embeds) embeds at most that many, whatever the caller asks.
 
 Start-up is most of a cold query's cost, so the session is made from the folder's offline-optimised graph
 when this onnxruntime wrote it (no optimisation pass, weights read as external data: see
@@ -77,6 +79,13 @@ def external_locations_ok(graph: bytes) -> bool:
     return count > 0 and graph.count(_LOCATION_ENTRY) == count
 
 
+def capped_windows(asked: int, cap: int) -> int:
+    """Windows per document given the caller's limit and the encoder's own (each 0 = no limit)."""
+    if not cap:
+        return asked
+    return min(asked, cap) if asked else cap
+
+
 def default_threads() -> int:
     """Intra-op threads: the CPUs this process may use (a 2-core machine gets 2), at most 8."""
     try:
@@ -92,7 +101,8 @@ class OnnxEncoder:
     Args:
         folder: the runtime folder (see :mod:`semhash.runtime.manifest`), or its checked manifest.
         batch_size: windows per forward pass.
-        max_windows: most windows embedded per document (0 = all of them).
+        max_windows: most windows embedded per document (0 = all of them; the manifest's ``windows``, when
+            set, bounds it).
         threads: onnxruntime intra-op threads (default: :func:`default_threads`).
         quick_start: tune the session for one query and exit (see the module docstring), not throughput.
 
@@ -115,7 +125,7 @@ class OnnxEncoder:
         self.max_seq_length = manifest.max_seq_length
         self.max_tokens = max(8, manifest.max_seq_length - 2)
         self.batch_size = batch_size
-        self.max_windows = max_windows
+        self.max_windows = capped_windows(max_windows, manifest.windows)
         self.stats = EncodeStats()
         tokenizer_json = read_checked(manifest, TOKENIZER_FILE)
         try:
