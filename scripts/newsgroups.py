@@ -139,7 +139,7 @@ def write_jsonl(posts: list[Post], path: Path) -> None:
             handle.write(json.dumps(row, ensure_ascii=False) + "\n")
 
 
-def embed_posts(posts: list[Post], path: Path, chunk: int = 256) -> None:
+def embed_posts(posts: list[Post], path: Path, chunk: int = 256, device: str = "cpu", model: str | None = None) -> None:
     """Embed with the default encoder (window pooling) and save ``ids, labels, split, sha256, embeddings``.
 
     Resumable: finished chunks are kept in ``<path>.partial.npz`` and skipped on a rerun.
@@ -153,7 +153,7 @@ def embed_posts(posts: list[Post], path: Path, chunk: int = 256) -> None:
     if partial.exists():
         done = [np.load(partial)["embeddings"]]
     n_done = sum(len(d) for d in done)
-    encoder = load_encoder(device="cpu")
+    encoder = load_encoder(model, device=device)
     started = time.perf_counter()
     for start in range(n_done, len(posts), chunk):
         batch = posts[start : start + chunk]
@@ -182,6 +182,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=None, help="[default: .cache/20ng or .cache/20ng-18828]")
     parser.add_argument("--protocol", choices=("stripped", "18828"), default="stripped")
     parser.add_argument("--no-embed", action="store_true", help="write the JSONL only")
+    parser.add_argument("--device", default="cpu", help="where to embed (cpu, cuda, ...)")
+    parser.add_argument("--model", default=None, help="sentence-transformers name or folder [default: packaged]")
     args = parser.parse_args(argv)
     stripped = args.protocol == "stripped"
     out = args.out or (DEFAULT_OUT if stripped else DEFAULT_OUT.with_name("20ng-18828"))
@@ -190,7 +192,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{len(posts)} non-empty posts ({n_train} train, {len(posts) - n_train} test)", flush=True)
     write_jsonl(posts, out / ("20ng-stripped.jsonl" if stripped else "20ng-18828.jsonl"))
     if not args.no_embed:
-        embed_posts(posts, out / "embeddings.npz")
+        embed_posts(posts, out / "embeddings.npz", device=args.device, model=args.model)
     return 0
 
 
