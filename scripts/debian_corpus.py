@@ -38,6 +38,12 @@ encoder, window pooling), ``debian-stats.json`` (section sizes, the chance P@100
 P@100 is bounded by the section sizes: the chance level printed is the P@100 of a random ranking, the mean
 over queries of the share of the database that has the query's label.
 
+What it gives (apt lists of 2026-07-11, Translation-en.xz sha256 a3d4a0bf..., as listed by that InRelease):
+63,440 binaries -> 8,195 documents in 21 sections (science 1,254 ... comm 78), 4,919 database, 3,276
+queries, chance P@100 0.0889 (20 Newsgroups: 0.0505). Texts: median 61 words. Left in on purpose: related
+*source* packages with near-identical descriptions (``bowtie``/``bowtie2``, ``ansible``/``ansible-core``):
+55 queries share a short description with a database document (54 in the same section).
+
 Usage (from the repository root)::
 
     nice -n 5 .venv/bin/python scripts/debian_corpus.py                  # download, select, write, embed
