@@ -1,11 +1,15 @@
-"""Stage 1 of scripts/bench_adapt.py: the frozen lower layers' token states of every 20 Newsgroups post.
+"""Stage 1 of scripts/bench_adapt.py: the frozen lower layers' token states of every document of a corpus.
 
 The first window (``--max-seq-length`` tokens) of each post goes through the default encoder's embeddings
 and its lower layers (all but the top ``--layers``) once; the states are saved as float16 (one array of
 all tokens, plus offsets), so the benchmark re-embeds the corpus with adapted top layers without running
 the frozen ones again. Exactly what ``semhash train --adapt`` computes for its training sample.
 
-    .venv/bin/python scripts/adapt_cache.py     # ~20-30 min on a busy 2-core CPU, 1.5 GB
+    .venv/bin/python scripts/adapt_cache.py     # 20 Newsgroups: ~20-30 min on a busy 2-core CPU, 1.5 GB
+    .venv/bin/python scripts/adapt_cache.py --data .cache/debian/debian.jsonl --out .cache/debian/lower.npz
+
+``--data`` is an eval JSONL (``{"id", "text", "labels", "split"}``, one document a line; default: the
+stripped 20 Newsgroups of ``scripts/newsgroups.py``); the cache keeps its documents in file order.
 """
 
 from __future__ import annotations
@@ -37,7 +41,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-seq-length", type=int, default=128)
     parser.add_argument("--every", type=int, default=1, help="every Nth post only (a smoke test)")
     parser.add_argument("--out", type=Path, default=ROOT / ".cache" / "adapt" / "lower.npz")
+    parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
     args = parser.parse_args(argv)
+    if args.threads > 0:
+        torch.set_num_threads(args.threads)
     texts = [json.loads(line)["text"] for line in args.data.open(encoding="utf-8")]
     texts = texts[:: args.every]
     encoder = SentenceTransformerEncoder(None, max_windows=1)

@@ -1,15 +1,25 @@
-"""``semhash train --adapt`` on 20 Newsgroups (issue 12): P@100 at 32 bits, frozen vs adapted encoder.
+"""``semhash train --adapt`` (issue 12): P@100, frozen vs adapted encoder, on 20 Newsgroups or any corpus.
 
 Run from the repository root (a 2-core CPU: the first step is the long one)::
 
     .venv/bin/python scripts/adapt_cache.py          # once: frozen lower layers of every post (first window)
     .venv/bin/python scripts/bench_adapt.py --seeds 0 --out bench-out/adapt.json
     .venv/bin/python scripts/bench_adapt.py --set lr=1e-4 --set epochs=3   # a variant (AdaptConfig fields)
+    # another corpus (the eval JSONL, its embeddings cache, its adapt_cache.py output), three code lengths:
+    .venv/bin/python scripts/adapt_cache.py --data .cache/debian/debian.jsonl --out .cache/debian/lower.npz
+    .venv/bin/python scripts/bench_adapt.py --data .cache/debian/debian.jsonl \\
+        --embeddings .cache/debian/embeddings.npz --cache .cache/debian/lower.npz --seeds 0,1,2 --bits 16,32,64
 
-Protocol: that of ``scripts/bench_hashing.py`` (bydate split, database = 11,014 train posts, queries =
-7,317 test posts, P@100 over the Hamming ranking, ties by id, labels only for scoring), plus P@10 of the
-default search (the ``max(10 k, 100)`` = 100 Hamming candidates re-ranked by cosine of the stored
-embeddings, :mod:`semhash.search`).
+Protocol: that of ``scripts/bench_hashing.py`` (database = the ``train`` split, queries = the ``test``
+split; on 20 Newsgroups the bydate split, 11,014 train posts and 7,317 test posts; P@100 over the Hamming
+ranking, ties by id, labels only for scoring), plus P@10 of the default search (the ``max(10 k, 100)`` =
+100 Hamming candidates re-ranked by cosine of the stored embeddings, :mod:`semhash.search`).
+
+Code lengths: the adaptation runs once per seed, for ``--adapt-bits`` teacher bits (default 32, the
+index's default code length; the adaptation's default loss is the contrastive term alone, which does not
+depend on the code length); then each row's hashing model is trained for every width of ``--bits`` on the
+same vectors. With one width the result keys are ``"<split> <row>"`` as before; with several,
+``"<split> <row> @<bits>"``.
 
 What runs is :func:`semhash.adapt.adapt_top`, the training step of ``semhash train --adapt``, on the same
 cached token states the command computes (``scripts/adapt_cache.py`` stores them for every post, so the
@@ -102,13 +112,19 @@ def score(vectors: np.ndarray, texts: list[str], labels: np.ndarray, db: np.ndar
     }
 
 
+def cell_key(split: str, name: str, bits: int, widths: list[int]) -> str:
+    """The result key of one score: ``"<split> <row>"`` with one code length (as before), else ``... @<bits>``."""
+    return f"{split} {name}" if len(widths) == 1 else f"{split} {name} @{bits}"
+
+
 def main(argv: list[str] | None = None) -> int:
     """Command-line entry point."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", type=Path, default=DATA)
     parser.add_argument("--embeddings", type=Path, default=EMBEDDINGS)
     parser.add_argument("--cache", type=Path, default=CACHE)
-    parser.add_argument("--bits", type=int, default=32)
+    parser.add_argument("--bits", default="32", help="code lengths of the hashing models, e.g. 16,32,64")
+    parser.add_argument("--adapt-bits", type=int, default=32, help="teacher bits of the adaptation's targets")
     parser.add_argument("--seeds", default="0")
     parser.add_argument("--val-fraction", type=float, default=0.1)
     parser.add_argument("--skip-test", action="store_true", help="validation slice only")
@@ -122,17 +138,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=ROOT / "bench-out" / "adapt.json")
     args = parser.parse_args(argv)
     config = with_overrides(args.set)
+    widths = [int(b) for b in str(args.bits).split(",")]
     log_start = time.perf_counter()
 
     def say(line: str) -> None:
         print(f"[{time.perf_counter() - log_start:6.0f} s] {line}", file=sys.stderr, flush=True)
 
-    rows = [json.loads(line) for line in args.data.open(encoding="utf-8")]
-    rows = rows[:: args.every]
+    json_rows = [json.loads(line) for line in args.data.open(encoding="utf-8")]
+    rows = json_rows[:: args.every]
     texts = [r["text"] for r in rows]
     labels = label_matrix([r["labels"] for r in rows], sorted({x for r in rows for x in r["labels"]}))
     is_query = np.array([r["split"] == "test" for r in rows])
-    frozen = np.load(args.embeddings)["embeddings"][:: args.every].astype(np.float32)
+    cached = np.load(args.embeddings)
+    if "ids" in cached and [str(i) for i in cached["ids"]] != [str(r["id"]) for r in json_rows]:
+        raise SystemExit(f"{args.embeddings} does not hold the embeddings of {args.data}, in its order")
+    frozen = cached["embeddings"][:: args.every].astype(np.float32)
     meta = np.load(args.cache)
     if int(meta["layers"]) != config.layers or int(meta["max_seq_length"]) != config.max_seq_length:
         raise SystemExit(f"{args.cache} caches {meta['layers']} layers at {meta['max_seq_length']} tokens")
@@ -163,7 +183,7 @@ def main(argv: list[str] | None = None) -> int:
         lexical = _fit_lexical(corpus_texts, train_config)
         assert lexical is not None
         features = lexical.features(frozen[db_minus_val], corpus_texts)
-        targets = build_targets(features, args.bits, train_config, "cpu")
+        targets = build_targets(features, args.adapt_bits, train_config, "cpu")
         picked = sample_documents(len(db_minus_val), cfg)
         top = split_encoder(encoder, cfg.layers)
         t0 = time.perf_counter()
@@ -190,20 +210,27 @@ def main(argv: list[str] | None = None) -> int:
             assert vectors is not None
             splits = [("val", db_minus_val, val)] + ([] if args.skip_test else [("test", database, queries)])
             for split, db_rows, q_rows in splits:
-                run[f"{split} {name}"] = score(vectors, texts, labels, db_rows, q_rows, args.bits, seed)
-                say(f"seed {seed} {split} {name}: {run[f'{split} {name}']}")
-                args.out.write_text(json.dumps({**results, "partial": run}, indent=1, default=float))
+                for bits in widths:
+                    key = cell_key(split, name, bits, widths)
+                    run[key] = {**score(vectors, texts, labels, db_rows, q_rows, bits, seed), "bits": bits}
+                    say(f"seed {seed} {key}: {run[key]}")
+                    args.out.write_text(json.dumps({**results, "partial": run}, indent=1, default=float))
         results["runs"].append(run)
     machine = f"{platform.machine()}, {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}"
-    results.update(machine=machine, cache_seconds=float(meta["seconds"]), threads=args.threads)
+    results.update(machine=machine, cache_seconds=float(meta["seconds"]), threads=args.threads, bits=widths,
+                   adapt_bits=args.adapt_bits, data=str(args.data))  # fmt: skip
     args.out.write_text(json.dumps(results, indent=1, default=float))
     for split in ("val", "test"):
-        print(f"\n{split}: P@100 / P@10 rerank / float P@100 ({machine})")
-        for name in ("frozen (index default)", "frozen, adapted protocol", "adapted"):
-            cells = [r[f"{split} {name}"] for r in results["runs"] if f"{split} {name}" in r]
-            if cells:
-                mean = {k: np.mean([c[k] for c in cells]) for k in ("p@100", "p@10_rerank", "float_p@100")}
-                print(f"| {name} | {mean['p@100']:.4f} | {mean['p@10_rerank']:.4f} | {mean['float_p@100']:.4f} |")
+        for bits in widths:
+            print(f"\n{split}, {bits} bits: P@100 / P@10 rerank / float P@100, mean over seeds ({machine})")
+            for name in ("frozen (index default)", "frozen, adapted protocol", "adapted"):
+                key = cell_key(split, name, bits, widths)
+                cells = [r[key] for r in results["runs"] if key in r]
+                if cells:
+                    mean = {k: np.mean([c[k] for c in cells]) for k in ("p@100", "p@10_rerank", "float_p@100")}
+                    std = np.std([c["p@100"] for c in cells])
+                    print(f"| {name} | {mean['p@100']:.4f} ± {std:.4f} | {mean['p@10_rerank']:.4f} "
+                          f"| {mean['float_p@100']:.4f} |")  # fmt: skip
     return 0
 
 
