@@ -42,12 +42,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--every", type=int, default=1, help="every Nth post only (a smoke test)")
     parser.add_argument("--out", type=Path, default=ROOT / ".cache" / "adapt" / "lower.npz")
     parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
+    parser.add_argument("--device", default="cpu", help="where the frozen layers run (cpu, cuda, ...)")
+    parser.add_argument("--model", default=None, help="the base model (name or folder) [default: packaged]")
     args = parser.parse_args(argv)
     if args.threads > 0:
         torch.set_num_threads(args.threads)
     texts = [json.loads(line)["text"] for line in args.data.open(encoding="utf-8")]
     texts = texts[:: args.every]
-    encoder = SentenceTransformerEncoder(None, max_windows=1)
+    encoder = SentenceTransformerEncoder(args.model, device=args.device, max_windows=1)
     set_window(encoder, args.max_seq_length)
     windows = first_windows(encoder, texts)
     started = time.perf_counter()

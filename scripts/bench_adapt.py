@@ -93,14 +93,14 @@ def rerank_p10(q_codes: np.ndarray, d_codes: np.ndarray, q_vec: np.ndarray, d_ve
 
 
 def score(vectors: np.ndarray, texts: list[str], labels: np.ndarray, db: np.ndarray, queries: np.ndarray,
-          bits: int, seed: int) -> dict[str, float]:  # fmt: skip
+          bits: int, seed: int, device: str = "cpu") -> dict[str, float]:  # fmt: skip
     """Train the default recipe on ``vectors[db]`` and score the queries: P@100, P@10 rerank, float P@100."""
     started = time.perf_counter()
     db_texts = [texts[i] for i in db]
     q_texts = [texts[i] for i in queries]
-    model, _ = train_hasher(vectors[db], bits, TrainConfig(seed=seed), texts=db_texts)
-    d_codes = encode_codes(model, vectors[db], texts=db_texts)
-    q_codes = encode_codes(model, vectors[queries], texts=q_texts)
+    model, _ = train_hasher(vectors[db], bits, TrainConfig(seed=seed), device=device, texts=db_texts)
+    d_codes = encode_codes(model, vectors[db], device=device, texts=db_texts)
+    q_codes = encode_codes(model, vectors[queries], device=device, texts=q_texts)
     q_lab, d_lab = labels[queries], labels[db]
     out = ranking_metrics(lambda a, b: hamming_matrix(q_codes[a:b], d_codes), q_lab, d_lab, (100,), False)
     floats = ranking_metrics(lambda a, b: -(vectors[queries][a:b] @ vectors[db].T), q_lab, d_lab, (100,), False)
@@ -132,6 +132,8 @@ def main(argv: list[str] | None = None) -> int:
         "--skip-frozen-first", action="store_true", help="no 'frozen, adapted protocol' row (saves a pass)"
     )
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads")
+    parser.add_argument("--device", default="cpu", help="where to adapt, embed and train (cpu, cuda, ...)")
+    parser.add_argument("--model", default=None, help="the base model (name or folder) [default: packaged]")
     parser.add_argument("--only-adapted", action="store_true", help="score the adapted row only (variants)")
     parser.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE")
     parser.add_argument("--every", type=int, default=1, help="every Nth post only (a smoke test)")
@@ -169,7 +171,7 @@ def main(argv: list[str] | None = None) -> int:
 
     # One thread: on this shared 2-core machine two spin against each other (3x slower per step, measured).
     torch.set_num_threads(args.threads)
-    encoder = SentenceTransformerEncoder(None, max_windows=1)
+    encoder = SentenceTransformerEncoder(args.model, device=args.device, max_windows=1)
     set_window(encoder, config.max_seq_length)
     args.out.parent.mkdir(parents=True, exist_ok=True)
 
@@ -183,16 +185,21 @@ def main(argv: list[str] | None = None) -> int:
         lexical = _fit_lexical(corpus_texts, train_config)
         assert lexical is not None
         features = lexical.features(frozen[db_minus_val], corpus_texts)
-        targets = build_targets(features, args.adapt_bits, train_config, "cpu")
+        targets = build_targets(features, args.adapt_bits, train_config, args.device)
         picked = sample_documents(len(db_minus_val), cfg)
         top = split_encoder(encoder, cfg.layers)
         t0 = time.perf_counter()
-        stats = adapt_top(top, [states[db_minus_val[i]] for i in picked], targets, picked, lexical.dim, cfg,
-                          progress=lambda d, t: say(f"step {d}/{t}") if d % 10 == 0 or d == t else None)  # fmt: skip
+
+        def step_line(done: int, total: int) -> None:
+            if done % 10 == 0 or done == total:
+                say(f"step {done}/{total}")
+
+        sample_states = [states[db_minus_val[i]] for i in picked]
+        stats = adapt_top(top, sample_states, targets, picked, lexical.dim, cfg, args.device, progress=step_line)
         adapt_seconds = time.perf_counter() - t0
         say(f"seed {seed}: adapted on {len(picked)} posts in {adapt_seconds:.0f} s: {stats}")
         t0 = time.perf_counter()
-        adapted = embed_states(top, states, "cpu")
+        adapted = embed_states(top, states, args.device)
         reembed_seconds = time.perf_counter() - t0
         say(f"adapted top layers over every post: {reembed_seconds:.0f} s")
         np.save(args.out.with_suffix(f".adapted-{seed}.npy"), adapted)
@@ -203,7 +210,7 @@ def main(argv: list[str] | None = None) -> int:
         for name in names:
             if name == "frozen, adapted protocol" and frozen_first is None:
                 t0 = time.perf_counter()
-                frozen_first = embed_states(split_encoder(encoder, config.layers), states, "cpu")
+                frozen_first = embed_states(split_encoder(encoder, config.layers), states, args.device)
                 results["frozen_top_seconds"] = time.perf_counter() - t0
                 say(f"frozen top layers over every post: {results['frozen_top_seconds']:.0f} s")
             vectors = {"adapted": adapted, "frozen (index default)": frozen}.get(name, frozen_first)
@@ -212,13 +219,14 @@ def main(argv: list[str] | None = None) -> int:
             for split, db_rows, q_rows in splits:
                 for bits in widths:
                     key = cell_key(split, name, bits, widths)
-                    run[key] = {**score(vectors, texts, labels, db_rows, q_rows, bits, seed), "bits": bits}
+                    cell = score(vectors, texts, labels, db_rows, q_rows, bits, seed, args.device)
+                    run[key] = {**cell, "bits": bits}
                     say(f"seed {seed} {key}: {run[key]}")
                     args.out.write_text(json.dumps({**results, "partial": run}, indent=1, default=float))
         results["runs"].append(run)
     machine = f"{platform.machine()}, {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}"
     results.update(machine=machine, cache_seconds=float(meta["seconds"]), threads=args.threads, bits=widths,
-                   adapt_bits=args.adapt_bits, data=str(args.data))  # fmt: skip
+                   adapt_bits=args.adapt_bits, data=str(args.data), device=args.device)  # fmt: skip
     args.out.write_text(json.dumps(results, indent=1, default=float))
     for split in ("val", "test"):
         for bits in widths:
