@@ -316,6 +316,21 @@ def test_runtime_build_and_a_plain_retrain_keep_the_adapted_export(adapted: tupl
     assert read_manifest(runtime_folder(db)).windows == 1
 
 
+@pytest.mark.slow
+def test_dedup_of_an_adapted_index_warns_that_it_finds_fewer_duplicates(
+    adapted: tuple[Path, Path, dict], tmp_path: Path
+) -> None:
+    db, corpus, _ = adapted
+    result = CliRunner().invoke(app, ["dedup", "--db", str(db), "--json"])
+    assert result.exit_code == 0, result.output
+    assert "warning: this index embeds with an adapted encoder" in result.stderr
+    assert "adapted" not in result.stdout  # the JSON lines stay clean
+    frozen = tmp_path / "frozen.db"
+    assert CliRunner().invoke(app, ["index", str(corpus), "--db", str(frozen), "--device", "cpu"]).exit_code == 0
+    plain = CliRunner().invoke(app, ["dedup", "--db", str(frozen), "--json"])
+    assert plain.exit_code == 0 and "warning" not in plain.stderr
+
+
 def test_adapt_options_need_adapt(tmp_path: Path) -> None:
     result = CliRunner().invoke(app, ["train", "--adapt-docs", "10", "--db", str(tmp_path / "x.db")])
     assert result.exit_code == 2
