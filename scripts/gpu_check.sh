@@ -51,7 +51,7 @@ if [[ $STAGES == *" adapt "* ]]; then
     "$py" scripts/adapt_cache.py --data "$work/20ng-stripped.jsonl" --out "$work/lower.npz" --device cuda \
       ${model:+--model "$model"}
     common=(--data "$work/20ng-stripped.jsonl" --embeddings "$work/embeddings.npz" --cache "$work/lower.npz"
-            --device cuda --seeds 0 --bits 16,32,64 ${model:+--model "$model"})
+            --device cuda --threads 8 --seeds 0 --bits 16,32,64 ${model:+--model "$model"})
     "$py" scripts/bench_adapt.py "${common[@]}" --out "$out/adapt-default.json"
     "$py" scripts/bench_adapt.py "${common[@]}" --only-adapted --set max_docs=100000 --set epochs=3 \
       --out "$out/adapt-gpu-sized.json"
