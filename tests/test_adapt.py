@@ -112,6 +112,39 @@ def test_adapt_loss_terms_have_gradients() -> None:
     assert head.net[0].weight.grad is not None and head.net[0].weight.grad.abs().sum() > 0
 
 
+class _PoolTop(torch.nn.Module):
+    """A stand-in for the top layers: one linear map of the token states, mean-pooled, unit length."""
+
+    def __init__(self, dim: int) -> None:
+        super().__init__()
+        self.linear = torch.nn.Linear(dim, dim)
+
+    def forward(self, states: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        weights = mask.unsqueeze(-1).float()
+        pooled = (self.linear(states) * weights).sum(dim=1) / weights.sum(dim=1)
+        return torch.nn.functional.normalize(pooled, dim=1)
+
+
+@pytest.mark.parametrize("teacher_weight", [0.0, 1.0])
+def test_held_out_teacher_agreement_is_recorded_only_when_the_head_learns_the_bits(teacher_weight: float) -> None:
+    from semhash.adapt import adapt_top
+    from semhash.train import Targets
+
+    torch.manual_seed(0)
+    n, dim, lexical_dim, bits = 40, 6, 2, 16
+    states = [torch.randn(3 + i % 4, dim).half() for i in range(n)]
+    features = torch.nn.functional.normalize(torch.randn(n, dim + lexical_dim), dim=1)
+    targets = Targets(x=features, smoothed=features, teacher=(torch.randn(n, bits) > 0).float(), neighbours=5)
+    config = AdaptConfig(teacher_weight=teacher_weight, batch_size=8, epochs=2, head_hidden=16)
+    stats = adapt_top(_PoolTop(dim), states, targets, np.arange(n), lexical_dim, config)
+    assert stats["adapt_holdout"] == 2 and stats["adapt_steps"] == 8
+    if teacher_weight:
+        curve = stats["adapt_val_agreement_by_epoch"]
+        assert isinstance(curve, list) and len(curve) == 2 and stats["adapt_val_agreement"] == curve[-1]
+    else:  # the contrastive-only head never sees the bits: its agreement would be chance, not a score
+        assert "adapt_val_agreement" not in stats and "adapt_val_agreement_by_epoch" not in stats
+
+
 # -- the real model ------------------------------------------------------------------------------
 @pytest.mark.slow
 def test_cached_lower_layers_plus_top_layers_equal_the_encoder() -> None:
