@@ -41,7 +41,9 @@ import subprocess
 import sys
 import textwrap
 import time
+from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -271,6 +273,11 @@ def labels_from_groups(n: int, groups: list[list[int]]) -> np.ndarray:
     return label
 
 
+def cluster_labels(n: int, clusters: Sequence[Any]) -> np.ndarray:
+    """:func:`labels_from_groups` of a dedup result's clusters (store ids are 1-based, rows 0-based)."""
+    return labels_from_groups(n, [[c.kept_id - 1] + [d.duplicate_id - 1 for d in c.duplicates] for c in clusters])
+
+
 def components(n: int, edges: list[tuple[int, int]]) -> np.ndarray:
     """Connected-component label per document (union-find)."""
     parent = list(range(n))
@@ -341,9 +348,8 @@ def semhash_runs(dataset: str, db: Path, truth: dict, n: int) -> dict:
                     result = dedup_index(db, DedupOptions(radius=radius, number_veto=True))
                 for t in thresholds:
                     r = result.rethreshold(t, cluster=cluster, number_veto=veto)
-                    groups = [[c.kept_id - 1] + [d.duplicate_id - 1 for d in c.duplicates] for c in r.clusters]
                     row = {"radius": radius, "threshold": t, "cluster": cluster, "number_veto": veto}
-                    out["grid"].append(row | score(dataset, labels_from_groups(n, groups), truth))
+                    out["grid"].append(row | score(dataset, cluster_labels(n, r.clusters), truth))
         out.setdefault("rethreshold_seconds", {})[radius] = round(
             (time.perf_counter() - started) / (len(thresholds) * 2), 4
         )
@@ -729,6 +735,16 @@ def speed(sizes: list[int], minish_python: Path) -> None:
 ANN_NEIGHBOURS: tuple[int | str, ...] = ("auto", 0, 10)
 
 
+def prepared_datasets() -> Iterator[tuple[str, dict, list[str], np.ndarray]]:
+    """``(name, data, texts, embeddings)`` of each dataset ``prepare`` has cached (MRPC, then 20NG)."""
+    for name, emb_file in (("mrpc", "mrpc-emb.npz"), ("ng", "ng-emb.npz")):
+        if not (CACHE / emb_file).exists():
+            print(f"[{name}] no embeddings in {CACHE / emb_file}: run `prepare` first; skipped", flush=True)
+            continue
+        data = json.loads((CACHE / f"{name}.json").read_text())
+        yield name, data, data["texts"], np.load(CACHE / emb_file)["embeddings"]
+
+
 def ann_quality(threshold: float) -> None:
     """Candidate recall and F1 with ``--neighbours K`` beside the codes (radius 3), against all-pairs cosine.
 
@@ -740,12 +756,7 @@ def ann_quality(threshold: float) -> None:
     from semhash.dedup import DEFAULT_RADIUS, DedupOptions, dedup_index
 
     results: dict = {"machine": machine(), "threshold": threshold, "radius": DEFAULT_RADIUS}
-    for name, emb_file in (("mrpc", "mrpc-emb.npz"), ("ng", "ng-emb.npz")):
-        if not (CACHE / emb_file).exists():
-            print(f"[{name}] no embeddings in {CACHE / emb_file}: run `prepare` first; skipped", flush=True)
-            continue
-        data = json.loads((CACHE / f"{name}.json").read_text())
-        texts, emb = data["texts"], np.load(CACHE / emb_file)["embeddings"]
+    for name, data, texts, emb in prepared_datasets():
         started = time.perf_counter()
         db = build_store(name, texts, emb)
         print(f"[{name}] store + hashing model: {time.perf_counter() - started:.1f} s", flush=True)
@@ -768,8 +779,7 @@ def ann_quality(threshold: float) -> None:
             }
             for cluster in ("centre", "components"):
                 r = result.rethreshold(cluster=cluster)
-                groups = [[c.kept_id - 1] + [d.duplicate_id - 1 for d in c.duplicates] for c in r.clusters]
-                row[cluster] = score(name, labels_from_groups(len(texts), groups), data)
+                row[cluster] = score(name, cluster_labels(len(texts), r.clusters), data)
             res["runs"].append(row)
             print(f"[{name}] {row} (all pairs: {allp})", flush=True)
         results[name] = res
@@ -791,12 +801,7 @@ def adapted_quality(threshold: float) -> None:
     from semhash.ingest import retrain_index
 
     results: dict = {"machine": machine(), "threshold": threshold}
-    for name, emb_file in (("mrpc", "mrpc-emb.npz"), ("ng", "ng-emb.npz")):
-        if not (CACHE / emb_file).exists():
-            print(f"[{name}] no embeddings in {CACHE / emb_file}: run `prepare` first; skipped", flush=True)
-            continue
-        data = json.loads((CACHE / f"{name}.json").read_text())
-        texts, emb = data["texts"], np.load(CACHE / emb_file)["embeddings"]
+    for name, data, texts, emb in prepared_datasets():
         frozen = build_store(name, texts, emb)
         adapted = CACHE / f"{name}-adapted.db"
         res: dict = {}
@@ -815,8 +820,7 @@ def adapted_quality(threshold: float) -> None:
             row: dict = {"seconds": round(time.perf_counter() - started, 2), "stage": result.stats.stage}
             for cluster in ("centre", "components"):
                 r = result.rethreshold(cluster=cluster)
-                groups = [[c.kept_id - 1] + [d.duplicate_id - 1 for d in c.duplicates] for c in r.clusters]
-                row[cluster] = score(name, labels_from_groups(len(texts), groups), data)
+                row[cluster] = score(name, cluster_labels(len(texts), r.clusters), data)
             res[label] = row
             print(f"[{name}] {label}: {row}", flush=True)
         results[name] = res
@@ -1096,9 +1100,7 @@ def per_edit_recall(radius: int, threshold: float) -> dict[str, dict[str, float]
     ng = json.loads((CACHE / "ng.json").read_text())
     n = len(ng["texts"])
     result = dedup_index(CACHE / "ng.db", DedupOptions(radius=radius, threshold=threshold))
-    ours = labels_from_groups(
-        n, [[c.kept_id - 1] + [d.duplicate_id - 1 for d in c.duplicates] for c in result.clusters]
-    )
+    ours = cluster_labels(n, result.clusters)
     sigs, _ = minhash_signatures(ng["texts"], 3)
     mh = components(n, minhash_lsh(sigs, 0.8)[0])
     out: dict[str, dict[str, float]] = {}
