@@ -362,6 +362,9 @@ def test_dedup_of_an_adapted_index_warns_that_it_finds_fewer_duplicates(
     assert CliRunner().invoke(app, ["index", str(corpus), "--db", str(frozen), "--device", "cpu"]).exit_code == 0
     plain = CliRunner().invoke(app, ["dedup", "--db", str(frozen), "--json"])
     assert plain.exit_code == 0 and "warning" not in plain.stderr
+    from semhash.dedup import dedup_index  # the fact behind the warning, for API users too
+
+    assert dedup_index(db).stats.adapted_encoder and not dedup_index(frozen).stats.adapted_encoder
 
 
 def test_adapt_options_need_adapt(tmp_path: Path) -> None:

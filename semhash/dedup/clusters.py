@@ -75,6 +75,9 @@ class DedupStats:
     #: 0, or the most documents a code block may hold to be verified: ``auto`` without a neighbour search,
     #: when radius 0 alone exceeds the pair budget, skips the larger (topical) blocks and says so here.
     largest_block: int = 0
+    #: Whether the index embeds with an adapted encoder (``semhash train --adapt``): it reads only each
+    #: document's first window, and finds fewer duplicates (BENCHMARKS.md, issue 12).
+    adapted_encoder: bool = False
     exact_duplicates: int = 0
     seconds_read: float = 0.0
     seconds_candidates: float = 0.0

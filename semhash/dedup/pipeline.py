@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
+from semhash.adapted import is_adapted
 from semhash.dedup.ann import neighbour_pairs
 from semhash.dedup.clusters import DedupResult, DedupStats, DocTable, build_clusters
 from semhash.dedup.exact import all_pairs
@@ -60,6 +61,7 @@ def dedup_store(store: Store, options: DedupOptions) -> DedupResult:
         if k is not None:
             keys[k], lengths[k], mtimes[k] = normalized_text_hash(doc.text), len(doc.text), doc.mtime
     stats.documents = len(ids)
+    stats.adapted_encoder = is_adapted(store.embedding_model)
     stats.seconds_read = time.perf_counter() - started
 
     stage = candidate_stage(len(ids), options.neighbours)
