@@ -152,7 +152,7 @@ def parse(
             if envvar in env:
                 raw = env[envvar]
                 kind = _kind(hints.get(name))
-                ok, value = _convert(kind, raw, info) if raw else (False, None)  # type: ignore[arg-type]
+                ok, value = _convert(kind, raw, info) if raw and kind is not None else (False, None)
                 if not ok or kind is bool:
                     return None
                 values[name] = value

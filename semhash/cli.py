@@ -12,19 +12,20 @@ from __future__ import annotations
 import errno
 import functools
 import json
+import math
 import os
 import sys
 import threading
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 import typer
 
 from semhash.config import DEFAULT_DB, DEFAULT_K, DEFAULT_LEXICAL_WEIGHT, ENV_DB, ENV_DEVICE, ENV_MODEL
 from semhash.errors import SemhashError
+from semhash.progress import progress_view
 from semhash.types import IndexInfo, format_location
 
 if TYPE_CHECKING:
@@ -41,23 +42,26 @@ app = typer.Typer(
 )
 
 
-class _LazyConsole:
-    """A rich ``Console`` made on first use (importing rich is ~30 ms that ``--json`` output never needs)."""
+@functools.cache
+def _console(stderr: bool) -> Console:
+    """The rich ``Console`` for stdout or stderr, made on first use.
 
-    def __init__(self, stderr: bool) -> None:
-        self._stderr = stderr
-        self._console: Console | None = None
+    rich is imported here (~30 ms that ``--json`` output never needs). A console writes to whatever
+    ``sys.stdout``/``sys.stderr`` is at print time, so one per stream serves the whole process.
+    """
+    from rich.console import Console
 
-    def __getattr__(self, name: str) -> Any:
-        if self._console is None:
-            from rich.console import Console
-
-            self._console = Console(stderr=self._stderr, soft_wrap=True)
-        return getattr(self._console, name)
+    return Console(stderr=stderr, soft_wrap=True)
 
 
-out: Console = _LazyConsole(stderr=False)  # type: ignore[assignment]
-err: Console = _LazyConsole(stderr=True)  # type: ignore[assignment]
+def out() -> Console:
+    """The console on stdout (tables, summaries)."""
+    return _console(False)
+
+
+def err() -> Console:
+    """The console on stderr (progress, warnings, errors)."""
+    return _console(True)
 
 
 def _table(**options: Any) -> Table:
@@ -78,13 +82,20 @@ def _errors(fn: F) -> F:
         try:
             return fn(*args, **kwargs)
         except SemhashError as exc:
-            err.print(f"error: {exc}", markup=False, highlight=False)
+            err().print(f"error: {exc}", markup=False, highlight=False)
             raise typer.Exit(exc.exit_code) from None
         except KeyboardInterrupt:
-            err.print("interrupted: everything committed so far is kept; rerun the same command to resume")
+            err().print("interrupted: everything committed so far is kept; rerun the same command to resume")
             raise typer.Exit(130) from None
 
-    return wrapper  # type: ignore[return-value]
+    return cast(F, wrapper)
+
+
+def _finite(value: float | None) -> float | None:
+    """Every float option's check: NaN and the infinities pass every comparison test wrongly, so refuse them."""
+    if value is not None and not math.isfinite(value):
+        raise typer.BadParameter(f"{value} is not a finite number")
+    return value
 
 
 DbOption = typer.Option(DEFAULT_DB, "--db", envvar=ENV_DB, help="SQLite index file.", show_default=True)
@@ -96,6 +107,7 @@ LexicalWeightOption = typer.Option(
     None,
     "--lexical-weight",
     min=0.0,
+    callback=_finite,
     help="Weight of the words beside the embedding in the hashing model's input (0 = embedding only) "
     f"[default: {DEFAULT_LEXICAL_WEIGHT}].",
 )
@@ -109,36 +121,9 @@ EpochsOption = typer.Option(
 )
 
 
-@contextmanager
-def _progress(enabled: bool) -> Iterator[Callable[[str, int, int], None] | None]:
-    """A rich progress bar on stderr (only on a terminal); yields the callback services call."""
-    if not enabled or not err.is_terminal:
-        yield None
-        return
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
-    labels = {
-        "embed": "embedding (characters)",
-        "adapt-cache": "adapting: frozen layers (documents)",
-        "adapt": "adapting the encoder (steps)",
-        "train": "training (epochs)",
-        "encode": "encoding",
-    }
-    with Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeRemainingColumn(),
-        console=err,
-    ) as bar:
-        tasks: dict[str, Any] = {}
-
-        def update(phase: str, done: int, total: int) -> None:
-            if phase not in tasks:
-                tasks[phase] = bar.add_task(labels.get(phase, phase), total=total)
-            bar.update(tasks[phase], completed=done, total=total)
-
-        yield update
+QuietOption = typer.Option(
+    False, "--quiet", "-q", help="No progress output (the plan, bars or log lines); the summary stays."
+)
 
 
 @app.command("index")
@@ -188,6 +173,7 @@ def index_command(
         help="With --engine ray: embedding actors [default: one per CPU, or per GPU, that Ray reports].",
     ),
     verbose: bool = typer.Option(False, "--verbose", "-v", help="List skipped files."),
+    quiet: bool = QuietOption,
     as_json: bool = JsonOption,
 ) -> None:
     """Index documents: embed what changed, train or apply the hashing model, update the faiss index."""
@@ -214,54 +200,60 @@ def index_command(
         workers=workers,
     )
     try:
-        with _progress(not as_json) as progress:
-            report = index_paths(db, [str(p) for p in paths or []], options, progress=progress)
+        with progress_view(err(), quiet=quiet or as_json) as view:
+            report = index_paths(
+                db,
+                [str(p) for p in paths or []],
+                options,
+                progress=view.update if view else None,
+                on_plan=view.plan if view else None,
+            )
     except NoDocumentsError as exc:
         if verbose:  # the reasons are what the user needs most when nothing could be read
-            _print_skipped(exc.skipped, err)
+            _print_skipped(exc.skipped, err())
         raise
     if as_json:
         data = asdict(report)
         data["docs_per_second"] = report.docs_per_second
         print(json.dumps(data))
         return
-    out.print(
+    out().print(
         f"indexed {db}: {report.added} added, {report.updated} updated, {report.removed} removed, "
         f"{report.unchanged} unchanged; {report.total_documents} documents in the index",
         highlight=False,
     )
     if report.embedded:
-        out.print(
+        out().print(
             f"embedded {report.embedded} documents ({report.windows} model windows) in {report.embed_seconds:.1f} s",
             highlight=False,
         )
     if report.trained:
         stats = report.train_stats
-        out.print(
+        out().print(
             f"trained the hashing model in {report.train_seconds:.1f} s "
             f"(bit usage {stats.get('min_bit_usage', 0):.2f}-{stats.get('max_bit_usage', 0):.2f})",
             highlight=False,
         )
     if report.skipped_files or report.empty_documents:
-        out.print(
+        out().print(
             f"skipped {len(report.skipped_files)} files, {report.empty_documents} empty documents"
             + ("" if verbose or not report.skipped_files else " (--verbose lists them)"),
             highlight=False,
         )
         if verbose:
-            _print_skipped(report.skipped_files, out)
+            _print_skipped(report.skipped_files, out())
     if report.same_content_elsewhere:
-        out.print(
+        out().print(
             f"{report.same_content_elsewhere} new documents have the same content as documents under other "
             "paths whose files are gone: if you moved a folder, run `semhash index --prune`",
             highlight=False,
             markup=False,
         )
     if report.drift_warning:
-        err.print(f"warning: {report.drift_warning}", highlight=False, markup=False)
+        err().print(f"warning: {report.drift_warning}", highlight=False, markup=False)
     for warning in report.warnings:
-        err.print(f"warning: {warning}", highlight=False, markup=False)
-    out.print(f"done in {report.seconds:.1f} s ({report.docs_per_second:.1f} docs/s)", highlight=False)
+        err().print(f"warning: {warning}", highlight=False, markup=False)
+    out().print(f"done in {report.seconds:.1f} s ({report.docs_per_second:.1f} docs/s)", highlight=False)
 
 
 def _print_skipped(skipped_files: list, console: Console) -> None:
@@ -284,8 +276,8 @@ def remove_command(
         print(json.dumps(asdict(report)))
         return
     for path, count in report.paths.items():
-        out.print(f"{path}: {count} documents removed", highlight=False, markup=False)
-    out.print(f"{report.total_documents} documents left in {db}", highlight=False, markup=False)
+        out().print(f"{path}: {count} documents removed", highlight=False, markup=False)
+    out().print(f"{report.total_documents} documents left in {db}", highlight=False, markup=False)
 
 
 def _print_hits(hits: list, as_json: bool) -> None:
@@ -294,7 +286,7 @@ def _print_hits(hits: list, as_json: bool) -> None:
             print(json.dumps(hit.to_dict()))
         return
     if not hits:
-        out.print("no match")
+        out().print("no match")
         return
     table = _table(show_lines=False)
     table.add_column("#", justify="right")
@@ -303,12 +295,12 @@ def _print_hits(hits: list, as_json: bool) -> None:
     paths = [_display_path(hit.location) for hit in hits]
     table.add_column("path", overflow="fold", min_width=min(max(len(p) for p in paths), 60))
     table.add_column("snippet", no_wrap=True)
-    room = max(20, out.width - max(len(p) for p in paths) - 30)
+    room = max(20, out().width - max(len(p) for p in paths) - 30)
     for hit, path in zip(hits, paths, strict=True):
         cosine = "" if hit.cosine is None else f"{hit.cosine:.3f}"
         text = hit.snippet if len(hit.snippet) <= room else hit.snippet[: room - 1] + "…"
         table.add_row(str(hit.rank), str(hit.distance), cosine, path, text)
-    out.print(table)
+    out().print(table)
 
 
 def _display_path(path: str) -> str:
@@ -361,7 +353,11 @@ def query_command(
         raise UsageError('give a query text or --file PATH, not both: semhash query "some text"')
     options = QueryOptions(k=k, rerank=rerank, radius=radius, device=device, pool=pool, exact=exact)
     with Searcher(db, device=device, runtime=runtime, quick_start=True) as searcher:
-        hits = searcher.query(text, options) if text is not None else searcher.query_file(file, options)  # type: ignore[arg-type]
+        if text is not None:
+            hits = searcher.query(text, options)
+        else:
+            assert file is not None  # exactly one of the two, checked above
+            hits = searcher.query_file(file, options)
         _print_hits(hits, as_json)
     _done_read_only()
 
@@ -445,7 +441,7 @@ def info_command(db: Path = DbOption, as_json: bool = JsonOption) -> None:
     table.add_column()
     for key, value in rows:
         table.add_row(key, value)
-    out.print(table)
+    out().print(table)
 
 
 def _trained(info: IndexInfo) -> str:
@@ -475,7 +471,7 @@ def outliers_command(
     db: Path = DbOption,
     k: int = typer.Option(10, "-k", "--top", min=1, help="Number of documents."),
     min_z: float | None = typer.Option(
-        None, "--min-z", help="Instead of -k: every document whose robust z-score is at least this."
+        None, "--min-z", callback=_finite, help="Instead of -k: every document whose robust z-score is at least this."
     ),
     score: str = typer.Option(
         "recon",
@@ -506,7 +502,7 @@ def outliers_command(
             _display_path(item.location),
             item.snippet[:60],
         )
-    out.print(table)
+    out().print(table)
 
 
 @app.command("train")
@@ -531,6 +527,7 @@ def train_command(
     adapt_epochs: int | None = typer.Option(
         None, "--adapt-epochs", min=0, help="Epochs of the adaptation over its sample [default: 1]."
     ),
+    quiet: bool = QuietOption,
     as_json: bool = JsonOption,
 ) -> None:
     """Retrain the hashing model on the stored embeddings (no re-embedding) and re-encode every document.
@@ -550,17 +547,17 @@ def train_command(
         adapt_config = AdaptConfig(seed=seed)
         adapt_config.max_docs = adapt_docs if adapt_docs is not None else adapt_config.max_docs
         adapt_config.epochs = adapt_epochs if adapt_epochs is not None else adapt_config.epochs
-    with _progress(not as_json) as progress:
+    with progress_view(err(), quiet=quiet or as_json) as view:
         report = retrain_index(
-            db, bits=bits, epochs=epochs, seed=seed, device=device, progress=progress, lexical_weight=lexical_weight,
-            adapt=adapt_config,
+            db, bits=bits, epochs=epochs, seed=seed, device=device, progress=view.update if view else None,
+            lexical_weight=lexical_weight, adapt=adapt_config,
         )  # fmt: skip
     if as_json:
         print(json.dumps(asdict(report)))
         return
     if adapt_config is not None:
         adapted = report.adapt_stats
-        out.print(
+        out().print(
             f"adapted the encoder's top {adapt_config.layers} layers on {adapted.get('adapt_docs', 0):.0f} "
             f"documents ({adapted.get('adapt_steps', 0):.0f} steps) and re-embedded every document in "
             f"{report.adapt_seconds:.1f} s",
@@ -569,7 +566,7 @@ def train_command(
     stats = report.train_stats
     rule = "auto" if stats.get("epochs_auto") else "--epochs"
     agreement = stats.get("val_agreement")
-    out.print(
+    out().print(
         f"trained on {report.total_documents} documents in {report.train_seconds:.1f} s "
         f"({stats.get('epochs', 0):.0f} epochs, {rule}"
         + (f"; held-out teacher-bit agreement {agreement:.3f}" if isinstance(agreement, float) else "")
@@ -578,7 +575,7 @@ def train_command(
         highlight=False,
     )
     for warning in report.warnings:
-        err.print(f"warning: {warning}", highlight=False, markup=False)
+        err().print(f"warning: {warning}", highlight=False, markup=False)
 
 
 runtime_app = typer.Typer(
@@ -602,7 +599,7 @@ def runtime_build_command(db: Path = DbOption) -> None:
         raise Failed(f"no runtime written for {db}: {report.skipped}")
     if report.warning:
         raise Failed(report.warning)
-    out.print(f"wrote {report.folder}: `semhash query` now runs without torch", highlight=False, markup=False)
+    out().print(f"wrote {report.folder}: `semhash query` now runs without torch", highlight=False, markup=False)
 
 
 @runtime_app.command("info")
@@ -618,10 +615,10 @@ def runtime_info_command(db: Path = DbOption, as_json: bool = JsonOption) -> Non
         print(json.dumps(info))
         return
     state = "fresh: queries use it" if info["fresh"] else f"not used ({info['reason']})"
-    out.print(f"{info['folder']}: {state}", highlight=False, markup=False)
+    out().print(f"{info['folder']}: {state}", highlight=False, markup=False)
     if info.get("embedding_model"):
         hasher = info.get("hasher") or {}
-        out.print(
+        out().print(
             f"encoder {info['embedding_model']}, hashing model {hasher.get('id')}, {_bytes(int(info['bytes']))}",
             highlight=False,
             markup=False,
@@ -635,7 +632,7 @@ def runtime_clear_command(db: Path = DbOption) -> None:
     from semhash.codec import clear_runtime
 
     removed = clear_runtime(db)
-    out.print(f"{'removed' if removed else 'there was no'} {db}.runtime/", highlight=False, markup=False)
+    out().print(f"{'removed' if removed else 'there was no'} {db}.runtime/", highlight=False, markup=False)
 
 
 @app.command("dedup")
@@ -648,7 +645,10 @@ def dedup_command(
     db: Path = DbOption,
     radius: int = typer.Option(3, "--radius", help="Hamming radius of the candidate stage, in bits (0-8)."),
     threshold: float = typer.Option(
-        0.8, "--threshold", help="Cosine of stored embeddings at or above which a candidate is a duplicate."
+        0.8,
+        "--threshold",
+        callback=_finite,
+        help="Cosine of stored embeddings at or above which a candidate is a duplicate.",
     ),
     cluster: str = typer.Option(
         "centre", "--cluster", help="centre: every member is similar to the kept one (no chaining); components."
@@ -671,7 +671,7 @@ def dedup_command(
         "replaces --threshold, which then only sets how low the search may go below 0.5).",
     ),
     keep_fraction: float | None = typer.Option(
-        None, "--keep-fraction", help="Like --target, as a fraction of the indexed documents (0-1]."
+        None, "--keep-fraction", callback=_finite, help="Like --target, as a fraction of the indexed documents (0-1]."
     ),
     histogram: bool = typer.Option(False, "--histogram", help="Show the cosines of candidate pairs instead."),
     list_duplicates: bool = typer.Option(
@@ -714,7 +714,7 @@ def dedup_command(
         return
     result = dedup.dedup_index(db, options)
     if result.stats.adapted_encoder:
-        err.print(
+        err().print(
             "warning: this index embeds with an adapted encoder (`semhash train --adapt`), which reads only each "
             "document's first window: dedup finds fewer duplicates on it (F1 0.75 against 0.85 on the 20 Newsgroups "
             "near-duplicate benchmark); for dedup, index with the frozen encoder",
@@ -724,7 +724,7 @@ def dedup_command(
     if sizing:
         wanted = target if target is not None else max(1, round((keep_fraction or 0.0) * result.stats.documents))
         result = result.to_size(wanted)
-        (err if as_json or as_csv or list_duplicates else out).print(
+        (err() if as_json or as_csv or list_duplicates else out()).print(
             f"threshold chosen: {result.options.threshold:.4f} ({result.kept_count} of "
             f"{result.stats.documents} documents kept, target {wanted})",
             highlight=False,
@@ -739,7 +739,7 @@ def dedup_command(
         _print_clusters(result, as_json, as_csv)
     if write_unique is not None:
         summary = dedup.write_unique(result, db, write_unique)
-        (err if as_json or as_csv or list_duplicates else out).print(
+        (err() if as_json or as_csv or list_duplicates else out()).print(
             summary.describe(write_unique), highlight=False, markup=False
         )
 
@@ -801,9 +801,9 @@ def _print_clusters(result: Any, as_json: bool, as_csv: bool) -> None:
                     f"{d.score:.3f}",
                     d.reason + via,
                 )
-        out.print(table)
+        out().print(table)
     exact = sum(d.reason == "exact" for d in result.duplicates)
-    out.print(
+    out().print(
         f"{stats.documents} documents: {len(result.clusters)} clusters, {len(rows)} duplicates "
         f"({exact} exact, {len(rows) - exact} near); {stats.candidates} candidate pairs from "
         f"{CandidateStage(stats.stage, stats.neighbours).describe(stats.radius, stats.largest_block)}, "
@@ -811,7 +811,7 @@ def _print_clusters(result: Any, as_json: bool, as_csv: bool) -> None:
         highlight=False,
     )
     if rows:
-        out.print("--histogram shows candidate similarities; rerun with --threshold T to change (it is cheap)")
+        out().print("--histogram shows candidate similarities; rerun with --threshold T to change (it is cheap)")
 
 
 def _print_histogram(result: Any, as_json: bool) -> None:
@@ -831,7 +831,7 @@ def _print_histogram(result: Any, as_json: bool) -> None:
     for low, high, count in bins:
         bar = "#" * round(30 * count / peak)
         table.add_row(f"{low:.2f}-{high:.2f}", str(count), str(result.pairs_at(low)), bar)
-    out.print(table)
+    out().print(table)
 
 
 def _print_against(result: Any, as_json: bool, as_csv: bool, list_only: bool) -> None:
@@ -856,8 +856,8 @@ def _print_against(result: Any, as_json: bool, as_csv: bool, list_only: bool) ->
             table.add_row(
                 _display_path(row["new_location"]), _display_path(row["location"]), f"{row['score']:.3f}", row["reason"]
             )
-        out.print(table)
-    out.print(
+        out().print(table)
+    out().print(
         f"{len(result.existing)} of {len(result.documents)} new documents already exist in the index "
         f"(radius {result.options.radius}, threshold {result.options.threshold}); nothing was added",
         highlight=False,
@@ -891,7 +891,7 @@ def eval_command(
         model=model,
         device=device,
         cache=cache,
-        progress=None if as_json else (lambda line: err.print(line, highlight=False)),
+        progress=None if as_json else (lambda line: err().print(line, highlight=False)),
     )
     if as_json:
         for score in report.scores:
@@ -907,8 +907,8 @@ def eval_command(
     for i, row in enumerate(summaries[metrics[0]] if metrics else []):
         cells = [f"{summaries[name][i].mean:.4f} ± {summaries[name][i].std:.4f}" for name in metrics]
         table.add_row(row.method, "-" if row.bits is None else str(row.bits), *cells)
-    out.print(table)
-    out.print(
+    out().print(table)
+    out().print(
         f"{report.split_note}; {report.cached} embeddings from cache, {report.embedded} embedded; "
         f"{report.dropped_empty} empty records dropped",
         highlight=False,
@@ -946,7 +946,7 @@ def _run_quick(argv: list[str]) -> bool:
     except typer.Exit as exc:  # what _errors raises, with the exit code
         raise SystemExit(exc.exit_code) from None
     except EOFError:
-        err.print("Aborted!", markup=False, highlight=False)
+        err().print("Aborted!", markup=False, highlight=False)
         raise SystemExit(1) from None
     except OSError as exc:
         if exc.errno != errno.EPIPE:
@@ -956,6 +956,41 @@ def _run_quick(argv: list[str]) -> bool:
         os.dup2(devnull, sys.stdout.fileno())
         raise SystemExit(1) from None
     return True
+
+
+def _run_app(argv: list[str]) -> int:
+    """Run the typer app on ``argv``; returns the exit code.
+
+    Usage errors (an unknown option, a bad value, a missing argument) are one line, like every other
+    error: ``error: <what> (see `semhash CMD --help`)``, exit 2, instead of click's three-line box.
+    """
+    import importlib
+
+    try:  # typer >= 0.22 carries its own copy of click; older typer uses click itself
+        click = importlib.import_module("typer._click.exceptions")
+    except ImportError:
+        click = importlib.import_module("click.exceptions")
+    try:
+        result = app(args=argv, prog_name="semhash", standalone_mode=False)
+    except click.UsageError as exc:
+        where = exc.ctx.command_path if exc.ctx is not None else "semhash"
+        message = " ".join(exc.format_message().split())
+        err().print(f"error: {message} (see `{where} --help`)", markup=False, highlight=False, soft_wrap=True)
+        return exc.exit_code
+    except click.ClickException as exc:
+        err().print(f"error: {' '.join(exc.format_message().split())}", markup=False, highlight=False)
+        return exc.exit_code
+    except typer.Abort:
+        err().print("Aborted!", markup=False, highlight=False)
+        return 1
+    except OSError as exc:
+        if exc.errno != errno.EPIPE:
+            raise
+        # As click does: a reader that closed the pipe (`| head`) is no error; later flushes go nowhere.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 1
+    return result if isinstance(result, int) else 0
 
 
 def main() -> None:
@@ -972,7 +1007,9 @@ def main() -> None:
     """
     try:
         if not _run_quick(sys.argv[1:]):
-            app(prog_name="semhash")
+            code = _run_app(sys.argv[1:])
+            if code:
+                raise SystemExit(code)
     except SystemExit as exc:
         if not _read_only_done or not (exc.code is None or isinstance(exc.code, int)):
             raise

@@ -52,6 +52,15 @@ HYBRID_HAMMING_POOL = 2000
 #: float16 rows takes a few hundred ms on 2 cores: fine for one query, not for a default).
 MAX_EXACT_DOCS = 2_000_000
 
+#: Characters per model window, to estimate an ``index`` run's windows before any text is tokenised: the
+#: packaged MiniLM cuts windows of 254 tokens, measured at ~600 characters on the machine's package
+#: documentation (2.4 characters a token: code, changelogs) and ~1,140 on the shipped prose sample (4.5). A
+#: running job replaces the estimate by the ratio it measures.
+CHARS_PER_WINDOW_ESTIMATE = 800
+#: Seconds between two progress lines when stderr is not a terminal (a log file, nohup, CI).
+DEFAULT_PROGRESS_SECONDS = 10.0
+ENV_PROGRESS_SECONDS = "SEMHASH_PROGRESS_SECONDS"
+
 #: File suffixes read by ``semhash index`` (lower case).
 TEXT_SUFFIXES = (".txt", ".md", ".rst")
 HTML_SUFFIXES = (".html", ".htm")

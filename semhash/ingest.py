@@ -37,7 +37,7 @@ import numpy as np
 
 from semhash.adapted import is_adapted
 from semhash.codes import check_bits, packed_to_ints, to_sql_int
-from semhash.config import DEFAULT_BATCH_DOCS, DEFAULT_BITS
+from semhash.config import CHARS_PER_WINDOW_ESTIMATE, DEFAULT_BATCH_DOCS, DEFAULT_BITS
 from semhash.corpus import SUPPORTED_SUFFIXES, CorpusScan, ReadOptions, check_roots, read_documents
 from semhash.device import resolve_device
 from semhash.embed import Encoder, LongDocumentEncoder, SentenceTransformerEncoder, resolve_model
@@ -45,7 +45,7 @@ from semhash.engine import check_engine, import_ray
 from semhash.errors import CorpusError, CorruptIndexError, DocumentNotFoundError, NoDocumentsError, UsageError
 from semhash.store import Store
 from semhash.sync import build_index, load_index, warm_query_caches
-from semhash.types import IndexReport, SourceDocument
+from semhash.types import IndexPlan, IndexReport, PlannedFile, SourceDocument
 
 if TYPE_CHECKING:
     from semhash.adapt import AdaptConfig
@@ -54,8 +54,16 @@ if TYPE_CHECKING:
 #: ``progress(phase, done, total)``; phases: "embed" (characters of the new and changed documents, reported
 #: after each batch and after each window chunk of a huge document; documents when ``--adapt`` re-embeds),
 #: "adapt-cache" and "adapt" (``--adapt``: windows through the frozen layers, then optimiser steps),
-#: "train" (epochs), "encode" (documents).
+#: "train" (epochs), "encode" (documents). Beside "embed", the local engine also reports "documents"
+#: (documents committed of those to embed) and "windows" (windows embedded of the plan's estimate, which
+#: a reporter may correct from the characters-per-window ratio measured so far).
 Progress = Callable[[str, int, int], None]
+
+#: ``on_plan(plan)``: called once, before the model loads, with what the run is about to embed.
+PlanCallback = Callable[[IndexPlan], None]
+
+#: Files named by :func:`plan_index` as the largest of a run.
+PLAN_LARGEST_FILES = 3
 
 #: Characters embedded and committed together (beside ``batch_docs``): bounds a batch's memory and the work
 #: an interruption can lose; a longer document is embedded alone, in window chunks.
@@ -122,8 +130,13 @@ def index_paths(
     options: IndexOptions | None = None,
     encoder: Encoder | None = None,
     progress: Progress | None = None,
+    on_plan: PlanCallback | None = None,
 ) -> IndexReport:
-    """Index (or re-index) ``paths`` into the database at ``db_path``; see the module docstring."""
+    """Index (or re-index) ``paths`` into the database at ``db_path``; see the module docstring.
+
+    ``progress`` hears each phase's progress (see :data:`Progress`); ``on_plan`` hears, once the folders
+    are scanned and before the model loads, what is to be embedded (only when something is).
+    """
     options = options or IndexOptions()
     if not paths and options.prune:
         return prune_index(db_path)
@@ -169,6 +182,8 @@ def index_paths(
             _raise_no_documents(roots, scan)
         if not options.prune:
             report.same_content_elsewhere = _same_content_elsewhere(states, new_hashes, roots)
+        if pending and on_plan is not None:
+            on_plan(plan_index(pending, options.max_windows))
         if pending and encoder is None and options.engine == "local":  # Ray loads it in its workers
             # Loaded before a new database is created, so a model that fails to load leaves no file behind.
             from semhash.adapted import load_index_encoder
@@ -223,6 +238,29 @@ def index_paths(
     return report
 
 
+def estimated_windows(characters: int, max_windows: int = 0) -> int:
+    """Windows one document of ``characters`` is expected to need (see :class:`~semhash.types.IndexPlan`)."""
+    windows = max(1, -(-characters // CHARS_PER_WINDOW_ESTIMATE))
+    return min(windows, max_windows) if max_windows > 0 else windows
+
+
+def plan_index(pending: dict[str, dict[int, int]], max_windows: int = 0) -> IndexPlan:
+    """What embedding ``pending`` (characters by record by path) amounts to: files, documents, windows."""
+    per_file = [
+        PlannedFile(path, sum(records.values()), sum(estimated_windows(n, max_windows) for n in records.values()))
+        for path, records in pending.items()
+    ]
+    largest = sorted(per_file, key=lambda f: (-f.windows, -f.characters, f.path))[:PLAN_LARGEST_FILES]
+    return IndexPlan(
+        files=len(per_file),
+        documents=sum(len(records) for records in pending.values()),
+        characters=sum(f.characters for f in per_file),
+        windows=sum(f.windows for f in per_file),
+        max_windows=max_windows,
+        largest=tuple(largest),
+    )
+
+
 def _raise_no_documents(roots: Sequence[Path], scan: CorpusScan) -> None:
     where = ", ".join(str(r) for r in roots)
     hint = "; --verbose lists them" if scan.skipped else ""
@@ -267,18 +305,25 @@ def _embed_pending(
     small = {path: {r for r, n in records.items() if n <= limit} for path, records in pending.items()}
     large = {path: {r for r, n in records.items() if n > limit} for path, records in pending.items()}
     total = sum(sum(records.values()) for records in pending.values())
+    documents = sum(len(records) for records in pending.values())
+    windows_planned = sum(estimated_windows(n, options.max_windows) for r in pending.values() for n in r.values())
+    windows_before = _windows(encoder)
     done = 0
+    documents_done = 0
 
     def report_progress(chars: int) -> None:
-        if progress:
+        if progress:  # the detail first: a reporter prints on "embed"
+            progress("documents", documents_done, documents)
+            progress("windows", _windows(encoder) - windows_before, windows_planned)
             progress("embed", min(chars, total), total)
 
     def commit(batch: list[SourceDocument]) -> None:
-        nonlocal done
+        nonlocal done, documents_done
         # Similar lengths pad less in the transformer's forward passes.
         batch.sort(key=lambda d: (len(d.text), d.path, d.record))
         store.upsert_documents(batch, encoder.encode([d.text for d in batch]))
         done += sum(len(d.text) for d in batch)
+        documents_done += len(batch)
         report_progress(done)
 
     report_progress(0)
@@ -300,6 +345,7 @@ def _embed_pending(
         else:  # an encoder without chunking: the document alone is still its own batch
             store.upsert_documents([doc], encoder.encode([doc.text]))
         done += len(doc.text)
+        documents_done += 1
         report_progress(done)
         del doc  # let this text go before the next long one is read
 

@@ -17,11 +17,15 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from semhash.errors import IndexMissingError
 from semhash.store import Store
+
+if TYPE_CHECKING:
+    import faiss
 
 #: k of the kNN distance.
 DEFAULT_NEIGHBOURS = 10
@@ -87,7 +91,7 @@ def store_knn_distances(
     return out
 
 
-def inner_product_index(  # type: ignore[no-untyped-def]
+def inner_product_index(
     reference: np.ndarray,
     seed: int,
     *,
@@ -95,7 +99,7 @@ def inner_product_index(  # type: ignore[no-untyped-def]
     nprobe: int = 16,
     points_per_list: int = 40,
     kmeans_rounds: int | None = None,
-):
+) -> faiss.Index:
     """A faiss inner-product index over ``reference``: exact (flat) up to ``flat_limit`` rows, else IVF.
 
     The IVF has ``4 sqrt(m)`` lists trained on a seeded sample of ``points_per_list`` rows per list
@@ -123,7 +127,9 @@ def inner_product_index(  # type: ignore[no-untyped-def]
     return ivf
 
 
-def _search_kth(index, ref_ids: np.ndarray, queries: np.ndarray, query_ids: np.ndarray, k: int) -> np.ndarray:  # type: ignore[no-untyped-def]
+def _search_kth(
+    index: faiss.Index, ref_ids: np.ndarray, queries: np.ndarray, query_ids: np.ndarray, k: int
+) -> np.ndarray:
     """1 - cosine to the k-th nearest indexed row other than the query itself (``query_ids`` -1: none)."""
     want = min(k + 1, index.ntotal)
     sims, found = index.search(np.ascontiguousarray(queries, dtype=np.float32), want)

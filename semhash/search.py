@@ -162,6 +162,20 @@ class _LazyIVF:
         self.value: EmbeddingIVF | None = None
 
 
+def valid_unicode(text: str) -> str:
+    """``text`` with every lone surrogate replaced by U+FFFD, so any tokenizer can read it.
+
+    A command line holding bytes that are not UTF-8 reaches Python as surrogate escapes (PEP 383), and a
+    JSON string may hold a lone ``\\ud800``; tokenizers refuse both with a ``TypeError``. Valid text is
+    returned as it is (the check is one encode).
+    """
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "surrogatepass").decode("utf-8", "replace")
+    return text
+
+
 class Searcher:
     """An open index ready for queries: the store, the faiss index and (lazily) the models.
 
@@ -316,7 +330,8 @@ class Searcher:
 
     # -- queries ---------------------------------------------------------------------------------
     def query(self, text: str, options: QueryOptions | None = None) -> list[Hit]:
-        """Documents most similar to ``text``."""
+        """Documents most similar to ``text`` (characters that are not valid Unicode count as U+FFFD)."""
+        text = valid_unicode(text)
         if not text.strip():
             raise UsageError("the query text is empty")
         embedding, code = self.embed_and_code(text)
@@ -464,7 +479,8 @@ class Searcher:
         """
         rows: list[tuple[int, int, float]] = []
         docs: dict = {}
-        step = len(ids) if limit is None else max(2 * limit, 16)
+        # max(1, ...): a radius search with nothing in range ranks no ids at all, and that is a result.
+        step = max(1, len(ids)) if limit is None else max(2 * limit, 16)
         for start in range(0, len(ids), step):
             chunk = ids[start : start + step]
             found = self.store.documents(chunk.tolist())

@@ -183,3 +183,46 @@ class ExistingMatch:
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready fields (``semhash serve``'s ``/api/exists``)."""
         return asdict(self)
+
+
+@dataclass(frozen=True)
+class PlannedFile:
+    """One file of an :class:`IndexPlan`: its characters to embed and the windows they are estimated at."""
+
+    path: str
+    characters: int
+    windows: int
+
+
+@dataclass(frozen=True)
+class IndexPlan:
+    """What an ``index`` run is about to embed, said before the model loads (the first thing a user sees).
+
+    ``windows`` is an estimate: characters divided by :data:`semhash.config.CHARS_PER_WINDOW_ESTIMATE`
+    per document (at least one window each, at most ``max_windows`` when set); progress reporting
+    corrects it from the windows actually cut once some are done.
+    """
+
+    files: int
+    documents: int
+    characters: int
+    windows: int
+    max_windows: int
+    #: the files with the most estimated windows, largest first.
+    largest: tuple[PlannedFile, ...] = ()
+
+    @property
+    def largest_share(self) -> float:
+        """The share of the estimated windows that :attr:`largest` hold (0-1)."""
+        return sum(f.windows for f in self.largest) / self.windows if self.windows else 0.0
+
+    def to_dict(self) -> dict[str, object]:
+        """JSON-ready fields."""
+        return {
+            "files": self.files,
+            "documents": self.documents,
+            "characters": self.characters,
+            "windows_estimate": self.windows,
+            "max_windows": self.max_windows,
+            "largest": [{"path": f.path, "characters": f.characters, "windows": f.windows} for f in self.largest],
+        }

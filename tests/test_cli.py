@@ -295,3 +295,79 @@ def test_python_api_remove_and_prune(tmp_path: Path, corpus: Path, patch_encoder
     report = index.remove([corpus / "food"])
     assert report.removed == 8 and report.total_documents == 15
     assert index.info().documents == 15 and index.info().index_fresh
+
+
+def _main(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, *args: str) -> tuple[int, str]:
+    """``semhash ARGS`` through the real entry point (typer's CliRunner keeps click's own usage box)."""
+    from semhash.cli import main
+
+    monkeypatch.setattr(sys, "argv", ["semhash", *args])
+    # An earlier test's successful `query` marks the process read-only-done, and main() would then end it
+    # with os._exit (see its docstring): these commands fail before doing anything, so start clean.
+    monkeypatch.setattr("semhash.cli._read_only_done", False)
+    with pytest.raises(SystemExit) as exit_info:
+        main()
+    return int(exit_info.value.code or 0), capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("args", "words"),
+    [
+        (["query", "--foo", "x"], "No such option: --foo"),
+        (["bogus"], "No such command 'bogus'"),
+        (["dedup", "--radius", "three"], "Invalid value for '--radius'"),
+        (["similar"], "Missing argument"),
+        (["runtime", "frobnicate"], "No such command 'frobnicate'"),
+    ],
+)
+def test_usage_errors_are_one_line_with_the_help_hint(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, args: list[str], words: str
+) -> None:
+    """Issue 18: click's three-line box (Usage / Try / Error) broke the README's promise of one ``error:`` line."""
+    code, stderr = _main(capsys, monkeypatch, *args)
+    assert code == 2
+    lines = stderr.splitlines()
+    assert len(lines) == 1, stderr
+    assert lines[0].startswith("error: ") and words in lines[0] and "--help" in lines[0]
+
+
+def _float_options() -> list[tuple[str, str]]:
+    """Every (command path, option) of the CLI whose value is a float, read from the command functions."""
+    import inspect
+    import typing
+
+    import typer
+
+    found = []
+
+    def walk(group: typer.Typer, path: list[str]) -> None:
+        for info in group.registered_commands:
+            assert info.callback is not None
+            hints = typing.get_type_hints(inspect.unwrap(info.callback))
+            name = info.name or info.callback.__name__
+            for param in inspect.signature(info.callback).parameters.values():
+                decls = getattr(param.default, "param_decls", None) or ()
+                if float in typing.get_args(hints[param.name]) or hints[param.name] is float:
+                    found.append((" ".join([*path, name]), max(decls, key=len)))
+        for sub in group.registered_groups:
+            assert sub.typer_instance is not None
+            walk(sub.typer_instance, [*path, sub.name or ""])
+
+    walk(app, [])
+    return found
+
+
+def test_every_float_option_is_found() -> None:
+    options = dict(_float_options())
+    assert {"dedup", "outliers", "index", "train"} <= set(options)
+
+
+@pytest.mark.parametrize(("command", "option"), _float_options())
+@pytest.mark.parametrize("value", ["nan", "inf", "-inf"])
+def test_float_options_refuse_nan_and_infinities(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, command: str, option: str, value: str
+) -> None:
+    """Issue 18: ``outliers --min-z nan`` was accepted (NaN fails every comparison, so every check passed)."""
+    code, stderr = _main(capsys, monkeypatch, *command.split(), f"{option}={value}", "--db", "/nonexistent/x.db")
+    assert code == 2, stderr
+    assert stderr.startswith("error: Invalid value for") and option in stderr, stderr

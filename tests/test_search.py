@@ -55,6 +55,20 @@ def test_radius_returns_everything_within_r_bits(indexed: tuple[Path, FakeEncode
     assert {h.id for h in near} == {h.id for h in everything if h.distance <= 4}
 
 
+@pytest.mark.parametrize("rerank", [True, False])
+def test_radius_with_nothing_in_range_is_an_empty_result(indexed: tuple[Path, FakeEncoder], rerank: bool) -> None:
+    """Issue 17: ``--radius 1`` with nothing in range raised ``range() arg 3 must not be zero``."""
+    db, encoder = indexed
+    with Searcher(db, encoder=encoder) as searcher:
+        # A query whose nearest code is more than one bit away: radius 1 holds nothing.
+        lonely = next(
+            text
+            for text in (f"quantum chromodynamics lattice {i}" for i in range(200))
+            if searcher.query(text, QueryOptions(k=1, rerank=False))[0].distance > 1
+        )
+        assert searcher.query(lonely, QueryOptions(radius=1, rerank=rerank)) == []
+
+
 def test_similar_leaves_the_document_out(indexed: tuple[Path, FakeEncoder], corpus_root: Path) -> None:
     db, encoder = indexed
     target = corpus_root / "food" / "food-3.txt"

@@ -16,9 +16,14 @@ are still reached through the clusters (centre or components) and through the co
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 
 from semhash.neighbourhood import inner_product_index
+
+if TYPE_CHECKING:
+    import faiss
 
 #: Up to this many documents the neighbour search is exact.
 FLAT_LIMIT = 50_000
@@ -59,7 +64,7 @@ def neighbour_pairs(matrix: np.ndarray, k: int, seed: int = 0) -> tuple[np.ndarr
     return key // n, key % n, np.clip(c[first], -1.0, 1.0).astype(np.float32)
 
 
-def _index(x: np.ndarray, seed: int):  # type: ignore[no-untyped-def]
+def _index(x: np.ndarray, seed: int) -> faiss.Index:
     # k-means is the costly part of building: 16 points per list and 10 rounds place the lists well enough
     # for a probe of NPROBE lists.
     return inner_product_index(x, seed, flat_limit=FLAT_LIMIT, nprobe=NPROBE, points_per_list=16, kmeans_rounds=10)
