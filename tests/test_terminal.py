@@ -190,3 +190,22 @@ def test_quiet_silences_the_progress_but_not_the_summary(terminal_index: tuple[P
     text = _clean(screen)
     assert "to embed" not in text and "embedding" not in text
     assert f"{len(SMALL_DOCS)} added" in text
+
+
+def test_eval_on_a_terminal(tmp_path: Path) -> None:
+    """``eval`` prints its steps and a table: on a terminal with the real model too."""
+    import json
+
+    data = tmp_path / "toy.jsonl"
+    with data.open("w") as sink:
+        for round_ in range(4):
+            for name, text in SMALL_DOCS.items():
+                label = name.split("/")[0]
+                split = "test" if round_ == 0 else "train"
+                sink.write(json.dumps({"text": f"{text} (take {round_})", "label": label, "split": split}) + "\n")
+    code, screen = run_on_terminal(
+        ["eval", str(data), "--bits", "8", "--k", "3", "--cache", str(tmp_path / "c.npz"), "--device", "cpu"],
+        cwd=tmp_path,
+    )
+    _assert_clean_run(code, screen)
+    assert "itq" in _clean(screen) and "│" in _clean(screen)
