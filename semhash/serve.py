@@ -16,8 +16,14 @@ Endpoints (all JSON; the OpenAPI schema is at ``/openapi.json``, interactive doc
 A query's response carries a ``Server-Timing`` header: ``code`` (embedding and hashing the text, including
 the wait for the embedding lock), ``search`` (candidates, rerank, rows) and ``json`` (the body), in ms.
 
-Bad input (empty or oversized query, out-of-range ``k``/``radius``, unknown ids) is answered with HTTP 4xx
-and ``{"error": "..."}``; the server keeps serving.
+Bad input (empty or oversized query, out-of-range ``k``/``radius``, unknown ids, ids beyond SQLite's 64-bit
+rowids, text holding a lone surrogate such as ``"\\ud800"`` in a JSON body) is answered with HTTP 4xx and
+``{"error": "..."}``; the server keeps serving. Bytes in a query string that are not UTF-8 (``%FF``, or an
+encoded surrogate ``%ED%A0%80``) are decoded as U+FFFD replacement characters, as Starlette parses every
+query string and as browsers show such bytes: such a query is searched, not refused. A JSON body that is not
+UTF-8 is refused (400). Anything unexpected (a bug) is answered by one guard (:class:`ErrorGuard`): HTTP 500
+with ``{"error": "...", "id": "<8 hex digits>"}``, never a plain-text page, and the traceback is logged
+(logger ``semhash.serve``) under the same id, so a user's report can be matched to it.
 
 Concurrency: endpoints are plain functions, so FastAPI runs them on its worker thread pool. They share one
 :class:`~semhash.search.Searcher`, whose policy applies: one SQLite connection per thread, the faiss index
@@ -38,18 +44,22 @@ authentication: anyone who can reach the port can read every stored text).
 from __future__ import annotations
 
 import ipaddress
+import logging
+import secrets
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 from fastapi import FastAPI, Request
+from fastapi import Path as PathParam
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse
 from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from semhash.config import DEFAULT_K
 from semhash.dedup import DEFAULT_RADIUS, DEFAULT_THRESHOLD, DedupOptions, match_against
@@ -69,8 +79,13 @@ from semhash.types import SourceDocument
 MAX_QUERY_CHARS = 20_000
 #: Most results one request may ask for.
 MAX_K = 1000
+#: Largest document id: SQLite rowids are signed 64-bit integers.
+MAX_ID = 2**63 - 1
 DEFAULT_PORT = 8765
 STATIC = resources.files("semhash") / "static"
+log = logging.getLogger("semhash.serve")
+
+DocId = Annotated[int, PathParam(ge=0, le=MAX_ID, description="A document id (a SQLite rowid).")]
 
 
 class QueryRequest(BaseModel):
@@ -144,11 +159,53 @@ def server_timing(**seconds: float) -> str:
     return ", ".join(f"{name};dur={value * 1000:.2f}" for name, value in seconds.items())
 
 
+class ErrorGuard:
+    """ASGI middleware: an exception no handler answered becomes a JSON 500 with an id, logged with its traceback.
+
+    It sits inside Starlette's own last-resort middleware (which would answer a plain-text "Internal Server
+    Error"), around the routes and the error handlers. The body names no internals (the exception's text
+    may hold paths or stored text); the log does, under the same short random id. An exception after the
+    response has started cannot be answered any more: it is logged and raised, and the connection drops.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def send_watched(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_watched)
+        except Exception as exc:
+            error_id = secrets.token_hex(4)
+            log.error("internal error %s on %s %s", error_id, scope.get("method"), scope.get("path"), exc_info=exc)
+            if started:
+                raise
+            body = {"error": f"internal server error (id {error_id}): the server's log has the details", "id": error_id}
+            await JSONResponse(body, status_code=500)(scope, receive, send)
+
+
 def _check_text(text: str, what: str) -> str:
-    if not text.strip():
-        raise UsageError(f"the {what} is empty: give some text")
     if len(text) > MAX_QUERY_CHARS:
         raise UsageError(f"the {what} has {len(text)} characters, more than the limit of {MAX_QUERY_CHARS}: shorten it")
+    if not text.strip():
+        raise UsageError(f"the {what} is empty: give some text")
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:  # a lone surrogate ("\ud800" in a JSON string): no encoder can read it
+        raise UsageError(
+            f"the {what} holds a lone surrogate (U+{ord(text[exc.start]):04X} at character {exc.start}), "
+            "which is not text: send valid Unicode"
+        ) from None
     return text
 
 
@@ -193,6 +250,7 @@ def create_app(
         lifespan=lifespan,
     )
     app.state.searcher = searcher
+    app.add_middleware(ErrorGuard)
 
     @app.exception_handler(SemhashError)
     def semhash_error(request: Request, exc: SemhashError) -> JSONResponse:
@@ -241,7 +299,7 @@ def create_app(
         return run_query(body.q, body.k, body.radius, body.rerank, body.pool, body.exact)
 
     @app.get("/api/similar/{doc_id}", summary="Neighbours of a stored document", response_model=dict[str, Any])
-    def similar(doc_id: int, k: int = DEFAULT_K, rerank: bool = True) -> JSONResponse:
+    def similar(doc_id: DocId, k: int = DEFAULT_K, rerank: bool = True) -> JSONResponse:
         hits = searcher.similar_id(doc_id, QueryOptions(k=_check_k(k), rerank=rerank))
         doc = searcher.store.documents([doc_id]).get(doc_id)
         location = doc.location if doc is not None else str(doc_id)
@@ -258,7 +316,7 @@ def create_app(
         return json_response({"exists": bool(matches), "matches": matches})
 
     @app.get("/api/documents/{doc_id}", summary="A stored document")
-    def document(doc_id: int) -> dict[str, Any]:
+    def document(doc_id: DocId) -> dict[str, Any]:
         doc = searcher.store.documents([doc_id]).get(doc_id)
         if doc is None:
             raise DocumentNotFoundError(f"no document with id {doc_id}")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import logging
 import os
 import shutil
 import socket
@@ -81,15 +83,76 @@ def test_query_get_and_post(client: TestClient) -> None:
         ("post", "/api/exists", {"text": ""}, 400, "empty"),
         ("post", "/api/exists", {"text": "oven", "radius": 99}, 400, "radius"),
         ("get", "/nope", {}, 404, "Not Found"),
+        # issue 18: ids beyond SQLite's 64-bit rowids and lone surrogates were HTTP 500s
+        ("get", "/api/documents/1000000000000000000000000000000", {}, 422, "doc_id"),
+        ("get", f"/api/documents/{2**63}", {}, 422, "less than or equal to 9223372036854775807"),
+        ("get", f"/api/similar/{2**63}", {}, 422, "doc_id"),
+        ("get", "/api/documents/-1", {}, 422, "doc_id"),
+        ("post", "/api/query", {"q": "\ud800"}, 400, "lone surrogate"),
+        ("post", "/api/query", {"q": "oven \udfff flour", "k": 3}, 400, "U+DFFF at character 5"),
+        ("post", "/api/exists", {"text": "\ud83d"}, 400, "lone surrogate"),
     ],
 )
 def test_bad_input_is_a_4xx_with_a_json_error(
     client: TestClient, method: str, url: str, payload: dict, status: int, message: str
 ) -> None:
-    response = client.get(url, params=payload) if method == "get" else client.post(url, json=payload)
+    if method == "get":
+        response = client.get(url, params=payload)
+    else:  # json.dumps escapes a lone surrogate as \ud800 (valid JSON); httpx's json= cannot encode one
+        response = client.post(url, content=json.dumps(payload), headers={"content-type": "application/json"})
     assert response.status_code == status
+    assert response.headers["content-type"] == "application/json"
     assert message in response.json()["error"]
     assert client.get("/api/health").json()["status"] == "ok"  # still serving
+
+
+def test_bytes_that_are_not_utf8_in_a_query_string_are_replacement_characters(client: TestClient) -> None:
+    # The documented choice: a query string's bytes that are not UTF-8 (or an encoded surrogate) are decoded
+    # as U+FFFD, as Starlette and browsers do, and searched; a JSON body that is not UTF-8 is refused.
+    for raw, expected in (("%FF%FEoven", "\ufffd\ufffdoven"), ("%ED%A0%80", "\ufffd" * 3)):
+        response = client.get(f"/api/query?q={raw}&k=2")
+        assert response.status_code == 200 and response.json()["query"] == expected
+    body = client.post("/api/query", content=b'{"q": "\xff\xfe"}', headers={"content-type": "application/json"})
+    assert body.status_code == 400 and "error" in body.json()
+
+
+def test_an_unexpected_error_is_a_json_500_whose_id_is_in_the_log(
+    served: tuple[Path, Path, FastAPI], monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    searcher = served[2].state.searcher
+
+    def broken(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("a bug with a secret /home/someone/path in its message")
+
+    monkeypatch.setattr(searcher, "search_embedding", broken)
+    monkeypatch.setattr(searcher, "similar_id", broken)
+    caplog.set_level(logging.ERROR, logger="semhash.serve")
+    with TestClient(served[2], raise_server_exceptions=False) as test_client:
+        ids = []
+        for response in (
+            test_client.get("/api/query", params={"q": "oven"}),
+            test_client.post("/api/query", json={"q": "oven"}),
+            test_client.get("/api/similar/1"),
+        ):
+            assert response.status_code == 500
+            assert response.headers["content-type"] == "application/json"
+            body = response.json()
+            assert set(body) == {"error", "id"} and len(body["id"]) == 8 and body["id"] in body["error"]
+            assert "secret" not in response.text  # the details go to the log, not to whoever asked
+            ids.append(body["id"])
+        assert len(set(ids)) == 3
+        logged = {r.getMessage(): r for r in caplog.records if r.name == "semhash.serve"}
+        for error_id in ids:
+            (record,) = [r for message, r in logged.items() if error_id in message]
+            assert record.exc_info is not None and "secret" in str(record.exc_info[1])
+        assert test_client.get("/api/health").json()["status"] == "ok"
+
+
+def test_radius_with_no_document_within_it_is_an_empty_200(client: TestClient) -> None:
+    # Radius 0 around a code no document has: passes once search._rows handles an empty ranking (the lead's fix).
+    response = client.get("/api/query", params={"q": "zzz qqq unrelated words", "radius": 0})
+    assert response.status_code == 200 and response.headers["content-type"] == "application/json"
+    assert response.json()["hits"] == []
 
 
 def test_query_body_is_the_hits_to_dict_and_stages_are_in_server_timing(
