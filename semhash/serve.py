@@ -13,6 +13,16 @@ Endpoints (all JSON; the OpenAPI schema is at ``/openapi.json``, interactive doc
 * ``GET /api/documents/{id}``: a stored document: path, record, location, text, code.
 * ``GET /api/health`` and ``GET /api/info`` (what ``semhash info`` shows).
 
+Pages (HTML): ``/`` (the search page, :mod:`semhash.static`), ``/documents/{id}`` (one stored document: its
+text, HTML-escaped, its record number, and its pages when the row has page boundaries), ``/favicon.ico``.
+
+Paths are shown relative to the indexed folder, taken as the deepest folder holding every stored path
+(:func:`display_root`): the longest common prefix of all paths is the common prefix of the smallest and the
+largest (SQLite answers both from the ``(path, record)`` index), cut back to a folder. No record of the
+``semhash index`` roots is needed, so it works on every existing index and follows documents as they are
+added and removed; indexing two folders shows paths relative to their common parent. Query and neighbour
+responses carry it as ``root`` beside the hits, whose ``path`` and ``location`` stay full, as in ``--json``.
+
 A query's response carries a ``Server-Timing`` header: ``code`` (embedding and hashing the text, including
 the wait for the embedding lock), ``search`` (candidates, rerank, rows) and ``json`` (the body), in ms.
 
@@ -43,7 +53,9 @@ authentication: anyone who can reach the port can read every stored text).
 
 from __future__ import annotations
 
+import html
 import ipaddress
+import json
 import logging
 import secrets
 import time
@@ -56,7 +68,7 @@ from typing import Annotated, Any
 from fastapi import FastAPI, Request
 from fastapi import Path as PathParam
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import FileResponse, JSONResponse
+from fastapi.responses import FileResponse, HTMLResponse, JSONResponse
 from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -73,6 +85,7 @@ from semhash.errors import (
 )
 from semhash.info import index_info
 from semhash.search import QueryOptions, Searcher
+from semhash.store import Store, StoredDocument
 from semhash.types import SourceDocument
 
 #: Longest query text accepted (characters); the model reads at most a few hundred tokens per window anyway.
@@ -83,6 +96,10 @@ MAX_K = 1000
 MAX_ID = 2**63 - 1
 DEFAULT_PORT = 8765
 STATIC = resources.files("semhash") / "static"
+#: The pages' own policy: their scripts, styles and icon come from this server, nothing inline or elsewhere.
+PAGE_CSP = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; connect-src 'self'; "
+PAGE_CSP += "base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
+
 log = logging.getLogger("semhash.serve")
 
 DocId = Annotated[int, PathParam(ge=0, le=MAX_ID, description="A document id (a SQLite rowid).")]
@@ -209,6 +226,101 @@ def _check_text(text: str, what: str) -> str:
     return text
 
 
+def display_root(store: Store) -> str:
+    """The deepest folder holding every stored path, with its trailing separator (``""`` when there is none).
+
+    The longest common prefix of a set of strings is the common prefix of its smallest and largest
+    member, so two index lookups answer it; the prefix is then cut back to its last separator.
+    """
+    low, high = store.db.execute("SELECT min(path), max(path) FROM documents").fetchone()
+    if not low or not high:
+        return ""
+    size = 0
+    for a, b in zip(low, high, strict=False):
+        if a != b:
+            break
+        size += 1
+    prefix = low[:size]
+    cut = max(prefix.rfind("/"), prefix.rfind("\\"))
+    return prefix[: cut + 1] if cut > 0 else ""
+
+
+def relative(path: str, root: str) -> str:
+    """``path`` without the ``root`` folder (as :func:`display_root` gives it), or whole when outside it."""
+    return path[len(root) :] if root and path.startswith(root) and len(path) > len(root) else path
+
+
+def page_boundaries(store: Store, doc: StoredDocument) -> list[tuple[int, int]]:
+    """``(char_offset, page)`` boundaries of a document, sorted, when its row has them, else ``[]``.
+
+    Read from the document's ``locations`` (a nullable JSON column of boundaries that a PDF reader
+    fills) when the store has one; anything unreadable there means no pages, never an error.
+    """
+    value = getattr(doc, "locations", None)
+    if value is None:
+        columns = {row[1] for row in store.db.execute("PRAGMA table_info(documents)").fetchall()}
+        if "locations" not in columns:
+            return []
+        row = store.db.execute("SELECT locations FROM documents WHERE id = ?", [doc.id]).fetchone()
+        value = row[0] if row else None
+    try:
+        items = json.loads(value) if isinstance(value, str | bytes) else value
+        pairs = []
+        for item in items or []:
+            if isinstance(item, dict):
+                offset, page = item.get("char_offset", item.get("offset")), item.get("page")
+            else:
+                offset, page = item
+            if type(offset) is not int or type(page) is not int:
+                return []
+            pairs.append((offset, page))
+    except (TypeError, ValueError):
+        return []
+    return sorted(p for p in pairs if 0 <= p[0] <= len(doc.text))
+
+
+def document_page(doc: StoredDocument, root: str, pages: list[tuple[int, int]]) -> str:
+    """The HTML page of one stored document: every piece of it HTML-escaped, no script."""
+    e = html.escape
+    shown = relative(doc.location, root)
+    facts = [f"record {doc.record} of the file"] if doc.record else []
+    sections: list[tuple[int | None, str]] = []
+    if pages:
+        if pages[0][0] > 0:
+            sections.append((None, doc.text[: pages[0][0]]))
+        ends = [offset for offset, _ in pages[1:]] + [len(doc.text)]
+        sections += [(page, doc.text[offset:end]) for (offset, page), end in zip(pages, ends, strict=True)]
+        first, last = pages[0][1], pages[-1][1]
+        facts.append(f"page {first}" if first == last else f"pages {first}–{last}")
+    else:
+        sections.append((None, doc.text))
+    facts += [f"{len(doc.text):,} characters", f"id {doc.id}"]
+    body = "".join(
+        (f'<section id="page-{page}"><h3>page {page}</h3>' if page is not None else "<section>")
+        + f'<pre class="doc-text">{e(text)}</pre></section>'
+        for page, text in sections
+    )
+    return f"""<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>{e(shown)} · semhash</title>
+<link rel="icon" href="/favicon.svg" type="image/svg+xml">
+<link rel="stylesheet" href="/static/style.css">
+</head>
+<body>
+<header><h1><a href="/">semhash</a></h1></header>
+<main class="document">
+<h2 class="doc-path" title="{e(doc.location)}">{e(shown)}</h2>
+<p class="doc-meta">{e(" · ".join(facts))} · <a href="/#similar/{doc.id}">more like this</a> · <a href="/api/documents/{doc.id}">JSON</a></p>
+{body}
+</main>
+</body>
+</html>
+"""  # noqa: E501
+
+
 def _check_k(k: int) -> int:
     if not 1 <= k <= MAX_K:
         raise UsageError(f"k must be between 1 and {MAX_K}, not {k}")
@@ -278,7 +390,9 @@ def create_app(
         t1 = time.perf_counter()
         hits = searcher.search_embedding(embedding, code, options)
         t2 = time.perf_counter()
-        response = json_response({"query": text, "hits": [h.to_dict() for h in hits]})
+        response = json_response(
+            {"query": text, "hits": [h.to_dict() for h in hits], "root": display_root(searcher.store)}
+        )
         response.headers["Server-Timing"] = server_timing(code=t1 - t0, search=t2 - t1, json=time.perf_counter() - t2)
         return response
 
@@ -303,7 +417,8 @@ def create_app(
         hits = searcher.similar_id(doc_id, QueryOptions(k=_check_k(k), rerank=rerank))
         doc = searcher.store.documents([doc_id]).get(doc_id)
         location = doc.location if doc is not None else str(doc_id)
-        return json_response({"id": doc_id, "location": location, "hits": [h.to_dict() for h in hits]})
+        root = display_root(searcher.store)
+        return json_response({"id": doc_id, "location": location, "hits": [h.to_dict() for h in hits], "root": root})
 
     @app.post("/api/exists", summary="Is this text already in the index?", response_model=dict[str, Any])
     def exists(body: ExistsRequest) -> JSONResponse:
@@ -317,9 +432,7 @@ def create_app(
 
     @app.get("/api/documents/{doc_id}", summary="A stored document")
     def document(doc_id: DocId) -> dict[str, Any]:
-        doc = searcher.store.documents([doc_id]).get(doc_id)
-        if doc is None:
-            raise DocumentNotFoundError(f"no document with id {doc_id}")
+        doc = _stored(doc_id)
         bits = searcher.bits
         code = None if doc.code is None else f"{doc.code & ((1 << bits) - 1):0{bits // 4}x}"
         return {"id": doc.id, "path": doc.path, "record": doc.record, "location": doc.location, "text": doc.text,
@@ -334,9 +447,29 @@ def create_app(
     def info() -> dict[str, Any]:
         return index_info(searcher.db_path).to_dict()
 
+    def _stored(doc_id: int) -> StoredDocument:
+        doc = searcher.store.documents([doc_id]).get(doc_id)
+        if doc is None:
+            raise DocumentNotFoundError(f"no document with id {doc_id}")
+        return doc
+
     @app.get("/", include_in_schema=False)
     def page() -> FileResponse:
-        return FileResponse(str(STATIC / "index.html"), media_type="text/html")
+        return FileResponse(
+            str(STATIC / "index.html"), media_type="text/html", headers={"Content-Security-Policy": PAGE_CSP}
+        )
+
+    @app.get("/documents/{doc_id}", include_in_schema=False)
+    def document_view(doc_id: DocId) -> HTMLResponse:
+        doc = _stored(doc_id)
+        store = searcher.store
+        content = document_page(doc, display_root(store), page_boundaries(store, doc))
+        return HTMLResponse(content, headers={"Content-Security-Policy": PAGE_CSP})
+
+    @app.get("/favicon.ico", include_in_schema=False)
+    @app.get("/favicon.svg", include_in_schema=False)
+    def favicon() -> FileResponse:
+        return FileResponse(str(STATIC / "favicon.svg"), media_type="image/svg+xml")
 
     @app.get("/static/{name}", include_in_schema=False)
     def static(name: str) -> FileResponse:
@@ -348,7 +481,7 @@ def create_app(
     return app
 
 
-_STATIC_FILES = {"app.js": "text/javascript", "style.css": "text/css"}
+_STATIC_FILES = {"app.js": "text/javascript", "style.css": "text/css", "favicon.svg": "image/svg+xml"}
 
 
 def serve(
