@@ -230,9 +230,11 @@ def display_root(store: Store) -> str:
     """The deepest folder holding every stored path, with its trailing separator (``""`` when there is none).
 
     The longest common prefix of a set of strings is the common prefix of its smallest and largest
-    member, so two index lookups answer it; the prefix is then cut back to its last separator.
+    member, so two index lookups answer it; the prefix is then cut back to its last separator. (Two
+    statements: SQLite answers a lone ``min()`` or ``max()`` from the ``(path, record)`` index, but scans
+    the table for both in one.)
     """
-    low, high = store.db.execute("SELECT min(path), max(path) FROM documents").fetchone()
+    low, high = (store.db.execute(f"SELECT {f}(path) FROM documents").fetchone()[0] for f in ("min", "max"))
     if not low or not high:
         return ""
     size = 0

@@ -331,6 +331,13 @@ def test_display_root_is_the_deepest_folder_holding_every_path(tmp_path: Path) -
     assert root_of(["/data/corpus/a/x.txt", "/data/corpus/b/y.txt", "/data/corpus/a/z.txt"]) == "/data/corpus/"
     assert root_of(["/data/bc/x.txt", "/data/bd/y.txt"]) == "/data/"  # a shared name start is not a folder
     assert root_of(["/a.txt", "/b.txt"]) == ""  # nothing to strip: full paths
+    store = Store.open(tmp_path / "plan.db", create=True)
+    try:  # answered from the (path, record) index: no scan of the table on each query
+        for query in ("SELECT min(path) FROM documents", "SELECT max(path) FROM documents"):
+            plan = " ".join(str(row) for row in store.db.execute(f"EXPLAIN QUERY PLAN {query}").fetchall())
+            assert "USING COVERING INDEX" in plan and "SCAN" not in plan
+    finally:
+        store.close()
     assert relative("/data/corpus/a.txt", "/data/corpus/") == "a.txt"
     assert relative("/elsewhere/a.txt", "/data/corpus/") == "/elsewhere/a.txt"
 
