@@ -13,11 +13,27 @@ Endpoints (all JSON; the OpenAPI schema is at ``/openapi.json``, interactive doc
 * ``GET /api/documents/{id}``: a stored document: path, record, location, text, code.
 * ``GET /api/health`` and ``GET /api/info`` (what ``semhash info`` shows).
 
+Pages (HTML): ``/`` (the search page, :mod:`semhash.static`), ``/documents/{id}`` (one stored document: its
+text, HTML-escaped, its record number, and its pages when the row has page boundaries), ``/favicon.ico``.
+
+Paths are shown relative to the indexed folder, taken as the deepest folder holding every stored path
+(:func:`display_root`): the longest common prefix of all paths is the common prefix of the smallest and the
+largest (SQLite answers both from the ``(path, record)`` index), cut back to a folder. No record of the
+``semhash index`` roots is needed, so it works on every existing index and follows documents as they are
+added and removed; indexing two folders shows paths relative to their common parent. Query and neighbour
+responses carry it as ``root`` beside the hits, whose ``path`` and ``location`` stay full, as in ``--json``.
+
 A query's response carries a ``Server-Timing`` header: ``code`` (embedding and hashing the text, including
 the wait for the embedding lock), ``search`` (candidates, rerank, rows) and ``json`` (the body), in ms.
 
-Bad input (empty or oversized query, out-of-range ``k``/``radius``, unknown ids) is answered with HTTP 4xx
-and ``{"error": "..."}``; the server keeps serving.
+Bad input (empty or oversized query, out-of-range ``k``/``radius``, unknown ids, ids beyond SQLite's 64-bit
+rowids, text holding a lone surrogate such as ``"\\ud800"`` in a JSON body) is answered with HTTP 4xx and
+``{"error": "..."}``; the server keeps serving. Bytes in a query string that are not UTF-8 (``%FF``, or an
+encoded surrogate ``%ED%A0%80``) are decoded as U+FFFD replacement characters, as Starlette parses every
+query string and as browsers show such bytes: such a query is searched, not refused. A JSON body that is not
+UTF-8 is refused (400). Anything unexpected (a bug) is answered by one guard (:class:`ErrorGuard`): HTTP 500
+with ``{"error": "...", "id": "<8 hex digits>"}``, never a plain-text page, and the traceback is logged
+(logger ``semhash.serve``) under the same id, so a user's report can be matched to it.
 
 Concurrency: endpoints are plain functions, so FastAPI runs them on its worker thread pool. They share one
 :class:`~semhash.search.Searcher`, whose policy applies: one SQLite connection per thread, the faiss index
@@ -37,19 +53,25 @@ authentication: anyone who can reach the port can read every stored text).
 
 from __future__ import annotations
 
+import html
 import ipaddress
+import json
+import logging
+import secrets
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 from fastapi import FastAPI, Request
+from fastapi import Path as PathParam
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import FileResponse, JSONResponse
+from fastapi.responses import FileResponse, HTMLResponse, JSONResponse
 from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from semhash.config import DEFAULT_K
 from semhash.dedup import DEFAULT_RADIUS, DEFAULT_THRESHOLD, DedupOptions, match_against
@@ -63,14 +85,24 @@ from semhash.errors import (
 )
 from semhash.info import index_info
 from semhash.search import QueryOptions, Searcher
+from semhash.store import Store, StoredDocument
 from semhash.types import SourceDocument
 
 #: Longest query text accepted (characters); the model reads at most a few hundred tokens per window anyway.
 MAX_QUERY_CHARS = 20_000
 #: Most results one request may ask for.
 MAX_K = 1000
+#: Largest document id: SQLite rowids are signed 64-bit integers.
+MAX_ID = 2**63 - 1
 DEFAULT_PORT = 8765
 STATIC = resources.files("semhash") / "static"
+#: The pages' own policy: their scripts, styles and icon come from this server, nothing inline or elsewhere.
+PAGE_CSP = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; connect-src 'self'; "
+PAGE_CSP += "base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
+
+log = logging.getLogger("semhash.serve")
+
+DocId = Annotated[int, PathParam(ge=0, le=MAX_ID, description="A document id (a SQLite rowid).")]
 
 
 class QueryRequest(BaseModel):
@@ -144,12 +176,151 @@ def server_timing(**seconds: float) -> str:
     return ", ".join(f"{name};dur={value * 1000:.2f}" for name, value in seconds.items())
 
 
+class ErrorGuard:
+    """ASGI middleware: an exception no handler answered becomes a JSON 500 with an id, logged with its traceback.
+
+    It sits inside Starlette's own last-resort middleware (which would answer a plain-text "Internal Server
+    Error"), around the routes and the error handlers. The body names no internals (the exception's text
+    may hold paths or stored text); the log does, under the same short random id. An exception after the
+    response has started cannot be answered any more: it is logged and raised, and the connection drops.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def send_watched(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_watched)
+        except Exception as exc:
+            error_id = secrets.token_hex(4)
+            log.error("internal error %s on %s %s", error_id, scope.get("method"), scope.get("path"), exc_info=exc)
+            if started:
+                raise
+            body = {"error": f"internal server error (id {error_id}): the server's log has the details", "id": error_id}
+            await JSONResponse(body, status_code=500)(scope, receive, send)
+
+
 def _check_text(text: str, what: str) -> str:
-    if not text.strip():
-        raise UsageError(f"the {what} is empty: give some text")
     if len(text) > MAX_QUERY_CHARS:
         raise UsageError(f"the {what} has {len(text)} characters, more than the limit of {MAX_QUERY_CHARS}: shorten it")
+    if not text.strip():
+        raise UsageError(f"the {what} is empty: give some text")
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:  # a lone surrogate ("\ud800" in a JSON string): no encoder can read it
+        raise UsageError(
+            f"the {what} holds a lone surrogate (U+{ord(text[exc.start]):04X} at character {exc.start}), "
+            "which is not text: send valid Unicode"
+        ) from None
     return text
+
+
+def display_root(store: Store) -> str:
+    """The deepest folder holding every stored path, with its trailing separator (``""`` when there is none).
+
+    The longest common prefix of a set of strings is the common prefix of its smallest and largest
+    member, so two index lookups answer it; the prefix is then cut back to its last separator. (Two
+    statements: SQLite answers a lone ``min()`` or ``max()`` from the ``(path, record)`` index, but scans
+    the table for both in one.)
+    """
+    low, high = (store.db.execute(f"SELECT {f}(path) FROM documents").fetchone()[0] for f in ("min", "max"))
+    if not low or not high:
+        return ""
+    size = 0
+    for a, b in zip(low, high, strict=False):
+        if a != b:
+            break
+        size += 1
+    prefix = low[:size]
+    cut = max(prefix.rfind("/"), prefix.rfind("\\"))
+    return prefix[: cut + 1] if cut > 0 else ""
+
+
+def relative(path: str, root: str) -> str:
+    """``path`` without the ``root`` folder (as :func:`display_root` gives it), or whole when outside it."""
+    return path[len(root) :] if root and path.startswith(root) and len(path) > len(root) else path
+
+
+def page_boundaries(store: Store, doc: StoredDocument) -> list[tuple[int, int]]:
+    """``(char_offset, page)`` boundaries of a document, sorted, when its row has them, else ``[]``.
+
+    Read from the document's ``locations`` (a nullable JSON column of boundaries that a PDF reader
+    fills) when the store has one; anything unreadable there means no pages, never an error.
+    """
+    value = getattr(doc, "locations", None)
+    if value is None:
+        columns = {row[1] for row in store.db.execute("PRAGMA table_info(documents)").fetchall()}
+        if "locations" not in columns:
+            return []
+        row = store.db.execute("SELECT locations FROM documents WHERE id = ?", [doc.id]).fetchone()
+        value = row[0] if row else None
+    try:
+        items = json.loads(value) if isinstance(value, str | bytes) else value
+        pairs = []
+        for item in items or []:
+            if isinstance(item, dict):
+                offset, page = item.get("char_offset", item.get("offset")), item.get("page")
+            else:
+                offset, page = item
+            if type(offset) is not int or type(page) is not int:
+                return []
+            pairs.append((offset, page))
+    except (TypeError, ValueError):
+        return []
+    return sorted(p for p in pairs if 0 <= p[0] <= len(doc.text))
+
+
+def document_page(doc: StoredDocument, root: str, pages: list[tuple[int, int]]) -> str:
+    """The HTML page of one stored document: every piece of it HTML-escaped, no script."""
+    e = html.escape
+    shown = relative(doc.location, root)
+    facts = [f"record {doc.record} of the file"] if doc.record else []
+    sections: list[tuple[int | None, str]] = []
+    if pages:
+        if pages[0][0] > 0:
+            sections.append((None, doc.text[: pages[0][0]]))
+        ends = [offset for offset, _ in pages[1:]] + [len(doc.text)]
+        sections += [(page, doc.text[offset:end]) for (offset, page), end in zip(pages, ends, strict=True)]
+        first, last = pages[0][1], pages[-1][1]
+        facts.append(f"page {first}" if first == last else f"pages {first}–{last}")
+    else:
+        sections.append((None, doc.text))
+    facts += [f"{len(doc.text):,} characters", f"id {doc.id}"]
+    body = "".join(
+        (f'<section id="page-{page}"><h3>page {page}</h3>' if page is not None else "<section>")
+        + f'<pre class="doc-text">{e(text)}</pre></section>'
+        for page, text in sections
+    )
+    return f"""<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>{e(shown)} · semhash</title>
+<link rel="icon" href="/favicon.svg" type="image/svg+xml">
+<link rel="stylesheet" href="/static/style.css">
+</head>
+<body>
+<header><h1><a href="/">semhash</a></h1></header>
+<main class="document">
+<h2 class="doc-path" title="{e(doc.location)}">{e(shown)}</h2>
+<p class="doc-meta">{e(" · ".join(facts))} · <a href="/#similar/{doc.id}">more like this</a> · <a href="/api/documents/{doc.id}">JSON</a></p>
+{body}
+</main>
+</body>
+</html>
+"""  # noqa: E501
 
 
 def _check_k(k: int) -> int:
@@ -193,6 +364,7 @@ def create_app(
         lifespan=lifespan,
     )
     app.state.searcher = searcher
+    app.add_middleware(ErrorGuard)
 
     @app.exception_handler(SemhashError)
     def semhash_error(request: Request, exc: SemhashError) -> JSONResponse:
@@ -220,7 +392,9 @@ def create_app(
         t1 = time.perf_counter()
         hits = searcher.search_embedding(embedding, code, options)
         t2 = time.perf_counter()
-        response = json_response({"query": text, "hits": [h.to_dict() for h in hits]})
+        response = json_response(
+            {"query": text, "hits": [h.to_dict() for h in hits], "root": display_root(searcher.store)}
+        )
         response.headers["Server-Timing"] = server_timing(code=t1 - t0, search=t2 - t1, json=time.perf_counter() - t2)
         return response
 
@@ -241,11 +415,12 @@ def create_app(
         return run_query(body.q, body.k, body.radius, body.rerank, body.pool, body.exact)
 
     @app.get("/api/similar/{doc_id}", summary="Neighbours of a stored document", response_model=dict[str, Any])
-    def similar(doc_id: int, k: int = DEFAULT_K, rerank: bool = True) -> JSONResponse:
+    def similar(doc_id: DocId, k: int = DEFAULT_K, rerank: bool = True) -> JSONResponse:
         hits = searcher.similar_id(doc_id, QueryOptions(k=_check_k(k), rerank=rerank))
         doc = searcher.store.documents([doc_id]).get(doc_id)
         location = doc.location if doc is not None else str(doc_id)
-        return json_response({"id": doc_id, "location": location, "hits": [h.to_dict() for h in hits]})
+        root = display_root(searcher.store)
+        return json_response({"id": doc_id, "location": location, "hits": [h.to_dict() for h in hits], "root": root})
 
     @app.post("/api/exists", summary="Is this text already in the index?", response_model=dict[str, Any])
     def exists(body: ExistsRequest) -> JSONResponse:
@@ -258,10 +433,8 @@ def create_app(
         return json_response({"exists": bool(matches), "matches": matches})
 
     @app.get("/api/documents/{doc_id}", summary="A stored document")
-    def document(doc_id: int) -> dict[str, Any]:
-        doc = searcher.store.documents([doc_id]).get(doc_id)
-        if doc is None:
-            raise DocumentNotFoundError(f"no document with id {doc_id}")
+    def document(doc_id: DocId) -> dict[str, Any]:
+        doc = _stored(doc_id)
         bits = searcher.bits
         code = None if doc.code is None else f"{doc.code & ((1 << bits) - 1):0{bits // 4}x}"
         return {"id": doc.id, "path": doc.path, "record": doc.record, "location": doc.location, "text": doc.text,
@@ -276,9 +449,29 @@ def create_app(
     def info() -> dict[str, Any]:
         return index_info(searcher.db_path).to_dict()
 
+    def _stored(doc_id: int) -> StoredDocument:
+        doc = searcher.store.documents([doc_id]).get(doc_id)
+        if doc is None:
+            raise DocumentNotFoundError(f"no document with id {doc_id}")
+        return doc
+
     @app.get("/", include_in_schema=False)
     def page() -> FileResponse:
-        return FileResponse(str(STATIC / "index.html"), media_type="text/html")
+        return FileResponse(
+            str(STATIC / "index.html"), media_type="text/html", headers={"Content-Security-Policy": PAGE_CSP}
+        )
+
+    @app.get("/documents/{doc_id}", include_in_schema=False)
+    def document_view(doc_id: DocId) -> HTMLResponse:
+        doc = _stored(doc_id)
+        store = searcher.store
+        content = document_page(doc, display_root(store), page_boundaries(store, doc))
+        return HTMLResponse(content, headers={"Content-Security-Policy": PAGE_CSP})
+
+    @app.get("/favicon.ico", include_in_schema=False)
+    @app.get("/favicon.svg", include_in_schema=False)
+    def favicon() -> FileResponse:
+        return FileResponse(str(STATIC / "favicon.svg"), media_type="image/svg+xml")
 
     @app.get("/static/{name}", include_in_schema=False)
     def static(name: str) -> FileResponse:
@@ -290,7 +483,7 @@ def create_app(
     return app
 
 
-_STATIC_FILES = {"app.js": "text/javascript", "style.css": "text/css"}
+_STATIC_FILES = {"app.js": "text/javascript", "style.css": "text/css", "favicon.svg": "image/svg+xml"}
 
 
 def serve(

@@ -4,6 +4,12 @@
 
 const $ = (id) => document.getElementById(id);
 
+// Queries up to this many characters are kept in the address (#q=...), so they can be bookmarked and shared;
+// longer ones are sent in a POST body and kept in the history entry's state, never in a URL.
+const SHORT_QUERY = 200;
+// How much of a query the heading echoes.
+const HEADING_CHARS = 80;
+
 function el(tag, className, text) {
   const node = document.createElement(tag);
   if (className) node.className = className;
@@ -11,11 +17,28 @@ function el(tag, className, text) {
   return node;
 }
 
-async function getJSON(url) {
-  const response = await fetch(url, { headers: { Accept: "application/json" } });
-  const body = await response.json().catch(() => ({ error: `HTTP ${response.status}` }));
-  if (!response.ok) throw new Error(body.error || `HTTP ${response.status}`);
-  return body;
+async function getJSON(url, body) {
+  const init = { headers: { Accept: "application/json" } };
+  if (body !== undefined) {
+    init.method = "POST";
+    init.headers["Content-Type"] = "application/json";
+    init.body = JSON.stringify(body);
+  }
+  const response = await fetch(url, init);
+  const payload = await response.json().catch(() => ({ error: `HTTP ${response.status}` }));
+  if (!response.ok) throw new Error(payload.error || `HTTP ${response.status}`);
+  return payload;
+}
+
+// One line, at most `size` characters, an ellipsis where it was cut.
+function shorten(text, size) {
+  const flat = text.split(/\s+/).filter(Boolean).join(" ");
+  return flat.length <= size ? flat : `${flat.slice(0, size - 1)}…`;
+}
+
+// A path without the indexed folder (the server's `root`); the full path stays in the title.
+function relative(path, root) {
+  return root && path.startsWith(root) && path.length > root.length ? path.slice(root.length) : path;
 }
 
 function setStatus(text, isError) {
@@ -23,7 +46,27 @@ function setStatus(text, isError) {
   $("status").className = isError ? "error" : "";
 }
 
-function showHits(heading, hits) {
+function clearResults() {
+  $("heading").hidden = true;
+  $("heading").textContent = "";
+  $("results").replaceChildren();
+}
+
+function showError(message) {
+  clearResults();
+  setStatus(message, true);
+}
+
+function matchLabel(hit) {
+  const bits = hit.bits || 32;
+  const details = [];
+  if (hit.cosine !== null) details.push(`cosine similarity ${hit.cosine.toFixed(3)}`);
+  details.push(`Hamming distance ${hit.distance} of ${bits} bits`, `id ${hit.id}`, `code ${hit.code}`);
+  const label = hit.cosine === null ? `match ${bits - hit.distance}/${bits} bits` : `match ${hit.cosine.toFixed(2)}`;
+  return [label, details.join(" · ")];
+}
+
+function showHits(heading, hits, root) {
   $("heading").hidden = false;
   $("heading").textContent = heading;
   const list = $("results");
@@ -32,11 +75,15 @@ function showHits(heading, hits) {
     const item = el("li", "hit");
     item.dataset.id = String(hit.id);
     const top = el("div");
-    top.append(el("span", "path", hit.location));
-    const cosine = hit.cosine === null ? "" : ` · cosine ${hit.cosine.toFixed(3)}`;
-    top.append(el("span", "meta", `Hamming ${hit.distance}${cosine} · id ${hit.id}`));
+    const path = el("a", "path", relative(hit.location, root));
+    path.href = `/documents/${encodeURIComponent(hit.id)}`;
+    path.title = hit.location;
+    const [label, details] = matchLabel(hit);
+    const meta = el("span", "meta", label);
+    meta.title = details;
+    top.append(path, meta);
     item.append(top, el("p", "snippet", hit.snippet));
-    const link = el("a", "neighbours", "neighbours");
+    const link = el("a", "neighbours", "more like this");
     link.href = `#similar/${encodeURIComponent(hit.id)}`;
     item.append(link);
     list.append(item);
@@ -47,11 +94,10 @@ function showHits(heading, hits) {
 async function runQuery(q, k) {
   setStatus("searching…", false);
   try {
-    const params = new URLSearchParams({ q, k: String(k) });
-    const body = await getJSON(`/api/query?${params}`);
-    showHits(`Results for “${q}”`, body.hits);
+    const body = await getJSON("/api/query", { q, k: Number(k) });
+    showHits(`Results for “${shorten(q, HEADING_CHARS)}”`, body.hits, body.root);
   } catch (error) {
-    setStatus(error.message, true);
+    showError(error.message);
   }
 }
 
@@ -59,13 +105,14 @@ async function runSimilar(id, k) {
   setStatus("searching…", false);
   try {
     const body = await getJSON(`/api/similar/${encodeURIComponent(id)}?k=${encodeURIComponent(k)}`);
-    showHits(`Neighbours of ${body.location}`, body.hits);
+    showHits(`Documents like ${relative(body.location, body.root)}`, body.hits, body.root);
   } catch (error) {
-    setStatus(error.message, true);
+    showError(error.message);
   }
 }
 
-// The address keeps the state (#q=... or #similar/ID), so the back button and links work.
+// The address keeps the state (#q=... or #similar/ID), so the back button and links work; a long query
+// lives in the history entry's state instead (see SHORT_QUERY).
 function route() {
   const hash = decodeURIComponent(location.hash.slice(1));
   const k = $("k").value || "10";
@@ -75,6 +122,12 @@ function route() {
     const q = hash.slice(2);
     $("q").value = q;
     runQuery(q, k);
+  } else if (!hash && history.state && typeof history.state.q === "string") {
+    $("q").value = history.state.q;
+    runQuery(history.state.q, k);
+  } else if (!hash) {
+    clearResults();
+    setStatus("", false);
   }
 }
 
@@ -82,21 +135,36 @@ $("search").addEventListener("submit", (event) => {
   event.preventDefault();
   const q = $("q").value;
   if (!q.trim()) {
-    setStatus("type something to search for", true);
+    showError("type something to search for");
+    if (location.hash || history.state) history.pushState(null, "", location.pathname);
+    return;
+  }
+  if (q.length > SHORT_QUERY) {
+    history.pushState({ q }, "", location.pathname);
+    runQuery(q, $("k").value || "10");
     return;
   }
   const target = `#q=${encodeURIComponent(q)}`;
   if (location.hash === target) route();
   else location.hash = target;
 });
-window.addEventListener("hashchange", route);
+// Moving to an entry with a hash fires hashchange; to one without (a long query, a cleared page) popstate.
+// Each event answers only its own case, so one move never runs the query twice.
+window.addEventListener("hashchange", () => {
+  if (location.hash) route();
+});
+window.addEventListener("popstate", () => {
+  if (!location.hash) route();
+});
 
 async function loadInfo() {
   try {
     const info = await getJSON("/api/info");
     const model = info.model_name || "no model";
+    const name = info.db_path.split(/[\\/]/).pop();
     $("info").textContent =
-      `${info.db_path}: ${info.encoded} of ${info.documents} documents encoded · ${info.bits}-bit codes · ${model}`;
+      `${name}: ${info.encoded} of ${info.documents} documents searchable · ${info.bits}-bit codes · ${model}`;
+    $("info").title = info.db_path;
   } catch (error) {
     $("info").textContent = `index info unavailable: ${error.message}`;
   }
