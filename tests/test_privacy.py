@@ -270,3 +270,51 @@ def test_nothing_is_written_outside_the_index_and_its_cache(runs: Runs) -> None:
     assert [
         p for p in _listing(runs.index_dir) if p.split("/")[0] != name and not p.startswith((f"{name}.", f"{name}-"))
     ] == []
+
+
+@pytest.fixture
+def bare_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> pytest.MonkeyPatch:
+    """No switch set; every one keep_local sets is put back as it was after the test."""
+    from semhash.privacy import OFFLINE, QUIET, TORCH_CACHE_VARIABLE
+
+    for name in {*os.environ, *QUIET, *OFFLINE, TORCH_CACHE_VARIABLE}:
+        if name.startswith(SCRUBBED):
+            monkeypatch.setenv(name, "")  # recorded, so that teardown restores (or removes) it
+            monkeypatch.delenv(name)
+    monkeypatch.setenv("HOME", str(tmp_path))
+    return monkeypatch
+
+
+def test_keep_local_sets_defaults_and_leaves_the_users_values(bare_environment: pytest.MonkeyPatch) -> None:
+    from semhash.privacy import keep_local
+
+    bare_environment.setenv("RAY_USAGE_STATS_ENABLED", "1")
+    keep_local()
+    assert os.environ["ORT_DISABLE_TELEMETRY"] == "1" and os.environ["HF_HUB_OFFLINE"] == "1"
+    assert os.environ["RAY_USAGE_STATS_ENABLED"] == "1"  # the user's choice
+    assert os.environ["TORCHINDUCTOR_CACHE_DIR"] == str(Path.home() / ".cache" / "semhash" / "torch")
+
+
+def test_keep_local_stays_online_when_downloads_are_allowed(bare_environment: pytest.MonkeyPatch) -> None:
+    from semhash.privacy import keep_local
+
+    bare_environment.setenv("SEMHASH_ALLOW_DOWNLOAD", "1")
+    keep_local()
+    assert "HF_HUB_OFFLINE" not in os.environ and "TRANSFORMERS_OFFLINE" not in os.environ
+    assert os.environ["HF_HUB_DISABLE_TELEMETRY"] == "1"
+
+
+def test_keep_local_warns_when_onnxruntime_came_first(bare_environment: pytest.MonkeyPatch) -> None:
+    from semhash.privacy import keep_local
+
+    calls: list[str] = []
+
+    class FakeOnnxruntime:
+        @staticmethod
+        def disable_telemetry_events() -> None:
+            calls.append("disabled")
+
+    bare_environment.setitem(sys.modules, "onnxruntime", FakeOnnxruntime())
+    with pytest.warns(RuntimeWarning, match="imported before semhash"):
+        keep_local()
+    assert calls == ["disabled"]
