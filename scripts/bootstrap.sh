@@ -22,3 +22,9 @@ if ! command -v chromium >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1 &
   (apt-get install -y -q chromium >/dev/null 2>&1 || { apt-get update -q >/dev/null 2>&1 && apt-get install -y -q chromium >/dev/null 2>&1; }) \
     || echo "note: could not install chromium with apt; the browser test of semhash serve will be skipped" >&2
 fi
+# The network-silence test (tests/test_privacy.py) watches native code's connections with strace; without it
+# that part is skipped and says why (its Python audit hook and its files check still run).
+if ! command -v strace >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
+  (apt-get install -y -q strace >/dev/null 2>&1 || { apt-get update -q >/dev/null 2>&1 && apt-get install -y -q strace >/dev/null 2>&1; }) \
+    || echo "note: could not install strace with apt; the native part of tests/test_privacy.py will be skipped" >&2
+fi

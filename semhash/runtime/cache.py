@@ -10,22 +10,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from importlib import metadata
 from pathlib import Path
 
+from semhash.config import ENV_CACHE, cache_root
 from semhash.runtime.manifest import RUNTIME_FORMAT, Manifest, RuntimeUnavailableError, read_manifest
 
-#: Environment variable naming the cache root (default ``~/.cache/semhash``).
-ENV_CACHE = "SEMHASH_CACHE"
-
-
-def cache_root() -> Path:
-    """``$SEMHASH_CACHE``, else ``$XDG_CACHE_HOME/semhash``, else ``~/.cache/semhash``."""
-    if os.environ.get(ENV_CACHE):
-        return Path(os.environ[ENV_CACHE]).expanduser()
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "semhash"
+__all__ = ["ENV_CACHE", "cache_root", "cached_encoder", "encoder_cache_folder", "encoder_key"]
 
 
 def _version(dist: str) -> str:
