@@ -1,0 +1,41 @@
+"""Opening the zip containers of DOCX/PPTX/XLSX/EPUB/ODF safely: sizes checked before anything inflates."""
+
+from __future__ import annotations
+
+import zipfile
+from typing import BinaryIO
+
+from semhash.extract import MALFORMED, MAX_UNZIPPED_BYTES, MAX_ZIP_MEMBERS, TOO_LARGE, SkipFile
+
+
+def open_zip(source: BinaryIO, what: str) -> zipfile.ZipFile:
+    """The zip in ``source``, refused when it would unpack to more than the caps (a zip bomb) or is no zip.
+
+    The check reads the declared sizes only; Python's ``zipfile`` never inflates a member past its declared
+    size (it stops there and fails the member's CRC check), so the declared total bounds what is unpacked,
+    by this code and by python-docx, python-pptx and openpyxl, which read through ``zipfile`` too.
+    """
+    try:
+        archive = zipfile.ZipFile(source)
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, ValueError, EOFError):
+        raise SkipFile(MALFORMED, f"not a readable {what} (not a zip, or damaged)") from None
+    members = archive.infolist()
+    total = sum(info.file_size for info in members)
+    if len(members) > MAX_ZIP_MEMBERS or total > MAX_UNZIPPED_BYTES:
+        archive.close()
+        raise SkipFile(
+            TOO_LARGE,
+            f"{what} would unpack to {total / 2**20:.0f} MiB in {len(members)} parts "
+            f"(at most {MAX_UNZIPPED_BYTES // 2**20} MiB and {MAX_ZIP_MEMBERS} parts are read)",
+        )
+    return archive
+
+
+def read_member(archive: zipfile.ZipFile, name: str, what: str) -> bytes:
+    """One member's bytes (within the checked total); a missing or damaged one makes the file malformed."""
+    try:
+        return archive.read(name)
+    except KeyError:
+        raise SkipFile(MALFORMED, f"not a readable {what}: no {name}") from None
+    except (zipfile.BadZipFile, OSError, ValueError, EOFError, NotImplementedError, RuntimeError) as exc:
+        raise SkipFile(MALFORMED, f"not a readable {what}: {name} is damaged ({exc})") from None
