@@ -56,6 +56,7 @@ from collections.abc import Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import semhash.extract as extract_package
 from semhash.config import (
     CSV_SUFFIXES,
     DEFAULT_MAX_FILE_MB,
@@ -69,7 +70,6 @@ from semhash.extract import (
     ALIAS,
     BAD_NAME,
     BROKEN_SYMLINK,
-    MAX_EXTRACTED_CHARS,
     NOT_REGULAR,
     SYMLINK_OUTSIDE,
     TOO_LARGE,
@@ -413,7 +413,7 @@ def _file_documents(
     if extraction.encoding not in (None, "utf-8"):
         notes.append(FileNote(path, "encoding", str(extraction.encoding)))
     if extraction.truncated:
-        notes.append(FileNote(path, "truncated", f"{MAX_EXTRACTED_CHARS:,}"))
+        notes.append(FileNote(path, "truncated", f"{extract_package.MAX_EXTRACTED_CHARS:,}"))
     return _stripped(path, extraction, info.st_mtime), notes
 
 

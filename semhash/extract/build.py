@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from semhash.extract import MAX_EXTRACTED_CHARS, Extraction, Record
+import semhash.extract as package
+from semhash.extract import Extraction, Record
 
 
 class PagedText:
@@ -12,8 +13,8 @@ class PagedText:
     then returns ``False`` and the extraction is marked truncated, so a caller can stop reading the file.
     """
 
-    def __init__(self, limit: int = MAX_EXTRACTED_CHARS) -> None:
-        self.limit = limit
+    def __init__(self, limit: int | None = None) -> None:
+        self.limit = limit if limit is not None else package.MAX_EXTRACTED_CHARS
         self.parts: list[str] = []
         self.size = 0
         self.locations: list[tuple[int, int]] = []

@@ -5,7 +5,8 @@ from __future__ import annotations
 import zipfile
 from typing import BinaryIO
 
-from semhash.extract import MALFORMED, MAX_UNZIPPED_BYTES, MAX_ZIP_MEMBERS, TOO_LARGE, SkipFile
+import semhash.extract as package
+from semhash.extract import MALFORMED, TOO_LARGE, SkipFile
 
 
 def open_zip(source: BinaryIO, what: str) -> zipfile.ZipFile:
@@ -21,12 +22,13 @@ def open_zip(source: BinaryIO, what: str) -> zipfile.ZipFile:
         raise SkipFile(MALFORMED, f"not a readable {what} (not a zip, or damaged)") from None
     members = archive.infolist()
     total = sum(info.file_size for info in members)
-    if len(members) > MAX_ZIP_MEMBERS or total > MAX_UNZIPPED_BYTES:
+    cap, most = package.MAX_UNZIPPED_BYTES, package.MAX_ZIP_MEMBERS
+    if len(members) > most or total > cap:
         archive.close()
         raise SkipFile(
             TOO_LARGE,
             f"{what} would unpack to {total / 2**20:.0f} MiB in {len(members)} parts "
-            f"(at most {MAX_UNZIPPED_BYTES // 2**20} MiB and {MAX_ZIP_MEMBERS} parts are read)",
+            f"(at most {cap // 2**20} MiB and {most} parts are read)",
         )
     return archive
 
