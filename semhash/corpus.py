@@ -245,10 +245,12 @@ class CorpusScan:
                     self._skip(path, f"{what} name is not valid UTF-8: rename it to index it", BAD_NAME)
                     continue
                 if entry.is_symlink():
+                    if not _is_dir(entry, follow=True) and not self._selected(os.path.relpath(path, root), path, name):
+                        continue  # a link to a file of an unsupported type counts as that, not as a link
                     target = self._symlink(path, real_roots, walked)
                     if target == "folder":
                         subfolders.append((path, True))
-                    elif target == "file" and self._selected(os.path.relpath(path, root), path, name):
+                    elif target == "file":
                         yield _Candidate(path, True)
                 elif _is_dir(entry):
                     if followed and not self._first_visit(entry, walked):
@@ -320,9 +322,9 @@ class CorpusScan:
         return False
 
 
-def _is_dir(entry: os.DirEntry[str]) -> bool:
+def _is_dir(entry: os.DirEntry[str], follow: bool = False) -> bool:
     try:
-        return entry.is_dir(follow_symlinks=False)
+        return entry.is_dir(follow_symlinks=follow)
     except OSError:
         return False
 

@@ -122,6 +122,7 @@ def test_declared_bom_and_detected_encodings_are_honoured_per_file(tmp_path: Pat
     (tmp_path / "utf8bom.md").write_bytes("\ufeffnaïve".encode())
     (tmp_path / "latin.txt").write_bytes(latin.encode("latin-1"))
     (tmp_path / "lies.html").write_bytes('<meta charset="utf-8"><p>déjà vu, à la carte</p>'.encode("latin-1"))
+    (tmp_path / "ascii.html").write_bytes(b'<meta charset="iso-8859-1"><p>plain ascii</p>')  # nothing to note
     scan, docs = _scan(tmp_path)
     assert docs == {
         "meta.html": latin,
@@ -131,6 +132,7 @@ def test_declared_bom_and_detected_encodings_are_honoured_per_file(tmp_path: Pat
         "utf8bom.md": "naïve",
         "latin.txt": latin,
         "lies.html": "déjà vu, à la carte",
+        "ascii.html": "plain ascii",
     }
     assert scan.skipped == []
     encodings = {os.path.relpath(n.path, tmp_path): n.detail for n in scan.notes if n.kind == "encoding"}
@@ -182,8 +184,10 @@ def test_a_symlink_outside_the_folder_is_followed_only_when_asked(tmp_path: Path
     (root / "again.txt").symlink_to(outside / "secret.txt")
     (root / "outdir").symlink_to(outside / "sub")
     (root / "dangling.txt").symlink_to(tmp_path / "nothing-here.txt")
+    (root / "script.js").symlink_to(outside / "secret.txt")  # not a type read: counted as such, not as a link
     scan, docs = _scan(root)
     assert docs == {"mine.txt": "inside"}
+    assert [(p.reason, p.extension) for p in scan.passed_over] == [("unsupported type", ".js")]
     reasons = _reasons(scan, root)
     assert {k: v[0] for k, v in reasons.items()} == {
         "again.txt": "symlink outside",

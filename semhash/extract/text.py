@@ -1,10 +1,11 @@
 """Decoding a text file's bytes: which encoding, decided per file, and why (issue 18).
 
 In order: a byte-order mark (UTF-8, UTF-16, UTF-32) wins; then a NUL byte in the first 8 KiB means binary;
-then, for HTML, the XML declaration's ``encoding`` or a ``<meta charset>`` / ``http-equiv`` content type in
-the first 4 KiB (as browsers do, ``iso-8859-1`` and ``ascii`` mean windows-1252, and a declared UTF-16 without
-a BOM means UTF-8); then strict UTF-8; then charset-normalizer's best guess, if the whole file decodes with
-it. A declaration the bytes contradict (they do not decode) is passed over, not trusted. Nothing fits:
+then ASCII-only bytes read as UTF-8 (every declaration gives the same text); then, for HTML, the XML
+declaration's ``encoding`` or a ``<meta charset>`` / ``http-equiv`` content type in the first 4 KiB (as
+browsers do, ``iso-8859-1`` and ``ascii`` mean windows-1252, and a declared UTF-16 without a BOM means
+UTF-8); then strict UTF-8; then charset-normalizer's best guess, if the whole file decodes with it. A
+declaration the bytes contradict (they do not decode) is passed over, not trusted. Nothing fits:
 :class:`~semhash.extract.SkipFile` ``undecodable``.
 """
 
@@ -54,6 +55,8 @@ def decode(raw: bytes, html: bool = False) -> tuple[str, str]:
                 raise SkipFile(UNDECODABLE, why) from None
     if b"\x00" in raw[:_BINARY_SNIFF]:
         raise SkipFile(BINARY, "binary file")
+    if raw.isascii():  # the same text in UTF-8 and in every encoding a page can declare: nothing to note
+        return raw.decode("ascii"), "utf-8"
     if html:
         declared = declared_encoding(raw[:_DECLARATION_SNIFF])
         if declared is not None:
