@@ -208,6 +208,10 @@ class CorpusScan:
         seen: set[str] = set()  # real paths of files yielded (and of the roots' own files)
         walked: set[tuple[int, int]] = set()  # folders walked through followed links: (device, inode)
         for root in self.roots:
+            if not _valid_name(str(root)):  # every path under it would be one the index cannot store
+                what = "folder" if root.is_dir() else "file"
+                self._skip(str(root), f"{what} path is not valid UTF-8: rename it to index it", BAD_NAME)
+                continue
             if not root.is_dir():
                 if str(root) not in seen:
                     seen.add(str(root))

@@ -262,14 +262,23 @@ def test_files_over_the_cap_are_skipped_as_too_large(tmp_path: Path) -> None:
     assert list(read_documents({str(tmp_path / "small.txt"): {0}}, ReadOptions(max_file_bytes=2000))) == []
 
 
-def test_max_file_mb_option(tmp_path: Path, patch_encoder: FakeEncoder) -> None:
+def test_max_file_mb_and_follow_symlinks_options(
+    tmp_path: Path, patch_encoder: FakeEncoder, monkeypatch: pytest.MonkeyPatch
+) -> None:
     (tmp_path / "docs").mkdir()
     (tmp_path / "docs" / "a.txt").write_text("a" * 2000)
     (tmp_path / "docs" / "b.txt").write_text("b b b")
-    args = ["index", str(tmp_path / "docs"), "--db", str(tmp_path / "s.db"), "--max-file-mb", "0.001", "-v"]
-    result = CliRunner().invoke(app, args)
+    (tmp_path / "elsewhere.txt").write_text("linked from elsewhere")
+    (tmp_path / "docs" / "link.txt").symlink_to(tmp_path / "elsewhere.txt")
+    args = ["index", str(tmp_path / "docs"), "--db", str(tmp_path / "s.db"), "-v"]
+    result = CliRunner().invoke(app, [*args, "--max-file-mb", "0.001"])
     assert result.exit_code == 0, result.output
-    assert "skipped 1 file (1 too large)" in result.output
+    assert "skipped 2 files (1 symlink outside, 1 too large)" in result.output
+    assert "1 added" in result.output
+    monkeypatch.setenv("SEMHASH_MAX_FILE_MB", "0.001")
+    result = CliRunner().invoke(app, [*args, "--follow-symlinks"])
+    assert result.exit_code == 0, result.output
+    assert "skipped 1 file (1 too large)" in result.output and "1 added" in result.output
 
 
 # -- 6. a file name that is not UTF-8 -------------------------------------------------------------------
@@ -303,6 +312,10 @@ def test_a_name_that_is_not_utf8_is_skipped_and_the_rest_indexed(tmp_path: Path)
     json.dumps([s.path for s in report.skipped_files], ensure_ascii=False).encode("utf-8")  # printable
     again = index_paths(db, [tmp_path / "docs"], OPTS, encoder=FakeEncoder())
     assert again.unchanged == 1 and again.removed == 0
+    # Given by name (a file, or a folder whose own path is odd): skipped the same way, the rest indexed.
+    odd = os.fsdecode(os.path.join(root, b"bad\xff\xfename.txt"))
+    report = index_paths(db, [odd, os.fsdecode(os.path.join(root, b"dir\xff")), tmp_path / "docs"], OPTS, FakeEncoder())
+    assert report.unchanged == 1 and [s.kind for s in report.skipped_files] == ["undecodable name"] * 4
 
 
 # -- 7. JSON nested too deeply --------------------------------------------------------------------------
