@@ -206,6 +206,11 @@ def test_a_zip_bomb_is_refused_before_it_inflates(tmp_path: Path, monkeypatch: p
     assert docs == {}
     kind, reason = _reasons(scan)["bomb.odt"]
     assert kind == "too large" and "would unpack to 4 MiB" in reason
+    monkeypatch.setattr(semhash.extract, "MAX_UNZIPPED_BYTES", 8 * 2**20)
+    monkeypatch.setattr(semhash.extract, "MAX_XML_PART_BYTES", 2**20)
+    scan, docs = _scan(tmp_path)
+    kind, reason = _reasons(scan)["bomb.odt"]
+    assert kind == "too large" and reason == "ODT has a 4 MiB XML part (content.xml; at most 1 MiB are parsed)"
 
 
 # -- EPUB and OpenDocument (stdlib) ---------------------------------------------------------------------

@@ -36,6 +36,9 @@ MAX_EXTRACTED_CHARS = 10_000_000
 #: Most bytes the zip formats may unpack, in all (declared sizes, which Python's ``zipfile`` enforces when
 #: reading: a member that inflates past its declared size fails its check instead of filling memory).
 MAX_UNZIPPED_BYTES = 256 * 2**20
+#: Most bytes one XML part of a zip format may hold (a parser's tree of it takes several times that): a DOCX's
+#: ``word/document.xml`` of 64 MiB is already millions of words.
+MAX_XML_PART_BYTES = 64 * 2**20
 #: Most members in one zip (a zip of millions of empty entries is a bomb of another kind).
 MAX_ZIP_MEMBERS = 20_000
 

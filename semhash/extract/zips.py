@@ -10,7 +10,8 @@ from semhash.extract import MALFORMED, TOO_LARGE, SkipFile
 
 
 def open_zip(source: BinaryIO, what: str) -> zipfile.ZipFile:
-    """The zip in ``source``, refused when it would unpack to more than the caps (a zip bomb) or is no zip.
+    """The zip in ``source``, refused when it would unpack to more than the caps (a zip bomb), when one XML part
+    is over :data:`~semhash.extract.MAX_XML_PART_BYTES`, or when it is no zip.
 
     The check reads the declared sizes only; Python's ``zipfile`` never inflates a member past its declared
     size (it stops there and fails the member's CRC check), so the declared total bounds what is unpacked,
@@ -29,6 +30,17 @@ def open_zip(source: BinaryIO, what: str) -> zipfile.ZipFile:
             TOO_LARGE,
             f"{what} would unpack to {total / 2**20:.0f} MiB in {len(members)} parts "
             f"(at most {cap // 2**20} MiB and {most} parts are read)",
+        )
+    xml_cap = package.MAX_XML_PART_BYTES
+    big = [
+        i for i in members if i.filename.lower().endswith((".xml", ".rels", ".xhtml", ".opf")) and i.file_size > xml_cap
+    ]
+    if big:
+        archive.close()
+        raise SkipFile(
+            TOO_LARGE,
+            f"{what} has a {big[0].file_size / 2**20:.0f} MiB XML part ({big[0].filename}; at most "
+            f"{xml_cap // 2**20} MiB are parsed)",
         )
     return archive
 
