@@ -57,7 +57,7 @@ TEXT_SUFFIXES = (".txt", ".md", ".rst")
 HTML_SUFFIXES = (".html", ".htm")
 JSON_SUFFIXES = (".json", ".jsonl", ".ndjson")
 CSV_SUFFIXES = (".csv",)
-#: Documents read by a parser from the ``documents`` extra (PDF, Office) or the stdlib (EPUB, ODF zips).
+#: Documents read by a parser from the ``documents`` extra (PDF, XLSX) or the stdlib (DOCX, PPTX, EPUB, ODF).
 PDF_SUFFIXES = (".pdf",)
 OFFICE_SUFFIXES = (".docx", ".pptx", ".xlsx")
 EPUB_SUFFIXES = (".epub",)

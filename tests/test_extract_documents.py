@@ -1,7 +1,8 @@
 """PDF, DOCX, PPTX, XLSX, EPUB, ODT and ODP files: text, page/slide locations, and every way they can fail.
 
-Every fixture is written here: PDFs with fpdf2 (the ``dev`` extra), Office files with the libraries of the
-``documents`` extra, EPUB and ODF zips by hand. Tests of a format whose library is missing are skipped.
+Every fixture is written here: PDFs with fpdf2, DOCX and PPTX with python-docx and python-pptx (the ``dev``
+extra), XLSX with openpyxl (the ``documents`` extra), EPUB and ODF zips by hand. Tests of a format whose
+library is missing are skipped.
 """
 
 from __future__ import annotations
@@ -112,13 +113,13 @@ def test_pdf_without_text_encrypted_or_damaged_is_skipped_with_its_reason(tmp_pa
 
 def test_missing_library_is_skipped_with_the_install_hint(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     (tmp_path / "paper.pdf").write_bytes(b"%PDF-1.4")
-    (tmp_path / "letter.docx").write_bytes(b"PK")
-    for name in ("pypdfium2", "docx"):
+    (tmp_path / "sheet.xlsx").write_bytes(b"PK")
+    for name in ("pypdfium2", "openpyxl"):
         monkeypatch.setitem(sys.modules, name, None)  # as if not installed: importing it raises ImportError
     scan, docs = _scan(tmp_path)
     assert docs == {}
     hint = "needs the 'documents' extra: pip install -e \".[documents]\""
-    assert _reasons(scan) == {"paper.pdf": ("needs extra", hint), "letter.docx": ("needs extra", hint)}
+    assert _reasons(scan) == {"paper.pdf": ("needs extra", hint), "sheet.xlsx": ("needs extra", hint)}
 
 
 def test_extraction_stops_at_the_character_cap(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -149,6 +150,36 @@ def test_docx_paragraphs_and_tables_in_order(tmp_path: Path) -> None:
     assert docs["bread.docx"].locations is None  # type: ignore[attr-defined]
 
 
+def test_docx_as_word_writes_it(tmp_path: Path) -> None:
+    """Content controls and text boxes are read (once: not their fallback copy); deleted text, field codes
+    and tab stops are not."""
+    w = "http://schemas.openxmlformats.org/wordprocessingml/2006/main"
+    mc = "http://schemas.openxmlformats.org/markup-compatibility/2006"
+    body = (
+        "<w:p><w:pPr><w:tabs><w:tab w:val='left' w:pos='720'/></w:tabs></w:pPr>"
+        "<w:r><w:t>Kept</w:t></w:r><w:del><w:r><w:delText>deleted</w:delText></w:r></w:del>"
+        "<w:r><w:instrText>PAGE</w:instrText></w:r><w:r><w:tab/><w:t xml:space='preserve'>after a tab</w:t></w:r>"
+        "<w:r><mc:AlternateContent><mc:Choice><w:drawing><w:txbxContent><w:p><w:r><w:t>in a box</w:t></w:r></w:p>"
+        "</w:txbxContent></w:drawing></mc:Choice><mc:Fallback><w:pict><w:txbxContent><w:p><w:r><w:t>in a box</w:t>"
+        "</w:r></w:p></w:txbxContent></w:pict></mc:Fallback></mc:AlternateContent></w:r></w:p>"
+        "<w:sdt><w:sdtContent><w:p><w:r><w:t>in a control</w:t></w:r></w:p></w:sdtContent></w:sdt>"
+    )
+    _zip(
+        tmp_path / "word.docx",
+        {
+            "_rels/.rels": (
+                '<Relationships xmlns="http://schemas.openxmlformats.org/package/2006/relationships">'
+                '<Relationship Id="rId1" Target="word/main.xml" '
+                'Type="http://schemas.openxmlformats.org/officeDocument/2006/relationships/officeDocument"/>'
+                "</Relationships>"
+            ),
+            "word/main.xml": f'<w:document xmlns:w="{w}" xmlns:mc="{mc}"><w:body>{body}</w:body></w:document>',
+        },
+    )
+    _, docs = _scan(tmp_path)
+    assert docs["word.docx"].text == "Kept\tafter a tab\nin a box\n\nin a control"  # type: ignore[attr-defined]
+
+
 def test_pptx_slides_are_locations(tmp_path: Path) -> None:
     pptx = pytest.importorskip("pptx")
     from pptx.util import Inches
@@ -166,6 +197,16 @@ def test_pptx_slides_are_locations(tmp_path: Path) -> None:
     assert doc.text == "Orbits\nplanets go round\n\nEmpty\n\nBrakes\npads and rims\nspeaker notes here"  # type: ignore[attr-defined]
     assert [page for _, page in doc.locations] == [1, 2, 3]  # type: ignore[attr-defined]
     assert page_at(doc.locations, doc.text.index("pads")) == 3  # type: ignore[attr-defined]
+    # Slides are read in the presentation's order, not their part names' order.
+    slide_ids = deck.slides._sldIdLst
+    first = next(iter(slide_ids))
+    slide_ids.remove(first)
+    slide_ids.append(first)
+    deck.save(str(tmp_path / "talk.pptx"))
+    _, docs = _scan(tmp_path)
+    assert docs["talk.pptx"].text.startswith("Empty\n\nBrakes") and docs["talk.pptx"].text.endswith(
+        "Orbits\nplanets go round"
+    )  # type: ignore[attr-defined]
 
 
 def test_xlsx_sheets_and_rows(tmp_path: Path) -> None:

@@ -7,8 +7,8 @@ formats) or a seekable binary handle (PDF and the zip formats), so a FIFO, a dev
 reaches a parser.
 
 Formats: text (``.txt .md .rst``), HTML, JSON/JSONL/CSV records (:mod:`.text`, :mod:`.records`, :mod:`.html`,
-stdlib only); PDF (:mod:`.pdf`, pypdfium2), DOCX/PPTX/XLSX (:mod:`.office`: python-docx, python-pptx,
-openpyxl), all from the ``documents`` extra, and EPUB/ODT/ODP (:mod:`.opendoc`, stdlib zip + XML).
+stdlib only); PDF (:mod:`.pdf`, pypdfium2) and XLSX (:mod:`.office`, openpyxl), from the ``documents`` extra;
+DOCX/PPTX (:mod:`.ooxml`) and EPUB/ODT/ODP (:mod:`.opendoc`), stdlib zip + XML.
 A file of a format whose library is missing is skipped with the install hint (:data:`EXTRA_HINT`).
 """
 
@@ -101,10 +101,16 @@ def extract(suffix: str, source: BinaryIO, text_field: str = "text", text_column
         from semhash.extract.pdf import read_pdf
 
         return read_pdf(source)
-    if suffix in DOCUMENT_SUFFIXES and suffix not in EPUB_SUFFIXES + ODF_SUFFIXES:
-        from semhash.extract.office import read_office
+    if suffix in (".docx", ".pptx"):
+        from semhash.extract.office import check_not_locked
+        from semhash.extract.ooxml import read_docx, read_pptx
 
-        return read_office(suffix, source)
+        check_not_locked(source, suffix[1:].upper())
+        return read_docx(source) if suffix == ".docx" else read_pptx(source)
+    if suffix == ".xlsx":
+        from semhash.extract.office import read_xlsx
+
+        return read_xlsx(source)
     if suffix in EPUB_SUFFIXES:
         from semhash.extract.opendoc import read_epub
 

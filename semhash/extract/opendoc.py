@@ -12,7 +12,6 @@ Sizes are checked before inflating (:func:`~semhash.extract.zips.open_zip`); tex
 from __future__ import annotations
 
 import posixpath
-import xml.parsers.expat
 from typing import BinaryIO
 from urllib.parse import unquote
 
@@ -20,34 +19,12 @@ from semhash.extract import MALFORMED, Extraction, SkipFile
 from semhash.extract.build import PagedText
 from semhash.extract.html import html_to_text
 from semhash.extract.text import decode
-from semhash.extract.zips import open_zip, read_member
+from semhash.extract.zips import open_zip, parse_xml, read_member, xml_parser
 
 _TEXT_NS = "urn:oasis:names:tc:opendocument:xmlns:text:1.0"
 _DRAW_NS = "urn:oasis:names:tc:opendocument:xmlns:drawing:1.0"
 _BLOCKS = {f"{_TEXT_NS} p", f"{_TEXT_NS} h"}
 _SLIDE = f"{_DRAW_NS} page"
-
-
-class _Refused(Exception):
-    pass
-
-
-def _parser() -> xml.parsers.expat.XMLParserType:
-    parser = xml.parsers.expat.ParserCreate(namespace_separator=" ")
-    parser.SetParamEntityParsing(xml.parsers.expat.XML_PARAM_ENTITY_PARSING_NEVER)
-
-    def refuse(*_: object) -> None:
-        raise _Refused("XML entity declarations are not read")
-
-    parser.EntityDeclHandler = refuse
-    return parser
-
-
-def _parse(parser: xml.parsers.expat.XMLParserType, data: bytes, what: str) -> None:
-    try:
-        parser.Parse(data, True)
-    except (xml.parsers.expat.ExpatError, _Refused, ValueError) as exc:
-        raise SkipFile(MALFORMED, f"not a readable {what} ({exc})") from None
 
 
 def read_odf(suffix: str, source: BinaryIO) -> Extraction:
@@ -95,11 +72,11 @@ def read_odf(suffix: str, source: BinaryIO) -> Extraction:
         if state["depth"] > 0 and text.size + len(chars) <= text.limit:
             line.append(chars)
 
-    parser = _parser()
+    parser = xml_parser()
     parser.StartElementHandler = start
     parser.EndElementHandler = end
     parser.CharacterDataHandler = data
-    _parse(parser, content, what)
+    parse_xml(parser, content, what)
     flush_slide()
     return text.extraction(numbered=slides)
 
@@ -133,9 +110,9 @@ def _attribute_of(xml_bytes: bytes, element: str, attribute: str) -> str | None:
         if not found and name.rsplit(" ", 1)[-1] == element and attribute in attrs:
             found.append(attrs[attribute])
 
-    parser = _parser()
+    parser = xml_parser()
     parser.StartElementHandler = start
-    _parse(parser, xml_bytes, "EPUB")
+    parse_xml(parser, xml_bytes, "EPUB")
     return found[0] if found else None
 
 
@@ -151,8 +128,8 @@ def _spine(opf: bytes, folder: str) -> list[str]:
         elif local == "itemref" and "idref" in attrs:
             order.append(attrs["idref"])
 
-    parser = _parser()
+    parser = xml_parser()
     parser.StartElementHandler = start
-    _parse(parser, opf, "EPUB")
+    parse_xml(parser, opf, "EPUB")
     hrefs = [manifest[i] for i in order if i in manifest]
     return [posixpath.normpath(posixpath.join(folder, unquote(h.split("#", 1)[0]))) for h in hrefs]

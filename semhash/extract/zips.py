@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import xml.parsers.expat
 import zipfile
 from typing import BinaryIO
 
@@ -53,3 +54,30 @@ def read_member(archive: zipfile.ZipFile, name: str, what: str) -> bytes:
         raise SkipFile(MALFORMED, f"not a readable {what}: no {name}") from None
     except (zipfile.BadZipFile, OSError, ValueError, EOFError, NotImplementedError, RuntimeError) as exc:
         raise SkipFile(MALFORMED, f"not a readable {what}: {name} is damaged ({exc})") from None
+
+
+class _Refused(Exception):
+    pass
+
+
+def xml_parser() -> xml.parsers.expat.XMLParserType:
+    """An expat parser (namespaces as ``"uri local"``) that refuses entity declarations and fetches nothing.
+
+    Streaming handlers on it keep no tree, so any nesting depth costs nothing.
+    """
+    parser = xml.parsers.expat.ParserCreate(namespace_separator=" ")
+    parser.SetParamEntityParsing(xml.parsers.expat.XML_PARAM_ENTITY_PARSING_NEVER)
+
+    def refuse(*_: object) -> None:
+        raise _Refused("XML entity declarations are not read")
+
+    parser.EntityDeclHandler = refuse
+    return parser
+
+
+def parse_xml(parser: xml.parsers.expat.XMLParserType, data: bytes, what: str) -> None:
+    """Feed ``data`` to ``parser``; bad XML (or a refused entity declaration) makes the file malformed."""
+    try:
+        parser.Parse(data, True)
+    except (xml.parsers.expat.ExpatError, _Refused, ValueError) as exc:
+        raise SkipFile(MALFORMED, f"not a readable {what} ({exc})") from None
