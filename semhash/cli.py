@@ -34,7 +34,7 @@ from semhash.config import (
     ENV_MODEL,
 )
 from semhash.errors import SemhashError
-from semhash.types import IndexInfo, format_location, skip_summary
+from semhash.types import IndexInfo, format_location, plural, skip_summary
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -289,11 +289,9 @@ def index_command(
     if report.file_notes:
         decoded = sum(1 for note in report.file_notes if note.kind == "encoding")
         cut = len(report.file_notes) - decoded
-        out.print(
-            f"{decoded} files decoded from another encoding than UTF-8, {cut} truncated"
-            + ("" if verbose else " (--verbose lists them)"),
-            highlight=False,
-        )
+        parts = [f"{plural(decoded, 'file')} decoded from another encoding than UTF-8"] if decoded else []
+        parts += [f"{plural(cut, 'file')} truncated (text over its cap)"] if cut else []
+        out.print("; ".join(parts) + ("" if verbose else " (--verbose lists them)"), highlight=False)
         if verbose:
             for note in report.file_notes:
                 what = f"decoded as {note.detail}" if note.kind == "encoding" else f"truncated at {note.detail} chars"

@@ -1,8 +1,8 @@
 """Walking folders and reading documents out of files: every file found is indexed or accounted for.
 
 One file is one document for ``.txt``, ``.md``, ``.rst``, ``.html``/``.htm`` (visible text only), and the
-documents of :mod:`semhash.extract`: ``.pdf``, ``.docx``, ``.pptx``, ``.xlsx`` (the ``documents`` extra),
-``.epub``, ``.odt``, ``.odp`` (stdlib). ``.json`` (an object, or a list of objects), ``.jsonl``/``.ndjson``
+documents of :mod:`semhash.extract`: ``.pdf`` and ``.xlsx`` (the ``documents`` extra), ``.docx``, ``.pptx``,
+``.epub``, ``.odt`` and ``.odp`` (stdlib). ``.json`` (an object, or a list of objects), ``.jsonl``/``.ndjson``
 (one object per line) and ``.csv`` hold one document per record, numbered from 1, taken from a text field
 (``text_field`` / ``text_column``, default ``text``). A PDF's pages and a presentation's slides are kept as
 the document's ``locations`` (where each starts in its text). Text files are decoded per file
