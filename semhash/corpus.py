@@ -207,7 +207,9 @@ class CorpusScan:
         real_roots = [str(r) for r in self.roots]
         seen: set[str] = set()  # real paths of files yielded (and of the roots' own files)
         walked: set[tuple[int, int]] = set()  # folders walked through followed links: (device, inode)
-        for root in self.roots:
+        for position, root in enumerate(self.roots):
+            if root in self.roots[:position] or any(other in root.parents for other in self.roots if other.is_dir()):
+                continue  # given twice, or inside another folder given: walked (and counted) once
             if not _valid_name(str(root)):  # every path under it would be one the index cannot store
                 what = "folder" if root.is_dir() else "file"
                 self._skip(str(root), f"{what} path is not valid UTF-8: rename it to index it", BAD_NAME)

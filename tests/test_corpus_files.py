@@ -73,6 +73,15 @@ def test_unsupported_and_hidden_files_are_counted_by_extension(tmp_path: Path) -
     assert example[".gz"] == str(tmp_path / "changelog.gz")
 
 
+def test_overlapping_paths_are_walked_and_counted_once(tmp_path: Path) -> None:
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "sub" / "a.txt").write_text("once")
+    (tmp_path / "sub" / "b.gz").write_bytes(b"\x1f\x8b")
+    scan = CorpusScan(check_roots([tmp_path / "sub", tmp_path, tmp_path / "sub" / "a.txt", tmp_path]), ReadOptions())
+    assert [d.text for d in scan.documents()] == ["once"]
+    assert [(p.extension, p.count) for p in scan.passed_over] == [(".gz", 1)]
+
+
 def test_a_folder_of_unreadable_files_says_what_it_holds(tmp_path: Path) -> None:
     (tmp_path / "paper.pdf").write_bytes(b"%PDF-1.4 not really")
     (tmp_path / "photo.jpg").write_bytes(b"\xff\xd8\xff")
@@ -295,6 +304,7 @@ def test_a_name_that_is_not_utf8_is_skipped_and_the_rest_indexed(tmp_path: Path)
     except OSError:
         pytest.skip("this file system refuses names that are not UTF-8")
     (tmp_path / "docs" / "good.txt").write_text("a normal text about planets")
+    (tmp_path / "good.txt").write_text("another normal text, about moons")
     db = tmp_path / "s.db"
     report = index_paths(db, [tmp_path / "docs"], OPTS, encoder=FakeEncoder())
     assert report.added == 1 and report.total_documents == 1
@@ -314,8 +324,10 @@ def test_a_name_that_is_not_utf8_is_skipped_and_the_rest_indexed(tmp_path: Path)
     assert again.unchanged == 1 and again.removed == 0
     # Given by name (a file, or a folder whose own path is odd): skipped the same way, the rest indexed.
     odd = os.fsdecode(os.path.join(root, b"bad\xff\xfename.txt"))
-    report = index_paths(db, [odd, os.fsdecode(os.path.join(root, b"dir\xff")), tmp_path / "docs"], OPTS, FakeEncoder())
-    assert report.unchanged == 1 and [s.kind for s in report.skipped_files] == ["undecodable name"] * 4
+    report = index_paths(
+        db, [odd, os.fsdecode(os.path.join(root, b"dir\xff")), tmp_path / "good.txt"], OPTS, FakeEncoder()
+    )
+    assert report.added == 1 and [s.kind for s in report.skipped_files] == ["undecodable name"] * 2
 
 
 # -- 7. JSON nested too deeply --------------------------------------------------------------------------
