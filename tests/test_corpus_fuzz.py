@@ -126,3 +126,54 @@ def test_index_paths_on_any_folder_indexes_the_rest_or_says_none(entries: list[t
             except NoDocumentsError:  # pragma: no cover - the anchor is always there
                 pytest.fail("the readable file was not indexed")
         assert report.added >= 1 and report.total_documents == report.added
+
+
+MEMBERS = {
+    ".docx": ["_rels/.rels", "word/document.xml"],
+    ".pptx": ["_rels/.rels", "ppt/presentation.xml", "ppt/_rels/presentation.xml.rels", "ppt/slides/slide1.xml"],
+    ".xlsx": ["[Content_Types].xml", "xl/workbook.xml", "xl/worksheets/sheet1.xml"],
+    ".epub": ["META-INF/container.xml", "content.opf", "a.xhtml"],
+    ".odt": ["content.xml"],
+    ".odp": ["content.xml"],
+}
+XML_BITS = [
+    b"<w:p>",
+    b"</w:p>",
+    b"<w:t>x</w:t>",
+    b"<a:p><a:t>y</a:t></a:p>",
+    b"<w:tbl><w:tr><w:tc>",
+    b"</w:tc></w:tr></w:tbl>",
+    b"<text:p>z</text:p>",
+    b"<draw:page>",
+    b'<Relationship Id="rId1" Type="x/officeDocument" Target="../../../etc/passwd"/>',
+    b'<p:sldId r:id="rId1"/>',
+    b'<rootfile full-path="content.opf"/>',
+    b'<item id="a" href="a.xhtml"/><itemref idref="a"/>',
+    b"<!DOCTYPE x [<!ENTITY e 'e'>]>",
+    b"&e;",
+    b"\xff\xfe",
+]
+xml_ish = st.lists(st.sampled_from(XML_BITS), max_size=30).map(b"".join) | st.binary(max_size=300)
+
+
+@settings(max_examples=80, deadline=timedelta(seconds=10), suppress_health_check=[HealthCheck.too_slow])
+@given(st.sampled_from(sorted(MEMBERS)), st.data())
+def test_a_zip_document_of_any_content_is_read_or_skipped(suffix: str, data: st.DataObject) -> None:
+    import io
+    import zipfile
+
+    from semhash.extract import SkipFile, extract
+
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        for name in MEMBERS[suffix]:
+            if data.draw(st.booleans(), label=f"has {name}"):
+                archive.writestr(name, data.draw(xml_ish, label=name))
+    buffer.seek(0)
+    with alarm(20):
+        try:
+            extraction = extract(suffix, buffer)
+        except SkipFile as exc:
+            assert exc.kind in KINDS and "\n" not in exc.reason
+        else:
+            assert all(isinstance(r.text, str) for r in extraction.records)

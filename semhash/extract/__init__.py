@@ -64,6 +64,7 @@ class SkipFile(ValueError):
     """This file is not indexed: ``kind`` is one of the labels above, ``reason`` says why in one line."""
 
     def __init__(self, kind: str, reason: str) -> None:
+        reason = " ".join(reason.split())  # one line, whatever a library's message held
         super().__init__(reason)
         self.kind = kind
         self.reason = reason
