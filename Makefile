@@ -5,7 +5,7 @@ DEMO_DB := .cache/sample.db
 
 .PHONY: setup demo serve test lint bench clean
 
-# Installs the project with its dev tools and the `ray` extra (so `make test` runs tests/test_ray.py too).
+# Installs the project with its dev tools and the `ray` and `documents` extras (so `make test` runs their tests).
 setup:
 	@bash scripts/bootstrap.sh
 

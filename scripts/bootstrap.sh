@@ -14,7 +14,8 @@ if ! .venv/bin/python -c "import torch" 2>/dev/null; then
 fi
 # The distribution is "semhash-engine": never `pip install semhash` (that name is another project on PyPI).
 # The `ray` extra too: the Ray engine's tests (tests/test_ray.py) run in `make test`; without Ray they are skipped.
-"${PIP[@]}" install -e ".[dev,ray]"
+# The `documents` extra: PDF/Office reading and its tests (tests/test_extract_documents.py).
+"${PIP[@]}" install -e ".[dev,ray,documents]"
 # The search page's browser test (tests/test_serve.py) drives Debian's chromium through playwright; browser
 # downloads (`playwright install`) do not work here. Install it when missing and apt is usable (CI runs as root);
 # elsewhere the test skips and says why.

@@ -23,10 +23,19 @@ from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 import typer
 
-from semhash.config import DEFAULT_DB, DEFAULT_K, DEFAULT_LEXICAL_WEIGHT, ENV_DB, ENV_DEVICE, ENV_MODEL
+from semhash.config import (
+    DEFAULT_DB,
+    DEFAULT_K,
+    DEFAULT_LEXICAL_WEIGHT,
+    DEFAULT_MAX_FILE_MB,
+    ENV_DB,
+    ENV_DEVICE,
+    ENV_MAX_FILE_MB,
+    ENV_MODEL,
+)
 from semhash.errors import SemhashError
 from semhash.progress import progress_view
-from semhash.types import IndexInfo, format_location
+from semhash.types import IndexInfo, format_location, plural, skip_summary
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -172,11 +181,30 @@ def index_command(
         min=1,
         help="With --engine ray: embedding actors [default: one per CPU, or per GPU, that Ray reports].",
     ),
-    verbose: bool = typer.Option(False, "--verbose", "-v", help="List skipped files."),
+    follow_symlinks: bool = typer.Option(
+        False,
+        "--follow-symlinks",
+        help="Follow symlinks that lead outside the paths given (off: they are skipped and counted). "
+        "Links inside them are always indexed once, under the real path.",
+    ),
+    max_file_mb: float = typer.Option(
+        DEFAULT_MAX_FILE_MB,
+        "--max-file-mb",
+        envvar=ENV_MAX_FILE_MB,
+        min=0,
+        callback=_finite,
+        help="Largest file read, in MiB; a larger one is skipped as too large.",
+    ),
+    verbose: bool = typer.Option(
+        False, "--verbose", "-v", help="List skipped files, examples of those passed over, and non-UTF-8 encodings."
+    ),
     quiet: bool = QuietOption,
     as_json: bool = JsonOption,
 ) -> None:
-    """Index documents: embed what changed, train or apply the hashing model, update the faiss index."""
+    """Index documents: embed what changed, train or apply the hashing model, update the faiss index.
+
+    Every file under the paths given is indexed or counted in the summary with its reason.
+    """
     from semhash.corpus import ReadOptions
     from semhash.errors import NoDocumentsError, UsageError
     from semhash.ingest import IndexOptions, index_paths
@@ -190,7 +218,14 @@ def index_command(
         retrain=retrain,
         batch_docs=batch,
         max_windows=max_windows,
-        read=ReadOptions(include=include, exclude=exclude, text_field=text_field, text_column=text_column),
+        read=ReadOptions(
+            include=include,
+            exclude=exclude,
+            text_field=text_field,
+            text_column=text_column,
+            follow_symlinks=follow_symlinks,
+            max_file_bytes=int(max_file_mb * 2**20),
+        ),
         epochs=epochs,
         seed=seed,
         lexical_weight=lexical_weight,
@@ -210,7 +245,7 @@ def index_command(
             )
     except NoDocumentsError as exc:
         if verbose:  # the reasons are what the user needs most when nothing could be read
-            _print_skipped(exc.skipped, err())
+            _print_skipped(exc.skipped, err(), exc.passed_over)
         raise
     if as_json:
         data = asdict(report)
@@ -234,14 +269,26 @@ def index_command(
             f"(bit usage {stats.get('min_bit_usage', 0):.2f}-{stats.get('max_bit_usage', 0):.2f})",
             highlight=False,
         )
-    if report.skipped_files or report.empty_documents:
+    if report.skipped_files or report.empty_documents or report.passed_over:
+        listed = report.skipped_files or report.passed_over
         out().print(
-            f"skipped {len(report.skipped_files)} files, {report.empty_documents} empty documents"
-            + ("" if verbose or not report.skipped_files else " (--verbose lists them)"),
+            skip_summary(report.skipped_files, report.empty_documents, report.passed_over)
+            + ("" if verbose or not listed else " (--verbose lists them)"),
             highlight=False,
+            markup=False,
         )
         if verbose:
-            _print_skipped(report.skipped_files, out())
+            _print_skipped(report.skipped_files, out(), report.passed_over)
+    if report.file_notes:
+        decoded = sum(1 for note in report.file_notes if note.kind == "encoding")
+        cut = len(report.file_notes) - decoded
+        parts = [f"{plural(decoded, 'file')} decoded from another encoding than UTF-8"] if decoded else []
+        parts += [f"{plural(cut, 'file')} truncated (text over its cap)"] if cut else []
+        out().print("; ".join(parts) + ("" if verbose else " (--verbose lists them)"), highlight=False)
+        if verbose:
+            for note in report.file_notes:
+                what = f"decoded as {note.detail}" if note.kind == "encoding" else f"truncated at {note.detail} chars"
+                out().print(f"  {note.path}: {what}", highlight=False, markup=False)
     if report.same_content_elsewhere:
         out().print(
             f"{report.same_content_elsewhere} new documents have the same content as documents under other "
@@ -256,9 +303,11 @@ def index_command(
     out().print(f"done in {report.seconds:.1f} s ({report.docs_per_second:.1f} docs/s)", highlight=False)
 
 
-def _print_skipped(skipped_files: list, console: Console) -> None:
+def _print_skipped(skipped_files: list, console: Console, passed_over: list | None = None) -> None:
     for skipped in skipped_files:
         console.print(f"  {skipped.path}: {skipped.reason}", highlight=False, markup=False)
+    for row in passed_over or []:
+        console.print(f"  {row.count} {row.reason} {row.extension}, e.g. {row.example}", highlight=False, markup=False)
 
 
 @app.command("remove")

@@ -80,3 +80,15 @@ TEXT_SUFFIXES = (".txt", ".md", ".rst")
 HTML_SUFFIXES = (".html", ".htm")
 JSON_SUFFIXES = (".json", ".jsonl", ".ndjson")
 CSV_SUFFIXES = (".csv",)
+#: Documents read by a parser from the ``documents`` extra (PDF, XLSX) or the stdlib (DOCX, PPTX, EPUB, ODF).
+PDF_SUFFIXES = (".pdf",)
+OFFICE_SUFFIXES = (".docx", ".pptx", ".xlsx")
+EPUB_SUFFIXES = (".epub",)
+ODF_SUFFIXES = (".odt", ".odp")
+DOCUMENT_SUFFIXES = PDF_SUFFIXES + OFFICE_SUFFIXES + EPUB_SUFFIXES + ODF_SUFFIXES
+
+#: Largest file ``semhash index`` reads, in MiB (``--max-file-mb``, ``SEMHASH_MAX_FILE_MB``): a larger one is
+#: skipped as "too large". At most this many bytes (plus one) are ever read from a text file, so a growing
+#: file, or one whose size lies, cannot fill memory.
+DEFAULT_MAX_FILE_MB = 256
+ENV_MAX_FILE_MB = "SEMHASH_MAX_FILE_MB"

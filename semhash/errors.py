@@ -80,8 +80,10 @@ class CorruptDatabaseError(SemhashError):
 
 
 class NoDocumentsError(CorpusError):
-    """The paths to index hold no readable document; ``skipped`` lists the files passed over, with reasons."""
+    """The paths to index hold no readable document; ``skipped`` lists the files not read, with reasons."""
 
-    def __init__(self, message: str, skipped: list | None = None) -> None:
+    def __init__(self, message: str, skipped: list | None = None, passed_over: list | None = None) -> None:
         super().__init__(message)
         self.skipped = list(skipped or [])
+        #: files not read by design (unsupported type, hidden, excluded), counted by extension.
+        self.passed_over = list(passed_over or [])

@@ -45,7 +45,7 @@ from semhash.engine import check_engine, import_ray
 from semhash.errors import CorpusError, CorruptIndexError, DocumentNotFoundError, NoDocumentsError, UsageError
 from semhash.store import Store
 from semhash.sync import build_index, load_index, warm_query_caches
-from semhash.types import IndexPlan, IndexReport, PlannedFile, SourceDocument
+from semhash.types import IndexPlan, IndexReport, PlannedFile, SourceDocument, skip_summary
 
 if TYPE_CHECKING:
     from semhash.adapt import AdaptConfig
@@ -177,6 +177,9 @@ def index_paths(
                     new_hashes.append(entry.content_hash)
         report.skipped_files = scan.skipped
         report.empty_documents = scan.empty
+        report.passed_over = scan.passed_over
+        report.file_notes = scan.notes
+        report.files_read = scan.files
         gone = [state[0] for key, state in states.items() if key not in seen and _in_scope(key[0], roots)]
         if not seen and not states:
             _raise_no_documents(roots, scan)
@@ -263,11 +266,12 @@ def plan_index(pending: dict[str, dict[int, int]], max_windows: int = 0) -> Inde
 
 def _raise_no_documents(roots: Sequence[Path], scan: CorpusScan) -> None:
     where = ", ".join(str(r) for r in roots)
-    hint = "; --verbose lists them" if scan.skipped else ""
+    hint = "; --verbose lists them" if scan.skipped or scan.passed_over else ""
     raise NoDocumentsError(
         f"no documents found under {where} (read: {' '.join(SUPPORTED_SUFFIXES)}; "
-        f"{len(scan.skipped)} files skipped, {scan.empty} empty{hint})",
+        f"{skip_summary(scan.skipped, scan.empty, scan.passed_over)}{hint})",
         skipped=scan.skipped,
+        passed_over=scan.passed_over,
     )
 
 

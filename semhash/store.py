@@ -1,12 +1,15 @@
 """SQLite storage, the source of truth: documents, their embeddings and codes, and the hashing model.
 
-Schema (version 1; ``PRAGMA user_version`` holds the version, migrations run in order):
+Schema (version 2; ``PRAGMA user_version`` holds the version, migrations run in order):
 
 * ``documents``: ``id`` INTEGER PRIMARY KEY (= the faiss id), ``path`` TEXT, ``record`` INTEGER (0 for
   one-document files, 1.. for JSON/JSONL/CSV records), ``content_hash`` TEXT (sha256 of the text),
   ``text`` TEXT, ``n_chars`` INTEGER, ``mtime`` REAL, ``embedding`` BLOB (float32, little-endian),
   ``code`` INTEGER (see :mod:`semhash.codes`; NULL until encoded), ``recon_error`` REAL (1 - cosine of the
-  embedding and its reconstruction from the code), ``indexed_at`` TEXT. ``(path, record)`` is unique.
+  embedding and its reconstruction from the code), ``indexed_at`` TEXT, and since version 2 ``locations``
+  TEXT (JSON ``[[char_offset, page], ...]``: where each PDF page or PPTX/ODP slide starts in ``text``;
+  NULL for formats without pages) and ``encoding`` TEXT (the encoding a text file was decoded from).
+  ``(path, record)`` is unique.
 * ``models``: every trained hashing model: ``id``, ``created_at``, ``bits``, ``input_dim``,
   ``config`` JSON, ``stats`` JSON, ``trained_on`` (documents), ``weights`` BLOB. The newest is active.
 * ``encoders`` (created by the first ``semhash train --adapt``, so older databases need no migration):
@@ -38,7 +41,7 @@ import sqlite3
 import sys
 import uuid
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -57,7 +60,7 @@ from semhash.errors import (
     SemhashError,
     StorageError,
 )
-from semhash.types import SourceDocument, format_location
+from semhash.types import Locations, SourceDocument, format_location, locations_from_json, locations_to_json
 
 # sqlite-utils imports pandas whenever it is installed (the `ray` extra brings it), for DataFrame inserts that
 # semhash never makes: a fifth of a cold `semhash query` (0.2 s). A None entry makes that one optional import
@@ -71,7 +74,7 @@ finally:
     if _PANDAS_UNLOADED:
         del sys.modules["pandas"]
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 #: The largest hashing-model blob read back (a model with a big lexical vocabulary takes tens of MB);
 #: anything larger is damaged or crafted, and is refused before it is loaded.
 MAX_MODEL_BYTES = 512 * 2**20
@@ -113,7 +116,15 @@ def _migrate_1(db: sqlite_utils.Database) -> None:
     db.table("meta").create({"key": str, "value": str}, pk="key")
 
 
-MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_migrate_1]
+def _migrate_2(db: sqlite_utils.Database) -> None:
+    """Where a document's pages or slides start (JSON ``[[char_offset, page], ...]``, :func:`semhash.types.page_at`)
+    and the encoding its file was decoded from; both NULL for documents indexed before (and for formats
+    without pages, or not decoded from text)."""
+    db.execute("ALTER TABLE documents ADD COLUMN locations TEXT")
+    db.execute("ALTER TABLE documents ADD COLUMN encoding TEXT")
+
+
+MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_migrate_1, _migrate_2]
 
 
 @dataclass(frozen=True)
@@ -307,7 +318,13 @@ class Store:
             if not create and version == 0:
                 db.close()
                 raise IndexMissingError(f"{path} holds no semhash index: run `semhash index DIR` first")
-            store._migrate(version)
+            if write or version == 0:
+                store._migrate(version)
+            else:
+                # A reader of an older index upgrades it when it can, and reads it as it is when it cannot
+                # (read-only media, a writer busy): every column added since version 1 may be missing.
+                with suppress(ReadOnlyDatabaseError, DatabaseLockedError, StorageError):
+                    store._migrate(version)
         if store.database_id is None:
             # Databases written before the id existed get one now; a reader tries without waiting and
             # does without when it cannot write (the faiss cache is then rebuilt in memory).
@@ -543,16 +560,35 @@ class Store:
                 blob = vector.tobytes()
                 cursor = self.db.execute(
                     "INSERT INTO documents (path, record, content_hash, text, n_chars, mtime, embedding, code,"
-                    " recon_error, indexed_at) VALUES (?, ?, ?, ?, ?, ?, ?, NULL, NULL, ?)"
+                    " recon_error, indexed_at, locations, encoding) VALUES (?, ?, ?, ?, ?, ?, ?, NULL, NULL, ?, ?, ?)"
                     " ON CONFLICT(path, record) DO UPDATE SET content_hash = excluded.content_hash,"
                     " text = excluded.text, n_chars = excluded.n_chars, mtime = excluded.mtime,"
                     " embedding = excluded.embedding, code = NULL, recon_error = NULL,"
-                    " indexed_at = excluded.indexed_at RETURNING id",
-                    [doc.path, doc.record, doc.content_hash, doc.text, len(doc.text), doc.mtime, blob, now],
+                    " indexed_at = excluded.indexed_at, locations = excluded.locations,"
+                    " encoding = excluded.encoding RETURNING id",
+                    [
+                        *(doc.path, doc.record, doc.content_hash, doc.text, len(doc.text), doc.mtime, blob, now),
+                        *(locations_to_json(doc.locations), doc.encoding),
+                    ],
                 )
                 ids.append(cursor.fetchone()[0])
             self._bump_generation()
         return ids
+
+    def document_locations(self, ids: Sequence[int]) -> dict[int, Locations]:
+        """Where the pages or slides of documents start (``{id: ((char_offset, page), ...)}``), for those that
+        have pages; :func:`semhash.types.page_at` finds a character's page. Empty for an index older than
+        the column (read where it could not be upgraded)."""
+        out: dict[int, Locations] = {}
+        try:
+            rows = list(self._rows_by_id("id, locations", ids))
+        except sqlite3.OperationalError:  # no such column: an older index opened read-only
+            return out
+        for doc_id, stored in rows:
+            locations = locations_from_json(stored)
+            if locations is not None:
+                out[int(doc_id)] = locations
+        return out
 
     def delete_documents(self, ids: Sequence[int]) -> int:
         """Delete documents by id, in one transaction. Returns how many went."""

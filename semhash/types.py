@@ -2,8 +2,15 @@
 
 from __future__ import annotations
 
+import bisect
+import json
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
+
+#: ``(char_offset, page_or_slide)`` boundaries of a document, ascending by offset: the page (PDF) or slide
+#: (PPTX, ODP) that starts at that character of the document's text and runs to the next boundary.
+Locations = tuple[tuple[int, int], ...]
 
 
 def format_location(path: str, record: int) -> str:
@@ -24,14 +31,111 @@ class SourceDocument:
     text: str
     content_hash: str
     mtime: float
+    #: where each page or slide starts in ``text`` (``None``: the format has no pages).
+    locations: Locations | None = None
+    #: the encoding a text file was decoded from (``None``: not a text format, e.g. a PDF).
+    encoding: str | None = None
+
+
+def page_at(locations: Sequence[Sequence[int]] | None, char_offset: int) -> int | None:
+    """The page (or slide) holding character ``char_offset`` of a document; ``None`` when it has no pages.
+
+    ``locations`` as stored (:func:`locations_from_json`) or as read: ``(char_offset, page)`` boundaries,
+    ascending. An offset before the first boundary is on the first page.
+    """
+    if not locations:
+        return None
+    starts = [int(start) for start, _ in locations]
+    index = max(bisect.bisect_right(starts, char_offset) - 1, 0)
+    return int(locations[index][1])
+
+
+def locations_to_json(locations: Locations | None) -> str | None:
+    """The stored form of a document's locations (``documents.locations``): a JSON list of pairs, or NULL."""
+    return json.dumps([[int(a), int(b)] for a, b in locations], separators=(",", ":")) if locations else None
+
+
+def locations_from_json(stored: str | None) -> Locations | None:
+    """A ``documents.locations`` value read back; anything damaged reads as ``None`` (no pages), never an error."""
+    if not stored:
+        return None
+    try:
+        pairs = json.loads(stored)
+        out = tuple((int(a), int(b)) for a, b in pairs)
+    except (ValueError, TypeError, RecursionError):
+        return None
+    return out or None
 
 
 @dataclass(frozen=True)
 class SkippedFile:
-    """A file the corpus reader could not use, and why."""
+    """A file the corpus reader did not index, and why.
+
+    ``kind`` is a short label to count by (``binary``, ``undecodable``, ``malformed``, ``too large``,
+    ``no text layer``, ``encrypted``, ``needs extra``, ``not a regular file``, ``unreadable``,
+    ``undecodable name``, ``symlink outside``, ``broken symlink``, ``alias``: see :mod:`semhash.extract`);
+    ``reason`` is the one line a user reads. ``path`` is printable: a name that is not valid UTF-8 shows
+    its odd bytes as ``\\xNN``.
+    """
 
     path: str
     reason: str
+    kind: str = "unreadable"
+
+
+@dataclass(frozen=True)
+class PassedOver:
+    """Files not read by design, counted by why and by extension rather than listed (a folder can hold
+    thousands): ``reason`` is ``unsupported type``, ``hidden`` or ``excluded``; ``example`` is one of them."""
+
+    reason: str
+    extension: str
+    count: int
+    example: str
+
+
+#: How each reason a file was passed over reads in a summary.
+PASSED_OVER_LABELS = {
+    "unsupported type": "of unsupported types",
+    "hidden": "hidden (files and folders)",
+    "excluded": "left out by --include/--exclude",
+}
+
+
+def plural(n: int, word: str) -> str:
+    """``1 file``, ``2 files``."""
+    return f"{n} {word}" if n == 1 else f"{n} {word}s"
+
+
+def skip_summary(skipped: Sequence[SkippedFile], empty: int, passed_over: Sequence[PassedOver], top: int = 6) -> str:
+    """One line accounting for every file not indexed: skipped by kind, empty documents, passed over by
+    reason with the commonest extensions, e.g. ``skipped 3 files (2 binary, 1 alias), 0 empty documents;
+    812 files of unsupported types (.gz 700, (none) 100, .png 12)``."""
+    kinds: dict[str, int] = {}
+    for item in skipped:
+        kinds[item.kind] = kinds.get(item.kind, 0) + 1
+    by_kind = ", ".join(f"{n} {kind}" for kind, n in sorted(kinds.items(), key=lambda kv: (-kv[1], kv[0])))
+    line = f"skipped {plural(len(skipped), 'file')}" + (f" ({by_kind})" if by_kind else "")
+    line += f", {plural(empty, 'empty document')}"
+    reasons: dict[str, list[PassedOver]] = {}
+    for row in passed_over:
+        reasons.setdefault(row.reason, []).append(row)
+    for reason, rows in reasons.items():
+        rows = sorted(rows, key=lambda r: (-r.count, r.extension))
+        exts = ", ".join(f"{r.extension} {r.count}" for r in rows[:top]) + (", ..." if len(rows) > top else "")
+        total = sum(r.count for r in rows)
+        line += f"; {plural(total, 'file')} {PASSED_OVER_LABELS.get(reason, reason)} ({exts})"
+    return line
+
+
+@dataclass(frozen=True)
+class FileNote:
+    """Something worth knowing about a file that was indexed: ``kind`` ``encoding`` (decoded from ``detail``,
+    not UTF-8) or ``truncated`` (its text was cut at ``detail`` characters)."""
+
+    path: str
+    kind: str
+    detail: str
 
 
 @dataclass(frozen=True)
@@ -78,6 +182,12 @@ class IndexReport:
     trained: bool = False
     skipped_files: list[SkippedFile] = field(default_factory=list)
     empty_documents: int = 0
+    #: files under the paths given that were not read on purpose (unsupported type, hidden, excluded), counted.
+    passed_over: list[PassedOver] = field(default_factory=list)
+    #: files read in an encoding other than UTF-8, or whose text was truncated.
+    file_notes: list[FileNote] = field(default_factory=list)
+    #: files read (indexed, unchanged or empty) in this run.
+    files_read: int = 0
     seconds: float = 0.0
     embed_seconds: float = 0.0
     train_seconds: float = 0.0

@@ -36,7 +36,7 @@ def test_index_prints_a_summary(tmp_path: Path, corpus: Path, patch_encoder: Fak
     assert code == 0, output
     assert "24 added, 0 updated, 0 removed, 0 unchanged; 24 documents" in output
     assert "trained the hashing model" in output
-    assert "skipped 1 files" in output and "bin.txt: binary file" in output
+    assert "skipped 1 file (1 binary)" in output and "bin.txt: binary file" in output
     code, output = invoke("index", corpus, "--db", tmp_path / "s.db", "--json")
     assert code == 0
     report = json.loads(output)

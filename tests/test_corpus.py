@@ -55,7 +55,7 @@ def test_text_field_and_column_options(tmp_path: Path) -> None:
 def test_binary_undecodable_and_malformed_files_are_skipped_with_reasons(tmp_path: Path) -> None:
     (tmp_path / "ok.txt").write_text("fine")
     (tmp_path / "bin.txt").write_bytes(b"\x00\x01\x02 data")
-    (tmp_path / "latin.txt").write_bytes("caf\xe9".encode("latin-1"))
+    (tmp_path / "noise.txt").write_bytes(bytes(range(128, 256)) * 4)  # no encoding makes text of it
     (tmp_path / "bad.jsonl").write_text("{not json\n")
     (tmp_path / "nofield.jsonl").write_text('{"other": 1}\n')
     (tmp_path / "nocol.csv").write_text("a,b\n1,2\n")
@@ -64,7 +64,15 @@ def test_binary_undecodable_and_malformed_files_are_skipped_with_reasons(tmp_pat
     assert [Path(d.path).name for d in docs] == ["ok.txt"]
     reasons = {Path(s.path).name: s.reason for s in scan.skipped}
     assert reasons["bin.txt"] == "binary file"
-    assert "not UTF-8" in reasons["latin.txt"]
+    kinds = {Path(s.path).name: s.kind for s in scan.skipped}
+    assert kinds == {
+        "bin.txt": "binary",
+        "noise.txt": "undecodable",
+        "bad.jsonl": "malformed",
+        "nofield.jsonl": "malformed",
+        "nocol.csv": "malformed",
+    }
+    assert "not UTF-8 (byte 0) and no other encoding fits" in reasons["noise.txt"]
     assert "invalid JSON on line 1" in reasons["bad.jsonl"]
     assert "--text-field" in reasons["nofield.jsonl"]
     assert "--text-column" in reasons["nocol.csv"]

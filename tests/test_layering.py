@@ -17,7 +17,7 @@ LAYERS = {
     "ingest": 3, "search": 3, "dedup": 3, "evaluate": 3, "info": 3, "outliers": 3,
     "codec": 2.5, "sync": 2.5, "train": 2.5, "adapt": 2.5, "neighbourhood": 2.5,
     "corpus": 2, "embed": 2, "model": 2, "store": 2, "index": 2, "device": 2, "baselines": 2, "runtime": 2, "engine": 2,
-    "vectors": 2, "ivf": 2, "adapted": 2,
+    "vectors": 2, "ivf": 2, "adapted": 2, "extract": 2,
     "lexical": 1.5,
     "errors": 1, "types": 1, "config": 1, "codes": 1, "metrics": 1, "privacy": 1,
 }  # fmt: skip
@@ -34,6 +34,7 @@ NO_TORCH = (
     "dedup",
     "outliers",
     "corpus",
+    "extract",
     "types",
     "errors",
     "config",
