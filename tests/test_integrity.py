@@ -1,0 +1,127 @@
+"""Issue 18: a crash while switching models, crafted cache files and damaged codes.
+
+Real SQLite, real faiss, the deterministic fake encoder; the crash is a real ``os._exit`` in a child process.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+from conftest import FAST_EPOCHS, FakeEncoder
+from typer.testing import CliRunner
+
+from semhash.cli import app
+from semhash.codes import packed_to_ints, to_sql_int
+from semhash.ingest import IndexOptions, index_paths, retrain_index
+from semhash.model import encode_codes, model_from_bytes
+from semhash.store import Store
+
+runner = CliRunner()
+REPO = Path(__file__).parent.parent
+
+
+def invoke(*args: str | Path) -> tuple[int, str]:
+    result = runner.invoke(app, [str(a) for a in args])
+    return result.exit_code, result.output
+
+
+def _one_error_line(output: str) -> str:
+    assert "Traceback" not in output, output
+    lines = [line for line in output.splitlines() if line.startswith("error: ")]
+    assert len(lines) == 1, output
+    return lines[0]
+
+
+@pytest.fixture
+def indexed(tmp_path: Path, corpus: Path, fake_encoder: FakeEncoder) -> Path:
+    db = tmp_path / "s.db"
+    index_paths(db, [corpus], IndexOptions(epochs=FAST_EPOCHS, device="cpu"), encoder=fake_encoder)
+    return db
+
+
+def _codes_agree_with_the_active_model(db: Path) -> tuple[int, bool]:
+    """``(active model id, whether every stored code is the one the active model gives its document)``."""
+    with Store.open(db) as store:
+        model = store.active_model()
+        assert model is not None and model.weights is not None
+        ids, stored = store.codes()
+        assert len(ids) == store.count()  # every document has a code
+        _, embeddings = store.embeddings(ids.tolist())
+        hasher = model_from_bytes(model.weights)
+        texts = store.texts(ids.tolist()) if hasher.lexical is not None else None
+        packed = encode_codes(hasher, embeddings, "cpu", texts=texts)
+        expected = [to_sql_int(v, model.bits) for v in packed_to_ints(packed)]
+        return model.id, expected == stored.tolist()
+
+
+# -- 1. kill -9 right after the new model is saved -----------------------------------------------------
+CRASH_AFTER_SAVE = textwrap.dedent(
+    """
+    import os, sys
+    from semhash.store import Store
+    from semhash.ingest import retrain_index
+
+    save = Store.save_model
+
+    def save_then_die(self, *args, **kwargs):
+        model_id = save(self, *args, **kwargs)
+        os._exit(9)  # as kill -9: no cleanup, no rollback by Python
+
+    Store.save_model = save_then_die
+    retrain_index(sys.argv[1], epochs=2, seed=1, device="cpu")
+    """
+)
+
+
+def test_a_crash_right_after_the_model_is_saved_leaves_one_models_codes(
+    indexed: Path, patch_encoder: FakeEncoder
+) -> None:
+    old_id, consistent = _codes_agree_with_the_active_model(indexed)
+    assert consistent
+    env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
+    child = subprocess.run(
+        [sys.executable, "-c", CRASH_AFTER_SAVE, str(indexed)], env=env, capture_output=True, text=True, timeout=300
+    )
+    assert child.returncode == 9, child.stderr
+    # The index answers with one model: the old one and its codes (the switch was rolled back whole).
+    model_id, consistent = _codes_agree_with_the_active_model(indexed)
+    assert consistent and model_id == old_id
+    code, output = invoke("query", "planet orbit telescope", "--db", indexed, "--json", "--runtime", "torch")
+    assert code == 0, output
+    # A rerun completes: a new model, every code its own.
+    retrain_index(indexed, epochs=2, seed=1, device="cpu")
+    model_id, consistent = _codes_agree_with_the_active_model(indexed)
+    assert consistent and model_id != old_id
+
+
+def test_the_model_and_its_codes_are_stored_in_one_transaction(indexed: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A failure while the new codes are written (here the first batch) keeps the old model and codes."""
+    old_id, _ = _codes_agree_with_the_active_model(indexed)
+
+    def fail(*args: object, **kwargs: object) -> None:
+        raise sqlite3.OperationalError("disk I/O error")
+
+    monkeypatch.setattr(Store, "set_codes", fail)
+    with pytest.raises(sqlite3.OperationalError):
+        retrain_index(indexed, epochs=2, seed=1, device="cpu")
+    monkeypatch.undo()
+    model_id, consistent = _codes_agree_with_the_active_model(indexed)
+    assert consistent and model_id == old_id
+    with sqlite3.connect(indexed) as conn:
+        assert conn.execute("SELECT count(*) FROM models").fetchone()[0] == 1
+
+
+def test_index_after_a_retrain_codes_new_documents_with_the_new_model(
+    indexed: Path, corpus: Path, fake_encoder: FakeEncoder
+) -> None:
+    retrain_index(indexed, epochs=2, seed=1, device="cpu")
+    (corpus / "space" / "new.txt").write_text("rocket comet nebula galaxy moon")
+    index_paths(indexed, [corpus], IndexOptions(device="cpu"), encoder=fake_encoder)
+    _, consistent = _codes_agree_with_the_active_model(indexed)
+    assert consistent
