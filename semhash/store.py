@@ -164,6 +164,19 @@ class StoredModel:
         return hashlib.sha256(self.weights or b"").hexdigest()
 
 
+def _code_range(bits: int | None) -> tuple[int, int]:
+    """The integers a stored code may be: ``[0, 2**bits)``, or SQLite's whole int64 range for 64-bit codes."""
+    if bits is None or bits >= 64:
+        return -(1 << 63), (1 << 63) - 1
+    return 0, (1 << bits) - 1
+
+
+def _is_code(value: object, bits: int | None) -> bool:
+    """Whether a stored ``code`` value is one (an integer in range), not damage (text, blob, real, too large)."""
+    low, high = _code_range(bits)
+    return isinstance(value, int) and not isinstance(value, bool) and low <= value <= high
+
+
 def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
 
@@ -609,7 +622,19 @@ class Store:
         return [found[int(i)] for i in ids]
 
     def codes(self) -> tuple[np.ndarray, np.ndarray]:
-        """``(ids, codes)`` of every encoded document as int64 arrays (SQLite integer form), id order."""
+        """``(ids, codes)`` of every encoded document as int64 arrays (SQLite integer form), id order.
+
+        Raises:
+            CorruptDatabaseError: a stored code is not an integer of the active model's code length.
+        """
+        low, high = _code_range(self.bits)
+        bad = self.db.execute(
+            "SELECT id, code FROM documents WHERE code IS NOT NULL"
+            " AND (typeof(code) != 'integer' OR code < ? OR code > ?) LIMIT 1",
+            [low, high],
+        ).fetchone()
+        if bad is not None:
+            self._damaged_code(*bad)
         rows = self.db.execute("SELECT id, code FROM documents WHERE code IS NOT NULL ORDER BY id").fetchall()
         if not rows:
             return np.zeros(0, np.int64), np.zeros(0, np.int64)
@@ -618,8 +643,31 @@ class Store:
 
     def documents(self, ids: Sequence[int]) -> dict[int, StoredDocument]:
         """Rows by id (missing ids are left out)."""
-        rows = self._rows_by_id("id, path, record, text, code, recon_error, mtime", ids)
-        return {row[0]: StoredDocument(*row) for row in rows}
+        rows = list(self._rows_by_id("id, path, record, text, code, recon_error, mtime", ids))
+        check = self._code_check()
+        return {row[0]: check(StoredDocument(*row)) for row in rows}
+
+    def _code_check(self) -> Callable[[StoredDocument], StoredDocument]:
+        """A check of each row's code (see :meth:`codes`), for the reads that build :class:`StoredDocument`."""
+        bits = self.bits
+
+        def check(doc: StoredDocument) -> StoredDocument:
+            if doc.code is not None and not _is_code(doc.code, bits):
+                self._damaged_code(doc.id, doc.code)
+            return doc
+
+        return check
+
+    def _damaged_code(self, doc_id: int, value: object) -> NoReturn:
+        """Refuse a damaged code: a crafted or damaged database must not be read as if it were sound."""
+        bits = self.bits
+        what = f"a {bits}-bit code" if bits else "a code"
+        shown = repr(value)
+        shown = shown if len(shown) <= 40 else shown[:37] + "..."
+        raise CorruptDatabaseError(
+            f"{self.path} is damaged: document {doc_id} holds the code {shown} ({type(value).__name__}), not "
+            f"{what}: run `semhash train --db {self.path}` to code every document again"
+        )
 
     def _rows_by_id(self, columns: str, ids: Sequence[int]) -> Iterator[tuple]:
         """``SELECT columns`` of the documents with these ids (in no particular order; missing ids left out).
@@ -638,11 +686,13 @@ class Store:
         if record is not None:
             sql += " AND record = ?"
             params.append(record)
-        return [StoredDocument(*row) for row in self.db.execute(sql + " ORDER BY record", params)]
+        check = self._code_check()
+        return [check(StoredDocument(*row)) for row in self.db.execute(sql + " ORDER BY record", params)]
 
     def iter_documents(self, batch: int = 1000) -> Iterator[StoredDocument]:
         """Every document, in id order, fetched in batches."""
         last = -1
+        check = self._code_check()
         while True:
             rows = self.db.execute(
                 "SELECT id, path, record, text, code, recon_error, mtime FROM documents WHERE id > ?"
@@ -652,7 +702,7 @@ class Store:
             if not rows:
                 return
             for row in rows:
-                yield StoredDocument(*row)
+                yield check(StoredDocument(*row))
             last = rows[-1][0]
 
     # -- models ----------------------------------------------------------------------------------

@@ -125,3 +125,24 @@ def test_index_after_a_retrain_codes_new_documents_with_the_new_model(
     index_paths(indexed, [corpus], IndexOptions(device="cpu"), encoder=fake_encoder)
     _, consistent = _codes_agree_with_the_active_model(indexed)
     assert consistent
+
+
+# -- 6. a code stored as something else than an integer code ------------------------------------------
+@pytest.mark.parametrize("value", ["'abc'", "x'00ff'", "1.5", str(1 << 40), "-1"])
+def test_a_damaged_code_is_one_line_from_query_dedup_and_info_and_train_repairs_it(
+    tmp_path: Path, corpus: Path, patch_encoder: FakeEncoder, value: str
+) -> None:
+    db = tmp_path / "s.db"
+    assert invoke("index", corpus, "--db", db, "--epochs", FAST_EPOCHS, "--device", "cpu")[0] == 0
+    with sqlite3.connect(db) as conn:  # text, blob, real, or out of range for 32-bit codes
+        conn.execute(f"UPDATE documents SET code = {value} WHERE id = 3")
+    commands = [("query", "planet orbit telescope", "-k", "30", "--runtime", "torch"), ("dedup",), ("info",)]
+    for command in commands:
+        code, output = invoke(*command, "--db", db)
+        assert code == 1, (command, output)
+        line = _one_error_line(output)
+        assert "document 3" in line and "semhash train" in line, line
+    assert invoke("train", "--db", db, "--epochs", 2)[0] == 0
+    for command in commands:
+        code, output = invoke(*command, "--db", db)
+        assert code == 0, (command, output)
