@@ -146,3 +146,56 @@ def test_a_damaged_code_is_one_line_from_query_dedup_and_info_and_train_repairs_
     for command in commands:
         code, output = invoke(*command, "--db", db)
         assert code == 0, (command, output)
+
+
+# -- 5. a FIFO (or another non-regular file) in a cache file's place ------------------------------------
+QUERY_CHILD = textwrap.dedent(
+    """
+    import sys
+    sys.path.insert(0, sys.argv.pop(1))
+    from conftest import FakeEncoder
+    import semhash.embed
+    encoder = FakeEncoder()
+    semhash.embed.load_encoder = lambda *args, **kwargs: encoder
+    from semhash.cli import main
+    sys.argv = ["semhash", *sys.argv[1:]]
+    main()
+    """
+)
+
+
+def _cli_child(*args: str | Path, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    """The CLI in a child process with the fake encoder (a hang is a failed test, not a hung suite)."""
+    env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
+    command = [sys.executable, "-c", QUERY_CHILD, str(Path(__file__).parent), *map(str, args)]
+    return subprocess.run(command, env=env, capture_output=True, text=True, timeout=timeout)
+
+
+@pytest.mark.parametrize("suffix", [".faiss.json", ".faiss", ".vectors.json", ".vectors", ".vectors.ids"])
+def test_a_fifo_in_a_cache_files_place_is_a_damaged_cache_never_a_hang(indexed: Path, suffix: str) -> None:
+    query = ("query", "planet orbit telescope", "--db", indexed, "--json", "--runtime", "torch")
+    expected = _cli_child(*query)
+    assert expected.returncode == 0, expected.stderr
+    cache = Path(f"{indexed}{suffix}")
+    assert cache.is_file()
+    cache.unlink()
+    os.mkfifo(cache)
+    child = _cli_child(*query)
+    assert child.returncode == 0, child.stderr
+    assert child.stdout == expected.stdout
+    assert Path(f"{indexed}.faiss").is_file() and not Path(f"{indexed}.faiss").is_symlink()
+
+
+def test_a_linked_cache_file_is_not_read(indexed: Path, tmp_path: Path) -> None:
+    """A sidecar that is a link (here to a copy of the genuine one) is not followed: the cache is rebuilt."""
+    from semhash.index import CodeIndex
+    from semhash.sync import stamp_of
+
+    side = Path(f"{indexed}.faiss.json")
+    copy = tmp_path / "copy.json"
+    copy.write_bytes(side.read_bytes())
+    side.unlink()
+    side.symlink_to(copy)
+    with Store.open(indexed) as store:
+        assert store.bits is not None
+        assert CodeIndex.load(Path(f"{indexed}.faiss"), stamp_of(store), store.bits) is None

@@ -23,6 +23,8 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from semhash.fileio import read_regular
+
 #: The stamp file's name, beside ``manifest.json``.
 STAMP_FILE = "verified.json"
 #: A stamp lists a handful of files: anything larger is not one (read nothing, hash everything).
@@ -39,9 +41,7 @@ def read_stamps(folder: Path) -> dict[str, dict[str, Any]]:
     """``{file name: {"sha256", "stat"}}`` from ``folder/verified.json``; empty when absent or malformed."""
     path = Path(folder) / STAMP_FILE
     try:
-        if path.stat().st_size > MAX_STAMP_BYTES:
-            return {}
-        raw = json.loads(path.read_bytes())
+        raw = json.loads(read_regular(path, MAX_STAMP_BYTES))  # never a FIFO's wait, never a link
     except (OSError, ValueError):
         return {}
     if not isinstance(raw, dict) or raw.get("format") != _FORMAT or not isinstance(raw.get("files"), dict):
