@@ -453,6 +453,24 @@ class Store:
         """Set a ``meta`` value (call inside :meth:`transaction`)."""
         self.db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", [key, str(value)])
 
+    def try_set_meta(self, key: str, value: object) -> bool:
+        """Set a ``meta`` value if it can be done at once, for a reader's best-effort note (a renewed runtime seal).
+
+        Returns ``False``, writing nothing, inside a transaction, or when the database is read-only, locked
+        or busy (no wait). Such a note never bumps the generation: it changes no code.
+        """
+        if self.db.conn.in_transaction:
+            return False
+        self.db.execute("PRAGMA busy_timeout = 0")
+        try:
+            with self.transaction("recording a note"):
+                self.set_meta(key, value)
+            return True
+        except (SemhashError, sqlite3.Error):
+            return False
+        finally:
+            self.db.execute(f"PRAGMA busy_timeout = {int(self._busy_timeout_ms)}")
+
     def _int_meta(self, key: str) -> int | None:
         value = self.get_meta(key)
         if value is None or value == "":

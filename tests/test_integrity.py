@@ -148,6 +148,46 @@ def test_a_damaged_code_is_one_line_from_query_dedup_and_info_and_train_repairs_
         assert code == 0, (command, output)
 
 
+# -- 4. <db>.runtime as a symbolic link to another folder -------------------------------------------------
+@pytest.fixture
+def linked_runtime(tmp_path: Path, indexed: Path) -> tuple[Path, Path]:
+    """The index's runtime path made a link to another folder, which holds a file of its own."""
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (elsewhere / "keep.txt").write_text("not semhash's")
+    Path(f"{indexed}.runtime").symlink_to(elsewhere, target_is_directory=True)
+    return indexed, elsewhere
+
+
+def test_runtime_commands_refuse_a_linked_runtime_folder_in_one_line(
+    linked_runtime: tuple[Path, Path], patch_encoder: FakeEncoder
+) -> None:
+    db, elsewhere = linked_runtime
+    for command in (("runtime", "clear"), ("runtime", "build")):
+        code, output = invoke(*command, "--db", db)
+        assert code == 1, (command, output)
+        assert "symbolic link" in _one_error_line(output)
+    code, output = invoke("runtime", "info", "--db", db)
+    assert code == 0 and "symbolic link" in output, output
+    code, output = invoke("query", "planet orbit", "--db", db, "--runtime", "onnx")
+    assert code == 1 and "symbolic link" in _one_error_line(output)
+    code, output = invoke("query", "planet orbit", "--db", db, "--json")  # auto: torch, the link left alone
+    assert code == 0, output
+    assert sorted(p.name for p in elsewhere.iterdir()) == ["keep.txt"]
+    assert Path(f"{db}.runtime").is_symlink()
+
+
+def test_the_automatic_export_after_train_refuses_a_linked_runtime_folder(
+    linked_runtime: tuple[Path, Path], patch_encoder: FakeEncoder
+) -> None:
+    db, elsewhere = linked_runtime
+    code, output = invoke("train", "--db", db, "--epochs", 2)
+    assert code == 0, output
+    warnings = [line for line in output.splitlines() if line.startswith("warning:")]
+    assert len(warnings) == 1 and "symbolic link" in warnings[0], output
+    assert sorted(p.name for p in elsewhere.iterdir()) == ["keep.txt"]
+
+
 # -- 5. a FIFO (or another non-regular file) in a cache file's place ------------------------------------
 QUERY_CHILD = textwrap.dedent(
     """
@@ -199,3 +239,43 @@ def test_a_linked_cache_file_is_not_read(indexed: Path, tmp_path: Path) -> None:
     with Store.open(indexed) as store:
         assert store.bits is not None
         assert CodeIndex.load(Path(f"{indexed}.faiss"), stamp_of(store), store.bits) is None
+
+
+def test_a_fifo_as_the_runtime_stamp_or_manifest_is_refused_never_waited_on(tmp_path: Path) -> None:
+    """A small runtime folder (no model needed): its stamp file, then its manifest, replaced by FIFOs."""
+    script = textwrap.dedent(
+        """
+        import json, os, sys
+        from pathlib import Path
+        from semhash.runtime.manifest import file_entry, read_checked, read_manifest, RuntimeUnavailableError
+        folder = Path(sys.argv[1])
+        folder.mkdir()
+        (folder / "tokenizer.json").write_bytes(b"{}")
+        (folder / "encoder.onnx").write_bytes(b"graph")
+        files = {n: file_entry(folder / n) for n in ("tokenizer.json", "encoder.onnx")}
+        manifest = {"format": 1, "embedding_model": "m", "dim": 4, "max_seq_length": 8, "hasher": None,
+                    "versions": {}, "files": files, "optimized": None}
+        (folder / "manifest.json").write_text(json.dumps(manifest))
+        os.mkfifo(folder / "verified.json")
+        assert read_checked(read_manifest(folder), "tokenizer.json") == b"{}"
+        os.mkfifo(folder / "weights")
+        os.replace(folder / "weights", folder / "encoder.onnx")
+        try:
+            read_checked(read_manifest(folder), "encoder.onnx")
+        except RuntimeUnavailableError as exc:
+            print(exc)
+        (folder / "manifest.json").unlink()
+        os.mkfifo(folder / "manifest.json")
+        try:
+            read_manifest(folder)
+        except RuntimeUnavailableError as exc:
+            print(exc)
+        """
+    )
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    child = subprocess.run(
+        [sys.executable, "-c", script, str(tmp_path / "x.runtime")], env=env, capture_output=True, text=True, timeout=60
+    )
+    assert child.returncode == 0, child.stderr
+    lines = child.stdout.splitlines()
+    assert len(lines) == 2 and "encoder.onnx that is not a regular file" in lines[0] and "manifest.json" in lines[1]

@@ -10,8 +10,10 @@ or inode, and even a rewrite that puts the old mtime back (``touch -d``, ``cp -p
 
 The stamp is untrusted input like the rest of the folder: size-limited, checked field by field, and a
 bad or missing one only costs a re-hash. It is no defence against someone who may write the folder
-(they could as well rewrite the manifest's sha256s); what it guards against is damage. Writing it is
-best effort (an atomic replace), so a read-only folder still works: it just hashes every time.
+(they could as well rewrite the manifest's sha256s); what it guards against is damage. A folder the index
+exported is vouched for by the index's seal instead (:mod:`semhash.runtime.seal`), and this file is not read
+for it: the stamp serves folders no index seals (the per-model encoder cache, :func:`semhash.runtime.load_runtime`).
+Writing it is best effort (an atomic replace), so a read-only folder still works: it just hashes every time.
 """
 
 from __future__ import annotations
