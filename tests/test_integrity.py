@@ -279,3 +279,32 @@ def test_a_fifo_as_the_runtime_stamp_or_manifest_is_refused_never_waited_on(tmp_
     assert child.returncode == 0, child.stderr
     lines = child.stdout.splitlines()
     assert len(lines) == 2 and "encoder.onnx that is not a regular file" in lines[0] and "manifest.json" in lines[1]
+
+
+def test_a_fifo_in_place_of_the_ivf_file_is_rebuilt_never_waited_on(tmp_path: Path) -> None:
+    """The IVF stage (large indexes only) loads through the same checks; a FIFO there is a stale cache."""
+    script = textwrap.dedent(
+        """
+        import os, sys
+        import numpy as np
+        from semhash.index import IndexStamp
+        from semhash.ivf import EmbeddingIVF
+        rng = np.random.default_rng(0)
+        rows = rng.standard_normal((400, 16)).astype(np.float32)
+        rows /= np.linalg.norm(rows, axis=1, keepdims=True)
+        ids = np.arange(400, dtype=np.int64)
+        stamp = IndexStamp("db", 1, "change")
+        path = sys.argv[1]
+        EmbeddingIVF.build(ids, rows, nlist=8).save(path, stamp)
+        assert EmbeddingIVF.load(path, stamp, 16, 400) is not None
+        os.unlink(path)
+        os.mkfifo(path)
+        print(EmbeddingIVF.load(path, stamp, 16, 400))
+        """
+    )
+    env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
+    child = subprocess.run(
+        [sys.executable, "-c", script, str(tmp_path / "s.db.ivf")], env=env, capture_output=True, text=True, timeout=60
+    )
+    assert child.returncode == 0, child.stderr
+    assert child.stdout.strip() == "None"
