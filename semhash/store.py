@@ -5,8 +5,10 @@ Schema (version 1; ``PRAGMA user_version`` holds the version, migrations run in 
 * ``documents``: ``id`` INTEGER PRIMARY KEY (= the faiss id), ``path`` TEXT, ``record`` INTEGER (0 for
   one-document files, 1.. for JSON/JSONL/CSV records), ``content_hash`` TEXT (sha256 of the text),
   ``text`` TEXT, ``n_chars`` INTEGER, ``mtime`` REAL, ``embedding`` BLOB (float32, little-endian),
-  ``code`` INTEGER (see :mod:`semhash.codes`; NULL until encoded), ``recon_error`` REAL (1 - cosine of the
-  embedding and its reconstruction from the code), ``indexed_at`` TEXT. ``(path, record)`` is unique.
+  ``code`` INTEGER (see :mod:`semhash.codes`; NULL until encoded; any other value than an integer in the
+  active model's range is damage, refused with a :class:`CorruptDatabaseError` that names ``semhash train``),
+  ``recon_error`` REAL (1 - cosine of the embedding and its reconstruction from the code), ``indexed_at``
+  TEXT. ``(path, record)`` is unique.
 * ``models``: every trained hashing model: ``id``, ``created_at``, ``bits``, ``input_dim``,
   ``config`` JSON, ``stats`` JSON, ``trained_on`` (documents), ``weights`` BLOB. The newest is active.
 * ``encoders`` (created by the first ``semhash train --adapt``, so older databases need no migration):
@@ -18,7 +20,10 @@ Schema (version 1; ``PRAGMA user_version`` holds the version, migrations run in 
   (a random uuid4 given at creation, or at the first open for writing of an older database),
   ``generation`` (bumped in the same transaction as every change to codes) and ``change_id`` (a fresh
   random id with every bump, so two copies of one database that diverge never share a state). The faiss
-  file records all three, so a stale file, or one from another database, is never served.
+  file records all three, so a stale file, or one from another database, is never served. ``model_id``
+  names the active model: it changes in the same transaction as every code (``semhash train``), so codes
+  and model never disagree. ``runtime_seal``: what ``<db>.runtime/`` held when the index exported it
+  (:mod:`semhash.runtime.seal`); queries use no other folder.
 
 Opening: a command that writes (:meth:`Store.open` with ``create`` or ``write``) is refused up front with
 :class:`ReadOnlyDatabaseError` when the file or its folder cannot be written. A command that reads
