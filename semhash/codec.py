@@ -6,7 +6,8 @@ model, then the index's active hashing model (which reads the text too, for its 
 
 - ``onnx``: the exported, torch-free pipeline in ``<db>.runtime/`` (:mod:`semhash.runtime`), used when the
   folder is present, intact and *fresh*: made for the index's embedding model and for the very hashing model
-  that is active (its row id and the sha256 of its stored weights);
+  that is active (its row id and the sha256 of its stored weights), and *sealed*: the folder the index recorded
+  when it exported it (:mod:`semhash.runtime.seal`), every file checked against that record;
 - ``torch``: the sentence-transformers encoder and the torch hashing model, loaded from the store.
 
 ``auto`` (the default; ``SEMHASH_RUNTIME`` or ``--runtime`` override it) takes the fast path when it can
@@ -34,8 +35,9 @@ import numpy as np
 
 from semhash.adapted import is_adapted
 from semhash.errors import IndexMissingError, UsageError
-from semhash.runtime import RuntimeUnavailableError, runtime_folder
+from semhash.runtime import RuntimeUnavailableError, runtime_folder, runtime_path
 from semhash.runtime.manifest import Manifest, read_manifest
+from semhash.runtime.seal import SEAL_KEY, Seal, check_seal, seal_folder, verify_sealed
 from semhash.store import Store, StoredModel
 
 if TYPE_CHECKING:
@@ -111,6 +113,36 @@ def check_fresh(manifest: Manifest, embedding_model: str | None, model: StoredMo
             f"the exported runtime at {manifest.folder} holds another hashing model than the index's active one "
             f"(model {record.get('id')!r}, the index's is {model.id}): {hint}"
         )
+
+
+def sealed_runtime(store: Store, embedding_model: str | None, model: StoredModel) -> Manifest:
+    """The index's runtime folder when queries may use it: fresh (:func:`check_fresh`), the very folder the
+    index sealed when it exported it, and every file verified (:mod:`semhash.runtime.seal`).
+
+    A file whose stat is no longer the sealed one is hashed against the sealed manifest; when all pass, the
+    seal is renewed if the database can be written at once (else the next cold query hashes it again).
+
+    Raises:
+        RuntimeUnavailableError: no folder, a stale, unsealed, altered or damaged one, or a link in its place.
+    """
+    manifest = read_manifest(runtime_folder(store.path))
+    check_fresh(manifest, embedding_model, model)
+    manifest, hashed = verify_sealed(check_seal(manifest, Seal.parse(store.get_meta(SEAL_KEY))))
+    if hashed and manifest.vouched is not None:
+        store.try_set_meta(SEAL_KEY, Seal(manifest.digest, manifest.vouched).to_json())
+    return manifest
+
+
+def seal_runtime(store: Store) -> None:
+    """Record the index's runtime folder, as it is now, as the one it exported (after every export).
+
+    Raises:
+        RuntimeUnavailableError: the folder is not a valid runtime folder.
+        ReadOnlyDatabaseError, DatabaseLockedError, StorageError: the database cannot be written.
+    """
+    seal = seal_folder(runtime_folder(store.path))
+    with store.transaction("recording the exported runtime"):
+        store.set_meta(SEAL_KEY, seal.to_json())
 
 
 class _AdaptedWeights(Protocol):
@@ -221,8 +253,7 @@ class Codec:
         note = None
         if chosen != "torch":
             try:
-                manifest = read_manifest(runtime_folder(store.path))
-                check_fresh(manifest, embedding_model, model)
+                manifest = sealed_runtime(store, embedding_model, model)
                 # The device stays unresolved here: resolving it imports torch, which the fast path never does.
                 return cls(model, embedding_model, runtime="onnx", manifest=manifest, encoder=encoder,
                            device=device, max_windows=max_windows, fallback=chosen == "auto",
@@ -375,7 +406,7 @@ def refresh_runtime(
     """
     from semhash.runtime.cache import cached_encoder, encoder_cache_folder
 
-    folder = runtime_folder(store.path)
+    folder = runtime_path(store.path)
     report = RuntimeReport(folder)
     model = store.active_model()
     name = store.embedding_model
@@ -383,10 +414,14 @@ def refresh_runtime(
         report.skipped = "the index has no trained model yet"
         return report
     try:
+        runtime_folder(store.path)  # never through a link put in the folder's place
         source: Path | None = None
         try:
             current = read_manifest(folder)
             if current.embedding_model == name:
+                # Only a folder the index sealed, every file intact, lends its encoder files: an altered one
+                # (its manifest re-stamped to match) must not be sealed again as the index's own.
+                verify_sealed(check_seal(current, Seal.parse(store.get_meta(SEAL_KEY))))
                 source = folder
         except RuntimeUnavailableError:
             pass
@@ -397,6 +432,7 @@ def refresh_runtime(
                 report.skipped = "no export of the adapted encoder yet (`semhash runtime build` makes one)"
                 return report
             _export_adapted(store, name, model, hasher, folder)
+            seal_runtime(store)
             report.written = True
             return report
         if source is None:
@@ -418,6 +454,7 @@ def refresh_runtime(
         from semhash.runtime.export import export_hasher
 
         export_hasher(hasher, folder, hasher_id=model.id, hasher_checksum=model.checksum, source=source)
+        seal_runtime(store)
         report.written = True
     except Exception as exc:  # export must never break indexing: one warning line, the torch path stays
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
@@ -450,11 +487,15 @@ def clear_runtime(db_path: Path) -> bool:
 
 
 def runtime_info(store: Store) -> dict[str, Any]:
-    """The runtime folder's state for ``semhash runtime info``: where, what, and whether queries use it."""
-    folder = runtime_folder(store.path)
-    info: dict[str, Any] = {"folder": str(folder), "present": folder.exists(), "fresh": False, "reason": None}
+    """The runtime folder's state for ``semhash runtime info``: where, what, and whether queries use it.
+
+    ``fresh`` is what a query would find: the folder is made for the index's models, sealed by it, and
+    every file's size and sha256 check out (:func:`sealed_runtime`); ``reason`` says why not.
+    """
+    folder = runtime_path(store.path)
+    info: dict[str, Any] = {"folder": str(folder), "present": os.path.lexists(folder), "fresh": False, "reason": None}
     try:
-        manifest = read_manifest(folder)
+        manifest = read_manifest(runtime_folder(store.path))
         info.update(
             embedding_model=manifest.embedding_model,
             hasher=manifest.hasher,
@@ -463,7 +504,7 @@ def runtime_info(store: Store) -> dict[str, Any]:
         model = store.active_model()
         if model is None:
             raise RuntimeUnavailableError("the index has no trained model")
-        check_fresh(manifest, store.embedding_model, model)
+        sealed_runtime(store, store.embedding_model, model)
         info["fresh"] = True
     except RuntimeUnavailableError as exc:
         info["reason"] = str(exc)
@@ -505,15 +546,17 @@ class FastIndexEncoder:
 
 
 def indexing_encoder(
-    db_path: Path, model: str | None, device: str, max_windows: int = 0, adapted: _AdaptedWeights | None = None
+    db_path: Path, model: str | None, device: str, max_windows: int = 0, store: Store | None = None
 ) -> Encoder | None:
     """The exported encoder of ``<db>.runtime/`` for indexing, when it is this model's and the device is the CPU.
 
-    ``None`` (load the torch encoder) without a valid runtime folder for ``model``, on a GPU, or with
-    ``SEMHASH_RUNTIME=torch``. ``adapted``: where the index's adapted encoder is read from when ``model``
-    names one (the store), for the documents too long for the exported encoder.
+    ``None`` (load the torch encoder) without a valid runtime folder for ``model`` sealed by the index
+    (:mod:`semhash.runtime.seal`: an altered folder must not embed what the index stores), on a GPU, or
+    with ``SEMHASH_RUNTIME=torch``. ``store``: the open index, which vouches for the folder and from which
+    the index's adapted encoder is read when ``model`` names one, for the documents too long for the
+    exported encoder.
     """
-    if device != "cpu" or os.environ.get(ENV_RUNTIME, "").strip().lower() == "torch":
+    if device != "cpu" or store is None or os.environ.get(ENV_RUNTIME, "").strip().lower() == "torch":
         return None
     from semhash.embed import resolve_model
 
@@ -521,9 +564,10 @@ def indexing_encoder(
         manifest = read_manifest(runtime_folder(Path(db_path)))
         if manifest.embedding_model != resolve_model(model)[0]:
             return None
+        manifest, _ = verify_sealed(check_seal(manifest, Seal.parse(store.get_meta(SEAL_KEY))))
         from semhash.runtime import OnnxEncoder
 
         onnx = OnnxEncoder(manifest, max_windows=max_windows)
     except Exception:  # a missing, stale or damaged runtime (or a model that cannot resolve): torch indexes
         return None
-    return FastIndexEncoder(onnx, model, device, max_windows, adapted)
+    return FastIndexEncoder(onnx, model, device, max_windows, store)

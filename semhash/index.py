@@ -23,6 +23,7 @@ import faiss
 import numpy as np
 
 from semhash.errors import CorruptIndexError
+from semhash.fileio import read_regular, regular_stat
 
 
 def index_path_for(db_path: str | Path) -> Path:
@@ -155,11 +156,9 @@ class CodeIndex:
         """
         path = Path(path)
         try:
-            side = _sidecar(path)
-            if side.stat().st_size > _MAX_SIDECAR_BYTES:
-                return None
-            meta = json.loads(side.read_text())
-            size = path.stat().st_size
+            # Regular files only, and never waited on: a FIFO in their place is a damaged cache, rebuilt.
+            meta = json.loads(read_regular(_sidecar(path), _MAX_SIDECAR_BYTES))
+            size = regular_stat(path).st_size
         except (OSError, ValueError):
             return None
         if not isinstance(meta, dict) or not stamp.matches(meta) or meta.get("bits") != bits:
@@ -167,7 +166,7 @@ class CodeIndex:
         if meta.get("bytes") != size:
             return None
         try:
-            data = path.read_bytes()
+            data = read_regular(path, size)
         except OSError:
             return None
         if _checksum(data) != meta.get("checksum"):

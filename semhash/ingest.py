@@ -431,27 +431,46 @@ def _check_before_work(store: Store, model_name: str, options: IndexOptions) -> 
 def _train_and_encode(store: Store, options: IndexOptions, report: IndexReport, progress: Progress | None) -> None:
     """Train when there is no model (or ``retrain``), then encode every document without a code.
 
-    ``options.device`` is already resolved (by the entry point that called this).
+    A new model is made active and every document re-coded with it in one transaction: an interruption
+    (even ``kill -9``) leaves the old model with the old codes, never the new model beside codes of the old
+    one. ``options.device`` is already resolved (by the entry point that called this).
     """
-    from semhash.codec import Codec, TorchHasher, refresh_runtime
+    from semhash.codec import refresh_runtime
 
     device = options.device
     active = store.active_model()
     trained: HashingAutoencoder | None = None
     if active is None or options.retrain:
-        trained = retrain(
-            store,
-            options.bits if options.bits is not None else (active.bits if active else None) or DEFAULT_BITS,
-            device,
-            options,
-            report,
-            progress,
-        )
+        bits = options.bits if options.bits is not None else (active.bits if active else None) or DEFAULT_BITS
+        trained, record = retrain(store, bits, device, options, report, progress)
+        with store.transaction("switching to the new hashing model and storing its codes"):
+            store.save_model(**record)
+            store.clear_codes()
+            _encode_uncoded(store, trained, options, report, progress)
+    else:
+        _encode_uncoded(store, None, options, report, progress)
+    if trained is not None and options.runtime_export:
+        # The fast query path follows every new model; an export failure is a warning, never a failed index.
+        exported = refresh_runtime(store, hasher=trained, export_encoder=options.export_encoder)
+        if exported.warning:
+            report.warnings.append(exported.warning)
+
+
+def _encode_uncoded(
+    store: Store,
+    trained: HashingAutoencoder | None,
+    options: IndexOptions,
+    report: IndexReport,
+    progress: Progress | None,
+) -> None:
+    """Code every document without a code with the active model (``trained``: that model, already loaded)."""
+    from semhash.codec import Codec, TorchHasher
+
+    device = options.device
     # Indexing hashes with the torch model (only it gives reconstruction errors), through the one codec.
-    hasher = TorchHasher(trained, device) if trained is not None else None
     codec = Codec.from_store(store, "torch", device=device)
-    if hasher is not None:
-        codec = Codec(codec.model, codec.embedding_model, hasher=hasher, device=device)
+    if trained is not None:
+        codec = Codec(codec.model, codec.embedding_model, hasher=TorchHasher(trained, device), device=device)
     todo = store.ids_without_code()
     for start in range(0, len(todo), 4096):
         ids, embeddings = store.embeddings(todo[start : start + 4096])
@@ -462,11 +481,6 @@ def _train_and_encode(store: Store, options: IndexOptions, report: IndexReport, 
         report.encoded += len(ids)
         if progress:
             progress("encode", min(start + 4096, len(todo)), len(todo))
-    if trained is not None and options.runtime_export:
-        # The fast query path follows every new model; an export failure is a warning, never a failed index.
-        exported = refresh_runtime(store, hasher=trained, export_encoder=options.export_encoder)
-        if exported.warning:
-            report.warnings.append(exported.warning)
 
 
 def retrain(
@@ -476,8 +490,13 @@ def retrain(
     options: IndexOptions,
     report: IndexReport,
     progress: Progress | None = None,
-) -> HashingAutoencoder:
-    """Train a new hashing model on every stored embedding, store it, and forget the old codes."""
+) -> tuple[HashingAutoencoder, dict]:
+    """Train a new hashing model on every stored embedding.
+
+    Returns:
+        the model and the keyword arguments of :meth:`~semhash.store.Store.save_model` that store it; the
+        caller stores it in the same transaction as the codes it gives (:func:`_train_and_encode`).
+    """
     from dataclasses import asdict
 
     from semhash.model import model_to_bytes
@@ -503,11 +522,15 @@ def retrain(
     report.train_seconds = time.perf_counter() - started
     report.trained = True
     report.train_stats = stats
-    store.save_model(
-        model_to_bytes(model), bits, embeddings.shape[1], asdict(config), stats, trained_on=len(embeddings)
-    )
-    store.clear_codes()
-    return model
+    record = {
+        "weights": model_to_bytes(model),
+        "bits": bits,
+        "input_dim": embeddings.shape[1],
+        "config": asdict(config),
+        "stats": stats,
+        "trained_on": len(embeddings),
+    }
+    return model, record
 
 
 def _training_set(store: Store, options: IndexOptions) -> tuple[np.ndarray, np.ndarray]:

@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING
 import faiss
 import numpy as np
 
+from semhash.fileio import regular_stat
 from semhash.runtime.stamp import stat_key
 from semhash.vectors import file_checksum, read_sidecar
 
@@ -202,7 +203,8 @@ class EmbeddingIVF:
         if not isinstance(nlist, int) or not 0 < nlist <= max(count, 1) or size > _max_bytes(count, dim, nlist):
             return None  # larger than any index of these rows: not ours, and not read
         try:
-            unchanged = meta.get("stat") == stat_key(path.stat())
+            # a regular file (never a FIFO faiss would wait on, nor a link), no larger than the sidecar says
+            unchanged = meta.get("stat") == stat_key(regular_stat(path, size))
         except OSError:
             return None
         # A file whose size, times and inode are the ones recorded when it was written is that file (any

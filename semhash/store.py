@@ -5,11 +5,12 @@ Schema (version 2; ``PRAGMA user_version`` holds the version, migrations run in 
 * ``documents``: ``id`` INTEGER PRIMARY KEY (= the faiss id), ``path`` TEXT, ``record`` INTEGER (0 for
   one-document files, 1.. for JSON/JSONL/CSV records), ``content_hash`` TEXT (sha256 of the text),
   ``text`` TEXT, ``n_chars`` INTEGER, ``mtime`` REAL, ``embedding`` BLOB (float32, little-endian),
-  ``code`` INTEGER (see :mod:`semhash.codes`; NULL until encoded), ``recon_error`` REAL (1 - cosine of the
-  embedding and its reconstruction from the code), ``indexed_at`` TEXT, and since version 2 ``locations``
-  TEXT (JSON ``[[char_offset, page], ...]``: where each PDF page or PPTX/ODP slide starts in ``text``;
-  NULL for formats without pages) and ``encoding`` TEXT (the encoding a text file was decoded from).
-  ``(path, record)`` is unique.
+  ``code`` INTEGER (see :mod:`semhash.codes`; NULL until encoded; any other value than an integer in the
+  active model's range is damage, refused with a :class:`CorruptDatabaseError` that names ``semhash train``),
+  ``recon_error`` REAL (1 - cosine of the embedding and its reconstruction from the code), ``indexed_at``
+  TEXT, and since version 2 ``locations`` TEXT (JSON ``[[char_offset, page], ...]``: where each PDF page or
+  PPTX/ODP slide starts in ``text``; NULL for formats without pages) and ``encoding`` TEXT (the encoding a
+  text file was decoded from). ``(path, record)`` is unique.
 * ``models``: every trained hashing model: ``id``, ``created_at``, ``bits``, ``input_dim``,
   ``config`` JSON, ``stats`` JSON, ``trained_on`` (documents), ``weights`` BLOB. The newest is active.
 * ``encoders`` (created by the first ``semhash train --adapt``, so older databases need no migration):
@@ -21,7 +22,10 @@ Schema (version 2; ``PRAGMA user_version`` holds the version, migrations run in 
   (a random uuid4 given at creation, or at the first open for writing of an older database),
   ``generation`` (bumped in the same transaction as every change to codes) and ``change_id`` (a fresh
   random id with every bump, so two copies of one database that diverge never share a state). The faiss
-  file records all three, so a stale file, or one from another database, is never served.
+  file records all three, so a stale file, or one from another database, is never served. ``model_id``
+  names the active model: it changes in the same transaction as every code (``semhash train``), so codes
+  and model never disagree. ``runtime_seal``: what ``<db>.runtime/`` held when the index exported it
+  (:mod:`semhash.runtime.seal`); queries use no other folder.
 
 Opening: a command that writes (:meth:`Store.open` with ``create`` or ``write``) is refused up front with
 :class:`ReadOnlyDatabaseError` when the file or its folder cannot be written. A command that reads
@@ -173,6 +177,19 @@ class StoredModel:
     def checksum(self) -> str:
         """sha256 of the weights blob: ties an exported runtime's hasher to this very model."""
         return hashlib.sha256(self.weights or b"").hexdigest()
+
+
+def _code_range(bits: int | None) -> tuple[int, int]:
+    """The integers a stored code may be: ``[0, 2**bits)``, or SQLite's whole int64 range for 64-bit codes."""
+    if bits is None or bits >= 64:
+        return -(1 << 63), (1 << 63) - 1
+    return 0, (1 << bits) - 1
+
+
+def _is_code(value: object, bits: int | None) -> bool:
+    """Whether a stored ``code`` value is one (an integer in range), not damage (text, blob, real, too large)."""
+    low, high = _code_range(bits)
+    return isinstance(value, int) and not isinstance(value, bool) and low <= value <= high
 
 
 def _now() -> str:
@@ -457,6 +474,24 @@ class Store:
         """Set a ``meta`` value (call inside :meth:`transaction`)."""
         self.db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", [key, str(value)])
 
+    def try_set_meta(self, key: str, value: object) -> bool:
+        """Set a ``meta`` value if it can be done at once, for a reader's best-effort note (a renewed runtime seal).
+
+        Returns ``False``, writing nothing, inside a transaction, or when the database is read-only, locked
+        or busy (no wait). Such a note never bumps the generation: it changes no code.
+        """
+        if self.db.conn.in_transaction:
+            return False
+        self.db.execute("PRAGMA busy_timeout = 0")
+        try:
+            with self.transaction("recording a note"):
+                self.set_meta(key, value)
+            return True
+        except (SemhashError, sqlite3.Error):
+            return False
+        finally:
+            self.db.execute(f"PRAGMA busy_timeout = {int(self._busy_timeout_ms)}")
+
     def _int_meta(self, key: str) -> int | None:
         value = self.get_meta(key)
         if value is None or value == "":
@@ -645,7 +680,19 @@ class Store:
         return [found[int(i)] for i in ids]
 
     def codes(self) -> tuple[np.ndarray, np.ndarray]:
-        """``(ids, codes)`` of every encoded document as int64 arrays (SQLite integer form), id order."""
+        """``(ids, codes)`` of every encoded document as int64 arrays (SQLite integer form), id order.
+
+        Raises:
+            CorruptDatabaseError: a stored code is not an integer of the active model's code length.
+        """
+        low, high = _code_range(self.bits)
+        bad = self.db.execute(
+            "SELECT id, code FROM documents WHERE code IS NOT NULL"
+            " AND (typeof(code) != 'integer' OR code < ? OR code > ?) LIMIT 1",
+            [low, high],
+        ).fetchone()
+        if bad is not None:
+            self._damaged_code(*bad)
         rows = self.db.execute("SELECT id, code FROM documents WHERE code IS NOT NULL ORDER BY id").fetchall()
         if not rows:
             return np.zeros(0, np.int64), np.zeros(0, np.int64)
@@ -654,8 +701,31 @@ class Store:
 
     def documents(self, ids: Sequence[int]) -> dict[int, StoredDocument]:
         """Rows by id (missing ids are left out)."""
-        rows = self._rows_by_id("id, path, record, text, code, recon_error, mtime", ids)
-        return {row[0]: StoredDocument(*row) for row in rows}
+        rows = list(self._rows_by_id("id, path, record, text, code, recon_error, mtime", ids))
+        check = self._code_check()
+        return {row[0]: check(StoredDocument(*row)) for row in rows}
+
+    def _code_check(self) -> Callable[[StoredDocument], StoredDocument]:
+        """A check of each row's code (see :meth:`codes`), for the reads that build :class:`StoredDocument`."""
+        bits = self.bits
+
+        def check(doc: StoredDocument) -> StoredDocument:
+            if doc.code is not None and not _is_code(doc.code, bits):
+                self._damaged_code(doc.id, doc.code)
+            return doc
+
+        return check
+
+    def _damaged_code(self, doc_id: int, value: object) -> NoReturn:
+        """Refuse a damaged code: a crafted or damaged database must not be read as if it were sound."""
+        bits = self.bits
+        what = f"a {bits}-bit code" if bits else "a code"
+        shown = repr(value)
+        shown = shown if len(shown) <= 40 else shown[:37] + "..."
+        raise CorruptDatabaseError(
+            f"{self.path} is damaged: document {doc_id} holds the code {shown} ({type(value).__name__}), not "
+            f"{what}: run `semhash train --db {self.path}` to code every document again"
+        )
 
     def _rows_by_id(self, columns: str, ids: Sequence[int]) -> Iterator[tuple]:
         """``SELECT columns`` of the documents with these ids (in no particular order; missing ids left out).
@@ -674,11 +744,13 @@ class Store:
         if record is not None:
             sql += " AND record = ?"
             params.append(record)
-        return [StoredDocument(*row) for row in self.db.execute(sql + " ORDER BY record", params)]
+        check = self._code_check()
+        return [check(StoredDocument(*row)) for row in self.db.execute(sql + " ORDER BY record", params)]
 
     def iter_documents(self, batch: int = 1000) -> Iterator[StoredDocument]:
         """Every document, in id order, fetched in batches."""
         last = -1
+        check = self._code_check()
         while True:
             rows = self.db.execute(
                 "SELECT id, path, record, text, code, recon_error, mtime FROM documents WHERE id > ?"
@@ -688,7 +760,7 @@ class Store:
             if not rows:
                 return
             for row in rows:
-                yield StoredDocument(*row)
+                yield check(StoredDocument(*row))
             last = rows[-1][0]
 
     # -- models ----------------------------------------------------------------------------------

@@ -39,6 +39,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from semhash.fileio import open_regular, read_regular, regular_stat
+
 if TYPE_CHECKING:
     from semhash.index import IndexStamp
 
@@ -79,13 +81,13 @@ _SAMPLE_BLOCKS, _SAMPLE_BYTES = 256, 64 * 1024
 def _vectors_checksum(path: Path, size: int) -> str | None:
     """blake2b of the vector file (sampled when large, see above); ``None`` when it is not ``size`` bytes."""
     try:
-        if path.stat().st_size != size:
+        if regular_stat(path).st_size != size:
             return None
         if size <= _FULL_CHECKSUM_BYTES:
             return file_checksum(path, size)
         digest = hashlib.blake2b(digest_size=16)
         digest.update(str(size).encode())
-        with open(path, "rb") as handle:
+        with open_regular(path, size) as handle:
             for block in range(_SAMPLE_BLOCKS):
                 handle.seek((size - _SAMPLE_BYTES) * block // (_SAMPLE_BLOCKS - 1))
                 digest.update(handle.read(_SAMPLE_BYTES))
@@ -98,9 +100,7 @@ def read_sidecar(side: Path, max_bytes: int) -> dict | None:
     """A cache's JSON sidecar as a dict; ``None`` when it is missing, larger than ``max_bytes`` (not ours:
     not parsed), unreadable or not a JSON object."""
     try:
-        if side.stat().st_size > max_bytes:
-            return None
-        meta = json.loads(side.read_text())
+        meta = json.loads(read_regular(side, max_bytes))  # a FIFO or a link is not read (fileio)
     except (OSError, ValueError):
         return None
     return meta if isinstance(meta, dict) else None
@@ -111,7 +111,7 @@ def file_checksum(path: Path, limit: int) -> str | None:
     digest = hashlib.blake2b(digest_size=16)
     total = 0
     try:
-        with open(path, "rb") as handle:
+        with open_regular(path, limit) as handle:
             while block := handle.read(8 * 2**20):
                 total += len(block)
                 if total > limit:
@@ -352,7 +352,10 @@ class VectorCache:
         checksum = _vectors_checksum(path, count * dim * _DTYPE.itemsize)
         if checksum is None or checksum != meta.get("vectors_checksum"):
             return None
-        cache = cls._map(path, count, dim, bits)
+        try:
+            cache = cls._map(path, count, dim, bits)
+        except (OSError, ValueError):  # replaced since it was checked (by a FIFO, a shorter file): rebuild
+            return None
         if count > 1 and np.any(np.diff(cache.ids) <= 0):
             return None
         return cache
@@ -361,6 +364,9 @@ class VectorCache:
     def _map(cls, path: Path, count: int, dim: int, bits: int) -> VectorCache:
         if count == 0:  # numpy cannot map an empty file
             return cls(np.zeros(0, np.int64), np.zeros((0, dim), _DTYPE), _unsigned(np.zeros(0, np.int64), bits), bits)
-        pairs = np.fromfile(_ids_path(path), dtype=_ID_DTYPE, count=2 * count).reshape(count, 2).astype(np.int64)
-        matrix = np.memmap(path, dtype=_DTYPE, mode="r", shape=(count, dim))
+        size = count * _PAIR
+        raw = read_regular(_ids_path(path), size)
+        pairs = np.frombuffer(raw, dtype=_ID_DTYPE, count=2 * count).reshape(count, 2).astype(np.int64)
+        with open_regular(path, count * dim * _DTYPE.itemsize) as handle:  # maps the file checked, not a name
+            matrix = np.memmap(handle, dtype=_DTYPE, mode="r", shape=(count, dim))
         return cls(pairs[:, 0].copy(), matrix, _unsigned(pairs[:, 1], bits), bits)

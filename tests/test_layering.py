@@ -19,7 +19,7 @@ LAYERS = {
     "corpus": 2, "embed": 2, "model": 2, "store": 2, "index": 2, "device": 2, "baselines": 2, "runtime": 2, "engine": 2,
     "vectors": 2, "ivf": 2, "adapted": 2, "extract": 2,
     "lexical": 1.5,
-    "errors": 1, "types": 1, "config": 1, "codes": 1, "metrics": 1, "privacy": 1,
+    "errors": 1, "types": 1, "config": 1, "codes": 1, "metrics": 1, "privacy": 1, "fileio": 1,
 }  # fmt: skip
 NO_TORCH = (
     "codes",
@@ -39,6 +39,7 @@ NO_TORCH = (
     "errors",
     "config",
     "privacy",
+    "fileio",
 )
 
 

@@ -442,6 +442,7 @@ main()
 
 
 def test_a_cold_cli_query_on_the_fast_path_gives_the_searchers_hits(exported: Exported, tmp_path: Path) -> None:
+    from semhash.codec import seal_runtime
     from semhash.ingest import IndexOptions, index_paths
     from semhash.search import QueryOptions, Searcher
     from semhash.store import Store
@@ -455,6 +456,8 @@ def test_a_cold_cli_query_on_the_fast_path_gives_the_searchers_hits(exported: Ex
         model_from_bytes(model.weights), runtime_folder(db), hasher_id=model.id, hasher_checksum=model.checksum,
         source=exported.folder,
     )  # fmt: skip
+    with Store.open(db) as store:  # the index vouches for the folder it exported (semhash.runtime.seal)
+        seal_runtime(store)
     query = "how do I fix a flat tyre on my bike"
     child = subprocess.run(
         [sys.executable, "-c", SPY, "query", query, "--db", str(db), "--json", "-k", "4", "--runtime", "onnx"],

@@ -11,6 +11,8 @@ package imports neither torch nor onnxruntime (the encoder imports onnxruntime w
 
 from __future__ import annotations
 
+import os
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,13 +29,40 @@ __all__ = [
     "load_runtime",
     "read_manifest",
     "runtime_folder",
+    "runtime_path",
 ]
 
 
-def runtime_folder(db: Path) -> Path:
-    """The runtime folder's intended place: ``<db>.runtime/`` beside the database."""
+def runtime_path(db: Path) -> Path:
+    """The runtime folder's intended place, ``<db>.runtime/`` beside the database (unchecked: for messages)."""
     db = Path(db)
     return db.with_name(db.name + ".runtime")
+
+
+def runtime_folder(db: Path) -> Path:
+    """The runtime folder of the index ``db``: :func:`runtime_path`, checked to be a real folder or absent.
+
+    Every runtime command, query and export goes through here, so none reads or writes through a symbolic
+    link put in the folder's place (into some other folder), nor trips over a file there.
+
+    Raises:
+        RuntimeUnavailableError: the path is a symbolic link, or something else than a folder.
+    """
+    folder = runtime_path(db)
+    try:
+        st = os.lstat(folder)
+    except FileNotFoundError:
+        return folder
+    except OSError as exc:
+        raise RuntimeUnavailableError(f"cannot inspect {folder} ({exc.strerror or exc}): check its folder") from exc
+    if stat.S_ISLNK(st.st_mode):
+        raise RuntimeUnavailableError(
+            f"{folder} is a symbolic link: semhash reads and writes the exported runtime only in a real folder "
+            "beside the index; remove the link, then run `semhash runtime build`"
+        )
+    if not stat.S_ISDIR(st.st_mode):
+        raise RuntimeUnavailableError(f"{folder} is not a folder: remove it, then run `semhash runtime build`")
+    return folder
 
 
 @dataclass

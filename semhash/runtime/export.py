@@ -72,6 +72,8 @@ def _versions() -> dict[str, str]:
 def _replace_folder(dest: Path, build: Callable[[Path], dict[str, Any]]) -> Path:
     """Run ``build(tmp)`` in a fresh folder beside ``dest``, write its manifest, then swap it in for ``dest``."""
     dest = Path(dest)
+    if dest.is_symlink():  # renaming it would move the link, and the caller may have read through it
+        raise RuntimeUnavailableError(f"{dest} is a symbolic link: export the runtime into a real folder")
     dest.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.tmp-", dir=dest.parent))
     umask = os.umask(0)

@@ -41,6 +41,7 @@ from pathlib import Path
 from typing import Any
 
 from semhash.errors import SemhashError
+from semhash.fileio import NotRegularFileError, open_regular, read_regular, regular_stat
 from semhash.runtime.stamp import is_verified, read_stamps, write_stamps
 
 #: Bumped whenever the folder's layout or a file's meaning changes; a loader refuses other versions.
@@ -93,6 +94,11 @@ class Manifest:
     optimized: dict[str, str] | None = None
     #: windows embedded per document, whatever the caller asks (0 = all; an adapted encoder's 1 = the first).
     windows: int = 0
+    #: sha256 of ``manifest.json`` as read: what the index's seal records (:mod:`semhash.runtime.seal`).
+    digest: str = ""
+    #: ``{file name: stat key}`` the index's seal vouches for (:func:`semhash.runtime.seal.check_seal`); when
+    #: set, these replace the folder's own ``verified.json``, which anyone who may write the folder can forge.
+    vouched: dict[str, list[int]] | None = None
 
     def optimized_for(self, onnxruntime_version: str) -> bool:
         """Whether the folder's optimised graph was written by this onnxruntime version (so it may be loaded)."""
@@ -124,9 +130,14 @@ def sha256_bytes(data: bytes) -> str:
 
 
 def file_entry(path: Path) -> dict[str, Any]:
-    """The manifest's record of one file: its sha256 and size."""
-    data = path.read_bytes()
-    return {"sha256": sha256_bytes(data), "bytes": len(data)}
+    """The manifest's record of one file: its sha256 and size (a regular file only: never a FIFO's wait)."""
+    digest = hashlib.sha256()
+    size = 0
+    with open_regular(path) as handle:
+        while block := handle.read(8 << 20):
+            digest.update(block)
+            size += len(block)
+    return {"sha256": digest.hexdigest(), "bytes": size}
 
 
 def _fail(folder: Path, what: str) -> RuntimeUnavailableError:
@@ -139,13 +150,19 @@ def read_manifest(folder: Path) -> Manifest:
     """Read and check ``folder/manifest.json`` (not the files it lists: see :func:`read_checked`)."""
     folder = Path(folder)
     path = folder / MANIFEST
-    if not path.is_file():
-        raise RuntimeUnavailableError(f"no exported runtime at {folder} (no {MANIFEST}): export it first")
     try:
-        if path.stat().st_size > MAX_MANIFEST_BYTES:
-            raise _fail(folder, f"has a {MANIFEST} over {MAX_MANIFEST_BYTES} bytes")
-        raw = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        data = read_regular(path, MAX_MANIFEST_BYTES)
+    except (FileNotFoundError, NotADirectoryError):
+        raise RuntimeUnavailableError(f"no exported runtime at {folder} (no {MANIFEST}): export it first") from None
+    except NotRegularFileError as exc:
+        raise _fail(
+            folder, f"has a {MANIFEST} that is not a regular file of at most {MAX_MANIFEST_BYTES} bytes"
+        ) from exc
+    except OSError as exc:
+        raise _fail(folder, f"has an unreadable {MANIFEST} ({exc.strerror or type(exc).__name__})") from exc
+    try:
+        raw = json.loads(data.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise _fail(folder, f"has an unreadable {MANIFEST} ({type(exc).__name__})") from exc
     if not isinstance(raw, dict) or raw.get("format") not in FORMATS:
         found = raw.get("format") if isinstance(raw, dict) else None
@@ -185,7 +202,18 @@ def read_manifest(folder: Path) -> Manifest:
         or manifest_format(windows) != raw["format"]
     ):
         raise _fail(folder, "has a manifest whose windows and format disagree")
-    return Manifest(folder, model, dim, max_seq_length, hasher, versions, files, optimized, windows)
+    return Manifest(
+        folder,
+        model,
+        dim,
+        max_seq_length,
+        hasher,
+        versions,
+        files,
+        optimized,
+        windows,
+        hashlib.sha256(data).hexdigest(),
+    )
 
 
 def _stat(manifest: Manifest, name: str) -> os.stat_result:
@@ -194,9 +222,11 @@ def _stat(manifest: Manifest, name: str) -> os.stat_result:
         raise _fail(manifest.folder, f"has no {name}")
     expected = manifest.files[name]["bytes"]
     try:
-        st = (manifest.folder / name).stat()
+        st = regular_stat(manifest.folder / name)  # a link, a FIFO or a device is never opened
     except FileNotFoundError as exc:
         raise _fail(manifest.folder, f"is missing {name}") from exc
+    except NotRegularFileError as exc:
+        raise _fail(manifest.folder, f"has a {name} that is not a regular file") from exc
     except OSError as exc:
         raise _fail(manifest.folder, f"has an unreadable {name} ({exc.strerror})") from exc
     if st.st_size != expected:
@@ -204,12 +234,51 @@ def _stat(manifest: Manifest, name: str) -> os.stat_result:
     return st
 
 
+def _stamps(manifest: Manifest) -> dict[str, dict[str, Any]]:
+    """The stamps that may spare a hash: the index's seal when it vouches for the folder, else ``verified.json``."""
+    if manifest.vouched is None:
+        return read_stamps(manifest.folder)
+    return {
+        name: {"sha256": manifest.files[name]["sha256"], "stat": key}
+        for name, key in manifest.vouched.items()
+        if name in manifest.files
+    }
+
+
 def _verify(manifest: Manifest, name: str, st: os.stat_result, digest: str, stamps: dict[str, Any]) -> None:
-    """Compare a fresh sha256 with the manifest's; stamp the file when they agree (see :mod:`.stamp`)."""
+    """Compare a fresh sha256 with the manifest's; stamp the file when they agree (see :mod:`.stamp`).
+
+    A folder the index's seal vouches for is not stamped in ``verified.json`` (that file is not read for it).
+    """
     if digest != manifest.files[name]["sha256"]:
         raise _fail(manifest.folder, f"has a {name} whose sha256 differs from the manifest's (damaged)")
-    if not is_verified(stamps, name, digest, st):
+    if manifest.vouched is None and not is_verified(stamps, name, digest, st):
         write_stamps(manifest.folder, {name: (digest, st)})
+
+
+def _hash(manifest: Manifest, name: str, size: int) -> str:
+    """The streamed sha256 of one of the folder's files (a regular file of the listed size)."""
+    try:
+        with open_regular(manifest.folder / name, size) as handle:
+            return hashlib.file_digest(handle, "sha256").hexdigest()
+    except OSError as exc:
+        raise _fail(manifest.folder, f"has an unreadable {name} ({exc.strerror or type(exc).__name__})") from exc
+
+
+def verify_file(manifest: Manifest, name: str, trust_stamps: bool = True) -> tuple[os.stat_result, bool]:
+    """Check one file's size and sha256 against the manifest; ``(its stat, whether it was hashed)``.
+
+    The hash is skipped when ``trust_stamps`` and a stamp (:func:`_stamps`) vouches for the file as it is.
+
+    Raises:
+        RuntimeUnavailableError: the file is missing, not a regular file, or not what the manifest says.
+    """
+    st = _stat(manifest, name)
+    stamps = _stamps(manifest)
+    if trust_stamps and is_verified(stamps, name, manifest.files[name]["sha256"], st):
+        return st, False
+    _verify(manifest, name, st, _hash(manifest, name, st.st_size), stamps)
+    return st, True
 
 
 def check_file(manifest: Manifest, name: str) -> Path:
@@ -219,16 +288,7 @@ def check_file(manifest: Manifest, name: str) -> Path:
     for the file as it is now (:mod:`semhash.runtime.stamp`); for a file loaded by path (the ONNX graph
     and its weights, which onnxruntime reads itself).
     """
-    st = _stat(manifest, name)
-    stamps = read_stamps(manifest.folder)
-    if is_verified(stamps, name, manifest.files[name]["sha256"], st):
-        return manifest.folder / name
-    try:
-        with (manifest.folder / name).open("rb") as handle:
-            digest = hashlib.file_digest(handle, "sha256").hexdigest()
-    except OSError as exc:
-        raise _fail(manifest.folder, f"has an unreadable {name} ({exc.strerror})") from exc
-    _verify(manifest, name, st, digest, stamps)
+    verify_file(manifest, name)
     return manifest.folder / name
 
 
@@ -239,14 +299,14 @@ def read_checked(manifest: Manifest, name: str) -> bytes:
     """
     st = _stat(manifest, name)
     try:
-        data = (manifest.folder / name).read_bytes()
+        data = read_regular(manifest.folder / name, st.st_size)
     except FileNotFoundError as exc:
         raise _fail(manifest.folder, f"is missing {name}") from exc
     except OSError as exc:
-        raise _fail(manifest.folder, f"has an unreadable {name} ({exc.strerror})") from exc
+        raise _fail(manifest.folder, f"has an unreadable {name} ({exc.strerror or type(exc).__name__})") from exc
     if len(data) != st.st_size:  # changed while it was read: never trust a stamp for it
         raise _fail(manifest.folder, f"has a {name} that changed while it was read: try again")
-    stamps = read_stamps(manifest.folder)
+    stamps = _stamps(manifest)
     if not is_verified(stamps, name, manifest.files[name]["sha256"], st):
         _verify(manifest, name, st, sha256_bytes(data), stamps)
     return data

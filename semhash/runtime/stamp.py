@@ -10,8 +10,10 @@ or inode, and even a rewrite that puts the old mtime back (``touch -d``, ``cp -p
 
 The stamp is untrusted input like the rest of the folder: size-limited, checked field by field, and a
 bad or missing one only costs a re-hash. It is no defence against someone who may write the folder
-(they could as well rewrite the manifest's sha256s); what it guards against is damage. Writing it is
-best effort (an atomic replace), so a read-only folder still works: it just hashes every time.
+(they could as well rewrite the manifest's sha256s); what it guards against is damage. A folder the index
+exported is vouched for by the index's seal instead (:mod:`semhash.runtime.seal`), and this file is not read
+for it: the stamp serves folders no index seals (the per-model encoder cache, :func:`semhash.runtime.load_runtime`).
+Writing it is best effort (an atomic replace), so a read-only folder still works: it just hashes every time.
 """
 
 from __future__ import annotations
@@ -22,6 +24,8 @@ import os
 import tempfile
 from pathlib import Path
 from typing import Any
+
+from semhash.fileio import read_regular
 
 #: The stamp file's name, beside ``manifest.json``.
 STAMP_FILE = "verified.json"
@@ -39,9 +43,7 @@ def read_stamps(folder: Path) -> dict[str, dict[str, Any]]:
     """``{file name: {"sha256", "stat"}}`` from ``folder/verified.json``; empty when absent or malformed."""
     path = Path(folder) / STAMP_FILE
     try:
-        if path.stat().st_size > MAX_STAMP_BYTES:
-            return {}
-        raw = json.loads(path.read_bytes())
+        raw = json.loads(read_regular(path, MAX_STAMP_BYTES))  # never a FIFO's wait, never a link
     except (OSError, ValueError):
         return {}
     if not isinstance(raw, dict) or raw.get("format") != _FORMAT or not isinstance(raw.get("files"), dict):
