@@ -57,6 +57,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import semhash.extract as extract_package
+from semhash import fileio
 from semhash.config import (
     CSV_SUFFIXES,
     DEFAULT_MAX_FILE_MB,
@@ -87,8 +88,6 @@ SUPPORTED_SUFFIXES = TEXT_SUFFIXES + HTML_SUFFIXES + JSON_SUFFIXES + CSV_SUFFIXE
 UNSUPPORTED = "unsupported type"
 HIDDEN = "hidden"
 EXCLUDED = "excluded"
-_OPEN_FLAGS = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_BINARY", 0)
-_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
 
 
 def content_hash(text: str) -> str:
@@ -355,27 +354,22 @@ def read_documents(wanted: Mapping[str, Collection[int]], options: ReadOptions) 
 def open_regular(path: str, max_bytes: int, follow: bool = True) -> tuple[io.BufferedReader, os.stat_result]:
     """Open ``path`` for reading only if it is a regular file of at most ``max_bytes``; raises ``SkipFile``.
 
-    Opened non-blocking and checked with ``fstat`` on the open descriptor (no race with a swap): a FIFO,
-    socket or device is refused without a read. ``follow=False`` refuses a symlink in the last component.
+    :func:`semhash.fileio.open_regular` (non-blocking open, ``fstat`` on the open descriptor: a FIFO, socket
+    or device is refused without a read), with its refusals turned into the skip reasons the summary counts.
+    ``follow=False`` refuses a symlink in the last component.
     """
     try:
-        fd = os.open(path, _OPEN_FLAGS | (0 if follow else _NOFOLLOW))
+        handle = fileio.open_regular(path, max_bytes, follow=follow)
+    except fileio.NotRegularFileError as exc:
+        info = exc.file_stat
+        if info is not None and not stat.S_ISREG(info.st_mode):
+            raise SkipFile(NOT_REGULAR, f"not a regular file ({_file_type(info.st_mode)})") from None
+        raise SkipFile(TOO_LARGE, _too_large(info.st_size if info else max_bytes + 1, max_bytes)) from None
     except OSError as exc:
         if exc.errno == errno.ELOOP and not follow:
             raise SkipFile(UNREADABLE, "became a symlink while being indexed") from None
         raise SkipFile(UNREADABLE, f"unreadable: {exc.strerror or exc}") from None
-    try:
-        info = os.fstat(fd)
-        if not stat.S_ISREG(info.st_mode):
-            raise SkipFile(NOT_REGULAR, f"not a regular file ({_file_type(info.st_mode)})")
-        if info.st_size > max_bytes:
-            raise SkipFile(TOO_LARGE, _too_large(info.st_size, max_bytes))
-        if hasattr(os, "set_blocking"):
-            os.set_blocking(fd, True)
-        return os.fdopen(fd, "rb"), info
-    except BaseException:
-        os.close(fd)
-        raise
+    return handle, os.fstat(handle.fileno())
 
 
 def _file_type(mode: int) -> str:

@@ -17,18 +17,30 @@ import stat
 from io import BufferedReader
 from pathlib import Path
 
-_FLAGS = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0)
+_FLAGS = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_BINARY", 0)
+_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
 
 
 class NotRegularFileError(OSError):
-    """A file semhash reads is not a regular file (a FIFO, a device, a folder, a link), or is too large."""
+    """A file semhash reads is not a regular file (a FIFO, a device, a folder, a link), or is too large.
+
+    ``file_stat`` is what ``fstat``/``lstat`` said of it (``None`` when it grew past the cap while read).
+    """
+
+    file_stat: os.stat_result | None = None
+
+
+def _refuse(path: str | Path, code: int, what: str, st: os.stat_result | None) -> NotRegularFileError:
+    error = NotRegularFileError(code, what, str(path))
+    error.file_stat = st
+    return error
 
 
 def _check(path: str | Path, st: os.stat_result, max_bytes: int | None) -> None:
     if not stat.S_ISREG(st.st_mode):
-        raise NotRegularFileError(errno.EINVAL, "not a regular file", str(path))
+        raise _refuse(path, errno.EINVAL, "not a regular file", st)
     if max_bytes is not None and st.st_size > max_bytes:
-        raise NotRegularFileError(errno.EFBIG, f"larger than {max_bytes} bytes", str(path))
+        raise _refuse(path, errno.EFBIG, f"larger than {max_bytes} bytes", st)
 
 
 def regular_stat(path: str | Path, max_bytes: int | None = None) -> os.stat_result:
@@ -38,14 +50,17 @@ def regular_stat(path: str | Path, max_bytes: int | None = None) -> os.stat_resu
     return st
 
 
-def open_regular(path: str | Path, max_bytes: int | None = None) -> BufferedReader:
+def open_regular(path: str | Path, max_bytes: int | None = None, follow: bool = False) -> BufferedReader:
     """``path`` opened for binary reading, after checking on the open descriptor that it is a regular file.
+
+    A symbolic link in the last component is refused (``ELOOP``) unless ``follow`` (the corpus reader follows
+    links it has already resolved inside the folders it was given; caches and sidecars never).
 
     Raises:
         NotRegularFileError: not a regular file (never waited on), or larger than ``max_bytes``.
         OSError: it cannot be opened (missing, a symbolic link: ``ELOOP``, no permission).
     """
-    fd = os.open(path, _FLAGS)
+    fd = os.open(path, _FLAGS | (0 if follow else _NOFOLLOW))
     try:
         _check(path, os.fstat(fd), max_bytes)
         os.set_blocking(fd, True)
@@ -62,5 +77,5 @@ def read_regular(path: str | Path, max_bytes: int) -> bytes:
     with open_regular(path, max_bytes) as handle:
         data = handle.read(max_bytes + 1)
     if len(data) > max_bytes:  # grew after the check
-        raise NotRegularFileError(errno.EFBIG, f"larger than {max_bytes} bytes", str(path))
+        raise _refuse(path, errno.EFBIG, f"larger than {max_bytes} bytes", None)
     return data
