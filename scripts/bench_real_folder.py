@@ -71,9 +71,13 @@ print(json.dumps({"code": code, "seconds": time.perf_counter() - started, "peak_
 def copy_folder(source: Path, target: Path, packages: int, seed: int) -> list[str]:
     """Copy ``source`` (all of it, or ``packages`` seeded package folders) keeping symlinks as links."""
     names = sorted(p.name for p in source.iterdir())
-    if packages:
+    if packages:  # among the packages that ship something semhash reads (most ship only changelog.gz)
+        names = [n for n in names if not (source / n).is_symlink() and _readable(source / n)]
+        # Packages that ship PDFs always come along: they are rare, and the formats are what is measured.
+        with_pdf = [n for n in names if any((source / n).rglob("*.pdf"))]
+        rest = [n for n in names if n not in with_pdf]
         rng = random.Random(seed)
-        names = sorted(rng.sample(names, min(packages, len(names))))
+        names = sorted(with_pdf + rng.sample(rest, max(0, min(packages - len(with_pdf), len(rest)))))
     target.mkdir(parents=True)
     for name in names:
         src = source / name
@@ -81,6 +85,10 @@ def copy_folder(source: Path, target: Path, packages: int, seed: int) -> list[st
             continue
         shutil.copytree(src, target / name, symlinks=True, ignore_dangling_symlinks=True)
     return names
+
+
+def _readable(folder: Path) -> bool:
+    return any(p.suffix.lower() in (*READ_SUFFIXES, ".pdf") for p in folder.rglob("*") if p.is_file())
 
 
 def _real_pages(folder: Path, count: int, seed: int) -> list[tuple[str, str]]:
@@ -268,9 +276,14 @@ def run_on_terminal(args: list[str], seconds: float) -> str:
     proc.wait()
     os.close(master)
     screen = b"".join(chunks).decode("utf-8", "replace")
-    # The last state of each redrawn line, without escape codes: what the terminal finally showed.
-    lines = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", screen).replace("\r\n", "\n").split("\n")
-    return "\n".join(line.split("\r")[-1] for line in lines if line.split("\r")[-1].strip())
+    # Bars are redrawn in place (cursor up, line erased): keep the last drawing of each line, found by its
+    # label (the text before the bar), in the order the lines first appeared.
+    plain = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "\n", screen).replace("\r", "\n")
+    last: dict[str, str] = {}
+    for line in plain.split("\n"):
+        if line.strip():
+            last[line.split("\u2501")[0].strip() or line] = line.rstrip()
+    return "\n".join(last.values())
 
 
 def main() -> None:
@@ -305,7 +318,7 @@ def main() -> None:
     screen = run_on_terminal([*SEMHASH, "index", str(folder), "--db", str(tty_db)], args.tty_seconds)
     result = {
         "machine": f"{platform.machine()}, {os.cpu_count()} CPUs",
-        "load_before": os.getloadavg(),
+        "load_after": os.getloadavg(),
         "env": env_note,
         "source": str(args.source),
         "packages": args.packages or "all",
