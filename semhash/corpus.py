@@ -461,6 +461,16 @@ def iter_files(roots: Sequence[Path], options: ReadOptions) -> Iterator[Path]:
         yield Path(candidate.path)
 
 
+def read_file(path: str | Path, options: ReadOptions | None = None) -> list[SourceDocument]:
+    """The non-empty documents of one file, read as ``index`` reads it (regular files only, size-capped).
+
+    Raises:
+        SkipFile: (a ``ValueError``) why it cannot be read: not a regular file, too large, binary...
+    """
+    documents, _ = _file_documents(os.fspath(path), options or ReadOptions(), follow=True)
+    return [doc for doc in documents if doc is not None]
+
+
 def read_records(path: Path, raw: bytes, options: ReadOptions) -> Iterator[tuple[int, str]]:
     """``(record number, text)`` pairs of one file's bytes; raises ``ValueError`` (a ``SkipFile``) with a reason."""
     suffix = path.suffix.lower()
@@ -487,6 +497,7 @@ __all__ = [
     "open_regular",
     "printable",
     "read_documents",
+    "read_file",
     "read_records",
     "snippet",
 ]

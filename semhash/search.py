@@ -41,7 +41,7 @@ from semhash.config import (
     RERANK_POOL_FACTOR,
     RERANK_POOL_FRACTION,
 )
-from semhash.corpus import ReadOptions, read_records, snippet
+from semhash.corpus import read_file, snippet
 from semhash.embed import Encoder
 from semhash.errors import CorpusError, DocumentNotFoundError, UsageError
 from semhash.index import CodeIndex
@@ -340,13 +340,13 @@ class Searcher:
     def query_file(self, path: str | Path, options: QueryOptions | None = None) -> list[Hit]:
         """Documents most similar to the content of a file (any format ``semhash index`` reads)."""
         file = Path(path)
-        if not file.is_file():
+        if not file.exists():
             raise CorpusError(f"{path}: no such file")
-        try:
-            texts = [t for _, t in read_records(file, file.read_bytes(), ReadOptions())]
+        try:  # as `index` reads it: a FIFO never blocks, a device is never read, the size is capped
+            documents = read_file(file)
         except ValueError as exc:
             raise CorpusError(f"{path}: {exc}") from None
-        text = "\n".join(t.strip() for t in texts if t.strip())
+        text = "\n".join(doc.text for doc in documents)
         if not text:
             raise CorpusError(f"{path} holds no text")
         return self.query(text, options)

@@ -89,6 +89,28 @@ def test_query_file_uses_its_content(indexed: tuple[Path, FakeEncoder], tmp_path
     assert all("/space/" in h.path for h in hits)
 
 
+def test_query_file_reads_like_index_does(indexed: tuple[Path, FakeEncoder], tmp_path: Path) -> None:
+    """A FIFO is refused at once (it blocked on read before), a device is never read, latin-1 is decoded."""
+    import os
+
+    from semhash.errors import CorpusError
+
+    db, encoder = indexed
+    fifo = tmp_path / "fifo.txt"
+    os.mkfifo(fifo)
+    zero = tmp_path / "zero.txt"
+    zero.symlink_to("/dev/zero")
+    latin = tmp_path / "latin.txt"
+    latin.write_bytes("rocket astronaut moon caf\xe9".encode("latin-1"))
+    with Searcher(db, encoder=encoder) as searcher:
+        for path in (fifo, zero):
+            with pytest.raises(CorpusError, match="not a regular file"):
+                searcher.query_file(path, QueryOptions(k=3))
+        with pytest.raises(CorpusError, match="no such file"):
+            searcher.query_file(tmp_path / "absent.txt")
+        assert searcher.query_file(latin, QueryOptions(k=3))
+
+
 def test_bad_options_and_empty_query(indexed: tuple[Path, FakeEncoder]) -> None:
     db, encoder = indexed
     with Searcher(db, encoder=encoder) as searcher:
