@@ -276,14 +276,13 @@ def run_on_terminal(args: list[str], seconds: float) -> str:
     proc.wait()
     os.close(master)
     screen = b"".join(chunks).decode("utf-8", "replace")
-    # Bars are redrawn in place (cursor up, line erased): keep the last drawing of each line, found by its
-    # label (the text before the bar), in the order the lines first appeared.
-    plain = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "\n", screen).replace("\r", "\n")
-    last: dict[str, str] = {}
-    for line in plain.split("\n"):
-        if line.strip():
-            last[line.split("\u2501")[0].strip() or line] = line.rstrip()
-    return "\n".join(last.values())
+    # What the terminal finally showed, through a terminal emulator (pyte, the `bench` extra): bars are
+    # redrawn in place with cursor movements, so the byte stream alone is not the screen.
+    import pyte
+
+    terminal = pyte.Screen(100, 30)
+    pyte.Stream(terminal).feed(screen)
+    return "\n".join(line.rstrip() for line in terminal.display if line.strip())
 
 
 def main() -> None:
@@ -333,7 +332,7 @@ def main() -> None:
         "file_notes": len(report.get("file_notes", [])),
         "log_head": log.read_text(errors="replace").splitlines()[:12],
         "log_tail": log.read_text(errors="replace").splitlines()[-8:],
-        "terminal_screen": screen.splitlines()[-14:],
+        "terminal_screen": screen.splitlines(),
     }
     text = json.dumps(result, indent=2)
     print(text)

@@ -221,9 +221,13 @@ class ProgressView:
         if self._bar is None:
             return
         detail = self._embed_detail() if phase == "embed" else f"{done:,}/{total:,}"
+        # Embedding's time left is this view's own (characters over the whole run so far, as the plain lines
+        # and the estimate say); rich's own reads a rolling window, which swings with each file's length.
+        left = self._embedding.seconds_left(self.clock()) if phase == "embed" else None
+        eta = "" if phase != "embed" else (f"about {duration(left)} left" if left is not None else "")
         if phase not in self._tasks:
-            self._tasks[phase] = self._bar.add_task(LABELS.get(phase, phase), total=total, detail=detail)
-        self._bar.update(self._tasks[phase], completed=done, total=total, detail=detail)
+            self._tasks[phase] = self._bar.add_task(LABELS.get(phase, phase), total=total, detail=detail, eta=eta)
+        self._bar.update(self._tasks[phase], completed=done, total=total, detail=detail, eta=eta)
 
     @contextmanager
     def bars(self) -> Iterator[None]:
@@ -231,14 +235,27 @@ class ProgressView:
         if not self.live:
             yield
             return
-        from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeRemainingColumn
+        from rich.progress import BarColumn, Progress, ProgressColumn, TaskProgressColumn, TextColumn
+        from rich.progress import TimeRemainingColumn as RichTimeRemaining
+        from rich.text import Text
+
+        class TimeLeft(ProgressColumn):
+            """The view's own estimate where it has one (embedding), else rich's."""
+
+            def __init__(self) -> None:
+                super().__init__()
+                self.rich = RichTimeRemaining()
+
+            def render(self, task: Any) -> Text | str:
+                eta = task.fields.get("eta")
+                return Text(eta, style="progress.remaining") if eta else self.rich.render(task)
 
         with Progress(
             TextColumn("{task.description}"),
             BarColumn(),
             TaskProgressColumn(),
             TextColumn("{task.fields[detail]}"),
-            TimeRemainingColumn(),
+            TimeLeft(),
             console=self.console,
         ) as bar:
             self._bar = bar
