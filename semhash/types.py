@@ -145,7 +145,10 @@ class DuplicatePair:
     ``matched_id`` is the document the duplicate was matched to: the kept one, except in
     ``components`` clusters, where it can be another member it is linked through. ``score`` is the
     cosine of the matched pair's stored embeddings (1.0 for exact duplicates); ``reason`` is ``exact``
-    (same text once casefolded and whitespace-collapsed) or ``near``.
+    (same text once casefolded and whitespace-collapsed) or ``near``. ``measure`` says what decided it:
+    ``text`` (the normalised texts are equal), ``cosine`` (two short texts: the cosine alone) or
+    ``cosine+overlap`` (a long text: the cosine and the word-shingle Jaccard ``overlap``, which is ``None``
+    where it was not measured).
     """
 
     kept_id: int
@@ -155,6 +158,8 @@ class DuplicatePair:
     matched_id: int
     score: float
     reason: str
+    overlap: float | None = None
+    measure: str = "cosine"
 
 
 @dataclass(frozen=True)

@@ -13,6 +13,7 @@ from semhash.dedup.ann import neighbour_pairs
 from semhash.dedup.clusters import DedupResult, DedupStats, DocTable, build_clusters
 from semhash.dedup.exact import all_pairs
 from semhash.dedup.options import CODE_PAIR_BUDGET, DedupOptions, candidate_stage, check_radius
+from semhash.dedup.overlap import pair_overlaps
 from semhash.dedup.text import normalized_text_hash, numbers_conflict
 from semhash.dedup.verify import FINE_BINS, CodeBlocks, fine_bin
 from semhash.errors import IndexMissingError
@@ -124,6 +125,14 @@ def dedup_store(store: Store, options: DedupOptions) -> DedupResult:
     stats.seconds_cosine = time.perf_counter() - started
 
     started = time.perf_counter()
+    overlap = None
+    if options.min_overlap > 0:  # copy, not topic: the texts of pairs with a long document must overlap
+        texts_of = {int(x): docs_of[int(x)].text for x in involved_ids.tolist()}
+        overlap = pair_overlaps(texts_of, ids[i], ids[j])
+        stats.overlap_pairs = int((~np.isnan(overlap)).sum())
+    stats.seconds_overlap = time.perf_counter() - started
+
+    started = time.perf_counter()
     docs = DocTable(
         ids=involved_ids,
         n_chars=lengths[involved],
@@ -133,11 +142,11 @@ def dedup_store(store: Store, options: DedupOptions) -> DedupResult:
         records=[docs_of[int(x)].record for x in involved_ids.tolist()],
     )
     left, right = ids[i], ids[j]
-    clusters = build_clusters(docs, left, right, cosine, vetoed, options)
+    clusters = build_clusters(docs, left, right, cosine, vetoed, options, overlap)
     stats.exact_duplicates = len(involved) - len(np.unique(keys[involved])) if len(involved) else 0
     stats.seconds_cluster = time.perf_counter() - started
     floor = options.floor
-    return DedupResult(options, clusters, left, right, dist, cosine, vetoed, docs, stats, fine, floor)
+    return DedupResult(options, clusters, left, right, dist, cosine, vetoed, docs, stats, fine, floor, overlap)
 
 
 def embeddings_for(store: Store, ids: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
