@@ -860,7 +860,9 @@ def _print_against(result: Any, as_json: bool, as_csv: bool, list_only: bool) ->
         for k in result.existing:
             print(format_location(result.documents[k].path, result.documents[k].record))
         return
-    if _emit_records(rows, as_json, as_csv, ["new_location", "id", "location", "score", "reason", "hamming"]):
+    if _emit_records(
+        rows, as_json, as_csv, ["new_location", "id", "location", "score", "reason", "hamming", "overlap", "measure"]
+    ):
         return
     if rows:
         table = _table(show_lines=False)

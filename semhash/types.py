@@ -176,7 +176,8 @@ class DuplicateCluster:
 class ExistingMatch:
     """A stored document that a new document duplicates (``semhash dedup --against``).
 
-    ``hamming`` is the code distance (-1 when an exact match lay outside the radius).
+    ``hamming`` is the code distance (-1 when an exact match lay outside the radius). ``measure`` and
+    ``overlap`` are as in :class:`DuplicatePair`.
     """
 
     id: int
@@ -184,6 +185,8 @@ class ExistingMatch:
     score: float
     reason: str
     hamming: int
+    overlap: float | None = None
+    measure: str = "cosine"
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready fields (``semhash serve``'s ``/api/exists``)."""

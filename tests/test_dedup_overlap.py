@@ -11,13 +11,15 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import FAST_EPOCHS, FakeEncoder
 from typer.testing import CliRunner
 
 from semhash.cli import app
 from semhash.codes import to_sql_int
-from semhash.dedup import DedupOptions, DedupResult, dedup_index
+from semhash.dedup import DedupOptions, DedupResult, dedup_index, find_existing
 from semhash.dedup.overlap import WINDOW_TOKENS, is_long, jaccard, pair_overlaps, shingle_set
 from semhash.errors import UsageError
+from semhash.ingest import IndexOptions, index_paths
 from semhash.store import Store
 from semhash.types import SourceDocument
 
@@ -174,3 +176,30 @@ def test_cli_json_and_csv_explain_each_duplicate(topical: Path) -> None:
     assert "--min-overlap 0" in out.stdout
     out = runner.invoke(app, ["dedup", "--db", str(topical), "--min-overlap", "0", "--json"])
     assert {json.loads(line)["duplicate_id"] for line in out.stdout.splitlines()} == {2, 3, 4, 6}
+
+
+def test_against_checks_overlap_for_long_new_documents(tmp_path: Path, corpus: Path) -> None:
+    """``--against``: a long new file on an indexed document's topic is not "existing"; its edited copy is."""
+    rng = random.Random(0)
+    few = WORDS[:20]  # 20 words: every long text has nearly the same bag of words (fake encoder cosine ~ 1)
+    base = " ".join(rng.choice(few) for _ in range(400))
+    (corpus / "long").mkdir()
+    (corpus / "long" / "base.txt").write_text(base)
+    db = tmp_path / "s.db"
+    encoder = FakeEncoder()
+    index_paths(db, [corpus], IndexOptions(epochs=FAST_EPOCHS, device="cpu"), encoder=encoder)
+    new = tmp_path / "new"
+    new.mkdir()
+    words = base.split()
+    (new / "copy.txt").write_text(" ".join([*words[:100], "an", "added", "clause", *words[100:390]]))
+    (new / "topic.txt").write_text(" ".join(rng.choice(few) for _ in range(400)))
+    options = DedupOptions(radius=8, threshold=0.8)
+    result = find_existing(db, [new], options, encoder=encoder)
+    names = [Path(d.path).name for d in result.documents]
+    cosine_only = result.rethreshold(0.8, min_overlap=0.0)
+    assert [names[k] for k in cosine_only.existing] == ["copy.txt", "topic.txt"]  # both on the topic
+    assert [names[k] for k in result.existing] == ["copy.txt"]
+    match = result.matches[names.index("copy.txt")][0]
+    assert match.measure == "cosine+overlap" and match.overlap is not None and match.overlap > 0.8
+    with pytest.raises(UsageError, match="not measured"):
+        find_existing(db, [new], DedupOptions(radius=8, min_overlap=0.0), encoder=encoder).rethreshold(0.8, 0.3)
