@@ -729,6 +729,14 @@ def dedup_command(
             highlight=False,
             markup=False,
         )
+    note = result.stats.unverified_note()
+    if note:  # never a silent shortfall: on stderr in every mode; with --json as JSON, with the run's stats
+        err().print(
+            json.dumps({"warning": note, "stats": result.stats.to_dict()}) if as_json else f"warning: {note}",
+            highlight=False,
+            markup=False,
+            soft_wrap=True,
+        )
     if sizing:
         wanted = target if target is not None else max(1, round((keep_fraction or 0.0) * result.stats.documents))
         result = result.to_size(wanted)

@@ -15,7 +15,7 @@ first), ``longest`` / ``shortest`` (characters), ``newest`` (file mtime); ties a
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field, replace
 
 import numpy as np
 
@@ -75,6 +75,11 @@ class DedupStats:
     #: 0, or the most documents a code block may hold to be verified: ``auto`` without a neighbour search,
     #: when radius 0 alone exceeds the pair budget, skips the larger (topical) blocks and says so here.
     largest_block: int = 0
+    #: Code-join candidate pairs within ``--radius`` that ``auto``'s pair budget left unverified (0: none);
+    #: ``--neighbours 0`` (the code join alone, every pair within the radius) or ``all`` verifies them.
+    #: With ``unverified_lower_bound`` it counts only the same-code pairs (the full join was not run).
+    unverified_pairs: int = 0
+    unverified_lower_bound: bool = False
     #: Whether the index embeds with an adapted encoder (``semhash train --adapt``): it reads only each
     #: document's first window, and finds fewer duplicates (BENCHMARKS.md, issue 12).
     adapted_encoder: bool = False
@@ -86,6 +91,20 @@ class DedupStats:
     seconds_cosine: float = 0.0
     seconds_cluster: float = 0.0
     seconds_overlap: float = 0.0
+
+    def to_dict(self) -> dict[str, object]:
+        """Every field, and the total seconds (what ``--json`` and the server show)."""
+        return {**asdict(self), "seconds": round(self.seconds, 3)}
+
+    def unverified_note(self) -> str | None:
+        """A sentence for summaries when the pair budget skipped candidate pairs, else None."""
+        if not self.unverified_pairs:
+            return None
+        count = f"{'at least ' if self.unverified_lower_bound else ''}{self.unverified_pairs}"
+        return (
+            f"{count} candidate pairs within --radius were not verified (pair budget of the default candidate "
+            "stage); --neighbours 0 verifies every pair within --radius, --neighbours all every pair (slower)"
+        )
 
     @property
     def seconds(self) -> float:

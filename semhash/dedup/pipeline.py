@@ -76,15 +76,20 @@ def dedup_store(store: Store, options: DedupOptions) -> DedupResult:
     else:
         started = time.perf_counter()
         budget = CODE_PAIR_BUDGET * len(ids)
-        if stage.budget and _same_code_pairs(codes, bits) > budget:
+        same_code = _same_code_pairs(codes, bits) if stage.budget else 0
+        if stage.budget and same_code > budget:
             # Radius 0 alone is over budget: no join at a larger radius is paid for. With a neighbour search,
             # the neighbours alone; without one, the same-code blocks (capped below).
             blocks, stats.radius = CodeBlocks.build(codes, bits, 0), (-1 if stage.neighbours else 0)
+            # Unverified: at least the same-code pairs (the pairs at the full radius are not counted: that
+            # join is what the budget avoids).
+            stats.unverified_pairs, stats.unverified_lower_bound = same_code, True
         else:
             blocks = CodeBlocks.build(codes, bits, options.radius)
             stats.radius = options.radius
             if stage.budget:
                 stats.radius = _radius_within_budget(blocks, options.radius, len(ids), stage.neighbours > 0)
+                stats.unverified_pairs = blocks.candidate_count  # less what is verified, below
         join = stats.radius >= 0
         if join and stats.radius < options.radius:
             blocks = blocks.within(stats.radius)
@@ -93,6 +98,10 @@ def dedup_store(store: Store, options: DedupOptions) -> DedupResult:
             stats.largest_block = blocks.largest_block_within(int(budget))
             blocks = blocks.capped(stats.largest_block)
         stats.candidates = blocks.candidate_count if join else 0
+        if stage.budget:
+            # Pairs within --radius that the pair budget left unverified (the neighbour search may still
+            # reach some of them).
+            stats.unverified_pairs = max(0, stats.unverified_pairs - stats.candidates)
         stats.seconds_candidates = time.perf_counter() - started
 
         started = time.perf_counter()
