@@ -203,3 +203,13 @@ def test_against_checks_overlap_for_long_new_documents(tmp_path: Path, corpus: P
     assert match.measure == "cosine+overlap" and match.overlap is not None and match.overlap > 0.8
     with pytest.raises(UsageError, match="not measured"):
         find_existing(db, [new], DedupOptions(radius=8, min_overlap=0.0), encoder=encoder).rethreshold(0.8, 0.3)
+
+
+def test_cli_default_min_overlap_is_the_library_one() -> None:
+    import inspect
+
+    from semhash.cli import dedup_command
+    from semhash.dedup import DEFAULT_MIN_OVERLAP
+
+    assert inspect.signature(dedup_command).parameters["min_overlap"].default.default == DEFAULT_MIN_OVERLAP
+    assert DedupOptions().min_overlap == DEFAULT_MIN_OVERLAP
