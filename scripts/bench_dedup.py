@@ -1299,14 +1299,14 @@ def shingle_study(result: Any, texts: list[str], gold: set, threshold: float) ->
     return out
 
 
-def longdoc_quality() -> None:
+def longdoc_quality(out: str = "longdoc.json") -> None:
     """Issue 22: the long-document near-duplicate set (``scripts/build_longdoc.py``), validation and test.
 
     For each half: MiniLM embeddings (window pooling, cached), a store trained like ``semhash index``, one
     ``dedup_index`` at the defaults, then a grid of (threshold, min_overlap) by re-thresholding, P/R/F1 by
     length bucket, recall per edit, and a pair-level study of the shingle length. Then the short-text checks:
     20NG near-dup and MRPC at the defaults with and without the overlap check (``prepare`` must have run).
-    Writes ``.cache/dedup/longdoc.json``.
+    Writes ``.cache/dedup/<out>``.
     """
     from semhash.dedup import DedupOptions, dedup_index
     from semhash.dedup.overlap import is_long
@@ -1364,7 +1364,7 @@ def longdoc_quality() -> None:
         res["shingles"] = shingle_study(result, texts, gold, result.options.threshold)
         results[split] = res
         print(f"[longdoc {split}] {json.dumps({k: v for k, v in res.items() if k != 'grid'})}", flush=True)
-        (CACHE / "longdoc.json").write_text(json.dumps(results, indent=1))
+        (CACHE / out).write_text(json.dumps(results, indent=1))
     for name, data, texts, emb in prepared_datasets():
         db = build_store(name, texts, emb)
         result = dedup_index(db, DedupOptions())
@@ -1377,7 +1377,7 @@ def longdoc_quality() -> None:
         )
         results[name] = res
         print(f"[{name}] {json.dumps(res)}", flush=True)
-        (CACHE / "longdoc.json").write_text(json.dumps(results, indent=1))
+        (CACHE / out).write_text(json.dumps(results, indent=1))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -1397,6 +1397,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threshold", type=float, default=None, help="report: threshold [default: semhash's]")
     parser.add_argument("--minish-python", type=Path, default=MINISH_PYTHON)
     parser.add_argument("--sizes", default="10000,100000,1000000")
+    parser.add_argument("--shingle-words", type=int, default=0, help="longdoc: words per shingle [default: semhash's]")
     args = parser.parse_args(argv)
     if args.stage in ("prepare", "all"):
         prepare()
@@ -1413,7 +1414,11 @@ def main(argv: list[str] | None = None) -> int:
 
         adapted_quality(DEFAULT_THRESHOLD if args.threshold is None else args.threshold)
     if args.stage == "longdoc":
-        longdoc_quality()
+        if args.shingle_words:
+            import semhash.dedup.overlap as overlap
+
+            overlap.SHINGLE_WORDS = args.shingle_words
+        longdoc_quality(f"longdoc-{args.shingle_words}w.json" if args.shingle_words else "longdoc.json")
     if args.stage == "scale":
         scale([int(x) for x in args.sizes.split(",")], args.ng_folder)
     if args.stage == "ann-speed":

@@ -658,11 +658,11 @@ def dedup_command(
         False, "--number-veto", help="Reject near pairs whose texts each hold a number the other lacks."
     ),
     min_overlap: float = typer.Option(
-        0.35,
+        0.5,
         "--min-overlap",
         callback=_finite,
         help="A near pair with a text longer than one encoder window must also share this much of its word "
-        "3-shingles (Jaccard): copy, not topic. 0: the cosine alone (two short texts always are).",
+        "pairs (2-word shingles, Jaccard): copy, not topic. 0: the cosine alone (two short texts always are).",
     ),
     neighbours: str = typer.Option(
         "auto",

@@ -39,7 +39,7 @@ Pipeline (no torch: everything runs on what SQLite already holds):
    number the other lacks ("sold in 1998 for $2.5 billion" vs "... for $1.8 billion"). A number missing on
    one side only (truncation) is no veto. **Copy, not topic** (issue 22): a long document's pooled embedding
    says what it is about, so when either text of a pair is longer than one encoder window, the pair must
-   also share ``min_overlap`` (0.35) of its word 3-shingles (exact Jaccard over the stored texts,
+   also share ``min_overlap`` (0.5) of its word pairs (2-word shingles) (exact Jaccard over the stored texts,
    :mod:`semhash.dedup.overlap`); pairs of two short texts keep the cosine alone. Each duplicate says what
    decided it (``measure``: ``text``, ``cosine`` or ``cosine+overlap``, with the ``overlap``).
 4. **Clusters.** Exact groups are merged first (they are one unit; a twin of a member is reported as an
@@ -66,7 +66,7 @@ within 0.01 of it with higher precision) and checked on MRPC; radius 3 is the la
 documents under a minute on 2 cores. The learned 32-bit codes are coarse: at radius 3 the code join holds
 88% of the 20NG near-duplicate pairs and 59% of MRPC's paraphrases, which is why collections up to
 ``EXACT_LIMIT`` documents compare every pair (20NG F1 0.848, MRPC 0.724 at the defaults, against 0.833 and
-0.732 for all-pairs cosine with connected components; with the overlap check, 20NG 0.882, MRPC unchanged).
+0.732 for all-pairs cosine with connected components; with the overlap check, 20NG 0.890, MRPC unchanged).
 ``DEFAULT_MIN_OVERLAP`` was calibrated on the validation half of a long-document set built from
 ``/usr/share/doc`` (``scripts/build_longdoc.py``). See ``BENCHMARKS.md`` ("Deduplication", "Dedup: copy, not
 topic") for the curves and numbers.

@@ -11,12 +11,12 @@ DEFAULT_RADIUS = 3
 #: Cosine of stored embeddings at or above which a candidate pair is a near-duplicate.
 DEFAULT_THRESHOLD = 0.8
 #: Word-shingle Jaccard at or above which a near pair with a long document (more than one encoder window) is a
-#: copy, not the same topic (:mod:`semhash.dedup.overlap`); pairs of two short texts keep the cosine alone.
-#: Calibrated on the validation half of the long documentation set (``scripts/bench_dedup.py longdoc``): at
-#: cosine 0.8, F1 0.992 at 0.25-0.30, 0.995 at 0.35-0.50 (the lowest best is taken), 0.987 at 0.6, and 0.214
-#: with the cosine alone. Planted copies sit at Jaccard >= 0.71 (5th percentile), other pairs above the
-#: cosine threshold at <= 0.11 (95th). BENCHMARKS.md, "Dedup: copy, not topic (issue 22)".
-DEFAULT_MIN_OVERLAP = 0.35
+#: copy, not the same topic (:mod:`semhash.dedup.overlap`, 2-word shingles); pairs of two short texts keep the
+#: cosine alone. Calibrated on the validation half of the long documentation set (``scripts/bench_dedup.py
+#: longdoc``): at cosine 0.8, F1 0.992 at 0.30-0.35, 0.995 at 0.4, 0.997 at 0.5 (the best), 0.990 at 0.6, and
+#: 0.214 with the cosine alone. Planted copies sit at Jaccard >= 0.75 (5th percentile), other pairs above the
+#: cosine threshold at <= 0.16 (95th). BENCHMARKS.md, "Dedup: copy, not topic (issue 22)".
+DEFAULT_MIN_OVERLAP = 0.5
 CLUSTER_METHODS = ("centre", "components")
 KEEP_RULES = ("first", "longest", "shortest", "newest")
 #: Largest radius accepted: beyond it "near" stops meaning anything at 32 bits and the join explodes.

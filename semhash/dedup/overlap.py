@@ -25,9 +25,10 @@ import re
 
 import numpy as np
 
-#: Words per shingle. Calibrated with ``scripts/bench_dedup.py longdoc`` on the validation half of the long
-#: documentation set and checked on the 20 Newsgroups near-duplicates (BENCHMARKS.md, issue 22).
-SHINGLE_WORDS = 3
+#: Words per shingle. Chosen with ``scripts/bench_dedup.py longdoc --shingle-words N`` on the validation half of
+#: the long documentation set: at the best ``min_overlap`` of each, F1 0.997 with 2 words (at 0.5) against 0.995
+#: with 3 (at 0.35); the 20 Newsgroups near-duplicates agree (0.890 against 0.882). BENCHMARKS.md, issue 22.
+SHINGLE_WORDS = 2
 #: Tokens of one encoder window (all-MiniLM-L6-v2: 256 less the two special tokens).
 WINDOW_TOKENS = 254
 
@@ -42,8 +43,9 @@ def is_long(text: str) -> bool:
     return any(count >= WINDOW_TOKENS for count, _ in enumerate(_PRE_TOKEN.finditer(text)))
 
 
-def shingle_set(text: str, words: int = SHINGLE_WORDS) -> np.ndarray:
-    """Sorted distinct 64-bit hashes of the ``words``-word shingles of ``text`` (casefolded ``\\w+`` words).
+def shingle_set(text: str, words: int | None = None) -> np.ndarray:
+    """Sorted distinct 64-bit hashes of the ``words``-word shingles of ``text`` (casefolded ``\\w+`` words;
+    ``None``: ``SHINGLE_WORDS``, read at call time).
 
     A text of fewer words than ``words`` is one shingle of all of them; a text without words has none.
     Word hashes are Python's string hashes, so the hashes differ between processes but a Jaccard does not
@@ -53,7 +55,7 @@ def shingle_set(text: str, words: int = SHINGLE_WORDS) -> np.ndarray:
     if not tokens:
         return _EMPTY
     h = np.fromiter((hash(t) for t in tokens), np.int64, len(tokens)).view(np.uint64)
-    n = min(words, len(h))
+    n = min(SHINGLE_WORDS if words is None else words, len(h))
     width = len(h) - n + 1
     acc = h[:width].copy()
     for k in range(1, n):
