@@ -63,6 +63,16 @@ def test_is_long_counts_pre_tokens_beyond_one_window() -> None:
     assert not is_long("A short sentence, as in MRPC.")
 
 
+def test_cjk_ideographs_count_one_by_one() -> None:
+    """BERT splits CJK ideographs into tokens of their own: a page of Chinese is long though it has no spaces."""
+    assert is_long("\u65e5\u672c\u8a9e" * 90)  # 270 ideographs
+    assert not is_long("\u65e5\u672c" * 120)
+    assert not is_long("\u3072\u3089" * 200)  # kana are not split by BERT: no certain second window
+    copy = "\u6771\u4eac\u306f\u65e5\u672c\u306e\u9996\u90fd\u3067\u3059"
+    assert len(shingle_set(copy)) == 9  # 10 characters: 9 character pairs
+    assert jaccard(shingle_set(copy), shingle_set(copy + "\u3002")) == 1.0
+
+
 def test_shingles_ignore_case_spacing_and_punctuation() -> None:
     a = shingle_set("The quick brown fox jumps over the lazy dog")
     b = shingle_set("the QUICK brown\n\n  fox -- jumps over, the lazy dog!")

@@ -5,13 +5,14 @@ A long document's stored embedding is the mean of its window embeddings: it says
 copy's (issue 22: on a folder of 1,026 documentation files the cosine alone flagged 47% of them). So a pair
 in which either document is longer than one encoder window is a near-duplicate only when its texts also
 share enough of their word shingles: the Jaccard similarity of the two sets of ``SHINGLE_WORDS``-word
-shingles (words: ``\\w+`` runs, casefolded, so re-wrapping and punctuation do not count).
+shingles (words: ``\\w+`` runs, casefolded, so re-wrapping and punctuation do not count; a CJK ideograph or
+kana is a word of its own).
 
 Short texts (both within one window) keep the cosine alone: there the embedding *is* the text's, and
 paraphrases (MRPC) share few shingles. A document counts as long when it has more than ``WINDOW_TOKENS``
-BERT pre-tokens (runs of word characters, and single punctuation marks): every pre-token is at least one
-word piece, so such a text certainly needs a second window; one at or under it may still need two (word
-pieces), and then keeps the cosine alone, as before this check.
+BERT pre-tokens (runs of word characters, single CJK ideographs and single punctuation marks): every
+pre-token is at least one word piece, so such a text certainly needs a second window; one at or under it may
+still need two (word pieces), and then keeps the cosine alone, as before this check.
 
 The Jaccard is exact (sets of 64-bit shingle hashes, intersected with numpy), computed only for candidate
 pairs already kept by cosine (at or above the floor, so a result can be re-thresholded), from the texts SQLite
@@ -34,8 +35,12 @@ SHINGLE_WORDS = 2
 #: Tokens of one encoder window (all-MiniLM-L6-v2: 256 less the two special tokens).
 WINDOW_TOKENS = 254
 
-_WORD = re.compile(r"\w+")
-_PRE_TOKEN = re.compile(r"\w+|[^\w\s]")
+# CJK ideographs are pre-tokens of one character each (BERT's pre-tokenizer splits them); for shingles, kana are
+# words of one character too. Other words are runs of word characters.
+_IDEOGRAPHS = "\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"
+_CJK = "\u3040-\u30ff" + _IDEOGRAPHS
+_WORD = re.compile(f"[{_CJK}]|[^\\W{_CJK}]+")
+_PRE_TOKEN = re.compile(f"[{_IDEOGRAPHS}]|[^\\W{_IDEOGRAPHS}]+|[^\\w\\s]")
 _MULT = np.uint64(0x9E3779B97F4A7C15)
 _EMPTY = np.zeros(0, np.uint64)
 
