@@ -167,9 +167,14 @@ def test_exact_twins_stay_exact_when_a_third_document_joins(tmp_path: Path) -> N
             ("A slow green turtle crosses the road.", unit(0)),  # 3: byte-identical to 2
         ],
     )
-    got = {d.duplicate_id: (d.matched_id, d.reason, d.measure, d.score) for d in dedup_index(path).duplicates}
-    assert got[2][1:3] == ("near", "cosine") and got[2][0] == 1
-    assert got[3] == (2, "exact", "text", 1.0)
+    result = dedup_index(path)
+    for cluster in ("centre", "components"):
+        got = {
+            d.duplicate_id: (d.matched_id, d.reason, d.measure, d.score)
+            for d in result.rethreshold(cluster=cluster).duplicates
+        }
+        assert got[2][1:3] == ("near", "cosine") and got[2][0] == 1
+        assert got[3] == (2, "exact", "text", 1.0)
 
 
 def test_cli_json_and_csv_explain_each_duplicate(topical: Path) -> None:
