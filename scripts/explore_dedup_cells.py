@@ -17,10 +17,11 @@ copies at cosine >= 0.8.
 What it showed (2-core CPU shared with other jobs, load 2-3): 10^5 documents, 1,000 cells, spill 4, 64 dims, margin
 0.08, slack 0.05: recall 0.986 (119,937 candidates, largest cell 850, replication 2.2) in 1.5 s, and 16.6 s on a
 rerun at load 3.4 (the same result: timings on this shared machine vary tenfold); 3 * 10^5 (same settings): 0.986
-in 14.6 s, peak RSS 4.2 GB (data generation included). 10^6 with 3,000 cells: peak RSS 22 GB and no result: the PCA
-cosine of same-topic documents is inflated (the noise dimensions are dropped), so topical cells yield candidate
-lists that grow with the square of the cell; a product stage needs row-blocked cells with a bounded candidate list
-(or the full-dimension cosine within cells, ~6x the flops) before a 10^6 run.
+in 14.6 s, peak RSS 4.2 GB (data generation included). 10^6 with 3,000 cells: peak RSS 22 GB and no result (the
+machine has 23 GB). Likely cause, not measured: the PCA cosine of same-topic documents is inflated (the noise
+dimensions are dropped), so topical cells yield candidate lists that grow with the square of the cell; a product
+stage needs row-blocked cells with a bounded candidate list (or the full-dimension cosine within cells, ~6x the
+flops) before a 10^6 run.
 """
 
 from __future__ import annotations
