@@ -10,6 +10,7 @@ Stages (each caches what it computes under ``.cache/dedup/``)::
     python scripts/bench_dedup.py ann-speed --sizes 100000,1000000   # neighbour search vs the code stage
     python scripts/bench_dedup.py scale --sizes 10000,100000,1000000 --ng-folder .cache/20ng   # the defaults at scale
     python scripts/bench_dedup.py adapted   # F1 at the defaults on an adapted index (train --adapt) vs frozen
+    python scripts/build_longdoc.py && python scripts/bench_dedup.py longdoc   # copy, not topic (issue 22)
     python scripts/bench_dedup.py all
 
 Datasets:
@@ -35,6 +36,7 @@ import argparse
 import gzip
 import hashlib
 import json
+import os
 import random
 import re
 import subprocess
@@ -50,7 +52,15 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "scripts"))
 CACHE = ROOT / ".cache" / "dedup"
-SHARED = ROOT.parent / "shared" / "data"
+# The shared data folder beside the checkout (``/work/main`` -> ``/work/shared``; a worktree under
+# ``/work/wt/NAME`` looks two levels up), or ``SEMHASH_BENCH_DATA``.
+SHARED = Path(
+    os.environ.get("SEMHASH_BENCH_DATA")
+    or next(
+        (str(p / "shared" / "data") for p in ROOT.parents if (p / "shared" / "data").is_dir()),
+        ROOT.parent / "shared" / "data",
+    )
+)
 MRPC = SHARED / "mrpc" / "mrpc.jsonl.gz"
 NG = SHARED / "20newsgroups" / "20ng.jsonl.gz"
 MINISH_PYTHON = Path("/work/scratch/minish/bin/python")
@@ -1225,11 +1235,157 @@ def report(radius: int, threshold: float) -> str:
     return text
 
 
+# -- copy, not topic (issue 22) -----------------------------------------------------------------------
+LONGDOC = CACHE / "longdoc.jsonl"
+LENGTH_BUCKETS = ((0, 3000, "1.5-3k chars"), (3000, 6000, "3-6k chars"), (6000, 10**9, "6-8k chars"))
+OVERLAP_GRID = (0.0, 0.05, 0.1, 0.15, 0.2, 0.25, 0.3, 0.35, 0.4, 0.5, 0.6)
+THRESHOLD_GRID = (0.7, 0.75, 0.8, 0.85, 0.9)
+
+
+def _cluster_pairs(clusters: Sequence[Any]) -> set[tuple[int, int]]:
+    """Every pair of rows (0-based) sharing a predicted cluster."""
+    out = set()
+    for c in clusters:
+        rows = sorted([c.kept_id - 1] + [d.duplicate_id - 1 for d in c.duplicates])
+        out |= {(a, b) for k, a in enumerate(rows) for b in rows[k + 1 :]}
+    return out
+
+
+def _bucketed_prf(pred: set, gold: set, length: list[int]) -> dict:
+    """P/R/F1 over all pairs, and per length bucket of the pair's longer text."""
+    out = {"all": prf(len(pred & gold), len(pred - gold), len(gold - pred))}
+    for lo, hi, name in LENGTH_BUCKETS:
+        pb = {p for p in pred if lo <= max(length[p[0]], length[p[1]]) < hi}
+        gb = {p for p in gold if lo <= max(length[p[0]], length[p[1]]) < hi}
+        out[name] = prf(len(pb & gb), len(pb - gb), len(gb - pb)) | {"gold": len(gb), "predicted": len(pb)}
+    return out
+
+
+def shingle_study(result: Any, texts: list[str], gold: set, threshold: float) -> dict:
+    """Best F1 of (cosine >= threshold and shingle Jaccard >= j) over j, for shingles of 1, 2, 3 and 5 words,
+    on the pairs with a long text (pair-level, before clustering): which shingle separates copy from topic."""
+    from semhash.dedup.overlap import is_long, jaccard, shingle_set
+
+    keep = result.cosine >= threshold
+    pairs = [(int(a) - 1, int(b) - 1) for a, b in zip(result.left[keep], result.right[keep], strict=True)]
+    pairs = [p for p in pairs if is_long(texts[p[0]]) or is_long(texts[p[1]])]
+    out: dict = {"pairs": len(pairs), "gold": sum(p in gold for p in pairs)}
+    for n in (1, 2, 3, 5):
+        sets: dict[int, np.ndarray] = {}
+        jac = []
+        for a, b in pairs:
+            for x in (a, b):
+                if x not in sets:
+                    sets[x] = shingle_set(texts[x], n)
+            jac.append(jaccard(sets[a], sets[b]))
+        is_gold = np.array([p in gold for p in pairs])
+        values = np.array(jac)
+        rows = []
+        for j in OVERLAP_GRID:
+            hit = values >= j
+            rows.append(
+                {"min_overlap": j}
+                | prf(int((hit & is_gold).sum()), int((hit & ~is_gold).sum()), int((~hit & is_gold).sum()))
+            )
+        best = max(rows, key=lambda r: r["f1"])
+        gold_j, other_j = values[is_gold], values[~is_gold]
+        out[f"{n}-word"] = {
+            "best": best,
+            "gold_jaccard_p5_p50": [round(float(np.percentile(gold_j, q)), 3) for q in (5, 50)] if len(gold_j) else [],
+            "other_jaccard_p50_p95": [round(float(np.percentile(other_j, q)), 3) for q in (50, 95)]
+            if len(other_j)
+            else [],
+        }
+    return out
+
+
+def longdoc_quality(out: str = "longdoc.json") -> None:
+    """Issue 22: the long-document near-duplicate set (``scripts/build_longdoc.py``), validation and test.
+
+    For each half: MiniLM embeddings (window pooling, cached), a store trained like ``semhash index``, one
+    ``dedup_index`` at the defaults, then a grid of (threshold, min_overlap) by re-thresholding, P/R/F1 by
+    length bucket, recall per edit, and a pair-level study of the shingle length. Then the short-text checks:
+    20NG near-dup and MRPC at the defaults with and without the overlap check (``prepare`` must have run).
+    Writes ``.cache/dedup/<out>``.
+    """
+    from semhash.dedup import DedupOptions, dedup_index
+    from semhash.dedup.overlap import is_long
+
+    if not LONGDOC.exists():
+        raise SystemExit(f"no {LONGDOC}: run `python scripts/build_longdoc.py` first")
+    rows = [json.loads(line) for line in LONGDOC.open(encoding="utf-8")]
+    results: dict = {"machine": machine()}
+    for split in ("validation", "test"):
+        part = [r for r in rows if r["split"] == split]
+        texts = [r["text"] for r in part]
+        row_of = {r["id"]: k for k, r in enumerate(part)}
+        gold = {
+            (min(row_of[r["original"]], k), max(row_of[r["original"]], k))
+            for k, r in enumerate(part)
+            if r["original"] is not None
+        }
+        digest = hashlib.sha256("\0".join(texts).encode()).hexdigest()[:12]
+        emb = embed(texts, CACHE / f"longdoc-{split}-{digest}-emb.npz")
+        db = build_store(f"longdoc-{split}", texts, emb)
+        started = time.perf_counter()
+        result = dedup_index(db, DedupOptions())
+        seconds = time.perf_counter() - started
+        length = [len(t) for t in texts]
+        res: dict = {
+            "documents": len(texts),
+            "long_documents": sum(is_long(t) for t in texts),
+            "gold_pairs": len(gold),
+            "seconds_at_defaults": round(seconds, 2),
+            "seconds_overlap": round(result.stats.seconds_overlap, 2),
+            "overlap_pairs": result.stats.overlap_pairs,
+        }
+        res["defaults"] = _bucketed_prf(_cluster_pairs(result.clusters), gold, length)
+        res["defaults"]["overlap_rejected"] = result.overlap_rejected
+        res["cosine_only"] = _bucketed_prf(_cluster_pairs(result.rethreshold(min_overlap=0.0).clusters), gold, length)
+        res["grid"] = [
+            {"threshold": t, "min_overlap": m}
+            | _bucketed_prf(_cluster_pairs(result.rethreshold(t, min_overlap=m).clusters), gold, length)["all"]
+            for t in THRESHOLD_GRID
+            for m in OVERLAP_GRID
+        ]
+        pred = _cluster_pairs(result.clusters)
+        kinds = {
+            (min(row_of[r["original"]], k), max(row_of[r["original"]], k)): r["kind"]
+            for k, r in enumerate(part)
+            if r["original"] is not None
+        }
+        res["recall_by_edit"] = {
+            kind: round(
+                sum(p in pred for p, k in kinds.items() if k == kind) / max(1, sum(k == kind for k in kinds.values())),
+                3,
+            )
+            for kind in sorted(set(kinds.values()))
+        }
+        res["shingles"] = shingle_study(result, texts, gold, result.options.threshold)
+        results[split] = res
+        print(f"[longdoc {split}] {json.dumps({k: v for k, v in res.items() if k != 'grid'})}", flush=True)
+        (CACHE / out).write_text(json.dumps(results, indent=1))
+    for name, data, texts, emb in prepared_datasets():
+        db = build_store(name, texts, emb)
+        result = dedup_index(db, DedupOptions())
+        res = {"long_documents": sum(is_long(t) for t in texts), "documents": len(texts)}
+        for m in (0.0, *OVERLAP_GRID[1:]):
+            r = result.rethreshold(min_overlap=m)
+            res[f"min_overlap={m}"] = score(name, cluster_labels(len(texts), r.clusters), data)
+        res["all_pairs_cosine_at_threshold"] = _at(
+            cosine_all_pairs(name, emb, data)["grid"], threshold=round(result.options.threshold, 2)
+        )
+        results[name] = res
+        print(f"[{name}] {json.dumps(res)}", flush=True)
+        (CACHE / out).write_text(json.dumps(results, indent=1))
+
+
 def main(argv: list[str] | None = None) -> int:
     """Command-line entry point."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument(
-        "stage", choices=["prepare", "quality", "speed", "report", "ann", "ann-speed", "scale", "adapted", "all"]
+        "stage",
+        choices=["prepare", "quality", "speed", "report", "ann", "ann-speed", "scale", "adapted", "longdoc", "all"],
     )
     parser.add_argument(
         "--ng-folder",
@@ -1241,6 +1397,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threshold", type=float, default=None, help="report: threshold [default: semhash's]")
     parser.add_argument("--minish-python", type=Path, default=MINISH_PYTHON)
     parser.add_argument("--sizes", default="10000,100000,1000000")
+    parser.add_argument("--shingle-words", type=int, default=0, help="longdoc: words per shingle [default: semhash's]")
     args = parser.parse_args(argv)
     if args.stage in ("prepare", "all"):
         prepare()
@@ -1256,6 +1413,12 @@ def main(argv: list[str] | None = None) -> int:
         from semhash.dedup import DEFAULT_THRESHOLD
 
         adapted_quality(DEFAULT_THRESHOLD if args.threshold is None else args.threshold)
+    if args.stage == "longdoc":
+        if args.shingle_words:
+            import semhash.dedup.overlap as overlap
+
+            overlap.SHINGLE_WORDS = args.shingle_words
+        longdoc_quality(f"longdoc-{args.shingle_words}w.json" if args.shingle_words else "longdoc.json")
     if args.stage == "scale":
         scale([int(x) for x in args.sizes.split(",")], args.ng_folder)
     if args.stage == "ann-speed":

@@ -706,6 +706,13 @@ def dedup_command(
     number_veto: bool = typer.Option(
         False, "--number-veto", help="Reject near pairs whose texts each hold a number the other lacks."
     ),
+    min_overlap: float = typer.Option(
+        0.5,
+        "--min-overlap",
+        callback=_finite,
+        help="A near pair with a text longer than one encoder window must also share this much of its word "
+        "pairs (2-word shingles, Jaccard): copy, not topic. 0: the cosine alone (two short texts always are).",
+    ),
     neighbours: str = typer.Option(
         "auto",
         "--neighbours",
@@ -748,6 +755,7 @@ def dedup_command(
         keep=keep,
         number_veto=number_veto,
         neighbours=dedup.parse_neighbours(neighbours),
+        min_overlap=min_overlap,
     )
     if write_unique is not None:
         if against:
@@ -769,6 +777,14 @@ def dedup_command(
             "near-duplicate benchmark); for dedup, index with the frozen encoder",
             highlight=False,
             markup=False,
+        )
+    note = result.stats.unverified_note()
+    if note:  # never a silent shortfall: on stderr in every mode; with --json as JSON, with the run's stats
+        err().print(
+            json.dumps({"warning": note, "stats": result.stats.to_dict()}) if as_json else f"warning: {note}",
+            highlight=False,
+            markup=False,
+            soft_wrap=True,
         )
     if sizing:
         wanted = target if target is not None else max(1, round((keep_fraction or 0.0) * result.stats.documents))
@@ -829,7 +845,7 @@ def _print_clusters(result: Any, as_json: bool, as_csv: bool) -> None:
 
     rows = [{"cluster": c.cluster, **asdict(d)} for c in result.clusters for d in c.duplicates]
     fields = ["cluster", "kept_id", "kept_location", "duplicate_id", "duplicate_location", "matched_id"]
-    if _emit_records(rows, as_json, as_csv, [*fields, "score", "reason"]):
+    if _emit_records(rows, as_json, as_csv, [*fields, "score", "reason", "overlap", "measure"]):
         return
     stats, options = result.stats, result.options
     if rows:
@@ -843,6 +859,8 @@ def _print_clusters(result: Any, as_json: bool, as_csv: bool) -> None:
             for k, d in enumerate(c.duplicates):
                 kept = _display_path(c.kept_location) if k == 0 else ""
                 via = "" if d.matched_id == d.kept_id else f" (via id {d.matched_id})"
+                if d.overlap is not None:
+                    via = f" (shingle overlap {d.overlap:.2f})" + via
                 table.add_row(
                     str(c.cluster) if k == 0 else "",
                     kept,
@@ -859,6 +877,12 @@ def _print_clusters(result: Any, as_json: bool, as_csv: bool) -> None:
         f"threshold {options.threshold}, {options.cluster} clusters, keep {options.keep}; {stats.seconds:.1f} s",
         highlight=False,
     )
+    if result.overlap_rejected:
+        out().print(
+            f"{result.overlap_rejected} pairs at or above the threshold were not taken: a long text, and word-shingle "
+            f"overlap below {options.min_overlap} (the same topic, not a copy; --min-overlap 0 takes them)",
+            highlight=False,
+        )
     if rows:
         out().print("--histogram shows candidate similarities; rerun with --threshold T to change (it is cheap)")
 
@@ -893,7 +917,9 @@ def _print_against(result: Any, as_json: bool, as_csv: bool, list_only: bool) ->
         for k in result.existing:
             print(format_location(result.documents[k].path, result.documents[k].record))
         return
-    if _emit_records(rows, as_json, as_csv, ["new_location", "id", "location", "score", "reason", "hamming"]):
+    if _emit_records(
+        rows, as_json, as_csv, ["new_location", "id", "location", "score", "reason", "hamming", "overlap", "measure"]
+    ):
         return
     if rows:
         table = _table(show_lines=False)

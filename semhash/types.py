@@ -255,7 +255,10 @@ class DuplicatePair:
     ``matched_id`` is the document the duplicate was matched to: the kept one, except in
     ``components`` clusters, where it can be another member it is linked through. ``score`` is the
     cosine of the matched pair's stored embeddings (1.0 for exact duplicates); ``reason`` is ``exact``
-    (same text once casefolded and whitespace-collapsed) or ``near``.
+    (same text once casefolded and whitespace-collapsed) or ``near``. ``measure`` says what decided it:
+    ``text`` (the normalised texts are equal), ``cosine`` (two short texts: the cosine alone) or
+    ``cosine+overlap`` (a long text: the cosine and the word-shingle Jaccard ``overlap``, which is ``None``
+    where it was not measured).
     """
 
     kept_id: int
@@ -265,6 +268,8 @@ class DuplicatePair:
     matched_id: int
     score: float
     reason: str
+    overlap: float | None = None
+    measure: str = "cosine"
 
 
 @dataclass(frozen=True)
@@ -281,7 +286,8 @@ class DuplicateCluster:
 class ExistingMatch:
     """A stored document that a new document duplicates (``semhash dedup --against``).
 
-    ``hamming`` is the code distance (-1 when an exact match lay outside the radius).
+    ``hamming`` is the code distance (-1 when an exact match lay outside the radius). ``measure`` and
+    ``overlap`` are as in :class:`DuplicatePair`.
     """
 
     id: int
@@ -289,6 +295,8 @@ class ExistingMatch:
     score: float
     reason: str
     hamming: int
+    overlap: float | None = None
+    measure: str = "cosine"
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready fields (``semhash serve``'s ``/api/exists``)."""

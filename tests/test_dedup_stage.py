@@ -157,6 +157,13 @@ def test_auto_keeps_the_code_join_to_its_pair_budget(tmp_path: Path, monkeypatch
     assert honoured.stats.radius == 1 and honoured.stats.candidates == 92
     code, output = invoke("--db", path, "--radius", 1)
     assert code == 0 and "28 candidate pairs from codes within 0 bits" in output
+    # Never silent: the 64 pairs at 1 bit the budget skipped are counted, with the flag that verifies them.
+    assert auto.stats.unverified_pairs == 64 and not auto.stats.unverified_lower_bound
+    assert honoured.stats.unverified_pairs == 0 and full.stats.unverified_pairs == 0
+    assert "warning: 64 candidate pairs within --radius were not verified" in output and "--neighbours 0" in output
+    code, output = invoke("--db", path, "--radius", 1, "--json")
+    warning = [json.loads(line) for line in output.splitlines() if line.startswith('{"warning"')]
+    assert len(warning) == 1 and warning[0]["stats"]["unverified_pairs"] == 64
 
 
 def test_auto_over_budget_keeps_neighbour_pairs_the_smaller_join_did_not_verify(
@@ -180,6 +187,8 @@ def test_auto_over_budget_keeps_neighbour_pairs_the_smaller_join_did_not_verify(
     monkeypatch.setattr(pipeline, "CODE_PAIR_BUDGET", 1 / 12)  # not even radius 0 fits: neighbours alone
     alone = dedup_index(path, DedupOptions(radius=3, threshold=0.95))
     assert alone.stats.radius == -1 and 12 in alone.duplicate_ids
+    assert alone.stats.unverified_pairs == 15 and alone.stats.unverified_lower_bound  # the same-code pairs, at least
+    assert "at least 15 candidate pairs" in (alone.stats.unverified_note() or "")
     code, output = invoke("--db", path, "--threshold", 0.95)
     assert code == 0 and "nearest embeddings (codes too coarse to join)" in output
 
@@ -202,6 +211,7 @@ def test_auto_without_neighbours_skips_blocks_over_the_budget(tmp_path: Path, mo
     assert set(result.left.tolist()) <= {11}
     code, output = invoke("--db", path, "--threshold", 0.95)
     assert code == 0 and "codes of more than 2 documents skipped" in output
+    assert result.stats.unverified_pairs == 45 and "45 candidate pairs within --radius were not verified" in output
     every = dedup_index(path, DedupOptions(radius=3, threshold=0.95, neighbours=0))  # a number: no budget
     assert every.stats.largest_block == 0 and every.stats.candidates == 46
 

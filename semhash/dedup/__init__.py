@@ -37,8 +37,13 @@ Pipeline (no torch: everything runs on what SQLite already holds):
    ``min(threshold, KEEP_FLOOR)`` are only counted (in the histogram). A pair is a near-duplicate when
    ``cosine >= threshold``; optionally a lexical *number veto* rejects a pair whose texts each hold a
    number the other lacks ("sold in 1998 for $2.5 billion" vs "... for $1.8 billion"). A number missing on
-   one side only (truncation) is no veto.
-4. **Clusters.** Exact groups are merged first (they are one unit). Then, with ``cluster="centre"``
+   one side only (truncation) is no veto. **Copy, not topic** (issue 22): a long document's pooled embedding
+   says what it is about, so when either text of a pair is longer than one encoder window, the pair must
+   also share ``min_overlap`` (0.5) of its word pairs (2-word shingles) (exact Jaccard over the stored texts,
+   :mod:`semhash.dedup.overlap`); pairs of two short texts keep the cosine alone. Each duplicate says what
+   decided it (``measure``: ``text``, ``cosine`` or ``cosine+overlap``, with the ``overlap``).
+4. **Clusters.** Exact groups are merged first (they are one unit; a twin of a member is reported as an
+   ``exact`` duplicate of that member, whatever document is kept). Then, with ``cluster="centre"``
    (the default), units are visited in ``keep`` order and each unvisited one becomes a centre that takes
    every unvisited unit within the threshold *of the centre itself*: every member is provably similar
    to its cluster's representative, so A~B and B~C never pull an unrelated C in with A (no chaining).
@@ -61,15 +66,17 @@ within 0.01 of it with higher precision) and checked on MRPC; radius 3 is the la
 documents under a minute on 2 cores. The learned 32-bit codes are coarse: at radius 3 the code join holds
 88% of the 20NG near-duplicate pairs and 59% of MRPC's paraphrases, which is why collections up to
 ``EXACT_LIMIT`` documents compare every pair (20NG F1 0.848, MRPC 0.724 at the defaults, against 0.833 and
-0.732 for all-pairs cosine with connected components). See ``BENCHMARKS.md`` ("Deduplication") for the
-curves and numbers.
+0.732 for all-pairs cosine with connected components; with the overlap check, 20NG 0.890, MRPC unchanged).
+``DEFAULT_MIN_OVERLAP`` was calibrated on the validation half of a long-document set built from
+``/usr/share/doc`` (``scripts/build_longdoc.py``). See ``BENCHMARKS.md`` ("Deduplication", "Dedup: copy, not
+topic") for the curves and numbers.
 
 Modules, one concept each: ``options`` (:class:`DedupOptions`, defaults, limits), ``text`` (normalisation,
 its hash, the number veto), ``join`` (step 2), ``verify`` (step 3), ``clusters`` (step 4 and
 :class:`DedupResult`), ``pipeline`` (the in-index service, :func:`dedup_index`), ``against``
 (:func:`find_existing`: new files against the index; the one path that needs the embedding and hashing
 models, imported lazily inside it), ``write`` (``--write-unique``: :func:`write_unique`), ``ann``
-(neighbour candidates), ``exact`` (the all-pairs stage).
+(neighbour candidates), ``exact`` (the all-pairs stage), ``overlap`` (the word-shingle check of long pairs).
 """
 
 from semhash.dedup.against import AgainstResult, find_existing, match_against
@@ -78,6 +85,7 @@ from semhash.dedup.join import candidate_pairs, distinct_code_pairs, flip_masks
 from semhash.dedup.options import (
     AUTO_NEIGHBOURS,
     CLUSTER_METHODS,
+    DEFAULT_MIN_OVERLAP,
     DEFAULT_RADIUS,
     DEFAULT_THRESHOLD,
     EXACT_LIMIT,
@@ -99,6 +107,7 @@ from semhash.dedup.write import WritePlan, WriteSummary, check_new_folder, plan_
 __all__ = [
     "AUTO_NEIGHBOURS",
     "CLUSTER_METHODS",
+    "DEFAULT_MIN_OVERLAP",
     "DEFAULT_RADIUS",
     "DEFAULT_THRESHOLD",
     "EXACT_LIMIT",

@@ -16,9 +16,10 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from semhash.dedup.options import DedupOptions
+from semhash.dedup.overlap import pair_overlaps
 from semhash.dedup.pipeline import check_encoded
 from semhash.dedup.text import normalized_text_hash
-from semhash.errors import CorpusError, IndexMissingError
+from semhash.errors import CorpusError, IndexMissingError, UsageError
 from semhash.store import Store
 from semhash.types import ExistingMatch, SourceDocument
 
@@ -35,13 +36,15 @@ class AgainstResult:
     Attributes:
         documents: the new documents, in reading order.
         matches: per new document, its matches in the index (exact first, then by score).
-        candidates: every ``(new position, stored id, hamming, cosine, exact)`` for re-thresholding.
+        candidates: every ``(new position, stored id, hamming, cosine, exact, overlap)`` for re-thresholding;
+            ``overlap`` is the word-shingle Jaccard of the two texts where either is long and the cosine
+            reaches the floor, else NaN (:mod:`semhash.dedup.overlap`).
     """
 
     options: DedupOptions
     documents: list[SourceDocument]
     matches: list[list[ExistingMatch]]
-    candidates: list[tuple[int, int, int, float, bool]]
+    candidates: list[tuple[int, int, int, float, bool, float]]
     locations: dict[int, str]
 
     @property
@@ -49,11 +52,18 @@ class AgainstResult:
         """Positions of the new documents that already exist in the index."""
         return [k for k, m in enumerate(self.matches) if m]
 
-    def rethreshold(self, threshold: float) -> AgainstResult:
-        """The same candidates judged at another threshold (no model, no database)."""
-        options = replace(self.options, threshold=threshold)  # checked in DedupOptions.__post_init__
+    def rethreshold(self, threshold: float, min_overlap: float | None = None) -> AgainstResult:
+        """The same candidates judged at another threshold or minimum overlap (no model, no database).
+
+        Raises:
+            UsageError: ``min_overlap`` is asked for but overlaps were not measured (``min_overlap`` was 0).
+        """
+        wanted = self.options.min_overlap if min_overlap is None else min_overlap
+        options = replace(self.options, threshold=threshold, min_overlap=wanted)  # checked in __post_init__
+        if wanted > 0 and self.options.min_overlap <= 0:
+            raise UsageError("word-shingle overlap was not measured for this result: match with min_overlap > 0")
         return replace(
-            self, options=options, matches=_judge(len(self.documents), self.candidates, self.locations, threshold)
+            self, options=options, matches=_judge(len(self.documents), self.candidates, self.locations, options)
         )
 
 
@@ -82,28 +92,40 @@ def match_against(
     lims, dist, found = index.range_search(packed, options.radius)
     stored_ids, matrix = store.embeddings(sorted(set(np.asarray(found).tolist())))
     slot = {int(x): k for k, x in enumerate(stored_ids.tolist())}
-    candidates: dict[tuple[int, int], tuple[int, int, int, float, bool]] = {}
+    nan = float("nan")
+    candidates: dict[tuple[int, int], tuple[int, int, int, float, bool, float]] = {}
     for q in range(len(documents)):
         for k in range(int(lims[q]), int(lims[q + 1])):
             sid = int(found[k])
             cos = float(np.clip(matrix[slot[sid]] @ embeddings[q], -1.0, 1.0))
-            candidates[(q, sid)] = (q, sid, int(dist[k]), cos, False)
+            candidates[(q, sid)] = (q, sid, int(dist[k]), cos, False, nan)
         for sid in exact_ids.get(new_keys[q], []):
             prev = candidates.get((q, sid))
-            candidates[(q, sid)] = (q, sid, prev[2] if prev else -1, 1.0, True)
+            candidates[(q, sid)] = (q, sid, prev[2] if prev else -1, 1.0, True, nan)
     rows = sorted(candidates.values())
     located = store.documents(sorted({r[1] for r in rows}))
     locations = {i: d.location for i, d in located.items()}
-    return AgainstResult(options, list(documents), _judge(len(documents), rows, locations, options.threshold), rows,
-                         locations)  # fmt: skip
+    if options.min_overlap > 0:  # copy, not topic: measured where the cosine could pass (down to the floor)
+        near = [r for r in rows if not r[4] and r[3] >= options.floor]
+        texts = {-(q + 1): documents[q].text for q in {r[0] for r in near}}
+        texts |= {sid: located[sid].text for sid in {r[1] for r in near}}
+        left = np.array([-(r[0] + 1) for r in near], np.int64)
+        measured = pair_overlaps(texts, left, np.array([r[1] for r in near], np.int64))
+        jac = {(r[0], r[1]): float(x) for r, x in zip(near, measured.tolist(), strict=True)}
+        rows = [(*r[:5], jac.get((r[0], r[1]), nan)) for r in rows]
+    return AgainstResult(options, list(documents), _judge(len(documents), rows, locations, options), rows, locations)
 
 
 def _judge(
-    n: int, rows: Sequence[tuple[int, int, int, float, bool]], locations: dict[int, str], threshold: float
+    n: int, rows: Sequence[tuple[int, int, int, float, bool, float]], locations: dict[int, str], options: DedupOptions
 ) -> list[list[ExistingMatch]]:
+    """Matches per new document: exact ones, and near ones whose cosine reaches the threshold and, where a text
+    is long (the overlap was measured), whose shingle overlap reaches ``options.min_overlap``."""
     out: list[list[ExistingMatch]] = [[] for _ in range(n)]
-    for q, sid, dist, cos, exact in rows:
-        if exact or cos >= threshold:
+    for q, sid, dist, cos, exact, jac in rows:
+        measured = not np.isnan(jac)
+        copy = not measured or options.min_overlap <= 0 or jac >= options.min_overlap
+        if exact or (cos >= options.threshold and copy):
             out[q].append(
                 ExistingMatch(
                     id=sid,
@@ -111,6 +133,8 @@ def _judge(
                     score=round(cos, 6),
                     reason="exact" if exact else "near",
                     hamming=dist,
+                    overlap=round(jac, 6) if measured and not exact else None,
+                    measure="text" if exact else ("cosine+overlap" if measured else "cosine"),
                 )
             )
     for matches in out:

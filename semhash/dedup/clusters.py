@@ -15,7 +15,7 @@ first), ``longest`` / ``shortest`` (characters), ``newest`` (file mtime); ties a
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field, replace
 
 import numpy as np
 
@@ -75,19 +75,47 @@ class DedupStats:
     #: 0, or the most documents a code block may hold to be verified: ``auto`` without a neighbour search,
     #: when radius 0 alone exceeds the pair budget, skips the larger (topical) blocks and says so here.
     largest_block: int = 0
+    #: Code-join candidate pairs within ``--radius`` that ``auto``'s pair budget left unverified (0: none);
+    #: ``--neighbours 0`` (the code join alone, every pair within the radius) or ``all`` verifies them.
+    #: With ``unverified_lower_bound`` it counts only the same-code pairs (the full join was not run).
+    unverified_pairs: int = 0
+    unverified_lower_bound: bool = False
     #: Whether the index embeds with an adapted encoder (``semhash train --adapt``): it reads only each
     #: document's first window, and finds fewer duplicates (BENCHMARKS.md, issue 12).
     adapted_encoder: bool = False
     exact_duplicates: int = 0
+    #: Kept candidate pairs (cosine at or above the floor) with a long text, whose shingle overlap was measured.
+    overlap_pairs: int = 0
     seconds_read: float = 0.0
     seconds_candidates: float = 0.0
     seconds_cosine: float = 0.0
     seconds_cluster: float = 0.0
+    seconds_overlap: float = 0.0
+
+    def to_dict(self) -> dict[str, object]:
+        """Every field, and the total seconds (what ``--json`` and the server show)."""
+        return {**asdict(self), "seconds": round(self.seconds, 3)}
+
+    def unverified_note(self) -> str | None:
+        """A sentence for summaries when the pair budget skipped candidate pairs, else None."""
+        if not self.unverified_pairs:
+            return None
+        count = f"{'at least ' if self.unverified_lower_bound else ''}{self.unverified_pairs}"
+        return (
+            f"{count} candidate pairs within --radius were not verified (pair budget of the default candidate "
+            "stage); --neighbours 0 verifies every pair within --radius, --neighbours all every pair (slower)"
+        )
 
     @property
     def seconds(self) -> float:
         """Total wall time."""
-        return self.seconds_read + self.seconds_candidates + self.seconds_cosine + self.seconds_cluster
+        return (
+            self.seconds_read
+            + self.seconds_candidates
+            + self.seconds_cosine
+            + self.seconds_overlap
+            + self.seconds_cluster
+        )
 
 
 @dataclass
@@ -100,6 +128,8 @@ class DedupResult:
         left, right: candidate pairs as document ids (``left < right``).
         hamming: their code distance; ``cosine``: the cosine of their stored embeddings.
         vetoed: per pair, whether the number veto rejects it (``None`` when it was not computed).
+        overlap: per pair, the word-shingle Jaccard of its texts when either is long, NaN when both are short
+            (:mod:`semhash.dedup.overlap`; ``None``: not computed, the cosine alone decides every pair).
         docs: the documents in any candidate pair or exact group.
         stats: sizes and timings.
     """
@@ -115,6 +145,19 @@ class DedupResult:
     stats: DedupStats = field(default_factory=DedupStats)
     fine_histogram: np.ndarray | None = None
     floor: float = -1.0
+    overlap: np.ndarray | None = None
+
+    @property
+    def overlap_rejected(self) -> int:
+        """Candidate pairs at or above the threshold (and not vetoed) rejected because their texts share too
+        few shingles: the same topic, not a copy (``--min-overlap 0`` accepts them)."""
+        if self.overlap is None or self.options.min_overlap <= 0:
+            return 0
+        above = self.cosine >= self.options.threshold
+        if self.options.number_veto and self.vetoed is not None:
+            above &= ~self.vetoed
+        measured = ~np.isnan(self.overlap)
+        return int((above & measured & (self.overlap < self.options.min_overlap)).sum())
 
     @property
     def duplicates(self) -> list[DuplicatePair]:
@@ -132,6 +175,7 @@ class DedupResult:
         cluster: str | None = None,
         keep: str | None = None,
         number_veto: bool | None = None,
+        min_overlap: float | None = None,
     ) -> DedupResult:
         """Re-cluster the stored candidate pairs with other settings (no database, no recomputation).
 
@@ -144,6 +188,7 @@ class DedupResult:
             cluster=cluster or self.options.cluster,
             keep=keep or self.options.keep,
             number_veto=self.options.number_veto if number_veto is None else number_veto,
+            min_overlap=self.options.min_overlap if min_overlap is None else min_overlap,
         )
         if options.threshold < self.floor:
             raise UsageError(
@@ -153,7 +198,9 @@ class DedupResult:
         if options.number_veto and self.vetoed is None:
             raise UsageError("the number veto was not computed for this result: run dedup with number_veto=True")
         started = time.perf_counter()
-        clusters = build_clusters(self.docs, self.left, self.right, self.cosine, self.vetoed, options)
+        if options.min_overlap > 0 and self.overlap is None:
+            raise UsageError("word-shingle overlap was not computed for this result: run dedup with min_overlap > 0")
+        clusters = build_clusters(self.docs, self.left, self.right, self.cosine, self.vetoed, options, self.overlap)
         stats = replace(self.stats, seconds_cluster=time.perf_counter() - started)
         return replace(self, options=options, clusters=clusters, stats=stats)
 
@@ -259,8 +306,14 @@ def build_clusters(
     cosine: np.ndarray,
     vetoed: np.ndarray | None,
     options: DedupOptions,
+    overlap: np.ndarray | None = None,
 ) -> list[DuplicateCluster]:
-    """Clusters of exact groups and accepted near pairs (see the module docstring)."""
+    """Clusters of exact groups and accepted near pairs (see the module docstring).
+
+    A pair is accepted when its cosine reaches the threshold, the number veto (if asked for) does not reject
+    it and, where ``overlap`` was measured (a long text in the pair), its shingle Jaccard reaches
+    ``options.min_overlap``.
+    """
     n = len(docs.ids)
     if n == 0:
         return []
@@ -276,21 +329,30 @@ def build_clusters(
     accept = cosine >= options.threshold
     if options.number_veto and vetoed is not None:
         accept &= ~vetoed
+    jac = np.full(len(cosine), np.nan) if overlap is None else overlap.astype(np.float64)
+    if options.min_overlap > 0:
+        accept &= np.isnan(jac) | (jac >= options.min_overlap)
     same_text = docs.text_hash[li] == docs.text_hash[ri]
     accept &= ~same_text
     ua, ub, w = unit_of[li[accept]], unit_of[ri[accept]], cosine[accept].astype(np.float64)
+    jw = jac[accept]
     between = ua != ub
-    ua, ub, w = ua[between], ub[between], w[between]
+    ua, ub, w, jw = ua[between], ub[between], w[between], jw[between]
     # One edge per unit pair (the strongest), both directions, sorted by (from, to).
     lo, hi = np.minimum(ua, ub), np.maximum(ua, ub)
     if len(lo):
         sort = np.lexsort((-w, hi, lo))
-        lo, hi, w = lo[sort], hi[sort], w[sort]
+        lo, hi, w, jw = lo[sort], hi[sort], w[sort], jw[sort]
         firsts = np.r_[True, (lo[1:] != lo[:-1]) | (hi[1:] != hi[:-1])]
-        lo, hi, w = lo[firsts], hi[firsts], w[firsts]
+        lo, hi, w, jw = lo[firsts], hi[firsts], w[firsts], jw[firsts]
     src, dst, weight = np.r_[lo, hi], np.r_[hi, lo], np.r_[w, w]
     sort = np.lexsort((dst, src))
     src, dst, weight = src[sort], dst[sort], weight[sort]
+    # The shingle Jaccard of every accepted edge between units (NaN: two short texts), for the explanations.
+    edge_overlap = {
+        (int(a), int(b)): float(x)
+        for a, b, x in zip(np.r_[lo, hi].tolist(), np.r_[hi, lo].tolist(), np.r_[jw, jw].tolist(), strict=True)
+    }
     bounds = np.searchsorted(src, np.arange(n + 1))
 
     if options.cluster == "centre":
@@ -311,11 +373,18 @@ def build_clusters(
         for row in sorted(rows, key=lambda r: rank[r]):
             if row == centre:
                 continue
+            unit = int(unit_of[row])
+            jaccard: float | None = None
             if docs.text_hash[row] == docs.text_hash[centre]:
-                matched_row, value, reason = centre, 1.0, "exact"
+                matched_row, value, reason, measure = centre, 1.0, "exact", "text"
+            elif row != unit:
+                # An exact twin of another member: exact copies always cluster as exact, whatever else joins.
+                matched_row, value, reason, measure = unit, 1.0, "exact", "text"
             else:
-                unit = int(unit_of[row])
                 matched_row, value, reason = int(matched[unit]), float(score[unit]), "near"
+                x = edge_overlap.get((unit, int(unit_of[matched_row])), float("nan"))
+                measure = "cosine" if np.isnan(x) else "cosine+overlap"
+                jaccard = None if np.isnan(x) else round(x, 6)
             duplicates.append(
                 DuplicatePair(
                     kept_id=kept_id,
@@ -325,6 +394,8 @@ def build_clusters(
                     matched_id=int(docs.ids[matched_row]),
                     score=round(value, 6),
                     reason=reason,
+                    overlap=jaccard,
+                    measure=measure,
                 )
             )
         clusters.append(

@@ -10,6 +10,13 @@ from semhash.errors import UsageError
 DEFAULT_RADIUS = 3
 #: Cosine of stored embeddings at or above which a candidate pair is a near-duplicate.
 DEFAULT_THRESHOLD = 0.8
+#: Word-shingle Jaccard at or above which a near pair with a long document (more than one encoder window) is a
+#: copy, not the same topic (:mod:`semhash.dedup.overlap`, 2-word shingles); pairs of two short texts keep the
+#: cosine alone. Calibrated on the validation half of the long documentation set (``scripts/bench_dedup.py
+#: longdoc``): at cosine 0.8, F1 0.992 at 0.30-0.35, 0.995 at 0.4, 0.997 at 0.5 (the best), 0.990 at 0.6, and
+#: 0.214 with the cosine alone. Planted copies sit at Jaccard >= 0.75 (5th percentile), other pairs above the
+#: cosine threshold at <= 0.16 (95th). BENCHMARKS.md, "Dedup: copy, not topic (issue 22)".
+DEFAULT_MIN_OVERLAP = 0.5
 CLUSTER_METHODS = ("centre", "components")
 KEEP_RULES = ("first", "longest", "shortest", "newest")
 #: Largest radius accepted: beyond it "near" stops meaning anything at 32 bits and the join explodes.
@@ -116,6 +123,9 @@ class DedupOptions:
         cluster: ``"centre"`` (no chaining) or ``"components"`` (connected components).
         keep: which document of a cluster is kept: ``first``, ``longest``, ``shortest`` or ``newest``.
         number_veto: reject near pairs whose texts each hold a number the other lacks.
+        min_overlap: a near pair in which either text is longer than one encoder window must also share this
+            much of its word shingles (Jaccard, :mod:`semhash.dedup.overlap`); 0 = the cosine alone for
+            every pair (the behaviour before issue 22).
         neighbours: the candidate stage (:func:`candidate_stage`): ``"auto"`` (the default: every pair up to
             ``EXACT_LIMIT`` documents, the codes plus nearest embeddings up to ``NEIGHBOUR_LIMIT``, the
             codes alone above), ``"all"`` (every pair), or ``k``: the code join plus each document's ``k``
@@ -129,12 +139,15 @@ class DedupOptions:
     keep: str = "first"
     number_veto: bool = False
     neighbours: int | str = "auto"
+    min_overlap: float = DEFAULT_MIN_OVERLAP
 
     def __post_init__(self) -> None:
         # Every way of making options (the CLI, the API, dataclasses.replace in rethreshold) passes here.
         check_radius(self.radius)
         if not -1.0 <= self.threshold <= 1.0:
             raise UsageError(f"--threshold must be a cosine between -1 and 1, not {self.threshold}")
+        if not 0.0 <= self.min_overlap <= 1.0:
+            raise UsageError(f"--min-overlap must be a Jaccard between 0 and 1, not {self.min_overlap}")
         if self.cluster not in CLUSTER_METHODS:
             raise UsageError(f"--cluster must be one of {', '.join(CLUSTER_METHODS)}, not {self.cluster!r}")
         if isinstance(self.neighbours, str):

@@ -13,6 +13,7 @@ from semhash.dedup.ann import neighbour_pairs
 from semhash.dedup.clusters import DedupResult, DedupStats, DocTable, build_clusters
 from semhash.dedup.exact import all_pairs
 from semhash.dedup.options import CODE_PAIR_BUDGET, DedupOptions, candidate_stage, check_radius
+from semhash.dedup.overlap import pair_overlaps
 from semhash.dedup.text import normalized_text_hash, numbers_conflict
 from semhash.dedup.verify import FINE_BINS, CodeBlocks, fine_bin
 from semhash.errors import IndexMissingError
@@ -75,15 +76,20 @@ def dedup_store(store: Store, options: DedupOptions) -> DedupResult:
     else:
         started = time.perf_counter()
         budget = CODE_PAIR_BUDGET * len(ids)
-        if stage.budget and _same_code_pairs(codes, bits) > budget:
+        same_code = _same_code_pairs(codes, bits) if stage.budget else 0
+        if stage.budget and same_code > budget:
             # Radius 0 alone is over budget: no join at a larger radius is paid for. With a neighbour search,
             # the neighbours alone; without one, the same-code blocks (capped below).
             blocks, stats.radius = CodeBlocks.build(codes, bits, 0), (-1 if stage.neighbours else 0)
+            # Unverified: at least the same-code pairs (the pairs at the full radius are not counted: that
+            # join is what the budget avoids).
+            stats.unverified_pairs, stats.unverified_lower_bound = same_code, True
         else:
             blocks = CodeBlocks.build(codes, bits, options.radius)
             stats.radius = options.radius
             if stage.budget:
                 stats.radius = _radius_within_budget(blocks, options.radius, len(ids), stage.neighbours > 0)
+                stats.unverified_pairs = blocks.candidate_count  # less what is verified, below
         join = stats.radius >= 0
         if join and stats.radius < options.radius:
             blocks = blocks.within(stats.radius)
@@ -92,6 +98,10 @@ def dedup_store(store: Store, options: DedupOptions) -> DedupResult:
             stats.largest_block = blocks.largest_block_within(int(budget))
             blocks = blocks.capped(stats.largest_block)
         stats.candidates = blocks.candidate_count if join else 0
+        if stage.budget:
+            # Pairs within --radius that the pair budget left unverified (the neighbour search may still
+            # reach some of them).
+            stats.unverified_pairs = max(0, stats.unverified_pairs - stats.candidates)
         stats.seconds_candidates = time.perf_counter() - started
 
         started = time.perf_counter()
@@ -124,6 +134,14 @@ def dedup_store(store: Store, options: DedupOptions) -> DedupResult:
     stats.seconds_cosine = time.perf_counter() - started
 
     started = time.perf_counter()
+    overlap = None
+    if options.min_overlap > 0:  # copy, not topic: the texts of pairs with a long document must overlap
+        texts_of = {int(x): docs_of[int(x)].text for x in involved_ids.tolist()}
+        overlap = pair_overlaps(texts_of, ids[i], ids[j])
+        stats.overlap_pairs = int((~np.isnan(overlap)).sum())
+    stats.seconds_overlap = time.perf_counter() - started
+
+    started = time.perf_counter()
     docs = DocTable(
         ids=involved_ids,
         n_chars=lengths[involved],
@@ -133,11 +151,11 @@ def dedup_store(store: Store, options: DedupOptions) -> DedupResult:
         records=[docs_of[int(x)].record for x in involved_ids.tolist()],
     )
     left, right = ids[i], ids[j]
-    clusters = build_clusters(docs, left, right, cosine, vetoed, options)
+    clusters = build_clusters(docs, left, right, cosine, vetoed, options, overlap)
     stats.exact_duplicates = len(involved) - len(np.unique(keys[involved])) if len(involved) else 0
     stats.seconds_cluster = time.perf_counter() - started
     floor = options.floor
-    return DedupResult(options, clusters, left, right, dist, cosine, vetoed, docs, stats, fine, floor)
+    return DedupResult(options, clusters, left, right, dist, cosine, vetoed, docs, stats, fine, floor, overlap)
 
 
 def embeddings_for(store: Store, ids: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
