@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import re
+import signal
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
@@ -124,6 +126,23 @@ def patch_encoder(monkeypatch: pytest.MonkeyPatch) -> FakeEncoder:
 
 
 FAST_EPOCHS = 5
+
+
+@contextlib.contextmanager
+def deadline(seconds: int) -> Iterator[None]:
+    """Fail (instead of hanging the suite) when the block takes longer than ``seconds`` (SIGALRM)."""
+
+    def expire(*_: object) -> None:
+        raise TimeoutError(f"took over {seconds} s: hung?")
+
+    before = signal.signal(signal.SIGALRM, expire)
+    signal.alarm(seconds)
+    try:
+        yield
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, before)
+
 
 #: Nine short documents on three topics, for end-to-end tests with the real model.
 SMALL_DOCS = {

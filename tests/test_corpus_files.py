@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
-import signal
 import sqlite3
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import FAST_EPOCHS, FakeEncoder
+from conftest import FAST_EPOCHS, FakeEncoder, deadline
 from typer.testing import CliRunner
 
 from semhash.cli import app
@@ -20,22 +17,6 @@ from semhash.errors import NoDocumentsError
 from semhash.ingest import IndexOptions, index_paths
 
 OPTS = IndexOptions(epochs=FAST_EPOCHS, device="cpu")
-
-
-@contextlib.contextmanager
-def deadline(seconds: int) -> Iterator[None]:
-    """Fail (instead of hanging the suite) when the block takes longer than ``seconds``."""
-
-    def expire(*_: object) -> None:
-        raise TimeoutError(f"took over {seconds} s: hung?")
-
-    before = signal.signal(signal.SIGALRM, expire)
-    signal.alarm(seconds)
-    try:
-        yield
-    finally:
-        signal.alarm(0)
-        signal.signal(signal.SIGALRM, before)
 
 
 def _scan(root: Path, **options: object) -> tuple[CorpusScan, dict[str, str]]:

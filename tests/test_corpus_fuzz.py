@@ -9,13 +9,11 @@ from __future__ import annotations
 import os
 import signal
 import tempfile
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from conftest import FAST_EPOCHS, FakeEncoder
+from conftest import FAST_EPOCHS, FakeEncoder, deadline
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -57,20 +55,6 @@ contents = st.tuples(st.sampled_from(MAGIC), texts).map(lambda pair: pair[0] + p
 files = st.lists(st.tuples(names, st.sampled_from(SUFFIXES), contents), min_size=1, max_size=6)
 
 
-@contextmanager
-def alarm(seconds: int) -> Iterator[None]:
-    def expire(*_: object) -> None:
-        raise TimeoutError(f"over {seconds} s: hung?")
-
-    before = signal.signal(signal.SIGALRM, expire)
-    signal.alarm(seconds)
-    try:
-        yield
-    finally:
-        signal.alarm(0)
-        signal.signal(signal.SIGALRM, before)
-
-
 def _write(root: bytes, entries: list[tuple[bytes, str, bytes]]) -> set[bytes]:
     written = set()
     for name, suffix, data in entries:
@@ -100,7 +84,7 @@ def test_reading_any_folder_never_raises_and_accounts_for_every_file(entries: li
         root = os.fsencode(folder)
         written = _write(root, entries)
         scan = CorpusScan(check_roots([folder]), ReadOptions(max_file_bytes=2500))
-        with alarm(20):
+        with deadline(20):
             docs = list(scan.documents())
         assert all(doc.text and doc.text == doc.text.strip() for doc in docs)
         assert {s.kind for s in scan.skipped} <= KINDS
@@ -120,7 +104,7 @@ def test_index_paths_on_any_folder_indexes_the_rest_or_says_none(entries: list[t
         _write(os.path.join(root, b"docs"), entries)
         Path(folder, "docs", "anchor.txt").write_text("one readable document about planets")
         options = IndexOptions(epochs=FAST_EPOCHS, device="cpu", runtime_export=False)
-        with alarm(60):
+        with deadline(60):
             try:
                 report = index_paths(Path(folder, "s.db"), [Path(folder, "docs")], options, encoder=FakeEncoder())
             except NoDocumentsError:  # pragma: no cover - the anchor is always there
@@ -170,7 +154,7 @@ def test_a_zip_document_of_any_content_is_read_or_skipped(suffix: str, data: st.
             if data.draw(st.booleans(), label=f"has {name}"):
                 archive.writestr(name, data.draw(xml_ish, label=name))
     buffer.seek(0)
-    with alarm(20):
+    with deadline(20):
         try:
             extraction = extract(suffix, buffer)
         except SkipFile as exc:
