@@ -138,6 +138,7 @@ class ProgressView:
         self._plan: IndexPlan | None = None
         self._embedding = _Embedding()
         self._last_line = float("-inf")
+        self._last_phase = ""
         self._bar: Any = None
         self._tasks: dict[str, Any] = {}
 
@@ -169,8 +170,9 @@ class ProgressView:
             self._maybe_estimate(now)
         if self.live:
             self._draw(phase, done, total)
-        elif done >= total or now - self._last_line >= self.interval:
-            self._last_line = now
+        elif done >= total or phase != self._last_phase or now - self._last_line >= self.interval:
+            # A phase's first event, its last, and otherwise one line per interval.
+            self._last_line, self._last_phase = now, phase
             self.say(self._line(phase, done, total, now))
 
     def _maybe_estimate(self, now: float) -> None:

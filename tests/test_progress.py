@@ -55,6 +55,18 @@ def test_plain_lines_come_at_most_once_per_interval_and_when_a_phase_ends() -> N
     assert lines[2].startswith("embedding: 100/100 documents, 1,000/~1,000 windows") and "done in 14 s" in lines[2]
 
 
+def test_each_phase_says_when_it_starts() -> None:
+    view, sink, clock = _view(interval=10.0)
+    _embed(view, 5, 5, 500, (5, 5, 500))
+    clock.now += 1.0
+    view.update("train", 1, 400)  # a new phase: said at once, whatever the interval
+    clock.now += 1.0
+    view.update("train", 2, 400)  # then once per interval
+    view.update("train", 400, 400)
+    lines = sink.getvalue().splitlines()
+    assert lines[1:] == ["training (epochs): 1/400", "training (epochs): 400/400"], lines
+
+
 def test_the_estimate_comes_once_after_the_first_batches_with_the_max_windows_hint() -> None:
     view, sink, clock = _view()
     big = PlannedFile("/docs/huge-changelog.txt", 900_000, 900)
