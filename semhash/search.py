@@ -16,10 +16,19 @@ no pool within the latency budget covers; the IVF stage finds it by scanning the
 (10^5, pool 10,000) and 0.91 (10^6, pool 100,000, ~100 ms) to 0.99 and 0.95 (BENCHMARKS.md "Retention").
 Below ``IVF_MIN_DOCS``, with an explicit ``pool``, or without reranking, the codes alone choose.
 ``radius`` instead returns every document within that many bits, the classic semantic-hashing lookup.
+
+Modes (``QueryOptions.mode``): ``semantic`` is the above; ``keyword`` ranks by the keyword index
+(SQLite FTS5, BM25: :func:`keyword_matches`); ``hybrid`` fuses the two rankings by reciprocal rank fusion
+(:func:`fuse`, ``1 / (RRF_K + rank)`` summed over the rankings that hold a document, each ranking's top
+``max(FUSION_DEPTH, k)``). RRF needs no calibration between a cosine and a BM25 score, whose scales differ
+by query and corpus. Hits with the same content fold into one (``copies``) unless ``collapse`` is off; a
+query whose best hit's cosine is below ``WEAK_COSINE`` is flagged ``weak`` (:class:`semhash.types.Hits`).
 """
 
 from __future__ import annotations
 
+import re
+import sqlite3
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -31,6 +40,7 @@ from semhash.codec import Codec, resolve_runtime
 from semhash.codes import from_sql_int, ints_to_packed, packed_to_ints
 from semhash.config import (
     DEFAULT_K,
+    DEFAULT_MODE,
     HYBRID_HAMMING_POOL,
     IVF_CANDIDATES,
     IVF_MIN_DOCS,
@@ -48,8 +58,51 @@ from semhash.index import CodeIndex
 from semhash.ivf import EmbeddingIVF
 from semhash.store import Store
 from semhash.sync import load_index, load_ivf, load_vectors, require_documents
-from semhash.types import Hit
+from semhash.types import Hit, Hits, format_location
 from semhash.vectors import VectorCache
+
+#: The rankings a query can use (``--mode``).
+MODES = ("semantic", "keyword", "hybrid")
+#: Reciprocal rank fusion's constant (Cormack et al. 2009's 60): a document's fused score is the sum of
+#: ``1 / (RRF_K + rank)`` over the rankings that hold it.
+RRF_K = 60
+#: How deep each ranking is read for fusion (at least ``k``).
+FUSION_DEPTH = 100
+#: How deep a ranking is read, at most, to find ``k`` distinct contents when copies fold.
+MAX_FOLD_DEPTH = 4096
+#: A query whose best hit's cosine is below this is flagged weak (no good match); see README "query".
+WEAK_COSINE = 0.30
+
+#: Characters and operators that make a query FTS5 syntax rather than plain words.
+_FTS_SYNTAX = re.compile(r'["*()^:+]|\b(?:AND|OR|NOT|NEAR)\b')
+_WORD = re.compile(r"\w+")
+
+
+def keyword_matches(text: str) -> list[str]:
+    """The FTS5 ``MATCH`` expressions to try for a query, in order.
+
+    Plain words (no FTS5 syntax) become one OR of quoted terms: BM25 then ranks the documents holding more
+    of the rarer words first, which suits questions typed as sentences better than FTS5's implicit AND
+    (a stop word or a word absent from the best document would hide it). A query with FTS5 syntax (``"a
+    phrase"``, ``prefix*``, ``AND``/``OR``/``NOT``/``NEAR``, ``col:``, parentheses) is tried as written
+    first, then, when FTS5 refuses it, as plain words. A query without a word gives nothing to try.
+    """
+    words = _WORD.findall(text)
+    plain = " OR ".join('"' + word + '"' for word in words)  # \w+ holds no quote: nothing to escape
+    tries = [text] if _FTS_SYNTAX.search(text) else []
+    if plain:
+        tries.append(plain)
+    return tries
+
+
+def fuse(rankings: Sequence[Sequence[int]], constant: int = RRF_K) -> list[tuple[int, float]]:
+    """Reciprocal rank fusion: ``(id, score)`` best first (ties by id), ``score`` the sum over ``rankings``
+    (each best first) of ``1 / (constant + rank)``, ranks from 1."""
+    scores: dict[int, float] = {}
+    for ranking in rankings:
+        for rank, doc_id in enumerate(ranking, start=1):
+            scores[doc_id] = scores.get(doc_id, 0.0) + 1.0 / (constant + rank)
+    return sorted(scores.items(), key=lambda pair: (-pair[1], pair[0]))
 
 
 def rerank_pool(k: int, size: int) -> int:
@@ -122,6 +175,8 @@ class QueryOptions:
         device: where the query is embedded.
         pool: Hamming candidates to re-rank (``None``: :func:`rerank_pool` of ``k`` and the index size).
         exact: rank every stored embedding by cosine (no Hamming stage; refused above ``MAX_EXACT_DOCS``).
+        mode: ``semantic``, ``keyword`` or ``hybrid`` (see the module docstring).
+        collapse: fold hits with the same content into one (their locations in ``Hit.copies``).
     """
 
     k: int = DEFAULT_K
@@ -130,6 +185,8 @@ class QueryOptions:
     device: str = "auto"
     pool: int | None = None
     exact: bool = False
+    mode: str = DEFAULT_MODE
+    collapse: bool = True
 
     def validate(self, bits: int) -> None:
         """Raise :class:`UsageError` for out-of-range or contradictory values."""
@@ -141,6 +198,10 @@ class QueryOptions:
             raise UsageError(f"--pool must be at least 1, not {self.pool}")
         if self.exact and (self.radius is not None or not self.rerank):
             raise UsageError("--exact ranks by cosine alone: drop --radius and --no-rerank")
+        if self.mode not in MODES:
+            raise UsageError(f"--mode must be one of {', '.join(MODES)}, not {self.mode!r}")
+        if self.mode != "semantic" and (self.radius is not None or not self.rerank):
+            raise UsageError(f"--mode {self.mode} ranks by words too: --radius and --no-rerank need --mode semantic")
 
 
 @dataclass(frozen=True)
@@ -329,15 +390,15 @@ class Searcher:
             return embedding[0], self.codec.code(embedding, [text])[0]
 
     # -- queries ---------------------------------------------------------------------------------
-    def query(self, text: str, options: QueryOptions | None = None) -> list[Hit]:
+    def query(self, text: str, options: QueryOptions | None = None) -> Hits:
         """Documents most similar to ``text`` (characters that are not valid Unicode count as U+FFFD)."""
         text = valid_unicode(text)
         if not text.strip():
             raise UsageError("the query text is empty")
         embedding, code = self.embed_and_code(text)
-        return self.search_embedding(embedding, code, options)
+        return self.search_embedding(embedding, code, options, text=text)
 
-    def query_file(self, path: str | Path, options: QueryOptions | None = None) -> list[Hit]:
+    def query_file(self, path: str | Path, options: QueryOptions | None = None) -> Hits:
         """Documents most similar to the content of a file (any format ``semhash index`` reads)."""
         file = Path(path)
         if not file.exists():
@@ -351,7 +412,7 @@ class Searcher:
             raise CorpusError(f"{path} holds no text")
         return self.query(text, options)
 
-    def similar(self, path: str | Path, record: int | None = None, options: QueryOptions | None = None) -> list[Hit]:
+    def similar(self, path: str | Path, record: int | None = None, options: QueryOptions | None = None) -> Hits:
         """Documents most similar to an indexed document (itself left out), from its stored embedding."""
         resolved = str(Path(path).expanduser().resolve())
         docs = self.store.find(resolved, record) or self.store.find(str(path), record)
@@ -362,7 +423,7 @@ class Searcher:
             raise UsageError(f"{path} holds {len(docs)} records: pick one with --record N")
         return self.similar_id(docs[0].id, options)
 
-    def similar_id(self, doc_id: int, options: QueryOptions | None = None) -> list[Hit]:
+    def similar_id(self, doc_id: int, options: QueryOptions | None = None) -> Hits:
         """Documents most similar to the stored document ``doc_id`` (itself left out), from its embedding."""
         doc = self.store.documents([doc_id]).get(doc_id)
         ids, embedding = self.store.embeddings([doc_id])
@@ -377,26 +438,127 @@ class Searcher:
         code: np.ndarray,
         options: QueryOptions | None = None,
         exclude: int | None = None,
-    ) -> list[Hit]:
-        """Search with a query's embedding and packed code (the shared path of every query form)."""
+        text: str | None = None,
+    ) -> Hits:
+        """Search with a query's embedding and packed code (the shared path of every query form); ``text``
+        (the query's words) is needed by the ``keyword`` and ``hybrid`` modes."""
         options = options or QueryOptions()
         snapshot = self._current()  # read once: this query sees one generation
         bits = snapshot.index.bits
         options.validate(bits)
+        if options.mode != "semantic" and text is None:
+            raise UsageError(f"--mode {options.mode} needs a query text: use --mode semantic")
+        code_int = int(packed_to_ints(code.reshape(1, -1))[0])
+        # Folding copies takes rows from the ranking: read deeper until k distinct contents are found.
+        depth = 2 * options.k + 8 if options.collapse else options.k
+        while True:
+            ranked, docs, stage, complete = self._ranked(
+                snapshot, embedding, code, code_int, options, exclude, text, depth
+            )
+            hits = self._hits(ranked, docs, stage, options, bits)
+            if options.radius is not None or len(hits) >= options.k or complete or depth >= MAX_FOLD_DEPTH:
+                break
+            depth = min(4 * depth, MAX_FOLD_DEPTH)
+        best = max((h.cosine for h in hits if h.cosine is not None), default=None)
+        return Hits(hits, weak=best is None or best < WEAK_COSINE, floor=WEAK_COSINE)
+
+    def _ranked(
+        self,
+        snapshot: _Snapshot,
+        embedding: np.ndarray,
+        code: np.ndarray,
+        code_int: int,
+        options: QueryOptions,
+        exclude: int | None,
+        text: str | None,
+        depth: int,
+    ) -> tuple[list[tuple[int, int, float, float | None, float]], dict, str, bool]:
+        """The head of the ranking: ``([(id, distance, cosine, bm25, score), ...], rows, stage, complete)``.
+
+        At most ``depth`` entries (every one within the radius for a radius query), rows still present only;
+        ``complete`` when the ranking held no more than that.
+        """
+        if options.mode == "semantic":
+            ids, dist, cosines, limit, stage = self._semantic(
+                snapshot, embedding, code, code_int, options, exclude, depth
+            )
+            rows, docs = self._rows(ids, dist, cosines, limit)
+            ranked: list[tuple[int, int, float, float | None, float]] = [(i, dd, c, None, c) for i, dd, c in rows]
+            return ranked, docs, stage, len(ids) < depth or limit is None
+        reach = depth if options.mode == "keyword" else max(FUSION_DEPTH, depth)
+        words = self._keyword(valid_unicode(text or ""), reach, exclude)
+        bm25 = dict(words)
+        if options.mode == "keyword":
+            order = [(i, -score) for i, score in words]
+            stage = "fts"
+            complete = len(words) < reach
+        else:
+            ids, _, _, _, stage = self._semantic(snapshot, embedding, code, code_int, options, exclude, reach)
+            order = fuse([[int(i) for i in ids[:reach]], [i for i, _ in words]])
+            stage += "+fts"
+            complete = len(order) < depth
+        order = order[: 2 * depth]  # spare for rows deleted since the snapshot
+        vectors = snapshot.vectors
+        candidate = np.array([i for i, _ in order], dtype=np.int64)
+        present, rows_at = vectors.rows(candidate)
+        cos = dict(zip(candidate[present].tolist(), vectors.cosines_at(embedding, rows_at).tolist(), strict=True))
+        hamming = dict(zip(candidate[present].tolist(), vectors.distances(code_int, rows_at).tolist(), strict=True))
+        # Only documents with a code are searchable (as in semantic mode); a keyword match not encoded yet waits.
+        order = [(i, score) for i, score in order if i in cos]
+        found = self.store.documents([i for i, _ in order[: 2 * depth]])
+        ranked = [
+            (i, int(hamming[i]), float(cos[i]), -bm25[i] if i in bm25 else None, score)
+            for i, score in order
+            if i in found
+        ]
+        return ranked[:depth], found, stage, complete
+
+    def _keyword(self, text: str, limit: int, exclude: int | None = None) -> list[tuple[int, float]]:
+        """The keyword index's best ``limit`` documents for ``text``: ``[(id, bm25)]``, best (lowest) first.
+
+        Never an error for the query's content: text that is not valid FTS5 syntax is searched as its words
+        (:func:`keyword_matches`). An index older than the keyword index (read where it could not be
+        upgraded) is a :class:`UsageError` that says how to build it.
+        """
+        store = self.store
+        if not store.has_keyword_index():
+            raise UsageError(
+                f"{self.db_path} has no keyword index yet (written by an older semhash): run `semhash index` on "
+                "its folders once to build it, or use --mode semantic"
+            )
+        for match in keyword_matches(text):
+            try:
+                found = store.keyword_search(match, limit + (exclude is not None))
+            except sqlite3.OperationalError:
+                continue  # not FTS5 syntax after all: the next try reads the words
+            return [(i, score) for i, score in found if i != exclude][:limit]
+        return []
+
+    def _semantic(
+        self,
+        snapshot: _Snapshot,
+        embedding: np.ndarray,
+        code: np.ndarray,
+        code_int: int,
+        options: QueryOptions,
+        exclude: int | None,
+        k: int,
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, int | None, str]:
+        """The semantic ranking's top ``k``: ``(ids, distances, cosines, limit, stage)`` (``limit`` ``None``
+        for a radius query), before rows are read."""
         query = code.reshape(1, -1)
         vectors = snapshot.vectors
-        code_int = int(packed_to_ints(query)[0])
-        limit: int | None = options.k
+        limit: int | None = k
         stage = candidate_stage(options, vectors.size)
         if options.exact:
-            ids, cosines = self._exact(snapshot, embedding, options.k, exclude)
+            ids, cosines = self._exact(snapshot, embedding, k, exclude)
             dist = vectors.distances(code_int, vectors.rows(ids)[1])
         elif options.rerank and options.radius is None:
             # The candidate pool comes from the cache's codes (the faiss index's rows of this generation):
             # one numpy pass, the same set as a faiss top-``pool`` with ties by id, at a fraction of the cost.
-            pool = max(options.pool or rerank_pool(options.k, vectors.size), options.k)
+            pool = max(options.pool or rerank_pool(k, vectors.size), k)
             if stage == STAGE_HYBRID:
-                pool = max(min(pool, HYBRID_HAMMING_POOL), options.k)
+                pool = max(min(pool, HYBRID_HAMMING_POOL), k)
             ivf = self._ivf(snapshot) if stage == STAGE_HYBRID else None
             rows, dist = candidates(vectors, code_int, embedding, pool, exclude=exclude, ivf=ivf)
             ids, cosines = vectors.ids[rows], vectors.cosines_at(embedding, rows)
@@ -409,7 +571,7 @@ class Searcher:
                 ids, dist = ids[order], dist[order]
                 limit = None
             else:
-                d, i = snapshot.index.search(query, options.k + (exclude is not None))
+                d, i = snapshot.index.search(query, k + (exclude is not None))
                 ids, dist = i[0], d[0]
             keep = ids != exclude if exclude is not None else np.ones(len(ids), bool)
             ids, dist = ids[keep], dist[keep]
@@ -419,7 +581,38 @@ class Searcher:
             if options.rerank:
                 order = np.lexsort((ids, dist, -cosines))
                 ids, dist, cosines = ids[order], dist[order], cosines[order]
-        ranked, docs = self._rows(ids, dist, cosines, limit)
+        return ids, dist, cosines, limit, stage
+
+    def _hits(
+        self,
+        ranked: list[tuple[int, int, float, float | None, float]],
+        docs: dict,
+        stage: str,
+        options: QueryOptions,
+        bits: int,
+    ) -> list[Hit]:
+        """Hits from the head of a ranking: the first ``k`` (all, for a radius query), copies folded when
+        ``options.collapse`` (the best-ranked document of each content stands for all that hold it)."""
+        limit = None if options.radius is not None else options.k
+        copies: dict[int, list[str]] = {}
+        if options.collapse and ranked:
+            hashes = self.store.content_hashes([r[0] for r in ranked])
+            seen: set[str] = set()
+            kept = []
+            for row in ranked:
+                digest = hashes.get(row[0])
+                if digest is not None and digest in seen:
+                    continue
+                if digest is not None:
+                    seen.add(digest)
+                kept.append(row)
+            ranked = kept[:limit] if limit is not None else kept
+            groups = self.store.locations_with_hashes([hashes[r[0]] for r in ranked if r[0] in hashes])
+            for row in ranked:
+                group = groups.get(hashes.get(row[0], ""), [])
+                copies[row[0]] = [format_location(path, record) for i, path, record in group if i != row[0]]
+        elif limit is not None:
+            ranked = ranked[:limit]
         mask = (1 << bits) - 1
         return [
             Hit(
@@ -433,8 +626,12 @@ class Searcher:
                 snippet=snippet(docs[i].text),
                 bits=bits,
                 stage=stage,
+                mode=options.mode,
+                bm25=bm25,
+                score=score,
+                copies=copies.get(i, []),
             )
-            for rank, (i, dd, c) in enumerate(ranked, start=1)
+            for rank, (i, dd, c, bm25, score) in enumerate(ranked, start=1)
         ]
 
     def warm(self) -> None:

@@ -161,8 +161,10 @@ def test_query_body_is_the_hits_to_dict_and_stages_are_in_server_timing(
     client: TestClient, served: tuple[Path, Path, FastAPI]
 ) -> None:
     searcher = served[2].state.searcher
-    hits = [h.to_dict() for h in searcher.query("oven flour", QueryOptions(k=5))]
-    expected = {"query": "oven flour", "hits": hits, "root": str(served[0].resolve()) + os.sep}
+    found = searcher.query("oven flour", QueryOptions(k=5))
+    hits = [h.to_dict() for h in found]
+    root = str(served[0].resolve()) + os.sep
+    expected = {"query": "oven flour", "mode": "semantic", "hits": hits, "weak": found.weak, "root": root}
     for response in (
         client.get("/api/query", params={"q": "oven flour", "k": 5}),
         client.post("/api/query", json={"q": "oven flour", "k": 5}),
