@@ -363,9 +363,8 @@ def _print_hits(hits: list, as_json: bool) -> None:
     out().print(table)
     if weak:
         floor = getattr(hits, "floor", None)
-        below = (
-            f" (best cosine {max(h.cosine for h in hits if h.cosine is not None):.2f} < {floor:.2f})" if floor else ""
-        )
+        best = getattr(hits, "best", None)
+        below = f" (best cosine {best:.2f} < {floor:.2f})" if floor is not None and best is not None else ""
         out().print(f"no good match: the index probably holds no answer to this query{below}")
 
 

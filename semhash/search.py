@@ -56,6 +56,7 @@ from semhash.embed import Encoder
 from semhash.errors import CorpusError, DocumentNotFoundError, UsageError
 from semhash.index import CodeIndex
 from semhash.ivf import EmbeddingIVF
+from semhash.lexical import ENGLISH_STOP_WORDS
 from semhash.store import Store
 from semhash.sync import load_index, load_ivf, load_vectors, require_documents
 from semhash.types import Hit, Hits, format_location
@@ -70,8 +71,10 @@ RRF_K = 60
 FUSION_DEPTH = 100
 #: How deep a ranking is read, at most, to find ``k`` distinct contents when copies fold.
 MAX_FOLD_DEPTH = 4096
-#: A query whose best hit's cosine is below this is flagged weak (no good match); see README "query".
-WEAK_COSINE = 0.30
+#: A query whose best cosine is below this is flagged weak (no good match): chosen on the validation half of the
+#: judged /usr/share/doc queries (BENCHMARKS.md "Search modes": 0.30-0.36 flag 3 of 4 questions without an answer
+#: there and no question with one).
+WEAK_COSINE = 0.32
 
 #: Characters and operators that make a query FTS5 syntax rather than plain words.
 _FTS_SYNTAX = re.compile(r'["*()^:+]|\b(?:AND|OR|NOT|NEAR)\b')
@@ -81,14 +84,17 @@ _WORD = re.compile(r"\w+")
 def keyword_matches(text: str) -> list[str]:
     """The FTS5 ``MATCH`` expressions to try for a query, in order.
 
-    Plain words (no FTS5 syntax) become one OR of quoted terms: BM25 then ranks the documents holding more
-    of the rarer words first, which suits questions typed as sentences better than FTS5's implicit AND
-    (a stop word or a word absent from the best document would hide it). A query with FTS5 syntax (``"a
-    phrase"``, ``prefix*``, ``AND``/``OR``/``NOT``/``NEAR``, ``col:``, parentheses) is tried as written
-    first, then, when FTS5 refuses it, as plain words. A query without a word gives nothing to try.
+    Plain words (no FTS5 syntax) become one OR of quoted terms, English stop words left out (unless the
+    query holds nothing else): BM25 then ranks the documents holding more of the rarer words first, which
+    suits questions typed as sentences better than FTS5's implicit AND (a word absent from the best
+    document would hide it), and without the stop words nearly every document would match, which floods
+    the fusion with documents that share only "how" and "to" with the query. A query with FTS5 syntax
+    (``"a phrase"``, ``prefix*``, ``AND``/``OR``/``NOT``/``NEAR``, ``col:``, parentheses) is tried as
+    written first, then, when FTS5 refuses it, as plain words. A query without a word gives nothing to try.
     """
     words = _WORD.findall(text)
-    plain = " OR ".join('"' + word + '"' for word in words)  # \w+ holds no quote: nothing to escape
+    content = [word for word in words if word.lower() not in ENGLISH_STOP_WORDS] or words
+    plain = " OR ".join('"' + word + '"' for word in content)  # \w+ holds no quote: nothing to escape
     tries = [text] if _FTS_SYNTAX.search(text) else []
     if plain:
         tries.append(plain)
@@ -452,15 +458,15 @@ class Searcher:
         # Folding copies takes rows from the ranking: read deeper until k distinct contents are found.
         depth = 2 * options.k + 8 if options.collapse else options.k
         while True:
-            ranked, docs, stage, complete = self._ranked(
+            ranked, docs, stage, complete, nearest = self._ranked(
                 snapshot, embedding, code, code_int, options, exclude, text, depth
             )
             hits = self._hits(ranked, docs, stage, options, bits)
             if options.radius is not None or len(hits) >= options.k or complete or depth >= MAX_FOLD_DEPTH:
                 break
             depth = min(4 * depth, MAX_FOLD_DEPTH)
-        best = max((h.cosine for h in hits if h.cosine is not None), default=None)
-        return Hits(hits, weak=best is None or best < WEAK_COSINE, floor=WEAK_COSINE)
+        best = max((c for c in [nearest, *(h.cosine for h in hits)] if c is not None), default=None)
+        return Hits(hits, weak=best is None or best < WEAK_COSINE, floor=WEAK_COSINE, best=best)
 
     def _ranked(
         self,
@@ -472,11 +478,13 @@ class Searcher:
         exclude: int | None,
         text: str | None,
         depth: int,
-    ) -> tuple[list[tuple[int, int, float, float | None, float]], dict, str, bool]:
-        """The head of the ranking: ``([(id, distance, cosine, bm25, score), ...], rows, stage, complete)``.
+    ) -> tuple[list[tuple[int, int, float, float | None, float]], dict, str, bool, float | None]:
+        """The head of the ranking: ``([(id, distance, cosine, bm25, score), ...], rows, stage, complete,
+        nearest)``.
 
         At most ``depth`` entries (every one within the radius for a radius query), rows still present only;
-        ``complete`` when the ranking held no more than that.
+        ``complete`` when the ranking held no more than that; ``nearest`` the best cosine the semantic ranking
+        found (``None`` in keyword mode), which the weak flag reads even when fusion ranked it lower.
         """
         if options.mode == "semantic":
             ids, dist, cosines, limit, stage = self._semantic(
@@ -484,8 +492,9 @@ class Searcher:
             )
             rows, docs = self._rows(ids, dist, cosines, limit)
             ranked: list[tuple[int, int, float, float | None, float]] = [(i, dd, c, None, c) for i, dd, c in rows]
-            return ranked, docs, stage, len(ids) < depth or limit is None
+            return ranked, docs, stage, len(ids) < depth or limit is None, None
         reach = depth if options.mode == "keyword" else max(FUSION_DEPTH, depth)
+        nearest: float | None = None
         words = self._keyword(valid_unicode(text or ""), reach, exclude)
         bm25 = dict(words)
         if options.mode == "keyword":
@@ -493,7 +502,10 @@ class Searcher:
             stage = "fts"
             complete = len(words) < reach
         else:
-            ids, _, _, _, stage = self._semantic(snapshot, embedding, code, code_int, options, exclude, reach)
+            ids, _, semantic_cosines, _, stage = self._semantic(
+                snapshot, embedding, code, code_int, options, exclude, reach
+            )
+            nearest = float(semantic_cosines[0]) if len(semantic_cosines) else None
             order = fuse([[int(i) for i in ids[:reach]], [i for i, _ in words]])
             stage += "+fts"
             complete = len(order) < depth
@@ -511,7 +523,7 @@ class Searcher:
             for i, score in order
             if i in found
         ]
-        return ranked[:depth], found, stage, complete
+        return ranked[:depth], found, stage, complete, nearest
 
     def _keyword(self, text: str, limit: int, exclude: int | None = None) -> list[tuple[int, float]]:
         """The keyword index's best ``limit`` documents for ``text``: ``[(id, bm25)]``, best (lowest) first.

@@ -181,14 +181,18 @@ class Hit:
 class Hits(list[Hit]):
     """A query's hits, best first, and whether the best one is weak.
 
-    ``weak``: no hit, or the best hit's cosine is below ``floor`` (:data:`semhash.search.WEAK_COSINE`):
-    the index probably holds no good answer. A list, so code that iterates hits keeps working.
+    ``weak``: no hit, or ``best`` (the best cosine of a document to the query: of the hits, and in hybrid
+    mode of the semantic ranking's first too) is below ``floor`` (:data:`semhash.search.WEAK_COSINE`): the
+    index probably holds no good answer. A list, so code that iterates hits keeps working.
     """
 
-    def __init__(self, hits: Sequence[Hit] = (), weak: bool = False, floor: float | None = None) -> None:
+    def __init__(
+        self, hits: Sequence[Hit] = (), weak: bool = False, floor: float | None = None, best: float | None = None
+    ) -> None:
         super().__init__(hits)
         self.weak = weak
         self.floor = floor
+        self.best = best
 
 
 @dataclass

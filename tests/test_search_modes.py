@@ -153,8 +153,9 @@ def test_phrase_prefix_and_plain_words(tmp_path: Path) -> None:
 
 
 def test_keyword_matches_and_fusion() -> None:
-    assert keyword_matches("plain words here") == ['"plain" OR "words" OR "here"']
-    assert keyword_matches('"a phrase" x*') == ['"a phrase" x*', '"a" OR "phrase" OR "x"']
+    assert keyword_matches("plain words here") == ['"plain" OR "words"']  # a stop word left out
+    assert keyword_matches("how to") == ['"how" OR "to"']  # only stop words: kept
+    assert keyword_matches('"a phrase" x*') == ['"a phrase" x*', '"phrase" OR "x"']
     assert keyword_matches("!!!") == []
     fused = fuse([[1, 2, 3], [3, 4]], constant=60)
     assert [i for i, _ in fused] == [3, 1, 2, 4]  # in both rankings beats first in one

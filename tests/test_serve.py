@@ -562,6 +562,20 @@ def test_search_page_in_headless_chromium(served: tuple[Path, Path, FastAPI]) ->
             page.go_back()
             expect(page.locator("#heading")).to_contain_text("Results for “telescope galaxy nebula")
             assert page.locator("#q").input_value() == long_query
+            # the mode selector (issue 21): kept in the address; a query without a good match shows the banner
+            page.select_option("#mode", "keyword")
+            page.fill("#q", "oven flour")
+            page.press("#q", "Enter")
+            expect(page.locator("li.hit").first).to_be_visible()
+            assert page.url.endswith("#q=oven%20flour&mode=keyword")
+            expect(page.locator("#weak")).to_be_hidden()
+            page.fill("#q", "xylophone")
+            page.press("#q", "Enter")
+            expect(page.locator("#weak")).to_be_visible()
+            expect(page.locator("li.hit")).to_have_count(0)
+            page.go_back()
+            expect(page.locator("li.hit").first).to_be_visible()
+            assert page.locator("#mode").input_value() == "keyword" and page.locator("#weak").is_hidden()
             # the favicon the page names is there
             icon = page.evaluate("fetch(document.querySelector('link[rel=icon]').href).then(r => r.status)")
             assert icon == 200 and page.request.get(base + "/favicon.ico").status == 200

@@ -47,6 +47,7 @@ function setStatus(text, isError) {
 }
 
 function clearResults() {
+  $("weak").hidden = true;
   $("heading").hidden = true;
   $("heading").textContent = "";
   $("results").replaceChildren();
@@ -66,7 +67,8 @@ function matchLabel(hit) {
   return [label, details.join(" · ")];
 }
 
-function showHits(heading, hits, root) {
+function showHits(heading, hits, root, weak) {
+  $("weak").hidden = !weak;
   $("heading").hidden = false;
   $("heading").textContent = heading;
   const list = $("results");
@@ -83,6 +85,14 @@ function showHits(heading, hits, root) {
     meta.title = details;
     top.append(path, meta);
     item.append(top, el("p", "snippet", hit.snippet));
+    if (hit.copies && hit.copies.length) {
+      const copies = el("details", "copies");
+      copies.append(el("summary", "", `+${hit.copies.length} ${hit.copies.length === 1 ? "copy" : "copies"}`));
+      const list = el("ul");
+      for (const copy of hit.copies) list.append(el("li", "", relative(copy, root)));
+      copies.append(list);
+      item.append(copies);
+    }
     const link = el("a", "neighbours", "more like this");
     link.href = `#similar/${encodeURIComponent(hit.id)}`;
     item.append(link);
@@ -94,8 +104,8 @@ function showHits(heading, hits, root) {
 async function runQuery(q, k) {
   setStatus("searching…", false);
   try {
-    const body = await getJSON("/api/query", { q, k: Number(k) });
-    showHits(`Results for “${shorten(q, HEADING_CHARS)}”`, body.hits, body.root);
+    const body = await getJSON("/api/query", { q, k: Number(k), mode: $("mode").value });
+    showHits(`Results for “${shorten(q, HEADING_CHARS)}”`, body.hits, body.root, body.weak);
   } catch (error) {
     showError(error.message);
   }
@@ -119,7 +129,15 @@ function route() {
   if (hash.startsWith("similar/")) {
     runSimilar(hash.slice("similar/".length), k);
   } else if (hash.startsWith("q=")) {
-    const q = hash.slice(2);
+    // #q=<text>&mode=<mode>: the mode is the last "&mode=" (a query may hold "&" itself)
+    let q = hash.slice(2);
+    const cut = q.lastIndexOf("&mode=");
+    $("mode").value = "semantic";
+    if (cut >= 0) {
+      const mode = q.slice(cut + "&mode=".length);
+      if ([...$("mode").options].some((option) => option.value === mode)) $("mode").value = mode;
+      q = q.slice(0, cut);
+    }
     $("q").value = q;
     runQuery(q, k);
   } else if (!hash && history.state && typeof history.state.q === "string") {
@@ -144,7 +162,8 @@ $("search").addEventListener("submit", (event) => {
     runQuery(q, $("k").value || "10");
     return;
   }
-  const target = `#q=${encodeURIComponent(q)}`;
+  const mode = $("mode").value;
+  const target = `#q=${encodeURIComponent(q)}` + (mode === "semantic" ? "" : `&mode=${encodeURIComponent(mode)}`);
   if (location.hash === target) route();
   else location.hash = target;
 });
