@@ -455,8 +455,9 @@ class Searcher:
         if options.mode != "semantic" and text is None:
             raise UsageError(f"--mode {options.mode} needs a query text: use --mode semantic")
         code_int = int(packed_to_ints(code.reshape(1, -1))[0])
-        # Folding copies takes rows from the ranking: read deeper until k distinct contents are found.
-        depth = 2 * options.k + 8 if options.collapse else options.k
+        # Folding copies takes rows from the ranking: when it left fewer than k, read deeper (the first read is
+        # the plain top k, so a ranking without copies costs what it did and chooses the same candidates).
+        depth = options.k
         while True:
             ranked, docs, stage, complete, nearest = self._ranked(
                 snapshot, embedding, code, code_int, options, exclude, text, depth
@@ -464,7 +465,7 @@ class Searcher:
             hits = self._hits(ranked, docs, stage, options, bits)
             if options.radius is not None or len(hits) >= options.k or complete or depth >= MAX_FOLD_DEPTH:
                 break
-            depth = min(4 * depth, MAX_FOLD_DEPTH)
+            depth = min(4 * depth + 8, MAX_FOLD_DEPTH)
         best = max((c for c in [nearest, *(h.cosine for h in hits)] if c is not None), default=None)
         return Hits(hits, weak=best is None or best < WEAK_COSINE, floor=WEAK_COSINE, best=best)
 
