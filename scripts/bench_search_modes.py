@@ -72,6 +72,31 @@ def run(db: Path, spec: dict, k: int) -> list[dict]:
     return rows
 
 
+def passage_latency(db: Path, spec: dict, k: int, count: int) -> dict:
+    """Median query time (ms) of the first ``count`` questions without and with ``passages`` (semantic mode),
+    and how many windows were embedded per query."""
+    from semhash.search import MAX_PASSAGE_WINDOWS, QueryOptions, Searcher, passage_windows
+
+    out: dict = {}
+    with Searcher(db, device="cpu", runtime="torch") as searcher:
+        searcher.warm()
+        for passages in (False, True):
+            times, windows = [], []
+            for question in spec["questions"][:count]:
+                t0 = time.perf_counter()
+                hits = searcher.query(question["query"], QueryOptions(k=k, passages=passages))
+                times.append(time.perf_counter() - t0)
+                texts = searcher.store.texts([h.id for h in hits])
+                spans = [len(passage_windows(t, most=MAX_PASSAGE_WINDOWS)) for t in texts]
+                windows.append(sum(n for n in spans if n > 1))
+            out["with_passages" if passages else "without"] = {
+                "ms_median": round(1000 * statistics.median(times), 1),
+                "ms_max": round(1000 * max(times), 1),
+                "windows_embedded_median": statistics.median(windows) if passages else 0,
+            }
+    return out
+
+
 def score(rows: list[dict], split: str, k: int) -> dict:
     """Relevant-in-top-5 and nDCG@k per mode (and per kind of question) over the answerable questions."""
     out: dict = {}
@@ -123,6 +148,7 @@ def main() -> None:
     parser.add_argument("--max-windows", type=int, default=8)
     parser.add_argument("-k", type=int, default=10)
     parser.add_argument("--out", type=Path)
+    parser.add_argument("--passages", type=int, default=0, help="also time --passages on the first N questions")
     args = parser.parse_args()
     spec = json.loads(args.queries.read_text())
     report: dict = {"db": str(args.db), "queries": len(spec["questions"])}
@@ -132,6 +158,8 @@ def main() -> None:
     for split in ("validation", "test"):
         report[split] = score(rows, split, args.k)
         report[f"{split}_floors_hybrid"] = floors(rows, split, "hybrid")
+    if args.passages:
+        report["passages"] = passage_latency(args.db, spec, args.k, args.passages)
     report["rows"] = rows
     text = json.dumps({key: value for key, value in report.items() if key != "rows"}, indent=1)
     print(text)

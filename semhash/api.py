@@ -90,15 +90,19 @@ class SemanticIndex:
         exact: bool = False,
         mode: str = DEFAULT_MODE,
         collapse: bool = True,
+        passages: bool = False,
     ) -> Hits:
         """Documents most similar to ``text`` (options: see :class:`semhash.search.QueryOptions`).
 
-        ``mode``: ``semantic``, ``keyword`` or ``hybrid``; ``collapse``: fold copies into one hit. The result
+        ``mode``: ``semantic``, ``keyword`` or ``hybrid``; ``collapse``: fold copies into one hit; ``passages``:
+        each hit's passage nearest the query (``Hit.passage``: offsets, page, cosine; slower). The result
         is a list of hits with ``weak`` (no hit reaches the no-good-match floor).
         """
         from semhash.search import QueryOptions, Searcher
 
-        options = QueryOptions(k=k, rerank=rerank, radius=radius, pool=pool, exact=exact, mode=mode, collapse=collapse)
+        options = QueryOptions(
+            k=k, rerank=rerank, radius=radius, pool=pool, exact=exact, mode=mode, collapse=collapse, passages=passages
+        )
         with Searcher(self.db, encoder=self.encoder, device=self.device) as searcher:
             hits = searcher.query(text, options)
             self.encoder = searcher.encoder  # loaded by the query: keep it for the next one

@@ -390,6 +390,11 @@ ModeOption = typer.Option(
     help='semantic (embeddings), keyword (SQLite FTS5, BM25; "phrases" and prefix* work) or hybrid (both, '
     "fused by reciprocal rank).",
 )
+PassagesOption = typer.Option(
+    False,
+    "--passages",
+    help="Show each hit's passage nearest the query (its windows embedded now: slower) with offsets in --json.",
+)
 CollapseOption = typer.Option(
     True, "--collapse/--no-collapse", help="Fold hits with the same content into one row (+N copies)."
 )
@@ -418,6 +423,7 @@ def query_command(
     exact: bool = ExactOption,
     mode: str = ModeOption,
     collapse: bool = CollapseOption,
+    passages: bool = PassagesOption,
     device: str = DeviceOption,
     runtime: str | None = RuntimeOption,
     as_json: bool = JsonOption,
@@ -429,7 +435,15 @@ def query_command(
     if (text is None) == (file is None):
         raise UsageError('give a query text or --file PATH, not both: semhash query "some text"')
     options = QueryOptions(
-        k=k, rerank=rerank, radius=radius, device=device, pool=pool, exact=exact, mode=mode, collapse=collapse
+        k=k,
+        rerank=rerank,
+        radius=radius,
+        device=device,
+        pool=pool,
+        exact=exact,
+        mode=mode,
+        collapse=collapse,
+        passages=passages,
     )
     with Searcher(db, device=device, runtime=runtime, quick_start=True) as searcher:
         if text is not None:

@@ -31,7 +31,7 @@ import re
 import sqlite3
 import threading
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -59,7 +59,7 @@ from semhash.ivf import EmbeddingIVF
 from semhash.lexical import ENGLISH_STOP_WORDS
 from semhash.store import Store
 from semhash.sync import load_index, load_ivf, load_vectors, require_documents
-from semhash.types import Hit, Hits, format_location
+from semhash.types import Hit, Hits, format_location, page_at
 from semhash.vectors import VectorCache
 
 #: The rankings a query can use (``--mode``).
@@ -75,6 +75,40 @@ MAX_FOLD_DEPTH = 4096
 #: judged /usr/share/doc queries (BENCHMARKS.md "Search modes": 0.30-0.36 flag 3 of 4 questions without an answer
 #: there and no question with one).
 WEAK_COSINE = 0.32
+
+#: A passage window's length in characters: about the model's 254-token window of English text.
+PASSAGE_CHARS = 1000
+#: Most windows embedded per hit when looking for its passage (the first ones of a longer document).
+MAX_PASSAGE_WINDOWS = 16
+
+
+def passage_windows(text: str, size: int = PASSAGE_CHARS, most: int = MAX_PASSAGE_WINDOWS) -> list[tuple[int, int]]:
+    """``(start, end)`` character spans that cut ``text`` into windows of about ``size`` characters, each ending
+    at whitespace where there is some in its last fifth; at most ``most`` windows, from the start."""
+    spans: list[tuple[int, int]] = []
+    start = 0
+    while start < len(text) and len(spans) < most:
+        end = min(len(text), start + size)
+        if end < len(text):
+            cut = text.rfind(" ", start + size * 4 // 5, end)
+            end = cut + 1 if cut > start else end
+        spans.append((start, end))
+        start = end
+    return spans
+
+
+def focus(text: str, query: str, width: int = 240) -> str:
+    """``text`` on one line, cut to ``width`` characters around the first query word it holds (its start when none)."""
+    flat = " ".join(text.split())
+    if len(flat) <= width:
+        return flat
+    words = [w for w in _WORD.findall(query.lower()) if w not in ENGLISH_STOP_WORDS and len(w) > 1]
+    lowered = flat.lower()
+    at = min((i for i in (lowered.find(w) for w in words) if i >= 0), default=0)
+    begin = max(0, min(at - width // 4, len(flat) - width))
+    piece = flat[begin : begin + width]
+    return ("…" if begin else "") + piece + ("…" if begin + width < len(flat) else "")
+
 
 #: Characters and operators that make a query FTS5 syntax rather than plain words.
 _FTS_SYNTAX = re.compile(r'["*()^:+]|\b(?:AND|OR|NOT|NEAR)\b')
@@ -183,6 +217,8 @@ class QueryOptions:
         exact: rank every stored embedding by cosine (no Hamming stage; refused above ``MAX_EXACT_DOCS``).
         mode: ``semantic``, ``keyword`` or ``hybrid`` (see the module docstring).
         collapse: fold hits with the same content into one (their locations in ``Hit.copies``).
+        passages: find each hit's passage (``Hit.passage``, the snippet): its text cut into windows, the
+            windows embedded at query time, the one nearest the query kept (see :meth:`Searcher.passages`).
     """
 
     k: int = DEFAULT_K
@@ -193,6 +229,7 @@ class QueryOptions:
     exact: bool = False
     mode: str = DEFAULT_MODE
     collapse: bool = True
+    passages: bool = False
 
     def validate(self, bits: int) -> None:
         """Raise :class:`UsageError` for out-of-range or contradictory values."""
@@ -402,7 +439,10 @@ class Searcher:
         if not text.strip():
             raise UsageError("the query text is empty")
         embedding, code = self.embed_and_code(text)
-        return self.search_embedding(embedding, code, options, text=text)
+        hits = self.search_embedding(embedding, code, options, text=text)
+        if options is not None and options.passages:
+            hits = self.passages(hits, text, embedding)
+        return hits
 
     def query_file(self, path: str | Path, options: QueryOptions | None = None) -> Hits:
         """Documents most similar to the content of a file (any format ``semhash index`` reads)."""
@@ -468,6 +508,44 @@ class Searcher:
             depth = min(4 * depth + 8, MAX_FOLD_DEPTH)
         best = max((c for c in [nearest, *(h.cosine for h in hits)] if c is not None), default=None)
         return Hits(hits, weak=best is None or best < WEAK_COSINE, floor=WEAK_COSINE, best=best)
+
+    def passages(self, hits: Hits, text: str, embedding: np.ndarray) -> Hits:
+        """The hits with their passages: the window of each one's stored text nearest the query, and a snippet
+        from it (around the first query word it holds).
+
+        The text is cut into windows of about the model's length (:func:`passage_windows`, at most
+        ``MAX_PASSAGE_WINDOWS`` per hit), every window of the hits is embedded in one batch now, and the one
+        with the highest cosine to the query is kept; a text of one window is its own passage, unembedded.
+        Embedding at query time keeps the index as it is (no per-window vectors stored) at the price of the
+        encoder's time per window: BENCHMARKS.md "Search modes" measures it, which is why it is asked for.
+        """
+        if not hits:
+            return hits
+        docs = self.store.documents([h.id for h in hits])
+        locations = self.store.document_locations([h.id for h in hits])
+        spans = {h.id: passage_windows(docs[h.id].text) if h.id in docs else [] for h in hits}
+        batch = [(h.id, a, b) for h in hits for a, b in spans[h.id] if len(spans[h.id]) > 1]
+        cosines: dict[tuple[int, int], float] = {}
+        if batch:
+            with self._encode_lock:
+                vectors = np.asarray(self.encoder.encode([docs[i].text[a:b] for i, a, b in batch]), dtype=np.float32)
+            for (i, a, _), value in zip(batch, vectors @ np.asarray(embedding, dtype=np.float32), strict=True):
+                cosines[(i, a)] = float(value)
+        out = []
+        for hit in hits:
+            if not spans[hit.id]:
+                out.append(hit)
+                continue
+            if len(spans[hit.id]) == 1:
+                start, end = spans[hit.id][0]
+                cosine = hit.cosine
+            else:
+                start, end = max(spans[hit.id], key=lambda span: (cosines[(hit.id, span[0])], -span[0]))
+                cosine = cosines[(hit.id, start)]
+            page = page_at(locations.get(hit.id), start)
+            passage = {"start": start, "end": end, "page": page, "cosine": cosine}
+            out.append(replace(hit, passage=passage, snippet=focus(docs[hit.id].text[start:end], text)))
+        return Hits(out, weak=hits.weak, floor=hits.floor, best=hits.best)
 
     def _ranked(
         self,

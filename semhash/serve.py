@@ -6,7 +6,8 @@ Endpoints (all JSON; the OpenAPI schema is at ``/openapi.json``, interactive doc
   ``radius`` (0 to the code length; every document within it, ``k`` ignored), ``rerank`` (default true),
   ``pool`` and ``exact`` (as ``semhash query --pool/--exact``), ``mode`` (``semantic``, ``keyword`` or
   ``hybrid``, as ``--mode``) and ``collapse`` (default true: copies fold into one hit, listed in its
-  ``copies``). The response carries ``weak``: true when no hit reaches the no-good-match floor.
+  ``copies``), ``passages`` (default false: each hit's ``passage``, the window nearest the query, embedded
+  at query time). The response carries ``weak``: true when no hit reaches the no-good-match floor.
 * ``GET /api/similar/{id}``: the neighbours of a stored document, from its stored embedding (``k``, ``rerank``).
 * ``POST /api/exists``: is this text already in the index? It is embedded and hashed like a query; stored
   documents within the dedup radius whose cosine reaches the threshold, and exact matches of the normalised
@@ -118,6 +119,7 @@ class QueryRequest(BaseModel):
     exact: bool = Field(False, description="Rank every stored embedding by cosine (small indexes).")
     mode: str = Field(DEFAULT_MODE, description="semantic, keyword (FTS5, BM25) or hybrid (both, rank-fused).")
     collapse: bool = Field(True, description="Fold hits with the same content into one (listed in copies).")
+    passages: bool = Field(False, description="Each hit's passage nearest the query (embedded now: slower).")
 
 
 class ExistsRequest(BaseModel):
@@ -395,6 +397,7 @@ def create_app(
         exact: bool = False,
         mode: str = DEFAULT_MODE,
         collapse: bool = True,
+        passages: bool = False,
     ) -> JSONResponse:
         text = _check_text(q, "query")
         options = QueryOptions(
@@ -404,6 +407,8 @@ def create_app(
         embedding, code = searcher.embed_and_code(text)  # as Searcher.query, with the stages timed apart
         t1 = time.perf_counter()
         hits = searcher.search_embedding(embedding, code, options, text=text)
+        if passages:
+            hits = searcher.passages(hits, text, embedding)
         t2 = time.perf_counter()
         response = json_response(
             {
@@ -428,12 +433,15 @@ def create_app(
         exact: bool = False,
         mode: str = DEFAULT_MODE,
         collapse: bool = True,
+        passages: bool = False,
     ) -> JSONResponse:
-        return run_query(q, k, radius, rerank, pool, exact, mode, collapse)
+        return run_query(q, k, radius, rerank, pool, exact, mode, collapse, passages)
 
     @app.post("/api/query", summary="Documents most similar to a text (JSON body)", response_model=dict[str, Any])
     def query_post(body: QueryRequest) -> JSONResponse:
-        return run_query(body.q, body.k, body.radius, body.rerank, body.pool, body.exact, body.mode, body.collapse)
+        return run_query(
+            body.q, body.k, body.radius, body.rerank, body.pool, body.exact, body.mode, body.collapse, body.passages
+        )
 
     @app.get("/api/similar/{doc_id}", summary="Neighbours of a stored document", response_model=dict[str, Any])
     def similar(doc_id: DocId, k: int = DEFAULT_K, rerank: bool = True) -> JSONResponse:

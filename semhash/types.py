@@ -164,6 +164,9 @@ class Hit:
     bm25: float | None = None
     score: float | None = None
     copies: list[str] = field(default_factory=list)
+    #: with ``passages``: the window of the text that best matches the query, ``{"start", "end", "page",
+    #: "cosine"}`` (character offsets into the stored text; ``page`` from ``documents.locations`` or ``None``).
+    passage: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready fields (CLI ``--json``, ``semhash serve``): the code as ``bits / 4`` hex digits, the location."""

@@ -22,7 +22,7 @@ READ = [
     ["hello", "--radius", "0", "--pool", "7", "--exact", "--device", "cpu", "--runtime", "onnx"],
     ["--file", "notes.txt", "--db=y.db", "--rerank"],
     ["-k", "+4", "hello"],
-    ["hello", "--mode", "hybrid", "--no-collapse"],
+    ["hello", "--mode", "hybrid", "--no-collapse", "--passages"],
     ["--mode=keyword", '"a phrase" prefix*', "--collapse"],
 ]
 LEFT_TO_TYPER = [

@@ -297,3 +297,41 @@ def test_modes_on_the_api_and_the_server(indexed: tuple[Path, FakeEncoder]) -> N
         assert "hits" in body
         response = client.get("/api/query", params={"q": "x", "mode": "fuzzy"})
         assert response.status_code == 400 and "--mode must be one of" in response.json()["error"]
+
+
+def test_passages_are_the_window_nearest_the_query(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    root = tmp_path / "docs"
+    root.mkdir()
+    filler = " ".join(["recipe oven flour butter sugar dough"] * 60)  # ~2,200 characters of another topic
+    (root / "long.txt").write_text(f"{filler} the zeppelin drifted over the harbour at dawn. {filler}")
+    (root / "short.txt").write_text("a short note on bicycles and their gears")
+    db, encoder = tmp_path / "s.db", FakeEncoder()
+    index_paths(db, [root], OPTS, encoder=encoder)
+    sqlite3.connect(db).execute(
+        "UPDATE documents SET locations = '[[0,1],[1500,2]]' WHERE path LIKE '%long.txt'"
+    ).connection.commit()
+    text = (root / "long.txt").read_text()
+    with Searcher(db, encoder=encoder) as searcher:
+        plain = searcher.query("zeppelin harbour", QueryOptions(k=2, mode="hybrid"))
+        hits = searcher.query("zeppelin harbour", QueryOptions(k=2, mode="hybrid", passages=True))
+        found = searcher.query("bicycles gears", QueryOptions(k=2, passages=True))
+        (short,) = [h for h in found if h.path.endswith("short.txt")]
+    assert plain[0].passage is None and plain[0].snippet.startswith("recipe")
+    best = hits[0]
+    assert best.path.endswith("long.txt") and best.passage is not None
+    start, end = best.passage["start"], best.passage["end"]
+    assert 0 < start < text.index("zeppelin") < end and end - start <= 1000
+    assert best.passage["page"] == 2 and "zeppelin" in best.snippet
+    assert best.to_dict()["passage"] == best.passage
+    assert hits.weak == plain.weak and [h.id for h in hits] == [h.id for h in plain]
+    assert short.passage == {"start": 0, "end": len("a short note on bicycles and their gears"), "page": None,
+                             "cosine": short.cosine}  # fmt: skip
+    # the CLI and the server carry it too
+    monkeypatch.setattr("semhash.embed.load_encoder", lambda *args, **kwargs: encoder)
+    result = runner.invoke(app, ["query", "zeppelin harbour", "--db", str(db), "-k", "1", "--passages", "--json"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.output)["passage"]["page"] == 2
+    with TestClient(create_app(db, encoder=encoder)) as client:
+        body = client.post("/api/query", json={"q": "zeppelin harbour", "k": 1, "passages": True}).json()
+        assert body["hits"][0]["passage"]["start"] == start
+        assert client.get("/api/query", params={"q": "zeppelin harbour", "k": 1}).json()["hits"][0]["passage"] is None

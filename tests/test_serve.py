@@ -569,6 +569,14 @@ def test_search_page_in_headless_chromium(served: tuple[Path, Path, FastAPI]) ->
             expect(page.locator("li.hit").first).to_be_visible()
             assert page.url.endswith("#q=oven%20flour&mode=keyword")
             expect(page.locator("#weak")).to_be_hidden()
+            marks = page.locator("li.hit .snippet mark")  # the query's words emphasised, as text nodes
+            assert marks.count() > 0 and {m.lower() for m in marks.all_inner_texts()} <= {"oven", "flour"}
+            page.check("#passages")
+            page.fill("#q", "flour oven")
+            page.press("#q", "Enter")
+            expect(page.locator("#heading")).to_have_text("Results for “flour oven”")
+            expect(page.locator("li.hit").first).to_be_visible()
+            page.uncheck("#passages")
             page.fill("#q", "xylophone")
             page.press("#q", "Enter")
             expect(page.locator("#weak")).to_be_visible()

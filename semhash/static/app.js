@@ -41,6 +41,23 @@ function relative(path, root) {
   return root && path.startsWith(root) && path.length > root.length ? path.slice(root.length) : path;
 }
 
+// A paragraph of `text` with the query's words (two characters or more) in <mark>, built from text nodes only.
+function emphasised(className, text, query) {
+  const node = el("p", className);
+  const words = ((query || "").toLowerCase().match(/[\p{L}\p{N}_]{2,}/gu) || []).slice(0, 50);
+  if (!words.length) {
+    node.textContent = text;
+    return node;
+  }
+  const escaped = [...new Set(words)].map((w) => w.replace(/[.*+?^${}()|[\]\\]/g, "\\$&"));
+  const pattern = new RegExp(`(${escaped.join("|")})`, "giu");
+  for (const [i, part] of text.split(pattern).entries()) {
+    if (!part) continue;
+    node.append(i % 2 ? el("mark", "", part) : document.createTextNode(part));
+  }
+  return node;
+}
+
 function setStatus(text, isError) {
   $("status").textContent = text;
   $("status").className = isError ? "error" : "";
@@ -67,7 +84,7 @@ function matchLabel(hit) {
   return [label, details.join(" · ")];
 }
 
-function showHits(heading, hits, root, weak) {
+function showHits(heading, hits, root, weak, query) {
   $("weak").hidden = !weak;
   $("heading").hidden = false;
   $("heading").textContent = heading;
@@ -84,7 +101,10 @@ function showHits(heading, hits, root, weak) {
     const meta = el("span", "meta", label);
     meta.title = details;
     top.append(path, meta);
-    item.append(top, el("p", "snippet", hit.snippet));
+    item.append(top, emphasised("snippet", hit.snippet, query));
+    if (hit.passage && hit.passage.page !== null && hit.passage.page !== undefined) {
+      meta.textContent += ` · page ${hit.passage.page}`;
+    }
     if (hit.copies && hit.copies.length) {
       const copies = el("details", "copies");
       copies.append(el("summary", "", `+${hit.copies.length} ${hit.copies.length === 1 ? "copy" : "copies"}`));
@@ -104,8 +124,9 @@ function showHits(heading, hits, root, weak) {
 async function runQuery(q, k) {
   setStatus("searching…", false);
   try {
-    const body = await getJSON("/api/query", { q, k: Number(k), mode: $("mode").value });
-    showHits(`Results for “${shorten(q, HEADING_CHARS)}”`, body.hits, body.root, body.weak);
+    const request = { q, k: Number(k), mode: $("mode").value, passages: $("passages").checked };
+    const body = await getJSON("/api/query", request);
+    showHits(`Results for “${shorten(q, HEADING_CHARS)}”`, body.hits, body.root, body.weak, q);
   } catch (error) {
     showError(error.message);
   }
