@@ -110,6 +110,8 @@ def focus(text: str, query: str, width: int = 240) -> str:
     return ("…" if begin else "") + piece + ("…" if begin + width < len(flat) else "")
 
 
+#: Most distinct words of a query the keyword index is asked for (see :func:`keyword_matches`).
+MAX_KEYWORD_TERMS = 64
 #: Characters and operators that make a query FTS5 syntax rather than plain words.
 _FTS_SYNTAX = re.compile(r'["*()^:+]|\b(?:AND|OR|NOT|NEAR)\b')
 _WORD = re.compile(r"\w+")
@@ -125,11 +127,19 @@ def keyword_matches(text: str) -> list[str]:
     the fusion with documents that share only "how" and "to" with the query. A query with FTS5 syntax
     (``"a phrase"``, ``prefix*``, ``AND``/``OR``/``NOT``/``NEAR``, ``col:``, parentheses) is tried as
     written first, then, when FTS5 refuses it, as plain words. A query without a word gives nothing to try.
+    A long query (a pasted document, ``--file``) is searched by its first ``MAX_KEYWORD_TERMS`` distinct words
+    only, and never as FTS5 syntax: every term is one posting-list scan, and a 20,000-character query took 8 s.
     """
     words = _WORD.findall(text)
     content = [word for word in words if word.lower() not in ENGLISH_STOP_WORDS] or words
-    plain = " OR ".join('"' + word + '"' for word in content)  # \w+ holds no quote: nothing to escape
-    tries = [text] if _FTS_SYNTAX.search(text) else []
+    distinct: list[str] = []
+    seen: set[str] = set()
+    for word in content:  # each word once, as first spelled
+        if word.lower() not in seen:
+            seen.add(word.lower())
+            distinct.append(word)
+    plain = " OR ".join('"' + word + '"' for word in distinct[:MAX_KEYWORD_TERMS])  # \w+ holds no quote
+    tries = [text] if _FTS_SYNTAX.search(text) and len(words) <= MAX_KEYWORD_TERMS else []
     if plain:
         tries.append(plain)
     return tries

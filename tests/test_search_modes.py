@@ -157,6 +157,9 @@ def test_keyword_matches_and_fusion() -> None:
     assert keyword_matches("how to") == ['"how" OR "to"']  # only stop words: kept
     assert keyword_matches('"a phrase" x*') == ['"a phrase" x*', '"phrase" OR "x"']
     assert keyword_matches("!!!") == []
+    assert keyword_matches("Zstd zstd levels ZSTD") == ['"Zstd" OR "levels"']  # each word once
+    many = " ".join(f"w{i}" for i in range(200)) + ' "a phrase"'
+    assert keyword_matches(many) == [" OR ".join(f'"w{i}"' for i in range(64))]  # the first 64, never as syntax
     fused = fuse([[1, 2, 3], [3, 4]], constant=60)
     assert [i for i, _ in fused] == [3, 1, 2, 4]  # in both rankings beats first in one
     assert fused[0][1] == pytest.approx(1 / 63 + 1 / 61)
