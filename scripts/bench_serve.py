@@ -98,7 +98,7 @@ def build_db(n: int) -> Path:
             docs = [SourceDocument(f"synthetic/{lo + j}.txt", 0, f"synthetic document {lo + j}", f"h{lo + j}", 0.0)
                     for j in range(count)]  # fmt: skip
             ids = store.upsert_documents(docs, emb)
-            codes = rng.integers(-(2**31), 2**31, size=count, dtype=np.int64)
+            codes = rng.integers(0, 2**32, size=count, dtype=np.int64)  # 32-bit codes are stored unsigned
             store.set_codes(ids, codes.tolist(), [0.0] * count)
             print(f"  {lo + count:,} documents", file=sys.stderr)
     # The caches (faiss index, rerank vectors) hold the sample corpus's codes only: rebuilt on first use.

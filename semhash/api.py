@@ -16,9 +16,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from semhash.config import DEFAULT_DB, DEFAULT_K
+from semhash.config import DEFAULT_DB, DEFAULT_K, DEFAULT_MODE
 from semhash.embed import Encoder
-from semhash.types import Hit, IndexInfo, IndexReport
+from semhash.types import Hits, IndexInfo, IndexReport
 
 if TYPE_CHECKING:
     from semhash.adapt import AdaptConfig
@@ -88,12 +88,23 @@ class SemanticIndex:
         radius: int | None = None,
         pool: int | None = None,
         exact: bool = False,
-    ) -> list[Hit]:
-        """Documents most similar to ``text`` (``pool``/``exact``: see :class:`semhash.search.QueryOptions`)."""
+        mode: str = DEFAULT_MODE,
+        collapse: bool = True,
+        passages: bool = False,
+    ) -> Hits:
+        """Documents most similar to ``text`` (options: see :class:`semhash.search.QueryOptions`).
+
+        ``mode``: ``semantic``, ``keyword`` or ``hybrid``; ``collapse``: fold copies into one hit; ``passages``:
+        each hit's passage nearest the query (``Hit.passage``: offsets, page, cosine; slower). The result
+        is a list of hits with ``weak`` (no hit reaches the no-good-match floor).
+        """
         from semhash.search import QueryOptions, Searcher
 
+        options = QueryOptions(
+            k=k, rerank=rerank, radius=radius, pool=pool, exact=exact, mode=mode, collapse=collapse, passages=passages
+        )
         with Searcher(self.db, encoder=self.encoder, device=self.device) as searcher:
-            hits = searcher.query(text, QueryOptions(k=k, rerank=rerank, radius=radius, pool=pool, exact=exact))
+            hits = searcher.query(text, options)
             self.encoder = searcher.encoder  # loaded by the query: keep it for the next one
             return hits
 
@@ -105,7 +116,7 @@ class SemanticIndex:
         rerank: bool = True,
         pool: int | None = None,
         exact: bool = False,
-    ) -> list[Hit]:
+    ) -> Hits:
         """Documents most similar to an indexed document."""
         from semhash.search import QueryOptions, Searcher
 

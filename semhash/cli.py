@@ -28,9 +28,11 @@ from semhash.config import (
     DEFAULT_K,
     DEFAULT_LEXICAL_WEIGHT,
     DEFAULT_MAX_FILE_MB,
+    DEFAULT_MODE,
     ENV_DB,
     ENV_DEVICE,
     ENV_MAX_FILE_MB,
+    ENV_MODE,
     ENV_MODEL,
 )
 from semhash.errors import SemhashError
@@ -330,9 +332,15 @@ def remove_command(
 
 
 def _print_hits(hits: list, as_json: bool) -> None:
+    """A table of hits (copies folded into a hit counted beside its path; a weak best hit said after the rows),
+    or one JSON line per hit (with ``weak``, the query's flag, on each)."""
+    weak = getattr(hits, "weak", None)
     if as_json:
         for hit in hits:
-            print(json.dumps(hit.to_dict()))
+            row = hit.to_dict()
+            if weak is not None:
+                row["weak"] = weak
+            print(json.dumps(row))
         return
     if not hits:
         out().print("no match")
@@ -341,7 +349,10 @@ def _print_hits(hits: list, as_json: bool) -> None:
     table.add_column("#", justify="right")
     table.add_column("bits", justify="right")
     table.add_column("cosine", justify="right")
-    paths = [_display_path(hit.location) for hit in hits]
+    paths = [
+        _display_path(hit.location) + (f" (+{len(hit.copies)} copies)" if getattr(hit, "copies", None) else "")
+        for hit in hits
+    ]
     table.add_column("path", overflow="fold", min_width=min(max(len(p) for p in paths), 60))
     table.add_column("snippet", no_wrap=True)
     room = max(20, out().width - max(len(p) for p in paths) - 30)
@@ -350,6 +361,11 @@ def _print_hits(hits: list, as_json: bool) -> None:
         text = hit.snippet if len(hit.snippet) <= room else hit.snippet[: room - 1] + "…"
         table.add_row(str(hit.rank), str(hit.distance), cosine, path, text)
     out().print(table)
+    if weak:
+        floor = getattr(hits, "floor", None)
+        best = getattr(hits, "best", None)
+        below = f" (best cosine {best:.2f} < {floor:.2f})" if floor is not None and best is not None else ""
+        out().print(f"no good match: the index probably holds no answer to this query{below}")
 
 
 def _display_path(path: str) -> str:
@@ -366,6 +382,21 @@ RerankOption = typer.Option(
 RadiusOption = typer.Option(None, "--radius", min=0, help="Every document within this many bits (ignores -k).")
 PoolOption = typer.Option(
     None, "--pool", min=1, help="Hamming candidates to re-rank by cosine [default: grows with the index size]."
+)
+ModeOption = typer.Option(
+    DEFAULT_MODE,
+    "--mode",
+    envvar=ENV_MODE,
+    help='semantic (embeddings), keyword (SQLite FTS5, BM25; "phrases" and prefix* work) or hybrid (both, '
+    "fused by reciprocal rank).",
+)
+PassagesOption = typer.Option(
+    False,
+    "--passages",
+    help="Show each hit's passage nearest the query (its windows embedded now: slower) with offsets in --json.",
+)
+CollapseOption = typer.Option(
+    True, "--collapse/--no-collapse", help="Fold hits with the same content into one row (+N copies)."
 )
 ExactOption = typer.Option(
     False, "--exact", help="Rank every stored embedding by cosine (no Hamming stage; for small indexes)."
@@ -390,6 +421,9 @@ def query_command(
     radius: int | None = RadiusOption,
     pool: int | None = PoolOption,
     exact: bool = ExactOption,
+    mode: str = ModeOption,
+    collapse: bool = CollapseOption,
+    passages: bool = PassagesOption,
     device: str = DeviceOption,
     runtime: str | None = RuntimeOption,
     as_json: bool = JsonOption,
@@ -400,7 +434,17 @@ def query_command(
 
     if (text is None) == (file is None):
         raise UsageError('give a query text or --file PATH, not both: semhash query "some text"')
-    options = QueryOptions(k=k, rerank=rerank, radius=radius, device=device, pool=pool, exact=exact)
+    options = QueryOptions(
+        k=k,
+        rerank=rerank,
+        radius=radius,
+        device=device,
+        pool=pool,
+        exact=exact,
+        mode=mode,
+        collapse=collapse,
+        passages=passages,
+    )
     with Searcher(db, device=device, runtime=runtime, quick_start=True) as searcher:
         if text is not None:
             hits = searcher.query(text, options)

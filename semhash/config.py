@@ -12,6 +12,9 @@ DEFAULT_DB = "semhash.db"
 ENV_DB = "SEMHASH_DB"
 ENV_MODEL = "SEMHASH_MODEL"
 ENV_DEVICE = "SEMHASH_DEVICE"
+#: ``semhash query --mode``: ``semantic``, ``keyword`` or ``hybrid`` (see :mod:`semhash.search`).
+ENV_MODE = "SEMHASH_MODE"
+DEFAULT_MODE = "semantic"
 #: Set to 1 to let ``--model NAME`` download from the Hugging Face hub (off by default: no network at run time).
 ENV_ALLOW_DOWNLOAD = "SEMHASH_ALLOW_DOWNLOAD"
 #: Root of semhash's cache (exported encoders, evaluation embeddings, torch's empty compile-cache folder).

@@ -4,7 +4,10 @@ Endpoints (all JSON; the OpenAPI schema is at ``/openapi.json``, interactive doc
 
 * ``GET/POST /api/query``: ``q`` (1 to :data:`MAX_QUERY_CHARS` characters), ``k`` (1 to :data:`MAX_K`),
   ``radius`` (0 to the code length; every document within it, ``k`` ignored), ``rerank`` (default true),
-  ``pool`` and ``exact`` (as ``semhash query --pool/--exact``).
+  ``pool`` and ``exact`` (as ``semhash query --pool/--exact``), ``mode`` (``semantic``, ``keyword`` or
+  ``hybrid``, as ``--mode``) and ``collapse`` (default true: copies fold into one hit, listed in its
+  ``copies``), ``passages`` (default false: each hit's ``passage``, the window nearest the query, embedded
+  at query time). The response carries ``weak``: true when no hit reaches the no-good-match floor.
 * ``GET /api/similar/{id}``: the neighbours of a stored document, from its stored embedding (``k``, ``rerank``).
 * ``POST /api/exists``: is this text already in the index? It is embedded and hashed like a query; stored
   documents within the dedup radius whose cosine reaches the threshold, and exact matches of the normalised
@@ -73,7 +76,7 @@ from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from semhash.config import DEFAULT_K
+from semhash.config import DEFAULT_K, DEFAULT_MODE
 from semhash.dedup import DEFAULT_RADIUS, DEFAULT_THRESHOLD, DedupOptions, match_against
 from semhash.embed import Encoder
 from semhash.errors import (
@@ -114,6 +117,9 @@ class QueryRequest(BaseModel):
     rerank: bool = Field(True, description="Re-order a pool of Hamming candidates by cosine.")
     pool: int | None = Field(None, description="Hamming candidates to re-rank (default: grows with the index).")
     exact: bool = Field(False, description="Rank every stored embedding by cosine (small indexes).")
+    mode: str = Field(DEFAULT_MODE, description="semantic, keyword (FTS5, BM25) or hybrid (both, rank-fused).")
+    collapse: bool = Field(True, description="Fold hits with the same content into one (listed in copies).")
+    passages: bool = Field(False, description="Each hit's passage nearest the query (embedded now: slower).")
 
 
 class ExistsRequest(BaseModel):
@@ -383,17 +389,35 @@ def create_app(
         return JSONResponse({"error": str(exc.detail)}, status_code=exc.status_code)
 
     def run_query(
-        q: str, k: int, radius: int | None, rerank: bool, pool: int | None = None, exact: bool = False
+        q: str,
+        k: int,
+        radius: int | None,
+        rerank: bool,
+        pool: int | None = None,
+        exact: bool = False,
+        mode: str = DEFAULT_MODE,
+        collapse: bool = True,
+        passages: bool = False,
     ) -> JSONResponse:
         text = _check_text(q, "query")
-        options = QueryOptions(k=_check_k(k), radius=radius, rerank=rerank, pool=pool, exact=exact)
+        options = QueryOptions(
+            k=_check_k(k), radius=radius, rerank=rerank, pool=pool, exact=exact, mode=mode, collapse=collapse
+        )
         t0 = time.perf_counter()
         embedding, code = searcher.embed_and_code(text)  # as Searcher.query, with the stages timed apart
         t1 = time.perf_counter()
-        hits = searcher.search_embedding(embedding, code, options)
+        hits = searcher.search_embedding(embedding, code, options, text=text)
+        if passages:
+            hits = searcher.passages(hits, text, embedding)
         t2 = time.perf_counter()
         response = json_response(
-            {"query": text, "hits": [h.to_dict() for h in hits], "root": display_root(searcher.store)}
+            {
+                "query": text,
+                "mode": options.mode,
+                "hits": [h.to_dict() for h in hits],
+                "weak": hits.weak,
+                "root": display_root(searcher.store),
+            }
         )
         response.headers["Server-Timing"] = server_timing(code=t1 - t0, search=t2 - t1, json=time.perf_counter() - t2)
         return response
@@ -407,12 +431,17 @@ def create_app(
         rerank: bool = True,
         pool: int | None = None,
         exact: bool = False,
+        mode: str = DEFAULT_MODE,
+        collapse: bool = True,
+        passages: bool = False,
     ) -> JSONResponse:
-        return run_query(q, k, radius, rerank, pool, exact)
+        return run_query(q, k, radius, rerank, pool, exact, mode, collapse, passages)
 
     @app.post("/api/query", summary="Documents most similar to a text (JSON body)", response_model=dict[str, Any])
     def query_post(body: QueryRequest) -> JSONResponse:
-        return run_query(body.q, body.k, body.radius, body.rerank, body.pool, body.exact)
+        return run_query(
+            body.q, body.k, body.radius, body.rerank, body.pool, body.exact, body.mode, body.collapse, body.passages
+        )
 
     @app.get("/api/similar/{doc_id}", summary="Neighbours of a stored document", response_model=dict[str, Any])
     def similar(doc_id: DocId, k: int = DEFAULT_K, rerank: bool = True) -> JSONResponse:

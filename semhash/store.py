@@ -1,6 +1,6 @@
 """SQLite storage, the source of truth: documents, their embeddings and codes, and the hashing model.
 
-Schema (version 2; ``PRAGMA user_version`` holds the version, migrations run in order):
+Schema (version 3; ``PRAGMA user_version`` holds the version, migrations run in order):
 
 * ``documents``: ``id`` INTEGER PRIMARY KEY (= the faiss id), ``path`` TEXT, ``record`` INTEGER (0 for
   one-document files, 1.. for JSON/JSONL/CSV records), ``content_hash`` TEXT (sha256 of the text),
@@ -11,6 +11,13 @@ Schema (version 2; ``PRAGMA user_version`` holds the version, migrations run in 
   TEXT, and since version 2 ``locations`` TEXT (JSON ``[[char_offset, page], ...]``: where each PDF page or
   PPTX/ODP slide starts in ``text``; NULL for formats without pages) and ``encoding`` TEXT (the encoding a
   text file was decoded from). ``(path, record)`` is unique.
+* ``documents_fts`` (version 3): the keyword index, an SQLite FTS5 table over ``documents.text`` with
+  external content (``content='documents'``, ``content_rowid='id'``: the text is stored once, in
+  ``documents``), tokenizer ``porter unicode61 remove_diacritics 2``. Three triggers on ``documents``
+  (``documents_fts_insert``, ``documents_fts_delete``, ``documents_fts_update``, the last only ``UPDATE OF
+  text``) keep it in step inside the same transaction as every write, whichever code path writes; the
+  migration builds it for the rows already there. Query it with ``SELECT rowid, bm25(documents_fts) FROM
+  documents_fts WHERE documents_fts MATCH ?``.
 * ``models``: every trained hashing model: ``id``, ``created_at``, ``bits``, ``input_dim``,
   ``config`` JSON, ``stats`` JSON, ``trained_on`` (documents), ``weights`` BLOB. The newest is active.
 * ``encoders`` (created by the first ``semhash train --adapt``, so older databases need no migration):
@@ -78,7 +85,7 @@ finally:
     if _PANDAS_UNLOADED:
         del sys.modules["pandas"]
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 #: The largest hashing-model blob read back (a model with a big lexical vocabulary takes tens of MB);
 #: anything larger is damaged or crafted, and is refused before it is loaded.
 MAX_MODEL_BYTES = 512 * 2**20
@@ -128,7 +135,40 @@ def _migrate_2(db: sqlite_utils.Database) -> None:
     db.execute("ALTER TABLE documents ADD COLUMN encoding TEXT")
 
 
-MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_migrate_1, _migrate_2]
+#: The keyword index (schema version 3): see the module docstring.
+FTS_TABLE = "documents_fts"
+FTS_TOKENIZER = "porter unicode61 remove_diacritics 2"
+
+
+def _migrate_3(db: sqlite_utils.Database) -> None:
+    """The keyword index: an external-content FTS5 table over ``documents.text``, kept in step by triggers.
+
+    Not sqlite-utils' ``enable_fts(create_triggers=True)``: its update trigger fires on every column, so
+    storing codes (``semhash train`` rewrites every row's ``code``) would delete and re-insert every
+    document's terms; ours fires on ``UPDATE OF text`` only. Triggers (not calls in ingest) because then
+    every writer, whatever SQL it uses, keeps the index in step in its own transaction.
+    """
+    db.execute(
+        f"CREATE VIRTUAL TABLE IF NOT EXISTS {FTS_TABLE} USING fts5(text, content='documents', content_rowid='id',"
+        f" tokenize='{FTS_TOKENIZER}')"
+    )
+    db.execute(
+        f"CREATE TRIGGER IF NOT EXISTS {FTS_TABLE}_insert AFTER INSERT ON documents BEGIN"
+        f" INSERT INTO {FTS_TABLE}(rowid, text) VALUES (new.id, new.text); END"
+    )
+    db.execute(
+        f"CREATE TRIGGER IF NOT EXISTS {FTS_TABLE}_delete AFTER DELETE ON documents BEGIN"
+        f" INSERT INTO {FTS_TABLE}({FTS_TABLE}, rowid, text) VALUES ('delete', old.id, old.text); END"
+    )
+    db.execute(
+        f"CREATE TRIGGER IF NOT EXISTS {FTS_TABLE}_update AFTER UPDATE OF text ON documents BEGIN"
+        f" INSERT INTO {FTS_TABLE}({FTS_TABLE}, rowid, text) VALUES ('delete', old.id, old.text);"
+        f" INSERT INTO {FTS_TABLE}(rowid, text) VALUES (new.id, new.text); END"
+    )
+    db.execute(f"INSERT INTO {FTS_TABLE}({FTS_TABLE}) VALUES ('rebuild')")
+
+
+MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_migrate_1, _migrate_2, _migrate_3]
 
 
 @dataclass(frozen=True)
@@ -623,6 +663,44 @@ class Store:
             locations = locations_from_json(stored)
             if locations is not None:
                 out[int(doc_id)] = locations
+        return out
+
+    def has_keyword_index(self) -> bool:
+        """Whether the keyword index exists (an index older than schema 3, read where it could not be
+        upgraded, has none)."""
+        row = self.db.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", [FTS_TABLE])
+        return row.fetchone() is not None
+
+    def keyword_search(self, match: str, limit: int) -> list[tuple[int, float]]:
+        """``(id, bm25)`` of the best ``limit`` documents for an FTS5 ``MATCH`` expression, best first.
+
+        ``bm25`` is FTS5's (lower is better; ties by id). Raises ``sqlite3.OperationalError`` when
+        ``match`` is not valid FTS5 syntax (:func:`semhash.search.keyword_hits` then reads it as words).
+        """
+        rows = self.db.execute(
+            f"SELECT rowid, bm25({FTS_TABLE}) AS score FROM {FTS_TABLE} WHERE {FTS_TABLE} MATCH ?"
+            " ORDER BY score, rowid LIMIT ?",
+            [match, int(limit)],
+        )
+        return [(int(i), float(score)) for i, score in rows]
+
+    def content_hashes(self, ids: Sequence[int]) -> dict[int, str]:
+        """``{id: content_hash}`` of these documents (missing ids left out)."""
+        return {int(i): str(h) for i, h in self._rows_by_id("id, content_hash", ids)}
+
+    def locations_with_hashes(self, hashes: Sequence[str]) -> dict[str, list[tuple[int, str, int]]]:
+        """Every document holding one of these contents: ``{content_hash: [(id, path, record), ...]}``, id order."""
+        out: dict[str, list[tuple[int, str, int]]] = {}
+        unique = sorted(set(hashes))
+        for start in range(0, len(unique), 500):
+            chunk = unique[start : start + 500]
+            marks = ",".join("?" * len(chunk))
+            rows = self.db.execute(
+                f"SELECT content_hash, id, path, record FROM documents WHERE content_hash IN ({marks}) ORDER BY id",
+                chunk,
+            )
+            for h, i, path, record in rows:
+                out.setdefault(str(h), []).append((int(i), str(path), int(record)))
         return out
 
     def delete_documents(self, ids: Sequence[int]) -> int:

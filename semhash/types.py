@@ -143,7 +143,11 @@ class Hit:
     """One search result. ``cosine`` is ``None`` when embeddings were not consulted; ``bits`` is the code length.
 
     ``stage`` names the query's candidate stage (:func:`semhash.search.candidate_stage`): ``codes``,
-    ``codes+ivf``, ``exact`` or ``hamming``.
+    ``codes+ivf``, ``exact`` or ``hamming``, with ``+fts`` in hybrid mode, or ``fts`` in keyword mode.
+    ``mode`` is the query's ranking (``semantic``, ``keyword`` or ``hybrid``); ``bm25`` the keyword index's
+    score (FTS5's, negated so that higher is better; ``None`` when the words did not match); ``score`` the
+    value the ranking sorted by (the cosine, ``bm25``, or the reciprocal-rank-fusion sum). ``copies``: the
+    locations of other documents with the same content, folded into this hit.
     """
 
     rank: int
@@ -156,6 +160,13 @@ class Hit:
     snippet: str
     bits: int = 32
     stage: str = "codes"
+    mode: str = "semantic"
+    bm25: float | None = None
+    score: float | None = None
+    copies: list[str] = field(default_factory=list)
+    #: with ``passages``: the window of the text that best matches the query, ``{"start", "end", "page",
+    #: "cosine"}`` (character offsets into the stored text; ``page`` from ``documents.locations`` or ``None``).
+    passage: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready fields (CLI ``--json``, ``semhash serve``): the code as ``bits / 4`` hex digits, the location."""
@@ -168,6 +179,23 @@ class Hit:
     def location(self) -> str:
         """``path`` for one-document files, ``path#record`` for records of JSON/CSV files."""
         return format_location(self.path, self.record)
+
+
+class Hits(list[Hit]):
+    """A query's hits, best first, and whether the best one is weak.
+
+    ``weak``: no hit, or ``best`` (the best cosine of a document to the query: of the hits, and in hybrid
+    mode of the semantic ranking's first too) is below ``floor`` (:data:`semhash.search.WEAK_COSINE`): the
+    index probably holds no good answer. A list, so code that iterates hits keeps working.
+    """
+
+    def __init__(
+        self, hits: Sequence[Hit] = (), weak: bool = False, floor: float | None = None, best: float | None = None
+    ) -> None:
+        super().__init__(hits)
+        self.weak = weak
+        self.floor = floor
+        self.best = best
 
 
 @dataclass

@@ -22,6 +22,8 @@ READ = [
     ["hello", "--radius", "0", "--pool", "7", "--exact", "--device", "cpu", "--runtime", "onnx"],
     ["--file", "notes.txt", "--db=y.db", "--rerank"],
     ["-k", "+4", "hello"],
+    ["hello", "--mode", "hybrid", "--no-collapse", "--passages"],
+    ["--mode=keyword", '"a phrase" prefix*', "--collapse"],
 ]
 LEFT_TO_TYPER = [
     ["hello", "-k", "0"],  # below min=1: typer's message
@@ -46,7 +48,7 @@ def _typer_params(args: list[str]) -> dict:
 
 @pytest.mark.parametrize("args", READ, ids=" ".join)
 def test_parse_gives_typers_arguments(args: list[str], monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in ("SEMHASH_DB", "SEMHASH_DEVICE", "SEMHASH_RUNTIME"):
+    for name in ("SEMHASH_DB", "SEMHASH_DEVICE", "SEMHASH_RUNTIME", "SEMHASH_MODE"):
         monkeypatch.delenv(name, raising=False)
     assert parse(query_command, args) == _typer_params(args)
 

@@ -161,8 +161,10 @@ def test_query_body_is_the_hits_to_dict_and_stages_are_in_server_timing(
     client: TestClient, served: tuple[Path, Path, FastAPI]
 ) -> None:
     searcher = served[2].state.searcher
-    hits = [h.to_dict() for h in searcher.query("oven flour", QueryOptions(k=5))]
-    expected = {"query": "oven flour", "hits": hits, "root": str(served[0].resolve()) + os.sep}
+    found = searcher.query("oven flour", QueryOptions(k=5))
+    hits = [h.to_dict() for h in found]
+    root = str(served[0].resolve()) + os.sep
+    expected = {"query": "oven flour", "mode": "semantic", "hits": hits, "weak": found.weak, "root": root}
     for response in (
         client.get("/api/query", params={"q": "oven flour", "k": 5}),
         client.post("/api/query", json={"q": "oven flour", "k": 5}),
@@ -560,6 +562,28 @@ def test_search_page_in_headless_chromium(served: tuple[Path, Path, FastAPI]) ->
             page.go_back()
             expect(page.locator("#heading")).to_contain_text("Results for “telescope galaxy nebula")
             assert page.locator("#q").input_value() == long_query
+            # the mode selector (issue 21): kept in the address; a query without a good match shows the banner
+            page.select_option("#mode", "keyword")
+            page.fill("#q", "oven flour")
+            page.press("#q", "Enter")
+            expect(page.locator("li.hit").first).to_be_visible()
+            assert page.url.endswith("#q=oven%20flour&mode=keyword")
+            expect(page.locator("#weak")).to_be_hidden()
+            marks = page.locator("li.hit .snippet mark")  # the query's words emphasised, as text nodes
+            assert marks.count() > 0 and {m.lower() for m in marks.all_inner_texts()} <= {"oven", "flour"}
+            page.check("#passages")
+            page.fill("#q", "flour oven")
+            page.press("#q", "Enter")
+            expect(page.locator("#heading")).to_have_text("Results for “flour oven”")
+            expect(page.locator("li.hit").first).to_be_visible()
+            page.uncheck("#passages")
+            page.fill("#q", "xylophone")
+            page.press("#q", "Enter")
+            expect(page.locator("#weak")).to_be_visible()
+            expect(page.locator("li.hit")).to_have_count(0)
+            page.go_back()
+            expect(page.locator("li.hit").first).to_be_visible()
+            assert page.locator("#mode").input_value() == "keyword" and page.locator("#weak").is_hidden()
             # the favicon the page names is there
             icon = page.evaluate("fetch(document.querySelector('link[rel=icon]').href).then(r => r.status)")
             assert icon == 200 and page.request.get(base + "/favicon.ico").status == 200

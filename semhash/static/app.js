@@ -41,12 +41,30 @@ function relative(path, root) {
   return root && path.startsWith(root) && path.length > root.length ? path.slice(root.length) : path;
 }
 
+// A paragraph of `text` with the query's words (two characters or more) in <mark>, built from text nodes only.
+function emphasised(className, text, query) {
+  const node = el("p", className);
+  const words = ((query || "").toLowerCase().match(/[\p{L}\p{N}_]{2,}/gu) || []).slice(0, 50);
+  if (!words.length) {
+    node.textContent = text;
+    return node;
+  }
+  const escaped = [...new Set(words)].map((w) => w.replace(/[.*+?^${}()|[\]\\]/g, "\\$&"));
+  const pattern = new RegExp(`(${escaped.join("|")})`, "giu");
+  for (const [i, part] of text.split(pattern).entries()) {
+    if (!part) continue;
+    node.append(i % 2 ? el("mark", "", part) : document.createTextNode(part));
+  }
+  return node;
+}
+
 function setStatus(text, isError) {
   $("status").textContent = text;
   $("status").className = isError ? "error" : "";
 }
 
 function clearResults() {
+  $("weak").hidden = true;
   $("heading").hidden = true;
   $("heading").textContent = "";
   $("results").replaceChildren();
@@ -66,7 +84,8 @@ function matchLabel(hit) {
   return [label, details.join(" · ")];
 }
 
-function showHits(heading, hits, root) {
+function showHits(heading, hits, root, weak, query) {
+  $("weak").hidden = !weak;
   $("heading").hidden = false;
   $("heading").textContent = heading;
   const list = $("results");
@@ -82,7 +101,18 @@ function showHits(heading, hits, root) {
     const meta = el("span", "meta", label);
     meta.title = details;
     top.append(path, meta);
-    item.append(top, el("p", "snippet", hit.snippet));
+    item.append(top, emphasised("snippet", hit.snippet, query));
+    if (hit.passage && hit.passage.page !== null && hit.passage.page !== undefined) {
+      meta.textContent += ` · page ${hit.passage.page}`;
+    }
+    if (hit.copies && hit.copies.length) {
+      const copies = el("details", "copies");
+      copies.append(el("summary", "", `+${hit.copies.length} ${hit.copies.length === 1 ? "copy" : "copies"}`));
+      const list = el("ul");
+      for (const copy of hit.copies) list.append(el("li", "", relative(copy, root)));
+      copies.append(list);
+      item.append(copies);
+    }
     const link = el("a", "neighbours", "more like this");
     link.href = `#similar/${encodeURIComponent(hit.id)}`;
     item.append(link);
@@ -94,8 +124,9 @@ function showHits(heading, hits, root) {
 async function runQuery(q, k) {
   setStatus("searching…", false);
   try {
-    const body = await getJSON("/api/query", { q, k: Number(k) });
-    showHits(`Results for “${shorten(q, HEADING_CHARS)}”`, body.hits, body.root);
+    const request = { q, k: Number(k), mode: $("mode").value, passages: $("passages").checked };
+    const body = await getJSON("/api/query", request);
+    showHits(`Results for “${shorten(q, HEADING_CHARS)}”`, body.hits, body.root, body.weak, q);
   } catch (error) {
     showError(error.message);
   }
@@ -119,7 +150,15 @@ function route() {
   if (hash.startsWith("similar/")) {
     runSimilar(hash.slice("similar/".length), k);
   } else if (hash.startsWith("q=")) {
-    const q = hash.slice(2);
+    // #q=<text>&mode=<mode>: the mode is the last "&mode=" (a query may hold "&" itself)
+    let q = hash.slice(2);
+    const cut = q.lastIndexOf("&mode=");
+    $("mode").value = "semantic";
+    if (cut >= 0) {
+      const mode = q.slice(cut + "&mode=".length);
+      if ([...$("mode").options].some((option) => option.value === mode)) $("mode").value = mode;
+      q = q.slice(0, cut);
+    }
     $("q").value = q;
     runQuery(q, k);
   } else if (!hash && history.state && typeof history.state.q === "string") {
@@ -144,7 +183,8 @@ $("search").addEventListener("submit", (event) => {
     runQuery(q, $("k").value || "10");
     return;
   }
-  const target = `#q=${encodeURIComponent(q)}`;
+  const mode = $("mode").value;
+  const target = `#q=${encodeURIComponent(q)}` + (mode === "semantic" ? "" : `&mode=${encodeURIComponent(mode)}`);
   if (location.hash === target) route();
   else location.hash = target;
 });
