@@ -566,6 +566,8 @@ def test_search_page_in_headless_chromium(served: tuple[Path, Path, FastAPI]) ->
             page.select_option("#mode", "keyword")
             page.fill("#q", "oven flour")
             page.press("#q", "Enter")
+            # wait for this query's answer: until it lands, the long query's hits are still on the page
+            expect(page.locator("#heading")).to_have_text("Results for “oven flour”")
             expect(page.locator("li.hit").first).to_be_visible()
             assert page.url.endswith("#q=oven%20flour&mode=keyword")
             expect(page.locator("#weak")).to_be_hidden()
