@@ -571,3 +571,57 @@ def indexing_encoder(
     except Exception:  # a missing, stale or damaged runtime (or a model that cannot resolve): torch indexes
         return None
     return FastIndexEncoder(onnx, model, device, max_windows, store)
+
+
+@dataclass
+class CachedIndexEncoder:
+    """What :func:`cached_indexing_encoder` found: the encoder (or ``None``: use torch) and why not."""
+
+    encoder: FastIndexEncoder | None
+    #: the export failed: a warning for the user (the index then embeds with torch).
+    warning: str | None = None
+
+
+def cached_indexing_encoder(
+    model: str | None, device: str, max_windows: int = 0, store: Store | None = None
+) -> CachedIndexEncoder:
+    """The per-model cached export of ``model`` for indexing (exported now, with torch, when missing).
+
+    For an index without its own runtime folder (the first ``semhash index`` of every new index): the export
+    that :func:`refresh_runtime` would make after training anyway is made before embedding instead, so the
+    first index embeds with the exported encoder too. It is the very cache folder that
+    :func:`refresh_runtime` then links into ``<db>.runtime/`` and seals, so indexing and queries embed with
+    the same files. Not on a GPU, not for an adapted encoder (its export lives in its index's own folder),
+    not with ``SEMHASH_RUNTIME=torch`` nor ``SEMHASH_INDEX_EXPORT=0``; an export that fails gives a warning
+    and ``None`` (torch embeds, as before).
+    """
+    from semhash.config import ENV_INDEX_EXPORT
+
+    if (
+        device != "cpu"
+        or os.environ.get(ENV_RUNTIME, "").strip().lower() == "torch"
+        or os.environ.get(ENV_INDEX_EXPORT, "1").strip().lower() in ("0", "false", "no", "off")
+    ):
+        return CachedIndexEncoder(None)
+    from semhash.embed import resolve_model
+    from semhash.runtime.cache import cached_encoder
+
+    try:
+        name = resolve_model(model)[0]
+    except Exception:  # a model that cannot resolve: the torch loader says why
+        return CachedIndexEncoder(None)
+    if is_adapted(name):
+        return CachedIndexEncoder(None)
+    try:
+        manifest = cached_encoder(name)
+        if manifest.embedding_model != name:
+            raise RuntimeUnavailableError(f"the cached export at {manifest.folder} is of {manifest.embedding_model!r}")
+        from semhash.runtime import OnnxEncoder
+
+        onnx = OnnxEncoder(manifest, max_windows=max_windows)
+    except Exception as exc:  # never a failed index: torch embeds, and says why the fast path did not
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        return CachedIndexEncoder(
+            None, f"could not export the encoder for fast indexing ({first[:300]}); embedding with torch"
+        )
+    return CachedIndexEncoder(FastIndexEncoder(onnx, model, device, max_windows, store))
