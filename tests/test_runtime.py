@@ -92,6 +92,13 @@ def test_long_texts_are_windowed_and_pooled_as_the_torch_path(exported: Exported
     capped.encode(long_texts)
     assert capped.stats.windows == sum(min(2, len(exported.torch_encoder.windows(t))) for t in long_texts)
     assert capped.stats.capped_documents >= 1
+    saved = exported.torch_encoder.max_windows
+    exported.torch_encoder.max_windows = 2
+    try:  # the same windows kept (evenly spread, first and last) on both paths
+        for text in long_texts:
+            assert capped.windows(text) == exported.torch_encoder.windows(text)
+    finally:
+        exported.torch_encoder.max_windows = saved
 
 
 def test_window_spans_cut_at_token_offsets() -> None:

@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from semhash.embed import EncodeStats, embed_pooled
+from semhash.embed import EncodeStats, embed_pooled, spread_windows
 from semhash.runtime.manifest import (
     ENCODER_FILE,
     OPTIMIZED_FILE,
@@ -186,8 +186,8 @@ class OnnxEncoder:
         for text, encoding in zip(texts, encodings, strict=True):
             spans = window_spans(encoding.offsets, len(text), self.max_tokens)
             if self.max_windows and len(spans) > self.max_windows:
-                self.stats.capped_documents += 1
-                spans = spans[: self.max_windows]
+                self.stats.capped_documents += 1  # evenly spread, first and last kept, as the torch path
+                spans = [spans[i] for i in spread_windows(len(spans), self.max_windows)]
             out.append([(text[begin:end], n) for begin, end, n in spans])
         return out
 
