@@ -161,57 +161,13 @@ class SentenceTransformerEncoder:
         spread over it, first and last kept (:func:`spread_windows`), and the document is counted in
         ``stats.capped_documents``.
         """
-        if not self.max_windows:
-            for begin, end, n_tokens in self._spans(text):
-                yield text[begin:end], n_tokens
-            return
-        spans = list(self._spans(text))
-        if len(spans) > self.max_windows:
-            self.stats.capped_documents += 1
-        for i in spread_windows(len(spans), self.max_windows):
-            begin, end, n_tokens = spans[i]
+        spans = chunked_spans(text, self._tokenize_chunk, self.max_tokens, self.chunk_chars, self.stats)
+        for begin, end, n_tokens in kept_spans(spans, self.max_windows, self.stats):
             yield text[begin:end], n_tokens
 
-    def _spans(self, text: str) -> Iterator[tuple[int, int, int]]:
-        """``(begin, end, token count)`` of each consecutive window of ``text`` (see :meth:`iter_windows`)."""
-        size = self.chunk_chars
-        pos = 0  # character where the next window starts
-        skip = 0  # tokens at `pos` that belong to the previous window (a word cut by a window boundary)
-        while True:
-            end = min(len(text), pos + size)
-            last = end == len(text)
-            chunk = text[pos:end]
-            self.stats.tokenized_chars += len(chunk)
-            encoded = self._model.tokenizer(chunk, add_special_tokens=False, return_offsets_mapping=True, verbose=False)
-            offsets = encoded["offset_mapping"]
-            if pos == 0 and last and len(offsets) <= self.max_tokens:
-                yield 0, len(text), max(len(offsets), 1)  # fits one window: the text as it is
-                return
-            word_ids = encoded.word_ids()
-            usable = len(offsets) if last else _whole_words(word_ids, len(offsets))
-            if not last and usable - skip <= self.max_tokens:
-                # Not one window (plus the token after it) in this chunk: read more at once.
-                size *= 2
-                continue
-            first = skip
-            while first < usable:
-                stop = first + self.max_tokens
-                if stop >= usable and not last:
-                    break  # window would reach the chunk's cut end: carry it to the next chunk
-                stop = min(stop, usable)
-                begin = pos + offsets[first][0]
-                close = pos + offsets[stop][0] if stop < len(offsets) else len(text)
-                yield begin, close, stop - first
-                first = stop
-            if last:
-                return
-            # Start the next chunk at the beginning of the word that holds the next window's first token,
-            # so that word is tokenised whole, as it would be in one pass over the text (a word longer than
-            # the tokens before it in this chunk is cut where the window starts instead).
-            word_start = _word_start(word_ids, first) or first
-            skip = first - word_start
-            pos += offsets[word_start][0]
-            size = self.chunk_chars
+    def _tokenize_chunk(self, chunk: str) -> tuple[Sequence[tuple[int, int]], Sequence[int | None]]:
+        encoded = self._model.tokenizer(chunk, add_special_tokens=False, return_offsets_mapping=True, verbose=False)
+        return encoded["offset_mapping"], encoded.word_ids()
 
     def encode(self, texts: Sequence[str]) -> np.ndarray:
         """Embed documents (window-pooled), as ``(n, dim)`` float32 unit vectors.
@@ -267,6 +223,71 @@ class SentenceTransformerEncoder:
         ).astype(np.float32)
 
 
+#: ``tokenize(chunk) -> (offsets, word ids)`` of a chunk's tokens, without special tokens.
+ChunkTokenizer = Callable[[str], tuple[Sequence[tuple[int, int]], Sequence[int | None]]]
+
+
+def chunked_spans(
+    text: str, tokenize: ChunkTokenizer, max_tokens: int, chunk_chars: int, stats: EncodeStats
+) -> Iterator[tuple[int, int, int]]:
+    """``(begin, end, token count)`` of each consecutive window of ``text``, tokenised a chunk at a time.
+
+    The windows of tokenising the whole text at once (see the module docstring), for the torch and the
+    exported encoders alike; ``stats.tokenized_chars`` counts the characters tokenised.
+    """
+    size = chunk_chars
+    pos = 0  # character where the next window starts
+    skip = 0  # tokens at `pos` that belong to the previous window (a word cut by a window boundary)
+    while True:
+        end = min(len(text), pos + size)
+        last = end == len(text)
+        chunk = text[pos:end]
+        stats.tokenized_chars += len(chunk)
+        offsets, word_ids = tokenize(chunk)
+        if pos == 0 and last and len(offsets) <= max_tokens:
+            yield 0, len(text), max(len(offsets), 1)  # fits one window: the text as it is
+            return
+        usable = len(offsets) if last else _whole_words(word_ids, len(offsets))
+        if not last and usable - skip <= max_tokens:
+            # Not one window (plus the token after it) in this chunk: read more at once.
+            size *= 2
+            continue
+        first = skip
+        while first < usable:
+            stop = first + max_tokens
+            if stop >= usable and not last:
+                break  # window would reach the chunk's cut end: carry it to the next chunk
+            stop = min(stop, usable)
+            begin = pos + offsets[first][0]
+            close = pos + offsets[stop][0] if stop < len(offsets) else len(text)
+            yield begin, close, stop - first
+            first = stop
+        if last:
+            return
+        # Start the next chunk at the beginning of the word that holds the next window's first token, so
+        # that word is tokenised whole, as it would be in one pass over the text (a word longer than the
+        # tokens before it in this chunk is cut where the window starts instead).
+        word_start = _word_start(word_ids, first) or first
+        skip = first - word_start
+        pos += offsets[word_start][0]
+        size = chunk_chars
+
+
+def kept_spans(
+    spans: Iterable[tuple[int, int, int]], max_windows: int, stats: EncodeStats
+) -> Iterator[tuple[int, int, int]]:
+    """All ``spans`` (``max_windows`` 0), else at most ``max_windows`` of them, evenly spread (:func:`spread_windows`);
+    a document cut is counted in ``stats.capped_documents``."""
+    if not max_windows:
+        yield from spans
+        return
+    every = list(spans)
+    if len(every) > max_windows:
+        stats.capped_documents += 1
+    for i in spread_windows(len(every), max_windows):
+        yield every[i]
+
+
 def spread_windows(n: int, k: int) -> list[int]:
     """Indices of ``k`` of ``n`` windows evenly spread, the first and last kept (all of them when ``k`` is 0 or
     at least ``n``; the first alone when ``k`` is 1), in order.
@@ -281,7 +302,7 @@ def spread_windows(n: int, k: int) -> list[int]:
     return [(i * (n - 1) + (k - 1) // 2) // (k - 1) for i in range(k)]
 
 
-def _whole_words(word_ids: list[int | None], n_tokens: int) -> int:
+def _whole_words(word_ids: Sequence[int | None], n_tokens: int) -> int:
     """Tokens of a chunk before its last word (which the chunk's end may have cut); all if one word."""
     if n_tokens == 0:
         return 0
@@ -290,7 +311,7 @@ def _whole_words(word_ids: list[int | None], n_tokens: int) -> int:
     return start if start > 0 else n_tokens - 1
 
 
-def _word_start(word_ids: list[int | None], index: int) -> int:
+def _word_start(word_ids: Sequence[int | None], index: int) -> int:
     """Index of the first token of the word that holds token ``index``."""
     word = word_ids[index] if index < len(word_ids) else None
     if word is None:
