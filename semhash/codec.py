@@ -596,15 +596,16 @@ def cached_indexing_encoder(
     first index embeds with the exported encoder too. It is the very cache folder that
     :func:`refresh_runtime` then links into ``<db>.runtime/`` and seals, so indexing and queries embed with
     the same files. Not on a GPU, not for an adapted encoder (its export lives in its index's own folder),
-    not with ``SEMHASH_RUNTIME=torch`` nor ``SEMHASH_INDEX_EXPORT=0``; an export that fails gives a warning
-    and ``None`` (torch embeds, as before).
+    not with ``SEMHASH_RUNTIME=torch``, and only with ``SEMHASH_INDEX_EXPORT=1`` (off by default: measured
+    on a busy 2-core CPU it was not faster than torch, and on long windows slower, BENCHMARKS.md "Indexing
+    speed"); an export that fails gives a warning and ``None`` (torch embeds, as before).
     """
     from semhash.config import ENV_INDEX_EXPORT
 
     if (
         device != "cpu"
         or os.environ.get(ENV_RUNTIME, "").strip().lower() == "torch"
-        or os.environ.get(ENV_INDEX_EXPORT, "1").strip().lower() in ("0", "false", "no", "off")
+        or os.environ.get(ENV_INDEX_EXPORT, "0").strip().lower() not in ("1", "true", "yes", "on")
     ):
         return CachedIndexEncoder(None)
     from semhash.embed import resolve_model

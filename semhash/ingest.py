@@ -197,7 +197,7 @@ def index_paths(
             # (the index's adapted encoder when it has one: `semhash train --adapt`).
             encoder = indexing_encoder(Path(db_path), options.model, options.device, options.max_windows, store)
             if encoder is None:
-                # No runtime folder yet (a first index): the per-model export, made now when missing (issue 20).
+                # No runtime folder yet (a first index): with SEMHASH_INDEX_EXPORT=1, the per-model export.
                 from semhash.codec import cached_indexing_encoder
 
                 cached = cached_indexing_encoder(options.model, options.device, options.max_windows, store)

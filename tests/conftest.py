@@ -94,9 +94,9 @@ def runtime_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     """One encoder-export cache for the whole session (``SEMHASH_CACHE``): the real model is exported once,
     and never into the user's ``~/.cache``.
 
-    ``SEMHASH_INDEX_EXPORT=0``: a first index embeds with the encoder it loads (the tests' fake one, patched
-    into ``semhash.embed.load_encoder``), not with the real model's cached export; the tests of that fast
-    path (tests/test_codec.py) turn it back on.
+    ``SEMHASH_INDEX_EXPORT=0`` (the default, made explicit against a developer's environment): a first index
+    embeds with the encoder it loads (the tests' fake one, patched into ``semhash.embed.load_encoder``), not
+    with the real model's cached export; the tests of that path (tests/test_codec.py) turn it on.
     """
     folder = tmp_path_factory.mktemp("semhash-cache")
     saved = {name: os.environ.get(name) for name in ("SEMHASH_CACHE", "SEMHASH_INDEX_EXPORT")}

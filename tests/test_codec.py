@@ -182,19 +182,23 @@ def test_a_failed_export_before_indexing_warns_once_and_torch_embeds(
 
 
 @pytest.mark.parametrize(
-    ("env", "device"), [({"SEMHASH_INDEX_EXPORT": "0"}, "cpu"), ({"SEMHASH_RUNTIME": "torch"}, "cpu"), ({}, "cuda")]
+    ("env", "device"),
+    [({"SEMHASH_INDEX_EXPORT": "0"}, "cpu"), ({"SEMHASH_RUNTIME": "torch"}, "cpu"), ({}, "cuda"), (None, "cpu")],
 )
-def test_no_export_before_indexing_when_turned_off_or_on_a_gpu(
-    env: dict[str, str], device: str, monkeypatch: pytest.MonkeyPatch
+def test_no_export_before_indexing_by_default_when_turned_off_or_on_a_gpu(
+    env: dict[str, str] | None, device: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from semhash.codec import cached_indexing_encoder
 
     def never(name: str) -> None:
         raise AssertionError("exported although it should not")
 
-    monkeypatch.setenv("SEMHASH_INDEX_EXPORT", "1")
-    for key, value in env.items():
-        monkeypatch.setenv(key, value)
+    if env is None:  # the default: off
+        monkeypatch.delenv("SEMHASH_INDEX_EXPORT", raising=False)
+    else:
+        monkeypatch.setenv("SEMHASH_INDEX_EXPORT", "1")
+        for key, value in env.items():
+            monkeypatch.setenv(key, value)
     monkeypatch.setattr("semhash.runtime.cache.cached_encoder", never)
     found = cached_indexing_encoder(None, device)
     assert found.encoder is None and found.warning is None
@@ -227,7 +231,7 @@ def _cli(*args: str) -> tuple[list[dict], list[str]]:
 def real_index(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The sample corpus indexed with the real model (which writes the runtime beside it)."""
     db = tmp_path_factory.mktemp("real") / "sample.db"
-    with pytest.MonkeyPatch.context() as mp:  # the default: a first index embeds with the export (issue 20)
+    with pytest.MonkeyPatch.context() as mp:  # a first index embeds with the export (issue 20, opt-in)
         mp.setenv("SEMHASH_INDEX_EXPORT", "1")
         result = CliRunner().invoke(app, ["index", str(SAMPLE), "--db", str(db), "--device", "cpu", "--epochs", "20"])
     assert result.exit_code == 0, result.output
