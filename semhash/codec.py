@@ -515,10 +515,9 @@ def runtime_info(store: Store) -> dict[str, Any]:
 class FastIndexEncoder:
     """The exported encoder for indexing (1.7x the torch path's docs/s on a 2-core CPU, cosine >= 0.9999).
 
-    Documents too long for one batch go through the exported encoder's bounded-memory
-    :meth:`~semhash.runtime.OnnxEncoder.encode_long` (the same windows, tokenised a chunk at a time, as the
-    torch encoder's); an encoder without one falls back to the torch encoder's (loaded only when one shows
-    up; for an adapted index, the index's adapted encoder, read from ``adapted``, the open store).
+    Documents too long for one batch go through the torch encoder's bounded-memory
+    :meth:`~semhash.embed.SentenceTransformerEncoder.encode_long` (loaded only when one shows up; for an
+    adapted index, the index's adapted encoder, read from ``adapted``, the open store).
     """
 
     def __init__(
@@ -537,11 +536,9 @@ class FastIndexEncoder:
         return self._onnx.encode(texts)
 
     def encode_long(self, text: str, progress: Any = None) -> np.ndarray:
-        """One huge document, in window chunks (bounded memory), with the exported encoder when it can."""
-        from semhash.embed import LongDocumentEncoder
-
-        if isinstance(self._onnx, LongDocumentEncoder):
-            return self._onnx.encode_long(text, progress=progress)
+        """One huge document, in window chunks (bounded memory), with the torch encoder: on full 254-token
+        windows the export ran at 0.60x and 0.94x torch's speed (scripts/bench_full_windows.py), so
+        :meth:`~semhash.runtime.OnnxEncoder.encode_long` is not used here."""
         if self._torch is None:
             from semhash.adapted import load_index_encoder
 
