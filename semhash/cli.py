@@ -162,7 +162,10 @@ def index_command(
     text_column: str = typer.Option("text", "--text-column", help="Column holding the text in .csv files."),
     batch: int = typer.Option(64, "--batch", min=1, help="Documents embedded and committed together."),
     max_windows: int = typer.Option(
-        0, "--max-windows", min=0, help="Most model windows embedded per long document (0 = no limit)."
+        0,
+        "--max-windows",
+        min=0,
+        help="Most model windows embedded per long document, evenly spread over it (0 = no limit).",
     ),
     prune: bool = typer.Option(
         False, "--prune", help="Also remove documents whose files no longer exist, anywhere in the index."

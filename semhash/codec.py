@@ -515,10 +515,9 @@ def runtime_info(store: Store) -> dict[str, Any]:
 class FastIndexEncoder:
     """The exported encoder for indexing (1.7x the torch path's docs/s on a 2-core CPU, cosine >= 0.9999).
 
-    Documents too long for one batch still go through the torch encoder's bounded-memory
-    :meth:`~semhash.embed.SentenceTransformerEncoder.encode_long` (loaded only when one shows up), so indexing
-    a huge file keeps its memory bound; for an adapted index that is the index's adapted encoder, read from
-    ``adapted`` (the open store).
+    Documents too long for one batch go through the torch encoder's bounded-memory
+    :meth:`~semhash.embed.SentenceTransformerEncoder.encode_long` (loaded only when one shows up; for an
+    adapted index, the index's adapted encoder, read from ``adapted``, the open store).
     """
 
     def __init__(
@@ -537,7 +536,9 @@ class FastIndexEncoder:
         return self._onnx.encode(texts)
 
     def encode_long(self, text: str, progress: Any = None) -> np.ndarray:
-        """One huge document, in window chunks, with the torch encoder (bounded memory)."""
+        """One huge document, in window chunks (bounded memory), with the torch encoder: on full 254-token
+        windows the export ran at 0.60x and 0.94x torch's speed (scripts/bench_full_windows.py), so
+        :meth:`~semhash.runtime.OnnxEncoder.encode_long` is not used here."""
         if self._torch is None:
             from semhash.adapted import load_index_encoder
 
@@ -571,3 +572,58 @@ def indexing_encoder(
     except Exception:  # a missing, stale or damaged runtime (or a model that cannot resolve): torch indexes
         return None
     return FastIndexEncoder(onnx, model, device, max_windows, store)
+
+
+@dataclass
+class CachedIndexEncoder:
+    """What :func:`cached_indexing_encoder` found: the encoder (or ``None``: use torch) and why not."""
+
+    encoder: FastIndexEncoder | None
+    #: the export failed: a warning for the user (the index then embeds with torch).
+    warning: str | None = None
+
+
+def cached_indexing_encoder(
+    model: str | None, device: str, max_windows: int = 0, store: Store | None = None
+) -> CachedIndexEncoder:
+    """The per-model cached export of ``model`` for indexing (exported now, with torch, when missing).
+
+    For an index without its own runtime folder (the first ``semhash index`` of every new index): the export
+    that :func:`refresh_runtime` would make after training anyway is made before embedding instead, so the
+    first index embeds with the exported encoder too. It is the very cache folder that
+    :func:`refresh_runtime` then links into ``<db>.runtime/`` and seals, so indexing and queries embed with
+    the same files. Not on a GPU, not for an adapted encoder (its export lives in its index's own folder),
+    not with ``SEMHASH_RUNTIME=torch``, and only with ``SEMHASH_INDEX_EXPORT=1`` (off by default: measured
+    on a busy 2-core CPU it was not faster than torch, and on long windows slower, BENCHMARKS.md "Indexing
+    speed"); an export that fails gives a warning and ``None`` (torch embeds, as before).
+    """
+    from semhash.config import ENV_INDEX_EXPORT
+
+    if (
+        device != "cpu"
+        or os.environ.get(ENV_RUNTIME, "").strip().lower() == "torch"
+        or os.environ.get(ENV_INDEX_EXPORT, "0").strip().lower() not in ("1", "true", "yes", "on")
+    ):
+        return CachedIndexEncoder(None)
+    from semhash.embed import resolve_model
+    from semhash.runtime.cache import cached_encoder
+
+    try:
+        name = resolve_model(model)[0]
+    except Exception:  # a model that cannot resolve: the torch loader says why
+        return CachedIndexEncoder(None)
+    if is_adapted(name):
+        return CachedIndexEncoder(None)
+    try:
+        manifest = cached_encoder(name)
+        if manifest.embedding_model != name:
+            raise RuntimeUnavailableError(f"the cached export at {manifest.folder} is of {manifest.embedding_model!r}")
+        from semhash.runtime import OnnxEncoder
+
+        onnx = OnnxEncoder(manifest, max_windows=max_windows)
+    except Exception as exc:  # never a failed index: torch embeds, and says why the fast path did not
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        return CachedIndexEncoder(
+            None, f"could not export the encoder for fast indexing ({first[:300]}); embedding with torch"
+        )
+    return CachedIndexEncoder(FastIndexEncoder(onnx, model, device, max_windows, store))

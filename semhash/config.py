@@ -19,6 +19,10 @@ DEFAULT_MODE = "semantic"
 ENV_ALLOW_DOWNLOAD = "SEMHASH_ALLOW_DOWNLOAD"
 #: Root of semhash's cache (exported encoders, evaluation embeddings, torch's empty compile-cache folder).
 ENV_CACHE = "SEMHASH_CACHE"
+#: ``1``: an index without a runtime folder (a first index) takes (or makes) the per-model encoder export
+#: before embedding and embeds with it on a CPU; off by default (not faster in the measurements of issue 20:
+#: BENCHMARKS.md, "Indexing speed"), when torch embeds and the encoder is exported after training.
+ENV_INDEX_EXPORT = "SEMHASH_INDEX_EXPORT"
 
 
 def cache_root() -> Path:

@@ -5,14 +5,15 @@ at most ``max_seq_length - 2`` tokens (the two are the model's [CLS]/[SEP]), cut
 using the tokenizer's character offsets, so every window is an exact substring of the text. Each window
 is embedded, and the document's embedding is the token-count-weighted mean of its normalised window
 embeddings, normalised again. A document that fits one window is embedded exactly as
-``SentenceTransformer.encode`` would. ``max_windows`` (0 = no limit) bounds the cost of huge files;
-documents cut by it are counted, never silently.
+``SentenceTransformer.encode`` would. ``max_windows`` (0 = no limit) bounds the cost of huge files: that
+many windows, evenly spread over the text, first and last kept (:func:`spread_windows`), stand for all of
+them; documents cut by it are counted, never silently.
 
 Memory is bounded whatever the document's size (issue 8):
 
 - the text is tokenised in character chunks of ``chunk_chars`` (200,000) characters, never whole; windows
-  are yielded one by one (:meth:`SentenceTransformerEncoder.iter_windows`), and with ``max_windows`` only
-  the chunks those windows need are tokenised (about ``max_windows * 256`` tokens' worth of text);
+  are yielded one by one (:meth:`SentenceTransformerEncoder.iter_windows`); with ``max_windows`` the whole
+  text is still tokenised (to spread the windows kept over it), and three integers per window are kept;
 - :meth:`SentenceTransformerEncoder.encode_long` embeds a huge document ``window_chunk`` (64) windows
   at a time and accumulates its pooled embedding, so it never holds a list of all its windows.
 
@@ -59,7 +60,7 @@ class EncodeStats:
     documents: int = 0
     windows: int = 0
     capped_documents: int = 0
-    #: characters passed to the tokenizer for windowing (shows that ``max_windows`` reads only a prefix).
+    #: characters passed to the tokenizer for windowing.
     tokenized_chars: int = 0
 
 
@@ -155,58 +156,18 @@ class SentenceTransformerEncoder:
     def iter_windows(self, text: str) -> Iterator[tuple[str, int]]:
         """Yield ``text``'s ``(window text, token count)`` pieces, tokenising it a chunk at a time.
 
-        Memory: one chunk of ``chunk_chars`` characters and its tokens. With ``max_windows`` it stops once
-        that many windows are out, tokenising only about that many windows' worth of text, and counts the
-        document in ``stats.capped_documents`` when more tokens follow.
+        Memory: one chunk of ``chunk_chars`` characters and its tokens (with ``max_windows``, also three
+        integers per window of the text). With ``max_windows`` and a longer text, that many windows evenly
+        spread over it, first and last kept (:func:`spread_windows`), and the document is counted in
+        ``stats.capped_documents``.
         """
-        limit = self.max_windows
-        size = self.chunk_chars
-        if limit:
-            # A window is max_tokens tokens, rarely more than 8 characters each: ask for little more.
-            size = min(size, limit * self.max_tokens * 8 + 1024)
-        pos = 0  # character where the next window starts
-        skip = 0  # tokens at `pos` that belong to the previous window (a word cut by a window boundary)
-        emitted = 0
-        while True:
-            end = min(len(text), pos + size)
-            last = end == len(text)
-            chunk = text[pos:end]
-            self.stats.tokenized_chars += len(chunk)
-            encoded = self._model.tokenizer(chunk, add_special_tokens=False, return_offsets_mapping=True, verbose=False)
-            offsets = encoded["offset_mapping"]
-            if pos == 0 and last and len(offsets) <= self.max_tokens:
-                yield text, max(len(offsets), 1)  # fits one window: the text as it is
-                return
-            word_ids = encoded.word_ids()
-            usable = len(offsets) if last else _whole_words(word_ids, len(offsets))
-            if not last and usable - skip <= self.max_tokens:
-                # Not one window (plus the token after it) in this chunk: read more at once.
-                size *= 2
-                continue
-            first = skip
-            while first < usable:
-                stop = first + self.max_tokens
-                if stop >= usable and not last:
-                    break  # window would reach the chunk's cut end: carry it to the next chunk
-                stop = min(stop, usable)
-                begin = pos + offsets[first][0]
-                close = pos + offsets[stop][0] if stop < len(offsets) else len(text)
-                yield text[begin:close], stop - first
-                emitted += 1
-                first = stop
-                if limit and emitted == limit:
-                    if first < len(offsets) or not last:  # more tokens follow: the document is cut
-                        self.stats.capped_documents += 1
-                    return
-            if last:
-                return
-            # Start the next chunk at the beginning of the word that holds the next window's first token,
-            # so that word is tokenised whole, as it would be in one pass over the text (a word longer than
-            # the tokens before it in this chunk is cut where the window starts instead).
-            word_start = _word_start(word_ids, first) or first
-            skip = first - word_start
-            pos += offsets[word_start][0]
-            size = self.chunk_chars if not limit else size
+        spans = chunked_spans(text, self._tokenize_chunk, self.max_tokens, self.chunk_chars, self.stats)
+        for begin, end, n_tokens in kept_spans(spans, self.max_windows, self.stats):
+            yield text[begin:end], n_tokens
+
+    def _tokenize_chunk(self, chunk: str) -> tuple[Sequence[tuple[int, int]], Sequence[int | None]]:
+        encoded = self._model.tokenizer(chunk, add_special_tokens=False, return_offsets_mapping=True, verbose=False)
+        return encoded["offset_mapping"], encoded.word_ids()
 
     def encode(self, texts: Sequence[str]) -> np.ndarray:
         """Embed documents (window-pooled), as ``(n, dim)`` float32 unit vectors.
@@ -262,7 +223,86 @@ class SentenceTransformerEncoder:
         ).astype(np.float32)
 
 
-def _whole_words(word_ids: list[int | None], n_tokens: int) -> int:
+#: ``tokenize(chunk) -> (offsets, word ids)`` of a chunk's tokens, without special tokens.
+ChunkTokenizer = Callable[[str], tuple[Sequence[tuple[int, int]], Sequence[int | None]]]
+
+
+def chunked_spans(
+    text: str, tokenize: ChunkTokenizer, max_tokens: int, chunk_chars: int, stats: EncodeStats
+) -> Iterator[tuple[int, int, int]]:
+    """``(begin, end, token count)`` of each consecutive window of ``text``, tokenised a chunk at a time.
+
+    The windows of tokenising the whole text at once (see the module docstring), for the torch and the
+    exported encoders alike; ``stats.tokenized_chars`` counts the characters tokenised.
+    """
+    size = chunk_chars
+    pos = 0  # character where the next window starts
+    skip = 0  # tokens at `pos` that belong to the previous window (a word cut by a window boundary)
+    while True:
+        end = min(len(text), pos + size)
+        last = end == len(text)
+        chunk = text[pos:end]
+        stats.tokenized_chars += len(chunk)
+        offsets, word_ids = tokenize(chunk)
+        if pos == 0 and last and len(offsets) <= max_tokens:
+            yield 0, len(text), max(len(offsets), 1)  # fits one window: the text as it is
+            return
+        usable = len(offsets) if last else _whole_words(word_ids, len(offsets))
+        if not last and usable - skip <= max_tokens:
+            # Not one window (plus the token after it) in this chunk: read more at once.
+            size *= 2
+            continue
+        first = skip
+        while first < usable:
+            stop = first + max_tokens
+            if stop >= usable and not last:
+                break  # window would reach the chunk's cut end: carry it to the next chunk
+            stop = min(stop, usable)
+            begin = pos + offsets[first][0]
+            close = pos + offsets[stop][0] if stop < len(offsets) else len(text)
+            yield begin, close, stop - first
+            first = stop
+        if last:
+            return
+        # Start the next chunk at the beginning of the word that holds the next window's first token, so
+        # that word is tokenised whole, as it would be in one pass over the text (a word longer than the
+        # tokens before it in this chunk is cut where the window starts instead).
+        word_start = _word_start(word_ids, first) or first
+        skip = first - word_start
+        pos += offsets[word_start][0]
+        size = chunk_chars
+
+
+def kept_spans(
+    spans: Iterable[tuple[int, int, int]], max_windows: int, stats: EncodeStats
+) -> Iterator[tuple[int, int, int]]:
+    """All ``spans`` (``max_windows`` 0), else at most ``max_windows`` of them, evenly spread (:func:`spread_windows`);
+    a document cut is counted in ``stats.capped_documents``."""
+    if not max_windows:
+        yield from spans
+        return
+    every = list(spans)
+    if len(every) > max_windows:
+        stats.capped_documents += 1
+    for i in spread_windows(len(every), max_windows):
+        yield every[i]
+
+
+def spread_windows(n: int, k: int) -> list[int]:
+    """Indices of ``k`` of ``n`` windows evenly spread, the first and last kept (all of them when ``k`` is 0 or
+    at least ``n``; the first alone when ``k`` is 1), in order.
+
+    The document's embedding is a mean over its windows: a sample spread over the whole text stays closer
+    to the mean of all of them than its first ``k`` windows do (scripts/bench_window_sample.py).
+    """
+    if k <= 0 or k >= n:
+        return list(range(n))
+    if k == 1:
+        return [0]
+    return [(i * (n - 1) + (k - 1) // 2) // (k - 1) for i in range(k)]
+
+
+def _whole_words(word_ids: Sequence[int | None], n_tokens: int) -> int:
     """Tokens of a chunk before its last word (which the chunk's end may have cut); all if one word."""
     if n_tokens == 0:
         return 0
@@ -271,7 +311,7 @@ def _whole_words(word_ids: list[int | None], n_tokens: int) -> int:
     return start if start > 0 else n_tokens - 1
 
 
-def _word_start(word_ids: list[int | None], index: int) -> int:
+def _word_start(word_ids: Sequence[int | None], index: int) -> int:
     """Index of the first token of the word that holds token ``index``."""
     word = word_ids[index] if index < len(word_ids) else None
     if word is None:

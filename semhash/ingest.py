@@ -149,6 +149,7 @@ def index_paths(
         check_bits(options.bits)
     options = replace(options, device=resolve_device(options.device))  # once, before any work
     db_exists = Path(db_path).exists()
+    export_failed = False
     # create=True on an existing file runs its migrations; a new file is created only once there is work.
     store = Store.open(db_path, create=True) if db_exists else None
     try:
@@ -196,6 +197,15 @@ def index_paths(
             # (the index's adapted encoder when it has one: `semhash train --adapt`).
             encoder = indexing_encoder(Path(db_path), options.model, options.device, options.max_windows, store)
             if encoder is None:
+                # No runtime folder yet (a first index): with SEMHASH_INDEX_EXPORT=1, the per-model export.
+                from semhash.codec import cached_indexing_encoder
+
+                cached = cached_indexing_encoder(options.model, options.device, options.max_windows, store)
+                encoder = cached.encoder
+                if cached.warning:
+                    report.warnings.append(cached.warning)
+                    export_failed = True
+            if encoder is None:
                 encoder = load_index_encoder(store, options.model, options.device, options.max_windows)
         if store is None:
             store = Store.open(db_path, create=True)
@@ -221,7 +231,8 @@ def index_paths(
             report.removed += prune_missing(store)
         # Documents coded by a model trained without them: checked for drift once they are encoded.
         unseen = store.ids_without_code() if not options.retrain and store.active_model() is not None else []
-        if isinstance(encoder, SentenceTransformerEncoder):  # a real model (a test's fake one cannot be exported)
+        # A real model (a test's fake one cannot be exported), unless exporting it just failed (one warning).
+        if isinstance(encoder, SentenceTransformerEncoder) and not export_failed:
             options = replace(options, export_encoder=True)
         _train_and_encode(store, options, report, progress)
         if unseen:

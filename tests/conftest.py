@@ -94,15 +94,22 @@ def topic_texts(per_topic: int = 20, seed: int = 0) -> tuple[list[str], np.ndarr
 @pytest.fixture(scope="session", autouse=True)
 def runtime_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     """One encoder-export cache for the whole session (``SEMHASH_CACHE``): the real model is exported once,
-    and never into the user's ``~/.cache``."""
+    and never into the user's ``~/.cache``.
+
+    ``SEMHASH_INDEX_EXPORT=0`` (the default, made explicit against a developer's environment): a first index
+    embeds with the encoder it loads (the tests' fake one, patched into ``semhash.embed.load_encoder``), not
+    with the real model's cached export; the tests of that path (tests/test_codec.py) turn it on.
+    """
     folder = tmp_path_factory.mktemp("semhash-cache")
-    before = os.environ.get("SEMHASH_CACHE")
+    saved = {name: os.environ.get(name) for name in ("SEMHASH_CACHE", "SEMHASH_INDEX_EXPORT")}
     os.environ["SEMHASH_CACHE"] = str(folder)
+    os.environ["SEMHASH_INDEX_EXPORT"] = "0"
     yield folder
-    if before is None:
-        os.environ.pop("SEMHASH_CACHE", None)
-    else:
-        os.environ["SEMHASH_CACHE"] = before
+    for name, before in saved.items():
+        if before is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = before
 
 
 @pytest.fixture

@@ -162,6 +162,48 @@ def test_a_stale_runtime_is_refused_by_its_freshness_check(tmp_path: Path) -> No
             check_fresh(manifest, embedding_model, model)
 
 
+# -- a first index on the exported encoder (issue 20) ------------------------------------------------
+def test_a_failed_export_before_indexing_warns_once_and_torch_embeds(
+    corpus: Path, tmp_path: Path, patch_encoder: FakeEncoder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    calls: list[str] = []
+
+    def broken(name: str) -> None:
+        calls.append(name)
+        raise RuntimeUnavailableError("no exporter here")
+
+    monkeypatch.setenv("SEMHASH_INDEX_EXPORT", "1")
+    monkeypatch.setattr("semhash.runtime.cache.cached_encoder", broken)
+    report = index_paths(tmp_path / "s.db", [corpus], IndexOptions(device="cpu", epochs=FAST_EPOCHS))
+    assert calls and report.added > 0 and patch_encoder.calls > 0  # the loaded (torch) encoder embedded
+    assert [w for w in report.warnings if "fast indexing" in w] == report.warnings
+    assert len(report.warnings) == 1 and "no exporter here" in report.warnings[0]
+    assert not runtime_folder(tmp_path / "s.db").exists()
+
+
+@pytest.mark.parametrize(
+    ("env", "device"),
+    [({"SEMHASH_INDEX_EXPORT": "0"}, "cpu"), ({"SEMHASH_RUNTIME": "torch"}, "cpu"), ({}, "cuda"), (None, "cpu")],
+)
+def test_no_export_before_indexing_by_default_when_turned_off_or_on_a_gpu(
+    env: dict[str, str] | None, device: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from semhash.codec import cached_indexing_encoder
+
+    def never(name: str) -> None:
+        raise AssertionError("exported although it should not")
+
+    if env is None:  # the default: off
+        monkeypatch.delenv("SEMHASH_INDEX_EXPORT", raising=False)
+    else:
+        monkeypatch.setenv("SEMHASH_INDEX_EXPORT", "1")
+        for key, value in env.items():
+            monkeypatch.setenv(key, value)
+    monkeypatch.setattr("semhash.runtime.cache.cached_encoder", never)
+    found = cached_indexing_encoder(None, device)
+    assert found.encoder is None and found.warning is None
+
+
 # -- the real model: the fast path end to end --------------------------------------------------------
 QUERY = "how do I fix a flat tyre on my bike"
 CHILD = """
@@ -189,7 +231,9 @@ def _cli(*args: str) -> tuple[list[dict], list[str]]:
 def real_index(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The sample corpus indexed with the real model (which writes the runtime beside it)."""
     db = tmp_path_factory.mktemp("real") / "sample.db"
-    result = CliRunner().invoke(app, ["index", str(SAMPLE), "--db", str(db), "--device", "cpu", "--epochs", "20"])
+    with pytest.MonkeyPatch.context() as mp:  # a first index embeds with the export (issue 20, opt-in)
+        mp.setenv("SEMHASH_INDEX_EXPORT", "1")
+        result = CliRunner().invoke(app, ["index", str(SAMPLE), "--db", str(db), "--device", "cpu", "--epochs", "20"])
     assert result.exit_code == 0, result.output
     assert "warning" not in result.output
     return db
@@ -226,6 +270,55 @@ def test_codec_parity_on_the_sample_corpus(real_index: Path) -> None:
     torch_codes = ints_to_packed(stored_codes, fast.bits)[[order[int(i)] for i in code_ids.tolist()]]
     same = (packed[[order[int(i)] for i in code_ids.tolist()]] == torch_codes).all(axis=1)
     assert same.mean() >= 0.995
+
+
+@pytest.mark.slow
+def test_a_first_index_embeds_with_the_export_it_then_seals_and_torch_agrees(real_index: Path) -> None:
+    from semhash.embed import SentenceTransformerEncoder
+    from semhash.model import encode_codes, model_from_bytes
+    from semhash.runtime.cache import encoder_cache_folder
+    from semhash.runtime.manifest import read_manifest
+
+    with Store.open(real_index) as store:
+        ids, stored = store.embeddings()  # embedded by the first index, on the cached export
+        texts = store.texts(ids.tolist())
+        code_ids, stored_codes = store.codes()
+        model = store.active_model()
+        name = store.embedding_model
+    assert model is not None and name is not None
+    # The folder the index sealed holds the very encoder files of the cache the first index embedded with.
+    cached, sealed = read_manifest(encoder_cache_folder(name)), read_manifest(runtime_folder(real_index))
+    for file in ("encoder.onnx", "tokenizer.json"):
+        assert sealed.files[file]["sha256"] == cached.files[file]["sha256"]
+    # Within the parity tolerance of the torch path: embeddings and codes (issue 20 must not change results).
+    torch_embeddings = SentenceTransformerEncoder(device="cpu").encode(texts)
+    assert (torch_embeddings * stored).sum(axis=1).min() >= 0.9999
+    order = {int(i): k for k, i in enumerate(ids.tolist())}
+    rows = [order[int(i)] for i in code_ids.tolist()]
+    torch_codes = encode_codes(model_from_bytes(model.weights), torch_embeddings[rows], "cpu",
+                               texts=[texts[r] for r in rows])  # fmt: skip
+    same = (ints_to_packed(stored_codes, model.bits) == torch_codes).all(axis=1)
+    assert same.mean() >= 0.995
+
+
+@pytest.mark.slow
+def test_a_first_index_with_the_export_cached_never_loads_the_torch_encoder(
+    real_index: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def no_torch(*args: object, **kwargs: object) -> None:
+        raise AssertionError("the torch encoder was loaded although the cached export can embed")
+
+    monkeypatch.setenv("SEMHASH_INDEX_EXPORT", "1")
+    monkeypatch.setattr("semhash.embed.load_encoder", no_torch)
+    db = tmp_path / "second.db"
+    report = index_paths(db, [SAMPLE], IndexOptions(device="cpu", epochs=FAST_EPOCHS))
+    assert report.warnings == [] and report.encoded == report.added > 0
+    with Store.open(db) as store:
+        assert Codec.from_store(store).runtime == "onnx"  # written and sealed after training
+        _, embeddings = store.embeddings()
+    with Store.open(real_index) as store:
+        _, first = store.embeddings()
+    np.testing.assert_allclose(embeddings, first, atol=1e-6)  # the same export, the same embeddings
 
 
 @pytest.mark.slow

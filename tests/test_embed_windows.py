@@ -81,19 +81,20 @@ def test_windows_are_cut_from_character_chunks_exactly_as_from_the_whole_text(
     assert "".join(w for w, _ in windows) == text[len(text) - len(text.lstrip()) :]
 
 
-def test_max_windows_tokenises_only_a_prefix_and_counts_the_document_as_capped(
+def test_max_windows_spreads_the_windows_kept_over_the_text_and_counts_the_document_as_capped(
     fresh: SentenceTransformerEncoder,
 ) -> None:
     text = _medium_text() * 4  # ~300,000 characters, ~280 windows
-    expected = _whole_text_windows(fresh, text)[:3]
+    every = _whole_text_windows(fresh, text)
     fresh.max_windows = 3
-    before = (fresh.stats.tokenized_chars, fresh.stats.capped_documents)
-    assert fresh.windows(text) == expected
-    tokenized = fresh.stats.tokenized_chars - before[0]
-    assert tokenized < 3 * fresh.max_tokens * 10 < len(text) / 10
-    assert fresh.stats.capped_documents == before[1] + 1
+    before = fresh.stats.capped_documents
+    # The first, the middle and the last window (issue 20: a prefix is not the document).
+    assert fresh.windows(text) == [every[0], every[(len(every) - 1 + 1) // 2], every[-1]]
+    fresh.max_windows = 1
+    assert fresh.windows(text) == every[:1]  # one window: the first (an adapted encoder's rule)
+    assert fresh.stats.capped_documents == before + 2
     assert fresh.windows("a short text") == [("a short text", 3)]
-    assert fresh.stats.capped_documents == before[1] + 1  # not cut: not counted
+    assert fresh.stats.capped_documents == before + 2  # not cut: not counted
 
 
 def test_encode_long_embeds_in_bounded_window_chunks_close_to_the_one_call_embedding(

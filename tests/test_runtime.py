@@ -92,6 +92,37 @@ def test_long_texts_are_windowed_and_pooled_as_the_torch_path(exported: Exported
     capped.encode(long_texts)
     assert capped.stats.windows == sum(min(2, len(exported.torch_encoder.windows(t))) for t in long_texts)
     assert capped.stats.capped_documents >= 1
+    saved = exported.torch_encoder.max_windows
+    exported.torch_encoder.max_windows = 2
+    try:  # the same windows kept (evenly spread, first and last) on both paths
+        for text in long_texts:
+            assert capped.windows(text) == exported.torch_encoder.windows(text)
+    finally:
+        exported.torch_encoder.max_windows = saved
+
+
+def test_encode_long_on_the_export_cuts_the_torch_paths_windows_in_chunks_and_agrees(exported: Exported) -> None:
+    """Issue 20: a document longer than a batch is embedded on the export too, in bounded memory."""
+    text = ("\n\n".join(exported.texts) + " café naïve " + "x" * 300 + " end.").strip()  # ~60+ windows
+    encoder = OnnxEncoder(exported.folder, max_windows=0)
+    torch_encoder = exported.torch_encoder
+    seen: list[int] = []
+    vector = encoder.encode_long(text, progress=seen.append, chunk_chars=3000, window_chunk=8)
+    every = encoder.windows(text)  # the whole text tokenised at once
+    assert encoder.stats.windows == len(every) == len(torch_encoder.windows(text)) > 16
+    assert seen == sorted(seen) and len(seen) == -(-len(every) // 8) and seen[-1] == len(text)
+    assert float(vector @ torch_encoder.encode([text])[0]) >= 0.9999
+    assert float(vector @ encoder.encode([text])[0]) >= 0.99999
+    # Capped: the same windows kept as the torch path (evenly spread, first and last).
+    capped = OnnxEncoder(exported.folder, max_windows=5)
+    saved = torch_encoder.max_windows
+    torch_encoder.max_windows = 5
+    try:
+        reference = torch_encoder.encode_long(text)
+    finally:
+        torch_encoder.max_windows = saved
+    assert float(capped.encode_long(text, chunk_chars=3000) @ reference) >= 0.9999
+    assert capped.stats.windows == 5 and capped.stats.capped_documents == 1
 
 
 def test_window_spans_cut_at_token_offsets() -> None:

@@ -21,13 +21,13 @@ a server or indexing keeps pre-packing. No session lets idle worker threads spin
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from semhash.embed import EncodeStats, embed_pooled
+from semhash.embed import EncodeStats, chunked_spans, embed_pooled, kept_spans, spread_windows
 from semhash.runtime.manifest import (
     ENCODER_FILE,
     OPTIMIZED_FILE,
@@ -186,8 +186,8 @@ class OnnxEncoder:
         for text, encoding in zip(texts, encodings, strict=True):
             spans = window_spans(encoding.offsets, len(text), self.max_tokens)
             if self.max_windows and len(spans) > self.max_windows:
-                self.stats.capped_documents += 1
-                spans = spans[: self.max_windows]
+                self.stats.capped_documents += 1  # evenly spread, first and last kept, as the torch path
+                spans = [spans[i] for i in spread_windows(len(spans), self.max_windows)]
             out.append([(text[begin:end], n) for begin, end, n in spans])
         return out
 
@@ -219,6 +219,53 @@ class OnnxEncoder:
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
         return embed_pooled(self._windows_of(texts), self.embed_windows, self.stats)
+
+    def encode_long(
+        self,
+        text: str,
+        progress: Callable[[int], None] | None = None,
+        *,
+        chunk_chars: int = 200_000,
+        window_chunk: int = 64,
+    ) -> np.ndarray:
+        """Embed one document of any size as a ``(dim,)`` unit vector in bounded memory.
+
+        As :meth:`semhash.embed.SentenceTransformerEncoder.encode_long`: the text is tokenised
+        ``chunk_chars`` characters at a time (the same windows as tokenising it whole), embedded
+        ``window_chunk`` windows at a time, and the pooled embedding accumulated; ``progress`` gets the
+        characters done so far after each window chunk.
+        """
+        total = np.zeros(self.dim, dtype=np.float64)
+        pieces: list[str] = []
+        weights: list[int] = []
+        done = 0
+
+        def flush() -> None:
+            nonlocal total
+            vectors = self.embed_windows(pieces)
+            total += (vectors.astype(np.float64) * np.asarray(weights, dtype=np.float64)[:, None]).sum(axis=0)
+            self.stats.windows += len(pieces)
+            pieces.clear()
+            weights.clear()
+            if progress:
+                progress(done)
+
+        spans = chunked_spans(text, self._tokenize_chunk, self.max_tokens, chunk_chars, self.stats)
+        for begin, end, n_tokens in kept_spans(spans, self.max_windows, self.stats):
+            pieces.append(text[begin:end])
+            weights.append(n_tokens)
+            done = end
+            if len(pieces) >= window_chunk:
+                flush()
+        if pieces:
+            flush()
+        self.stats.documents += 1
+        return (total / max(float(np.linalg.norm(total)), 1e-12)).astype(np.float32)
+
+    def _tokenize_chunk(self, chunk: str) -> tuple[Sequence[tuple[int, int]], Sequence[int | None]]:
+        self._tokenizer.no_truncation()
+        encoding = self._tokenizer.encode(chunk, add_special_tokens=False)
+        return encoding.offsets, encoding.word_ids
 
 
 def _unloadable(manifest: Manifest, exc: Exception) -> RuntimeUnavailableError:
