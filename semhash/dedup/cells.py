@@ -18,6 +18,8 @@ skipped by a budget, so there is no unverified count: every product is computed.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import numpy as np
@@ -25,7 +27,7 @@ import numpy as np
 #: Cells probed per document inside its group (its own and the next nearest). BENCHMARKS.md, "Dedup at scale".
 PROBES = 2
 #: Independent cell trees whose candidates are joined.
-TREES = 2
+TREES = 3
 #: Documents per cell on average.
 CELL_SIZE = 50
 #: k-means training points a group (the groups are trained on fewer points than the cells).
@@ -92,6 +94,31 @@ def cell_pairs(
     empty = np.zeros(0, np.int64)
     if n < 2:
         return CellPairs(empty, empty, np.zeros(0, np.float32), min(n, 1), n, 0)
+    with _one_thread():
+        return _cell_pairs(x, floor, cells, probes, trees, seed, budget)
+
+
+@contextmanager
+def _one_thread() -> Iterator[None]:
+    """BLAS and faiss on one thread: the stage is thousands of small products, and on a shared 2-core CPU
+    two threads spinning on each other made it 3x slower (3 * 10^5 documents, one tree: 19 s against 6 s)."""
+    import faiss
+    from threadpoolctl import threadpool_limits
+
+    before = faiss.omp_get_max_threads()
+    faiss.omp_set_num_threads(1)
+    try:
+        with threadpool_limits(limits=1):
+            yield
+    finally:
+        faiss.omp_set_num_threads(before)
+
+
+def _cell_pairs(
+    x: np.ndarray, floor: float, cells: int | None, probes: int, trees: int, seed: int, budget: int | None
+) -> CellPairs:
+    """:func:`cell_pairs` on float32 rows, at least two."""
+    n = len(x)
     parts: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
     count, largest, products, dropped = 0, 0, 0, 0
     known = np.zeros(0, np.int64)  # sorted keys i * n + j of the pairs kept so far
