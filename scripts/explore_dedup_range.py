@@ -9,6 +9,8 @@ Embeddings as ``bench_dedup.py scale``'s mixtures (3 real posts of one newsgroup
 MiniLM embeddings in ``--folder``'s ``embeddings.npz`` (default ``.cache/20ng``). Prints one JSON line:
 seconds of the stage, peak RSS (``VmHWM``, data generation included), cells, largest cell, cosines computed,
 pairs kept, recall of planted copies and of the pairs all-pairs cosine accepts for 1,000 sampled documents.
+``TREES`` and ``GP`` (group probes) override the stage's constants. What it showed (flat vs two-level cells,
+probes, trees, PCA placement, threads): BENCHMARKS.md, "Dedup at scale".
 """
 
 from __future__ import annotations
