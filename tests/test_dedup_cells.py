@@ -74,6 +74,7 @@ def test_one_family_of_copies() -> None:
     x /= np.linalg.norm(x, axis=1, keepdims=True)
     found = cell_pairs(x, 0.8, cells=1)
     assert found.cells == TREES and len(found.i) == 40 * 39 // 2 and found.largest_cell == 40
+    assert found.products == TREES * 40 * 39 // 2  # each pair compared once per tree
 
 
 @pytest.mark.parametrize("n", [0, 1, 2, 3])

@@ -54,7 +54,9 @@ class CellPairs:
     cosine: np.ndarray  # float32
     cells: int
     largest_cell: int
-    products: int  # cosines computed (a pair counted each time a product held it)
+    #: Pairs compared: each cell's own pairs once, each visiting document against the cell's; summed over the
+    #: trees (a pair two trees compare counts twice).
+    products: int
     #: Pairs at or above the floor found after the pair budget was spent: counted, not kept (0: none).
     dropped: int = 0
     #: ``dropped`` is a lower bound: the budget ran out before the last tree, which was not run.
@@ -267,7 +269,8 @@ def _join(
         block = x[members]
         for start in range(0, len(members), ROW_BLOCK):  # within the cell: the upper triangle
             sims = block[start : start + ROW_BLOCK] @ block.T
-            products += sims.size
+            rows_here = sims.shape[0]  # pairs (r, col) with col > r: the upper triangle of this band
+            products += rows_here * len(members) - rows_here * (2 * start + rows_here + 1) // 2
             r, col = np.nonzero(sims >= floor)
             keep = col > r + start
             r, col = r[keep], col[keep]

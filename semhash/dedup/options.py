@@ -57,7 +57,12 @@ class CandidateStage:
         if self.name == "all-pairs":
             return "all pairs (exact)"
         if self.name == "cells":
-            return "k-means cells of the embeddings (each document against its nearest cells)"
+            from semhash.dedup.cells import PROBES, TREES
+
+            return (
+                f"k-means cells of the embeddings ({TREES} trees, each document against its {PROBES} nearest "
+                "cells; a pair counted once per tree)"
+            )
         codes = f"codes within {radius} bits"
         if largest_block:
             codes += f" (codes of more than {largest_block} documents skipped: over the pair budget)"
