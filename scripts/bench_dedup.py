@@ -1060,7 +1060,8 @@ def scale(sizes: list[int], folder: Path, sample: int = 1000, defaults_only: boo
         planted_ids = {(int(a) + 1, int(b) + 1) for a, b in planted if emb[a] @ emb[b] >= DEFAULT_THRESHOLD}
         del emb
         row: dict = {"machine": machine(), "sampled_pairs": len(truth), "planted": len(planted_ids)}
-        if n > 100_000 and not defaults_only:  # the code join at the default radius, counted only (verifying it is the bound)
+        # The code join at the default radius, counted only (verifying it is the bound).
+        if n > 100_000 and not defaults_only:
             from semhash.dedup import DEFAULT_RADIUS, CodeBlocks
             from semhash.store import Store
 
