@@ -1015,7 +1015,8 @@ def timed_dedup(db: Path, neighbours: int | str) -> dict:
         "print(json.dumps({'seconds': round(wall, 2), 'stage': s.stage, 'neighbours': s.neighbours, 'radius': s.radius, 'largest_block': s.largest_block,"
         " 'read': round(s.seconds_read, 2), 'code_join': round(s.seconds_candidates, 2),"
         " 'verify_and_neighbours': round(s.seconds_cosine, 2), 'cluster': round(s.seconds_cluster, 2),"
-        " 'candidates': s.candidates, 'duplicates': len(r.duplicates),"
+        " 'candidates': s.candidates, 'duplicates': len(r.duplicates), 'cells': s.cells, 'largest_cell': s.largest_cell,"
+        " 'unverified_pairs': s.unverified_pairs,"
         " 'peak_rss_mib': hwm}))\n"
     )
     pairs_file = CACHE / "scale-pairs.npy"
@@ -1030,12 +1031,13 @@ def timed_dedup(db: Path, neighbours: int | str) -> dict:
     return row
 
 
-def scale(sizes: list[int], folder: Path, sample: int = 1000) -> None:
+def scale(sizes: list[int], folder: Path, sample: int = 1000, defaults_only: bool = False) -> None:
     """``dedup`` at the defaults on :func:`mixture` documents of each size, the codes alone beside it.
 
     Quality at scale: the share of planted copies found (cosine >= threshold, as ids), and the share of
     every pair at or above the threshold that all-pairs cosine accepts, measured exactly for ``sample``
     random documents (their similarities to all others). Writes ``.cache/dedup/scale.json``.
+    ``defaults_only``: skip the code join's pair count above 10^5 and the ``--neighbours 0`` run at 10^4-10^5.
     """
     from semhash.dedup import DEFAULT_THRESHOLD
 
@@ -1058,7 +1060,8 @@ def scale(sizes: list[int], folder: Path, sample: int = 1000) -> None:
         planted_ids = {(int(a) + 1, int(b) + 1) for a, b in planted if emb[a] @ emb[b] >= DEFAULT_THRESHOLD}
         del emb
         row: dict = {"machine": machine(), "sampled_pairs": len(truth), "planted": len(planted_ids)}
-        if n > 100_000:  # the code join at the default radius, counted only (verifying it is the bound)
+        # The code join at the default radius, counted only (verifying it is the bound).
+        if n > 100_000 and not defaults_only:
             from semhash.dedup import DEFAULT_RADIUS, CodeBlocks
             from semhash.store import Store
 
@@ -1075,7 +1078,7 @@ def scale(sizes: list[int], folder: Path, sample: int = 1000) -> None:
             }
             print(f"[scale] n={n} code join: {row['code_join_default_radius']}", flush=True)
             del codes, blocks
-        for setting in ("auto", 0) if n <= 100_000 else ("auto",):
+        for setting in ("auto", 0) if n <= 100_000 and not defaults_only else ("auto",):
             run = timed_dedup(db, setting)
             got = {(int(a), int(b)) for a, b in run.pop("accepted")}
             run["recall_of_accepted_sampled"] = round(len(truth & got) / max(1, len(truth)), 4)
@@ -1393,6 +1396,11 @@ def main(argv: list[str] | None = None) -> int:
         default=NG_FULL,
         help="scale: folder of scripts/newsgroups.py's 20ng-stripped.jsonl and embeddings.npz",
     )
+    parser.add_argument(
+        "--defaults-only",
+        action="store_true",
+        help="scale: only the default (no code-join count above 10^5, no --neighbours 0 run)",
+    )
     parser.add_argument("--radius", type=int, default=None, help="report: radius [default: semhash's]")
     parser.add_argument("--threshold", type=float, default=None, help="report: threshold [default: semhash's]")
     parser.add_argument("--minish-python", type=Path, default=MINISH_PYTHON)
@@ -1420,7 +1428,7 @@ def main(argv: list[str] | None = None) -> int:
             overlap.SHINGLE_WORDS = args.shingle_words
         longdoc_quality(f"longdoc-{args.shingle_words}w.json" if args.shingle_words else "longdoc.json")
     if args.stage == "scale":
-        scale([int(x) for x in args.sizes.split(",")], args.ng_folder)
+        scale([int(x) for x in args.sizes.split(",")], args.ng_folder, defaults_only=args.defaults_only)
     if args.stage == "ann-speed":
         ann_speed([int(s) for s in args.sizes.split(",")])
     if args.stage in ("report", "all"):

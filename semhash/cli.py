@@ -763,9 +763,9 @@ def dedup_command(
     neighbours: str = typer.Option(
         "auto",
         "--neighbours",
-        help="Candidate stage. auto: every pair's cosine up to 20,000 documents, the codes plus each document's "
-        "10 nearest stored embeddings up to 200,000, the codes alone above; all: every pair; K: the codes plus "
-        "K nearest embeddings (faiss); 0: the codes alone.",
+        help="Candidate stage. auto: every pair's cosine up to 20,000 documents, above it the pairs above the "
+        "threshold inside k-means cells of the embeddings; all: every pair; K: the codes plus K nearest "
+        "embeddings (faiss); 0: the codes alone.",
     ),
     target: int | None = typer.Option(
         None,

@@ -12,9 +12,7 @@ from test_dedup import db, invoke, make_store  # noqa: F401  (db is a fixture)
 import semhash.dedup.options as dedup_options
 import semhash.dedup.pipeline as pipeline
 from semhash.dedup import (
-    AUTO_NEIGHBOURS,
     EXACT_LIMIT,
-    NEIGHBOUR_LIMIT,
     CandidateStage,
     DedupOptions,
     candidate_stage,
@@ -28,15 +26,15 @@ from semhash.errors import UsageError
 def test_auto_rule_boundaries() -> None:
     assert candidate_stage(2, "auto") == CandidateStage("all-pairs")
     assert candidate_stage(EXACT_LIMIT, "auto") == CandidateStage("all-pairs")
-    # Above the exact limit, auto keeps the code join to its pair budget; a number given keeps --radius exactly.
-    assert candidate_stage(EXACT_LIMIT + 1, "auto") == CandidateStage("codes+neighbours", AUTO_NEIGHBOURS, True)
-    assert candidate_stage(NEIGHBOUR_LIMIT, "auto") == CandidateStage("codes+neighbours", AUTO_NEIGHBOURS, True)
-    assert candidate_stage(NEIGHBOUR_LIMIT + 1, "auto") == CandidateStage("codes", 0, True)
+    # Above the exact limit, auto takes the pairs above the threshold inside k-means cells, at any size.
+    assert candidate_stage(EXACT_LIMIT + 1, "auto") == CandidateStage("cells")
+    assert candidate_stage(10**7, "auto") == CandidateStage("cells")
     assert candidate_stage(10**7, "all") == CandidateStage("all-pairs")
     assert candidate_stage(5, 0) == CandidateStage("codes")  # 0: the codes alone at any size
     assert candidate_stage(10**7, 7) == CandidateStage("codes+neighbours", 7)
     assert CandidateStage("codes+neighbours", 7).describe(3) == "codes within 3 bits + 7 nearest embeddings"
     assert CandidateStage("all-pairs").describe(3) == "all pairs (exact)"
+    assert CandidateStage("cells").describe(-1).startswith("k-means cells of the embeddings")
 
 
 @pytest.mark.parametrize("value", ["many", "", "-1", "1001", "2.5"])
@@ -108,14 +106,19 @@ def test_all_pairs_of_nothing() -> None:
     assert len(i) == 0 and fine.sum() == 0
 
 
-def test_above_the_exact_limit_auto_takes_codes_and_neighbours(db: Path, monkeypatch: pytest.MonkeyPatch) -> None:  # noqa: F811
+def test_above_the_exact_limit_auto_takes_cells(db: Path, monkeypatch: pytest.MonkeyPatch) -> None:  # noqa: F811
     monkeypatch.setattr(dedup_options, "EXACT_LIMIT", 5)
     result = dedup_index(db)
-    assert result.stats.stage == "codes+neighbours" and result.stats.neighbours == AUTO_NEIGHBOURS
-    assert 7 in result.duplicate_ids  # the far copy is the nearest embedding of document 1
-    monkeypatch.setattr(dedup_options, "NEIGHBOUR_LIMIT", 6)
-    result = dedup_index(db)
-    assert result.stats.stage == "codes" and 7 not in result.duplicate_ids
+    assert result.stats.stage == "cells" and result.stats.cells >= 1 and result.stats.radius == -1
+    assert 7 in result.duplicate_ids  # the far copy (24 bits away) is near in the embeddings
+    assert result.stats.unverified_pairs == 0
+    assert result.cosine.min() >= result.options.threshold  # only pairs at the threshold are kept
+    with pytest.raises(UsageError, match="counted, not kept"):
+        result.rethreshold(0.6)
+    code, output = invoke("--db", db, "--json")
+    assert code == 0 and 7 in {
+        json.loads(line)["duplicate_id"] for line in output.splitlines() if "duplicate_id" in line
+    }
 
 
 def test_cli_neighbours(db: Path) -> None:  # noqa: F811
@@ -135,85 +138,28 @@ def test_cli_neighbours(db: Path) -> None:  # noqa: F811
     assert code == 2 and "not with --against" in output
 
 
-def test_auto_keeps_the_code_join_to_its_pair_budget(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Coarse codes: 8 documents on code 0 and 8 on codes 1 bit away give 8*7/2 + 8*8 pairs within 1 bit."""
+def test_cells_budget_counts_the_pairs_it_drops(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Twelve near copies of one text (66 pairs above the threshold) and a budget of 12 pairs: never silent."""
     rng = np.random.default_rng(2)
-    x = rng.standard_normal((16, 8))
+    x = np.ones((12, 8)) + 0.01 * rng.standard_normal((12, 8))
     x /= np.linalg.norm(x, axis=1, keepdims=True)
-    docs = [(f"document {k}", x[k], 0 if k < 8 else 1 << (k - 8)) for k in range(16)]
     path = tmp_path / "b.db"
-    make_store(path, docs, tmp_path / "docs")
+    make_store(path, [(f"document {k}", x[k], k) for k in range(12)], tmp_path / "docs")
     monkeypatch.setattr(dedup_options, "EXACT_LIMIT", 4)
-    monkeypatch.setattr(dedup_options, "NEIGHBOUR_LIMIT", 4)  # the code join alone: its pairs are countable
-    full = dedup_index(path, DedupOptions(radius=1, neighbours=0))
-    assert full.stats.radius == 1 and full.stats.candidates == 28 + 64
-    monkeypatch.setattr(pipeline, "CODE_PAIR_BUDGET", 2)  # 32 pairs allowed: radius 0 (28 pairs) fits, 1 not
-    auto = dedup_index(path, DedupOptions(radius=1))
-    assert auto.stats.stage == "codes" and auto.stats.radius == 0 and auto.stats.candidates == 28
-    assert set(zip(auto.left.tolist(), auto.right.tolist(), strict=True)) <= {
-        (a, b) for a in range(1, 9) for b in range(a + 1, 9)
-    }
-    honoured = dedup_index(path, DedupOptions(radius=1, neighbours=0))  # a number given: --radius is exact
-    assert honoured.stats.radius == 1 and honoured.stats.candidates == 92
-    code, output = invoke("--db", path, "--radius", 1)
-    assert code == 0 and "28 candidate pairs from codes within 0 bits" in output
-    # Never silent: the 64 pairs at 1 bit the budget skipped are counted, with the flag that verifies them.
-    assert auto.stats.unverified_pairs == 64 and not auto.stats.unverified_lower_bound
-    assert honoured.stats.unverified_pairs == 0 and full.stats.unverified_pairs == 0
-    assert "warning: 64 candidate pairs within --radius were not verified" in output and "--neighbours 0" in output
-    code, output = invoke("--db", path, "--radius", 1, "--json")
+    full = dedup_index(path, DedupOptions(neighbours="all"))
+    assert full.stats.unverified_pairs == 0 and len(full.left) == 66
+    unbound = dedup_index(path)
+    assert unbound.stats.stage == "cells" and len(unbound.left) == 66 and unbound.stats.unverified_pairs == 0
+    monkeypatch.setattr(pipeline, "CELL_PAIR_BUDGET", 1)  # 12 pairs kept at most
+    capped = dedup_index(path)
+    # One cell holds all twelve: the first tree finds the 66 pairs, keeps 12, counts 54; no later tree runs.
+    assert len(capped.left) == 12 and capped.stats.unverified_pairs == 66 - 12
+    assert capped.stats.unverified_lower_bound
+    code, output = invoke("--db", path)
+    assert code == 0 and "warning: at least 54 pairs at or above the threshold were found but not kept" in output
+    code, output = invoke("--db", path, "--json")
     warning = [json.loads(line) for line in output.splitlines() if line.startswith('{"warning"')]
-    assert len(warning) == 1 and warning[0]["stats"]["unverified_pairs"] == 64
-
-
-def test_auto_over_budget_keeps_neighbour_pairs_the_smaller_join_did_not_verify(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """With the join cut to radius 0, a near pair 2 bits apart must still come from the neighbour search."""
-    rng = np.random.default_rng(4)
-    x = rng.standard_normal((12, 8))
-    x[11] = x[10] + 0.01 * rng.standard_normal(8)  # 11 is a near copy of 10 ...
-    x /= np.linalg.norm(x, axis=1, keepdims=True)
-    codes = [0] * 6 + [(1 << 20) + k for k in range(4)] + [1 << 5, (1 << 5) | 3]  # ... with a code 2 bits away
-    path = tmp_path / "c.db"
-    make_store(path, [(f"text {k}", x[k], codes[k]) for k in range(12)], tmp_path / "docs")
-    monkeypatch.setattr(dedup_options, "EXACT_LIMIT", 4)
-    monkeypatch.setattr(pipeline, "CODE_PAIR_BUDGET", 15 / 12)  # 15 pairs: radius 0 (15 pairs) fits, 1 not
-    result = dedup_index(path, DedupOptions(radius=3, threshold=0.95))
-    assert result.stats.stage == "codes+neighbours" and result.stats.radius == 0
-    assert 12 in result.duplicate_ids
-    pair = int(np.flatnonzero((result.left == 11) & (result.right == 12))[0])
-    assert result.hamming[pair] == 2
-    monkeypatch.setattr(pipeline, "CODE_PAIR_BUDGET", 1 / 12)  # not even radius 0 fits: neighbours alone
-    alone = dedup_index(path, DedupOptions(radius=3, threshold=0.95))
-    assert alone.stats.radius == -1 and 12 in alone.duplicate_ids
-    assert alone.stats.unverified_pairs == 15 and alone.stats.unverified_lower_bound  # the same-code pairs, at least
-    assert "at least 15 candidate pairs" in (alone.stats.unverified_note() or "")
-    code, output = invoke("--db", path, "--threshold", 0.95)
-    assert code == 0 and "nearest embeddings (codes too coarse to join)" in output
-
-
-def test_auto_without_neighbours_skips_blocks_over_the_budget(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Ten documents on one code (45 pairs) and a near pair on its own code: only the small block fits."""
-    rng = np.random.default_rng(6)
-    x = rng.standard_normal((12, 8))
-    x[11] = x[10] + 0.01 * rng.standard_normal(8)
-    x /= np.linalg.norm(x, axis=1, keepdims=True)
-    codes = [7] * 10 + [1 << 30, 1 << 30]
-    path = tmp_path / "d.db"
-    make_store(path, [(f"text {k}", x[k], codes[k]) for k in range(12)], tmp_path / "docs")
-    monkeypatch.setattr(dedup_options, "EXACT_LIMIT", 4)
-    monkeypatch.setattr(dedup_options, "NEIGHBOUR_LIMIT", 4)
-    monkeypatch.setattr(pipeline, "CODE_PAIR_BUDGET", 10 / 12)  # 10 pairs: the 45-pair block does not fit
-    result = dedup_index(path, DedupOptions(radius=3, threshold=0.95))
-    assert result.stats.stage == "codes" and result.stats.radius == 0 and result.stats.largest_block == 2
-    assert result.stats.candidates == 1 and 12 in result.duplicate_ids
-    assert set(result.left.tolist()) <= {11}
-    code, output = invoke("--db", path, "--threshold", 0.95)
-    assert code == 0 and "codes of more than 2 documents skipped" in output
-    assert result.stats.unverified_pairs == 45 and "45 candidate pairs within --radius were not verified" in output
-    every = dedup_index(path, DedupOptions(radius=3, threshold=0.95, neighbours=0))  # a number: no budget
-    assert every.stats.largest_block == 0 and every.stats.candidates == 46
+    assert len(warning) == 1 and warning[0]["stats"]["unverified_pairs"] == 54
 
 
 def test_largest_block_within() -> None:

@@ -8,15 +8,13 @@ Pipeline (no torch: everything runs on what SQLite already holds):
    :func:`~semhash.dedup.options.candidate_stage`, reported as ``DedupStats.stage``): up to ``EXACT_LIMIT``
    (20,000) documents *every pair* is a candidate (``all-pairs``: one blocked matrix product of the stored
    embeddings, :mod:`semhash.dedup.exact`; the result is exactly all-pairs cosine, because there the
-   32-bit codes, not the cost, limit recall); up to ``NEIGHBOUR_LIMIT`` (200,000) the code join below plus
-   each document's 10 nearest stored embeddings (faiss, :mod:`semhash.dedup.ann`); above it the code join
-   alone, whose cost stays near-linear. ``neighbours=0`` is the code join alone at any size (the behaviour
+   32-bit codes, not the cost, limit recall); above it every pair at or above the threshold inside k-means
+   cells of the full embeddings, each document against its 2 nearest cells (``cells``,
+   :mod:`semhash.dedup.cells`: no k to waste, no topical code blocks; at 10^6 it replaced the budgeted
+   code join that found 0.11 of the planted copies). Its pair budget (``CELL_PAIR_BUDGET`` a document)
+   only binds on corpora that are one big family of near copies; what it drops is counted in
+   ``DedupStats.unverified_pairs``. ``neighbours=0`` is the code join alone at any size (the behaviour
    before ``auto``), ``"all"`` every pair at any size, ``K`` the code join plus ``K`` nearest embeddings.
-   Above ``EXACT_LIMIT``, ``auto`` also bounds the code join's verification to ``CODE_PAIR_BUDGET`` (20)
-   pairs a document: a smaller radius when ``--radius`` gives more; when radius 0 alone gives more (topical
-   codes), no join where neighbours are searched, else only the code blocks small enough to fit
-   (``DedupStats.radius`` and ``largest_block`` say what ran). So 10^6 documents stay under a minute, but
-   with learned codes whose blocks are topics the codes then find few duplicates (``BENCHMARKS.md``).
    **The code join**: all pairs of documents whose 32-bit codes are within ``radius`` bits. Codes are first
    reduced to their distinct values; pairs of distinct
    codes come from a *split-radius hash join*: with ``a = radius // 2`` and ``b = radius - a``, two codes
@@ -83,7 +81,6 @@ from semhash.dedup.against import AgainstResult, find_existing, match_against
 from semhash.dedup.clusters import DedupResult, DedupStats, DocTable, build_clusters
 from semhash.dedup.join import candidate_pairs, distinct_code_pairs, flip_masks
 from semhash.dedup.options import (
-    AUTO_NEIGHBOURS,
     CLUSTER_METHODS,
     DEFAULT_MIN_OVERLAP,
     DEFAULT_RADIUS,
@@ -92,7 +89,6 @@ from semhash.dedup.options import (
     KEEP_FLOOR,
     KEEP_RULES,
     MAX_RADIUS,
-    NEIGHBOUR_LIMIT,
     CandidateStage,
     DedupOptions,
     candidate_stage,
@@ -105,7 +101,6 @@ from semhash.dedup.verify import FINE_BINS, SMALL_BLOCK, CodeBlocks, pairwise_co
 from semhash.dedup.write import WritePlan, WriteSummary, check_new_folder, plan_unique, write_unique
 
 __all__ = [
-    "AUTO_NEIGHBOURS",
     "CLUSTER_METHODS",
     "DEFAULT_MIN_OVERLAP",
     "DEFAULT_RADIUS",
@@ -115,7 +110,6 @@ __all__ = [
     "KEEP_FLOOR",
     "KEEP_RULES",
     "MAX_RADIUS",
-    "NEIGHBOUR_LIMIT",
     "SMALL_BLOCK",
     "AgainstResult",
     "CandidateStage",

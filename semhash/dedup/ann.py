@@ -1,9 +1,9 @@
 """Candidates from the stored embeddings themselves: each document's nearest neighbours (faiss).
 
 The 32-bit search codes are coarse for deduplication: at radius 3 they hold 59% of MRPC's paraphrase
-pairs (89% of 20NG's edited copies). ``neighbours="auto"`` uses this stage with k = 10 between
-``EXACT_LIMIT`` and ``NEIGHBOUR_LIMIT`` documents. With ``neighbours = k > 0`` every document's ``k`` nearest stored
-embeddings (inner product of unit vectors = cosine) are candidates too, already verified (the search
+pairs (89% of 20NG's edited copies). ``--neighbours K`` adds this stage to the code join (``auto`` uses
+:mod:`semhash.dedup.cells` instead above ``EXACT_LIMIT``). With ``neighbours = k > 0`` every document's ``k``
+nearest stored embeddings (inner product of unit vectors = cosine) are candidates too, already verified (the search
 returns their cosine). A pair is a code-stage candidate exactly when its codes are within the radius, so
 the pipeline adds the neighbour pairs whose codes are farther apart: the two lists never overlap.
 Exact (``IndexFlatIP``) up to ``FLAT_LIMIT`` documents; above, an inverted file (``IndexIVFFlat``,

@@ -65,19 +65,21 @@ class DedupStats:
 
     documents: int = 0
     candidates: int = 0
-    #: The candidate stage that ran (:func:`semhash.dedup.options.candidate_stage`): ``all-pairs``,
+    #: The candidate stage that ran (:func:`semhash.dedup.options.candidate_stage`): ``all-pairs``, ``cells``,
     #: ``codes+neighbours`` or ``codes``; ``neighbours`` is its k (0 without a neighbour search).
     stage: str = "codes"
     neighbours: int = 0
-    #: The radius the code join used: ``options.radius``, or less where ``auto`` kept to its pair budget
-    #: (``-1``: no join: ``all-pairs``, or ``auto`` found radius 0 alone over budget and searched neighbours).
+    #: The radius the code join used (``-1``: no join: ``all-pairs`` and ``cells``).
     radius: int = -1
-    #: 0, or the most documents a code block may hold to be verified: ``auto`` without a neighbour search,
-    #: when radius 0 alone exceeds the pair budget, skips the larger (topical) blocks and says so here.
+    #: 0, or the most documents a code block may hold to be verified (no stage caps blocks today; kept for
+    #: the ``--json`` field).
     largest_block: int = 0
-    #: Code-join candidate pairs within ``--radius`` that ``auto``'s pair budget left unverified (0: none);
-    #: ``--neighbours 0`` (the code join alone, every pair within the radius) or ``all`` verifies them.
-    #: With ``unverified_lower_bound`` it counts only the same-code pairs (the full join was not run).
+    #: ``cells``: the k-means cells and the documents in the largest (0 for the other stages).
+    cells: int = 0
+    largest_cell: int = 0
+    #: ``cells``: pairs at or above the threshold found after the stage's pair budget
+    #: (``semhash.dedup.cells.CELL_PAIR_BUDGET`` a document) was spent: counted, not kept (0: none);
+    #: ``--neighbours all`` verifies every pair. A pair found from both of its documents' cells counts twice.
     unverified_pairs: int = 0
     unverified_lower_bound: bool = False
     #: Whether the index embeds with an adapted encoder (``semhash train --adapt``): it reads only each
@@ -101,6 +103,11 @@ class DedupStats:
         if not self.unverified_pairs:
             return None
         count = f"{'at least ' if self.unverified_lower_bound else ''}{self.unverified_pairs}"
+        if self.stage == "cells":
+            return (
+                f"{count} pairs at or above the threshold were found but not kept (pair budget of the default "
+                "candidate stage); --neighbours all verifies and keeps every pair (slower)"
+            )
         return (
             f"{count} candidate pairs within --radius were not verified (pair budget of the default candidate "
             "stage); --neighbours 0 verifies every pair within --radius, --neighbours all every pair (slower)"

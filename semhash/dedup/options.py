@@ -28,19 +28,11 @@ MAX_NEIGHBOURS = 1000
 #: ``--neighbours auto``: up to this many documents every pair's cosine is computed (the ``all-pairs`` stage,
 #: exact). Its cost grows as n^2: about 1.5 * 10^11 flops at this size, a few seconds of BLAS on 2 cores.
 EXACT_LIMIT = 20_000
-#: ``--neighbours auto``: above ``EXACT_LIMIT`` and up to this many documents, the code join plus each
-#: document's ``AUTO_NEIGHBOURS`` nearest stored embeddings (faiss IVF, whose cost grows about as n^1.5);
-#: above it, the code join alone.
-NEIGHBOUR_LIMIT = 200_000
-AUTO_NEIGHBOURS = 10
-#: ``--neighbours auto`` above ``EXACT_LIMIT``: the code join verifies at most this many candidate pairs per
-#: document; when ``--radius`` would give more, the largest radius within the budget is used (and reported).
-#: When radius 0 alone exceeds it, the join is skipped where neighbours are searched, and otherwise only the
-#: code blocks small enough to fit are verified (``DedupStats.largest_block``). Learned codes are topical:
-#: on 10^5 documents coded by the model trained on 20NG, radius 3 gave 76 M candidate pairs (760 a document,
-#: 60 s of verification) for less recall than the neighbour search; on 10^6, 7.5 * 10^9 (1.3 * 10^9 at
-#: radius 0 alone, the largest code holding 23,454 documents). ``scripts/bench_dedup.py scale``.
-CODE_PAIR_BUDGET = 20
+#: ``--neighbours auto``: above ``EXACT_LIMIT``, every pair at or above the threshold inside k-means cells of
+#: the full embeddings, each document against its nearest cells (:mod:`semhash.dedup.cells`). It replaced
+#: the code join plus 10 nearest embeddings (to 200,000 documents) and the code join alone (above): learned
+#: codes are topical, so at 10^6 radius 0 alone held 1.3 * 10^9 pairs and the budgeted join found 0.11 of
+#: the planted copies; the neighbour search took 376 s. ``scripts/bench_dedup.py scale``, BENCHMARKS.md.
 #: The words ``--neighbours`` accepts besides a number.
 NEIGHBOUR_MODES = ("auto", "all")
 
@@ -50,22 +42,27 @@ class CandidateStage:
     """Which candidate stage a run uses (see :func:`candidate_stage`).
 
     Attributes:
-        name: ``all-pairs`` (the cosine of every pair), ``codes+neighbours`` (the code join within the
-            radius plus each document's ``neighbours`` nearest embeddings) or ``codes`` (the code join alone).
+        name: ``all-pairs`` (the cosine of every pair), ``cells`` (the pairs above the threshold inside
+            k-means cells of the embeddings), ``codes+neighbours`` (the code join within the radius plus each
+            document's ``neighbours`` nearest embeddings) or ``codes`` (the code join alone).
         neighbours: k of the neighbour search (0 unless ``codes+neighbours``).
     """
 
     name: str
     neighbours: int = 0
-    budget: bool = False  # the code join keeps to CODE_PAIR_BUDGET pairs a document (a smaller radius if need be)
 
     def describe(self, radius: int, largest_block: int = 0) -> str:
         """A few words for summaries: what the candidates were (``radius``: the one the code join used;
         ``largest_block``: the largest code block verified, 0 = all of them)."""
         if self.name == "all-pairs":
             return "all pairs (exact)"
-        if radius < 0:  # auto skipped a join whose radius 0 alone exceeded the pair budget
-            return f"{self.neighbours} nearest embeddings (codes too coarse to join)"
+        if self.name == "cells":
+            from semhash.dedup.cells import PROBES, TREES
+
+            return (
+                f"k-means cells of the embeddings ({TREES} trees, each document against its {PROBES} nearest "
+                "cells; a pair counted once per tree)"
+            )
         codes = f"codes within {radius} bits"
         if largest_block:
             codes += f" (codes of more than {largest_block} documents skipped: over the pair budget)"
@@ -75,16 +72,16 @@ class CandidateStage:
 def candidate_stage(documents: int, neighbours: int | str) -> CandidateStage:
     """The candidate stage for ``documents`` encoded documents and a ``neighbours`` setting.
 
-    ``"auto"``: all pairs up to :data:`EXACT_LIMIT` documents, the code join plus :data:`AUTO_NEIGHBOURS`
-    nearest embeddings up to :data:`NEIGHBOUR_LIMIT`, the code join alone above; above ``EXACT_LIMIT`` the
-    code join keeps to :data:`CODE_PAIR_BUDGET` pairs a document. ``"all"``: all pairs at any size. A number
-    ``k``: the code join (at exactly ``--radius``) plus ``k`` nearest embeddings (``0``: the code join alone).
+    ``"auto"``: all pairs up to :data:`EXACT_LIMIT` documents, the cell stage above. ``"all"``: all pairs at
+    any size. A number ``k``: the code join (at exactly ``--radius``) plus ``k`` nearest embeddings (``0``:
+    the code join alone).
     """
     if neighbours == "all" or (neighbours == "auto" and documents <= EXACT_LIMIT):
         return CandidateStage("all-pairs")
-    k = (AUTO_NEIGHBOURS if documents <= NEIGHBOUR_LIMIT else 0) if neighbours == "auto" else int(neighbours)
-    budget = neighbours == "auto"
-    return CandidateStage("codes+neighbours", k, budget) if k else CandidateStage("codes", 0, budget)
+    if neighbours == "auto":
+        return CandidateStage("cells")
+    k = int(neighbours)
+    return CandidateStage("codes+neighbours", k) if k else CandidateStage("codes")
 
 
 def parse_neighbours(value: int | str) -> int | str:
@@ -127,10 +124,9 @@ class DedupOptions:
             much of its word shingles (Jaccard, :mod:`semhash.dedup.overlap`); 0 = the cosine alone for
             every pair (the behaviour before issue 22).
         neighbours: the candidate stage (:func:`candidate_stage`): ``"auto"`` (the default: every pair up to
-            ``EXACT_LIMIT`` documents, the codes plus nearest embeddings up to ``NEIGHBOUR_LIMIT``, the
-            codes alone above), ``"all"`` (every pair), or ``k``: the code join plus each document's ``k``
-            nearest stored embeddings (faiss; :mod:`semhash.dedup.ann`); 0 = the code stage alone (the
-            behaviour before ``auto``).
+            ``EXACT_LIMIT`` documents, the pairs above the threshold inside k-means cells above), ``"all"``
+            (every pair), or ``k``: the code join plus each document's ``k`` nearest stored embeddings
+            (faiss; :mod:`semhash.dedup.ann`); 0 = the code stage alone (the behaviour before ``auto``).
     """
 
     radius: int = DEFAULT_RADIUS

@@ -10,9 +10,10 @@ import numpy as np
 
 from semhash.adapted import is_adapted
 from semhash.dedup.ann import neighbour_pairs
+from semhash.dedup.cells import CELL_PAIR_BUDGET, cell_pairs
 from semhash.dedup.clusters import DedupResult, DedupStats, DocTable, build_clusters
 from semhash.dedup.exact import all_pairs
-from semhash.dedup.options import CODE_PAIR_BUDGET, DedupOptions, candidate_stage, check_radius
+from semhash.dedup.options import DedupOptions, candidate_stage, check_radius
 from semhash.dedup.overlap import pair_overlaps
 from semhash.dedup.text import normalized_text_hash, numbers_conflict
 from semhash.dedup.verify import FINE_BINS, CodeBlocks, fine_bin
@@ -73,45 +74,31 @@ def dedup_store(store: Store, options: DedupOptions) -> DedupResult:
         i, j, cosine, fine = all_pairs(_in_row_order(matrix, slot), options.floor)
         dist = _hamming(codes, bits, i, j)
         stats.candidates = len(ids) * (len(ids) - 1) // 2
-    else:
+    elif stage.name == "cells":
         started = time.perf_counter()
-        budget = CODE_PAIR_BUDGET * len(ids)
-        same_code = _same_code_pairs(codes, bits) if stage.budget else 0
-        if stage.budget and same_code > budget:
-            # Radius 0 alone is over budget: no join at a larger radius is paid for. With a neighbour search,
-            # the neighbours alone; without one, the same-code blocks (capped below).
-            blocks, stats.radius = CodeBlocks.build(codes, bits, 0), (-1 if stage.neighbours else 0)
-            # Unverified: at least the same-code pairs (the pairs at the full radius are not counted: that
-            # join is what the budget avoids).
-            stats.unverified_pairs, stats.unverified_lower_bound = same_code, True
-        else:
-            blocks = CodeBlocks.build(codes, bits, options.radius)
-            stats.radius = options.radius
-            if stage.budget:
-                stats.radius = _radius_within_budget(blocks, options.radius, len(ids), stage.neighbours > 0)
-                stats.unverified_pairs = blocks.candidate_count  # less what is verified, below
-        join = stats.radius >= 0
-        if join and stats.radius < options.radius:
-            blocks = blocks.within(stats.radius)
-        if stage.budget and join and blocks.candidate_count > budget:
-            # No neighbour search and whole topics on one code: verify the smaller blocks only (bounded work).
-            stats.largest_block = blocks.largest_block_within(int(budget))
-            blocks = blocks.capped(stats.largest_block)
-        stats.candidates = blocks.candidate_count if join else 0
-        if stage.budget:
-            # Pairs within --radius that the pair budget left unverified (the neighbour search may still
-            # reach some of them).
-            stats.unverified_pairs = max(0, stats.unverified_pairs - stats.candidates)
+        matrix, slot = embeddings_for(store, ids, np.arange(len(ids)))
+        # Only pairs at the threshold are kept: below it, same-topic pairs inside a cell would fill memory.
+        floor = max(options.floor, options.threshold)
+        found = cell_pairs(_in_row_order(matrix, slot), floor, budget=CELL_PAIR_BUDGET * len(ids))
+        del matrix
+        i, j, cosine = found.i, found.j, found.cosine
+        fine = np.bincount(fine_bin(cosine), minlength=FINE_BINS)
+        dist = _hamming(codes, bits, i, j)
+        stats.candidates, stats.cells, stats.largest_cell = found.products, found.cells, found.largest_cell
+        stats.unverified_pairs, stats.unverified_lower_bound = found.dropped, found.dropped_lower_bound
+        stats.seconds_candidates = time.perf_counter() - started
+        started = time.perf_counter()
+    else:  # a number given: the code join at exactly --radius (plus k nearest embeddings)
+        started = time.perf_counter()
+        blocks = CodeBlocks.build(codes, bits, options.radius)
+        stats.radius = options.radius
+        stats.candidates = blocks.candidate_count
         stats.seconds_candidates = time.perf_counter() - started
 
         started = time.perf_counter()
         rows = np.arange(len(ids)) if stage.neighbours else blocks.rows_with_candidates()
         matrix, slot = embeddings_for(store, ids, rows)
-        if join:
-            i, j, dist, cosine, fine = blocks.verify(matrix, slot, options.floor)
-        else:
-            i, j, dist = np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.int8)
-            cosine, fine = np.zeros(0, np.float32), np.zeros(FINE_BINS, np.int64)
+        i, j, dist, cosine, fine = blocks.verify(matrix, slot, options.floor)
         if stage.neighbours:
             extra = neighbour_candidates(matrix, slot, codes, bits, stats.radius, stage.neighbours, options.floor)
             stats.candidates += extra.count
@@ -154,7 +141,7 @@ def dedup_store(store: Store, options: DedupOptions) -> DedupResult:
     clusters = build_clusters(docs, left, right, cosine, vetoed, options, overlap)
     stats.exact_duplicates = len(involved) - len(np.unique(keys[involved])) if len(involved) else 0
     stats.seconds_cluster = time.perf_counter() - started
-    floor = options.floor
+    floor = max(options.floor, options.threshold) if stage.name == "cells" else options.floor
     return DedupResult(options, clusters, left, right, dist, cosine, vetoed, docs, stats, fine, floor, overlap)
 
 
@@ -197,28 +184,6 @@ def neighbour_candidates(
     histogram = np.bincount(fine_bin(cos), minlength=FINE_BINS)
     keep = cos >= floor
     return NeighbourCandidates((i[keep], j[keep], dist[keep], cos[keep]), len(i), histogram)
-
-
-def _radius_within_budget(blocks: CodeBlocks, radius: int, documents: int, neighbours: bool) -> int:
-    """The largest radius up to ``radius`` whose candidate pairs fit ``CODE_PAIR_BUDGET`` a document.
-
-    When even radius 0 does not fit (whole topics on one code), the join is skipped (``-1``) if a neighbour
-    search runs, and kept at radius 0 otherwise (the codes are then all there is; the caller then verifies
-    only the code blocks small enough to fit the budget).
-    """
-    within = np.flatnonzero(blocks.pairs_by_radius(radius) <= CODE_PAIR_BUDGET * documents)
-    if len(within):
-        return int(within[-1])
-    return -1 if neighbours else 0
-
-
-def _same_code_pairs(codes: np.ndarray, bits: int) -> int:
-    """Pairs of documents sharing a code (the code join's pairs at radius 0), without the join."""
-    unsigned = np.asarray(codes).astype(np.int64).view(np.uint64)
-    if bits < 64:
-        unsigned = unsigned & np.uint64((1 << bits) - 1)
-    counts = np.unique(unsigned, return_counts=True)[1].astype(np.int64)
-    return int((counts * (counts - 1) // 2).sum())
 
 
 def _in_row_order(matrix: np.ndarray, slot: np.ndarray) -> np.ndarray:
