@@ -185,32 +185,11 @@ class SentenceTransformerEncoder:
         The pooled embedding is accumulated as the chunks go (same weighting as :meth:`encode`), so memory
         is one chunk of windows whatever the document's length. ``progress`` gets the characters done so far.
         """
-        total = np.zeros(self.dim, dtype=np.float64)
-        pieces: list[str] = []
-        weights: list[int] = []
-        done = 0
-
-        def flush() -> None:
-            nonlocal total
-            vectors = self._encode_windows(pieces)
-            total += (vectors.astype(np.float64) * np.asarray(weights, dtype=np.float64)[:, None]).sum(axis=0)
-            self.stats.windows += len(pieces)
-            pieces.clear()
-            weights.clear()
-            if progress:
-                progress(done)
-
-        for piece, n_tokens in self.iter_windows(text):
-            pieces.append(piece)
-            weights.append(n_tokens)
-            # Characters up to the end of this window (the windows are consecutive substrings).
-            done += len(piece)
-            if len(pieces) >= self.window_chunk:
-                flush()
-        if pieces:
-            flush()
-        self.stats.documents += 1
-        return (total / max(float(np.linalg.norm(total)), 1e-12)).astype(np.float32)
+        spans = chunked_spans(text, self._tokenize_chunk, self.max_tokens, self.chunk_chars, self.stats)
+        windows = (
+            (text[begin:end], n_tokens, end) for begin, end, n_tokens in kept_spans(spans, self.max_windows, self.stats)
+        )
+        return embed_streamed(windows, self._encode_windows, self.dim, self.stats, self.window_chunk, progress)
 
     def _encode_windows(self, windows: Sequence[str]) -> np.ndarray:
         """One model call on window texts: ``(len(windows), dim)`` float32 unit vectors."""
@@ -331,6 +310,47 @@ def _quiet_transformers() -> None:
         hf_logging.disable_progress_bar()
     except ImportError:  # pragma: no cover - transformers comes with sentence-transformers
         pass
+
+
+def embed_streamed(
+    windows: Iterable[tuple[str, int, int]],
+    embed_windows: Callable[[list[str]], np.ndarray],
+    dim: int,
+    stats: EncodeStats,
+    window_chunk: int,
+    progress: Callable[[int], None] | None = None,
+) -> np.ndarray:
+    """One document's ``(window text, token count, end offset)`` pieces pooled ``window_chunk`` at a time.
+
+    The long-document path of both encoders (torch and ONNX): the same weighting as :func:`embed_pooled`,
+    accumulated as the chunks go, so memory is one chunk of windows whatever the document's length;
+    ``progress`` gets the character offset reached after each chunk. Returns a ``(dim,)`` unit vector.
+    """
+    total = np.zeros(dim, dtype=np.float64)
+    pieces: list[str] = []
+    weights: list[int] = []
+    done = 0
+
+    def flush() -> None:
+        nonlocal total
+        vectors = embed_windows(pieces)
+        total += (vectors.astype(np.float64) * np.asarray(weights, dtype=np.float64)[:, None]).sum(axis=0)
+        stats.windows += len(pieces)
+        pieces.clear()
+        weights.clear()
+        if progress:
+            progress(done)
+
+    for piece, n_tokens, end in windows:
+        pieces.append(piece)
+        weights.append(n_tokens)
+        done = end
+        if len(pieces) >= window_chunk:
+            flush()
+    if pieces:
+        flush()
+    stats.documents += 1
+    return (total / max(float(np.linalg.norm(total)), 1e-12)).astype(np.float32)
 
 
 def embed_pooled(

@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from semhash.embed import EncodeStats, chunked_spans, embed_pooled, kept_spans, spread_windows
+from semhash.embed import EncodeStats, chunked_spans, embed_pooled, embed_streamed, kept_spans, spread_windows
 from semhash.runtime.manifest import (
     ENCODER_FILE,
     OPTIMIZED_FILE,
@@ -235,32 +235,11 @@ class OnnxEncoder:
         ``window_chunk`` windows at a time, and the pooled embedding accumulated; ``progress`` gets the
         characters done so far after each window chunk.
         """
-        total = np.zeros(self.dim, dtype=np.float64)
-        pieces: list[str] = []
-        weights: list[int] = []
-        done = 0
-
-        def flush() -> None:
-            nonlocal total
-            vectors = self.embed_windows(pieces)
-            total += (vectors.astype(np.float64) * np.asarray(weights, dtype=np.float64)[:, None]).sum(axis=0)
-            self.stats.windows += len(pieces)
-            pieces.clear()
-            weights.clear()
-            if progress:
-                progress(done)
-
         spans = chunked_spans(text, self._tokenize_chunk, self.max_tokens, chunk_chars, self.stats)
-        for begin, end, n_tokens in kept_spans(spans, self.max_windows, self.stats):
-            pieces.append(text[begin:end])
-            weights.append(n_tokens)
-            done = end
-            if len(pieces) >= window_chunk:
-                flush()
-        if pieces:
-            flush()
-        self.stats.documents += 1
-        return (total / max(float(np.linalg.norm(total)), 1e-12)).astype(np.float32)
+        windows = (
+            (text[begin:end], n_tokens, end) for begin, end, n_tokens in kept_spans(spans, self.max_windows, self.stats)
+        )
+        return embed_streamed(windows, self.embed_windows, self.dim, self.stats, window_chunk, progress)
 
     def _tokenize_chunk(self, chunk: str) -> tuple[Sequence[tuple[int, int]], Sequence[int | None]]:
         self._tokenizer.no_truncation()
