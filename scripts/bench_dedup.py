@@ -887,6 +887,26 @@ def ann_speed(sizes: list[int], k: int = 10) -> None:
         (CACHE / "ann-speed.json").write_text(json.dumps(out, indent=1))
 
 
+def plant_near_copies(emb: np.ndarray, shaped: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """Overwrite 5% of the unit rows of ``emb`` (in place) with near copies of random others, at cosine
+    0.82-0.99 along noise shaped like the corpus (``shaped``: its principal directions times their spread).
+
+    Returns ``(near, src)``: each planted row and the row it copies. The scale stage and the exploration
+    scripts of its candidate stages (``explore_dedup_*.py``) plant their copies with this one function.
+    """
+    n = len(emb)
+    near = rng.choice(n, n // 20, replace=False)
+    src = rng.integers(0, n, len(near))
+    near, src = near[near != src], src[near != src]
+    noise = rng.standard_normal((len(near), len(shaped))).astype(np.float32) @ shaped
+    base = emb[src]
+    noise -= (noise * base).sum(axis=1, keepdims=True) * base
+    noise /= np.linalg.norm(noise, axis=1, keepdims=True)
+    target = rng.uniform(0.82, 0.99, len(near)).astype(np.float32)
+    emb[near] = target[:, None] * base + np.sqrt(1 - target**2)[:, None] * noise
+    return near, src
+
+
 # -- the default at scale, with codes from a hashing model trained on real text (issue 11) ---------------
 NG_FULL = ROOT / ".cache" / "20ng"
 
@@ -944,15 +964,7 @@ def mixture(n: int, folder: Path, seed: int = 0) -> dict:
         emb[start : start + m] += 0.6 * (rng.standard_normal((m, len(shaped))).astype(np.float32) @ shaped)
         lex[start : start + m] = np.einsum("nk,nkd->nd", w, lexical[pick])
     emb /= np.linalg.norm(emb, axis=1, keepdims=True)
-    near = rng.choice(n, n // 20, replace=False)
-    src = rng.integers(0, n, len(near))
-    near, src = near[near != src], src[near != src]
-    noise = rng.standard_normal((len(near), len(shaped))).astype(np.float32) @ shaped
-    base = emb[src]
-    noise -= (noise * base).sum(axis=1, keepdims=True) * base
-    noise /= np.linalg.norm(noise, axis=1, keepdims=True)
-    target = rng.uniform(0.82, 0.99, len(near)).astype(np.float32)
-    emb[near] = target[:, None] * base + np.sqrt(1 - target**2)[:, None] * noise
+    near, src = plant_near_copies(emb, shaped, rng)
     lex[near] = 0.9 * lex[src] + 0.1 * lex[rng.integers(0, n, len(near))]
     words = np.array(GREEK)
     picks = rng.integers(0, len(words), (n, 8))

@@ -33,6 +33,7 @@ from pathlib import Path
 
 import faiss
 import numpy as np
+from bench_dedup import plant_near_copies  # scripts/ is on the path: python scripts/explore_dedup_cells.py
 
 EMBEDDINGS = Path(__file__).resolve().parents[1] / ".cache" / "dedup" / "ng-emb.npz"
 
@@ -59,15 +60,7 @@ def mixtures(n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
         noise = rng.standard_normal((m, len(shaped))).astype(np.float32) @ shaped
         emb[s0 : s0 + m] = np.einsum("nk,nkd->nd", w, real[pick]) + 0.6 * noise
     emb /= np.linalg.norm(emb, axis=1, keepdims=True)
-    near = rng.choice(n, n // 20, replace=False)
-    src = rng.integers(0, n, len(near))
-    near, src = near[near != src], src[near != src]
-    noise = rng.standard_normal((len(near), len(shaped))).astype(np.float32) @ shaped
-    base = emb[src]
-    noise -= (noise * base).sum(1, keepdims=True) * base
-    noise /= np.linalg.norm(noise, axis=1, keepdims=True)
-    target = rng.uniform(0.82, 0.99, len(near)).astype(np.float32)
-    emb[near] = target[:, None] * base + np.sqrt(1 - target**2)[:, None] * noise
+    near, src = plant_near_copies(emb, shaped, rng)
     return emb, np.stack([np.minimum(near, src), np.maximum(near, src)], 1)
 
 

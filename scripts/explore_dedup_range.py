@@ -22,6 +22,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from bench_dedup import plant_near_copies  # scripts/ is on the path: python scripts/explore_dedup_range.py
 
 import semhash.dedup.cells as cells_module
 from semhash.dedup.cells import PROBES, cell_pairs
@@ -49,15 +50,7 @@ def mixture_embeddings(n: int, folder: Path, seed: int = 0) -> tuple[np.ndarray,
         emb[start : start + m] = np.einsum("nk,nkd->nd", w, real[pick])
         emb[start : start + m] += 0.6 * (rng.standard_normal((m, len(shaped))).astype(np.float32) @ shaped)
     emb /= np.linalg.norm(emb, axis=1, keepdims=True)
-    near = rng.choice(n, n // 20, replace=False)
-    src = rng.integers(0, n, len(near))
-    near, src = near[near != src], src[near != src]
-    noise = rng.standard_normal((len(near), len(shaped))).astype(np.float32) @ shaped
-    base = emb[src]
-    noise -= (noise * base).sum(axis=1, keepdims=True) * base
-    noise /= np.linalg.norm(noise, axis=1, keepdims=True)
-    target = rng.uniform(0.82, 0.99, len(near)).astype(np.float32)
-    emb[near] = target[:, None] * base + np.sqrt(1 - target**2)[:, None] * noise
+    near, src = plant_near_copies(emb, shaped, rng)
     return emb, np.stack([np.minimum(near, src), np.maximum(near, src)], axis=1)
 
 
