@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import importlib.metadata
-import re
+import tomllib
 from pathlib import Path
 
 import semhash
@@ -12,9 +12,10 @@ ROOT = Path(__file__).parent.parent
 
 
 def test_the_version_has_one_source() -> None:
-    pyproject = (ROOT / "pyproject.toml").read_text()
-    assert re.search(r"^version\s*=", pyproject, re.MULTILINE) is None, "the version lives in semhash/__init__.py"
-    assert 'version = { attr = "semhash.__version__" }' in pyproject
+    pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    assert "version" not in pyproject["project"], "the version lives in semhash/__init__.py"
+    assert pyproject["project"]["dynamic"] == ["version"]
+    assert pyproject["tool"]["setuptools"]["dynamic"]["version"] == {"attr": "semhash.__version__"}
     assert importlib.metadata.version("semhash-engine") == semhash.__version__
 
 
