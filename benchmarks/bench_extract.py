@@ -2,7 +2,7 @@
 
 Run from the repository root (needs the ``documents`` extra and fpdf2 + Pillow to write the files)::
 
-    .venv/bin/python -m benchmarks.bench_extract --out benchmarks/results/extract.txt
+    .venv/bin/python -m benchmarks.bench_extract            # -> benchmarks/results/extract.json
 
 The PDF is written here, once, into ``--work`` (default ``.cache/bench_extract``): ``--text-pages`` pages of
 3,000 characters of text each (so more than :data:`semhash.extract.MAX_EXTRACTED_CHARS` in all: extraction
@@ -25,7 +25,7 @@ import sys
 import time
 from pathlib import Path
 
-from benchmarks.harness import ROOT
+from benchmarks.harness import CACHE, ROOT, result_path, write_result
 
 LINE = "semantic hashing maps every document to a short binary code so that similar texts land nearby. "
 
@@ -100,10 +100,10 @@ def measure(mode: str, path: Path) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--work", type=Path, default=ROOT / ".cache" / "bench_extract")
+    parser.add_argument("--work", type=Path, default=CACHE / "bench_extract")
     parser.add_argument("--text-pages", type=int, default=4000)
     parser.add_argument("--image-pages", type=int, default=90)
-    parser.add_argument("--out", type=Path, default=None)
+    parser.add_argument("--out", type=Path, default=result_path("extract"))
     args = parser.parse_args()
     args.work.mkdir(parents=True, exist_ok=True)
     pdf = args.work / f"big-{args.text_pages}-{args.image_pages}.pdf"
@@ -129,17 +129,19 @@ def main() -> None:
     except ImportError:
         pass
     runs.append(("semhash", text, f"semhash, {text.stat().st_size / 2**20:.0f} MiB .txt"))
+    rows = []
     for mode, path, label in runs:
         row = measure(mode, path)
+        rows.append({"reader": label, **row})
         lines.append(
             f"{label:<28}{row['seconds']:>9.1f}{row['chars']:>12,}{row['last_page']:>11}"
             f"{row['peak_mib']:>14.0f}{row['growth_mib']:>12.0f}  {', '.join(row['notes'])}"
         )
     report = "\n".join(lines)
     print(report)
-    if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(report + "\n")
+    pdf_file = {"name": pdf.name, "mib": pdf.stat().st_size / 2**20, "text_pages": args.text_pages,
+                "image_pages": args.image_pages}  # fmt: skip
+    print(f"-> {write_result(args.out, {'pdf': pdf_file, 'rows': rows, 'report': lines})}")
 
 
 if __name__ == "__main__":

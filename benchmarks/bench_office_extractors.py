@@ -25,6 +25,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from benchmarks.harness import result_path, write_result
+
 WORDS = ["hashing", "index", "query", "corpus", "planet", "orbit", "bread", "oven", "tyre", "brake"]
 WORDS += ["résumé", "naïve", "café", "2026", "e-mail"]
 
@@ -186,7 +188,9 @@ CANDIDATES: dict[str, tuple[str, Callable[[bytes], str], list[str]]] = {
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--docs", type=int, default=30)
+    parser.add_argument("--out", type=Path, default=result_path("office_extractors"))
     args = parser.parse_args()
+    rows = []
     files = {"docx": [make_docx(i) for i in range(args.docs)], "pptx": [make_pptx(i) for i in range(args.docs)]}
     print(f"{args.docs} DOCX and {args.docs} PPTX files made with python-docx / python-pptx")
     print(f"{'reader':<26}{'recall':>8}{'precision':>11}{'ms/file':>9}{'install MiB':>13}")
@@ -199,10 +203,12 @@ def main() -> None:
         found = sum((_words(t) for t in texts), collections.Counter())
         wanted = sum((_words(truth) for _, truth in files[kind]), collections.Counter())
         hit = sum((found & wanted).values())
-        print(
-            f"{name:<26}{hit / sum(wanted.values()):>8.3f}{hit / max(1, sum(found.values())):>11.3f}"
-            f"{1000 * statistics.median(times) / args.docs:>9.1f}{_size_mib(folders):>13.1f}"
-        )
+        recall, precision = hit / sum(wanted.values()), hit / max(1, sum(found.values()))
+        ms_per_file, install = 1000 * statistics.median(times) / args.docs, _size_mib(folders)
+        print(f"{name:<26}{recall:>8.3f}{precision:>11.3f}{ms_per_file:>9.1f}{install:>13.1f}")
+        rows.append({"reader": name, "recall": recall, "precision": precision, "ms_per_file": ms_per_file,
+                     "install_mib": install})  # fmt: skip
+    print(f"-> {write_result(args.out, {'docs': args.docs, 'rows': rows})}")
 
 
 if __name__ == "__main__":

@@ -24,6 +24,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from benchmarks.harness import result_path, write_result
+
 FONT = "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf"
 WORDS = [
     "the",
@@ -166,7 +168,9 @@ def _site_size(folders: list[str]) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--pages", type=int, default=40)
+    parser.add_argument("--out", type=Path, default=result_path("pdf_extractors"))
     args = parser.parse_args()
+    rows = []
     data, truth = make_pdf(args.pages)
     print(f"PDF: {args.pages} pages, {len(data) / 1024:.0f} KiB; python {sys.version.split()[0]}")
     print(f"{'library':<14}{'recall':>8}{'precision':>11}{'pages':>7}{'ms/page':>9}{'install MiB':>13}")
@@ -180,10 +184,15 @@ def main() -> None:
         hit = sum((found & wanted).values())
         recall, precision = hit / sum(wanted.values()), hit / max(1, sum(found.values()))
         per_page = sum(1 for got, want in zip(pages, truth, strict=False) if sum((_words(got) & _words(want)).values()))
+        ms_per_page, install = 1000 * statistics.median(times) / args.pages, _site_size(folders)
         print(
             f"{name:<14}{recall:>8.3f}{precision:>11.3f}{per_page:>4}/{len(truth):<2}"
-            f"{1000 * statistics.median(times) / args.pages:>9.1f}{_site_size(folders):>13.1f}"
+            f"{ms_per_page:>9.1f}{install:>13.1f}"
         )
+        rows.append({"library": name, "recall": recall, "precision": precision, "pages": per_page,
+                     "ms_per_page": ms_per_page, "install_mib": install})  # fmt: skip
+    pdf = {"pages": args.pages, "kib": len(data) / 1024}
+    print(f"-> {write_result(args.out, {'pdf': pdf, 'rows': rows})}")
 
 
 if __name__ == "__main__":
