@@ -125,8 +125,10 @@ def write_result(path: Path | str, result: dict[str, object], *, indent: int = 1
     Returns:
         The path written.
     """
-    bare = isinstance(path, str) and "/" not in path and not path.endswith(".json")
-    target = result_path(path) if bare else Path(path)
+    if isinstance(path, str) and "/" not in path and not path.endswith(".json"):
+        target = result_path(path)
+    else:
+        target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
     target.write_text(json.dumps({**result, "run": run_info()}, indent=indent, default=float) + "\n")
     return target

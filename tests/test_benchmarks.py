@@ -23,16 +23,19 @@ QUIET = (ast.Import, ast.ImportFrom, ast.FunctionDef, ast.ClassDef, ast.Assign, 
 
 
 def _is_main_guard(node: ast.stmt) -> bool:
+    """Whether ``node`` is ``if __name__ == "__main__":``."""
     return isinstance(node, ast.If) and ast.unparse(node.test).replace("'", '"') == '__name__ == "__main__"'
 
 
 def test_the_suite_is_there() -> None:
+    """The benchmarks are in benchmarks/, and scripts/ holds none."""
     assert len(BENCHES) >= 20
     assert not list(ROOT.glob("scripts/*.py")), "scripts/ is gone: benchmarks/, benchmarks/datasets/, tools/"
 
 
 @pytest.mark.parametrize("path", BENCHES, ids=lambda p: p.stem)
 def test_benchmark_does_no_work_at_import(path: Path) -> None:
+    """Only imports, definitions and constants at module level; ``main()`` behind the ``__main__`` guard."""
     tree = ast.parse(path.read_text(encoding="utf-8"))
     loud = [
         f"line {node.lineno}: {type(node).__name__}"
@@ -48,16 +51,19 @@ def test_benchmark_does_no_work_at_import(path: Path) -> None:
 
 @pytest.mark.parametrize("path", BENCHES, ids=lambda p: p.stem)
 def test_benchmark_imports_as_a_module(path: Path) -> None:
+    """``benchmarks.NAME`` imports from the repository root (its imports of other modules resolve)."""
     module = importlib.import_module(f"benchmarks.{path.stem}")
     assert callable(module.main)
 
 
 def test_no_sys_path_edits() -> None:
+    """Benchmarks and tools import each other through ``benchmarks.*``, never by editing ``sys.path``."""
     edits = [str(p.relative_to(ROOT)) for p in PYTHON_FILES if "sys.path.insert" in p.read_text(encoding="utf-8")]
     assert not edits, f"sys.path.insert left in {edits}: import through benchmarks.* instead"
 
 
 def test_harness_stamps_a_result(tmp_path: Path) -> None:
+    """``write_result`` adds the run (machine, commit, command, date); a bare name goes to ``RESULTS``."""
     from benchmarks import harness
 
     written = harness.write_result(tmp_path / "x.json", {"p_at_100": 0.5})
