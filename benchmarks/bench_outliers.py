@@ -43,9 +43,9 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks.harness import ROOT
+from benchmarks.harness import CACHE as WORK
 
-CACHE = ROOT / ".cache" / "outliers"
+CACHE = WORK / "outliers"
 GROUPS = [
     "sci.space",
     "rec.autos",

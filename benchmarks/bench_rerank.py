@@ -23,7 +23,8 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks.harness import ROOT, result_path, write_result
+from benchmarks.harness import CACHE as WORK
+from benchmarks.harness import result_path, write_result
 from semhash.config import MIN_RERANK_POOL, RERANK_POOL_FACTOR
 from semhash.index import CodeIndex
 from semhash.model import encode_codes
@@ -36,8 +37,8 @@ def precision(found: np.ndarray, db_labels: np.ndarray, query_labels: np.ndarray
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--cache", type=Path, default=ROOT / ".cache" / "20ng" / "embeddings.npz")
-    parser.add_argument("--data", type=Path, default=ROOT / ".cache" / "20ng" / "20ng-stripped.jsonl")
+    parser.add_argument("--cache", type=Path, default=WORK / "20ng" / "embeddings.npz")
+    parser.add_argument("--data", type=Path, default=WORK / "20ng" / "20ng-stripped.jsonl")
     parser.add_argument("--bits", type=int, default=32)
     parser.add_argument("--queries", type=int, default=0, help="limit the number of test queries (0 = all)")
     parser.add_argument("--out", type=Path, default=result_path("rerank"))

@@ -51,7 +51,8 @@ import numpy as np
 import torch
 
 from benchmarks.datasets.newsgroups import DEFAULT_SOURCE, read_posts
-from benchmarks.harness import ROOT, result_path, write_result
+from benchmarks.harness import CACHE as WORK
+from benchmarks.harness import result_path, write_result
 from semhash.codes import pack_bits, packed_to_ints
 from semhash.config import HYBRID_HAMMING_POOL, IVF_MIN_DOCS, IVF_SCAN_ROWS
 from semhash.index import CodeIndex, IndexStamp
@@ -176,7 +177,7 @@ def main() -> None:
     parser.add_argument("--splits", nargs="*", default=["validation", "test"])
     parser.add_argument("--out", type=Path, default=result_path("retention"))
     args = parser.parse_args()
-    cache_dir = ROOT / ".cache" / "20ng"
+    cache_dir = WORK / "20ng"
     path = args.embeddings or next(
         p for p in (cache_dir / "embeddings.npz", cache_dir / "embeddings.partial.npz") if p.exists()
     )

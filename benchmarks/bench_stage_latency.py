@@ -28,7 +28,8 @@ import numpy as np
 
 from benchmarks.bench_retention import subjects
 from benchmarks.datasets.newsgroups import DEFAULT_SOURCE, read_posts
-from benchmarks.harness import ROOT, result_path, write_result
+from benchmarks.harness import CACHE as WORK
+from benchmarks.harness import result_path, write_result
 from semhash.config import HYBRID_HAMMING_POOL, IVF_SCAN_ROWS
 from semhash.index import IndexStamp
 from semhash.ivf import EmbeddingIVF
@@ -94,7 +95,7 @@ def time_stages(
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--embeddings", type=Path, default=ROOT / ".cache" / "20ng" / "embeddings.npz")
+    parser.add_argument("--embeddings", type=Path, default=WORK / "20ng" / "embeddings.npz")
     parser.add_argument("--sizes", type=int, nargs="*", default=[100_000, 1_000_000])
     parser.add_argument("--queries", type=int, default=100)
     parser.add_argument("--noise", type=float, default=0.025)
