@@ -30,15 +30,15 @@ learns the teacher bits (``teacher_weight > 0``), its agreement with their teach
 each epoch (``val_agreement_by_epoch``). Under the default, contrastive-only loss the head never sees those
 bits and its agreement is chance (~0.5), so nothing is recorded rather than a number that looks like a score.
 
-Where it lands (``scripts/bench_adapt.py``, 20 Newsgroups, 32 bits, a 2-core CPU budget of ~90 steps on
+Where it lands (``benchmarks/bench_adapt.py``, 20 Newsgroups, 32 bits, a 2-core CPU budget of ~90 steps on
 3,000 posts, top 2 of 6 layers, first 128-token window): no gain yet. On the validation slice the
 contrastive term alone (the default) ties the frozen encoder (P@100 0.5915 vs 0.5919); the teacher-bit
 term lowers P@100 (0.516 alone, 0.580 beside the contrastive term) even where it raises float cosine
 P@100. What bounds it here: one window of 128 tokens per post (the frozen index pools every 254-token
 window), few steps. Over 3 seeds the test P@100 is 0.556 against the frozen default's 0.566, and the same
-recipe, unchanged, on a second corpus (Debian package descriptions by section, ``scripts/debian_corpus.py``)
+recipe, unchanged, on a second corpus (Debian package descriptions by section, ``benchmarks/datasets/debian_corpus.py``)
 loses as little: 0.613 against 0.619 at 32 bits. The feature (train, store, load, query consistency) is
-independent of that. On a GPU, ``scripts/gpu_check.sh``'s adapt stage runs the recipe with every database
+independent of that. On a GPU, ``tools/gpu_check.sh``'s adapt stage runs the recipe with every database
 document and more steps.
 """
 
@@ -69,7 +69,7 @@ AdaptStats = dict[str, float | list[float]]
 class AdaptConfig:
     """Hyper-parameters of :func:`adapt_encoder`.
 
-    The defaults are the one setting measured on 20 Newsgroups (``scripts/bench_adapt.py``; a CPU budget:
+    The defaults are the one setting measured on 20 Newsgroups (``benchmarks/bench_adapt.py``; a CPU budget:
     about 100 optimiser steps), not a tuned optimum.
     """
 
@@ -89,7 +89,7 @@ class AdaptConfig:
     head_lr: float = 1e-3
     head_hidden: int = 1024
     #: off by default: on 20 Newsgroups' validation slice it costs 0.07 P@100 alone, 0.01 beside the
-    #: contrastive term (scripts/bench_adapt.py).
+    #: contrastive term (benchmarks/bench_adapt.py).
     teacher_weight: float = 0.0
     contrastive_weight: float = 1.0
     temperature: float = 0.05

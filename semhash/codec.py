@@ -537,7 +537,7 @@ class FastIndexEncoder:
 
     def encode_long(self, text: str, progress: Any = None) -> np.ndarray:
         """One huge document, in window chunks (bounded memory), with the torch encoder: on full 254-token
-        windows the export ran at 0.60x and 0.94x torch's speed (scripts/bench_full_windows.py), so
+        windows the export ran at 0.60x and 0.94x torch's speed (benchmarks/bench_full_windows.py), so
         :meth:`~semhash.runtime.OnnxEncoder.encode_long` is not used here."""
         if self._torch is None:
             from semhash.adapted import load_index_encoder

@@ -50,7 +50,7 @@ DEFAULT_K = 10
 #: RERANK_POOL_FRACTION * n)`` for an index of ``n`` documents, at most ``MAX_RERANK_POOL``. A 32-bit code
 #: is a coarse address: a short query's exact cosine top 10 is spread over about a tenth of the index by
 #: Hamming rank, so the pool grows with it (a fixed 100 kept 5-50% of that top 10). Chosen on validation
-#: queries (train-split subject lines) with ``scripts/bench_retention.py``: the smallest round fraction
+#: queries (train-split subject lines) with ``benchmarks/bench_retention.py``: the smallest round fraction
 #: with recall@10 >= 0.9 at 10^4, 10^5 and 10^6 documents (0.95, 0.93, 0.94); see BENCHMARKS.md.
 RERANK_POOL_FACTOR = 100
 MIN_RERANK_POOL = 2000
@@ -64,7 +64,7 @@ MAX_RERANK_POOL = 100_000
 #: scan twice as long took 4-5x longer on the busy 2-core machine, memory-bound). Below ``IVF_MIN_DOCS`` the
 #: codes alone suffice (the pool rule's recall@10 >= 0.9 for short queries: 0.92-0.93 at 10^4 real posts,
 #: 0.89 at 18,331) and no IVF file is built. Chosen on validation queries (train-split subject lines) with
-#: ``scripts/bench_retention.py``; see BENCHMARKS.md.
+#: ``benchmarks/bench_retention.py``; see BENCHMARKS.md.
 IVF_MIN_DOCS = 10_000
 IVF_SCAN_ROWS = 32_768
 IVF_CANDIDATES = 100

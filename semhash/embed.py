@@ -272,7 +272,7 @@ def spread_windows(n: int, k: int) -> list[int]:
     at least ``n``; the first alone when ``k`` is 1), in order.
 
     The document's embedding is a mean over its windows: a sample spread over the whole text stays closer
-    to the mean of all of them than its first ``k`` windows do (scripts/bench_window_sample.py).
+    to the mean of all of them than its first ``k`` windows do (benchmarks/bench_window_sample.py).
     """
     if k <= 0 or k >= n:
         return list(range(n))

@@ -37,7 +37,7 @@ def _threads_for(n_queries: int) -> Iterator[None]:
 
     faiss parallelises a binary scan over queries; for one query the thread team only adds
     synchronisation, and on a busy 2-core machine that made a single search 200-400x slower (measured with
-    ``scripts/bench_engine.py --skip-index``; see BENCHMARKS.md). Large batches keep every thread.
+    ``benchmarks/bench_engine.py --skip-index``; see BENCHMARKS.md). Large batches keep every thread.
     """
     if n_queries >= 16:
         yield

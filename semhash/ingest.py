@@ -71,7 +71,7 @@ DEFAULT_BATCH_CHARS = 200_000
 
 #: Documents the hashing model trains on at most (a seeded sample beyond): the neighbour graph of
 #: :func:`semhash.train.train_hasher` grows as n^2 (200,000 documents: minutes on one GPU, most of an hour
-#: on CPU) while P@100 on 20 Newsgroups barely moves past 5,000 (scripts/bench_train_sample.py).
+#: on CPU) while P@100 on 20 Newsgroups barely moves past 5,000 (benchmarks/bench_train_sample.py).
 DEFAULT_MAX_TRAIN_DOCS = 200_000
 
 
@@ -101,7 +101,7 @@ class IndexOptions:
     #: ``--engine ray``: embedding actors (``None``: one per CPU, or per GPU, that Ray reports).
     workers: int | None = None
     #: the hashing model trains on a seeded sample of this many documents when the corpus is larger
-    #: (its kNN graph costs O(n^2); quality saturates long before: see scripts/bench_train_sample.py).
+    #: (its kNN graph costs O(n^2); quality saturates long before: see benchmarks/bench_train_sample.py).
     max_train_docs: int = DEFAULT_MAX_TRAIN_DOCS
     #: (re)write ``<db>.runtime/`` (the torch-free query path) after training.
     runtime_export: bool = True

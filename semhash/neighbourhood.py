@@ -287,7 +287,7 @@ def drift_warning(store: Store, new_ids: Sequence[int]) -> str | None:
 
     Why distances and not reconstruction errors: the model was trained on the indexed documents, so it
     reconstructs them better than *any* new document, drift or not. On the 20 Newsgroups subset of
-    ``scripts/bench_outliers.py`` (1,400 trained-on posts) 16% of new posts of the *trained* groups lie above
+    ``benchmarks/bench_outliers.py`` (1,400 trained-on posts) 16% of new posts of the *trained* groups lie above
     the trained-on posts' 95th percentile error (5% if unbiased); on an 80-document index, half of them do.
     A test on raw errors must then either fire on harmless batches of small indexes or be blunt. The
     distance of each new document to its k-th nearest indexed document, against each indexed document's

@@ -12,7 +12,7 @@ Two signals, both read from SQLite (no model, no torch):
 
 ``combined`` is the mean of the two robust z-scores (distance from the median in units of 1.4826 x the
 median absolute deviation, comparable across corpora). The default stays ``recon``: measured on 20
-Newsgroups (``scripts/bench_outliers.py``: posts of a newsgroup the model was not trained on, added to the
+Newsgroups (``benchmarks/bench_outliers.py``: posts of a newsgroup the model was not trained on, added to the
 index among posts of the trained groups; mean AUROC over 5 held-out groups) it scores 0.78, the kNN
 distance 0.67 (the new posts are each other's neighbours), the distance to the centroid 0.66 and the
 combination 0.74; see BENCHMARKS.md ("Outliers").

@@ -155,7 +155,7 @@ def limit_blas_threads() -> None:
     A query's matrix products are small (one row through the hashing model, one rerank pool's dot
     products), too small to gain from a second thread, but OpenBLAS's pthread workers keep polling for
     the next job for a while after each call: on two cores that busy thread stole the CPU the query's
-    embedding needed next (scripts/bench_serve.py: one query cost ~4x the CPU time, and the served p50
+    embedding needed next (benchmarks/bench_serve.py: one query cost ~4x the CPU time, and the served p50
     was ~5x higher, under load). Called by :func:`serve` only; a library user's process keeps its own
     settings.
     """
@@ -176,7 +176,7 @@ def json_response(payload: dict[str, Any], status_code: int = 200) -> JSONRespon
 def server_timing(**seconds: float) -> str:
     """A ``Server-Timing`` header value (milliseconds), e.g. ``code;dur=4.10, search;dur=3.25``.
 
-    The standard header browsers' developer tools show; ``scripts/bench_serve.py`` reads it to split a
+    The standard header browsers' developer tools show; ``benchmarks/bench_serve.py`` reads it to split a
     request's latency into the server's stages and what lies outside them (HTTP, framework, client).
     """
     return ", ".join(f"{name};dur={value * 1000:.2f}" for name, value in seconds.items())

@@ -15,7 +15,7 @@ kept beside the database as raw little-endian float32 rows, in id order, memory-
 The codes ride along so that the rerank's candidate stage is one numpy pass over them
 (:meth:`VectorCache.nearest`: XOR, popcount, a binary search of counts for the radius that holds the pool,
 ties at that radius by id): with faiss's heap-based top-``pool`` and its tie resolution instead, the
-whole rerank stage took 2-2.6x longer at pools of 2,000-10,000 (``scripts/bench_retention.py``,
+whole rerank stage took 2-2.6x longer at pools of 2,000-10,000 (``benchmarks/bench_retention.py``,
 the ``faiss:N`` rows).
 
 Like the faiss file it is never trusted blindly: a missing, foreign, stale, truncated or altered cache

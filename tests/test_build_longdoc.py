@@ -1,19 +1,12 @@
-"""``scripts/build_longdoc.py``: the long-document near-duplicate set (issue 22), on a small fake doc tree."""
+"""``benchmarks/datasets/build_longdoc.py``: the long-document near-duplicate set (issue 22), on a fake doc tree."""
 
 from __future__ import annotations
 
 import gzip
-import importlib.util
 import random
-import sys
 from pathlib import Path
 
-SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "build_longdoc.py"
-_spec = importlib.util.spec_from_file_location("build_longdoc_script", SCRIPT)
-assert _spec is not None and _spec.loader is not None
-build_longdoc = importlib.util.module_from_spec(_spec)
-sys.modules[_spec.name] = build_longdoc
-_spec.loader.exec_module(build_longdoc)
+from benchmarks.datasets import build_longdoc
 
 
 def notes(seed: int, version: str) -> str:

@@ -1,19 +1,15 @@
-"""scripts/debian_corpus.py: parsing and selection of the Debian corpus, on synthetic index snippets (no network)."""
+"""benchmarks/datasets/debian_corpus.py: parsing and selection of the Debian corpus, on synthetic snippets."""
 
 from __future__ import annotations
 
 import gzip
 import json
-import sys
 from collections import Counter
 from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "scripts"))
-
-import debian_corpus as dc  # noqa: E402
+from benchmarks.datasets import debian_corpus as dc
 
 PACKAGES = """\
 Package: 0ad

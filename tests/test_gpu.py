@@ -1,6 +1,6 @@
 """The GPU path: CUDA agrees with the CPU (skipped without a GPU), and the GPU check script runs anywhere.
 
-This file imports only the torch side of semhash (no faiss, no SQLite), so that ``scripts/gpu_check.sh`` can run
+This file imports only the torch side of semhash (no faiss, no SQLite), so that ``tools/gpu_check.sh`` can run
 it on a GPU machine that has torch and sentence-transformers but none of semhash's storage dependencies.
 """
 
@@ -18,12 +18,13 @@ import pytest
 import torch
 from conftest import topic_texts
 
+from benchmarks.harness import DATA
 from semhash.codes import unpack_bits
 from semhash.model import encode_codes
 from semhash.train import TrainConfig, train_hasher
 
 ROOT = Path(__file__).resolve().parents[1]
-NEWSGROUPS = ROOT.parent / "shared" / "data" / "20newsgroups" / "20ng.jsonl.gz"
+NEWSGROUPS = DATA / "20newsgroups" / "20ng.jsonl.gz"
 needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 
 
@@ -70,13 +71,14 @@ def test_gpu_embeddings_agree_with_cpu() -> None:
 @pytest.mark.slow
 @pytest.mark.skipif(not NEWSGROUPS.exists(), reason=f"needs {NEWSGROUPS}")
 def test_gpu_check_script_dry_run(tmp_path: Path) -> None:
-    """``scripts/gpu_check.py --dry-run`` runs every step on the CPU and writes its JSON report."""
-    command = [sys.executable, str(ROOT / "scripts" / "gpu_check.py"), "--dry-run", "--docs", "24", "--epochs", "1"]
+    """``python -m tools.gpu_check --dry-run`` runs every step on the CPU and writes its JSON report."""
+    command = [sys.executable, "-m", "tools.gpu_check", "--dry-run", "--docs", "24", "--epochs", "1"]
     result = subprocess.run(
         [*command, "--out", str(tmp_path)],
         capture_output=True,
         text=True,
         timeout=600,
+        cwd=ROOT,
     )
     assert result.returncode == 0, result.stderr[-2000:]
     report = json.loads((tmp_path / "gpu_check.json").read_text())

@@ -1,19 +1,12 @@
-"""The two 20 Newsgroups protocols of ``scripts/newsgroups.py``: stripped (the default) and 18828."""
+"""The two 20 Newsgroups protocols of ``benchmarks/datasets/newsgroups.py``: stripped (the default) and 18828."""
 
 from __future__ import annotations
 
 import gzip
-import importlib.util
 import json
-import sys
 from pathlib import Path
 
-SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "newsgroups.py"
-_spec = importlib.util.spec_from_file_location("newsgroups_script", SCRIPT)
-assert _spec is not None and _spec.loader is not None
-newsgroups = importlib.util.module_from_spec(_spec)
-sys.modules[_spec.name] = newsgroups  # the module's dataclasses look themselves up there
-_spec.loader.exec_module(newsgroups)
+from benchmarks.datasets import newsgroups
 
 MESSAGE = (
     "From: ann@example.org (Ann)\n"

@@ -6,7 +6,7 @@ what is checked is what semhash does by itself. Two watchers, because neither se
 
 * ``strace -f`` (connect and send calls of every thread and child process) sees native code: onnxruntime's
   telemetry resolved its collector through libc, which no Python hook sees. Skipped, with the reason,
-  where strace is missing or cannot trace (``scripts/bootstrap.sh`` installs it with apt where it can).
+  where strace is missing or cannot trace (``tools/bootstrap.sh`` installs it with apt where it can).
 * A Python audit hook (``sys.addaudithook`` on name lookups, connects and sends) needs no privilege and
   runs everywhere; it sees what Python code does (huggingface_hub, uvicorn, Ray's Python side).
 
@@ -95,7 +95,7 @@ def _strace_prefix(out: Path) -> tuple[list[str] | None, str]:
     """The strace command line that traces a child into ``out``, or ``None`` and why not."""
     strace = shutil.which("strace")
     if strace is None:
-        return None, "strace is not installed (scripts/bootstrap.sh installs it with apt)"
+        return None, "strace is not installed (tools/bootstrap.sh installs it with apt)"
     for fast in (["--seccomp-bpf"], []):  # seccomp-bpf: only the traced calls stop the process (strace >= 5.3)
         prefix = [strace, "-f", "-qq", *fast, "-e", f"trace={SYSCALLS}", "-o"]
         probe = subprocess.run([*prefix, os.devnull, "true"], capture_output=True, text=True)

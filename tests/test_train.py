@@ -180,7 +180,7 @@ def test_graph_helpers() -> None:
     assert (smoothed @ smoothed.T)[same].mean() > (x @ x.T)[same].mean()
 
 
-# CPU/GPU agreement lives in tests/test_gpu.py (run on a GPU machine by scripts/gpu_check.sh).
+# CPU/GPU agreement lives in tests/test_gpu.py (run on a GPU machine by tools/gpu_check.sh).
 
 
 def test_lexical_features_carry_topics_the_embeddings_miss() -> None:

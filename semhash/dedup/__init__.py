@@ -59,14 +59,14 @@ threshold that leaves a given number of documents (``--target`` / ``--keep-fract
 first), ``longest`` / ``shortest`` (characters), ``newest`` (file mtime); ties always go to the lowest id.
 
 Defaults (``DEFAULT_RADIUS = 3``, ``DEFAULT_THRESHOLD = 0.8``) were calibrated with
-``scripts/bench_dedup.py`` on a 20 Newsgroups near-duplicate set (best F1 there is at cosine 0.77; 0.80 is
+``benchmarks/bench_dedup.py`` on a 20 Newsgroups near-duplicate set (best F1 there is at cosine 0.77; 0.80 is
 within 0.01 of it with higher precision) and checked on MRPC; radius 3 is the largest that keeps 10^6
 documents under a minute on 2 cores. The learned 32-bit codes are coarse: at radius 3 the code join holds
 88% of the 20NG near-duplicate pairs and 59% of MRPC's paraphrases, which is why collections up to
 ``EXACT_LIMIT`` documents compare every pair (20NG F1 0.848, MRPC 0.724 at the defaults, against 0.833 and
 0.732 for all-pairs cosine with connected components; with the overlap check, 20NG 0.890, MRPC unchanged).
 ``DEFAULT_MIN_OVERLAP`` was calibrated on the validation half of a long-document set built from
-``/usr/share/doc`` (``scripts/build_longdoc.py``). See ``BENCHMARKS.md`` ("Deduplication", "Dedup: copy, not
+``/usr/share/doc`` (``benchmarks/datasets/build_longdoc.py``). See ``BENCHMARKS.md`` ("Deduplication", "Dedup: copy, not
 topic") for the curves and numbers.
 
 Modules, one concept each: ``options`` (:class:`DedupOptions`, defaults, limits), ``text`` (normalisation,

@@ -12,7 +12,7 @@ DEFAULT_RADIUS = 3
 DEFAULT_THRESHOLD = 0.8
 #: Word-shingle Jaccard at or above which a near pair with a long document (more than one encoder window) is a
 #: copy, not the same topic (:mod:`semhash.dedup.overlap`, 2-word shingles); pairs of two short texts keep the
-#: cosine alone. Calibrated on the validation half of the long documentation set (``scripts/bench_dedup.py
+#: cosine alone. Calibrated on the validation half of the long documentation set (``benchmarks/bench_dedup.py
 #: longdoc``): at cosine 0.8, F1 0.992 at 0.30-0.35, 0.995 at 0.4, 0.997 at 0.5 (the best), 0.990 at 0.6, and
 #: 0.214 with the cosine alone. Planted copies sit at Jaccard >= 0.75 (5th percentile), other pairs above the
 #: cosine threshold at <= 0.16 (95th). BENCHMARKS.md, "Dedup: copy, not topic (issue 22)".
@@ -32,7 +32,7 @@ EXACT_LIMIT = 20_000
 #: the full embeddings, each document against its nearest cells (:mod:`semhash.dedup.cells`). It replaced
 #: the code join plus 10 nearest embeddings (to 200,000 documents) and the code join alone (above): learned
 #: codes are topical, so at 10^6 radius 0 alone held 1.3 * 10^9 pairs and the budgeted join found 0.11 of
-#: the planted copies; the neighbour search took 376 s. ``scripts/bench_dedup.py scale``, BENCHMARKS.md.
+#: the planted copies; the neighbour search took 376 s. ``benchmarks/bench_dedup.py scale``, BENCHMARKS.md.
 #: The words ``--neighbours`` accepts besides a number.
 NEIGHBOUR_MODES = ("auto", "all")
 

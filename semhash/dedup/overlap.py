@@ -28,7 +28,7 @@ import re
 
 import numpy as np
 
-#: Words per shingle. Chosen with ``scripts/bench_dedup.py longdoc --shingle-words N`` on the validation half of
+#: Words per shingle. Chosen with ``benchmarks/bench_dedup.py longdoc --shingle-words N`` on the validation half of
 #: the long documentation set: at the best ``min_overlap`` of each, F1 0.997 with 2 words (at 0.5) against 0.995
 #: with 3 (at 0.35); the 20 Newsgroups near-duplicates agree (0.890 against 0.882). BENCHMARKS.md, issue 22.
 SHINGLE_WORDS = 2

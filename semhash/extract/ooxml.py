@@ -1,7 +1,7 @@
 """DOCX and PPTX text with the stdlib: their XML parts streamed through expat, no library, no tree.
 
 Chosen over python-docx and python-pptx on measured quality, speed and size
-(``scripts/compare_office_extractors.py``): the same words on the same files, faster, in bounded memory
+(``benchmarks/bench_office_extractors.py``): the same words on the same files, faster, in bounded memory
 (no part is held as a tree, and nesting depth costs nothing), and without the 45 MiB those two bring
 (lxml, Pillow, XlsxWriter).
 

@@ -1,13 +1,13 @@
 """PDF text with pypdfium2 (PDFium, the ``documents`` extra), page by page, each page's start recorded.
 
-Chosen on measured quality, speed and size (``scripts/compare_pdf_extractors.py``): on the same PDFs pypdf,
+Chosen on measured quality, speed and size (``benchmarks/bench_pdf_extractors.py``): on the same PDFs pypdf,
 pypdfium2 and pdfminer.six find the same words (recall 0.996, precision 0.991), pypdfium2 at 0.8-1.1 ms a page,
 pypdf 5.8-8.4 and pdfminer.six 35-55 (two runs on a busy 2-core machine); installed, 8.5 MiB against 3.9
 (pypdf) and 26 (pdfminer.six with its dependencies).
 
 Memory: PDFium reads the file through the handle as it needs (the file is never loaded whole by this code);
 one page's text page is open at a time and closed before the next, and extraction stops at
-:data:`~semhash.extract.MAX_EXTRACTED_CHARS` characters. Measured by ``scripts/bench_extract.py`` on a 96 MiB
+:data:`~semhash.extract.MAX_EXTRACTED_CHARS` characters. Measured by ``benchmarks/bench_extract.py`` on a 96 MiB
 PDF: it stops at the cap with a peak RSS of 54-63 MiB (30-39 over the interpreter's; pypdf: 180).
 A PDF whose pages hold no text (scanned), that needs a password, or that PDFium cannot parse is skipped
 with its reason.

@@ -147,7 +147,7 @@ class OnnxEncoder:
         options.log_severity_level = 3
         # No busy-waiting between operators: a spinning worker holds a core that the server's other
         # threads (or a neighbour process) need. On a shared 2-core machine one short query got several
-        # times slower with it (scripts/bench_serve.py), and batches too (64 posts: 5.9 vs 7.4 docs/s).
+        # times slower with it (benchmarks/bench_serve.py), and batches too (64 posts: 5.9 vs 7.4 docs/s).
         options.add_session_config_entry("session.intra_op.allow_spinning", SPINNING)
         if quick_start:
             options.add_session_config_entry("session.disable_prepacking", "1")

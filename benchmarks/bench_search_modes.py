@@ -1,0 +1,173 @@
+"""Issue 21: semantic, keyword and hybrid ranking on a real folder, and the no-good-match floor.
+
+The judged queries (``benchmarks/search_modes/usr_share_doc_queries.json``: questions written before any
+search, relevant files judged from ``grep -ril`` and reading) are run against an index of the package
+folders they name (built first with ``--index``). Reported per split (validation: choose settings; test:
+report) and mode: relevant-in-top-5 and nDCG@10 (binary relevance) over the questions that have an answer,
+and the mean query time; then, for the weak flag, the precision and recall of "best cosine below the
+floor" as a detector of the questions with no answer, for a sweep of floors (chosen on validation).
+
+Usage:
+    PYTHONPATH=$PWD OMP_NUM_THREADS=1 .venv/bin/python -m benchmarks.bench_search_modes --db /tmp/doc.db --index \\
+        --out benchmarks/results/search_modes.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from benchmarks.harness import write_result
+
+QUERIES = Path(__file__).resolve().parent / "datasets" / "search_modes" / "usr_share_doc_queries.json"
+MODES = ("semantic", "keyword", "hybrid")
+
+
+def ndcg(ranked: list[bool], n_relevant: int, k: int = 10) -> float:
+    """Binary-relevance nDCG@k of a ranking (``ranked[i]``: the hit at rank i+1 is relevant)."""
+    dcg = sum(1 / math.log2(i + 2) for i, hit in enumerate(ranked[:k]) if hit)
+    ideal = sum(1 / math.log2(i + 2) for i in range(min(n_relevant, k)))
+    return dcg / ideal if ideal else 0.0
+
+
+def build(db: Path, spec: dict, max_windows: int) -> float:
+    """Index the spec's package folders into ``db``; returns seconds."""
+    root = Path(spec["root"])
+    paths = [str(root / p) for p in spec["packages"]]
+    includes = [arg for pattern in spec["include"] for arg in ("--include", pattern)]
+    cmd = [sys.executable, "-m", "semhash.cli", "index", *paths, "--db", str(db), *includes, "--quiet"]
+    cmd += ["--max-windows", str(max_windows)]
+    t0 = time.perf_counter()
+    subprocess.run(cmd, check=True)
+    return time.perf_counter() - t0
+
+
+def run(db: Path, spec: dict, k: int) -> list[dict]:
+    """Every question in every mode: the ranked relative paths (a hit's copies count as the hit), cosines, time."""
+    from semhash.search import QueryOptions, Searcher
+
+    root = spec["root"].rstrip("/") + "/"
+    rows = []
+    with Searcher(db, device="cpu", runtime="torch") as searcher:
+        searcher.warm()
+        for question in spec["questions"]:
+            row = {**question, "modes": {}}
+            for mode in MODES:
+                t0 = time.perf_counter()
+                hits = searcher.query(question["query"], QueryOptions(k=k, mode=mode))
+                seconds = time.perf_counter() - t0
+                ranked = [[p.removeprefix(root) for p in (h.path, *h.copies)] for h in hits]
+                row["modes"][mode] = {
+                    "ranked": ranked,
+                    "cosines": [round(float(h.cosine or 0), 4) for h in hits],
+                    "best": hits.best,
+                    "weak": hits.weak,
+                    "seconds": seconds,
+                }
+            rows.append(row)
+    return rows
+
+
+def passage_latency(db: Path, spec: dict, k: int, count: int) -> dict:
+    """Median query time (ms) of the first ``count`` questions without and with ``passages`` (semantic mode),
+    and how many windows were embedded per query."""
+    from semhash.search import MAX_PASSAGE_WINDOWS, QueryOptions, Searcher, passage_windows
+
+    out: dict = {}
+    with Searcher(db, device="cpu", runtime="torch") as searcher:
+        searcher.warm()
+        for passages in (False, True):
+            times, windows = [], []
+            for question in spec["questions"][:count]:
+                t0 = time.perf_counter()
+                hits = searcher.query(question["query"], QueryOptions(k=k, passages=passages))
+                times.append(time.perf_counter() - t0)
+                texts = searcher.store.texts([h.id for h in hits])
+                spans = [len(passage_windows(t, most=MAX_PASSAGE_WINDOWS)) for t in texts]
+                windows.append(sum(n for n in spans if n > 1))
+            out["with_passages" if passages else "without"] = {
+                "ms_median": round(1000 * statistics.median(times), 1),
+                "ms_max": round(1000 * max(times), 1),
+                "windows_embedded_median": statistics.median(windows) if passages else 0,
+            }
+    return out
+
+
+def score(rows: list[dict], split: str, k: int) -> dict:
+    """Relevant-in-top-5 and nDCG@k per mode (and per kind of question) over the answerable questions."""
+    out: dict = {}
+    chosen = [r for r in rows if r["split"] == split and r["relevant"]]
+    for mode in MODES:
+        per_kind: dict[str, list[tuple[float, float]]] = {}
+        for row in chosen:
+            relevant = set(row["relevant"])
+            flags = [bool(relevant & set(paths)) for paths in row["modes"][mode]["ranked"]]
+            found = float(any(flags[:5]))
+            per_kind.setdefault("all", []).append((found, ndcg(flags, len(relevant), k)))
+            per_kind.setdefault(row["kind"], []).append((found, ndcg(flags, len(relevant), k)))
+        out[mode] = {
+            kind: {
+                "questions": len(pairs),
+                "relevant_in_top5": round(statistics.fmean(p[0] for p in pairs), 3),
+                f"ndcg@{k}": round(statistics.fmean(p[1] for p in pairs), 3),
+            }
+            for kind, pairs in per_kind.items()
+        }
+        times = [r["modes"][mode]["seconds"] for r in rows if r["split"] == split]
+        out[mode]["ms_median"] = round(1000 * statistics.median(times), 1)
+    return out
+
+
+def floors(rows: list[dict], split: str, mode: str) -> list[dict]:
+    """Precision and recall of ``weak`` (best cosine below the floor) at finding the questions with no answer."""
+    chosen = [r for r in rows if r["split"] == split]
+    out = []
+    for step in range(20, 56, 2):
+        floor = step / 100
+        weak = [(r["modes"][mode]["best"] or 0.0) < floor for r in chosen]
+        none = [not r["relevant"] for r in chosen]
+        tp = sum(w and n for w, n in zip(weak, none, strict=True))
+        flagged, positives = sum(weak), sum(none)
+        precision = tp / flagged if flagged else 1.0
+        recall = tp / positives if positives else 1.0
+        f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+        out.append({"floor": floor, "flagged": flagged, "precision": round(precision, 3), "recall": round(recall, 3),
+                    "f1": round(f1, 3)})  # fmt: skip
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--db", type=Path, required=True)
+    parser.add_argument("--queries", type=Path, default=QUERIES)
+    parser.add_argument("--index", action="store_true", help="index the spec's folders into --db first")
+    parser.add_argument("--max-windows", type=int, default=8)
+    parser.add_argument("-k", type=int, default=10)
+    parser.add_argument("--out", type=Path)
+    parser.add_argument("--passages", type=int, default=0, help="also time --passages on the first N questions")
+    args = parser.parse_args()
+    spec = json.loads(args.queries.read_text())
+    report: dict = {"db": str(args.db), "queries": len(spec["questions"])}
+    if args.index:
+        report["index_seconds"] = round(build(args.db, spec, args.max_windows), 1)
+    rows = run(args.db, spec, args.k)
+    for split in ("validation", "test"):
+        report[split] = score(rows, split, args.k)
+        report[f"{split}_floors_hybrid"] = floors(rows, split, "hybrid")
+    if args.passages:
+        report["passages"] = passage_latency(args.db, spec, args.k, args.passages)
+    report["rows"] = rows
+    text = json.dumps({key: value for key, value in report.items() if key != "rows"}, indent=1)
+    print(text)
+    if args.out:
+        write_result(args.out, report)
+
+
+if __name__ == "__main__":
+    main()
