@@ -23,8 +23,8 @@ from pathlib import Path
 
 import numpy as np
 
+from semhash.caches.hamming import CodeIndex
 from semhash.config import MIN_RERANK_POOL, RERANK_POOL_FACTOR
-from semhash.index import CodeIndex
 from semhash.model import encode_codes
 from semhash.train import train_hasher
 

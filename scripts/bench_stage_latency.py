@@ -31,11 +31,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_retention import subjects
 from newsgroups import DEFAULT_SOURCE, read_posts
 
+from semhash.caches.files import CacheStamp
+from semhash.caches.ivf import EmbeddingIVF
+from semhash.caches.vectors import VectorCache
 from semhash.config import HYBRID_HAMMING_POOL, IVF_SCAN_ROWS
-from semhash.index import IndexStamp
-from semhash.ivf import EmbeddingIVF
 from semhash.search import candidates, rerank_pool
-from semhash.vectors import VectorCache
 
 ROOT = Path(__file__).resolve().parents[1]
 K = 10
@@ -122,7 +122,7 @@ def main() -> None:
         build_s = time.perf_counter() - t0
         with tempfile.TemporaryDirectory() as tmp:
             vectors = VectorCache.write(
-                Path(tmp) / "v.vectors", IndexStamp("bench", 0), emb.shape[1], 32, [(ids, codes, matrix)]
+                Path(tmp) / "v.vectors", CacheStamp("bench", 0), emb.shape[1], 32, [(ids, codes, matrix)]
             )
             del matrix
             result["runs"].extend(time_stages(vectors, ivf, queries, codes, rng))

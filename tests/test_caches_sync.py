@@ -8,10 +8,10 @@ from pathlib import Path
 
 from conftest import FakeEncoder, write_corpus
 
-from semhash.index import index_path_for
+from semhash.caches.hamming import faiss_path_for
+from semhash.caches.sync import build_index, load_index
 from semhash.ingest import IndexOptions, index_paths
 from semhash.store import Store
-from semhash.sync import build_index, load_index
 
 
 def test_a_commit_between_reading_codes_and_stamp_never_labels_old_codes_fresh(tmp_path: Path, monkeypatch) -> None:
@@ -34,7 +34,7 @@ def test_a_commit_between_reading_codes_and_stamp_never_labels_old_codes_fresh(t
     built = build_index(store)
     monkeypatch.setattr(Store, "codes", original)
     # The file is labelled with the generation its codes came from, so it is now stale, never served.
-    sidecar = json.loads(Path(f"{index_path_for(db)}.json").read_text())
+    sidecar = json.loads(Path(f"{faiss_path_for(db)}.json").read_text())
     assert sidecar["generation"] == before
     assert store.generation == before + 1
     assert load_index(store).size == built.size - 1  # rebuilt from the current codes

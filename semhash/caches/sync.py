@@ -1,14 +1,14 @@
-"""Keeping the faiss index in step with SQLite (the one place that uses both store and index).
+"""Keeping the caches beside the database in step with SQLite (the one place that uses both store and caches).
 
 The faiss file is a cache: it is loaded when its sidecar names this database, its current generation and
 change, and its code length (and the file matches the sidecar's checksum); otherwise it is rebuilt from the
 stored codes and saved. It is never silently out of sync, and a file copied from another database is
 never served. No torch here: dedup and info run on stored codes alone.
 
-The rerank vectors (:mod:`semhash.vectors`, ``<db>.vectors``) are the same kind of cache for the stored
+The rerank vectors (:mod:`semhash.caches.vectors`, ``<db>.vectors``) are the same kind of cache for the stored
 embeddings, stamped with the same database state: :func:`load_vectors` serves them when fresh and
 rebuilds them from SQLite (streamed in chunks, so memory stays bounded) when not. The IVF index over the
-embeddings (:mod:`semhash.ivf`, ``<db>.ivf``, large indexes only) is built from that vector cache by
+embeddings (:mod:`semhash.caches.ivf`, ``<db>.ivf``, large indexes only) is built from that vector cache by
 :func:`load_ivf`, stamped the same way.
 
 Saving is strict for commands that write (``index``, ``train``, ``remove``): a full disk is a one-line
@@ -24,21 +24,22 @@ from collections.abc import Iterator
 
 import numpy as np
 
+from semhash.caches.files import CacheStamp
+from semhash.caches.hamming import CodeIndex, faiss_path_for
+from semhash.caches.ivf import EmbeddingIVF, ivf_path_for
+from semhash.caches.vectors import VectorCache, vectors_path_for
 from semhash.codes import ints_to_packed
 from semhash.config import IVF_MIN_DOCS
 from semhash.errors import IndexMissingError, StorageError
-from semhash.index import CodeIndex, IndexStamp, index_path_for
-from semhash.ivf import EmbeddingIVF, ivf_path_for
 from semhash.store import Store
-from semhash.vectors import VectorCache, vectors_path_for
 
 #: Embeddings read from SQLite per step while the vector cache is rebuilt (4,096 x 384 x 4 bytes = 6 MiB).
 _VECTOR_CHUNK = 4096
 
 
-def stamp_of(store: Store) -> IndexStamp:
-    """The database state a faiss file must have been built from to be served for ``store``."""
-    return IndexStamp(store.database_id, store.generation, store.change_id)
+def stamp_of(store: Store) -> CacheStamp:
+    """The database state a cache file must have been built from to be served for ``store``."""
+    return CacheStamp(store.database_id, store.generation, store.change_id)
 
 
 def build_index(store: Store, strict: bool = True) -> CodeIndex:
@@ -57,7 +58,7 @@ def build_index(store: Store, strict: bool = True) -> CodeIndex:
     index = CodeIndex.build(ids, ints_to_packed(codes, bits), bits)
     if stamp.database_id is None and not strict:
         return index
-    path = index_path_for(store.path)
+    path = faiss_path_for(store.path)
     try:
         index.save(path, stamp)
     except OSError as exc:
@@ -68,7 +69,7 @@ def build_index(store: Store, strict: bool = True) -> CodeIndex:
 
 def load_index(store: Store, strict: bool = False) -> CodeIndex:
     """The saved index if it is fresh and this database's, else a rebuilt one (see :func:`build_index`)."""
-    index = CodeIndex.load(index_path_for(store.path), stamp_of(store), _bits(store))
+    index = CodeIndex.load(faiss_path_for(store.path), stamp_of(store), _bits(store))
     return index if index is not None else build_index(store, strict=strict)
 
 
@@ -159,7 +160,7 @@ def index_is_fresh(store: Store) -> bool:
     if not bits:
         return False
     try:
-        return CodeIndex.load(index_path_for(store.path), stamp_of(store), bits) is not None
+        return CodeIndex.load(faiss_path_for(store.path), stamp_of(store), bits) is not None
     except Exception:  # a corrupt file is simply not fresh here
         return False
 
