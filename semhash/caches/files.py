@@ -69,8 +69,11 @@ def sidecar_path(path: str | Path) -> Path:
 
 
 def read_sidecar(path: str | Path) -> dict | None:
-    """The sidecar of the cache file ``path`` as a dict; ``None`` when it is missing, larger than
-    :data:`MAX_SIDECAR_BYTES` (not ours: not parsed), not a regular file, unreadable or not a JSON object."""
+    """The sidecar of the cache file ``path`` as a dict.
+
+    ``None`` when it is missing, larger than :data:`MAX_SIDECAR_BYTES` (not ours: not parsed), not a regular
+    file, unreadable or not a JSON object.
+    """
     try:
         meta = json.loads(read_regular(sidecar_path(path), MAX_SIDECAR_BYTES))  # a FIFO or a link is not read
     except (OSError, ValueError):
@@ -120,9 +123,11 @@ def stat_key(st: os.stat_result) -> list[int]:
 
 
 def _temporary(path: Path) -> Path:
-    """A temporary name beside ``path`` that is this process's and this thread's own, so two writers
-    rebuilding one cache at once never write into one file (whichever rename lands last, its sidecar's
-    checksum tells a mismatch)."""
+    """A temporary name beside ``path`` that is this process's and this thread's own.
+
+    So two writers rebuilding one cache at once never write into one file (whichever rename lands last, its
+    sidecar's checksum tells a mismatch).
+    """
     return Path(f"{path}.{os.getpid()}.{threading.get_ident()}.tmp")
 
 

@@ -89,6 +89,7 @@ class EmbeddingIVF:
     """
 
     def __init__(self, index: faiss.IndexIVFScalarQuantizer) -> None:
+        """Wrap a trained, filled index (use :meth:`build` or :meth:`load`)."""
         self.index = index
 
     @property

@@ -126,8 +126,10 @@ def load_vectors(store: Store, strict: bool = False) -> VectorCache:
 
 
 def load_ivf(store: Store, vectors: VectorCache, generation: int) -> EmbeddingIVF:
-    """The IVF index of ``vectors`` (the cache of store generation ``generation``): the saved file when its
-    sidecar vouches for this database state, else one built from the cache and saved beside the database.
+    """The IVF index of ``vectors``, the vector cache of store generation ``generation``.
+
+    The saved file when its sidecar vouches for this database state, else one built from the cache and saved
+    beside the database.
 
     Only commands that read build it (a searcher, on the first query that needs it), so saving is never
     strict: when the file cannot be written, or the store has moved past ``generation`` meanwhile (the
@@ -148,9 +150,10 @@ def load_ivf(store: Store, vectors: VectorCache, generation: int) -> EmbeddingIV
 
 
 def warm_query_caches(store: Store) -> None:
-    """Build the caches a ranked query reads, so the first query after ``semhash index`` is not the one
-    that pays for them: the rerank vectors and, from ``IVF_MIN_DOCS`` documents, the IVF stage (10^6
-    documents: ~40 s, once per change of the index; a query would otherwise build it itself).
+    """Build the caches a ranked query reads, so the first query after ``semhash index`` does not pay for them.
+
+    The rerank vectors and, from ``IVF_MIN_DOCS`` documents, the IVF stage (10^6 documents: ~40 s, once per
+    change of the index; a query would otherwise build it itself).
 
     Best effort, like the caches themselves: a cache that cannot be written is left for queries to build.
     """

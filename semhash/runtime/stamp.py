@@ -43,7 +43,7 @@ def read_stamps(folder: Path) -> dict[str, dict[str, Any]]:
         return {}
     if not isinstance(raw, dict) or raw.get("format") != _FORMAT or not isinstance(raw.get("files"), dict):
         return {}
-    out = {}
+    out: dict[str, dict[str, Any]] = {}
     for name, entry in raw["files"].items():
         if (
             isinstance(name, str)

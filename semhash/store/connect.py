@@ -1,5 +1,7 @@
-"""An open semhash database: the connection, its read-only ways in, transactions with one-line errors, and
-the ``meta`` table (the database id, the generation every cached file is stamped with, the recorded models).
+"""An open semhash database: connection, read-only ways in, transactions with one-line errors, ``meta``.
+
+The ``meta`` table holds the database id, the generation every cached file is stamped with, and the
+recorded models.
 
 :class:`StoreConnection` is that much of a database; :class:`semhash.store.Store` extends it with the rows.
 
@@ -100,6 +102,7 @@ def atomic(db: sqlite_utils.Database, path: Path, step: str = "writing") -> Iter
 
 
 def is_locked(exc: sqlite3.Error) -> bool:
+    """Whether a failed statement met another connection's lock (SQLite's "locked" or "busy")."""
     return "locked" in str(exc) or "busy" in str(exc)
 
 
@@ -231,6 +234,7 @@ class StoreConnection:
     """
 
     def __init__(self, db: sqlite_utils.Database, path: Path, busy_timeout_ms: int = 5000) -> None:
+        """Wrap an open connection (use :meth:`open`, which checks and migrates the file first)."""
         self.db = db
         self.path = path
         self._busy_timeout_ms = busy_timeout_ms
@@ -315,9 +319,11 @@ class StoreConnection:
         self.db.close()
 
     def __enter__(self) -> Self:
+        """The database itself, closed when the ``with`` block ends."""
         return self
 
     def __exit__(self, *exc: object) -> None:
+        """Close the connection."""
         self.close()
 
     @contextmanager

@@ -1,5 +1,7 @@
-"""The rows a store reads back: a document without its embedding, the active hashing model, and the rule
-that tells a stored code from damage (an integer in the active model's range)."""
+"""The rows a store reads back: a document without its embedding, and the active hashing model.
+
+Also the rule that tells a stored code from damage: an integer in the active model's range.
+"""
 
 from __future__ import annotations
 

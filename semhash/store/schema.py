@@ -88,9 +88,11 @@ def _migrate_1(db: sqlite_utils.Database) -> None:
 
 
 def _migrate_2(db: sqlite_utils.Database) -> None:
-    """Where a document's pages or slides start (JSON ``[[char_offset, page], ...]``, :func:`semhash.types.page_at`)
-    and the encoding its file was decoded from; both NULL for documents indexed before (and for formats
-    without pages, or not decoded from text)."""
+    """Schema 2: where a document's pages or slides start, and the encoding its file was decoded from.
+
+    ``locations`` is JSON ``[[char_offset, page], ...]`` (:func:`semhash.types.page_at`); both are NULL for
+    documents indexed before (and for formats without pages, or not decoded from text).
+    """
     db.execute("ALTER TABLE documents ADD COLUMN locations TEXT")
     db.execute("ALTER TABLE documents ADD COLUMN encoding TEXT")
 
@@ -152,7 +154,9 @@ def check_version(db: sqlite_utils.Database, path: Path, version: int, tables: s
 
 
 def apply_migrations(db: sqlite_utils.Database, version: int) -> None:
-    """Run the migrations from schema ``version`` on (call inside one transaction; the caller then records
-    :data:`SCHEMA_VERSION` in ``PRAGMA user_version``)."""
+    """Run the migrations from schema ``version`` on.
+
+    Call it inside one transaction; the caller then records :data:`SCHEMA_VERSION` in ``PRAGMA user_version``.
+    """
     for step in range(version, SCHEMA_VERSION):
         MIGRATIONS[step](db)

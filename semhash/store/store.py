@@ -15,7 +15,7 @@ import json
 import sqlite3
 from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime
-from typing import Any, NoReturn
+from typing import NoReturn
 
 import numpy as np
 
@@ -88,9 +88,11 @@ class Store(StoreConnection):
         return ids
 
     def document_locations(self, ids: Sequence[int]) -> dict[int, Locations]:
-        """Where the pages or slides of documents start (``{id: ((char_offset, page), ...)}``), for those that
-        have pages; :func:`semhash.types.page_at` finds a character's page. Empty for an index older than
-        the column (read where it could not be upgraded)."""
+        """Where the pages or slides of documents start: ``{id: ((char_offset, page), ...)}``.
+
+        Only documents that have pages are in it; :func:`semhash.types.page_at` finds a character's page.
+        Empty for an index older than the column (read where it could not be upgraded).
+        """
         out: dict[int, Locations] = {}
         try:
             rows = list(self._rows_by_id("id, locations", ids))
@@ -103,8 +105,10 @@ class Store(StoreConnection):
         return out
 
     def has_keyword_index(self) -> bool:
-        """Whether the keyword index exists (an index older than schema 3, read where it could not be
-        upgraded, has none)."""
+        """Whether the keyword index exists.
+
+        An index older than schema 3, read where it could not be upgraded, has none.
+        """
         row = self.db.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", [FTS_TABLE])
         return row.fetchone() is not None
 
@@ -181,9 +185,13 @@ class Store(StoreConnection):
         pairs = sorted(self._rows_by_id("id, embedding", ids))
         return self._embedding_rows(iter(pairs), dim, len(pairs))
 
-    def _embedding_rows(self, rows: Iterator[Any], dim: int, expected: int) -> tuple[np.ndarray, np.ndarray]:
-        """``(ids, matrix)`` of ``(id, blob)`` rows, written straight into one float32 array (at 10^6 x 384,
-        a list of blobs, their join and a copy held 4.6 GB at once; this holds the 1.5 GB matrix)."""
+    def _embedding_rows(
+        self, rows: Iterator[tuple[int, object]], dim: int, expected: int
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """``(ids, matrix)`` of ``(id, blob)`` rows, written straight into one float32 array.
+
+        At 10^6 x 384, a list of blobs, their join and a copy held 4.6 GB at once; this holds the 1.5 GB matrix.
+        """
         out_ids = np.empty(expected, np.int64)
         matrix = np.empty((expected, dim), np.float32)
         count = 0
@@ -347,9 +355,12 @@ class Store(StoreConnection):
     def save_adapted_encoder(
         self, name: str, weights: bytes, config: dict, stats: dict, ids: Sequence[int], embeddings: np.ndarray
     ) -> None:
-        """Switch the index to an adapted encoder, in one transaction: its weights, the documents' new
-        embeddings (``ids`` must be every document), the recorded model name, and no codes (the old ones
-        came from the old embeddings; ``semhash train`` encodes again if the caller stops before it does)."""
+        """Switch the index to an adapted encoder, in one transaction.
+
+        Written together: its weights, the documents' new embeddings (``ids`` must be every document), the
+        recorded model name, and no codes (the old ones came from the old embeddings; ``semhash train``
+        encodes again if the caller stops before it does).
+        """
         vectors = np.asarray(embeddings, dtype="<f4")
         if len(ids) != len(vectors) or len(ids) != self.count():
             raise ValueError(f"{len(ids)} ids and {len(vectors)} embeddings for {self.count()} documents")
