@@ -49,11 +49,11 @@ parse(semhash.cli.query_command, [sys.argv[3], "--db", sys.argv[1], "--json"])
 mark("command line (semhash.argv, as `semhash query` reads it)")
 from semhash.search import QueryOptions, Searcher
 mark("import semhash.search (faiss, corpus...)")
-from semhash.index import index_path_for
+from semhash.caches.hamming import faiss_path_for
 db = sys.argv[1]
 searcher = Searcher(db, runtime=sys.argv[2], quick_start=True)
 mark("Searcher: store open + faiss load (incl. sidecar sha256 of %d MB)"
-     % (index_path_for(searcher.db_path).stat().st_size // 2**20))
+     % (faiss_path_for(searcher.db_path).stat().st_size // 2**20))
 codec = searcher.codec
 mark("codec: active model + runtime manifest/freshness")
 encoder = searcher.encoder
@@ -84,8 +84,8 @@ def build(db: Path, real: int, rows: int, work: Path) -> None:
     """Index ``real`` posts with the real model, then replicate rows up to ``rows`` documents."""
     import numpy as np
 
+    from semhash.caches.sync import build_index
     from semhash.store import Store
-    from semhash.sync import build_index
     from semhash.types import SourceDocument
 
     posts = [p for p in read_posts(DEFAULT_SOURCE) if p.split == "train"][:real]

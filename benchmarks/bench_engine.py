@@ -126,8 +126,8 @@ def bench_cold_query(db: str) -> dict:
 
 
 def bench_hamming(sizes: list[int], k: int = 10) -> list[dict]:
+    from semhash.caches.hamming import CodeIndex
     from semhash.codes import packed_to_ints
-    from semhash.index import CodeIndex
 
     rng = np.random.default_rng(0)
     rows = []

@@ -25,8 +25,8 @@ import numpy as np
 
 from benchmarks.harness import CACHE as WORK
 from benchmarks.harness import result_path, write_result
+from semhash.caches.hamming import CodeIndex
 from semhash.config import MIN_RERANK_POOL, RERANK_POOL_FACTOR
-from semhash.index import CodeIndex
 from semhash.model import encode_codes
 from semhash.train import train_hasher
 

@@ -17,19 +17,19 @@ real rows, then noisy copies of them (unit embedding + Gaussian noise of ``--noi
 renormalised), coded by the same trained model with their source post's lexical vector; recall is
 against exact cosine over the same synthetic matrix. For each index and pool size the search stage is
 the one ``Searcher.search_embedding`` runs: Hamming top-``pool`` over the cached codes (ties by id) ->
-cosines gathered from the memory-mapped float32 cache (:class:`semhash.vectors.VectorCache`, a real file
+cosines gathered from the memory-mapped float32 cache (:class:`semhash.caches.vectors.VectorCache`, a real file
 in a temporary folder) -> sort; plus ``faiss:N`` (``--faiss-rows``: the same with faiss's top-N as the
 candidate stage, the design it replaced) and ``exact`` (:meth:`VectorCache.scan`, every row). Pool 100
 is the old default (the baseline of the same run).
 
 ``hybrid:P`` is the float candidate stage (:func:`semhash.search.candidates` with an
-:class:`semhash.ivf.EmbeddingIVF` built here on the same rows, its build time and size reported): the
+:class:`semhash.caches.ivf.EmbeddingIVF` built here on the same rows, its build time and size reported): the
 Hamming pool of ``min(rule, HYBRID_HAMMING_POOL)`` joined by the IVF's top ``IVF_CANDIDATES`` from ``P``
 probed cells, re-ranked by cosine; ``ivf:P`` is the same without the Hamming share. Latency is per
 query, median and p90 in ms; the query's embedding time (encoder, one short query) is measured in the
 same run. The ``rule`` flag marks what :func:`semhash.search.candidate_stage` runs by default: the pool
 :func:`semhash.search.rerank_pool` gives below ``IVF_MIN_DOCS``, from there on ``hybrid:P`` with the ``P``
-cells that hold about ``IVF_SCAN_ROWS`` rows (:meth:`semhash.ivf.EmbeddingIVF.probes_for`).
+cells that hold about ``IVF_SCAN_ROWS`` rows (:meth:`semhash.caches.ivf.EmbeddingIVF.probes_for`).
 
     .venv/bin/python -m benchmarks.bench_retention --out benchmarks/results/retention.json
 """
@@ -53,14 +53,15 @@ import torch
 from benchmarks.datasets.newsgroups import DEFAULT_SOURCE, read_posts
 from benchmarks.harness import CACHE as WORK
 from benchmarks.harness import result_path, write_result
+from semhash.caches.files import CacheStamp
+from semhash.caches.hamming import CodeIndex
+from semhash.caches.ivf import EmbeddingIVF
+from semhash.caches.vectors import VectorCache
 from semhash.codes import pack_bits, packed_to_ints
 from semhash.config import HYBRID_HAMMING_POOL, IVF_MIN_DOCS, IVF_SCAN_ROWS
-from semhash.index import CodeIndex, IndexStamp
-from semhash.ivf import EmbeddingIVF
 from semhash.model import HashingAutoencoder, encode_codes
 from semhash.search import candidates, rerank_pool
 from semhash.train import train_hasher
-from semhash.vectors import VectorCache
 
 K = 10
 _RE = re.compile(r"^\s*(re\s*:\s*)+", re.IGNORECASE)
@@ -265,7 +266,7 @@ def main() -> None:
         with tempfile.TemporaryDirectory() as tmp:
             sql = packed_to_ints(codes).view(np.int64)
             vectors = VectorCache.write(
-                Path(tmp) / "v.vectors", IndexStamp("bench", 0), emb.shape[1], 32, [(ids, sql, matrix)]
+                Path(tmp) / "v.vectors", CacheStamp("bench", 0), emb.shape[1], 32, [(ids, sql, matrix)]
             )
             labels = db_labels[:size] if size <= n else None
             for split in args.splits:

@@ -30,11 +30,11 @@ from benchmarks.bench_retention import subjects
 from benchmarks.datasets.newsgroups import DEFAULT_SOURCE, read_posts
 from benchmarks.harness import CACHE as WORK
 from benchmarks.harness import result_path, write_result
+from semhash.caches.files import CacheStamp
+from semhash.caches.ivf import EmbeddingIVF
+from semhash.caches.vectors import VectorCache
 from semhash.config import HYBRID_HAMMING_POOL, IVF_SCAN_ROWS
-from semhash.index import IndexStamp
-from semhash.ivf import EmbeddingIVF
 from semhash.search import candidates, rerank_pool
-from semhash.vectors import VectorCache
 
 K = 10
 
@@ -120,7 +120,7 @@ def main() -> None:
         build_s = time.perf_counter() - t0
         with tempfile.TemporaryDirectory() as tmp:
             vectors = VectorCache.write(
-                Path(tmp) / "v.vectors", IndexStamp("bench", 0), emb.shape[1], 32, [(ids, codes, matrix)]
+                Path(tmp) / "v.vectors", CacheStamp("bench", 0), emb.shape[1], 32, [(ids, codes, matrix)]
             )
             del matrix
             result["runs"].extend(time_stages(vectors, ivf, queries, codes, rng))

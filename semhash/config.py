@@ -57,7 +57,7 @@ MIN_RERANK_POOL = 2000
 RERANK_POOL_FRACTION = 0.1
 #: Past this the gather costs as much as ``--exact``'s full scan (10^6 documents: ~100 ms either way).
 MAX_RERANK_POOL = 100_000
-#: The float candidate stage (issue 9, :mod:`semhash.ivf`): from this many documents on, a ranked query's
+#: The float candidate stage (issue 9, :mod:`semhash.caches.ivf`): from this many documents on, a ranked query's
 #: candidates are the Hamming pool (at most ``HYBRID_HAMMING_POOL``) joined by the ``IVF_CANDIDATES`` rows a
 #: faiss IVF index over the stored embeddings finds in the cells nearest the query, as many cells as hold about
 #: ``IVF_SCAN_ROWS`` rows (so a query's scan costs the same at every size: ~12 MB of 8-bit codes; at 10^6 a

@@ -5,10 +5,10 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from semhash.caches.hamming import faiss_path_for
+from semhash.caches.sync import index_is_fresh
 from semhash.codes import bit_usage, ints_to_packed
-from semhash.index import index_path_for
 from semhash.store import SCHEMA_VERSION, Store
-from semhash.sync import index_is_fresh
 from semhash.types import IndexInfo
 
 
@@ -43,7 +43,7 @@ def index_info(db_path: str | Path) -> IndexInfo:
         dim = store.get_meta("embedding_dim")
         stats = active.stats if active else {}
         config = active.config if active else {}
-        faiss_path = index_path_for(store.path)
+        faiss_path = faiss_path_for(store.path)
         return IndexInfo(
             db_path=str(store.path),
             documents=store.count(),

@@ -36,6 +36,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from semhash.adapted import is_adapted
+from semhash.caches.sync import build_index, load_index, warm_query_caches
 from semhash.codes import check_bits, packed_to_ints, to_sql_int
 from semhash.config import CHARS_PER_WINDOW_ESTIMATE, DEFAULT_BATCH_DOCS, DEFAULT_BITS
 from semhash.corpus import SUPPORTED_SUFFIXES, CorpusScan, ReadOptions, check_roots, read_documents
@@ -44,7 +45,6 @@ from semhash.embed import Encoder, LongDocumentEncoder, SentenceTransformerEncod
 from semhash.engine import check_engine, import_ray
 from semhash.errors import CorpusError, CorruptIndexError, DocumentNotFoundError, NoDocumentsError, UsageError
 from semhash.store import Store
-from semhash.sync import build_index, load_index, warm_query_caches
 from semhash.types import IndexPlan, IndexReport, PlannedFile, SourceDocument, skip_summary
 
 if TYPE_CHECKING:

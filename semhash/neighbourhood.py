@@ -1,7 +1,7 @@
 """How far documents lie from their neighbours in the stored embeddings, and drift of newly added ones.
 
 Shared by ``semhash outliers`` (the ``knn`` score) and ``semhash index`` (the drift warning), so it sits
-below the services, beside :mod:`semhash.sync`: it reads stored embeddings through the store and searches
+below the services, beside :mod:`semhash.caches.sync`: it reads stored embeddings through the store and searches
 them with faiss (inner product over unit vectors; exact up to ``_FLAT_LIMIT`` reference rows, IVF above,
 streamed in batches; above ``MAX_REFERENCE`` documents a seeded sample is the reference, so memory stays
 bounded). No torch.
@@ -105,8 +105,17 @@ def inner_product_index(
     The IVF has ``4 sqrt(m)`` lists trained on a seeded sample of ``points_per_list`` rows per list
     (``kmeans_rounds``: faiss's default when ``None``) and probes ``nprobe`` lists per query. Shared by the
     kNN distance here and by ``dedup --neighbours`` (:mod:`semhash.dedup.ann`, which trains it more cheaply).
+
+    Not the search cache's IVF (:meth:`semhash.caches.ivf.EmbeddingIVF.build`), on purpose: this one is
+    ``IndexIVFFlat`` (its inner products are the distances returned, so they are exact), with ``int(4 sqrt(m))``
+    lists (there: the power of two nearest ``sqrt(n)``), 40 training points a list (there: 64), faiss's
+    default k-means seed (there: ``seed``), and flat below ``flat_limit`` rows. One builder would change the
+    numbers of ``outliers``, the drift check and ``dedup --neighbours``; only the seeded training sample is
+    shared (:func:`semhash.caches.ivf.training_sample`).
     """
     import faiss
+
+    from semhash.caches.ivf import training_sample  # faiss, like the import above: only this path needs it
 
     m, dim = reference.shape
     if m <= flat_limit:
@@ -120,8 +129,7 @@ def inner_product_index(
     # faiss warns below 39 training points per list; with fewer on purpose, that warning is expected noise.
     ivf.cp.min_points_per_centroid = min(points_per_list, 39)
     ivf.verbose = False
-    sample = np.random.default_rng(seed).choice(m, min(m, points_per_list * nlist), replace=False)
-    ivf.train(reference[np.sort(sample)])
+    ivf.train(reference[training_sample(m, points_per_list, nlist, seed)])
     ivf.nprobe = nprobe
     ivf.add(reference)
     return ivf

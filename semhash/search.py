@@ -4,11 +4,11 @@ Ranking: the ``k`` nearest codes by Hamming distance, ties broken by id. With ``
 a larger pool of Hamming candidates is re-ordered by the cosine of the stored embeddings: the 32-bit code
 finds the neighbourhood cheaply, the embedding orders it precisely. The pool grows with the index
 (:func:`rerank_pool`; issue 9: a fixed 100 kept only 22% of the exact cosine top 10 for short queries),
-and its codes and vectors come from the memory-mapped cache beside the database (:mod:`semhash.vectors`),
+and its codes and vectors come from the memory-mapped cache beside the database (:mod:`semhash.caches.vectors`),
 not from SQLite rows. ``exact`` skips the codes and scans every stored embedding (small indexes).
 
 Large indexes (from ``IVF_MIN_DOCS`` documents) add a float candidate stage (:func:`candidate_stage`):
-a faiss IVF index over the stored embeddings (:mod:`semhash.ivf`) proposes ``IVF_CANDIDATES`` rows, the
+a faiss IVF index over the stored embeddings (:mod:`semhash.caches.ivf`) proposes ``IVF_CANDIDATES`` rows, the
 codes a Hamming pool of at most ``HYBRID_HAMMING_POOL``, and their union is re-ranked by exact cosine. At
 10^5-10^6 documents a short query's true top 10 lies in about a tenth of the index by Hamming rank, which
 no pool within the latency budget covers; the IVF stage finds it by scanning the cells nearest the query
@@ -36,6 +36,10 @@ from pathlib import Path
 
 import numpy as np
 
+from semhash.caches.hamming import CodeIndex
+from semhash.caches.ivf import EmbeddingIVF
+from semhash.caches.sync import load_index, load_ivf, load_vectors, require_documents
+from semhash.caches.vectors import VectorCache
 from semhash.codec import Codec, resolve_runtime
 from semhash.codes import from_sql_int, ints_to_packed, packed_to_ints
 from semhash.config import (
@@ -54,13 +58,9 @@ from semhash.config import (
 from semhash.corpus import read_file, snippet
 from semhash.embed import Encoder
 from semhash.errors import CorpusError, DocumentNotFoundError, UsageError
-from semhash.index import CodeIndex
-from semhash.ivf import EmbeddingIVF
 from semhash.lexical import ENGLISH_STOP_WORDS
 from semhash.store import Store
-from semhash.sync import load_index, load_ivf, load_vectors, require_documents
 from semhash.types import Hit, Hits, format_location, page_at
-from semhash.vectors import VectorCache
 
 #: The rankings a query can use (``--mode``).
 MODES = ("semantic", "keyword", "hybrid")
@@ -295,7 +295,7 @@ class Searcher:
 
     A searcher may live long (``semhash serve``) while ``semhash index`` adds, updates or removes documents
     in the same database. Every query first reads the store's generation (one indexed ``meta`` lookup);
-    when it moved, the faiss index is reloaded (:func:`semhash.sync.load_index`, inside one read
+    when it moved, the faiss index is reloaded (:func:`semhash.caches.sync.load_index`, inside one read
     transaction so codes and generation agree) and, when the active hashing model changed, that too.
     A hit whose row vanished between the Hamming search and the row fetch is left out, never an error.
 

@@ -19,9 +19,9 @@ import torch
 from conftest import FAST_EPOCHS, TOPICS, FakeEncoder
 from typer.testing import CliRunner
 
+from semhash.caches.hamming import faiss_path_for
 from semhash.cli import app
 from semhash.codes import ints_to_packed
-from semhash.index import index_path_for
 from semhash.search import Searcher
 from semhash.store import Store
 
@@ -178,7 +178,7 @@ def test_disk_full_while_writing_the_faiss_file(
             return FullFile()
         return real_open(file, mode, *args, **kwargs)
 
-    monkeypatch.setattr("semhash.index.open", open_on_a_full_disk, raising=False)
+    monkeypatch.setattr("semhash.caches.files.open", open_on_a_full_disk, raising=False)
     code, output = invoke("index", corpus, "--db", db, "--epochs", FAST_EPOCHS)
     assert code == 1
     line = _error_line(output)
@@ -190,10 +190,10 @@ def test_disk_full_while_writing_the_faiss_file(
     monkeypatch.setattr("semhash.embed.load_encoder", lambda *a, **k: patch_encoder)
     code, output = invoke("index", corpus, "--db", db)
     assert code == 0 and "24 unchanged" in output
-    assert index_path_for(db).exists()
+    assert faiss_path_for(db).exists()
     # a command that only reads serves the index from memory when the cache cannot be written
-    index_path_for(db).unlink()
-    monkeypatch.setattr("semhash.index.open", open_on_a_full_disk, raising=False)
+    faiss_path_for(db).unlink()
+    monkeypatch.setattr("semhash.caches.files.open", open_on_a_full_disk, raising=False)
     code, output = invoke("query", "telescope galaxy", "--db", db, "-k", 3, "--json")
     assert code == 0 and len(output.splitlines()) == 3
 
@@ -239,7 +239,7 @@ def test_an_oversized_model_blob_is_refused_before_loading(
 ) -> None:
     db = tmp_path / "s.db"
     assert invoke("index", corpus, "--db", db, "--epochs", FAST_EPOCHS)[0] == 0
-    monkeypatch.setattr("semhash.store.MAX_MODEL_BYTES", 1000)
+    monkeypatch.setattr("semhash.store.store.MAX_MODEL_BYTES", 1000)
     code, output = invoke("query", "telescope", "--db", db)
     assert code == 1 and "unreadable" in _error_line(output) and "semhash train" in output
 

@@ -9,11 +9,11 @@ import numpy as np
 import pytest
 from conftest import FAST_EPOCHS, FakeEncoder
 
+from semhash.caches.hamming import CodeIndex, faiss_path_for
+from semhash.caches.sync import stamp_of
 from semhash.errors import CorpusError, ModelMismatchError, UsageError
-from semhash.index import CodeIndex, index_path_for
 from semhash.ingest import IndexOptions, index_paths, retrain_index
 from semhash.store import Store
-from semhash.sync import stamp_of
 
 OPTS = IndexOptions(epochs=FAST_EPOCHS, device="cpu", batch_docs=4)
 
@@ -26,7 +26,7 @@ def test_first_index_embeds_trains_encodes_and_builds_faiss(tmp_path: Path, corp
     with Store.open(db) as store:
         assert store.count(encoded_only=True) == 24
         assert store.bits == 32 and store.embedding_model == "fake-bow"
-        index = CodeIndex.load(index_path_for(db), stamp_of(store), 32)
+        index = CodeIndex.load(faiss_path_for(db), stamp_of(store), 32)
         assert index is not None and index.size == 24
         _, codes = store.codes()
         assert len(set(codes.tolist())) > 1  # not collapsed to one code
@@ -147,7 +147,7 @@ def test_tiny_corpus_trains_without_nan(tmp_path: Path) -> None:
 def test_unchanged_rerun_keeps_the_faiss_file_and_repairs_a_corrupt_one(tmp_path: Path, corpus: Path) -> None:
     db = tmp_path / "s.db"
     index_paths(db, [corpus], OPTS, encoder=FakeEncoder())
-    faiss_file = index_path_for(db)
+    faiss_file = faiss_path_for(db)
     written = faiss_file.stat().st_mtime_ns
     index_paths(db, [corpus], OPTS, encoder=FakeEncoder())
     assert faiss_file.stat().st_mtime_ns == written  # nothing changed: not rebuilt

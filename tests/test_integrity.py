@@ -228,8 +228,8 @@ def test_a_fifo_in_a_cache_files_place_is_a_damaged_cache_never_a_hang(indexed: 
 
 def test_a_linked_cache_file_is_not_read(indexed: Path, tmp_path: Path) -> None:
     """A sidecar that is a link (here to a copy of the genuine one) is not followed: the cache is rebuilt."""
-    from semhash.index import CodeIndex
-    from semhash.sync import stamp_of
+    from semhash.caches.hamming import CodeIndex
+    from semhash.caches.sync import stamp_of
 
     side = Path(f"{indexed}.faiss.json")
     copy = tmp_path / "copy.json"
@@ -287,13 +287,13 @@ def test_a_fifo_in_place_of_the_ivf_file_is_rebuilt_never_waited_on(tmp_path: Pa
         """
         import os, sys
         import numpy as np
-        from semhash.index import IndexStamp
-        from semhash.ivf import EmbeddingIVF
+        from semhash.caches.files import CacheStamp
+        from semhash.caches.ivf import EmbeddingIVF
         rng = np.random.default_rng(0)
         rows = rng.standard_normal((400, 16)).astype(np.float32)
         rows /= np.linalg.norm(rows, axis=1, keepdims=True)
         ids = np.arange(400, dtype=np.int64)
-        stamp = IndexStamp("db", 1, "change")
+        stamp = CacheStamp("db", 1, "change")
         path = sys.argv[1]
         EmbeddingIVF.build(ids, rows, nlist=8).save(path, stamp)
         assert EmbeddingIVF.load(path, stamp, 16, 400) is not None

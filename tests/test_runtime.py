@@ -385,7 +385,8 @@ def test_a_stamped_file_damaged_in_place_is_still_refused(exported: Exported, tm
 
 
 def test_a_forged_or_malformed_stamp_only_costs_a_hash(exported: Exported, tmp_path: Path) -> None:
-    from semhash.runtime.stamp import MAX_STAMP_BYTES, read_stamps, stat_key
+    from semhash.caches.files import stat_key
+    from semhash.runtime.stamp import MAX_STAMP_BYTES, read_stamps
 
     folder = _clone(exported.folder, tmp_path / "copy.runtime")
     _damage_bytes(folder / HASHER_FILE)
@@ -409,9 +410,9 @@ def test_a_folder_that_cannot_be_written_loads_without_its_stamp(
     (folder / STAMP_FILE).unlink()
 
     def read_only(*args: object, **kwargs: object) -> None:
-        raise PermissionError(13, "Permission denied")  # what mkstemp raises in a read-only folder
+        raise PermissionError(13, "Permission denied")  # what creating a file raises in a read-only folder
 
-    monkeypatch.setattr(stamp.tempfile, "mkstemp", read_only)
+    monkeypatch.setattr(stamp, "write_atomically", read_only)
     calls = _hash_calls(monkeypatch)
     assert load_runtime(folder).hasher is not None and load_runtime(folder).hasher is not None
     assert not (folder / STAMP_FILE).exists() and calls.count(ENCODER_FILE) == 2  # hashed each time, as before

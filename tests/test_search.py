@@ -384,7 +384,7 @@ def test_vectors_are_served_from_memory_when_they_cannot_be_saved(
     def full_disk(*args: object, **kwargs: object) -> None:
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr("semhash.vectors.VectorCache.write", full_disk)
+    monkeypatch.setattr("semhash.caches.vectors.VectorCache.write", full_disk)
     with Searcher(db, encoder=encoder) as searcher:
         assert [h.id for h in searcher.query("bicycle chain", QueryOptions(k=4))] == expected
     assert not Path(f"{db}.vectors.json").exists()

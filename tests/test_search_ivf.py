@@ -105,7 +105,7 @@ def test_the_ivf_cache_follows_the_database(
     db: tuple[Path, Path, FakeEncoder], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Fresh files are loaded, not rebuilt; damaged, foreign and stale ones are rebuilt; results do not change."""
-    from semhash.ivf import EmbeddingIVF
+    from semhash.caches.ivf import EmbeddingIVF
     from semhash.store import Store
 
     root, path, encoder = db
@@ -163,7 +163,7 @@ def test_the_ivf_is_served_from_memory_when_it_cannot_be_saved(
     def full_disk(*args: object, **kwargs: object) -> None:
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr("semhash.ivf.EmbeddingIVF.save", full_disk)
+    monkeypatch.setattr("semhash.caches.ivf.EmbeddingIVF.save", full_disk)
     with Searcher(path, encoder=encoder) as searcher:
         hits = searcher.query("rocket moon", QueryOptions(k=4))
         exact = searcher.query("rocket moon", QueryOptions(k=4, exact=True))
@@ -176,7 +176,7 @@ def test_the_ivf_is_built_once_per_snapshot_however_many_threads(
     """Concurrent first queries build the IVF once (one lock per snapshot), and all get the same answer."""
     from concurrent.futures import ThreadPoolExecutor
 
-    from semhash import sync
+    from semhash.caches import sync
 
     _, path, encoder = db
     monkeypatch.setattr("semhash.search.IVF_MIN_DOCS", 1)
@@ -200,7 +200,7 @@ def test_indexing_builds_the_query_caches_so_the_first_query_does_not(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Old code: `semhash index` left the rerank vectors and the IVF stage to the first ranked query."""
-    monkeypatch.setattr("semhash.sync.IVF_MIN_DOCS", 1)
+    monkeypatch.setattr("semhash.caches.sync.IVF_MIN_DOCS", 1)
     monkeypatch.setattr("semhash.search.IVF_MIN_DOCS", 1)
     root = tmp_path / "corpus"
     write_corpus(root)
@@ -208,7 +208,7 @@ def test_indexing_builds_the_query_caches_so_the_first_query_does_not(
     encoder = FakeEncoder()
     index_paths(path, [root], IndexOptions(epochs=30, device="cpu"), encoder=encoder)
     assert Path(f"{path}.vectors").is_file() and Path(f"{path}.ivf").is_file()
-    from semhash.ivf import EmbeddingIVF
+    from semhash.caches.ivf import EmbeddingIVF
 
     def no_build(*args: object, **kwargs: object) -> None:
         raise AssertionError("the query rebuilt the IVF index that indexing had saved")

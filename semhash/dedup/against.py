@@ -75,7 +75,7 @@ def match_against(
     options: DedupOptions,
 ) -> AgainstResult:
     """Match new documents (already embedded and hashed) against an open store (torch-free)."""
-    from semhash.sync import load_index  # faiss: only this path needs it
+    from semhash.caches.sync import load_index  # faiss: only this path needs it
 
     index = load_index(store)
     # Exact: normalised text hashes of every stored document.

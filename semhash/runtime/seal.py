@@ -5,7 +5,7 @@ and the ``verified.json`` stamps included: a folder whose ``encoder.onnx`` was a
 was re-stamped to match passes every check the folder can make of itself, and queries would silently
 embed with another model. So when semhash writes the folder it also records, in the database (``meta``
 key :data:`SEAL_KEY`), a :class:`Seal`: the sha256 of the ``manifest.json`` it wrote (which lists every
-file's sha256 and size) and each file's stat key (:func:`semhash.runtime.stamp.stat_key`: size, mtime,
+file's sha256 and size) and each file's stat key (:func:`semhash.caches.files.stat_key`: size, mtime,
 ctime, inode, device) taken after the file was hashed.
 
 A query uses the folder only when its manifest's sha256 is the sealed one (:func:`check_seal`); a file
@@ -26,8 +26,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from semhash.caches.files import stat_key
 from semhash.runtime.manifest import Manifest, RuntimeUnavailableError, read_manifest, verify_file
-from semhash.runtime.stamp import stat_key
 
 #: The ``meta`` key of the seal.
 SEAL_KEY = "runtime_seal"

@@ -14,17 +14,17 @@ bad or missing one only costs a re-hash. It is no defence against someone who ma
 exported is vouched for by the index's seal instead (:mod:`semhash.runtime.seal`), and this file is not read
 for it: the stamp serves folders no index seals (the per-model encoder cache, :func:`semhash.runtime.load_runtime`).
 Writing it is best effort (an atomic replace), so a read-only folder still works: it just hashes every time.
+The stat key, the capped JSON read and the atomic write are the caches' (:mod:`semhash.caches.files`).
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
+from semhash.caches.files import stat_key, write_atomically
 from semhash.fileio import read_regular
 
 #: The stamp file's name, beside ``manifest.json``.
@@ -32,11 +32,6 @@ STAMP_FILE = "verified.json"
 #: A stamp lists a handful of files: anything larger is not one (read nothing, hash everything).
 MAX_STAMP_BYTES = 64 << 10
 _FORMAT = 1
-
-
-def stat_key(st: os.stat_result) -> list[int]:
-    """What must stay equal for a verified file to be trusted without hashing it again."""
-    return [st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino, st.st_dev]
 
 
 def read_stamps(folder: Path) -> dict[str, dict[str, Any]]:
@@ -48,7 +43,7 @@ def read_stamps(folder: Path) -> dict[str, dict[str, Any]]:
         return {}
     if not isinstance(raw, dict) or raw.get("format") != _FORMAT or not isinstance(raw.get("files"), dict):
         return {}
-    out = {}
+    out: dict[str, dict[str, Any]] = {}
     for name, entry in raw["files"].items():
         if (
             isinstance(name, str)
@@ -79,16 +74,9 @@ def write_stamps(folder: Path, updates: dict[str, tuple[str, os.stat_result]]) -
     for name, (sha256, st) in updates.items():
         stamps[name] = {"sha256": sha256, "stat": stat_key(st)}
     data = json.dumps({"format": _FORMAT, "files": stamps}, sort_keys=True).encode("utf-8")
-    tmp = None
     try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{STAMP_FILE}.", dir=folder)
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-        os.chmod(tmp, 0o644)  # mkstemp's 0600 would hide it from the index's other users (they re-hash)
-        os.replace(tmp, folder / STAMP_FILE)  # readers see the old stamp or the new one, never half of one
+        # readers see the old stamp or the new one, never half of one
+        write_atomically(folder / STAMP_FILE, data)
         return True
     except OSError:
-        if tmp is not None:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp)
         return False

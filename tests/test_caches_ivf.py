@@ -8,10 +8,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from semhash.index import IndexStamp
-from semhash.ivf import EmbeddingIVF, ivf_path_for, nlist_for
+from semhash.caches.files import CacheStamp
+from semhash.caches.ivf import EmbeddingIVF, ivf_path_for, nlist_for
 
-STAMP = IndexStamp("db-1", 3, "change-a")
+STAMP = CacheStamp("db-1", 3, "change-a")
 DIM = 16
 
 
@@ -71,15 +71,15 @@ def test_round_trip(tmp_path: Path, built: tuple[EmbeddingIVF, np.ndarray, np.nd
 @pytest.mark.parametrize(
     "stamp, dim, count",
     [
-        (IndexStamp("db-2", 3, "change-a"), DIM, 400),  # another database's file
-        (IndexStamp("db-1", 4, "change-b"), DIM, 400),  # an older state of this one
-        (IndexStamp(None, 3, "change-a"), DIM, 400),  # a database without an id: nothing ties the file to it
+        (CacheStamp("db-2", 3, "change-a"), DIM, 400),  # another database's file
+        (CacheStamp("db-1", 4, "change-b"), DIM, 400),  # an older state of this one
+        (CacheStamp(None, 3, "change-a"), DIM, 400),  # a database without an id: nothing ties the file to it
         (STAMP, 32, 400),  # another embedding model
         (STAMP, DIM, 399),  # another row count
     ],
 )
 def test_foreign_or_stale_files_are_refused(
-    tmp_path: Path, built: tuple[EmbeddingIVF, np.ndarray, np.ndarray], stamp: IndexStamp, dim: int, count: int
+    tmp_path: Path, built: tuple[EmbeddingIVF, np.ndarray, np.ndarray], stamp: CacheStamp, dim: int, count: int
 ) -> None:
     ivf, _, _ = built
     path = ivf_path_for(tmp_path / "x.db")
@@ -152,7 +152,7 @@ def test_a_sidecar_claiming_an_oversized_file_is_refused_unread(
     def no_read(*args: object) -> None:
         raise AssertionError("the file was read")
 
-    monkeypatch.setattr("semhash.ivf.file_checksum", no_read)
+    monkeypatch.setattr("semhash.caches.ivf.file_checksum", no_read)
     for change in ({"bytes": 10**12}, {"nlist": 0}, {"nlist": len(ids) + 1}, {"nlist": "16"}):
         side.write_text(json.dumps({**meta, **change}))
         assert EmbeddingIVF.load(path, STAMP, DIM, len(ids)) is None
@@ -171,7 +171,7 @@ def test_an_unchanged_file_is_not_hashed_again_but_a_changed_one_is(
     """Old code: every load hashed the whole file (a tenth of a cold query at 10^5 documents)."""
     import os
 
-    import semhash.ivf as ivf_module
+    import semhash.caches.ivf as ivf_module
 
     ivf, ids, _ = built
     path = ivf_path_for(tmp_path / "x.db")

@@ -5,38 +5,46 @@ Hamming rank, so a Hamming pool that finds it costs as much as the exact scan (1
 An inverted-file index over the embeddings themselves finds it by looking at a few percent of the rows:
 k-means cells (``nlist`` of them, about ``sqrt(n)``), 8-bit scalar-quantised vectors in each cell, and a
 query scans the ``nprobe`` cells nearest to it. Its top ``m`` join the (smaller) Hamming pool and the
-union is re-ranked by exact cosine from the float32 cache (:mod:`semhash.vectors`), so the quantisation
+union is re-ranked by exact cosine from the float32 cache (:mod:`semhash.caches.vectors`), so the quantisation
 never decides the final order; it only chooses candidates. :mod:`semhash.search` says when it is used.
 At 10^6 documents of 384 dimensions the file is 375 MiB (held in memory once loaded), built in 30-40 s
 on 2 cores and loaded in 0.6 s.
 
 The file ``<db>.ivf`` sits beside the database, with ``<db>.ivf.json`` recording the
-:class:`~semhash.index.IndexStamp` it was built at, the dimension, the row count, ``nlist`` and a checksum
-of the file. Like the other caches it is never trusted blindly: a missing, foreign, stale, truncated or
-altered file is not loaded, and the caller rebuilds it from the vector cache. This module never imports
-the store.
+:class:`~semhash.caches.files.CacheStamp` it was built at, the dimension, the row count, ``nlist``, a checksum
+of the file and its stat key (:mod:`semhash.caches.files`). Like the other caches it is never trusted
+blindly: a missing, foreign, stale, truncated or altered file is not loaded, and the caller rebuilds it from
+the vector cache. This module never imports the store.
+
+**Two IVF builders.** :func:`semhash.neighbourhood.inner_product_index` (the kNN distance of ``outliers`` and
+the drift check, and ``dedup --neighbours``) builds another IVF, on other rules, and they are kept apart on
+purpose: making one builder would change every number the other one gives. Here: ``IndexIVFScalarQuantizer``
+(8-bit; the exact cosine re-ranks anyway), ``nlist`` the power of two nearest ``sqrt(n)`` (at least 16),
+64 training points a cell, k-means seeded with ``seed``, faiss's default rounds, a cache saved to disk.
+There: ``IndexIVFFlat`` (exact inner products: its distances are the result), ``nlist = int(4 sqrt(m))``,
+40 points a cell (fewer for dedup), faiss's default k-means seed, an index in memory only, and flat below
+20,000 rows. What they share, the seeded training sample, is one function: :func:`training_sample`.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
-import os
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import faiss
 import numpy as np
 
+from semhash.caches.files import (
+    CacheStamp,
+    atomic_file,
+    checksum,
+    drop_sidecar,
+    file_checksum,
+    read_sidecar,
+    stat_key,
+    write_sidecar,
+)
 from semhash.fileio import regular_stat
-from semhash.runtime.stamp import stat_key
-from semhash.vectors import file_checksum, read_sidecar
 
-if TYPE_CHECKING:
-    from semhash.index import IndexStamp
-
-#: A sidecar is a few hundred bytes; a larger one is not ours and is not parsed.
-_MAX_SIDECAR_BYTES = 64 * 1024
 #: k-means training points per cell (faiss warns below 39); a sample, so training stays seconds at 10^6.
 _TRAIN_PER_LIST = 64
 #: Rows added to the index at once while it is built (bounded memory for the float32 copy faiss takes).
@@ -49,10 +57,6 @@ def ivf_path_for(db_path: str | Path) -> Path:
     return Path(f"{db_path}.ivf")
 
 
-def _sidecar(path: Path) -> Path:
-    return Path(f"{path}.json")
-
-
 def nlist_for(size: int) -> int:
     """Number of k-means cells for ``size`` rows: the power of two nearest ``sqrt(size)`` (at least 16).
 
@@ -60,6 +64,16 @@ def nlist_for(size: int) -> int:
     centroid and scanning the rows of the probed cells.
     """
     return int(2 ** round(np.log2(max(16.0, np.sqrt(max(size, 1))))))
+
+
+def training_sample(size: int, per_list: int, nlist: int, seed: int) -> np.ndarray:
+    """Sorted row numbers of a seeded k-means training sample: ``min(size, per_list * nlist)`` rows of ``size``.
+
+    The one sampling rule of both IVF builders (this module's and :func:`semhash.neighbourhood.inner_product_index`);
+    sorted, so a memory map is read front to back.
+    """
+    rng = np.random.default_rng(seed)
+    return np.sort(rng.choice(size, min(size, per_list * nlist), replace=False))
 
 
 def _max_bytes(count: int, dim: int, nlist: int) -> int:
@@ -75,6 +89,7 @@ class EmbeddingIVF:
     """
 
     def __init__(self, index: faiss.IndexIVFScalarQuantizer) -> None:
+        """Wrap a trained, filled index (use :meth:`build` or :meth:`load`)."""
         self.index = index
 
     @property
@@ -110,8 +125,7 @@ class EmbeddingIVF:
         )
         index.cp.seed = seed
         if size:
-            rng = np.random.default_rng(seed)
-            sample = np.sort(rng.choice(size, min(size, _TRAIN_PER_LIST * nlist), replace=False))
+            sample = training_sample(size, _TRAIN_PER_LIST, nlist, seed)
             index.train(np.ascontiguousarray(matrix[sample], dtype=np.float32))
             for start in range(0, size, _ADD_BLOCK):
                 block = np.ascontiguousarray(matrix[start : start + _ADD_BLOCK], dtype=np.float32)
@@ -128,7 +142,7 @@ class EmbeddingIVF:
         """Ids of the (about) ``m`` rows with the largest quantised inner product, from ``nprobe`` cells.
 
         One OpenMP thread: for one query faiss's thread team only adds synchronisation (see
-        :func:`semhash.index._threads_for`).
+        :func:`semhash.caches.hamming._threads_for`).
         """
         if self.size == 0 or m <= 0:
             return np.zeros(0, np.int64)
@@ -146,7 +160,7 @@ class EmbeddingIVF:
         return found[found >= 0].astype(np.int64)
 
     # -- the files ---------------------------------------------------------------------------------
-    def save(self, path: str | Path, stamp: IndexStamp) -> None:
+    def save(self, path: str | Path, stamp: CacheStamp) -> None:
         """Write the index, then its sidecar, each under a temporary name and renamed.
 
         The old sidecar goes first, so a crash leaves a file without a sidecar (rebuilt), never a
@@ -156,37 +170,27 @@ class EmbeddingIVF:
             OSError: a file could not be written (a full disk, a read-only folder).
         """
         path = Path(path)
-        side = _sidecar(path)
         data = faiss.serialize_index(self.index)
-        side.unlink(missing_ok=True)
-        tmp, tmp_side = Path(f"{path}.{os.getpid()}.tmp"), Path(f"{side}.{os.getpid()}.tmp")
-        try:
-            data.tofile(str(tmp))
-            tmp.replace(path)
-            # The file's stat as it stands now (the rename set its ctime): a later load that finds it
-            # unchanged skips the checksum (see :meth:`load`).
-            written = stat_key(path.stat())
-            meta = {
-                "format": _FORMAT,
-                "database_id": stamp.database_id,
-                "generation": stamp.generation,
-                "change_id": stamp.change_id,
-                "dim": self.dim,
-                "count": self.size,
-                "nlist": self.nlist,
-                "bytes": int(data.nbytes),
-                "checksum": hashlib.blake2b(data.tobytes(), digest_size=16).hexdigest(),
-                "stat": written,
-            }
-            tmp_side.write_text(json.dumps(meta))
-            tmp_side.replace(side)
-        except BaseException:
-            tmp.unlink(missing_ok=True)
-            tmp_side.unlink(missing_ok=True)
-            raise
+        drop_sidecar(path)
+        with atomic_file(path) as handle:
+            data.tofile(handle)
+        # The file's stat as it stands now (the rename set its ctime): a later load that finds it
+        # unchanged skips the checksum (see :meth:`load`).
+        written = stat_key(path.stat())
+        meta = {
+            "format": _FORMAT,
+            **stamp.fields(),
+            "dim": self.dim,
+            "count": self.size,
+            "nlist": self.nlist,
+            "bytes": int(data.nbytes),
+            "checksum": checksum(data.data),  # the buffer itself: no copy of a file that reaches 375 MiB
+            "stat": written,
+        }
+        write_sidecar(path, meta)
 
     @classmethod
-    def load(cls, path: str | Path, stamp: IndexStamp, dim: int, count: int) -> EmbeddingIVF | None:
+    def load(cls, path: str | Path, stamp: CacheStamp, dim: int, count: int) -> EmbeddingIVF | None:
         """The saved index if it was built from the database state ``stamp`` with ``count`` ``dim``-d rows.
 
         ``None`` (the caller rebuilds) when a file is missing, the sidecar names another database, state,
@@ -194,7 +198,7 @@ class EmbeddingIVF:
         read it or reads something else than this kind of index.
         """
         path = Path(path)
-        meta = read_sidecar(_sidecar(path), _MAX_SIDECAR_BYTES)
+        meta = read_sidecar(path)
         if meta is None or meta.get("format") != _FORMAT or not stamp.matches(meta):
             return None
         size, nlist = meta.get("bytes"), meta.get("nlist")

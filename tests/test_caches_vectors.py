@@ -8,10 +8,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from semhash.index import IndexStamp
-from semhash.vectors import VectorCache, vectors_path_for
+from semhash.caches.files import CacheStamp
+from semhash.caches.vectors import VectorCache, vectors_path_for
 
-STAMP = IndexStamp("db-1", 3, "change-a")
+STAMP = CacheStamp("db-1", 3, "change-a")
 DIM = 16
 BITS = 16
 
@@ -79,15 +79,15 @@ def test_scan_is_the_exact_top_k_with_ties_by_id(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     "stamp, dim, bits",
     [
-        (IndexStamp("db-1", 4, "change-b"), DIM, BITS),  # stale: the database moved on
-        (IndexStamp("db-2", 3, "change-a"), DIM, BITS),  # foreign: another database's cache
-        (IndexStamp(None, 3, "change-a"), DIM, BITS),  # a database without an id is never matched
+        (CacheStamp("db-1", 4, "change-b"), DIM, BITS),  # stale: the database moved on
+        (CacheStamp("db-2", 3, "change-a"), DIM, BITS),  # foreign: another database's cache
+        (CacheStamp(None, 3, "change-a"), DIM, BITS),  # a database without an id is never matched
         (STAMP, DIM * 2, BITS),  # another embedding model
         (STAMP, DIM, 32),  # another code length
     ],
 )
 def test_a_cache_of_another_state_is_not_loaded(
-    saved: tuple[Path, np.ndarray, np.ndarray], stamp: IndexStamp, dim: int, bits: int
+    saved: tuple[Path, np.ndarray, np.ndarray], stamp: CacheStamp, dim: int, bits: int
 ) -> None:
     path, _, _ = saved
     assert VectorCache.load(path, stamp, dim, bits) is None
@@ -167,8 +167,8 @@ def test_empty_and_in_memory_caches(tmp_path: Path) -> None:
 @pytest.mark.parametrize("pool", [1, 7, 40, 300, 599, 600, 1000])  # 599, 600: every row but one, all
 def test_nearest_is_the_faiss_top_pool_with_ties_by_id(tmp_path: Path, bits: int, pool: int) -> None:
     """The rerank's candidate stage (numpy over the cached codes) picks exactly what faiss picks."""
+    from semhash.caches.hamming import CodeIndex
     from semhash.codes import ints_to_packed, packed_to_ints
-    from semhash.index import CodeIndex
 
     rng = np.random.default_rng(bits + pool)
     n = 600
@@ -195,8 +195,8 @@ def test_nearest_is_the_faiss_top_pool_with_ties_by_id(tmp_path: Path, bits: int
 
 def test_a_large_cache_is_checked_by_samples_and_its_size(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Above the full-checksum size only sampled blocks are hashed; damage inside one is still caught."""
-    monkeypatch.setattr("semhash.vectors._FULL_CHECKSUM_BYTES", 1024)
-    monkeypatch.setattr("semhash.vectors._SAMPLE_BYTES", 256)
+    monkeypatch.setattr("semhash.caches.vectors._FULL_CHECKSUM_BYTES", 1024)
+    monkeypatch.setattr("semhash.caches.vectors._SAMPLE_BYTES", 256)
     ids = np.arange(1, 201, dtype=np.int64)
     path = vectors_path_for(tmp_path / "big.db")
     VectorCache.write(path, STAMP, DIM, BITS, [(ids, sql_codes(200), unit_rows(200))])

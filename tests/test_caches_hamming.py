@@ -12,9 +12,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from semhash.caches.files import CacheStamp
+from semhash.caches.hamming import CodeIndex
 from semhash.codes import hamming_matrix
 from semhash.errors import CorruptIndexError
-from semhash.index import CodeIndex, IndexStamp
 
 
 def _random_index(seed: int, n: int, bits: int = 32) -> tuple[CodeIndex, np.ndarray, np.ndarray]:
@@ -48,7 +49,7 @@ def test_within_radius_is_inclusive() -> None:
         assert (dist <= radius).all()
 
 
-STAMP = IndexStamp("db-a", 4, "change-1")
+STAMP = CacheStamp("db-a", 4, "change-1")
 
 
 def test_save_load_and_staleness(tmp_path: Path) -> None:
@@ -58,7 +59,7 @@ def test_save_load_and_staleness(tmp_path: Path) -> None:
     loaded = CodeIndex.load(path, STAMP, bits=32)
     assert loaded is not None and loaded.size == 50
     assert (loaded.search(packed[:2], 5)[1] == index.search(packed[:2], 5)[1]).all()
-    assert CodeIndex.load(path, IndexStamp("db-a", 5, "change-1"), bits=32) is None  # stale
+    assert CodeIndex.load(path, CacheStamp("db-a", 5, "change-1"), bits=32) is None  # stale
     assert CodeIndex.load(path, STAMP, bits=64) is None  # other code length
     assert CodeIndex.load(tmp_path / "missing.faiss", STAMP, bits=32) is None
 
@@ -67,11 +68,11 @@ def test_a_file_of_another_database_or_state_is_not_served(tmp_path: Path) -> No
     index, _, _ = _random_index(1, 50)
     path = tmp_path / "x.db.faiss"
     index.save(path, STAMP)
-    assert CodeIndex.load(path, IndexStamp("db-b", 4, "change-1"), bits=32) is None  # another database
+    assert CodeIndex.load(path, CacheStamp("db-b", 4, "change-1"), bits=32) is None  # another database
     # a copy of the database that changed on its own: same id and generation, another change
-    assert CodeIndex.load(path, IndexStamp("db-a", 4, "change-2"), bits=32) is None
+    assert CodeIndex.load(path, CacheStamp("db-a", 4, "change-2"), bits=32) is None
     # an older database opened read-only has no id: nothing ties a file to it
-    assert CodeIndex.load(path, IndexStamp(None, 4, None), bits=32) is None
+    assert CodeIndex.load(path, CacheStamp(None, 4, None), bits=32) is None
 
 
 def test_a_faiss_file_beside_another_sidecar_is_not_served(tmp_path: Path) -> None:

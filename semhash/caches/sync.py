@@ -1,14 +1,14 @@
-"""Keeping the faiss index in step with SQLite (the one place that uses both store and index).
+"""Keeping the caches beside the database in step with SQLite (the one place that uses both store and caches).
 
 The faiss file is a cache: it is loaded when its sidecar names this database, its current generation and
 change, and its code length (and the file matches the sidecar's checksum); otherwise it is rebuilt from the
 stored codes and saved. It is never silently out of sync, and a file copied from another database is
 never served. No torch here: dedup and info run on stored codes alone.
 
-The rerank vectors (:mod:`semhash.vectors`, ``<db>.vectors``) are the same kind of cache for the stored
+The rerank vectors (:mod:`semhash.caches.vectors`, ``<db>.vectors``) are the same kind of cache for the stored
 embeddings, stamped with the same database state: :func:`load_vectors` serves them when fresh and
 rebuilds them from SQLite (streamed in chunks, so memory stays bounded) when not. The IVF index over the
-embeddings (:mod:`semhash.ivf`, ``<db>.ivf``, large indexes only) is built from that vector cache by
+embeddings (:mod:`semhash.caches.ivf`, ``<db>.ivf``, large indexes only) is built from that vector cache by
 :func:`load_ivf`, stamped the same way.
 
 Saving is strict for commands that write (``index``, ``train``, ``remove``): a full disk is a one-line
@@ -24,21 +24,22 @@ from collections.abc import Iterator
 
 import numpy as np
 
+from semhash.caches.files import CacheStamp
+from semhash.caches.hamming import CodeIndex, faiss_path_for
+from semhash.caches.ivf import EmbeddingIVF, ivf_path_for
+from semhash.caches.vectors import VectorCache, vectors_path_for
 from semhash.codes import ints_to_packed
 from semhash.config import IVF_MIN_DOCS
 from semhash.errors import IndexMissingError, StorageError
-from semhash.index import CodeIndex, IndexStamp, index_path_for
-from semhash.ivf import EmbeddingIVF, ivf_path_for
 from semhash.store import Store
-from semhash.vectors import VectorCache, vectors_path_for
 
 #: Embeddings read from SQLite per step while the vector cache is rebuilt (4,096 x 384 x 4 bytes = 6 MiB).
 _VECTOR_CHUNK = 4096
 
 
-def stamp_of(store: Store) -> IndexStamp:
-    """The database state a faiss file must have been built from to be served for ``store``."""
-    return IndexStamp(store.database_id, store.generation, store.change_id)
+def stamp_of(store: Store) -> CacheStamp:
+    """The database state a cache file must have been built from to be served for ``store``."""
+    return CacheStamp(store.database_id, store.generation, store.change_id)
 
 
 def build_index(store: Store, strict: bool = True) -> CodeIndex:
@@ -57,7 +58,7 @@ def build_index(store: Store, strict: bool = True) -> CodeIndex:
     index = CodeIndex.build(ids, ints_to_packed(codes, bits), bits)
     if stamp.database_id is None and not strict:
         return index
-    path = index_path_for(store.path)
+    path = faiss_path_for(store.path)
     try:
         index.save(path, stamp)
     except OSError as exc:
@@ -68,8 +69,20 @@ def build_index(store: Store, strict: bool = True) -> CodeIndex:
 
 def load_index(store: Store, strict: bool = False) -> CodeIndex:
     """The saved index if it is fresh and this database's, else a rebuilt one (see :func:`build_index`)."""
-    index = CodeIndex.load(index_path_for(store.path), stamp_of(store), _bits(store))
+    index = CodeIndex.load(faiss_path_for(store.path), stamp_of(store), _bits(store))
     return index if index is not None else build_index(store, strict=strict)
+
+
+def code_index_of(vectors: VectorCache) -> CodeIndex:
+    """A faiss binary index of the vector cache's own ids and codes, built in memory.
+
+    The same rows as the ``<db>.faiss`` file of the cache's generation (both are the encoded documents'
+    codes at one stamp), so a search that needs faiss's exact top ``k`` or radius lookup (``query --radius``,
+    ``--no-rerank``) can have it without reading, checking and deserialising that file: at 10^6 documents
+    this build takes ~100 ms where loading ``<db>.faiss`` takes ~140 ms, and only the queries that use it
+    pay. (See :mod:`semhash.caches` for why the default query does not need the file at all.)
+    """
+    return CodeIndex.build(vectors.ids, ints_to_packed(vectors.codes, vectors.bits), vectors.bits)
 
 
 def _embedding_chunks(store: Store, dim: int) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
@@ -113,8 +126,10 @@ def load_vectors(store: Store, strict: bool = False) -> VectorCache:
 
 
 def load_ivf(store: Store, vectors: VectorCache, generation: int) -> EmbeddingIVF:
-    """The IVF index of ``vectors`` (the cache of store generation ``generation``): the saved file when its
-    sidecar vouches for this database state, else one built from the cache and saved beside the database.
+    """The IVF index of ``vectors``, the vector cache of store generation ``generation``.
+
+    The saved file when its sidecar vouches for this database state, else one built from the cache and saved
+    beside the database.
 
     Only commands that read build it (a searcher, on the first query that needs it), so saving is never
     strict: when the file cannot be written, or the store has moved past ``generation`` meanwhile (the
@@ -135,9 +150,10 @@ def load_ivf(store: Store, vectors: VectorCache, generation: int) -> EmbeddingIV
 
 
 def warm_query_caches(store: Store) -> None:
-    """Build the caches a ranked query reads, so the first query after ``semhash index`` is not the one
-    that pays for them: the rerank vectors and, from ``IVF_MIN_DOCS`` documents, the IVF stage (10^6
-    documents: ~40 s, once per change of the index; a query would otherwise build it itself).
+    """Build the caches a ranked query reads, so the first query after ``semhash index`` does not pay for them.
+
+    The rerank vectors and, from ``IVF_MIN_DOCS`` documents, the IVF stage (10^6 documents: ~40 s, once per
+    change of the index; a query would otherwise build it itself).
 
     Best effort, like the caches themselves: a cache that cannot be written is left for queries to build.
     """
@@ -159,7 +175,7 @@ def index_is_fresh(store: Store) -> bool:
     if not bits:
         return False
     try:
-        return CodeIndex.load(index_path_for(store.path), stamp_of(store), bits) is not None
+        return CodeIndex.load(faiss_path_for(store.path), stamp_of(store), bits) is not None
     except Exception:  # a corrupt file is simply not fresh here
         return False
 

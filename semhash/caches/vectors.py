@@ -7,16 +7,19 @@ kept beside the database as raw little-endian float32 rows, in id order, memory-
 * ``<db>.vectors``: ``count * dim`` float32 values, row ``r`` is the document ``ids[r]``;
 * ``<db>.vectors.ids``: ``count`` pairs of int64, the document id (sorted: a faiss id, which is the
   SQLite rowid, finds its row by binary search) and its code (SQLite's integer form);
-* ``<db>.vectors.json``: the database state it was built from (the same :class:`~semhash.index.IndexStamp`
-  as the faiss file: database id, generation, change id), ``dim``, ``bits``, ``count``, and each file's
-  checksum (the vector file's is sampled above 64 MiB, so a cold query on a 10^6-document index does not
-  read 1.5 GB to check it; its exact size, and the full id/code file's checksum, are always checked).
+* ``<db>.vectors.json``: the database state it was built from (the same
+  :class:`~semhash.caches.files.CacheStamp` as the faiss file: database id, generation, change id),
+  ``dim``, ``bits``, ``count``, and each file's checksum (the vector file's is sampled above 64 MiB, so a
+  cold query on a 10^6-document index does not read 1.5 GB to check it; its exact size, and the full
+  id/code file's checksum, are always checked).
 
 The codes ride along so that the rerank's candidate stage is one numpy pass over them
-(:meth:`VectorCache.nearest`: XOR, popcount, a binary search of counts for the radius that holds the pool,
-ties at that radius by id): with faiss's heap-based top-``pool`` and its tie resolution instead, the
-whole rerank stage took 2-2.6x longer at pools of 2,000-10,000 (``benchmarks/bench_retention.py``,
-the ``faiss:N`` rows).
+(:meth:`VectorCache.nearest`, :func:`semhash.caches.scan.hamming_pool`: XOR, popcount, a binary search of
+counts for the radius that holds the pool, ties at that radius by id); faiss's heap-based top-``pool``, with
+its own tie resolution, made the whole rerank stage 2-2.6x slower at pools of 2,000-10,000
+(``benchmarks/bench_retention.py``, the ``faiss:N`` rows). This module is the format (the files, their
+checks, the rows found by id); the searches over the rows are :mod:`semhash.caches.scan`, and the sidecar,
+checksum and atomic writes :mod:`semhash.caches.files`.
 
 Like the faiss file it is never trusted blindly: a missing, foreign, stale, truncated or altered cache
 (sidecar, size, dimension, count, checksum, id order) is not loaded, and the caller rebuilds it from
@@ -30,24 +33,23 @@ embedding column (``4 * dim`` bytes a document). This module never imports the s
 from __future__ import annotations
 
 import hashlib
-import json
-import os
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 
+from semhash.caches.files import (
+    CacheStamp,
+    atomic_file,
+    drop_sidecar,
+    file_checksum,
+    read_sidecar,
+    write_sidecar,
+)
+from semhash.caches.scan import dot, hamming_pool, top_cosines
 from semhash.fileio import open_regular, read_regular, regular_stat
 
-if TYPE_CHECKING:
-    from semhash.index import IndexStamp
-
-#: The sidecar is a few hundred bytes; a larger one is not ours and is not parsed.
-_MAX_SIDECAR_BYTES = 64 * 1024
-#: Rows scored at once by a full scan (:meth:`VectorCache.scan`).
-_SCAN_BLOCK = 16384
 _DTYPE = np.dtype("<f4")
 _ID_DTYPE = np.dtype("<i8")
 _PAIR = 2 * _ID_DTYPE.itemsize  # id and code, per document
@@ -66,10 +68,6 @@ def vectors_path_for(db_path: str | Path) -> Path:
 
 def _ids_path(path: Path) -> Path:
     return Path(f"{path}.ids")
-
-
-def _sidecar(path: Path) -> Path:
-    return Path(f"{path}.json")
 
 
 #: Up to this size the vector file's checksum reads all of it; above, 256 evenly spaced 64 KiB blocks
@@ -94,57 +92,6 @@ def _vectors_checksum(path: Path, size: int) -> str | None:
         return "sampled:" + digest.hexdigest()
     except OSError:
         return None
-
-
-def read_sidecar(side: Path, max_bytes: int) -> dict | None:
-    """A cache's JSON sidecar as a dict; ``None`` when it is missing, larger than ``max_bytes`` (not ours:
-    not parsed), unreadable or not a JSON object."""
-    try:
-        meta = json.loads(read_regular(side, max_bytes))  # a FIFO or a link is not read (fileio)
-    except (OSError, ValueError):
-        return None
-    return meta if isinstance(meta, dict) else None
-
-
-def file_checksum(path: Path, limit: int) -> str | None:
-    """blake2b of a file read in blocks (``None`` when it is not exactly ``limit`` bytes or cannot be read)."""
-    digest = hashlib.blake2b(digest_size=16)
-    total = 0
-    try:
-        with open_regular(path, limit) as handle:
-            while block := handle.read(8 * 2**20):
-                total += len(block)
-                if total > limit:
-                    return None
-                digest.update(block)
-    except OSError:
-        return None
-    return digest.hexdigest() if total == limit else None
-
-
-def _pool_radius(dist: np.ndarray, pool: int, bits: int) -> int:
-    """The smallest radius ``r`` with at least ``pool`` distances ``<= r`` (``pool`` must be reachable by ``bits``).
-
-    A binary search of counts (six passes of ``count_nonzero`` at 32 bits), not a histogram: ``np.bincount``
-    widens the uint8 distances to int64 first, which at 10^6 rows cost 2.2 ms against 0.05 ms a count.
-    """
-    low, high = 0, bits
-    while low < high:
-        middle = (low + high) // 2
-        if np.count_nonzero(dist <= middle) >= pool:
-            high = middle
-        else:
-            low = middle + 1
-    return low
-
-
-def _dot(rows: np.ndarray, query: np.ndarray) -> np.ndarray:
-    """float32 dot products of rows with a query.
-
-    ``einsum``, not ``@``: a matrix-vector product of a few thousand rows makes OpenBLAS start its thread
-    team, which on a busy 2-core machine cost 10-15 ms per query instead of a fraction of one.
-    """
-    return np.einsum("ij,j->i", rows, np.asarray(query, dtype=np.float32))
 
 
 @dataclass(frozen=True)
@@ -191,32 +138,17 @@ class VectorCache:
         """The ``pool`` rows nearest to ``code`` by Hamming distance, ties by id: ``(rows, distances)``.
 
         Rows come in ascending order (id order, which also reads the memory map front to back). The same
-        set as :meth:`semhash.index.CodeIndex.search` of ``pool``, in two passes over the codes: the radius
-        ``r`` that holds the pool (:func:`_pool_radius`), then every row closer than ``r`` and the lowest-id
-        rows at ``r``.
+        set as :meth:`semhash.caches.hamming.CodeIndex.search` of ``pool`` (see
+        :func:`semhash.caches.scan.hamming_pool`).
         """
-        dist = np.bitwise_count(self.codes ^ self.codes.dtype.type(code))  # uint8
-        excluded = 0
-        if exclude is not None:
-            _, rows = self.rows(np.array([exclude]))
-            dist[rows] = self.bits + 1  # beyond any radius the pool can need
-            excluded = len(rows)
-        pool = min(pool, self.size - excluded)
-        if pool <= 0:
-            return np.zeros(0, np.int64), np.zeros(0, np.int32)
-        radius = _pool_radius(dist, pool, self.bits)
-        rows = np.flatnonzero(dist <= radius)
-        near = dist[rows]
-        at_edge = near == radius
-        room = pool - (len(rows) - int(np.count_nonzero(at_edge)))  # how many rows at the radius fit
-        keep = ~at_edge | (np.cumsum(at_edge) <= room)
-        return rows[keep], near[keep].astype(np.int32)
+        exclude_rows = self.rows(np.array([exclude]))[1] if exclude is not None else None
+        return hamming_pool(self.codes, code, pool, self.bits, exclude_rows)
 
     def cosines_at(self, query: np.ndarray, rows: np.ndarray) -> np.ndarray:
         """Cosines of the query with rows (ascending row numbers read the map front to back)."""
         if not len(rows):
             return np.zeros(0, np.float32)
-        return _dot(self.matrix[rows], query)
+        return dot(self.matrix[rows], query)
 
     def cosines(self, query: np.ndarray, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """``(present, cosines)`` of the query with the documents ``ids`` that have a row.
@@ -229,37 +161,23 @@ class VectorCache:
         # Sorted row numbers read the map front to back; the scores are put back in the caller's order.
         order = np.argsort(rows, kind="stable")
         scores = np.empty(len(rows), np.float32)
-        scores[order] = _dot(self.matrix[rows[order]], query)
+        scores[order] = dot(self.matrix[rows[order]], query)
         return present, scores
 
     def scan(self, query: np.ndarray, k: int, exclude: int | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Exact top ``k`` by cosine over every row: ``(ids, cosines)``, best first, ties by id.
 
-        Scored in blocks of float32 so memory stays bounded whatever the index size.
+        Scored in blocks of float32 so memory stays bounded whatever the index size
+        (:func:`semhash.caches.scan.top_cosines`).
         """
-        query = np.asarray(query, dtype=np.float32)
-        scores = np.empty(self.size, np.float32)
-        for start in range(0, self.size, _SCAN_BLOCK):
-            scores[start : start + _SCAN_BLOCK] = _dot(self.matrix[start : start + _SCAN_BLOCK], query)
-        if exclude is not None:
-            scores[self.ids == exclude] = -np.inf
-        keep = min(k, self.size)
-        if keep == 0:
-            return np.zeros(0, np.int64), np.zeros(0, np.float32)
-        top = np.argpartition(-scores, keep - 1)[:keep] if keep < self.size else np.arange(self.size)
-        # every row tied with the k-th score competes, so ties are broken by id, never by partition order
-        top = np.flatnonzero(scores >= scores[top].min())
-        order = np.lexsort((self.ids[top], -scores[top]))[:keep]
-        chosen = top[order]
-        finite = np.isfinite(scores[chosen])
-        return self.ids[chosen][finite], scores[chosen][finite]
+        return top_cosines(self.matrix, self.ids, query, k, exclude)
 
     # -- the files ---------------------------------------------------------------------------------
     @classmethod
     def write(
         cls,
         path: str | Path,
-        stamp: IndexStamp,
+        stamp: CacheStamp,
         dim: int,
         bits: int,
         chunks: Iterable[tuple[np.ndarray, np.ndarray, np.ndarray]],
@@ -267,56 +185,42 @@ class VectorCache:
         """Write ``(ids, codes, (n, dim) float32)`` chunks (ascending ids, SQLite codes) and memory-map them.
 
         The old sidecar goes first and the new one last, each file is written under a temporary name and
-        renamed, so a crash leaves no sidecar (a rebuild), never one that vouches for other files.
+        renamed (:mod:`semhash.caches.files`), so a crash leaves no sidecar (a rebuild), never one that
+        vouches for other files.
 
         Raises:
             OSError: a file could not be written (a full disk, a read-only folder).
             ValueError: the chunks are not in ascending id order or have another dimension.
         """
         path = Path(path)
-        ids_path, side = _ids_path(path), _sidecar(path)
-        tmp_vectors, tmp_ids = Path(f"{path}.{os.getpid()}.tmp"), Path(f"{ids_path}.{os.getpid()}.tmp")
-        side.unlink(missing_ok=True)
+        ids_path = _ids_path(path)
+        drop_sidecar(path)
         id_digest = hashlib.blake2b(digest_size=16)
         count, last = 0, None
-        try:
-            with open(tmp_vectors, "wb") as vectors_out, open(tmp_ids, "wb") as ids_out:
-                for chunk_ids, chunk_codes, chunk in chunks:
-                    chunk_ids = np.ascontiguousarray(chunk_ids, dtype=_ID_DTYPE)
-                    if chunk.shape != (len(chunk_ids), dim):
-                        raise ValueError(f"a chunk of shape {chunk.shape} for {len(chunk_ids)} ids of dimension {dim}")
-                    if len(chunk_ids) and (
-                        np.any(np.diff(chunk_ids) <= 0) or (last is not None and chunk_ids[0] <= last)
-                    ):
-                        raise ValueError("vector chunks must come in ascending id order")
-                    rows = np.ascontiguousarray(chunk, dtype=_DTYPE).tobytes()
-                    pairs = np.stack([chunk_ids, np.asarray(chunk_codes, dtype=_ID_DTYPE)], axis=1).astype(_ID_DTYPE)
-                    vectors_out.write(rows)
-                    ids_out.write(pairs.tobytes())
-                    id_digest.update(pairs.tobytes())
-                    count += len(chunk_ids)
-                    last = int(chunk_ids[-1]) if len(chunk_ids) else last
-            vectors_checksum = _vectors_checksum(tmp_vectors, count * dim * _DTYPE.itemsize)
-            tmp_vectors.replace(path)
-            tmp_ids.replace(ids_path)
-            meta = {
-                "database_id": stamp.database_id,
-                "generation": stamp.generation,
-                "change_id": stamp.change_id,
-                "dim": dim,
-                "bits": bits,
-                "count": count,
-                "dtype": "float32",
-                "vectors_checksum": vectors_checksum,
-                "ids_checksum": id_digest.hexdigest(),
-            }
-            tmp_side = Path(f"{side}.{os.getpid()}.tmp")
-            tmp_side.write_text(json.dumps(meta))
-            tmp_side.replace(side)
-        except BaseException:
-            for tmp in (tmp_vectors, tmp_ids, Path(f"{side}.{os.getpid()}.tmp")):
-                tmp.unlink(missing_ok=True)
-            raise
+        with atomic_file(path) as vectors_out, atomic_file(ids_path) as ids_out:
+            for chunk_ids, chunk_codes, chunk in chunks:
+                chunk_ids = np.ascontiguousarray(chunk_ids, dtype=_ID_DTYPE)
+                if chunk.shape != (len(chunk_ids), dim):
+                    raise ValueError(f"a chunk of shape {chunk.shape} for {len(chunk_ids)} ids of dimension {dim}")
+                if len(chunk_ids) and (np.any(np.diff(chunk_ids) <= 0) or (last is not None and chunk_ids[0] <= last)):
+                    raise ValueError("vector chunks must come in ascending id order")
+                rows = np.ascontiguousarray(chunk, dtype=_DTYPE).tobytes()
+                pairs = np.stack([chunk_ids, np.asarray(chunk_codes, dtype=_ID_DTYPE)], axis=1).astype(_ID_DTYPE)
+                vectors_out.write(rows)
+                ids_out.write(pairs.tobytes())
+                id_digest.update(pairs.tobytes())
+                count += len(chunk_ids)
+                last = int(chunk_ids[-1]) if len(chunk_ids) else last
+        meta = {
+            **stamp.fields(),
+            "dim": dim,
+            "bits": bits,
+            "count": count,
+            "dtype": "float32",
+            "vectors_checksum": _vectors_checksum(path, count * dim * _DTYPE.itemsize),
+            "ids_checksum": id_digest.hexdigest(),
+        }
+        write_sidecar(path, meta)
         return cls._map(path, count, dim, bits)
 
     @classmethod
@@ -332,14 +236,14 @@ class VectorCache:
         return cls(ids[order], matrix[order], _unsigned(codes[order], bits), bits)
 
     @classmethod
-    def load(cls, path: str | Path, stamp: IndexStamp, dim: int, bits: int) -> VectorCache | None:
+    def load(cls, path: str | Path, stamp: CacheStamp, dim: int, bits: int) -> VectorCache | None:
         """The saved cache if it was built from the database state ``stamp``, ``dim``-d embeddings, ``bits``-bit codes.
 
         ``None`` (the caller rebuilds) when a file is missing, the sidecar names another database, state or
         dimension, or a file's size or checksum is not what the sidecar says, or the ids are not ascending.
         """
         path = Path(path)
-        meta = read_sidecar(_sidecar(path), _MAX_SIDECAR_BYTES)
+        meta = read_sidecar(path)
         if meta is None or not stamp.matches(meta) or meta.get("dim") != dim or meta.get("bits") != bits:
             return None
         count = meta.get("count")

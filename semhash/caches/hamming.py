@@ -1,19 +1,21 @@
-"""The faiss binary Hamming index: a rebuildable cache of the codes stored in SQLite.
+"""The faiss binary Hamming index file ``<db>.faiss``: a rebuildable cache of the codes stored in SQLite.
 
 ``IndexBinaryIDMap2`` over ``IndexBinaryFlat``: an exhaustive, exact Hamming scan (popcount of XOR),
 with faiss ids equal to SQLite rowids. At 32 bits a scan of 10^7 codes is a few tens of milliseconds,
 and it is exact, so no probing parameter can silently lose results. The file ``<db>.faiss`` sits beside
-the database, with ``<db>.faiss.json`` recording the :class:`IndexStamp` (database id, generation, change
-id) it was built at and a checksum of the file. A file from another database or another state, or one
-that does not match its sidecar, is not loaded: the caller rebuilds it from SQLite. This module never
-imports the store.
+the database, with ``<db>.faiss.json`` recording the :class:`~semhash.caches.files.CacheStamp` (database id,
+generation, change id) it was built at and a checksum of the file (:mod:`semhash.caches.files`). A file
+from another database or another state, or one that does not match its sidecar, is not loaded: the caller
+(:mod:`semhash.caches.sync`) rebuilds it from SQLite. This module never imports the store.
+
+Who reads it: ``semhash query --radius`` and ``--no-rerank`` (:meth:`CodeIndex.within`,
+:meth:`CodeIndex.search`), ``semhash dedup --against`` (:meth:`CodeIndex.range_search`) and ``semhash info``
+(whether it is fresh). The default ranked query takes its Hamming pool from the codes in the vector cache
+(:func:`semhash.caches.scan.hamming_pool`) and does not search this file.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
-import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -22,11 +24,20 @@ from pathlib import Path
 import faiss
 import numpy as np
 
+from semhash.caches.files import (
+    CacheStamp,
+    checksum,
+    drop_sidecar,
+    read_sidecar,
+    sidecar_path,
+    write_atomically,
+    write_sidecar,
+)
 from semhash.errors import CorruptIndexError
 from semhash.fileio import read_regular, regular_stat
 
 
-def index_path_for(db_path: str | Path) -> Path:
+def faiss_path_for(db_path: str | Path) -> Path:
     """Where the faiss file of a database lives."""
     return Path(f"{db_path}.faiss")
 
@@ -50,56 +61,6 @@ def _threads_for(n_queries: int) -> Iterator[None]:
         faiss.omp_set_num_threads(before)
 
 
-def _sidecar(path: Path) -> Path:
-    return Path(f"{path}.json")
-
-
-#: A sidecar is a few hundred bytes; a larger one is not ours and is not parsed.
-_MAX_SIDECAR_BYTES = 64 * 1024
-
-
-@dataclass(frozen=True)
-class IndexStamp:
-    """The state of one database that a faiss file was built from.
-
-    ``database_id`` is ``None`` only for a database written before ids existed and opened where it
-    cannot be written: its faiss file cannot be tied to it, so such a stamp never matches a saved file.
-    """
-
-    database_id: str | None
-    generation: int
-    change_id: str | None = None
-
-    def matches(self, meta: dict) -> bool:
-        """Whether a sidecar's fields describe this state."""
-        return (
-            self.database_id is not None
-            and meta.get("database_id") == self.database_id
-            and meta.get("generation") == self.generation
-            and meta.get("change_id") == self.change_id
-        )
-
-
-def _checksum(data: bytes) -> str:
-    return hashlib.blake2b(data, digest_size=16).hexdigest()
-
-
-def _write_atomically(path: Path, data: bytes) -> None:
-    """Write to a temporary name, then rename; the temporary file is removed when writing fails.
-
-    The temporary name is the process's own, so two readers rebuilding the cache at once never write
-    into one file (and whichever rename lands last, its sidecar's checksum tells a mismatch).
-    """
-    tmp = Path(f"{path}.{os.getpid()}.tmp")
-    try:
-        with open(tmp, "wb") as handle:
-            handle.write(data)
-        tmp.replace(path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-
-
 @dataclass
 class CodeIndex:
     """Packed codes searchable by Hamming distance, with SQLite ids."""
@@ -120,7 +81,7 @@ class CodeIndex:
         """Number of indexed codes."""
         return int(self.index.ntotal)
 
-    def save(self, path: str | Path, stamp: IndexStamp) -> None:
+    def save(self, path: str | Path, stamp: CacheStamp) -> None:
         """Write the index, then its sidecar, each atomically (a temporary name, then a rename).
 
         The old sidecar is removed first, so a crash between the two writes leaves a file without a
@@ -131,21 +92,13 @@ class CodeIndex:
         """
         path = Path(path)
         data = faiss.serialize_index_binary(self.index).tobytes()
-        _sidecar(path).unlink(missing_ok=True)
-        _write_atomically(path, data)
-        meta = {
-            "database_id": stamp.database_id,
-            "generation": stamp.generation,
-            "change_id": stamp.change_id,
-            "bits": self.bits,
-            "count": self.size,
-            "bytes": len(data),
-            "checksum": _checksum(data),
-        }
-        _write_atomically(_sidecar(path), json.dumps(meta).encode())
+        drop_sidecar(path)
+        write_atomically(path, data)
+        meta = {**stamp.fields(), "bits": self.bits, "count": self.size, "bytes": len(data), "checksum": checksum(data)}
+        write_sidecar(path, meta)
 
     @classmethod
-    def load(cls, path: str | Path, stamp: IndexStamp, bits: int) -> CodeIndex | None:
+    def load(cls, path: str | Path, stamp: CacheStamp, bits: int) -> CodeIndex | None:
         """The saved index if it was built from the database state ``stamp`` with ``bits``-bit codes.
 
         ``None`` (the caller rebuilds) when the file or its sidecar is missing, or the sidecar names another
@@ -155,13 +108,13 @@ class CodeIndex:
             CorruptIndexError: the file matches its sidecar's checksum, but faiss cannot read it.
         """
         path = Path(path)
+        meta = read_sidecar(path)
         try:
             # Regular files only, and never waited on: a FIFO in their place is a damaged cache, rebuilt.
-            meta = json.loads(read_regular(_sidecar(path), _MAX_SIDECAR_BYTES))
             size = regular_stat(path).st_size
-        except (OSError, ValueError):
+        except OSError:
             return None
-        if not isinstance(meta, dict) or not stamp.matches(meta) or meta.get("bits") != bits:
+        if meta is None or not stamp.matches(meta) or meta.get("bits") != bits:
             return None
         if meta.get("bytes") != size:
             return None
@@ -169,13 +122,13 @@ class CodeIndex:
             data = read_regular(path, size)
         except OSError:
             return None
-        if _checksum(data) != meta.get("checksum"):
+        if checksum(data) != meta.get("checksum"):
             return None  # another file beside this sidecar, or a damaged one: rebuild
         try:
             index = faiss.deserialize_index_binary(np.frombuffer(data, dtype=np.uint8))
         except RuntimeError as exc:
             raise CorruptIndexError(
-                f"the faiss index {path} is corrupt: delete it (and {_sidecar(path).name}); "
+                f"the faiss index {path} is corrupt: delete it (and {sidecar_path(path).name}); "
                 "it is rebuilt from the database on the next command"
             ) from exc
         # The concrete class comes back; anything else is not one of our files.
