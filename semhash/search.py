@@ -7,7 +7,7 @@ finds the neighbourhood cheaply, the embedding orders it precisely. The pool gro
 and its codes and vectors come from the memory-mapped cache beside the database (:mod:`semhash.vectors`),
 not from SQLite rows. ``exact`` skips the codes and scans every stored embedding (small indexes).
 
-Large indexes (from ``IVF_MIN_DOCS`` documents) add a float candidate stage (:func:`candidate_stage`):
+Large indexes (from ``IVF_MIN_DOCS`` documents) add a float candidate stage (:func:`query_candidate_stage`):
 a faiss IVF index over the stored embeddings (:mod:`semhash.ivf`) proposes ``IVF_CANDIDATES`` rows, the
 codes a Hamming pool of at most ``HYBRID_HAMMING_POOL``, and their union is re-ranked by exact cosine. At
 10^5-10^6 documents a short query's true top 10 lies in about a tenth of the index by Hamming rank, which
@@ -172,7 +172,7 @@ STAGE_EXACT = "exact"  # every stored embedding by cosine
 STAGE_HAMMING = "hamming"  # Hamming order alone (``--no-rerank``, ``--radius``)
 
 
-def candidate_stage(options: QueryOptions, size: int) -> str:
+def query_candidate_stage(options: QueryOptions, size: int) -> str:
     """Which candidate stage a query with ``options`` runs on an index of ``size`` documents.
 
     The codes stay the candidate stage wherever they suffice: small indexes (below ``IVF_MIN_DOCS``, where
@@ -650,7 +650,7 @@ class Searcher:
         query = code.reshape(1, -1)
         vectors = snapshot.vectors
         limit: int | None = k
-        stage = candidate_stage(options, vectors.size)
+        stage = query_candidate_stage(options, vectors.size)
         if options.exact:
             ids, cosines = self._exact(snapshot, embedding, k, exclude)
             dist = vectors.distances(code_int, vectors.rows(ids)[1])

@@ -142,7 +142,7 @@ class FileNote:
 class Hit:
     """One search result. ``cosine`` is ``None`` when embeddings were not consulted; ``bits`` is the code length.
 
-    ``stage`` names the query's candidate stage (:func:`semhash.search.candidate_stage`): ``codes``,
+    ``stage`` names the query's candidate stage (:func:`semhash.search.query_candidate_stage`): ``codes``,
     ``codes+ivf``, ``exact`` or ``hamming``, with ``+fts`` in hybrid mode, or ``fts`` in keyword mode.
     ``mode`` is the query's ranking (``semantic``, ``keyword`` or ``hybrid``); ``bm25`` the keyword index's
     score (FTS5's, negated so that higher is better; ``None`` when the words did not match); ``score`` the

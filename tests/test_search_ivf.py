@@ -22,7 +22,7 @@ from semhash.search import (
     STAGE_HYBRID,
     QueryOptions,
     Searcher,
-    candidate_stage,
+    query_candidate_stage,
 )
 
 TEXTS = ("flour oven", "telescope galaxy flour", "pedal chain oven", "rocket moon")
@@ -48,14 +48,14 @@ def hybrid(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_the_rule_keeps_codes_where_they_suffice() -> None:
-    """Old code: no candidate_stage (the codes were the only stage)."""
+    """Old code: no query_candidate_stage (the codes were the only stage)."""
     big, small = IVF_MIN_DOCS, IVF_MIN_DOCS - 1
-    assert candidate_stage(QueryOptions(), small) == STAGE_CODES
-    assert candidate_stage(QueryOptions(), big) == STAGE_HYBRID
-    assert candidate_stage(QueryOptions(pool=5000), big) == STAGE_CODES  # the caller chose the Hamming pool
-    assert candidate_stage(QueryOptions(exact=True), big) == STAGE_EXACT
-    assert candidate_stage(QueryOptions(rerank=False), big) == STAGE_HAMMING
-    assert candidate_stage(QueryOptions(radius=3), big) == STAGE_HAMMING
+    assert query_candidate_stage(QueryOptions(), small) == STAGE_CODES
+    assert query_candidate_stage(QueryOptions(), big) == STAGE_HYBRID
+    assert query_candidate_stage(QueryOptions(pool=5000), big) == STAGE_CODES  # the caller chose the Hamming pool
+    assert query_candidate_stage(QueryOptions(exact=True), big) == STAGE_EXACT
+    assert query_candidate_stage(QueryOptions(rerank=False), big) == STAGE_HAMMING
+    assert query_candidate_stage(QueryOptions(radius=3), big) == STAGE_HAMMING
 
 
 def _ids(hits: list) -> list[int]:
