@@ -23,13 +23,13 @@ from semhash.embed import Encoder
 # The index defaults are read where they are defined; by the time a query runs, search has imported ingest's
 # own imports anyway (measured: ingest adds ~10 ms after search), so this costs an API user nothing.
 from semhash.ingest import DEFAULT_BATCH_CHARS, DEFAULT_MAX_TRAIN_DOCS
-from semhash.types import Hits, IndexInfo, IndexReport
+from semhash.types import Hits, IndexInfo, IndexReport, RemoveReport
 
 if TYPE_CHECKING:
     from semhash.adapt import AdaptConfig
     from semhash.corpus import ReadOptions
     from semhash.dedup import AgainstResult, DedupOptions, DedupResult
-    from semhash.ingest import Progress, RemoveReport
+    from semhash.ingest import Progress
 
 
 class SemanticIndex:

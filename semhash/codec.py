@@ -12,7 +12,7 @@ model, then the index's active hashing model (which reads the text too, for its 
 
 ``auto`` (the default; ``SEMHASH_RUNTIME`` or ``--runtime`` override it) takes the fast path when it can
 and says why it did not otherwise (:attr:`Codec.note`); ``onnx`` demands it (a stale or damaged folder is
-then a :class:`~semhash.runtime.RuntimeUnavailableError`). Models load on first use, so a codec that only
+then a :class:`~semhash.errors.RuntimeUnavailableError`). Models load on first use, so a codec that only
 ever hashes stored embeddings never loads an encoder, and the fast path never imports torch.
 
 :func:`refresh_runtime` (re)writes the runtime folder after training: the encoder export comes from the
@@ -35,8 +35,8 @@ import numpy as np
 
 from semhash.adapted import is_adapted
 from semhash.config import ENV_INDEX_EXPORT, ENV_RUNTIME, env_flag, env_text
-from semhash.errors import IndexMissingError, UsageError
-from semhash.runtime import RuntimeUnavailableError, runtime_folder, runtime_path
+from semhash.errors import IndexMissingError, RuntimeUnavailableError, UsageError
+from semhash.runtime import runtime_folder, runtime_path
 from semhash.runtime.manifest import Manifest, read_manifest
 from semhash.runtime.seal import SEAL_KEY, Seal, check_seal, seal_folder, verify_sealed
 from semhash.store import Store, StoredModel

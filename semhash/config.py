@@ -85,6 +85,8 @@ MAX_BITS = 64
 DEFAULT_BATCH_DOCS = 64
 
 DEFAULT_K = 10
+#: ``semhash outliers --score``: what ranks the outliers when none is asked for (:mod:`semhash.outliers`).
+DEFAULT_OUTLIER_SCORE = "recon"
 #: Hamming candidates re-ranked by cosine (issue 9): ``max(RERANK_POOL_FACTOR * k, MIN_RERANK_POOL,
 #: RERANK_POOL_FRACTION * n)`` for an index of ``n`` documents, at most ``MAX_RERANK_POOL``. A 32-bit code
 #: is a coarse address: a short query's exact cosine top 10 is spread over about a tenth of the index by

@@ -8,6 +8,8 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from semhash.config import DEFAULT_OUTLIER_SCORE
+
 #: ``(char_offset, page_or_slide)`` boundaries of a document, ascending by offset: the page (PDF) or slide
 #: (PPTX, ODP) that starts at that character of the document's text and runs to the next boundary.
 Locations = tuple[tuple[int, int], ...]
@@ -372,3 +374,40 @@ class IndexPlan:
             "max_windows": self.max_windows,
             "largest": [{"path": f.path, "characters": f.characters, "windows": f.windows} for f in self.largest],
         }
+
+
+@dataclass
+class RemoveReport:
+    """What ``semhash remove`` did: documents removed in all, and per path asked for."""
+
+    removed: int = 0
+    #: each path as given -> documents removed under it.
+    paths: dict[str, int] = field(default_factory=dict)
+    total_documents: int = 0
+
+
+@dataclass(frozen=True)
+class Outlier:
+    """One document and how unlike the others it is.
+
+    Attributes:
+        recon_error: the stored reconstruction error.
+        z_score: the robust z-score of the ranking score (``score``).
+        knn_distance: 1 - cosine to the ``neighbours``-th nearest document (``None`` for ``score="recon"``).
+        score: which score ranked it: ``combined``, ``knn`` or ``recon``.
+    """
+
+    rank: int
+    id: int
+    path: str
+    record: int
+    recon_error: float
+    z_score: float
+    snippet: str
+    knn_distance: float | None = None
+    score: str = DEFAULT_OUTLIER_SCORE
+
+    @property
+    def location(self) -> str:
+        """``path`` or ``path#record``."""
+        return format_location(self.path, self.record)

@@ -40,7 +40,7 @@ driver, as today: shipping it to the actors would save nothing measurable and wo
 
 Fault handling: an actor that dies is restarted up to ``SEMHASH_RAY_MAX_RESTARTS`` times (default 2),
 its batch retried; beyond that, or when the cluster fails, the run stops with one line
-(:class:`~semhash.engine.EngineError`) and everything committed is kept. Test hook:
+(:class:`~semhash.errors.EngineError`) and everything committed is kept. Test hook:
 ``SEMHASH_TEST_KILL_AFTER=N`` makes every actor exit abruptly (``os._exit(1)``, like a killed worker) at
 its next batch once the driver has committed ``N`` batches (the driver creates a marker file the actors
 look for, so the death comes after commits whatever Ray's scheduling; local clusters only); it is read in
@@ -65,8 +65,8 @@ import numpy as np
 
 from semhash.config import ENV_RAY_KILL_AFTER, ENV_RAY_MAX_RESTARTS, env_text
 from semhash.corpus import ReadOptions, read_documents
-from semhash.engine import EngineError, import_ray
-from semhash.errors import SemhashError
+from semhash.engine import import_ray
+from semhash.errors import EngineError, SemhashError
 from semhash.store import Store
 from semhash.types import SourceDocument
 

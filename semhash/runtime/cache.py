@@ -14,7 +14,8 @@ from importlib import metadata
 from pathlib import Path
 
 from semhash.config import ENV_CACHE, cache_root
-from semhash.runtime.manifest import RUNTIME_FORMAT, Manifest, RuntimeUnavailableError, read_manifest
+from semhash.errors import RuntimeUnavailableError
+from semhash.runtime.manifest import RUNTIME_FORMAT, Manifest, read_manifest
 
 __all__ = ["ENV_CACHE", "cache_root", "cached_encoder", "encoder_cache_folder", "encoder_key"]
 

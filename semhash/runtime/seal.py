@@ -26,7 +26,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from semhash.runtime.manifest import Manifest, RuntimeUnavailableError, read_manifest, verify_file
+from semhash.errors import RuntimeUnavailableError
+from semhash.runtime.manifest import Manifest, read_manifest, verify_file
 from semhash.runtime.stamp import stat_key
 
 #: The ``meta`` key of the seal.
