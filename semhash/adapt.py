@@ -58,6 +58,8 @@ from semhash.adapted import AdaptedSpec, encoder_to_bytes, set_window, transform
 from semhash.train import LoopConfig, Targets, TrainConfig
 
 if TYPE_CHECKING:
+    from transformers import PretrainedConfig
+
     from semhash.embed import SentenceTransformerEncoder
     from semhash.store import Store
 
@@ -116,7 +118,7 @@ class AdaptConfig(LoopConfig):
 class TopStack(nn.Module):
     """The top transformer layers of an encoder, then its mean pooling and L2 normalisation."""
 
-    def __init__(self, layers: Sequence[nn.Module], config: Any) -> None:
+    def __init__(self, layers: Sequence[nn.Module], config: PretrainedConfig) -> None:
         super().__init__()
         self.layers = nn.ModuleList(layers)
         self.config = config

@@ -71,13 +71,13 @@ def locations_from_json(stored: str | None) -> Locations | None:
 
 @dataclass(frozen=True)
 class SkippedFile:
-    """A file the corpus reader did not index, and why.
+    r"""A file the corpus reader did not index, and why.
 
     ``kind`` is a short label to count by (``binary``, ``undecodable``, ``malformed``, ``too large``,
     ``no text layer``, ``encrypted``, ``needs extra``, ``not a regular file``, ``unreadable``,
     ``undecodable name``, ``symlink outside``, ``broken symlink``, ``alias``: see :mod:`semhash.extract`);
     ``reason`` is the one line a user reads. ``path`` is printable: a name that is not valid UTF-8 shows
-    its odd bytes as ``\\xNN``.
+    its odd bytes as ``\xNN``.
     """
 
     path: str

@@ -55,10 +55,10 @@ class QueryOptions:
 
 
 def valid_unicode(text: str) -> str:
-    """``text`` with every lone surrogate replaced by U+FFFD, so any tokenizer can read it.
+    r"""``text`` with every lone surrogate replaced by U+FFFD, so any tokenizer can read it.
 
     A command line holding bytes that are not UTF-8 reaches Python as surrogate escapes (PEP 383), and a
-    JSON string may hold a lone ``\\ud800``; tokenizers refuse both with a ``TypeError``. Valid text is
+    JSON string may hold a lone ``\ud800``; tokenizers refuse both with a ``TypeError``. Valid text is
     returned as it is (the check is one encode).
     """
     try:
