@@ -6,6 +6,7 @@ import bisect
 import json
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any
 
 from semhash.config import DEFAULT_OUTLIER_SCORE
@@ -411,3 +412,31 @@ class Outlier:
     def location(self) -> str:
         """``path`` or ``path#record``."""
         return format_location(self.path, self.record)
+
+
+@dataclass(frozen=True)
+class WriteSummary:
+    """What ``--write-unique`` wrote.
+
+    Attributes:
+        written: documents written in all.
+        copied: one-document files copied byte for byte (their content checked against the index).
+        from_index: one-document files written from the stored text: the file is gone, changed since it
+            was indexed, or is not what the index says it is (a crafted path).
+        records: records of JSON/JSONL/CSV files, written as JSONL lines.
+    """
+
+    written: int = 0
+    copied: int = 0
+    from_index: int = 0
+    records: int = 0
+
+    def describe(self, out: str | Path) -> str:
+        """One line for the CLI."""
+        line = f"wrote {self.written} unique documents to {out}"
+        if self.from_index:
+            line += (
+                f" ({self.from_index} from the text stored in the index: their file is gone, changed since "
+                "indexing, or not the file the index describes)"
+            )
+        return line

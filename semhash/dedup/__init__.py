@@ -98,7 +98,7 @@ from semhash.dedup.options import (
 from semhash.dedup.pipeline import dedup_index, dedup_store
 from semhash.dedup.text import normalize_text, normalized_text_hash, numbers_conflict
 from semhash.dedup.verify import FINE_BINS, SMALL_BLOCK, CodeBlocks, pairwise_cosine
-from semhash.dedup.write import WritePlan, WriteSummary, check_new_folder, plan_unique, write_unique
+from semhash.dedup.write import WritePlan, check_new_folder, plan_unique, write_unique
 
 __all__ = [
     "CLUSTER_METHODS",
@@ -119,7 +119,6 @@ __all__ = [
     "DedupStats",
     "DocTable",
     "WritePlan",
-    "WriteSummary",
     "build_clusters",
     "candidate_pairs",
     "check_new_folder",
