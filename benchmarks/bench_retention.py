@@ -27,7 +27,7 @@ is the old default (the baseline of the same run).
 Hamming pool of ``min(rule, HYBRID_HAMMING_POOL)`` joined by the IVF's top ``IVF_CANDIDATES`` from ``P``
 probed cells, re-ranked by cosine; ``ivf:P`` is the same without the Hamming share. Latency is per
 query, median and p90 in ms; the query's embedding time (encoder, one short query) is measured in the
-same run. The ``rule`` flag marks what :func:`semhash.search.candidate_stage` runs by default: the pool
+same run. The ``rule`` flag marks what :func:`semhash.search.query_candidate_stage` runs by default: the pool
 :func:`semhash.search.rerank_pool` gives below ``IVF_MIN_DOCS``, from there on ``hybrid:P`` with the ``P``
 cells that hold about ``IVF_SCAN_ROWS`` rows (:meth:`semhash.caches.ivf.EmbeddingIVF.probes_for`).
 

@@ -55,9 +55,11 @@ import torch
 from torch import nn
 
 from semhash.adapted import AdaptedSpec, encoder_to_bytes, set_window, transformer_layers
-from semhash.train import Targets, TrainConfig
+from semhash.train import LoopConfig, Targets, TrainConfig
 
 if TYPE_CHECKING:
+    from transformers import PretrainedConfig
+
     from semhash.embed import SentenceTransformerEncoder
     from semhash.store import Store
 
@@ -66,11 +68,12 @@ AdaptStats = dict[str, float | list[float]]
 
 
 @dataclass
-class AdaptConfig:
-    """Hyper-parameters of :func:`adapt_encoder`.
+class AdaptConfig(LoopConfig):
+    """Hyper-parameters of :func:`adapt_encoder`: :class:`~semhash.train.LoopConfig`'s, with defaults of its own.
 
     The defaults are the one setting measured on 20 Newsgroups (``benchmarks/bench_adapt.py``; a CPU budget:
-    about 100 optimiser steps), not a tuned optimum.
+    about 100 optimiser steps), not a tuned optimum. ``holdout_fraction`` (0.05), ``seed`` (0),
+    ``balance_weight`` (0.1) and ``decorrelation_weight`` (0.01) keep :class:`~semhash.train.LoopConfig`'s.
     """
 
     #: top transformer layers fine-tuned (the others stay frozen and are run once per document).
@@ -93,10 +96,6 @@ class AdaptConfig:
     teacher_weight: float = 0.0
     contrastive_weight: float = 1.0
     temperature: float = 0.05
-    balance_weight: float = 0.1
-    decorrelation_weight: float = 0.01
-    holdout_fraction: float = 0.05
-    seed: int = 0
     #: torch CPU threads while adapting (0 = torch's default).
     cpu_threads: int = 0
 
@@ -119,7 +118,7 @@ class AdaptConfig:
 class TopStack(nn.Module):
     """The top transformer layers of an encoder, then its mean pooling and L2 normalisation."""
 
-    def __init__(self, layers: Sequence[nn.Module], config: Any) -> None:
+    def __init__(self, layers: Sequence[nn.Module], config: PretrainedConfig) -> None:
         super().__init__()
         self.layers = nn.ModuleList(layers)
         self.config = config

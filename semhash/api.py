@@ -14,20 +14,30 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from semhash.config import DEFAULT_DB, DEFAULT_K, DEFAULT_MODE
+from semhash.config import DEFAULT_BATCH_DOCS, DEFAULT_DB, DEFAULT_K, DEFAULT_MODE
+from semhash.dedup.options import DEFAULT_MIN_OVERLAP, DEFAULT_RADIUS, DEFAULT_THRESHOLD
 from semhash.embed import Encoder
-from semhash.types import Hits, IndexInfo, IndexReport
+
+# The index defaults are read where they are defined; by the time a query runs, search has imported ingest's
+# own imports anyway (measured: ingest adds ~10 ms after search), so this costs an API user nothing.
+from semhash.ingest import DEFAULT_BATCH_CHARS, DEFAULT_MAX_TRAIN_DOCS
+from semhash.types import Hits, IndexInfo, IndexReport, RemoveReport
 
 if TYPE_CHECKING:
     from semhash.adapt import AdaptConfig
+    from semhash.corpus import ReadOptions
     from semhash.dedup import AgainstResult, DedupOptions, DedupResult
-    from semhash.ingest import RemoveReport
+    from semhash.ingest import Progress
 
 
 class SemanticIndex:
     """An index on disk (SQLite + faiss).
+
+    Every option is an explicit, typed keyword whose default is that of the options dataclass it fills
+    (:class:`semhash.ingest.IndexOptions`, :class:`semhash.dedup.DedupOptions`; a test keeps them equal),
+    so a type checker catches a misspelt or mistyped option.
 
     Args:
         db: path of the SQLite database (created by the first :meth:`index`).
@@ -48,25 +58,118 @@ class SemanticIndex:
         self.device = device
         self.encoder = encoder
 
-    def index(self, paths: Sequence[str | Path], **options: Any) -> IndexReport:
-        """Index or re-index folders/files; keyword options are those of :class:`semhash.ingest.IndexOptions`."""
+    def index(
+        self,
+        paths: Sequence[str | Path],
+        *,
+        device: str | None = None,
+        bits: int | None = None,
+        retrain: bool = False,
+        batch_docs: int = DEFAULT_BATCH_DOCS,
+        batch_chars: int = DEFAULT_BATCH_CHARS,
+        max_windows: int = 0,
+        read: ReadOptions | None = None,
+        epochs: int | None = None,
+        seed: int = 0,
+        lexical_weight: float | None = None,
+        prune: bool = False,
+        engine: str = "local",
+        address: str | None = None,
+        workers: int | None = None,
+        max_train_docs: int = DEFAULT_MAX_TRAIN_DOCS,
+        runtime_export: bool = True,
+    ) -> IndexReport:
+        """Index or re-index folders/files (``semhash index``).
+
+        Args:
+            paths: folders and files to index.
+            device: ``None``: this index's device; else ``auto``, ``cpu`` or ``cuda``.
+            bits: code length of a new hashing model (``None``: the index's, or the default).
+            retrain: retrain the hashing model even when the index has one.
+            batch_docs: documents embedded and committed together.
+            batch_chars: most characters in one batch.
+            max_windows: most encoder windows per document (0: all).
+            read: how files are selected and parsed (``None``: :class:`~semhash.corpus.ReadOptions`'s defaults).
+            epochs: training epochs (``None``: the automatic rule).
+            seed: seed of training and sampling.
+            lexical_weight: weight of the lexical vector (``None``: the recipe's).
+            prune: also remove every document whose file no longer exists.
+            engine: where embedding runs: ``local`` or ``ray``.
+            address: ``engine="ray"``: the cluster to join.
+            workers: ``engine="ray"``: embedding actors.
+            max_train_docs: the hashing model trains on a seeded sample of at most this many documents.
+            runtime_export: (re)write ``<db>.runtime/`` (the torch-free query path) after training.
+
+        Returns:
+            What the run did.
+        """
+        from semhash.corpus import ReadOptions
         from semhash.ingest import IndexOptions, index_paths
 
-        opts = IndexOptions(**{"model": self.model, "device": self.device, **options})
+        opts = IndexOptions(
+            model=self.model,
+            device=self.device if device is None else device,
+            bits=bits,
+            retrain=retrain,
+            batch_docs=batch_docs,
+            batch_chars=batch_chars,
+            max_windows=max_windows,
+            read=ReadOptions() if read is None else read,
+            epochs=epochs,
+            seed=seed,
+            lexical_weight=lexical_weight,
+            prune=prune,
+            engine=engine,
+            address=address,
+            workers=workers,
+            max_train_docs=max_train_docs,
+            runtime_export=runtime_export,
+        )
         return index_paths(self.db, paths, opts, encoder=self.encoder)
 
-    def train(self, adapt: bool | AdaptConfig = False, **options: Any) -> IndexReport:
-        """``semhash train``: retrain the hashing model and re-encode; ``adapt`` (``True`` or an
-        :class:`semhash.adapt.AdaptConfig`) first adapts the encoder to the corpus (``--adapt``). Keyword
-        options are those of :func:`semhash.ingest.retrain_index` (``bits``, ``epochs``, ``seed``...)."""
+    def train(
+        self,
+        adapt: bool | AdaptConfig = False,
+        *,
+        bits: int | None = None,
+        epochs: int | None = None,
+        seed: int = 0,
+        device: str | None = None,
+        lexical_weight: float | None = None,
+        progress: Progress | None = None,
+    ) -> IndexReport:
+        """``semhash train``: retrain the hashing model and re-encode every document.
+
+        Args:
+            adapt: ``True`` or an :class:`semhash.adapt.AdaptConfig`: first adapt the encoder to the corpus
+                (``--adapt``; ``True``: the default configuration with ``seed``).
+            bits: code length (``None``: the index's).
+            epochs: training epochs (``None``: the automatic rule).
+            seed: seed of training (and of the adaptation when ``adapt`` is ``True``).
+            device: ``None``: this index's device; else ``auto``, ``cpu`` or ``cuda``.
+            lexical_weight: weight of the lexical vector (``None``: the recipe's).
+            progress: called with ``(phase, done, total)`` as the work advances.
+
+        Returns:
+            What the run did.
+        """
         from semhash.ingest import retrain_index
 
         config = None
         if adapt is not False:
             from semhash.adapt import AdaptConfig
 
-            config = adapt if isinstance(adapt, AdaptConfig) else AdaptConfig(seed=int(options.get("seed", 0)))
-        return retrain_index(self.db, **{"device": self.device, **options}, adapt=config)
+            config = adapt if isinstance(adapt, AdaptConfig) else AdaptConfig(seed=seed)
+        return retrain_index(
+            self.db,
+            bits=bits,
+            epochs=epochs,
+            seed=seed,
+            device=self.device if device is None else device,
+            progress=progress,
+            lexical_weight=lexical_weight,
+            adapt=config,
+        )
 
     def remove(self, paths: Sequence[str | Path]) -> RemoveReport:
         """Remove the documents of these files, or under these folders, whether or not they still exist."""
@@ -129,37 +232,72 @@ class SemanticIndex:
 
         return index_info(self.db)
 
-    def dedup(self, **options: Any) -> DedupResult:
-        """Exact and near-duplicates in the index (no torch); options of :class:`semhash.dedup.DedupOptions`.
+    def dedup(
+        self,
+        *,
+        radius: int = DEFAULT_RADIUS,
+        threshold: float = DEFAULT_THRESHOLD,
+        cluster: str = "centre",
+        keep: str = "first",
+        number_veto: bool = False,
+        neighbours: int | str = "auto",
+        min_overlap: float = DEFAULT_MIN_OVERLAP,
+    ) -> DedupResult:
+        """Exact and near-duplicates in the index (no torch); the options are :class:`semhash.dedup.DedupOptions`'.
 
         The result keeps every candidate pair, so ``result.rethreshold(0.9)`` re-clusters without recomputing.
+
+        Raises:
+            UsageError: an option is out of range.
         """
         from semhash.dedup import dedup_index
 
-        return dedup_index(self.db, _dedup_options(options))
+        options = _dedup_options(radius, threshold, cluster, keep, number_veto, neighbours, min_overlap)
+        return dedup_index(self.db, options)
 
-    def find_existing(self, paths: Sequence[str | Path], **options: Any) -> AgainstResult:
-        """Which documents under ``paths`` already exist in the index, with their matches; nothing is added."""
+    def find_existing(
+        self,
+        paths: Sequence[str | Path],
+        *,
+        radius: int = DEFAULT_RADIUS,
+        threshold: float = DEFAULT_THRESHOLD,
+        cluster: str = "centre",
+        keep: str = "first",
+        number_veto: bool = False,
+        neighbours: int | str = "auto",
+        min_overlap: float = DEFAULT_MIN_OVERLAP,
+    ) -> AgainstResult:
+        """Which documents under ``paths`` already exist in the index, with their matches; nothing is added.
+
+        The options are those of :meth:`dedup` (:class:`semhash.dedup.DedupOptions`).
+
+        Raises:
+            UsageError: an option is out of range.
+        """
         from semhash.dedup import find_existing
 
-        return find_existing(
-            self.db,
-            paths,
-            _dedup_options(options),
-            encoder=self.encoder,
-            device=self.device,
-        )
+        options = _dedup_options(radius, threshold, cluster, keep, number_veto, neighbours, min_overlap)
+        return find_existing(self.db, paths, options, encoder=self.encoder, device=self.device)
 
 
-def _dedup_options(options: dict[str, Any]) -> DedupOptions:
-    """:class:`~semhash.dedup.DedupOptions` from keywords; an unknown one is a :class:`UsageError`, not a TypeError."""
-    from dataclasses import fields
-
+def _dedup_options(
+    radius: int,
+    threshold: float,
+    cluster: str,
+    keep: str,
+    number_veto: bool,
+    neighbours: int | str,
+    min_overlap: float,
+) -> DedupOptions:
+    """The :class:`~semhash.dedup.DedupOptions` of :meth:`SemanticIndex.dedup`'s keywords (checked on creation)."""
     from semhash.dedup import DedupOptions
-    from semhash.errors import UsageError
 
-    known = {f.name for f in fields(DedupOptions)}
-    unknown = sorted(set(options) - known)
-    if unknown:
-        raise UsageError(f"unknown dedup option {', '.join(unknown)}: use {', '.join(sorted(known))}")
-    return DedupOptions(**options)
+    return DedupOptions(
+        radius=radius,
+        threshold=threshold,
+        cluster=cluster,
+        keep=keep,
+        number_veto=number_veto,
+        neighbours=neighbours,
+        min_overlap=min_overlap,
+    )

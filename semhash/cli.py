@@ -31,9 +31,11 @@ from semhash.config import (
     DEFAULT_MODE,
     ENV_DB,
     ENV_DEVICE,
+    ENV_ENGINE,
     ENV_MAX_FILE_MB,
     ENV_MODE,
     ENV_MODEL,
+    ENV_RUNTIME,
 )
 from semhash.errors import SemhashError
 from semhash.progress import progress_view
@@ -173,7 +175,7 @@ def index_command(
     engine: str = typer.Option(
         "local",
         "--engine",
-        envvar="SEMHASH_ENGINE",
+        envvar=ENV_ENGINE,
         help='Where embedding runs: local (this process) or ray (Ray workers; pip install -e ".[ray]").',
         show_default=True,
     ),
@@ -407,7 +409,7 @@ ExactOption = typer.Option(
 RuntimeOption = typer.Option(
     None,
     "--runtime",
-    envvar="SEMHASH_RUNTIME",
+    envvar=ENV_RUNTIME,
     help="auto (the exported torch-free runtime <db>.runtime/ when present and fresh, else torch), onnx "
     "(demand it) or torch [default: auto].",
 )

@@ -12,7 +12,7 @@ model, then the index's active hashing model (which reads the text too, for its 
 
 ``auto`` (the default; ``SEMHASH_RUNTIME`` or ``--runtime`` override it) takes the fast path when it can
 and says why it did not otherwise (:attr:`Codec.note`); ``onnx`` demands it (a stale or damaged folder is
-then a :class:`~semhash.runtime.RuntimeUnavailableError`). Models load on first use, so a codec that only
+then a :class:`~semhash.errors.RuntimeUnavailableError`). Models load on first use, so a codec that only
 ever hashes stored embeddings never loads an encoder, and the fast path never imports torch.
 
 :func:`refresh_runtime` (re)writes the runtime folder after training: the encoder export comes from the
@@ -34,8 +34,9 @@ from typing import TYPE_CHECKING, Any, Protocol
 import numpy as np
 
 from semhash.adapted import is_adapted
-from semhash.errors import IndexMissingError, UsageError
-from semhash.runtime import RuntimeUnavailableError, runtime_folder, runtime_path
+from semhash.config import ENV_INDEX_EXPORT, ENV_RUNTIME, env_flag, env_text
+from semhash.errors import IndexMissingError, RuntimeUnavailableError, UsageError
+from semhash.runtime import runtime_folder, runtime_path
 from semhash.runtime.manifest import Manifest, read_manifest
 from semhash.runtime.seal import SEAL_KEY, Seal, check_seal, seal_folder, verify_sealed
 from semhash.store import Store, StoredModel
@@ -46,7 +47,6 @@ if TYPE_CHECKING:
 
 #: Runtime choices of ``--runtime`` / ``SEMHASH_RUNTIME``.
 RUNTIMES = ("auto", "onnx", "torch")
-ENV_RUNTIME = "SEMHASH_RUNTIME"
 
 
 def resolve_runtime(value: str | None = None) -> str:
@@ -55,7 +55,7 @@ def resolve_runtime(value: str | None = None) -> str:
     Raises:
         UsageError: a value other than ``auto``, ``onnx`` or ``torch``.
     """
-    chosen = (value or os.environ.get(ENV_RUNTIME) or "auto").strip().lower()
+    chosen = (value or env_text(ENV_RUNTIME) or "auto").strip().lower()
     if chosen not in RUNTIMES:
         raise UsageError(f"--runtime (or {ENV_RUNTIME}) must be one of {', '.join(RUNTIMES)}, not {chosen!r}")
     return chosen
@@ -557,7 +557,7 @@ def indexing_encoder(
     the index's adapted encoder is read when ``model`` names one, for the documents too long for the
     exported encoder.
     """
-    if device != "cpu" or store is None or os.environ.get(ENV_RUNTIME, "").strip().lower() == "torch":
+    if device != "cpu" or store is None or env_text(ENV_RUNTIME).strip().lower() == "torch":
         return None
     from semhash.embed import resolve_model
 
@@ -597,13 +597,7 @@ def cached_indexing_encoder(
     on a busy 2-core CPU it was not faster than torch, and on long windows slower, BENCHMARKS.md "Indexing
     speed"); an export that fails gives a warning and ``None`` (torch embeds, as before).
     """
-    from semhash.config import ENV_INDEX_EXPORT
-
-    if (
-        device != "cpu"
-        or os.environ.get(ENV_RUNTIME, "").strip().lower() == "torch"
-        or os.environ.get(ENV_INDEX_EXPORT, "0").strip().lower() not in ("1", "true", "yes", "on")
-    ):
+    if device != "cpu" or env_text(ENV_RUNTIME).strip().lower() == "torch" or not env_flag(ENV_INDEX_EXPORT):
         return CachedIndexEncoder(None)
     from semhash.embed import resolve_model
     from semhash.runtime.cache import cached_encoder

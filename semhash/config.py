@@ -1,6 +1,9 @@
-"""Defaults and the environment variables that override them.
+"""Defaults and the environment variables that override them: every ``SEMHASH_*`` name is defined here.
 
-Precedence everywhere: command-line flag > ``SEMHASH_*`` environment variable > default.
+Precedence everywhere: command-line flag > ``SEMHASH_*`` environment variable > default. Library code reads
+a variable through the small typed readers below (:func:`env_text`, :func:`env_flag`), never through
+``os.environ`` directly, so a search for ``ENV_`` finds every switch; typer options name the same constants
+in ``envvar=``.
 """
 
 from __future__ import annotations
@@ -23,12 +26,48 @@ ENV_CACHE = "SEMHASH_CACHE"
 #: before embedding and embeds with it on a CPU; off by default (not faster in the measurements of issue 20:
 #: BENCHMARKS.md, "Indexing speed"), when torch embeds and the encoder is exported after training.
 ENV_INDEX_EXPORT = "SEMHASH_INDEX_EXPORT"
+#: ``--runtime``: ``auto``, ``onnx`` or ``torch`` (see :mod:`semhash.codec`).
+ENV_RUNTIME = "SEMHASH_RUNTIME"
+#: ``semhash index --engine``: ``local`` or ``ray``.
+ENV_ENGINE = "SEMHASH_ENGINE"
+#: How many times a dead Ray actor is restarted (its batch retried) before the run stops.
+ENV_RAY_MAX_RESTARTS = "SEMHASH_RAY_MAX_RESTARTS"
+#: Test hook of :mod:`semhash.engine.ray_engine`: its actors exit abruptly after this many batches.
+ENV_RAY_KILL_AFTER = "SEMHASH_TEST_KILL_AFTER"
+
+#: Values of a yes/no variable that mean yes (compared stripped and lower-cased); anything else means no.
+TRUE_VALUES = ("1", "true", "yes", "on")
+
+
+def env_text(name: str, default: str = "") -> str:
+    """The value of environment variable ``name`` as set (not stripped), or ``default`` when it is unset.
+
+    Args:
+        name: the variable, one of this module's ``ENV_*`` names.
+        default: what an unset variable reads as.
+
+    Returns:
+        The raw value; callers strip or parse it as their option needs.
+    """
+    return os.environ.get(name, default)
+
+
+def env_flag(name: str) -> bool:
+    """Whether the yes/no variable ``name`` is set to yes (:data:`TRUE_VALUES`); unset or anything else: no.
+
+    Args:
+        name: the variable, one of this module's ``ENV_*`` names.
+
+    Returns:
+        ``True`` for ``1``, ``true``, ``yes`` or ``on`` (any case, surrounding blanks ignored).
+    """
+    return env_text(name).strip().lower() in TRUE_VALUES
 
 
 def cache_root() -> Path:
     """``$SEMHASH_CACHE``, else ``$XDG_CACHE_HOME/semhash``, else ``~/.cache/semhash``."""
-    if os.environ.get(ENV_CACHE):
-        return Path(os.environ[ENV_CACHE]).expanduser()
+    if env_text(ENV_CACHE):
+        return Path(env_text(ENV_CACHE)).expanduser()
     base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
     return Path(base) / "semhash"
 
@@ -46,6 +85,8 @@ MAX_BITS = 64
 DEFAULT_BATCH_DOCS = 64
 
 DEFAULT_K = 10
+#: ``semhash outliers --score``: what ranks the outliers when none is asked for (:mod:`semhash.outliers`).
+DEFAULT_OUTLIER_SCORE = "recon"
 #: Hamming candidates re-ranked by cosine (issue 9): ``max(RERANK_POOL_FACTOR * k, MIN_RERANK_POOL,
 #: RERANK_POOL_FRACTION * n)`` for an index of ``n`` documents, at most ``MAX_RERANK_POOL``. A 32-bit code
 #: is a coarse address: a short query's exact cosine top 10 is spread over about a tenth of the index by

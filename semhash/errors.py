@@ -79,6 +79,18 @@ class CorruptDatabaseError(SemhashError):
     """A value stored in the database is damaged (wrong size, not a number)."""
 
 
+class RuntimeUnavailableError(SemhashError):
+    """The exported runtime folder is missing, partial, damaged or of another format (use the torch path)."""
+
+
+class EngineUnavailableError(SemhashError):
+    """The engine asked for needs a package that is not installed (exit code 1)."""
+
+
+class EngineError(SemhashError):
+    """The distributed engine failed (a worker died, the cluster went away); committed batches are kept."""
+
+
 class NoDocumentsError(CorpusError):
     """The paths to index hold no readable document; ``skipped`` lists the files not read, with reasons."""
 

@@ -45,7 +45,7 @@ from semhash.embed import Encoder, LongDocumentEncoder, SentenceTransformerEncod
 from semhash.engine import check_engine, import_ray
 from semhash.errors import CorpusError, CorruptIndexError, DocumentNotFoundError, NoDocumentsError, UsageError
 from semhash.store import Store
-from semhash.types import IndexPlan, IndexReport, PlannedFile, SourceDocument, skip_summary
+from semhash.types import IndexPlan, IndexReport, PlannedFile, RemoveReport, SourceDocument, skip_summary
 
 if TYPE_CHECKING:
     from semhash.adapt import AdaptConfig
@@ -623,16 +623,6 @@ def _adapt_encoder(
 
 
 # -- removing documents ---------------------------------------------------------------------------------
-@dataclass
-class RemoveReport:
-    """What ``semhash remove`` did: documents removed in all, and per path asked for."""
-
-    removed: int = 0
-    #: each path as given -> documents removed under it.
-    paths: dict[str, int] = field(default_factory=dict)
-    total_documents: int = 0
-
-
 def remove_paths(db_path: str | Path, paths: Sequence[str | Path]) -> RemoveReport:
     """Remove every document of the given files, and under the given folders, whether or not they still exist.
 

@@ -23,11 +23,11 @@ where ``semhash index`` calls it) compares their kNN distances with the indexed 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from semhash.config import DEFAULT_OUTLIER_SCORE
 from semhash.corpus import snippet
 from semhash.errors import IndexMissingError, UsageError
 from semhash.neighbourhood import (  # the drift check lives beside the kNN distance; re-exported here
@@ -35,39 +35,11 @@ from semhash.neighbourhood import (  # the drift check lives beside the kNN dist
     store_knn_distances,
 )
 from semhash.store import Store
-from semhash.types import format_location
+from semhash.types import Outlier
 
 #: Scores ``semhash outliers`` can rank by.
 SCORES = ("recon", "knn", "combined")
-DEFAULT_SCORE = "recon"
 _MAD_SCALE = 1.4826
-
-
-@dataclass(frozen=True)
-class Outlier:
-    """One document and how unlike the others it is.
-
-    Attributes:
-        recon_error: the stored reconstruction error.
-        z_score: the robust z-score of the ranking score (``score``).
-        knn_distance: 1 - cosine to the ``neighbours``-th nearest document (``None`` for ``score="recon"``).
-        score: which score ranked it: ``combined``, ``knn`` or ``recon``.
-    """
-
-    rank: int
-    id: int
-    path: str
-    record: int
-    recon_error: float
-    z_score: float
-    snippet: str
-    knn_distance: float | None = None
-    score: str = DEFAULT_SCORE
-
-    @property
-    def location(self) -> str:
-        """``path`` or ``path#record``."""
-        return format_location(self.path, self.record)
 
 
 def robust_z(values: np.ndarray) -> np.ndarray:
@@ -89,7 +61,7 @@ def find_outliers(
     db_path: str | Path,
     k: int = 10,
     min_z: float | None = None,
-    score: str = DEFAULT_SCORE,
+    score: str = DEFAULT_OUTLIER_SCORE,
     neighbours: int = DEFAULT_NEIGHBOURS,
 ) -> list[Outlier]:
     """The ``k`` most unusual documents by ``score`` (or all with a robust z-score of at least ``min_z``).

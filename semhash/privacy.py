@@ -29,7 +29,7 @@ import os
 import sys
 import warnings
 
-from semhash.config import ENV_ALLOW_DOWNLOAD, cache_root
+from semhash.config import ENV_ALLOW_DOWNLOAD, cache_root, env_flag
 
 #: Always set: telemetry and usage statistics off.
 QUIET: dict[str, str] = {
@@ -47,8 +47,8 @@ TORCH_CACHE_VARIABLE = "TORCHINDUCTOR_CACHE_DIR"
 
 
 def download_allowed() -> bool:
-    """Whether ``SEMHASH_ALLOW_DOWNLOAD`` lets semhash download a model (``1``, ``true`` or ``yes``)."""
-    return os.environ.get(ENV_ALLOW_DOWNLOAD, "").lower() in ("1", "true", "yes")
+    """Whether ``SEMHASH_ALLOW_DOWNLOAD`` lets semhash download a model (``1``, ``true``, ``yes`` or ``on``)."""
+    return env_flag(ENV_ALLOW_DOWNLOAD)
 
 
 def keep_local() -> None:

@@ -17,7 +17,6 @@ and a folder's documents differ in length by orders of magnitude.
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -25,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from semhash.config import DEFAULT_PROGRESS_SECONDS, ENV_PROGRESS_SECONDS
+from semhash.config import DEFAULT_PROGRESS_SECONDS, ENV_PROGRESS_SECONDS, env_text
 from semhash.types import IndexPlan
 
 if TYPE_CHECKING:
@@ -54,7 +53,7 @@ HINT_MAX_WINDOWS = 64
 
 def progress_interval() -> float:
     """Seconds between two plain progress lines: ``SEMHASH_PROGRESS_SECONDS`` or the default."""
-    raw = os.environ.get(ENV_PROGRESS_SECONDS, "")
+    raw = env_text(ENV_PROGRESS_SECONDS)
     try:
         value = float(raw) if raw else DEFAULT_PROGRESS_SECONDS
     except ValueError:

@@ -66,33 +66,52 @@ TrainStats = dict[str, float | list[float]]
 
 
 @dataclass
-class TrainConfig:
-    """Hyper-parameters of :func:`train_hasher` (defaults: the tuned 20 Newsgroups recipe)."""
+class LoopConfig:
+    """What every training loop of semhash has: the optimiser's steps, a hold-out, threads, the code losses.
 
-    #: epochs to run exactly; ``None`` = the automatic rule (:func:`planned_epochs`).
+    :class:`TrainConfig` (the hashing model) and :class:`semhash.adapt.AdaptConfig` (the encoder's top
+    layers) derive from it; each sets its own defaults, so a field's default is read in the subclass.
+    """
+
+    #: epochs to run (``TrainConfig``: ``None`` = the automatic rule, :func:`planned_epochs`).
     epochs: int | None = None
+    batch_size: int = 512
+    lr: float = 2e-3
+    seed: int = 0
+    #: share of the documents held out of the gradient steps for the validation signal (0 = none).
+    holdout_fraction: float = 0.05
+    #: weights of the code losses (0 turns a term off): the teacher bits, bit balance, bit decorrelation.
+    teacher_weight: float = 1.0
+    balance_weight: float = 0.1
+    decorrelation_weight: float = 0.01
+    #: torch CPU threads while training (0 = torch's default). One thread is 5-8x faster than two on a
+    #: busy 2-core machine (OpenMP spin contention on small matrices) and about as fast on an idle one.
+    cpu_threads: int = 1
+
+
+@dataclass
+class TrainConfig(LoopConfig):
+    """Hyper-parameters of :func:`train_hasher` (defaults: the tuned 20 Newsgroups recipe).
+
+    Beside :class:`LoopConfig`'s fields (defaults: ``epochs=None`` (the automatic rule), ``batch_size=512``,
+    ``lr=2e-3``, ``seed=0``, ``holdout_fraction=0.05``, ``teacher_weight=1.0``, ``balance_weight=0.1``,
+    ``decorrelation_weight=0.01``, ``cpu_threads=1``), the fields below.
+    """
+
     #: the automatic rule's floor in epochs ...
     auto_epochs: int = 60
     #: ... raised on small corpora until training takes at least this many optimiser steps.
     min_steps: int = 400
-    batch_size: int = 512
-    lr: float = 2e-3
     weight_decay: float = 1e-4
     hidden: int = 1024
     dropout: float = 0.2
-    seed: int = 0
-    #: share of the documents held out of the gradient steps for the validation signal (0 = none) ...
-    holdout_fraction: float = 0.05
-    #: ... and at most this many of them.
+    #: at most this many documents held out (``holdout_fraction`` of them otherwise).
     holdout_max: int = 1000
     #: k of the cosine kNN graph of the corpus (capped at 5% of the corpus, at least 1).
     neighbours: int = 20
     #: rounds of neighbour averaging for the smoothed targets.
     smoothing_hops: int = 1
-    teacher_weight: float = 1.0
     target_weight: float = 0.1
-    balance_weight: float = 0.1
-    decorrelation_weight: float = 0.01
     #: Lexical features (:mod:`semhash.lexical`): the model reads ``[embedding, lexical_weight * LSA]``
     #: of each document when its text is given to :func:`train_hasher` (0 = embedding only).
     lexical_weight: float = DEFAULT_LEXICAL_WEIGHT
@@ -101,9 +120,6 @@ class TrainConfig:
     lexical_vocabulary: int = 20_000
     #: the vocabulary and the projection are fitted on at most this many documents (a seeded sample).
     lexical_fit_docs: int = 50_000
-    #: torch CPU threads while training (0 = torch's default). One thread is 5-8x faster than two on a
-    #: busy 2-core machine (OpenMP spin contention on small matrices) and about as fast on an idle one.
-    cpu_threads: int = 1
 
     def __post_init__(self) -> None:
         if self.epochs is not None and self.epochs < 0:

@@ -6,7 +6,10 @@ import bisect
 import json
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any
+
+from semhash.config import DEFAULT_OUTLIER_SCORE
 
 #: ``(char_offset, page_or_slide)`` boundaries of a document, ascending by offset: the page (PDF) or slide
 #: (PPTX, ODP) that starts at that character of the document's text and runs to the next boundary.
@@ -69,13 +72,13 @@ def locations_from_json(stored: str | None) -> Locations | None:
 
 @dataclass(frozen=True)
 class SkippedFile:
-    """A file the corpus reader did not index, and why.
+    r"""A file the corpus reader did not index, and why.
 
     ``kind`` is a short label to count by (``binary``, ``undecodable``, ``malformed``, ``too large``,
     ``no text layer``, ``encrypted``, ``needs extra``, ``not a regular file``, ``unreadable``,
     ``undecodable name``, ``symlink outside``, ``broken symlink``, ``alias``: see :mod:`semhash.extract`);
     ``reason`` is the one line a user reads. ``path`` is printable: a name that is not valid UTF-8 shows
-    its odd bytes as ``\\xNN``.
+    its odd bytes as ``\xNN``.
     """
 
     path: str
@@ -142,7 +145,7 @@ class FileNote:
 class Hit:
     """One search result. ``cosine`` is ``None`` when embeddings were not consulted; ``bits`` is the code length.
 
-    ``stage`` names the query's candidate stage (:func:`semhash.search.candidate_stage`): ``codes``,
+    ``stage`` names the query's candidate stage (:func:`semhash.search.query_candidate_stage`): ``codes``,
     ``codes+ivf``, ``exact`` or ``hamming``, with ``+fts`` in hybrid mode, or ``fts`` in keyword mode.
     ``mode`` is the query's ranking (``semantic``, ``keyword`` or ``hybrid``); ``bm25`` the keyword index's
     score (FTS5's, negated so that higher is better; ``None`` when the words did not match); ``score`` the
@@ -372,3 +375,68 @@ class IndexPlan:
             "max_windows": self.max_windows,
             "largest": [{"path": f.path, "characters": f.characters, "windows": f.windows} for f in self.largest],
         }
+
+
+@dataclass
+class RemoveReport:
+    """What ``semhash remove`` did: documents removed in all, and per path asked for."""
+
+    removed: int = 0
+    #: each path as given -> documents removed under it.
+    paths: dict[str, int] = field(default_factory=dict)
+    total_documents: int = 0
+
+
+@dataclass(frozen=True)
+class Outlier:
+    """One document and how unlike the others it is.
+
+    Attributes:
+        recon_error: the stored reconstruction error.
+        z_score: the robust z-score of the ranking score (``score``).
+        knn_distance: 1 - cosine to the ``neighbours``-th nearest document (``None`` for ``score="recon"``).
+        score: which score ranked it: ``combined``, ``knn`` or ``recon``.
+    """
+
+    rank: int
+    id: int
+    path: str
+    record: int
+    recon_error: float
+    z_score: float
+    snippet: str
+    knn_distance: float | None = None
+    score: str = DEFAULT_OUTLIER_SCORE
+
+    @property
+    def location(self) -> str:
+        """``path`` or ``path#record``."""
+        return format_location(self.path, self.record)
+
+
+@dataclass(frozen=True)
+class WriteSummary:
+    """What ``--write-unique`` wrote.
+
+    Attributes:
+        written: documents written in all.
+        copied: one-document files copied byte for byte (their content checked against the index).
+        from_index: one-document files written from the stored text: the file is gone, changed since it
+            was indexed, or is not what the index says it is (a crafted path).
+        records: records of JSON/JSONL/CSV files, written as JSONL lines.
+    """
+
+    written: int = 0
+    copied: int = 0
+    from_index: int = 0
+    records: int = 0
+
+    def describe(self, out: str | Path) -> str:
+        """One line for the CLI."""
+        line = f"wrote {self.written} unique documents to {out}"
+        if self.from_index:
+            line += (
+                f" ({self.from_index} from the text stored in the index: their file is gone, changed since "
+                "indexing, or not the file the index describes)"
+            )
+        return line

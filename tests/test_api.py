@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
+import inspect
+from collections.abc import Callable
 from pathlib import Path
 
 from conftest import FAST_EPOCHS, FakeEncoder
@@ -35,3 +38,26 @@ def test_api_round_trip(tmp_path: Path, corpus: Path) -> None:
     found = index.find_existing([new])
     assert found.existing
     assert index.info().documents == 25  # nothing was added
+
+
+def _keyword_defaults(method: Callable[..., object]) -> dict[str, object]:
+    parameters = inspect.signature(method).parameters.values()
+    return {p.name: p.default for p in parameters if p.kind is inspect.Parameter.KEYWORD_ONLY}
+
+
+def test_api_keywords_are_the_options_dataclasses_fields_with_their_defaults() -> None:
+    """The API's typed keywords mirror the options dataclasses: same names, same defaults."""
+    from semhash.corpus import ReadOptions
+    from semhash.dedup import DedupOptions
+    from semhash.ingest import IndexOptions
+
+    dedup = {f.name: getattr(DedupOptions(), f.name) for f in dataclasses.fields(DedupOptions)}
+    assert _keyword_defaults(SemanticIndex.dedup) == dedup
+    assert _keyword_defaults(SemanticIndex.find_existing) == dedup
+    index = _keyword_defaults(SemanticIndex.index)
+    fields = {f.name: getattr(IndexOptions(), f.name) for f in dataclasses.fields(IndexOptions)}
+    # model and device come from the SemanticIndex (device may be overridden: None = the index's);
+    # export_encoder is the CLI's own switch; read=None stands for ReadOptions().
+    assert set(index) == set(fields) - {"model", "export_encoder"}
+    assert index.pop("device") is None and index.pop("read") is None and fields["read"] == ReadOptions()
+    assert all(index[name] == fields[name] for name in index)

@@ -19,10 +19,10 @@ from typer.testing import CliRunner
 from semhash.cli import app
 from semhash.codec import Codec, TorchHasher, check_fresh, resolve_runtime
 from semhash.codes import ints_to_packed
-from semhash.errors import UsageError
+from semhash.errors import RuntimeUnavailableError, UsageError
 from semhash.ingest import IndexOptions, index_paths
 from semhash.lexical import MAX_LEXICAL_CHARS, LexicalProjection, tokenize
-from semhash.runtime import NumpyHasher, RuntimeUnavailableError, runtime_folder
+from semhash.runtime import NumpyHasher, runtime_folder
 from semhash.store import Store, StoredModel
 
 SAMPLE = Path(__file__).parent.parent / "data" / "sample"

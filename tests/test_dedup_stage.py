@@ -15,23 +15,23 @@ from semhash.dedup import (
     EXACT_LIMIT,
     CandidateStage,
     DedupOptions,
-    candidate_stage,
     dedup_index,
+    pair_candidate_stage,
     parse_neighbours,
 )
-from semhash.dedup.exact import all_pairs
+from semhash.dedup.allpairs import all_pairs
 from semhash.errors import UsageError
 
 
 def test_auto_rule_boundaries() -> None:
-    assert candidate_stage(2, "auto") == CandidateStage("all-pairs")
-    assert candidate_stage(EXACT_LIMIT, "auto") == CandidateStage("all-pairs")
+    assert pair_candidate_stage(2, "auto") == CandidateStage("all-pairs")
+    assert pair_candidate_stage(EXACT_LIMIT, "auto") == CandidateStage("all-pairs")
     # Above the exact limit, auto takes the pairs above the threshold inside k-means cells, at any size.
-    assert candidate_stage(EXACT_LIMIT + 1, "auto") == CandidateStage("cells")
-    assert candidate_stage(10**7, "auto") == CandidateStage("cells")
-    assert candidate_stage(10**7, "all") == CandidateStage("all-pairs")
-    assert candidate_stage(5, 0) == CandidateStage("codes")  # 0: the codes alone at any size
-    assert candidate_stage(10**7, 7) == CandidateStage("codes+neighbours", 7)
+    assert pair_candidate_stage(EXACT_LIMIT + 1, "auto") == CandidateStage("cells")
+    assert pair_candidate_stage(10**7, "auto") == CandidateStage("cells")
+    assert pair_candidate_stage(10**7, "all") == CandidateStage("all-pairs")
+    assert pair_candidate_stage(5, 0) == CandidateStage("codes")  # 0: the codes alone at any size
+    assert pair_candidate_stage(10**7, 7) == CandidateStage("codes+neighbours", 7)
     assert CandidateStage("codes+neighbours", 7).describe(3) == "codes within 3 bits + 7 nearest embeddings"
     assert CandidateStage("all-pairs").describe(3) == "all pairs (exact)"
     assert CandidateStage("cells").describe(-1).startswith("k-means cells of the embeddings")

@@ -247,7 +247,8 @@ def test_a_fifo_as_the_runtime_stamp_or_manifest_is_refused_never_waited_on(tmp_
         """
         import json, os, sys
         from pathlib import Path
-        from semhash.runtime.manifest import file_entry, read_checked, read_manifest, RuntimeUnavailableError
+        from semhash.errors import RuntimeUnavailableError
+        from semhash.runtime.manifest import file_entry, read_checked, read_manifest
         folder = Path(sys.argv[1])
         folder.mkdir()
         (folder / "tokenizer.json").write_bytes(b"{}")

@@ -5,9 +5,8 @@ from __future__ import annotations
 import numpy as np
 
 from semhash.dedup import DocTable
-from semhash.outliers import Outlier
 from semhash.store import StoredDocument
-from semhash.types import Hit, format_location
+from semhash.types import Hit, Outlier, format_location
 
 
 def test_format_location() -> None:

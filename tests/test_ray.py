@@ -21,9 +21,10 @@ from typer.testing import CliRunner
 
 from semhash.adapted import adapted_name, load_adapted_encoder
 from semhash.cli import app
+from semhash.config import ENV_RAY_KILL_AFTER, ENV_RAY_MAX_RESTARTS
 from semhash.corpus import ReadOptions
 from semhash.engine import check_engine
-from semhash.engine.ray_engine import ENV_KILL_AFTER, ENV_MAX_RESTARTS, EmbedActor, plan_units, read_batches
+from semhash.engine.ray_engine import EmbedActor, plan_units, read_batches
 from semhash.errors import CorruptModelError, UsageError
 from semhash.ingest import IndexOptions, index_paths
 from semhash.store import Store
@@ -174,8 +175,8 @@ def test_a_killed_worker_keeps_committed_batches_and_a_rerun_completes(
     db = sample.parent / "killed.db"
     args = ["index", str(sample), "--db", str(db), "--device", "cpu", "--epochs", str(EPOCHS)]
     ray_args = ["--engine", "ray", "--workers", "2", "--batch", "8"]
-    monkeypatch.setenv(ENV_KILL_AFTER, "2")  # the actors die at their next batch once 2 batches are committed
-    monkeypatch.setenv(ENV_MAX_RESTARTS, "0")
+    monkeypatch.setenv(ENV_RAY_KILL_AFTER, "2")  # the actors die at their next batch once 2 batches are committed
+    monkeypatch.setenv(ENV_RAY_MAX_RESTARTS, "0")
     failed = CliRunner().invoke(app, [*args, *ray_args])
     assert failed.exit_code == 1, failed.output
     assert "Traceback" not in failed.output
@@ -189,7 +190,7 @@ def test_a_killed_worker_keeps_committed_batches_and_a_rerun_completes(
         assert store.bits is None  # stopped before training
     assert 0 < committed < total
 
-    monkeypatch.delenv(ENV_KILL_AFTER)
+    monkeypatch.delenv(ENV_RAY_KILL_AFTER)
     resumed = CliRunner().invoke(app, [*args, *ray_args, "--json"])
     assert resumed.exit_code == 0, resumed.output
     report = json.loads(resumed.output.strip().splitlines()[-1])

@@ -14,9 +14,9 @@ import numpy as np
 import pytest
 
 from semhash.embed import Encoder, SentenceTransformerEncoder
-from semhash.errors import SemhashError
+from semhash.errors import RuntimeUnavailableError, SemhashError
 from semhash.model import HashConfig, HashingAutoencoder, encode_codes, model_from_bytes, model_to_bytes
-from semhash.runtime import NumpyHasher, OnnxEncoder, RuntimeUnavailableError, load_runtime, runtime_folder
+from semhash.runtime import NumpyHasher, OnnxEncoder, load_runtime, runtime_folder
 from semhash.runtime.export import export_encoder, export_hasher, export_runtime, refresh_optimized
 from semhash.runtime.manifest import (
     ENCODER_FILE,

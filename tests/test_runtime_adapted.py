@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from semhash.codec import check_fresh
-from semhash.runtime import RuntimeUnavailableError
+from semhash.errors import RuntimeUnavailableError
 from semhash.runtime.manifest import (
     ENCODER_FILE,
     MANIFEST,

@@ -299,7 +299,7 @@ def test_exact_is_refused_above_the_stated_size(
     indexed: tuple[Path, FakeEncoder], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     db, encoder = indexed
-    monkeypatch.setattr("semhash.search.MAX_EXACT_DOCS", 10)
+    monkeypatch.setattr("semhash.search.stages.MAX_EXACT_DOCS", 10)
     with Searcher(db, encoder=encoder) as searcher, pytest.raises(UsageError, match="more than 10"):
         searcher.query("oven", QueryOptions(exact=True))
 

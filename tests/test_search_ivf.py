@@ -22,7 +22,7 @@ from semhash.search import (
     STAGE_HYBRID,
     QueryOptions,
     Searcher,
-    candidate_stage,
+    query_candidate_stage,
 )
 
 TEXTS = ("flour oven", "telescope galaxy flour", "pedal chain oven", "rocket moon")
@@ -41,21 +41,21 @@ def db(tmp_path: Path) -> tuple[Path, Path, FakeEncoder]:
 @pytest.fixture
 def hybrid(monkeypatch: pytest.MonkeyPatch) -> None:
     """Every index is 'large'; the Hamming share is the top ``k`` alone, the IVF probes every cell."""
-    monkeypatch.setattr("semhash.search.IVF_MIN_DOCS", 1)
-    monkeypatch.setattr("semhash.search.HYBRID_HAMMING_POOL", 1)
-    monkeypatch.setattr("semhash.search.IVF_CANDIDATES", 10_000)
-    monkeypatch.setattr("semhash.search.IVF_SCAN_ROWS", 10_000)
+    monkeypatch.setattr("semhash.search.stages.IVF_MIN_DOCS", 1)
+    monkeypatch.setattr("semhash.search.stages.HYBRID_HAMMING_POOL", 1)
+    monkeypatch.setattr("semhash.search.stages.IVF_CANDIDATES", 10_000)
+    monkeypatch.setattr("semhash.search.stages.IVF_SCAN_ROWS", 10_000)
 
 
 def test_the_rule_keeps_codes_where_they_suffice() -> None:
-    """Old code: no candidate_stage (the codes were the only stage)."""
+    """Old code: no query_candidate_stage (the codes were the only stage)."""
     big, small = IVF_MIN_DOCS, IVF_MIN_DOCS - 1
-    assert candidate_stage(QueryOptions(), small) == STAGE_CODES
-    assert candidate_stage(QueryOptions(), big) == STAGE_HYBRID
-    assert candidate_stage(QueryOptions(pool=5000), big) == STAGE_CODES  # the caller chose the Hamming pool
-    assert candidate_stage(QueryOptions(exact=True), big) == STAGE_EXACT
-    assert candidate_stage(QueryOptions(rerank=False), big) == STAGE_HAMMING
-    assert candidate_stage(QueryOptions(radius=3), big) == STAGE_HAMMING
+    assert query_candidate_stage(QueryOptions(), small) == STAGE_CODES
+    assert query_candidate_stage(QueryOptions(), big) == STAGE_HYBRID
+    assert query_candidate_stage(QueryOptions(pool=5000), big) == STAGE_CODES  # the caller chose the Hamming pool
+    assert query_candidate_stage(QueryOptions(exact=True), big) == STAGE_EXACT
+    assert query_candidate_stage(QueryOptions(rerank=False), big) == STAGE_HAMMING
+    assert query_candidate_stage(QueryOptions(radius=3), big) == STAGE_HAMMING
 
 
 def _ids(hits: list) -> list[int]:
@@ -179,7 +179,7 @@ def test_the_ivf_is_built_once_per_snapshot_however_many_threads(
     from semhash.caches import sync
 
     _, path, encoder = db
-    monkeypatch.setattr("semhash.search.IVF_MIN_DOCS", 1)
+    monkeypatch.setattr("semhash.search.stages.IVF_MIN_DOCS", 1)
     calls: list[int] = []
     real = sync.load_ivf
 
@@ -187,7 +187,7 @@ def test_the_ivf_is_built_once_per_snapshot_however_many_threads(
         calls.append(1)
         return real(*args, **kwargs)  # type: ignore[arg-type]
 
-    monkeypatch.setattr("semhash.search.load_ivf", counted)
+    monkeypatch.setattr("semhash.search.searcher.load_ivf", counted)
     with Searcher(path, encoder=encoder) as searcher:
         searcher.query("oven", QueryOptions(k=2))  # the encoder is loaded before the threads start
         with ThreadPoolExecutor(4) as pool:
@@ -201,7 +201,7 @@ def test_indexing_builds_the_query_caches_so_the_first_query_does_not(
 ) -> None:
     """Old code: `semhash index` left the rerank vectors and the IVF stage to the first ranked query."""
     monkeypatch.setattr("semhash.caches.sync.IVF_MIN_DOCS", 1)
-    monkeypatch.setattr("semhash.search.IVF_MIN_DOCS", 1)
+    monkeypatch.setattr("semhash.search.stages.IVF_MIN_DOCS", 1)
     root = tmp_path / "corpus"
     write_corpus(root)
     path = tmp_path / "warm.db"
@@ -228,7 +228,7 @@ def test_warm_loads_the_ivf_stage_before_the_first_query(
     db: tuple[Path, Path, FakeEncoder], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     _, path, encoder = db
-    monkeypatch.setattr("semhash.search.IVF_MIN_DOCS", 1)
+    monkeypatch.setattr("semhash.search.stages.IVF_MIN_DOCS", 1)
     with Searcher(path, encoder=encoder) as searcher:
         snapshot = searcher._current()
         assert snapshot.ivf.value is None

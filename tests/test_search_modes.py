@@ -13,7 +13,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from typer.testing import CliRunner
 
-import semhash.search
+import semhash.search.results
 from semhash.api import SemanticIndex
 from semhash.cli import app
 from semhash.errors import UsageError
@@ -252,10 +252,10 @@ def test_weak_when_the_best_cosine_is_below_the_floor(
 ) -> None:
     db, encoder = indexed
     with Searcher(db, encoder=encoder) as searcher:
-        monkeypatch.setattr(semhash.search, "WEAK_COSINE", 1.5)
+        monkeypatch.setattr(semhash.search.results, "WEAK_COSINE", 1.5)
         hits = searcher.query("telescope galaxy", QueryOptions(k=3, mode="hybrid"))
         assert hits.weak and hits.floor == 1.5
-        monkeypatch.setattr(semhash.search, "WEAK_COSINE", -1.0)
+        monkeypatch.setattr(semhash.search.results, "WEAK_COSINE", -1.0)
         assert not searcher.query("telescope galaxy", QueryOptions(k=3)).weak
         # keyword mode with no matching word: no hit at all, weak
         assert searcher.query("xylophone", QueryOptions(k=3, mode="keyword")).weak
@@ -273,7 +273,7 @@ def test_modes_copies_and_weak_on_the_cli(indexed: tuple[Path, FakeEncoder], mon
         assert len(rows[0]["copies"]) == 2 and "weak" in rows[0]
     result = runner.invoke(app, ["query", query, "--db", str(db), "-k", "3", "--no-collapse", "--json"])
     assert all(json.loads(line)["copies"] == [] for line in result.output.splitlines())
-    monkeypatch.setattr(semhash.search, "WEAK_COSINE", 1.5)
+    monkeypatch.setattr(semhash.search.results, "WEAK_COSINE", 1.5)
     result = runner.invoke(
         app, ["query", query, "--db", str(db), "-k", "3", "--mode", "hybrid"], env={"COLUMNS": "200"}
     )

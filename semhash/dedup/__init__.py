@@ -5,9 +5,9 @@ Pipeline (no torch: everything runs on what SQLite already holds):
 1. **Exact duplicates.** Every text is normalised (casefold, whitespace collapsed) and hashed
    (blake2b, 64 bits); documents with equal hashes form an *exact group*, reason ``exact``.
 2. **Candidates.** Which stage runs depends on the collection's size (``neighbours="auto"``, the default;
-   :func:`~semhash.dedup.options.candidate_stage`, reported as ``DedupStats.stage``): up to ``EXACT_LIMIT``
+   :func:`~semhash.dedup.options.pair_candidate_stage`, reported as ``DedupStats.stage``): up to ``EXACT_LIMIT``
    (20,000) documents *every pair* is a candidate (``all-pairs``: one blocked matrix product of the stored
-   embeddings, :mod:`semhash.dedup.exact`; the result is exactly all-pairs cosine, because there the
+   embeddings, :mod:`semhash.dedup.allpairs`; the result is exactly all-pairs cosine, because there the
    32-bit codes, not the cost, limit recall); above it every pair at or above the threshold inside k-means
    cells of the full embeddings, each document against its 2 nearest cells (``cells``,
    :mod:`semhash.dedup.cells`: no k to waste, no topical code blocks; at 10^6 it replaced the budgeted
@@ -91,14 +91,14 @@ from semhash.dedup.options import (
     MAX_RADIUS,
     CandidateStage,
     DedupOptions,
-    candidate_stage,
     check_radius,
+    pair_candidate_stage,
     parse_neighbours,
 )
 from semhash.dedup.pipeline import dedup_index, dedup_store
 from semhash.dedup.text import normalize_text, normalized_text_hash, numbers_conflict
 from semhash.dedup.verify import FINE_BINS, SMALL_BLOCK, CodeBlocks, pairwise_cosine
-from semhash.dedup.write import WritePlan, WriteSummary, check_new_folder, plan_unique, write_unique
+from semhash.dedup.write import WritePlan, check_new_folder, plan_unique, write_unique
 
 __all__ = [
     "CLUSTER_METHODS",
@@ -119,10 +119,8 @@ __all__ = [
     "DedupStats",
     "DocTable",
     "WritePlan",
-    "WriteSummary",
     "build_clusters",
     "candidate_pairs",
-    "candidate_stage",
     "check_new_folder",
     "check_radius",
     "dedup_index",
@@ -134,6 +132,7 @@ __all__ = [
     "normalize_text",
     "normalized_text_hash",
     "numbers_conflict",
+    "pair_candidate_stage",
     "pairwise_cosine",
     "parse_neighbours",
     "plan_unique",

@@ -154,7 +154,11 @@ def find_existing(
     """Which documents under ``paths`` already exist in the index at ``db_path``; nothing is added.
 
     Args:
+        db_path: the index.
+        paths: files and folders holding the new documents.
+        options: how a match is judged (``None``: :class:`~semhash.dedup.options.DedupOptions`' defaults).
         encoder: an :class:`~semhash.embed.Encoder` already loaded (``None``: the index's model, loaded here).
+        device: where the new documents are embedded: ``auto``, ``cpu`` or ``cuda``.
         read: :class:`~semhash.corpus.ReadOptions` for the new files (``None``: the defaults).
         runtime: ``auto``, ``onnx`` or ``torch`` (see :mod:`semhash.codec`; ``None``: ``SEMHASH_RUNTIME``).
 

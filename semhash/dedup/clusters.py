@@ -65,7 +65,7 @@ class DedupStats:
 
     documents: int = 0
     candidates: int = 0
-    #: The candidate stage that ran (:func:`semhash.dedup.options.candidate_stage`): ``all-pairs``, ``cells``,
+    #: The candidate stage that ran (:func:`semhash.dedup.options.pair_candidate_stage`): ``all-pairs``, ``cells``,
     #: ``codes+neighbours`` or ``codes``; ``neighbours`` is its k (0 without a neighbour search).
     stage: str = "codes"
     neighbours: int = 0

@@ -39,7 +39,7 @@ NEIGHBOUR_MODES = ("auto", "all")
 
 @dataclass(frozen=True)
 class CandidateStage:
-    """Which candidate stage a run uses (see :func:`candidate_stage`).
+    """Which candidate stage a run uses (see :func:`pair_candidate_stage`).
 
     Attributes:
         name: ``all-pairs`` (the cosine of every pair), ``cells`` (the pairs above the threshold inside
@@ -69,7 +69,7 @@ class CandidateStage:
         return f"{codes} + {self.neighbours} nearest embeddings" if self.neighbours else codes
 
 
-def candidate_stage(documents: int, neighbours: int | str) -> CandidateStage:
+def pair_candidate_stage(documents: int, neighbours: int | str) -> CandidateStage:
     """The candidate stage for ``documents`` encoded documents and a ``neighbours`` setting.
 
     ``"auto"``: all pairs up to :data:`EXACT_LIMIT` documents, the cell stage above. ``"all"``: all pairs at
@@ -123,7 +123,7 @@ class DedupOptions:
         min_overlap: a near pair in which either text is longer than one encoder window must also share this
             much of its word shingles (Jaccard, :mod:`semhash.dedup.overlap`); 0 = the cosine alone for
             every pair (the behaviour before issue 22).
-        neighbours: the candidate stage (:func:`candidate_stage`): ``"auto"`` (the default: every pair up to
+        neighbours: the candidate stage (:func:`pair_candidate_stage`): ``"auto"`` (the default: every pair up to
             ``EXACT_LIMIT`` documents, the pairs above the threshold inside k-means cells above), ``"all"``
             (every pair), or ``k``: the code join plus each document's ``k`` nearest stored embeddings
             (faiss; :mod:`semhash.dedup.ann`); 0 = the code stage alone (the behaviour before ``auto``).

@@ -1,11 +1,11 @@
-"""Copy, not topic: the word-shingle overlap that verifies near-duplicate pairs of long documents.
+r"""Copy, not topic: the word-shingle overlap that verifies near-duplicate pairs of long documents.
 
 A long document's stored embedding is the mean of its window embeddings: it says what the document is
 *about*. Two release notes of one program, or two sibling API pages, have pooled cosines as high as an edited
 copy's (issue 22: on a folder of 1,026 documentation files the cosine alone flagged 47% of them). So a pair
 in which either document is longer than one encoder window is a near-duplicate only when its texts also
 share enough of their word shingles: the Jaccard similarity of the two sets of ``SHINGLE_WORDS``-word
-shingles (words: ``\\w+`` runs, casefolded, so re-wrapping and punctuation do not count; a CJK ideograph or
+shingles (words: ``\w+`` runs, casefolded, so re-wrapping and punctuation do not count; a CJK ideograph or
 kana is a word of its own).
 
 Short texts (both within one window) keep the cosine alone: there the embedding *is* the text's, and
@@ -51,7 +51,7 @@ def is_long(text: str) -> bool:
 
 
 def shingle_set(text: str, words: int | None = None) -> np.ndarray:
-    """Sorted distinct 64-bit hashes of the ``words``-word shingles of ``text`` (casefolded ``\\w+`` words;
+    r"""Sorted distinct 64-bit hashes of the ``words``-word shingles of ``text`` (casefolded ``\w+`` words;
     ``None``: ``SHINGLE_WORDS``, read at call time).
 
     A text of fewer words than ``words`` is one shingle of all of them; a text without words has none.
@@ -83,7 +83,8 @@ def pair_overlaps(texts: dict[int, str], left: np.ndarray, right: np.ndarray) ->
 
     Args:
         texts: text of every document id in ``left`` and ``right``.
-        left, right: document ids, one pair per position.
+        left: the first document id of each pair.
+        right: the second document id of each pair, at the same position.
 
     Returns:
         float32 array: Jaccard in [0, 1], or NaN for a pair of two short texts.

@@ -9,11 +9,11 @@ from pathlib import Path
 import numpy as np
 
 from semhash.adapted import is_adapted
+from semhash.dedup.allpairs import all_pairs
 from semhash.dedup.ann import neighbour_pairs
 from semhash.dedup.cells import CELL_PAIR_BUDGET, cell_pairs
 from semhash.dedup.clusters import DedupResult, DedupStats, DocTable, build_clusters
-from semhash.dedup.exact import all_pairs
-from semhash.dedup.options import DedupOptions, candidate_stage, check_radius
+from semhash.dedup.options import DedupOptions, check_radius, pair_candidate_stage
 from semhash.dedup.overlap import pair_overlaps
 from semhash.dedup.text import normalized_text_hash, numbers_conflict
 from semhash.dedup.verify import FINE_BINS, CodeBlocks, fine_bin
@@ -66,7 +66,7 @@ def dedup_store(store: Store, options: DedupOptions) -> DedupResult:
     stats.adapted_encoder = is_adapted(store.embedding_model)
     stats.seconds_read = time.perf_counter() - started
 
-    stage = candidate_stage(len(ids), options.neighbours)
+    stage = pair_candidate_stage(len(ids), options.neighbours)
     stats.stage, stats.neighbours = stage.name, stage.neighbours
     if stage.name == "all-pairs":
         started = time.perf_counter()

@@ -22,6 +22,7 @@ FINE_BINS = 200
 
 
 def fine_bin(cos: np.ndarray) -> np.ndarray:
+    """The fine histogram bin (``0 .. FINE_BINS - 1``) of each cosine in ``cos``."""
     return np.clip(((cos.astype(np.float64) + 1.0) * (FINE_BINS / 2)).astype(np.int64), 0, FINE_BINS - 1)
 
 
@@ -107,7 +108,8 @@ class CodeBlocks:
         """Cosine of every candidate pair, block by block.
 
         Args:
-            matrix: stored unit embeddings; ``slot[row]`` is a row's line in it.
+            matrix: stored unit embeddings.
+            slot: ``slot[row]`` is a document row's line in ``matrix``.
             floor: pairs with a lower cosine are only counted.
 
         Returns:

@@ -31,6 +31,7 @@ from semhash.corpus import ReadOptions, content_hash, read_records
 from semhash.dedup.clusters import DedupResult
 from semhash.errors import OutputError, UnsafePathError, UsageError
 from semhash.store import Store, StoredDocument
+from semhash.types import WriteSummary
 
 _DIR_FLAGS = os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) | getattr(os, "O_NOFOLLOW", 0)
 _FILE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_BINARY", 0)
@@ -141,34 +142,6 @@ def _check_inside(out: Path, targets: Sequence[PurePath]) -> None:
 
 #: Largest source file copied as is (a larger one gets its stored text): the copy is held in memory once.
 MAX_COPY_BYTES = 64 << 20
-
-
-@dataclass(frozen=True)
-class WriteSummary:
-    """What ``--write-unique`` wrote.
-
-    Attributes:
-        written: documents written in all.
-        copied: one-document files copied byte for byte (their content checked against the index).
-        from_index: one-document files written from the stored text: the file is gone, changed since it
-            was indexed, or is not what the index says it is (a crafted path).
-        records: records of JSON/JSONL/CSV files, written as JSONL lines.
-    """
-
-    written: int = 0
-    copied: int = 0
-    from_index: int = 0
-    records: int = 0
-
-    def describe(self, out: str | Path) -> str:
-        """One line for the CLI."""
-        line = f"wrote {self.written} unique documents to {out}"
-        if self.from_index:
-            line += (
-                f" ({self.from_index} from the text stored in the index: their file is gone, changed since "
-                "indexing, or not the file the index describes)"
-            )
-        return line
 
 
 def write_unique(result: DedupResult, db_path: str | Path, out_dir: str | Path) -> WriteSummary:

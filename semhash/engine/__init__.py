@@ -12,20 +12,12 @@ from __future__ import annotations
 
 from types import ModuleType
 
-from semhash.errors import SemhashError, UsageError
+from semhash.errors import EngineUnavailableError, UsageError
 
 ENGINES = ("local", "ray")
 
 #: How to get Ray, in every message that needs it.
 RAY_INSTALL_HINT = 'pip install -e ".[ray]"'
-
-
-class EngineUnavailableError(SemhashError):
-    """The engine asked for needs a package that is not installed (exit code 1)."""
-
-
-class EngineError(SemhashError):
-    """The distributed engine failed (a worker died, the cluster went away); committed batches are kept."""
 
 
 def check_engine(engine: str, address: str | None = None, workers: int | None = None) -> str:

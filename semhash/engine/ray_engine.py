@@ -40,7 +40,7 @@ driver, as today: shipping it to the actors would save nothing measurable and wo
 
 Fault handling: an actor that dies is restarted up to ``SEMHASH_RAY_MAX_RESTARTS`` times (default 2),
 its batch retried; beyond that, or when the cluster fails, the run stops with one line
-(:class:`~semhash.engine.EngineError`) and everything committed is kept. Test hook:
+(:class:`~semhash.errors.EngineError`) and everything committed is kept. Test hook:
 ``SEMHASH_TEST_KILL_AFTER=N`` makes every actor exit abruptly (``os._exit(1)``, like a killed worker) at
 its next batch once the driver has committed ``N`` batches (the driver creates a marker file the actors
 look for, so the death comes after commits whatever Ray's scheduling; local clusters only); it is read in
@@ -63,16 +63,13 @@ from typing import Any
 
 import numpy as np
 
+from semhash.config import ENV_RAY_KILL_AFTER, ENV_RAY_MAX_RESTARTS, env_text
 from semhash.corpus import ReadOptions, read_documents
-from semhash.engine import EngineError, import_ray
-from semhash.errors import SemhashError
+from semhash.engine import import_ray
+from semhash.errors import EngineError, SemhashError
 from semhash.store import Store
 from semhash.types import SourceDocument
 
-#: Test hook (see the module docstring): actors exit after this many batches.
-ENV_KILL_AFTER = "SEMHASH_TEST_KILL_AFTER"
-#: How many times a dead actor is restarted (its batch retried) before the run stops.
-ENV_MAX_RESTARTS = "SEMHASH_RAY_MAX_RESTARTS"
 DEFAULT_MAX_RESTARTS = 2
 
 
@@ -230,11 +227,11 @@ def embed_on_ray(
     units = plan_units(pending, max(1, job.batch_docs), max(1, job.batch_chars))
     if not units:
         return result
-    kill_after = _env_int(ENV_KILL_AFTER)
+    kill_after = _env_int(ENV_RAY_KILL_AFTER)
     kill_marker = (
         None if kill_after is None else os.path.join(tempfile.gettempdir(), f"semhash-ray-kill-{uuid.uuid4().hex}")
     )
-    restarts = _env_int(ENV_MAX_RESTARTS)
+    restarts = _env_int(ENV_RAY_MAX_RESTARTS)
     restarts = DEFAULT_MAX_RESTARTS if restarts is None else restarts
     done = 0
     with _session(ray, job.address, job.workers):
@@ -374,7 +371,7 @@ def _placement(ray: Any, workers: int | None) -> tuple[int, str, dict[str, float
 
 
 def _env_int(name: str) -> int | None:
-    value = os.environ.get(name, "").strip()
+    value = env_text(name).strip()
     if not value:
         return None
     try:

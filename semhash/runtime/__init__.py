@@ -16,7 +16,8 @@ import stat
 from dataclasses import dataclass
 from pathlib import Path
 
-from semhash.runtime.manifest import Manifest, RuntimeUnavailableError, read_manifest
+from semhash.errors import RuntimeUnavailableError
+from semhash.runtime.manifest import Manifest, read_manifest
 from semhash.runtime.numpy_hasher import NumpyHasher
 from semhash.runtime.onnx_encoder import OnnxEncoder
 
@@ -25,7 +26,6 @@ __all__ = [
     "NumpyHasher",
     "OnnxEncoder",
     "Runtime",
-    "RuntimeUnavailableError",
     "load_runtime",
     "read_manifest",
     "runtime_folder",

@@ -13,10 +13,11 @@ import json
 from importlib import metadata
 from pathlib import Path
 
-from semhash.config import ENV_CACHE, cache_root
-from semhash.runtime.manifest import RUNTIME_FORMAT, Manifest, RuntimeUnavailableError, read_manifest
+from semhash.config import cache_root
+from semhash.errors import RuntimeUnavailableError
+from semhash.runtime.manifest import RUNTIME_FORMAT, Manifest, read_manifest
 
-__all__ = ["ENV_CACHE", "cache_root", "cached_encoder", "encoder_cache_folder", "encoder_key"]
+__all__ = ["cached_encoder", "encoder_cache_folder", "encoder_key"]
 
 
 def _version(dist: str) -> str:

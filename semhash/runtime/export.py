@@ -34,6 +34,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from semhash.errors import RuntimeUnavailableError
 from semhash.runtime.manifest import (
     ENCODER_FILE,
     ENCODER_FILES,
@@ -45,7 +46,6 @@ from semhash.runtime.manifest import (
     OPTIMIZED_WEIGHTS,
     TOKENIZER_FILE,
     Manifest,
-    RuntimeUnavailableError,
     file_entry,
     manifest_format,
     read_manifest,

@@ -40,7 +40,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from semhash.errors import SemhashError
+from semhash.errors import RuntimeUnavailableError
 from semhash.fileio import NotRegularFileError, open_regular, read_regular, regular_stat
 from semhash.runtime.stamp import is_verified, read_stamps, write_stamps
 
@@ -71,10 +71,6 @@ MAX_FILE_BYTES = {
     OPTIMIZED_WEIGHTS: 4 << 30,
     HASHER_FILE: 1 << 30,
 }
-
-
-class RuntimeUnavailableError(SemhashError):
-    """The exported runtime folder is missing, partial, damaged or of another format (use the torch path)."""
 
 
 @dataclass(frozen=True)

@@ -19,8 +19,9 @@ from typing import Any
 import numpy as np
 
 from semhash.codes import pack_bits
+from semhash.errors import RuntimeUnavailableError
 from semhash.lexical import LexicalProjection, hashing_features
-from semhash.runtime.manifest import HASHER_FILE, Manifest, RuntimeUnavailableError, read_checked, read_manifest
+from semhash.runtime.manifest import HASHER_FILE, Manifest, read_checked, read_manifest
 
 #: Version of ``hasher.npz``'s own layout (inside the runtime format).
 HASHER_FORMAT = 1

@@ -28,13 +28,13 @@ from typing import Any
 import numpy as np
 
 from semhash.embed import EncodeStats, chunked_spans, embed_pooled, embed_streamed, kept_spans, spread_windows
+from semhash.errors import RuntimeUnavailableError
 from semhash.runtime.manifest import (
     ENCODER_FILE,
     OPTIMIZED_FILE,
     OPTIMIZED_WEIGHTS,
     TOKENIZER_FILE,
     Manifest,
-    RuntimeUnavailableError,
     check_file,
     read_checked,
     read_manifest,

@@ -27,7 +27,8 @@ from pathlib import Path
 from typing import Any
 
 from semhash.caches.files import stat_key
-from semhash.runtime.manifest import Manifest, RuntimeUnavailableError, read_manifest, verify_file
+from semhash.errors import RuntimeUnavailableError
+from semhash.runtime.manifest import Manifest, read_manifest, verify_file
 
 #: The ``meta`` key of the seal.
 SEAL_KEY = "runtime_seal"

@@ -1,4 +1,4 @@
-"""The exact candidate stage: the cosine of every pair of stored embeddings, block by block (BLAS).
+"""The all-pairs candidate stage: the cosine of every pair of stored embeddings, block by block (BLAS).
 
 On small collections the learned 32-bit codes are the weak link of deduplication, not the cost: at radius 3
 they hold 59% of MRPC's paraphrase pairs, while computing every pair's cosine takes one matrix product.
