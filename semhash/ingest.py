@@ -35,7 +35,6 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from semhash.adapted import is_adapted
 from semhash.codes import check_bits, packed_to_ints, to_sql_int
 from semhash.config import CHARS_PER_WINDOW_ESTIMATE, DEFAULT_BATCH_DOCS, DEFAULT_BITS
 from semhash.corpus import SUPPORTED_SUFFIXES, CorpusScan, ReadOptions, check_roots, read_documents
@@ -190,23 +189,13 @@ def index_paths(
             on_plan(plan_index(pending, options.max_windows))
         if pending and encoder is None and options.engine == "local":  # Ray loads it in its workers
             # Loaded before a new database is created, so a model that fails to load leaves no file behind.
-            from semhash.adapted import load_index_encoder
-            from semhash.codec import indexing_encoder
+            from semhash.encoders import index_encoder
 
-            # The exported encoder when the index has a runtime for this model (faster on a CPU), else torch
-            # (the index's adapted encoder when it has one: `semhash train --adapt`).
-            encoder = indexing_encoder(Path(db_path), options.model, options.device, options.max_windows, store)
-            if encoder is None:
-                # No runtime folder yet (a first index): with SEMHASH_INDEX_EXPORT=1, the per-model export.
-                from semhash.codec import cached_indexing_encoder
-
-                cached = cached_indexing_encoder(options.model, options.device, options.max_windows, store)
-                encoder = cached.encoder
-                if cached.warning:
-                    report.warnings.append(cached.warning)
-                    export_failed = True
-            if encoder is None:
-                encoder = load_index_encoder(store, options.model, options.device, options.max_windows)
+            chosen = index_encoder(Path(db_path), store, options.model, options.device, options.max_windows)
+            encoder = chosen.encoder
+            if chosen.warning:
+                report.warnings.append(chosen.warning)
+                export_failed = True
         if store is None:
             store = Store.open(db_path, create=True)
 
@@ -378,12 +367,12 @@ def _embed_on_ray(
     Long documents stay here, a window chunk at a time, so a Ray actor holds at most one batch. Returns
     the windows embedded.
     """
-    from semhash.adapted import check_blob, load_index_encoder
+    from semhash.encoders import shipped_weights, torch_encoder
     from semhash.engine.ray_engine import RayJob, embed_on_ray
 
     # An adapted index's workers build its adapted encoder from the stored weights, checked here against
     # the recorded name before they travel (and again by each worker before it loads them).
-    adapted = check_blob(model_name, store.adapted_encoder(model_name)) if is_adapted(model_name) else None
+    adapted = shipped_weights(store, model_name)
     limit = max(1, options.batch_chars)
     small = {p: {r: n for r, n in records.items() if n <= limit} for p, records in pending.items()}
     large = {p: {r: n for r, n in records.items() if n > limit} for p, records in pending.items()}
@@ -410,7 +399,7 @@ def _embed_on_ray(
     large = {p: r for p, r in large.items() if r}
     if large:
         if encoder is None:
-            encoder = load_index_encoder(store, options.model, options.device, options.max_windows)
+            encoder = torch_encoder(options.model, options.device, options.max_windows, store)
             store.check_embedding_model(encoder.name, encoder.dim)
         before = _windows(encoder)
 
@@ -446,7 +435,7 @@ def _train_and_encode(store: Store, options: IndexOptions, report: IndexReport, 
     (even ``kill -9``) leaves the old model with the old codes, never the new model beside codes of the old
     one. ``options.device`` is already resolved (by the entry point that called this).
     """
-    from semhash.codec import refresh_runtime
+    from semhash.runtime.folder import refresh_runtime
 
     device = options.device
     active = store.active_model()
@@ -604,10 +593,10 @@ def _adapt_encoder(
     """The ``--adapt`` step of :func:`retrain_index`: adapt, re-embed, and drop the frozen encoder's runtime.
 
     The runtime folder goes before the new hashing model is trained, so that a failed export of the adapted
-    one (a warning of :func:`semhash.codec.refresh_runtime`) leaves no folder of the frozen encoder behind.
+    one (a warning of :func:`semhash.runtime.folder.refresh_runtime`) leaves no folder of the frozen encoder behind.
     """
     from semhash.adapt import adapt_store
-    from semhash.codec import clear_runtime
+    from semhash.runtime.folder import clear_runtime
     from semhash.train import TrainConfig
 
     train_config = TrainConfig(seed=options.seed)

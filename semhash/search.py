@@ -36,7 +36,7 @@ from pathlib import Path
 
 import numpy as np
 
-from semhash.codec import Codec, resolve_runtime
+from semhash.codec import Codec
 from semhash.codes import from_sql_int, ints_to_packed, packed_to_ints
 from semhash.config import (
     DEFAULT_K,
@@ -53,6 +53,7 @@ from semhash.config import (
 )
 from semhash.corpus import read_file, snippet
 from semhash.embed import Encoder
+from semhash.encoders import resolve_runtime
 from semhash.errors import CorpusError, DocumentNotFoundError, UsageError
 from semhash.index import CodeIndex
 from semhash.ivf import EmbeddingIVF

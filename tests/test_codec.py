@@ -17,12 +17,14 @@ from conftest import FAST_EPOCHS, FakeEncoder, topic_texts, write_corpus
 from typer.testing import CliRunner
 
 from semhash.cli import app
-from semhash.codec import Codec, TorchHasher, check_fresh, resolve_runtime
+from semhash.codec import Codec, TorchHasher
 from semhash.codes import ints_to_packed
+from semhash.encoders import resolve_runtime
 from semhash.errors import UsageError
 from semhash.ingest import IndexOptions, index_paths
 from semhash.lexical import MAX_LEXICAL_CHARS, LexicalProjection, tokenize
 from semhash.runtime import NumpyHasher, RuntimeUnavailableError, runtime_folder
+from semhash.runtime.folder import check_fresh
 from semhash.store import Store, StoredModel
 
 SAMPLE = Path(__file__).parent.parent / "data" / "sample"
@@ -188,7 +190,7 @@ def test_a_failed_export_before_indexing_warns_once_and_torch_embeds(
 def test_no_export_before_indexing_by_default_when_turned_off_or_on_a_gpu(
     env: dict[str, str] | None, device: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from semhash.codec import cached_indexing_encoder
+    from semhash.encoders import cached_indexing_encoder
 
     def never(name: str) -> None:
         raise AssertionError("exported although it should not")

@@ -4,8 +4,8 @@ The Ray engine (:mod:`semhash.engine.ray_engine`) embeds on a Ray cluster, or on
 streams the embeddings back into the same SQLite store; everything else about indexing (scan, content
 hashes, removals, training, codes, faiss) stays in the driver. Ray is an optional dependency
 (``pip install -e ".[ray]"``): this module imports it only when asked, and says how to install it when
-it is missing. The engine is a layer-2 component: it knows the store, the corpus reader and the
-embedder, never the services above it.
+it is missing. The engine sits just above :mod:`semhash.encoders` (layer 2.75): its workers load the
+encoder that module chooses; it knows the store and the corpus reader, never the services above it.
 """
 
 from __future__ import annotations
