@@ -68,8 +68,8 @@ PHASES: dict[str, list[tuple[str, str]]] = {
     "load": [
         ("encoders.py", "index_encoder"),
     ],
-    "train": [("ingest.py", "retrain")],
-    "codes": [("ingest.py", "_encode_uncoded")],
+    "train": [("ingest/hashing.py", "retrain")],
+    "codes": [("ingest/hashing.py", "_encode_uncoded")],
     "caches": [
         ("runtime/folder.py", "refresh_runtime"),
         ("sync.py", "load_index"),

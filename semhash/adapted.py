@@ -126,7 +126,7 @@ def _spec_from_payload(payload: dict, spec_json: str) -> tuple[AdaptedSpec, list
     return spec, layers
 
 
-def transformer_layers(encoder: SentenceTransformerEncoder) -> Any:
+def transformer_layers(encoder: SentenceTransformerEncoder) -> torch.nn.ModuleList:
     """The transformer layers (a ``ModuleList``) of a sentence-transformers encoder built on a BERT-like model."""
     auto_model = getattr(encoder._model[0], "auto_model", None)
     layers = getattr(getattr(auto_model, "encoder", None), "layer", None)

@@ -202,8 +202,10 @@ class Codec:
         return self.device
 
     def keep_encoder(self, other: Codec) -> None:
-        """Take ``other``'s loaded encoder: same index, same runtime, same embedding model (``train --adapt``
-        changes the model under a long-lived searcher: the frozen encoder must not outlive it)."""
+        """Take ``other``'s loaded encoder when it is the same index's, on the same runtime and embedding model.
+
+        ``train --adapt`` changes the model under a long-lived searcher: the frozen encoder must not outlive it.
+        """
         if self._encoder is None and other.runtime == self.runtime and other.embedding_model == self.embedding_model:
             self._encoder = other._encoder
 

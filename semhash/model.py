@@ -12,7 +12,7 @@ from __future__ import annotations
 import dataclasses
 import io
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -82,7 +82,13 @@ class HashingAutoencoder(nn.Module):
 
 
 @torch.no_grad()
-def _batched(model: HashingAutoencoder, embeddings: np.ndarray, device: str, fn, batch: int = 8192):
+def _batched(
+    model: HashingAutoencoder,
+    embeddings: np.ndarray,
+    device: str,
+    fn: Callable[[torch.Tensor], torch.Tensor],
+    batch: int = 8192,
+) -> list[np.ndarray]:
     model.eval()
     model.to(device)
     outs = []

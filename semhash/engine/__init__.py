@@ -1,4 +1,4 @@
-"""Where embedding runs: ``local`` (this process, :func:`semhash.ingest._embed_pending`) or ``ray``.
+"""Where embedding runs: ``local`` (this process, :func:`semhash.ingest.embed_stage.embed_pending`) or ``ray``.
 
 The Ray engine (:mod:`semhash.engine.ray_engine`) embeds on a Ray cluster, or on local Ray workers, and
 streams the embeddings back into the same SQLite store; everything else about indexing (scan, content

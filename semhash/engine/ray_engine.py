@@ -59,6 +59,7 @@ from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import numpy as np
@@ -283,7 +284,7 @@ def embed_on_ray(
 
 
 def _pipeline(
-    ray: Any,
+    ray: ModuleType,
     rows: list[dict[str, str]],
     actors: int,
     device: str,
@@ -330,7 +331,7 @@ def _pipeline(
 
 
 @contextmanager
-def _session(ray: Any, address: str | None, workers: int | None) -> Iterator[None]:
+def _session(ray: ModuleType, address: str | None, workers: int | None) -> Iterator[None]:
     """Use the running Ray session, or start one (joining ``address``, or local) and shut it down after."""
     if ray.is_initialized():
         yield
@@ -359,7 +360,7 @@ def _session(ray: Any, address: str | None, workers: int | None) -> Iterator[Non
         ray.shutdown()
 
 
-def _placement(ray: Any, workers: int | None) -> tuple[int, str, dict[str, float]]:
+def _placement(ray: ModuleType, workers: int | None) -> tuple[int, str, dict[str, float]]:
     """``(actors, device, per-actor resources)`` from what the cluster reports."""
     resources = ray.cluster_resources()
     gpus = int(resources.get("GPU", 0))

@@ -52,8 +52,10 @@ def check_fresh(manifest: Manifest, embedding_model: str | None, model: StoredMo
 
 
 def sealed_runtime(store: Store, embedding_model: str | None, model: StoredModel) -> Manifest:
-    """The index's runtime folder when queries may use it: fresh (:func:`check_fresh`), the very folder the
-    index sealed when it exported it, and every file verified (:mod:`semhash.runtime.seal`).
+    """The index's runtime folder when queries may use it: fresh, sealed by the index, every file verified.
+
+    Fresh: :func:`check_fresh`; sealed: the very folder the index recorded when it exported it
+    (:mod:`semhash.runtime.seal`).
 
     A file whose stat is no longer the sealed one is hashed against the sealed manifest; when all pass, the
     seal is renewed if the database can be written at once (else the next cold query hashes it again).
@@ -107,6 +109,7 @@ def refresh_runtime(
     index's stored, checked weights and exported into the index's folder with the hasher.
 
     Args:
+        store: the index, open for writing (the seal is recorded in it).
         hasher: the active hashing model already loaded (default: loaded from the store).
         export_encoder: whether the encoder may be exported now (tens of seconds, with torch) when no
             export of it exists yet.
