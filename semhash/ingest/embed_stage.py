@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
-from typing import TYPE_CHECKING
 
 from semhash.corpus import read_documents
 from semhash.embed import Encoder, LongDocumentEncoder
@@ -18,9 +17,6 @@ from semhash.ingest.options import IndexOptions, Progress
 from semhash.ingest.plan import estimated_windows
 from semhash.store import Store
 from semhash.types import SourceDocument
-
-if TYPE_CHECKING:
-    pass
 
 
 def embed_pending(

@@ -4,17 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
 from semhash.config import DEFAULT_BATCH_DOCS
 from semhash.corpus import ReadOptions
 from semhash.engine import check_engine
 from semhash.errors import UsageError
 from semhash.types import IndexPlan
-
-if TYPE_CHECKING:
-    pass
-
 
 #: ``progress(phase, done, total)``; phases: "embed" (characters of the new and changed documents, reported
 #: after each batch and after each window chunk of a huge document; documents when ``--adapt`` re-embeds),

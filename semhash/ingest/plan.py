@@ -11,16 +11,12 @@ import functools
 import os
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from semhash.config import CHARS_PER_WINDOW_ESTIMATE
 from semhash.corpus import SUPPORTED_SUFFIXES, CorpusScan
 from semhash.errors import NoDocumentsError
 from semhash.ingest.options import PLAN_LARGEST_FILES
 from semhash.types import IndexPlan, PlannedFile, skip_summary
-
-if TYPE_CHECKING:
-    pass
 
 
 def in_scope(path: str, roots: Sequence[Path]) -> bool:

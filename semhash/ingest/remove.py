@@ -7,15 +7,11 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from semhash.errors import CorruptIndexError, DocumentNotFoundError, UsageError
 from semhash.store import Store
 from semhash.sync import build_index, load_index
 from semhash.types import IndexReport
-
-if TYPE_CHECKING:
-    pass
 
 
 # -- removing documents ---------------------------------------------------------------------------------

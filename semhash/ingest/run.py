@@ -6,7 +6,6 @@ import time
 from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from semhash.codes import check_bits
 from semhash.corpus import CorpusScan, check_roots
@@ -23,9 +22,6 @@ from semhash.store import Store
 from semhash.sync import build_index, load_index, warm_query_caches
 from semhash.types import IndexReport
 
-if TYPE_CHECKING:
-    pass
-
 
 def index_paths(
     db_path: str | Path,
@@ -35,7 +31,7 @@ def index_paths(
     progress: Progress | None = None,
     on_plan: PlanCallback | None = None,
 ) -> IndexReport:
-    """Index (or re-index) ``paths`` into the database at ``db_path``; see the module docstring.
+    """Index (or re-index) ``paths`` into the database at ``db_path``; see :mod:`semhash.ingest`.
 
     ``progress`` hears each phase's progress (see :data:`Progress`); ``on_plan`` hears, once the folders
     are scanned and before the model loads, what is to be embedded (only when something is).
