@@ -67,14 +67,12 @@ PHASES: dict[str, list[tuple[str, str]]] = {
         ("sentence_transformers/base/model.py", "forward"),  # sentence-transformers 5
     ],
     "load": [
-        ("adapted.py", "load_index_encoder"),
-        ("codec.py", "cached_indexing_encoder"),
-        ("codec.py", "indexing_encoder"),
+        ("encoders.py", "index_encoder"),
     ],
-    "train": [("ingest.py", "retrain")],
-    "codes": [("ingest.py", "_encode_uncoded")],
+    "train": [("ingest/hashing.py", "retrain")],
+    "codes": [("ingest/hashing.py", "_encode_uncoded")],
     "caches": [
-        ("codec.py", "refresh_runtime"),
+        ("runtime/folder.py", "refresh_runtime"),
         ("sync.py", "load_index"),
         ("sync.py", "build_index"),
         ("sync.py", "warm_query_caches"),

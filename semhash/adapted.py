@@ -10,13 +10,16 @@ The index then records the embedding model as ``<base>#adapted-<sha256 of the bl
 exported runtime's manifest) sees a different model from the frozen one, so a query can never embed with
 the frozen encoder and search adapted codes.
 
-Queries embed with it on either runtime: :func:`semhash.codec.refresh_runtime` exports it (base model with
-the adapted layers swapped in, its window length, its windows) into the index's ``<db>.runtime/``, as it
-exports a frozen model, and the Ray engine's workers build it from the blob the driver ships them.
+Queries embed with it on either runtime: :func:`semhash.runtime.folder.refresh_runtime` exports it (base
+model with the adapted layers swapped in, its window length, its windows) into the index's
+``<db>.runtime/``, as it exports a frozen model, and the Ray engine's workers build it from the blob the
+driver ships them.
 
-The blob is torch's zip format holding tensors and a JSON string only, loaded with ``weights_only=True``;
-it comes from the database, so it is untrusted: anything wrong with it is one
-:class:`~semhash.errors.CorruptModelError`. torch is imported only when an adapted encoder is loaded.
+The blob is torch's zip format holding tensors and a JSON string only, read by the one safe reader of
+stored blobs (:mod:`semhash.blobs`, ``weights_only=True``); it comes from the database, so it is untrusted:
+anything wrong with it is one :class:`~semhash.errors.CorruptModelError`. Which encoder an index embeds
+with (this one, the frozen model, or an export) is chosen in :mod:`semhash.encoders`. torch is imported
+only when an adapted encoder is loaded.
 """
 
 from __future__ import annotations
@@ -25,8 +28,9 @@ import hashlib
 import io
 import json
 from dataclasses import asdict, dataclass
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
+from semhash.blobs import read_blob
 from semhash.errors import CorruptModelError, ModelLoadError
 
 if TYPE_CHECKING:
@@ -92,24 +96,17 @@ def encoder_to_bytes(spec: AdaptedSpec, layer_states: list[dict[str, torch.Tenso
 
 
 def spec_from_bytes(blob: bytes | None) -> tuple[AdaptedSpec, list[dict[str, Any]]]:
-    """Inverse of :func:`encoder_to_bytes`; every failure is a :class:`CorruptModelError`."""
-    try:
-        return _spec_from_bytes(blob)
-    except CorruptModelError:
-        raise
-    except Exception as exc:  # any failure to read untrusted bytes means the same thing to the user
-        raise CorruptModelError(_UNREADABLE.format(why=type(exc).__name__)) from exc
+    """Inverse of :func:`encoder_to_bytes`, through the one safe reader of stored blobs (:mod:`semhash.blobs`).
+
+    Raises:
+        CorruptModelError: the blob is missing, damaged, or not an adapted encoder this version wrote.
+    """
+    return read_blob(blob, "spec", _UNREADABLE, "not a semhash adapted encoder", _spec_from_payload)
 
 
-def _spec_from_bytes(blob: bytes | None) -> tuple[AdaptedSpec, list[dict[str, Any]]]:
-    import torch
-
-    if not blob:
-        raise CorruptModelError(_UNREADABLE.format(why="no weights stored"))
-    payload = torch.load(io.BytesIO(blob), map_location="cpu", weights_only=True)
-    if not isinstance(payload, dict) or not isinstance(payload.get("spec"), str):
-        raise CorruptModelError(_UNREADABLE.format(why="not a semhash adapted encoder"))
-    fields = json.loads(payload["spec"])
+def _spec_from_payload(payload: dict, spec_json: str) -> tuple[AdaptedSpec, list[dict[str, Any]]]:
+    """The spec and layer states of a loaded payload, every field checked before anything is built."""
+    fields = json.loads(spec_json)
     if not isinstance(fields, dict) or set(fields) != {"base_model", "layers", "max_seq_length", "windows"}:
         raise CorruptModelError(_UNREADABLE.format(why="unknown configuration"))
     spec = AdaptedSpec(**fields)
@@ -129,7 +126,7 @@ def _spec_from_bytes(blob: bytes | None) -> tuple[AdaptedSpec, list[dict[str, An
     return spec, layers
 
 
-def transformer_layers(encoder: SentenceTransformerEncoder) -> Any:
+def transformer_layers(encoder: SentenceTransformerEncoder) -> torch.nn.ModuleList:
     """The transformer layers (a ``ModuleList``) of a sentence-transformers encoder built on a BERT-like model."""
     auto_model = getattr(encoder._model[0], "auto_model", None)
     layers = getattr(getattr(auto_model, "encoder", None), "layer", None)
@@ -189,26 +186,3 @@ def load_adapted_encoder(
     encoder.name = name
     encoder._model.eval()
     return encoder
-
-
-class _AdaptedSource(Protocol):
-    """Where an adapted encoder's weights are read from (a :class:`semhash.store.Store`)."""
-
-    def adapted_encoder(self, name: str) -> bytes | None:
-        """The stored blob of the adapted encoder recorded as ``name``."""
-        ...
-
-
-def load_index_encoder(store: _AdaptedSource | None, model: str | None, device: str, max_windows: int = 0) -> Any:
-    """The encoder for ``model``: the index's adapted one when ``model`` names it, else the usual loader.
-
-    Raises:
-        CorruptModelError: ``model`` is an adapted encoder's name and the index holds no readable one.
-    """
-    if is_adapted(model):
-        assert model is not None
-        blob = store.adapted_encoder(model) if store is not None else None
-        return load_adapted_encoder(model, blob, device, max_windows)
-    from semhash.embed import load_encoder
-
-    return load_encoder(model, device, max_windows)

@@ -496,7 +496,7 @@ def serve_command(
     runtime: str | None = RuntimeOption,
 ) -> None:
     """Serve a JSON API and a search page at http://HOST:PORT/ (models and faiss stay loaded)."""
-    from semhash.codec import resolve_runtime
+    from semhash.encoders import resolve_runtime
     from semhash.serve import check_host, serve
 
     check_host(host, allow_remote)  # before loading anything
@@ -687,8 +687,8 @@ app.add_typer(runtime_app, name="runtime")
 @_errors
 def runtime_build_command(db: Path = DbOption) -> None:
     """Export (or refresh) the query runtime for the index's models; the encoder export is cached per model."""
-    from semhash.codec import refresh_runtime
     from semhash.errors import SemhashError as Failed
+    from semhash.runtime.folder import refresh_runtime
     from semhash.store import Store
 
     with Store.open(db) as store:
@@ -704,7 +704,7 @@ def runtime_build_command(db: Path = DbOption) -> None:
 @_errors
 def runtime_info_command(db: Path = DbOption, as_json: bool = JsonOption) -> None:
     """Say where the runtime is, what it holds and whether queries use it."""
-    from semhash.codec import runtime_info
+    from semhash.runtime.folder import runtime_info
     from semhash.store import Store
 
     with Store.open(db) as store:
@@ -727,7 +727,7 @@ def runtime_info_command(db: Path = DbOption, as_json: bool = JsonOption) -> Non
 @_errors
 def runtime_clear_command(db: Path = DbOption) -> None:
     """Delete the runtime folder (queries then use torch; `semhash runtime build` makes it again)."""
-    from semhash.codec import clear_runtime
+    from semhash.runtime.folder import clear_runtime
 
     removed = clear_runtime(db)
     out().print(f"{'removed' if removed else 'there was no'} {db}.runtime/", highlight=False, markup=False)

@@ -278,9 +278,9 @@ def evaluate(
     device = resolve_device(device)  # once, for embedding and training
     corpus = read_labelled_jsonl(data, split_seed=split_seed)
     if encoder is None:
-        from semhash.embed import load_encoder
+        from semhash.encoders import torch_encoder
 
-        encoder = load_encoder(model, device=device)
+        encoder = torch_encoder(model, device)
     cache_path = Path(cache).expanduser() if cache is not None else default_cache_path(encoder.name)
     say(f"embedding {len(corpus.texts)} texts (cache {cache_path})")
     started = time.perf_counter()

@@ -12,13 +12,14 @@ from __future__ import annotations
 import dataclasses
 import io
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 
 import numpy as np
 import torch
 from torch import nn
 
+from semhash.blobs import read_blob
 from semhash.codes import pack_bits
 from semhash.config import MAX_BITS
 from semhash.errors import CorruptModelError
@@ -81,7 +82,13 @@ class HashingAutoencoder(nn.Module):
 
 
 @torch.no_grad()
-def _batched(model: HashingAutoencoder, embeddings: np.ndarray, device: str, fn, batch: int = 8192):
+def _batched(
+    model: HashingAutoencoder,
+    embeddings: np.ndarray,
+    device: str,
+    fn: Callable[[torch.Tensor], torch.Tensor],
+    batch: int = 8192,
+) -> list[np.ndarray]:
     model.eval()
     model.to(device)
     outs = []
@@ -141,7 +148,7 @@ _CONFIG_LIMITS = {"input_dim": 1 << 16, "bits": MAX_BITS, "hidden": 1 << 16, "le
 
 
 def model_from_bytes(blob: bytes | None) -> HashingAutoencoder:
-    """Inverse of :func:`model_to_bytes`; loads with ``weights_only=True`` (no code execution).
+    """Inverse of :func:`model_to_bytes`, through the one safe reader of stored blobs (:mod:`semhash.blobs`).
 
     The blob comes from the database, so it is untrusted: whatever is wrong with it (not torch's format,
     truncated, pickled objects, an absurd shape, missing or misshapen tensors) is one
@@ -150,12 +157,7 @@ def model_from_bytes(blob: bytes | None) -> HashingAutoencoder:
     Raises:
         CorruptModelError: the blob is not a model this version wrote.
     """
-    try:
-        return _model_from_bytes(blob)
-    except CorruptModelError:
-        raise
-    except Exception as exc:  # any failure to read untrusted bytes means the same thing to the user
-        raise CorruptModelError(_UNREADABLE.format(why=type(exc).__name__)) from exc
+    return read_blob(blob, "config", _UNREADABLE, "not a semhash model", _model_from_payload)
 
 
 _UNREADABLE = (
@@ -164,13 +166,9 @@ _UNREADABLE = (
 )
 
 
-def _model_from_bytes(blob: bytes | None) -> HashingAutoencoder:
-    if not blob:
-        raise CorruptModelError(_UNREADABLE.format(why="no weights stored"))
-    payload = torch.load(io.BytesIO(blob), map_location="cpu", weights_only=True)
-    if not isinstance(payload, dict) or not isinstance(payload.get("config"), str):
-        raise CorruptModelError(_UNREADABLE.format(why="not a semhash model"))
-    fields = json.loads(payload["config"])
+def _model_from_payload(payload: dict, config: str) -> HashingAutoencoder:
+    """The model of a loaded payload, its configuration checked before anything is allocated from it."""
+    fields = json.loads(config)
     if not isinstance(fields, dict) or not set(fields) <= {f.name for f in dataclasses.fields(HashConfig)}:
         raise CorruptModelError(_UNREADABLE.format(why="unknown model configuration"))
     for name, limit in _CONFIG_LIMITS.items():

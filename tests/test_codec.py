@@ -17,12 +17,13 @@ from conftest import FAST_EPOCHS, FakeEncoder, topic_texts, write_corpus
 from typer.testing import CliRunner
 
 from semhash.cli import app
-from semhash.codec import Codec, TorchHasher, check_fresh, resolve_runtime
+from semhash.codec import Codec, TorchHasher
 from semhash.codes import ints_to_packed
-from semhash.errors import RuntimeUnavailableError, UsageError
+from semhash.errors import RuntimeUnavailableError
 from semhash.ingest import IndexOptions, index_paths
 from semhash.lexical import MAX_LEXICAL_CHARS, LexicalProjection, tokenize
 from semhash.runtime import NumpyHasher, runtime_folder
+from semhash.runtime.folder import check_fresh
 from semhash.store import Store, StoredModel
 
 SAMPLE = Path(__file__).parent.parent / "data" / "sample"
@@ -97,16 +98,6 @@ def test_the_query_side_modules_import_no_heavy_library() -> None:
     assert result.stdout.strip() == "[]"
 
 
-# -- choosing the runtime --------------------------------------------------------------------------
-def test_runtime_choice_flag_then_environment_then_auto(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv("SEMHASH_RUNTIME", raising=False)
-    assert resolve_runtime(None) == "auto"
-    monkeypatch.setenv("SEMHASH_RUNTIME", "torch")
-    assert resolve_runtime(None) == "torch" and resolve_runtime("ONNX") == "onnx"
-    with pytest.raises(UsageError, match="--runtime"):
-        resolve_runtime("tensorflow")
-
-
 @pytest.fixture
 def fake_index(tmp_path: Path) -> tuple[Path, Path, FakeEncoder]:
     root = tmp_path / "corpus"
@@ -160,48 +151,6 @@ def test_a_stale_runtime_is_refused_by_its_freshness_check(tmp_path: Path) -> No
     ):
         with pytest.raises(RuntimeUnavailableError, match="semhash runtime build"):
             check_fresh(manifest, embedding_model, model)
-
-
-# -- a first index on the exported encoder (issue 20) ------------------------------------------------
-def test_a_failed_export_before_indexing_warns_once_and_torch_embeds(
-    corpus: Path, tmp_path: Path, patch_encoder: FakeEncoder, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    calls: list[str] = []
-
-    def broken(name: str) -> None:
-        calls.append(name)
-        raise RuntimeUnavailableError("no exporter here")
-
-    monkeypatch.setenv("SEMHASH_INDEX_EXPORT", "1")
-    monkeypatch.setattr("semhash.runtime.cache.cached_encoder", broken)
-    report = index_paths(tmp_path / "s.db", [corpus], IndexOptions(device="cpu", epochs=FAST_EPOCHS))
-    assert calls and report.added > 0 and patch_encoder.calls > 0  # the loaded (torch) encoder embedded
-    assert [w for w in report.warnings if "fast indexing" in w] == report.warnings
-    assert len(report.warnings) == 1 and "no exporter here" in report.warnings[0]
-    assert not runtime_folder(tmp_path / "s.db").exists()
-
-
-@pytest.mark.parametrize(
-    ("env", "device"),
-    [({"SEMHASH_INDEX_EXPORT": "0"}, "cpu"), ({"SEMHASH_RUNTIME": "torch"}, "cpu"), ({}, "cuda"), (None, "cpu")],
-)
-def test_no_export_before_indexing_by_default_when_turned_off_or_on_a_gpu(
-    env: dict[str, str] | None, device: str, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    from semhash.codec import cached_indexing_encoder
-
-    def never(name: str) -> None:
-        raise AssertionError("exported although it should not")
-
-    if env is None:  # the default: off
-        monkeypatch.delenv("SEMHASH_INDEX_EXPORT", raising=False)
-    else:
-        monkeypatch.setenv("SEMHASH_INDEX_EXPORT", "1")
-        for key, value in env.items():
-            monkeypatch.setenv(key, value)
-    monkeypatch.setattr("semhash.runtime.cache.cached_encoder", never)
-    found = cached_indexing_encoder(None, device)
-    assert found.encoder is None and found.warning is None
 
 
 # -- the real model: the fast path end to end --------------------------------------------------------

@@ -15,13 +15,17 @@ LAYERS = {
     "api": 4,
     "serve": 5,
     "ingest": 3, "search": 3, "dedup": 3, "evaluate": 3, "info": 3, "outliers": 3,
-    "codec": 2.5, "train": 2.5, "adapt": 2.5, "neighbourhood": 2.5,
+    "engine": 2.75,  # above encoders: its workers load the encoder semhash.encoders chooses
+    "codec": 2.5, "encoders": 2.5, "train": 2.5, "adapt": 2.5, "neighbourhood": 2.5,
     "corpus": 2, "embed": 2, "model": 2, "store": 2, "caches": 2, "device": 2, "baselines": 2, "runtime": 2,
-    "engine": 2, "adapted": 2, "extract": 2,
+    "adapted": 2, "extract": 2,
     "lexical": 1.5,
+    "blobs": 1.5,  # the safe reader of stored weights: errors + a lazy torch import
     "errors": 1, "types": 1, "config": 1, "codes": 1, "metrics": 1, "privacy": 1, "fileio": 1,
 }  # fmt: skip
 NO_TORCH = (
+    "blobs",
+    "encoders",
     "codes",
     "lexical",
     "metrics",

@@ -474,8 +474,8 @@ main()
 
 
 def test_a_cold_cli_query_on_the_fast_path_gives_the_searchers_hits(exported: Exported, tmp_path: Path) -> None:
-    from semhash.codec import seal_runtime
     from semhash.ingest import IndexOptions, index_paths
+    from semhash.runtime.folder import seal_runtime
     from semhash.search import QueryOptions, Searcher
     from semhash.store import Store
 

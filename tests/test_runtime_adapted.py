@@ -12,8 +12,8 @@ from typing import Any
 
 import pytest
 
-from semhash.codec import check_fresh
 from semhash.errors import RuntimeUnavailableError
+from semhash.runtime.folder import check_fresh
 from semhash.runtime.manifest import (
     ENCODER_FILE,
     MANIFEST,

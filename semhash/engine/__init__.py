@@ -1,11 +1,11 @@
-"""Where embedding runs: ``local`` (this process, :func:`semhash.ingest._embed_pending`) or ``ray``.
+"""Where embedding runs: ``local`` (this process, :func:`semhash.ingest.embed_stage.embed_pending`) or ``ray``.
 
 The Ray engine (:mod:`semhash.engine.ray_engine`) embeds on a Ray cluster, or on local Ray workers, and
 streams the embeddings back into the same SQLite store; everything else about indexing (scan, content
 hashes, removals, training, codes, faiss) stays in the driver. Ray is an optional dependency
 (``pip install -e ".[ray]"``): this module imports it only when asked, and says how to install it when
-it is missing. The engine is a layer-2 component: it knows the store, the corpus reader and the
-embedder, never the services above it.
+it is missing. The engine sits just above :mod:`semhash.encoders` (layer 2.75): its workers load the
+encoder that module chooses; it knows the store and the corpus reader, never the services above it.
 """
 
 from __future__ import annotations

@@ -16,7 +16,7 @@ hashes, removals, the SQLite store, training, codes and faiss. What runs on Ray 
    content hash, mtime, embedding). An adapted index (``semhash train --adapt``) ships its adapted
    encoder's weights with the job (:attr:`RayJob.adapted`, the blob the driver read from the store and
    checked against the recorded name); each actor checks them again against the name before it builds
-   the encoder (:func:`semhash.adapted.load_adapted_encoder`), so no worker loads weights the index does
+   the encoder (:func:`semhash.encoders.torch_encoder`), so no worker loads weights the index does
    not record. One GPU per actor when ``ray.cluster_resources()`` reports GPUs (as
    many actors as GPUs, or ``workers`` if fewer), else ``workers`` CPU actors of one CPU (one torch
    thread) each.
@@ -59,6 +59,7 @@ from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import numpy as np
@@ -160,16 +161,12 @@ class EmbedActor:
             import torch
 
             torch.set_num_threads(max(1, threads))  # one actor per CPU: no thread oversubscription
-        from semhash.adapted import is_adapted, load_adapted_encoder
-        from semhash.embed import Encoder, load_encoder
+        from semhash.embed import Encoder
+        from semhash.encoders import ReadWeights, torch_encoder
 
-        self.encoder: Encoder
-        if is_adapted(model):
-            assert model is not None
-            # The blob is checked against the recorded name before anything is built from it.
-            self.encoder = load_adapted_encoder(model, adapted, device, max_windows)
-        else:
-            self.encoder = load_encoder(model, device, max_windows)
+        # The encoder the driver would load (semhash.encoders): an adapted one from the shipped blob, which
+        # is checked against the recorded name before anything is built from it.
+        self.encoder: Encoder = torch_encoder(model, device, max_windows, ReadWeights(model, adapted))
         self.kill_marker = kill_marker
         self.batches = 0
 
@@ -284,7 +281,7 @@ def embed_on_ray(
 
 
 def _pipeline(
-    ray: Any,
+    ray: ModuleType,
     rows: list[dict[str, str]],
     actors: int,
     device: str,
@@ -331,7 +328,7 @@ def _pipeline(
 
 
 @contextmanager
-def _session(ray: Any, address: str | None, workers: int | None) -> Iterator[None]:
+def _session(ray: ModuleType, address: str | None, workers: int | None) -> Iterator[None]:
     """Use the running Ray session, or start one (joining ``address``, or local) and shut it down after."""
     if ray.is_initialized():
         yield
@@ -360,7 +357,7 @@ def _session(ray: Any, address: str | None, workers: int | None) -> Iterator[Non
         ray.shutdown()
 
 
-def _placement(ray: Any, workers: int | None) -> tuple[int, str, dict[str, float]]:
+def _placement(ray: ModuleType, workers: int | None) -> tuple[int, str, dict[str, float]]:
     """``(actors, device, per-actor resources)`` from what the cluster reports."""
     resources = ray.cluster_resources()
     gpus = int(resources.get("GPU", 0))

@@ -7,6 +7,10 @@ folder's manifest, sizes and sha256s (a file hashed before and unchanged since i
 :mod:`semhash.runtime.stamp`) and raises :class:`RuntimeUnavailableError` (a ``SemhashError``) for a
 missing, partial or damaged folder: the caller's signal to fall back to the torch path. Importing this
 package imports neither torch nor onnxruntime (the encoder imports onnxruntime when it is built).
+
+An index's own folder, ``<db>.runtime/`` (:func:`runtime_path`), is made, sealed, checked and cleared by
+:mod:`semhash.runtime.folder`; the per-model export cache is :mod:`semhash.runtime.cache`; whether a query or
+an index uses either is chosen in :mod:`semhash.encoders`.
 """
 
 from __future__ import annotations

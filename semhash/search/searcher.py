@@ -20,10 +20,11 @@ from semhash.caches.hamming import CodeIndex
 from semhash.caches.ivf import EmbeddingIVF
 from semhash.caches.sync import load_index, load_ivf, load_vectors, require_documents
 from semhash.caches.vectors import VectorCache
-from semhash.codec import Codec, resolve_runtime
+from semhash.codec import Codec
 from semhash.codes import ints_to_packed, packed_to_ints
 from semhash.corpus import read_file
 from semhash.embed import Encoder
+from semhash.encoders import resolve_runtime
 from semhash.errors import CorpusError, DocumentNotFoundError, UsageError
 from semhash.search.keyword import FUSION_DEPTH, fuse, keyword_ranking
 from semhash.search.options import QueryOptions, valid_unicode

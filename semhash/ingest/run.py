@@ -1,0 +1,148 @@
+"""``semhash index``: one run, scan -> plan -> embed stage -> hashing stage -> faiss (:func:`index_paths`)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import replace
+from pathlib import Path
+
+from semhash.caches.sync import build_index, load_index, warm_query_caches
+from semhash.codes import check_bits
+from semhash.corpus import CorpusScan, check_roots
+from semhash.device import resolve_device
+from semhash.embed import Encoder, SentenceTransformerEncoder, resolve_model
+from semhash.engine import import_ray
+from semhash.errors import CorruptIndexError, UsageError
+from semhash.ingest.embed_stage import embed_on_ray, embed_pending, windows_embedded
+from semhash.ingest.hashing import train_and_encode
+from semhash.ingest.options import IndexOptions, PlanCallback, Progress
+from semhash.ingest.plan import in_scope, plan_index, raise_no_documents, same_content_elsewhere
+from semhash.ingest.remove import prune_index, prune_missing
+from semhash.store import Store
+from semhash.types import IndexReport
+
+
+def index_paths(
+    db_path: str | Path,
+    paths: Sequence[str | Path],
+    options: IndexOptions | None = None,
+    encoder: Encoder | None = None,
+    progress: Progress | None = None,
+    on_plan: PlanCallback | None = None,
+) -> IndexReport:
+    """Index (or re-index) ``paths`` into the database at ``db_path``; see :mod:`semhash.ingest`.
+
+    ``progress`` hears each phase's progress (see :data:`Progress`); ``on_plan`` hears, once the folders
+    are scanned and before the model loads, what is to be embedded (only when something is).
+    """
+    options = options or IndexOptions()
+    if not paths and options.prune:
+        return prune_index(db_path)
+    started = time.perf_counter()
+    report = IndexReport()
+    roots = check_roots(paths)
+    if options.engine == "ray":  # fail fast, before any work, when Ray is not installed
+        import_ray()
+    if options.bits is not None:
+        check_bits(options.bits)
+    options = replace(options, device=resolve_device(options.device))  # once, before any work
+    db_exists = Path(db_path).exists()
+    export_failed = False
+    # create=True on an existing file runs its migrations; a new file is created only once there is work.
+    store = Store.open(db_path, create=True) if db_exists else None
+    try:
+        if store is not None and options.model is None and store.embedding_model is not None:
+            # No --model on an existing index: keep using the model it was built with.
+            options = replace(options, model=store.embedding_model)
+        model_name = encoder.name if encoder is not None else resolve_model(options.model)[0]
+        if store is not None:
+            check_before_work(store, model_name, options)
+        states = store.document_states() if store is not None else {}
+
+        scan = CorpusScan(roots, options.read)
+        # New or changed documents without their texts (read again per batch): {path: {record: characters}}.
+        pending: dict[str, dict[int, int]] = {}
+        new_hashes: list[str] = []  # content hashes of documents new to the index (the moved-folder hint)
+        seen: set[tuple[str, int]] = set()
+        for entry in scan.entries():
+            key = (entry.path, entry.record)
+            seen.add(key)
+            state = states.get(key)
+            if state is not None and state[1] == entry.content_hash and state[2]:
+                report.unchanged += 1
+            else:
+                pending.setdefault(entry.path, {})[entry.record] = entry.n_chars
+                if state is None:
+                    new_hashes.append(entry.content_hash)
+        report.skipped_files = scan.skipped
+        report.empty_documents = scan.empty
+        report.passed_over = scan.passed_over
+        report.file_notes = scan.notes
+        report.files_read = scan.files
+        gone = [state[0] for key, state in states.items() if key not in seen and in_scope(key[0], roots)]
+        if not seen and not states:
+            raise_no_documents(roots, scan)
+        if not options.prune:
+            report.same_content_elsewhere = same_content_elsewhere(states, new_hashes, roots)
+        if pending and on_plan is not None:
+            on_plan(plan_index(pending, options.max_windows))
+        if pending and encoder is None and options.engine == "local":  # Ray loads it in its workers
+            # Loaded before a new database is created, so a model that fails to load leaves no file behind.
+            from semhash.encoders import index_encoder
+
+            chosen = index_encoder(Path(db_path), store, options.model, options.device, options.max_windows)
+            encoder = chosen.encoder
+            if chosen.warning:
+                report.warnings.append(chosen.warning)
+                export_failed = True
+        if store is None:
+            store = Store.open(db_path, create=True)
+
+        if pending:
+            if encoder is not None:
+                store.check_embedding_model(encoder.name, encoder.dim)
+            keys = [(path, record) for path, records in pending.items() for record in records]
+            report.added = sum(1 for key in keys if key not in states)
+            report.updated = len(keys) - report.added
+            del keys
+            embed_started = time.perf_counter()
+            if options.engine == "ray":  # -- engine: ray (semhash/engine/ray_engine.py) --
+                report.windows = embed_on_ray(store, encoder, model_name, pending, options, progress)
+            else:
+                assert encoder is not None
+                windows_before = windows_embedded(encoder)
+                embed_pending(store, encoder, pending, options, progress)
+                report.windows = windows_embedded(encoder) - windows_before
+            report.embed_seconds = time.perf_counter() - embed_started
+        report.removed = store.delete_documents(gone)
+        if options.prune:
+            report.removed += prune_missing(store)
+        # Documents coded by a model trained without them: checked for drift once they are encoded.
+        unseen = store.ids_without_code() if not options.retrain and store.active_model() is not None else []
+        # A real model (a test's fake one cannot be exported), unless exporting it just failed (one warning).
+        if isinstance(encoder, SentenceTransformerEncoder) and not export_failed:
+            options = replace(options, export_encoder=True)
+        train_and_encode(store, options, report, progress)
+        if unseen:
+            from semhash.neighbourhood import drift_warning
+
+            report.drift_warning = drift_warning(store, unseen)
+        try:
+            load_index(store, strict=True)  # rebuilt and saved only if the codes changed since it was written
+        except CorruptIndexError:
+            build_index(store)  # indexing rewrites a corrupt cache rather than refusing
+        warm_query_caches(store)
+        report.total_documents = store.count()
+    finally:
+        if store is not None:
+            store.close()
+    report.seconds = time.perf_counter() - started
+    return report
+
+
+def check_before_work(store: Store, model_name: str, options: IndexOptions) -> None:
+    """Fail fast, before any embedding, on a model or bits mismatch."""
+    store.check_embedding_model(model_name)
+    if options.bits is not None and store.bits not in (None, options.bits) and not options.retrain:
+        raise UsageError(f"{store.path} uses {store.bits}-bit codes: pass --retrain to switch to {options.bits} bits")
