@@ -1,4 +1,7 @@
-"""``semhash serve``: check the address, then hand over to :mod:`semhash.serve` (the HTTP API and page)."""
+"""``semhash serve``: check the address, then hand over to :func:`semhash.serve.serve` (HTTP API and pages).
+
+The runtime choice (``--runtime``, else ``SEMHASH_RUNTIME``) is read by :func:`~semhash.serve.serve` itself.
+"""
 
 from __future__ import annotations
 
@@ -22,8 +25,7 @@ def serve_command(
     runtime: str | None = RuntimeOption,
 ) -> None:
     """Serve a JSON API and a search page at http://HOST:PORT/ (models and faiss stay loaded)."""
-    from semhash.codec import resolve_runtime
     from semhash.serve import check_host, serve
 
     check_host(host, allow_remote)  # before loading anything
-    serve(db, host=host, port=port, allow_remote=allow_remote, device=device, runtime=resolve_runtime(runtime))
+    serve(db, host=host, port=port, allow_remote=allow_remote, device=device, runtime=runtime)
