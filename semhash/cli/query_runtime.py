@@ -1,6 +1,9 @@
 """``semhash runtime build|info|clear``: the exported torch-free query runtime (``<db>.runtime/``).
 
 The group is its own typer app (:data:`runtime_app`), added to the ``semhash`` app as ``runtime``.
+``build`` and ``info`` still open the :class:`~semhash.store.Store` themselves and call the codec's
+runtime-folder functions: that lifecycle is being moved out of ``codec`` (issue 19), and a function of
+the database path there (as ``clear_runtime`` is) would let these commands stay parse-call-print.
 """
 
 from __future__ import annotations
