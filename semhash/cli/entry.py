@@ -20,7 +20,6 @@ import typer
 
 from semhash.cli.duplicates import dedup_command
 from semhash.cli.exits import read_only_done
-from semhash.cli.fastpath import run_quick
 from semhash.cli.indexing import index_command, remove_command
 from semhash.cli.inspection import info_command, outliers_command
 from semhash.cli.query import query_command, similar_command
@@ -98,6 +97,8 @@ def main() -> None:
     failure, exits the ordinary way. ``semhash query`` skips typer's parsing when it can
     (:func:`~semhash.cli.fastpath.run_quick`).
     """
+    from semhash.cli.fastpath import run_quick  # here, as only `semhash query` needs it
+
     try:
         if not run_quick(sys.argv[1:]):
             code = run_app(sys.argv[1:])
