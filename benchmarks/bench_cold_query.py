@@ -44,8 +44,9 @@ def mark(name):
     t.append(time.perf_counter()); marks.append((name, t[-1] - t[-2]))
 import semhash.cli
 mark("import semhash.cli")
-from semhash.argv import parse
-parse(semhash.cli.query_command, [sys.argv[3], "--db", sys.argv[1], "--json"])
+from semhash.cli.fastpath import parse
+from semhash.cli.query import query_command
+parse(query_command, [sys.argv[3], "--db", sys.argv[1], "--json"])
 mark("command line (semhash.argv, as `semhash query` reads it)")
 from semhash.search import QueryOptions, Searcher
 mark("import semhash.search (faiss, corpus...)")

@@ -130,7 +130,7 @@ def apply_variant(variant: str) -> None:
 
 def serve_variant(db: Path, port: int, variant: str) -> None:
     """Run ``semhash serve`` on ``db`` with ``variant``'s thread settings (the server subprocess)."""
-    import semhash.serve as serve_module
+    import semhash.serve.server as serve_module
 
     apply_variant(variant)
     if variant == "before":

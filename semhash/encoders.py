@@ -299,11 +299,7 @@ def cached_indexing_encoder(
     on a busy 2-core CPU it was not faster than torch, and on long windows slower, BENCHMARKS.md "Indexing
     speed"); an export that fails gives a warning and ``None`` (torch embeds, as before).
     """
-    if (
-        device != "cpu"
-        or _torch_demanded()
-        or not env_flag(ENV_INDEX_EXPORT)
-    ):
+    if device != "cpu" or _torch_demanded() or not env_flag(ENV_INDEX_EXPORT):
         return CachedIndexEncoder(None)
     from semhash.embed import resolve_model
     from semhash.runtime.cache import cached_encoder

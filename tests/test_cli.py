@@ -304,7 +304,7 @@ def _main(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, *
     monkeypatch.setattr(sys, "argv", ["semhash", *args])
     # An earlier test's successful `query` marks the process read-only-done, and main() would then end it
     # with os._exit (see its docstring): these commands fail before doing anything, so start clean.
-    monkeypatch.setattr("semhash.cli._read_only_done", False)
+    monkeypatch.setattr("semhash.cli.exits._read_only_done", False)
     with pytest.raises(SystemExit) as exit_info:
         main()
     return int(exit_info.value.code or 0), capsys.readouterr().err

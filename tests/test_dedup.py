@@ -239,7 +239,7 @@ def invoke(*args: str | Path) -> tuple[int, str]:
 def test_cli_defaults_match_the_library() -> None:
     import inspect
 
-    from semhash.cli import dedup_command
+    from semhash.cli.duplicates import dedup_command
 
     params = inspect.signature(dedup_command).parameters
     assert params["radius"].default.default == dd.DEFAULT_RADIUS

@@ -224,7 +224,7 @@ def test_against_checks_overlap_for_long_new_documents(tmp_path: Path, corpus: P
 def test_cli_default_min_overlap_is_the_library_one() -> None:
     import inspect
 
-    from semhash.cli import dedup_command
+    from semhash.cli.duplicates import dedup_command
     from semhash.dedup import DEFAULT_MIN_OVERLAP
 
     assert inspect.signature(dedup_command).parameters["min_overlap"].default.default == DEFAULT_MIN_OVERLAP

@@ -11,7 +11,7 @@ PACKAGE = Path(__file__).parent.parent / "semhash"
 
 # Higher layers may import lower ones, never the reverse.
 LAYERS = {
-    "cli": 5, "argv": 5, "progress": 5,
+    "cli": 5,
     "api": 4,
     "serve": 5,
     "ingest": 3, "search": 3, "dedup": 3, "evaluate": 3, "info": 3, "outliers": 3,

@@ -184,7 +184,7 @@ def test_serve_gives_blas_one_thread(served: tuple[Path, Path, FastAPI], monkeyp
     from threadpoolctl import threadpool_info, threadpool_limits
 
     seen: list[list[int]] = []
-    monkeypatch.setattr("semhash.serve.create_app", lambda *args, **kwargs: served[2])
+    monkeypatch.setattr("semhash.serve.server.create_app", lambda *args, **kwargs: served[2])
     monkeypatch.setattr(
         "uvicorn.run", lambda *args, **kwargs: seen.append([m["num_threads"] for m in threadpool_info()
                                                             if m["user_api"] == "blas"])

@@ -1,4 +1,4 @@
-"""semhash.argv: `semhash query`'s command line read without typer, exactly as typer reads it, or not at all."""
+"""semhash.cli.fastpath: `semhash query`'s command line read without typer, exactly as typer reads it, or not at all."""
 
 from __future__ import annotations
 
@@ -10,8 +10,9 @@ import pytest
 import typer
 import typer.main
 
-from semhash.argv import parse
-from semhash.cli import app, query_command
+from semhash.cli import app
+from semhash.cli.fastpath import parse
+from semhash.cli.query import query_command
 
 READ = [
     ["hello"],

@@ -1,4 +1,4 @@
-"""A command line read the way typer would read it, for a command that must start fast (``semhash query``).
+"""``semhash query``'s fast path: its command line read the way typer would read it, without typer.
 
 Since typer 0.2x, every parameter is coerced through a pydantic ``TypeAdapter``: importing pydantic and
 building the adapters of ``query``'s eleven options was ~0.06-0.08 s of CPU, a sixth of a cold query.
@@ -7,19 +7,25 @@ names, defaults, environment variables, ``min``/``max``), for the plain cases on
 ``bool`` flags and ``Path`` values, each option at most once. Anything else (``--help``, an unknown or
 repeated option, a bad or out-of-range number, a missing value, ``--``, a declaration with a callback or
 a path check...) returns ``None`` and typer parses the line as always, with its own messages. So the
-options stay declared once, in ``cli.py``, and a new option is parsed by typer until it is a plain one;
-the tests compare :func:`parse` with typer's own parse of many command lines.
+options stay declared once, in :mod:`semhash.cli.query`, and a new option is parsed by typer until it is
+a plain one; the tests compare :func:`parse` with typer's own parse of many command lines.
+:func:`run_quick` runs ``semhash query`` on what :func:`parse` read, with typer's exit codes.
 """
 
 from __future__ import annotations
 
+import errno
 import inspect
 import os
 import re
+import sys
 import typing
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from typer.models import ParameterInfo
 
 #: What each declaration attribute must be for :func:`parse` to read it (else typer reads the line).
 _PLAIN = {
@@ -43,14 +49,14 @@ _PLAIN = {
 _INT = re.compile(r"[+-]?\d+")
 
 
-def _kind(annotation: Any) -> type | None:
+def _kind(annotation: object) -> type | None:
     """``str``, ``int``, ``bool`` or ``Path`` for a plain annotation (optional or not), else ``None``."""
     args = [a for a in typing.get_args(annotation) if a is not type(None)]
     base = args[0] if len(args) == 1 and type(None) in typing.get_args(annotation) else annotation
     return base if base in (str, int, bool, Path) else None
 
 
-def _convert(kind: type, raw: str, info: Any) -> tuple[bool, Any]:
+def _convert(kind: type, raw: str, info: ParameterInfo) -> tuple[bool, Any]:
     """``(True, value)`` as typer would coerce ``raw``, or ``(False, None)`` to leave it to typer."""
     if kind is int:
         if not _INT.fullmatch(raw):
@@ -164,3 +170,45 @@ def parse(
             default = Path(default)
         values[name] = default
     return values
+
+
+def run_quick(argv: list[str]) -> bool:
+    """Run ``semhash query`` without typer's parsing when :func:`parse` can read its line.
+
+    Typer's pydantic-based parsing was ~0.07 s of CPU of a cold query; the command itself runs the same,
+    with the same arguments (the tests compare both parses) and the same exit codes as under typer.
+
+    Args:
+        argv: the command line after the program's name.
+
+    Returns:
+        whether the command ran (``False``: let typer parse the line).
+
+    Raises:
+        SystemExit: the command failed, with typer's exit code.
+    """
+    if not argv or argv[0] != "query":
+        return False
+    import typer
+
+    from semhash.cli.query import query_command
+    from semhash.cli.render import err
+
+    kwargs = parse(query_command, argv[1:])
+    if kwargs is None:
+        return False
+    try:
+        query_command(**kwargs)
+    except typer.Exit as exc:  # what exit_on_error raises, with the exit code
+        raise SystemExit(exc.exit_code) from None
+    except EOFError:
+        err().print("Aborted!", markup=False, highlight=False)
+        raise SystemExit(1) from None
+    except OSError as exc:
+        if exc.errno != errno.EPIPE:
+            raise
+        # As typer does: a reader that closed the pipe (`| head`) is no error; later flushes go nowhere.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        raise SystemExit(1) from None
+    return True

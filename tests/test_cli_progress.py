@@ -1,4 +1,4 @@
-"""What a long job says while it runs (semhash/progress.py), with a fake clock: plan, lines, estimate, hint."""
+"""What a long job says while it runs (semhash/cli/progress.py), with a fake clock: plan, lines, estimate, hint."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ import pytest
 from conftest import FakeEncoder
 from rich.console import Console
 
+from semhash.cli.progress import ProgressView, describe_plan, duration, progress_interval
 from semhash.ingest import IndexOptions, index_paths, plan_index
-from semhash.progress import ProgressView, describe_plan, duration, progress_interval
 from semhash.types import IndexPlan, PlannedFile
 
 

@@ -1,4 +1,4 @@
-"""``semhash serve``: a JSON API and a search page over one index, with the models and faiss kept warm.
+r"""``semhash serve``'s application: the JSON API over one index, its error answers, and the pages' routes.
 
 Endpoints (all JSON; the OpenAPI schema is at ``/openapi.json``, interactive docs at ``/docs``):
 
@@ -16,21 +16,11 @@ Endpoints (all JSON; the OpenAPI schema is at ``/openapi.json``, interactive doc
 * ``GET /api/documents/{id}``: a stored document: path, record, location, text, code.
 * ``GET /api/health`` and ``GET /api/info`` (what ``semhash info`` shows).
 
-Pages (HTML): ``/`` (the search page, :mod:`semhash.static`), ``/documents/{id}`` (one stored document: its
-text, HTML-escaped, its record number, and its pages when the row has page boundaries), ``/favicon.ico``.
-
-Paths are shown relative to the indexed folder, taken as the deepest folder holding every stored path
-(:func:`display_root`): the longest common prefix of all paths is the common prefix of the smallest and the
-largest (SQLite answers both from the ``(path, record)`` index), cut back to a folder. No record of the
-``semhash index`` roots is needed, so it works on every existing index and follows documents as they are
-added and removed; indexing two folders shows paths relative to their common parent. Query and neighbour
-responses carry it as ``root`` beside the hits, whose ``path`` and ``location`` stay full, as in ``--json``.
-
 A query's response carries a ``Server-Timing`` header: ``code`` (embedding and hashing the text, including
 the wait for the embedding lock), ``search`` (candidates, rerank, rows) and ``json`` (the body), in ms.
 
 Bad input (empty or oversized query, out-of-range ``k``/``radius``, unknown ids, ids beyond SQLite's 64-bit
-rowids, text holding a lone surrogate such as ``"\\ud800"`` in a JSON body) is answered with HTTP 4xx and
+rowids, text holding a lone surrogate such as ``"\ud800"`` in a JSON body) is answered with HTTP 4xx and
 ``{"error": "..."}``; the server keeps serving. Bytes in a query string that are not UTF-8 (``%FF``, or an
 encoded surrogate ``%ED%A0%80``) are decoded as U+FFFD replacement characters, as Starlette parses every
 query string and as browsers show such bytes: such a query is searched, not refused. A JSON body that is not
@@ -44,27 +34,18 @@ swapped under a lock when the store's generation changes (so ``semhash index`` m
 while the server answers, and no query sees a removed document after the reload), query embedding
 serialised. The server only reads the database.
 
-Latency (issue 9): :func:`serve` gives numpy's BLAS one thread (:func:`limit_blas_threads`) and the ONNX
-encoder does not spin (:data:`semhash.runtime.onnx_encoder.SPINNING`): on a shared 2-core machine, idle
-worker threads busy-waiting for the next operation took the cores that the query itself, the event loop
-and the neighbours needed. Query results are serialised once, by ``json.dumps`` of their ``to_dict()``,
-into the response (:func:`json_response`), not walked again by FastAPI's encoder.
-
-The server listens on 127.0.0.1 by default; any other address needs ``--allow-remote`` (there is no
-authentication: anyone who can reach the port can read every stored text).
+Query results are serialised once, by ``json.dumps`` of their ``to_dict()``, into the response
+(:func:`json_response`), not walked again by FastAPI's encoder. The pages and the paths' display root
+come from :mod:`semhash.serve.pages`.
 """
 
 from __future__ import annotations
 
-import html
-import ipaddress
-import json
 import logging
 import secrets
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from importlib import resources
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -88,7 +69,8 @@ from semhash.errors import (
 )
 from semhash.info import index_info
 from semhash.search import QueryOptions, Searcher
-from semhash.store import Store, StoredDocument
+from semhash.serve.pages import PAGE_CSP, STATIC, STATIC_FILES, display_root, document_page, page_boundaries
+from semhash.store import StoredDocument
 from semhash.types import SourceDocument
 
 #: Longest query text accepted (characters); the model reads at most a few hundred tokens per window anyway.
@@ -97,11 +79,6 @@ MAX_QUERY_CHARS = 20_000
 MAX_K = 1000
 #: Largest document id: SQLite rowids are signed 64-bit integers.
 MAX_ID = 2**63 - 1
-DEFAULT_PORT = 8765
-STATIC = resources.files("semhash") / "static"
-#: The pages' own policy: their scripts, styles and icon come from this server, nothing inline or elsewhere.
-PAGE_CSP = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; connect-src 'self'; "
-PAGE_CSP += "base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
 
 log = logging.getLogger("semhash.serve")
 
@@ -128,40 +105,6 @@ class ExistsRequest(BaseModel):
     text: str = Field(description=f"The text to look for, 1 to {MAX_QUERY_CHARS} characters.")
     threshold: float = Field(DEFAULT_THRESHOLD, description="Cosine at or above which a stored document matches.")
     radius: int = Field(DEFAULT_RADIUS, description="Hamming radius of the candidate search, in bits.")
-
-
-def check_host(host: str, allow_remote: bool) -> None:
-    """Refuse a non-loopback address unless ``allow_remote`` (the API has no authentication).
-
-    Raises:
-        UsageError: ``host`` is not a loopback address and ``allow_remote`` is false.
-    """
-    if host == "localhost" or allow_remote:
-        return
-    try:
-        loopback = ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        loopback = False
-    if not loopback:
-        raise UsageError(
-            f"--host {host} would serve the index beyond this machine with no authentication: "
-            "add --allow-remote if that is what you want"
-        )
-
-
-def limit_blas_threads() -> None:
-    """Give numpy's BLAS (OpenBLAS) one thread in this process, for good: the server's own choice.
-
-    A query's matrix products are small (one row through the hashing model, one rerank pool's dot
-    products), too small to gain from a second thread, but OpenBLAS's pthread workers keep polling for
-    the next job for a while after each call: on two cores that busy thread stole the CPU the query's
-    embedding needed next (benchmarks/bench_serve.py: one query cost ~4x the CPU time, and the served p50
-    was ~5x higher, under load). Called by :func:`serve` only; a library user's process keeps its own
-    settings.
-    """
-    from threadpoolctl import threadpool_limits
-
-    threadpool_limits(limits=1, user_api="blas")
 
 
 def json_response(payload: dict[str, Any], status_code: int = 200) -> JSONResponse:
@@ -192,9 +135,11 @@ class ErrorGuard:
     """
 
     def __init__(self, app: ASGIApp) -> None:
+        """Guard ``app`` (the application inside this middleware)."""
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Pass an HTTP request through; answer (or log, once answering began) what escapes it."""
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
@@ -232,103 +177,6 @@ def _check_text(text: str, what: str) -> str:
     return text
 
 
-def display_root(store: Store) -> str:
-    """The deepest folder holding every stored path, with its trailing separator (``""`` when there is none).
-
-    The longest common prefix of a set of strings is the common prefix of its smallest and largest
-    member, so two index lookups answer it; the prefix is then cut back to its last separator. (Two
-    statements: SQLite answers a lone ``min()`` or ``max()`` from the ``(path, record)`` index, but scans
-    the table for both in one.)
-    """
-    low, high = (store.db.execute(f"SELECT {f}(path) FROM documents").fetchone()[0] for f in ("min", "max"))
-    if not low or not high:
-        return ""
-    size = 0
-    for a, b in zip(low, high, strict=False):
-        if a != b:
-            break
-        size += 1
-    prefix = low[:size]
-    cut = max(prefix.rfind("/"), prefix.rfind("\\"))
-    return prefix[: cut + 1] if cut > 0 else ""
-
-
-def relative(path: str, root: str) -> str:
-    """``path`` without the ``root`` folder (as :func:`display_root` gives it), or whole when outside it."""
-    return path[len(root) :] if root and path.startswith(root) and len(path) > len(root) else path
-
-
-def page_boundaries(store: Store, doc: StoredDocument) -> list[tuple[int, int]]:
-    """``(char_offset, page)`` boundaries of a document, sorted, when its row has them, else ``[]``.
-
-    Read from the document's ``locations`` (a nullable JSON column of boundaries that a PDF reader
-    fills) when the store has one; anything unreadable there means no pages, never an error.
-    """
-    value = getattr(doc, "locations", None)
-    if value is None:
-        columns = {row[1] for row in store.db.execute("PRAGMA table_info(documents)").fetchall()}
-        if "locations" not in columns:
-            return []
-        row = store.db.execute("SELECT locations FROM documents WHERE id = ?", [doc.id]).fetchone()
-        value = row[0] if row else None
-    try:
-        items = json.loads(value) if isinstance(value, str | bytes) else value
-        pairs = []
-        for item in items or []:
-            if isinstance(item, dict):
-                offset, page = item.get("char_offset", item.get("offset")), item.get("page")
-            else:
-                offset, page = item
-            if type(offset) is not int or type(page) is not int:
-                return []
-            pairs.append((offset, page))
-    except (TypeError, ValueError):
-        return []
-    return sorted(p for p in pairs if 0 <= p[0] <= len(doc.text))
-
-
-def document_page(doc: StoredDocument, root: str, pages: list[tuple[int, int]]) -> str:
-    """The HTML page of one stored document: every piece of it HTML-escaped, no script."""
-    e = html.escape
-    shown = relative(doc.location, root)
-    facts = [f"record {doc.record} of the file"] if doc.record else []
-    sections: list[tuple[int | None, str]] = []
-    if pages:
-        if pages[0][0] > 0:
-            sections.append((None, doc.text[: pages[0][0]]))
-        ends = [offset for offset, _ in pages[1:]] + [len(doc.text)]
-        sections += [(page, doc.text[offset:end]) for (offset, page), end in zip(pages, ends, strict=True)]
-        first, last = pages[0][1], pages[-1][1]
-        facts.append(f"page {first}" if first == last else f"pages {first}–{last}")
-    else:
-        sections.append((None, doc.text))
-    facts += [f"{len(doc.text):,} characters", f"id {doc.id}"]
-    body = "".join(
-        (f'<section id="page-{page}"><h3>page {page}</h3>' if page is not None else "<section>")
-        + f'<pre class="doc-text">{e(text)}</pre></section>'
-        for page, text in sections
-    )
-    return f"""<!doctype html>
-<html lang="en">
-<head>
-<meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<title>{e(shown)} · semhash</title>
-<link rel="icon" href="/favicon.svg" type="image/svg+xml">
-<link rel="stylesheet" href="/static/style.css">
-</head>
-<body>
-<header><h1><a href="/">semhash</a></h1></header>
-<main class="document">
-<h2 class="doc-path" title="{e(doc.location)}">{e(shown)}</h2>
-<p class="doc-meta">{e(" · ".join(facts))} · <a href="/#similar/{doc.id}">more like this</a> · <a href="/api/documents/{doc.id}">JSON</a></p>
-{body}
-</main>
-</body>
-</html>
-"""  # noqa: E501
-
-
 def _check_k(k: int) -> int:
     if not 1 <= k <= MAX_K:
         raise UsageError(f"k must be between 1 and {MAX_K}, not {k}")
@@ -354,7 +202,7 @@ def create_app(
         db_path: the SQLite index.
         encoder: an already loaded encoder (tests; later the exported runtime); default: the index's model.
         device: ``auto``, ``cpu`` or ``cuda`` for the default encoder.
-        runtime: ``auto``, ``onnx`` or ``torch`` (see :mod:`semhash.codec`; ``None``: ``SEMHASH_RUNTIME``).
+        runtime: ``auto``, ``onnx`` or ``torch`` (see :mod:`semhash.encoders`; ``None``: ``SEMHASH_RUNTIME``).
     """
     searcher = Searcher(db_path, encoder=encoder, device=device, runtime=runtime)
 
@@ -505,29 +353,8 @@ def create_app(
     @app.get("/static/{name}", include_in_schema=False)
     def static(name: str) -> FileResponse:
         # Only the page's own files, by exact name: nothing else on disk is reachable.
-        if name not in _STATIC_FILES:
+        if name not in STATIC_FILES:
             raise StarletteHTTPException(404, f"no static file {name!r}")
-        return FileResponse(str(STATIC / name), media_type=_STATIC_FILES[name])
+        return FileResponse(str(STATIC / name), media_type=STATIC_FILES[name])
 
     return app
-
-
-_STATIC_FILES = {"app.js": "text/javascript", "style.css": "text/css", "favicon.svg": "image/svg+xml"}
-
-
-def serve(
-    db_path: str | Path,
-    host: str = "127.0.0.1",
-    port: int = DEFAULT_PORT,
-    allow_remote: bool = False,
-    device: str = "auto",
-    runtime: str | None = None,
-) -> None:
-    """Run the server until interrupted (uvicorn, one process; requests on its thread pool)."""
-    import uvicorn
-
-    check_host(host, allow_remote)
-    limit_blas_threads()
-    app = create_app(db_path, device=device, runtime=runtime)
-    app.state.searcher.warm()  # the models and a large index's IVF stage now, not on the first request
-    uvicorn.run(app, host=host, port=port, log_level="info")

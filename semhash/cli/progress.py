@@ -21,14 +21,15 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+from semhash.cli.render import display_path
 from semhash.config import DEFAULT_PROGRESS_SECONDS, ENV_PROGRESS_SECONDS, env_text
 from semhash.types import IndexPlan
 
 if TYPE_CHECKING:
     from rich.console import Console
+    from rich.progress import Progress, Task, TaskID
 
 LABELS = {
     "embed": "embedding",
@@ -81,17 +82,9 @@ def describe_plan(plan: IndexPlan) -> list[str]:
         + (f" (at most {plan.max_windows} per document)" if plan.max_windows else "")
     ]
     if plan.files > 1 and plan.largest and plan.largest[0].windows >= LONG_FILE_WINDOWS:
-        largest = ", ".join(f"{_shown(f.path)} (~{f.windows:,} windows)" for f in plan.largest)
+        largest = ", ".join(f"{display_path(f.path)} (~{f.windows:,} windows)" for f in plan.largest)
         lines.append(f"largest: {largest}: {plan.largest_share:.0%} of the windows")
     return lines
-
-
-def _shown(path: str) -> str:
-    """A path as the user likely typed it: relative to the working folder when under it."""
-    try:
-        return str(Path(path).relative_to(Path.cwd()))
-    except ValueError:
-        return path
 
 
 @dataclass
@@ -130,6 +123,14 @@ class ProgressView:
     def __init__(
         self, console: Console, live: bool, interval: float, clock: Callable[[], float] = time.monotonic
     ) -> None:
+        """A view on ``console``.
+
+        Args:
+            console: where it prints (stderr's console).
+            live: rich bars redrawn in place (a terminal), else plain lines.
+            interval: seconds between two plain lines of one phase.
+            clock: the time source (a fake one in tests).
+        """
         self.console = console
         self.live = live
         self.interval = interval
@@ -138,8 +139,8 @@ class ProgressView:
         self._embedding = _Embedding()
         self._last_line = float("-inf")
         self._last_phase = ""
-        self._bar: Any = None
-        self._tasks: dict[str, Any] = {}
+        self._bar: Progress | None = None
+        self._tasks: dict[str, TaskID] = {}
 
     def say(self, line: str) -> None:
         """One line of text (above the bars on a terminal)."""
@@ -247,7 +248,7 @@ class ProgressView:
                 super().__init__()
                 self.rich = RichTimeRemaining()
 
-            def render(self, task: Any) -> Text | str:
+            def render(self, task: Task) -> Text | str:
                 eta = task.fields.get("eta")
                 return Text(eta, style="progress.remaining") if eta else self.rich.render(task)
 
