@@ -47,7 +47,7 @@ mark("import semhash.cli")
 from semhash.cli.fastpath import parse
 from semhash.cli.query import query_command
 parse(query_command, [sys.argv[3], "--db", sys.argv[1], "--json"])
-mark("command line (semhash.argv, as `semhash query` reads it)")
+mark("command line (semhash.cli.fastpath, as `semhash query` reads it)")
 from semhash.search import QueryOptions, Searcher
 mark("import semhash.search (faiss, corpus...)")
 from semhash.caches.hamming import faiss_path_for

@@ -93,7 +93,7 @@ def main(argv: list[str] | None = None) -> int:
     ceiling = p_at_100(lambda a, b: -(queries[a:b] @ db.T))
     rows = []
     for size in sorted({min(int(s), len(db)) for s in args.sizes.split(",")}):
-        # The same sampling as semhash.ingest._training_set: seeded, without replacement, in corpus order.
+        # The same sampling as semhash.ingest.hashing._training_set: seeded, without replacement, in corpus order.
         keep = np.sort(np.random.default_rng(args.seed).choice(len(db), size, replace=False))
         started = time.perf_counter()
         model, _ = train_hasher(

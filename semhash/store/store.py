@@ -116,7 +116,7 @@ class Store(StoreConnection):
         """``(id, bm25)`` of the best ``limit`` documents for an FTS5 ``MATCH`` expression, best first.
 
         ``bm25`` is FTS5's (lower is better; ties by id). Raises ``sqlite3.OperationalError`` when
-        ``match`` is not valid FTS5 syntax (:func:`semhash.search.keyword_hits` then reads it as words).
+        ``match`` is not valid FTS5 syntax (:func:`semhash.search.keyword.keyword_matches` then reads it as words).
         """
         rows = self.db.execute(
             f"SELECT rowid, bm25({FTS_TABLE}) AS score FROM {FTS_TABLE} WHERE {FTS_TABLE} MATCH ?"
