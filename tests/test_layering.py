@@ -44,6 +44,28 @@ NO_TORCH = (
 )
 
 
+# Imports between two different modules of the same layer, each with its reason. Anything else inside a layer
+# fails: a new edge is a design decision, written here, not an accident of which floor a module sits on.
+SAME_LAYER = {
+    ("codes", "config"): "the default width and bit order",
+    ("codes", "errors"): "a bad width is a UsageError",
+    ("privacy", "config"): "the SEMHASH_* names it reads",
+    ("types", "config"): "result defaults (the outlier score)",
+    ("embed", "device"): "the device is chosen once, where the model loads",
+    ("adapted", "embed"): "an adapted encoder is the frozen encoder with trained top layers",
+    ("corpus", "extract"): "the corpus reads documents through the format readers",
+    ("caches", "store"): "caches.sync alone rebuilds the caches from the store (SQLite is the truth)",
+    ("runtime", "caches"): "the runtime's stamps use the one sidecar/stamp/atomic-write plumbing",
+    ("runtime", "embed"): "the export traces the encoder; the ONNX encoder pools windows the same way",
+    ("runtime", "model"): "the export writes the hashing model's arrays",
+    ("runtime", "store"): "runtime.folder seals the folder in the index it belongs to",
+    ("runtime", "adapted"): "runtime.folder exports an adapted encoder with the index",
+    ("codec", "encoders"): "the codec asks the one chooser for its encoder",
+    ("adapt", "train"): "adapting trains the hashing model with the same loop",
+    ("cli", "serve"): "`semhash serve` starts the server",
+}
+
+
 def _modules() -> dict[Path, str]:
     """Every source file and the layer name it belongs to: a package's modules share the package's name."""
     files = {p: p.stem for p in PACKAGE.glob("*.py") if p.stem != "__init__"}
@@ -57,6 +79,8 @@ def _semhash_imports(module: Path) -> set[str]:
     for node in ast.walk(ast.parse(module.read_text())):
         if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("semhash."):
             names.add(node.module.split(".")[1])
+        elif isinstance(node, ast.ImportFrom) and node.module == "semhash":  # from semhash import api
+            names.update(a.name for a in node.names if a.name in LAYERS)
         elif isinstance(node, ast.Import):
             names.update(a.name.split(".")[1] for a in node.names if a.name.startswith("semhash."))
     return names
@@ -74,6 +98,17 @@ def test_no_module_imports_a_higher_layer() -> None:
             assert LAYERS[imported] <= LAYERS[name], f"{path.relative_to(PACKAGE)} must not import {imported}"
             if LAYERS[imported] == LAYERS[name] == 3:
                 raise AssertionError(f"services stay independent: {path.relative_to(PACKAGE)} imports {imported}")
+
+
+def test_imports_inside_a_layer_are_on_the_allow_list() -> None:
+    seen: set[tuple[str, str]] = set()
+    for path, name in _modules().items():
+        for imported in _semhash_imports(path) - {name}:
+            if LAYERS[imported] == LAYERS[name]:
+                edge = (name, imported)
+                assert edge in SAME_LAYER, f"{path.relative_to(PACKAGE)} imports {imported} on its own layer (add it to SAME_LAYER with why)"
+                seen.add(edge)
+    assert set(SAME_LAYER) == seen, f"allowed but unused, remove: {sorted(set(SAME_LAYER) - seen)}"
 
 
 def test_store_and_index_never_import_each_other() -> None:
