@@ -34,9 +34,9 @@ lint: setup
 test: setup lint
 	$(PY) -m pytest -q
 
-# Unit tests only: no real model, no GPU (under a minute; no lint).
+# Unit tests only: no real model, no child processes, no GPU (under a minute on 2 idle cores; no lint).
 test-fast: setup
-	$(PY) -m pytest -q -m "not slow and not gpu"
+	$(PY) -m pytest -q -m "not slow and not process and not gpu"
 
 # The quick benchmarks (a few minutes, no model, no prebuilt data, only the dev extras): the document readers,
 # written to benchmarks/results/{office_extractors,extract}.json. The others need data sets built first and take

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import pytest
 import torch
-from conftest import SMALL_DOCS
+from support import SMALL_DOCS
 from typer.testing import CliRunner
 
 from semhash.adapt import AdaptConfig, adapt_loss, embed_states, first_windows, lower_states, split_encoder

@@ -7,7 +7,7 @@ import inspect
 from collections.abc import Callable
 from pathlib import Path
 
-from conftest import FAST_EPOCHS, FakeEncoder
+from support import FAST_EPOCHS, FakeEncoder
 
 from semhash import SemanticIndex
 

@@ -8,7 +8,7 @@ import sqlite3
 from pathlib import Path
 
 import numpy as np
-from conftest import FakeEncoder, write_corpus
+from support import FakeEncoder, write_corpus
 
 from semhash.caches.hamming import faiss_path_for
 from semhash.caches.sync import build_index, code_index_of, load_index, load_vectors

@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import FAST_EPOCHS, FakeEncoder
+from support import FAST_EPOCHS, FakeEncoder
 from typer.testing import CliRunner
 
 from semhash.cli import app
@@ -23,7 +23,7 @@ def invoke(*args: str | Path) -> tuple[int, str]:
 
 
 @pytest.fixture
-def db(tmp_path: Path, corpus: Path, patch_encoder: FakeEncoder) -> Path:
+def indexed_db(tmp_path: Path, corpus: Path, patch_encoder: FakeEncoder) -> Path:
     path = tmp_path / "s.db"
     code, output = invoke("index", corpus, "--db", path, "--epochs", FAST_EPOCHS, "--device", "cpu")
     assert code == 0, output
@@ -50,44 +50,46 @@ def test_db_from_environment(tmp_path: Path, corpus: Path, patch_encoder: FakeEn
     assert target.exists()
 
 
-def test_query_table_and_json(db: Path) -> None:
-    code, output = invoke("query", "telescope galaxy", "--db", db, "-k", 3)
+def test_query_table_and_json(indexed_db: Path) -> None:
+    code, output = invoke("query", "telescope galaxy", "--db", indexed_db, "-k", 3)
     assert code == 0, output
     assert "space" in output and "cosine" in output
-    code, output = invoke("query", "telescope galaxy", "--db", db, "-k", 3, "--json", "--no-rerank")
+    code, output = invoke("query", "telescope galaxy", "--db", indexed_db, "-k", 3, "--json", "--no-rerank")
     rows = [json.loads(line) for line in output.splitlines()]
     assert [r["rank"] for r in rows] == [1, 2, 3]
     assert all(len(r["code"]) == 8 for r in rows)
     assert [(r["distance"], r["id"]) for r in rows] == sorted((r["distance"], r["id"]) for r in rows)
 
 
-def test_query_radius_and_file(db: Path, tmp_path: Path) -> None:
-    code, output = invoke("query", "oven", "--db", db, "--radius", 32, "--json")
+def test_query_radius_and_file(indexed_db: Path, tmp_path: Path) -> None:
+    code, output = invoke("query", "oven", "--db", indexed_db, "--radius", 32, "--json")
     assert code == 0 and len(output.splitlines()) == 24
     q = tmp_path / "q.txt"
     q.write_text("bicycle chain gear")
-    code, output = invoke("query", "--file", q, "--db", db, "--json", "-k", 2)
+    code, output = invoke("query", "--file", q, "--db", indexed_db, "--json", "-k", 2)
     assert code == 0 and all("/bikes/" in json.loads(line)["path"] for line in output.splitlines())
 
 
-def test_similar_and_info_and_train(db: Path, corpus: Path) -> None:
-    code, output = invoke("similar", corpus / "bikes" / "bikes-1.txt", "--db", db, "--json", "-k", 3)
+def test_similar_and_info_and_train(indexed_db: Path, corpus: Path) -> None:
+    code, output = invoke("similar", corpus / "bikes" / "bikes-1.txt", "--db", indexed_db, "--json", "-k", 3)
     assert code == 0, output
     assert len(output.splitlines()) == 3
-    code, output = invoke("info", "--db", db)
+    code, output = invoke("info", "--db", indexed_db)
     assert code == 0 and "24 (24 encoded)" in output and "32 bits" in output and "fresh" in output
-    info = json.loads(invoke("info", "--db", db, "--json")[1])
+    info = json.loads(invoke("info", "--db", indexed_db, "--json")[1])
     assert info["documents"] == 24 and len(info["bit_usage"]) == 32
     assert info["lexical_dim"] >= 2 and info["lexical_terms"] > info["lexical_dim"]
     assert f"embedding + {info['lexical_dim']}-d lexical vector" in output
-    code, output = invoke("train", "--db", db, "--bits", 16, "--epochs", 2)
+    code, output = invoke("train", "--db", indexed_db, "--bits", 16, "--epochs", 2)
     assert code == 0 and "encoded 24" in output
-    assert json.loads(invoke("info", "--db", db, "--json")[1])["bits"] == 16
-    code, output = invoke("train", "--db", db, "--epochs", 2, "--lexical-weight", 0)
+    assert json.loads(invoke("info", "--db", indexed_db, "--json")[1])["bits"] == 16
+    code, output = invoke("train", "--db", indexed_db, "--epochs", 2, "--lexical-weight", 0)
     assert code == 0, output
-    code, output = invoke("info", "--db", db)
-    assert "embedding only" in output and json.loads(invoke("info", "--db", db, "--json")[1])["lexical_dim"] == 0
-    code, output = invoke("train", "--db", db, "--lexical-weight", -1)
+    code, output = invoke("info", "--db", indexed_db)
+    assert (
+        "embedding only" in output and json.loads(invoke("info", "--db", indexed_db, "--json")[1])["lexical_dim"] == 0
+    )
+    code, output = invoke("train", "--db", indexed_db, "--lexical-weight", -1)
     assert code == 2 and "lexical-weight" in output
 
 
@@ -114,12 +116,12 @@ def test_error_paths_are_one_line(
     assert "Traceback" not in output
 
 
-def test_errors_on_an_existing_index(db: Path, corpus: Path, tmp_path: Path) -> None:
-    code, output = invoke("index", corpus, "--db", db, "--model", "some-other-model")
+def test_errors_on_an_existing_index(indexed_db: Path, corpus: Path, tmp_path: Path) -> None:
+    code, output = invoke("index", corpus, "--db", indexed_db, "--model", "some-other-model")
     assert code == 1 and "was built with model 'fake-bow'" in output
-    code, output = invoke("query", "x", "--db", db, "--radius", 33)
+    code, output = invoke("query", "x", "--db", indexed_db, "--radius", 33)
     assert code == 2 and "--radius must be between 0 and 32" in output
-    code, output = invoke("similar", tmp_path / "unindexed.txt", "--db", db)
+    code, output = invoke("similar", tmp_path / "unindexed.txt", "--db", indexed_db)
     assert code == 1 and "not in the index" in output
     empty = tmp_path / "empty"
     empty.mkdir()
@@ -127,24 +129,25 @@ def test_errors_on_an_existing_index(db: Path, corpus: Path, tmp_path: Path) -> 
     assert code == 1 and "no documents found" in output
 
 
-def test_corrupt_faiss_file_and_newer_schema(db: Path) -> None:
-    Path(f"{db}.faiss").write_bytes(b"garbage")
-    code, output = invoke("query", "oven", "--db", db)
+def test_corrupt_faiss_file_and_newer_schema(indexed_db: Path) -> None:
+    Path(f"{indexed_db}.faiss").write_bytes(b"garbage")
+    code, output = invoke("query", "oven", "--db", indexed_db)
     assert code == 0, output  # the checksum in the sidecar tells it is not the file written: rebuilt
-    assert invoke("info", "--db", db)[1].count("fresh)") == 1
-    conn = sqlite3.connect(db)
+    assert invoke("info", "--db", indexed_db)[1].count("fresh)") == 1
+    conn = sqlite3.connect(indexed_db)
     conn.execute("PRAGMA user_version = 99")
     conn.close()
-    code, output = invoke("info", "--db", db)
+    code, output = invoke("info", "--db", indexed_db)
     assert code == 1 and "newer than this semhash reads" in output
 
 
-def test_locked_database(db: Path, corpus: Path) -> None:
+@pytest.mark.process
+def test_locked_database(indexed_db: Path, corpus: Path) -> None:
     (corpus / "space" / "extra.txt").write_text("a new comet was seen")
-    holder = sqlite3.connect(db, isolation_level=None)
+    holder = sqlite3.connect(indexed_db, isolation_level=None)
     holder.execute("BEGIN EXCLUSIVE")
     try:
-        code, output = invoke("index", corpus, "--db", db)
+        code, output = invoke("index", corpus, "--db", indexed_db)
     finally:
         holder.execute("ROLLBACK")
         holder.close()

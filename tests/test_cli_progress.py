@@ -6,8 +6,8 @@ import io
 from pathlib import Path
 
 import pytest
-from conftest import FakeEncoder
 from rich.console import Console
+from support import FakeEncoder
 
 from semhash.cli.progress import ProgressView, describe_plan, duration, progress_interval
 from semhash.ingest import IndexOptions, index_paths, plan_index

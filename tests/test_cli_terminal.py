@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import SMALL_DOCS
+from support import SMALL_DOCS
 
 pytestmark = pytest.mark.slow
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import FAST_EPOCHS, FakeEncoder, topic_texts, write_corpus
+from support import FAST_EPOCHS, FakeEncoder, topic_texts, write_corpus
 from typer.testing import CliRunner
 
 from semhash.cli import app

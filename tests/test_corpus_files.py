@@ -8,7 +8,7 @@ import sqlite3
 from pathlib import Path
 
 import pytest
-from conftest import FAST_EPOCHS, FakeEncoder, deadline
+from support import FAST_EPOCHS, FakeEncoder, deadline
 from typer.testing import CliRunner
 
 from semhash.cli import app

@@ -13,9 +13,9 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from conftest import FAST_EPOCHS, FakeEncoder, deadline
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from support import FAST_EPOCHS, FakeEncoder, deadline
 
 from semhash.corpus import SUPPORTED_SUFFIXES, CorpusScan, ReadOptions, check_roots
 from semhash.errors import NoDocumentsError

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import FAST_EPOCHS, TOPICS, FakeEncoder
+from support import FAST_EPOCHS, TOPICS, FakeEncoder
 from typer.testing import CliRunner
 
 from semhash.caches.hamming import faiss_path_for

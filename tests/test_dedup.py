@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import FAST_EPOCHS, FakeEncoder
+from support import FAST_EPOCHS, FakeEncoder
 from typer.testing import CliRunner
 
 import semhash.dedup as dd
@@ -58,7 +58,7 @@ E0 = unit(0)
 
 
 @pytest.fixture
-def db(tmp_path: Path) -> Path:
+def seven_docs_db(tmp_path: Path) -> Path:
     """Seven documents: an exact pair, a near pair, a chain, a far twin and a loner."""
     path = tmp_path / "d.db"
     make_store(
@@ -81,8 +81,8 @@ def by_id(result: dd.DedupResult) -> dict[int, tuple[int, str]]:
     return {d.duplicate_id: (d.kept_id, d.reason) for d in result.duplicates}
 
 
-def test_exact_and_near_duplicates_explained(db: Path) -> None:
-    result = dedup_index(db, DedupOptions(radius=2, threshold=0.9, neighbours=0))  # the code stage alone
+def test_exact_and_near_duplicates_explained(seven_docs_db: Path) -> None:
+    result = dedup_index(seven_docs_db, DedupOptions(radius=2, threshold=0.9, neighbours=0))  # the code stage alone
     assert by_id(result) == {2: (1, "exact"), 4: (3, "near")}
     near = next(d for d in result.duplicates if d.reason == "near")
     assert near.score == pytest.approx(np.cos(np.radians(4)), abs=1e-5)
@@ -93,9 +93,9 @@ def test_exact_and_near_duplicates_explained(db: Path) -> None:
     assert 7 not in set(result.left) | set(result.right)
 
 
-def test_rethreshold_and_histogram_need_no_database(db: Path) -> None:
-    result = dedup_index(db, DedupOptions(radius=2, threshold=0.9, neighbours=0))
-    db.unlink()
+def test_rethreshold_and_histogram_need_no_database(seven_docs_db: Path) -> None:
+    result = dedup_index(seven_docs_db, DedupOptions(radius=2, threshold=0.9, neighbours=0))
+    seven_docs_db.unlink()
     lower = result.rethreshold(0.7)
     assert lower.options.threshold == 0.7
     assert by_id(lower) == {2: (1, "exact"), 4: (3, "near"), 6: (3, "near")}
@@ -196,11 +196,11 @@ def test_candidate_pairs_equal_brute_force(
     assert (d == full[i, j]).all()
 
 
-def test_in_index_dedup_does_not_import_torch(db: Path) -> None:
+def test_in_index_dedup_does_not_import_torch(seven_docs_db: Path) -> None:
     probe = (
         "import sys\n"
         "from semhash.dedup import dedup_index, DedupOptions\n"
-        f"r = dedup_index({str(db)!r}, DedupOptions(radius=2))\n"
+        f"r = dedup_index({str(seven_docs_db)!r}, DedupOptions(radius=2))\n"
         "assert r.duplicates\n"
         "print([m for m in ('torch', 'sentence_transformers', 'transformers') if m in sys.modules])"
     )
@@ -246,41 +246,54 @@ def test_cli_defaults_match_the_library() -> None:
     assert params["threshold"].default.default == dd.DEFAULT_THRESHOLD
 
 
-def test_cli_table_json_csv_list(db: Path) -> None:
-    code, output = invoke("--db", db, "--neighbours", 0, "--radius", 2, "--threshold", 0.9)
+def test_cli_table_json_csv_list(seven_docs_db: Path) -> None:
+    code, output = invoke("--db", seven_docs_db, "--neighbours", 0, "--radius", 2, "--threshold", 0.9)
     assert code == 0, output
     assert "doc0.txt" in output and "exact" in output and "near" in output
     assert "7 documents: 2 clusters, 2 duplicates (1 exact, 1 near)" in output
-    code, output = invoke("--db", db, "--neighbours", 0, "--radius", 2, "--threshold", 0.9, "--json")
+    code, output = invoke("--db", seven_docs_db, "--neighbours", 0, "--radius", 2, "--threshold", 0.9, "--json")
     rows = [json.loads(line) for line in output.splitlines()]
     assert [(r["cluster"], r["kept_id"], r["duplicate_id"], r["reason"]) for r in rows] == [
         (1, 1, 2, "exact"),
         (2, 3, 4, "near"),
     ]
     assert rows[0]["duplicate_location"].endswith("doc1.txt")
-    code, output = invoke("--db", db, "--neighbours", 0, "--radius", 2, "--threshold", 0.9, "--csv")
+    code, output = invoke("--db", seven_docs_db, "--neighbours", 0, "--radius", 2, "--threshold", 0.9, "--csv")
     lines = output.splitlines()
     assert lines[0].startswith("cluster,kept_id,kept_location") and len(lines) == 3
-    code, output = invoke("--db", db, "--neighbours", 0, "--radius", 2, "--threshold", 0.9, "--list-duplicates")
+    code, output = invoke(
+        "--db", seven_docs_db, "--neighbours", 0, "--radius", 2, "--threshold", 0.9, "--list-duplicates"
+    )
     assert [Path(p).name for p in output.split()] == ["doc1.txt", "doc3.txt"]
     code, output = invoke(
-        "--db", db, "--neighbours", 0, "--radius", 2, "--threshold", 0.5, "--cluster", "components", "--json"
+        "--db", seven_docs_db, "--neighbours", 0, "--radius", 2, "--threshold", 0.5, "--cluster", "components", "--json"
     )
     assert code == 0 and len(output.splitlines()) == 3
 
 
-def test_cli_histogram(db: Path) -> None:
-    code, output = invoke("--db", db, "--neighbours", 0, "--radius", 2, "--threshold", 0.9, "--histogram")
+def test_cli_histogram(seven_docs_db: Path) -> None:
+    code, output = invoke("--db", seven_docs_db, "--neighbours", 0, "--radius", 2, "--threshold", 0.9, "--histogram")
     assert code == 0, output
     assert "candidate pairs from codes within 2 bits" in output
-    code, output = invoke("--db", db, "--neighbours", 0, "--radius", 2, "--threshold", 0.9, "--histogram", "--json")
+    code, output = invoke(
+        "--db", seven_docs_db, "--neighbours", 0, "--radius", 2, "--threshold", 0.9, "--histogram", "--json"
+    )
     assert sum(json.loads(line)["pairs"] for line in output.splitlines()) == 4
 
 
-def test_cli_write_unique_copies_and_never_touches_sources(db: Path, tmp_path: Path) -> None:
+def test_cli_write_unique_copies_and_never_touches_sources(seven_docs_db: Path, tmp_path: Path) -> None:
     before = {p.name: p.read_text() for p in (tmp_path / "docs").iterdir()}
     code, output = invoke(
-        "--db", db, "--neighbours", 0, "--radius", 2, "--threshold", 0.9, "--write-unique", tmp_path / "unique"
+        "--db",
+        seven_docs_db,
+        "--neighbours",
+        0,
+        "--radius",
+        2,
+        "--threshold",
+        0.9,
+        "--write-unique",
+        tmp_path / "unique",
     )
     assert code == 0, output
     assert "wrote 5 unique documents" in output
@@ -320,15 +333,15 @@ def test_cli_against(tmp_path: Path, corpus: Path, patch_encoder: FakeEncoder) -
         (["--against"], 2, "semhash dedup PATH... --against"),
     ],
 )
-def test_cli_usage_errors(db: Path, args: list[str], exit_code: int, message: str) -> None:
-    code, output = invoke("--db", db, *args)
+def test_cli_usage_errors(seven_docs_db: Path, args: list[str], exit_code: int, message: str) -> None:
+    code, output = invoke("--db", seven_docs_db, *args)
     assert code == exit_code, output
     assert output.startswith("error: ") and message in output
 
 
-def test_cli_output_folder_that_exists(db: Path, tmp_path: Path) -> None:
+def test_cli_output_folder_that_exists(seven_docs_db: Path, tmp_path: Path) -> None:
     (tmp_path / "out").mkdir()
-    code, output = invoke("--db", db, "--write-unique", tmp_path / "out")
+    code, output = invoke("--db", seven_docs_db, "--write-unique", tmp_path / "out")
     assert code == 2 and "error: --write-unique" in output and "already exists" in output
 
 
@@ -340,8 +353,8 @@ def test_cli_missing_and_empty_index(tmp_path: Path) -> None:
     assert code == 1 and "holds no document yet" in output
 
 
-def test_cli_against_missing_path(db: Path, tmp_path: Path) -> None:
-    code, output = invoke(tmp_path / "nope", "--against", "--db", db)
+def test_cli_against_missing_path(seven_docs_db: Path, tmp_path: Path) -> None:
+    code, output = invoke(tmp_path / "nope", "--against", "--db", seven_docs_db)
     assert code == 1 and "no such file or folder" in output
 
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import FAST_EPOCHS, FakeEncoder
+from support import FAST_EPOCHS, FakeEncoder
 from typer.testing import CliRunner
 
 from semhash.cli import app

@@ -17,7 +17,7 @@ from semhash.store import StoredDocument
 
 
 @pytest.fixture
-def db(tmp_path: Path) -> Path:
+def three_docs_db(tmp_path: Path) -> Path:
     """Three distinct documents in ``tmp_path/docs``."""
     path = tmp_path / "w.db"
     docs = [("first text", E0, 0b0), ("second text", unit(80), 0xF0), ("third text", unit(85, 2), 0xF00)]
@@ -25,9 +25,9 @@ def db(tmp_path: Path) -> Path:
     return path
 
 
-def set_path(db: Path, doc_id: int, path: str) -> None:
+def set_path(three_docs_db: Path, doc_id: int, path: str) -> None:
     """Edit a stored path by hand, as someone sharing a crafted index would."""
-    with sqlite3.connect(db) as conn:
+    with sqlite3.connect(three_docs_db) as conn:
         conn.execute("UPDATE documents SET path = ? WHERE id = ?", (path, doc_id))
 
 
@@ -46,11 +46,11 @@ def files_under(folder: Path) -> set[Path]:
         "/",  # no file name
     ],
 )
-def test_write_unique_refuses_paths_that_escape(db: Path, tmp_path: Path, crafted: str) -> None:
-    set_path(db, 2, crafted.format(docs=tmp_path / "docs"))
+def test_write_unique_refuses_paths_that_escape(three_docs_db: Path, tmp_path: Path, crafted: str) -> None:
+    set_path(three_docs_db, 2, crafted.format(docs=tmp_path / "docs"))
     out = tmp_path / "a" / "b" / "unique"
     before = files_under(tmp_path)
-    code, output = invoke("--db", db, "--radius", 0, "--write-unique", out)
+    code, output = invoke("--db", three_docs_db, "--radius", 0, "--write-unique", out)
     assert code == 1, output
     last = output.strip().splitlines()[-1]
     assert last.startswith("error: ") and "nothing was written" in last
@@ -59,17 +59,17 @@ def test_write_unique_refuses_paths_that_escape(db: Path, tmp_path: Path, crafte
     assert not out.exists()
 
 
-def test_write_unique_refuses_a_file_that_is_another_ones_folder(db: Path, tmp_path: Path) -> None:
-    set_path(db, 2, str(tmp_path / "docs" / "doc0.txt" / "inner.txt"))
-    code, output = invoke("--db", db, "--radius", 0, "--write-unique", tmp_path / "unique")
+def test_write_unique_refuses_a_file_that_is_another_ones_folder(three_docs_db: Path, tmp_path: Path) -> None:
+    set_path(three_docs_db, 2, str(tmp_path / "docs" / "doc0.txt" / "inner.txt"))
+    code, output = invoke("--db", three_docs_db, "--radius", 0, "--write-unique", tmp_path / "unique")
     assert code == 1 and "both a file and a folder" in output
     assert not (tmp_path / "unique").exists()
 
 
-def test_write_unique_keeps_a_foreign_absolute_path_inside(db: Path, tmp_path: Path) -> None:
+def test_write_unique_keeps_a_foreign_absolute_path_inside(three_docs_db: Path, tmp_path: Path) -> None:
     foreign = tmp_path / "elsewhere" / "deep" / "stolen.txt"
-    set_path(db, 2, str(foreign))  # a file that is not there: its stored text is written
-    code, output = invoke("--db", db, "--radius", 0, "--write-unique", tmp_path / "unique")
+    set_path(three_docs_db, 2, str(foreign))  # a file that is not there: its stored text is written
+    code, output = invoke("--db", three_docs_db, "--radius", 0, "--write-unique", tmp_path / "unique")
     assert code == 0, output
     written = files_under(tmp_path / "unique")
     assert {p.relative_to(tmp_path / "unique").as_posix() for p in written} == {
@@ -81,29 +81,29 @@ def test_write_unique_keeps_a_foreign_absolute_path_inside(db: Path, tmp_path: P
     assert not foreign.exists()
 
 
-def test_write_unique_onto_a_dangling_symlink(db: Path, tmp_path: Path) -> None:
+def test_write_unique_onto_a_dangling_symlink(three_docs_db: Path, tmp_path: Path) -> None:
     link = tmp_path / "out"
     link.symlink_to(tmp_path / "missing")
-    code, output = invoke("--db", db, "--write-unique", link)
+    code, output = invoke("--db", three_docs_db, "--write-unique", link)
     assert code == 2, output
     assert output.startswith("error: --write-unique") and "symlink to a missing target" in output
     assert len(output.strip().splitlines()) == 1
     assert not (tmp_path / "missing").exists()
 
 
-def test_write_unique_under_a_file(db: Path, tmp_path: Path) -> None:
+def test_write_unique_under_a_file(three_docs_db: Path, tmp_path: Path) -> None:
     (tmp_path / "plain").write_text("x")
-    code, output = invoke("--db", db, "--write-unique", tmp_path / "plain" / "out")
+    code, output = invoke("--db", three_docs_db, "--write-unique", tmp_path / "plain" / "out")
     assert code == 2, output
     assert output.startswith("error: --write-unique") and "is not a folder" in output
 
 
-def test_write_unique_copies_records_and_keeps_file_times(db: Path, tmp_path: Path) -> None:
+def test_write_unique_copies_records_and_keeps_file_times(three_docs_db: Path, tmp_path: Path) -> None:
     source = tmp_path / "docs" / "doc0.txt"
     os.utime(source, (1_000_000, 1_000_000))
-    with sqlite3.connect(db) as conn:  # document 3 becomes record 2 of a JSONL file
+    with sqlite3.connect(three_docs_db) as conn:  # document 3 becomes record 2 of a JSONL file
         conn.execute("UPDATE documents SET path = ?, record = 2 WHERE id = 3", (str(tmp_path / "docs" / "r.jsonl"),))
-    code, output = invoke("--db", db, "--radius", 0, "--write-unique", tmp_path / "unique")
+    code, output = invoke("--db", three_docs_db, "--radius", 0, "--write-unique", tmp_path / "unique")
     assert code == 0, output
     copy = tmp_path / "unique" / "doc0.txt"
     assert copy.read_text() == "first text" and copy.stat().st_mtime == 1_000_000
@@ -141,13 +141,13 @@ def test_writing_never_follows_a_symlink_planted_in_the_new_folder(tmp_path: Pat
     assert (out / "real" / "new.txt").read_text() == "fine"
 
 
-def test_write_unique_never_copies_a_file_the_index_does_not_describe(db: Path, tmp_path: Path) -> None:
+def test_write_unique_never_copies_a_file_the_index_does_not_describe(three_docs_db: Path, tmp_path: Path) -> None:
     """A crafted path naming a secret file gets the stored text written, never the secret's bytes."""
     secret = tmp_path / "home" / ".ssh" / "id_rsa"
     secret.parent.mkdir(parents=True)
     secret.write_text("-----BEGIN OPENSSH PRIVATE KEY-----\nsecret\n")
-    set_path(db, 2, str(secret))
-    code, output = invoke("--db", db, "--radius", 0, "--write-unique", tmp_path / "unique")
+    set_path(three_docs_db, 2, str(secret))
+    code, output = invoke("--db", three_docs_db, "--radius", 0, "--write-unique", tmp_path / "unique")
     assert code == 0, output
     assert "wrote 3 unique documents" in output and "(1 from the text stored in the index" in output
     copies = [p for p in (tmp_path / "unique").rglob("*") if p.is_file()]
@@ -155,23 +155,25 @@ def test_write_unique_never_copies_a_file_the_index_does_not_describe(db: Path, 
     assert (tmp_path / "unique" / "home" / ".ssh" / "id_rsa").read_text() == "second text"
 
 
-def test_write_unique_ignores_a_hash_copied_from_a_guessable_file(db: Path, tmp_path: Path) -> None:
+def test_write_unique_ignores_a_hash_copied_from_a_guessable_file(three_docs_db: Path, tmp_path: Path) -> None:
     """Even with the stored hash of the file it names, a path is copied only if the stored text matches."""
     guessable = tmp_path / "etc" / "passwd"
     guessable.parent.mkdir()
     guessable.write_text("root:x:0:0:root:/root:/bin/bash")
-    set_path(db, 2, str(guessable))
-    with sqlite3.connect(db) as conn:
+    set_path(three_docs_db, 2, str(guessable))
+    with sqlite3.connect(three_docs_db) as conn:
         conn.execute("UPDATE documents SET content_hash = ? WHERE id = 2", (content_hash(guessable.read_text()),))
-    code, output = invoke("--db", db, "--radius", 0, "--write-unique", tmp_path / "unique")
+    code, output = invoke("--db", three_docs_db, "--radius", 0, "--write-unique", tmp_path / "unique")
     assert code == 0, output
     assert (tmp_path / "unique" / "etc" / "passwd").read_text() == "second text"
 
 
-def test_write_unique_writes_the_stored_text_of_a_file_changed_since_indexing(db: Path, tmp_path: Path) -> None:
+def test_write_unique_writes_the_stored_text_of_a_file_changed_since_indexing(
+    three_docs_db: Path, tmp_path: Path
+) -> None:
     (tmp_path / "docs" / "doc1.txt").write_text("second text, edited after indexing")
     (tmp_path / "docs" / "doc0.txt").write_text("  first text\n")  # same text to the corpus reader: copied
-    code, output = invoke("--db", db, "--radius", 0, "--write-unique", tmp_path / "unique")
+    code, output = invoke("--db", three_docs_db, "--radius", 0, "--write-unique", tmp_path / "unique")
     assert code == 0, output
     assert "(1 from the text stored in the index" in output
     assert (tmp_path / "unique" / "doc1.txt").read_text() == "second text"

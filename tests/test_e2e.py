@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import SMALL_DOCS as DOCS
+from support import SMALL_DOCS as DOCS
 from typer.testing import CliRunner
 
 from semhash.cli import app

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import FAST_EPOCHS, FakeEncoder
+from support import FAST_EPOCHS, FakeEncoder
 
 from semhash.blobs import read_blob
 from semhash.encoders import (

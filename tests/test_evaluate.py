@@ -142,6 +142,7 @@ def test_missing_file_and_bad_options(tmp_path: Path) -> None:
         evaluate(data, baselines=["nope"], encoder=FakeEncoder(), cache=tmp_path / "c.npz")
 
 
+@pytest.mark.process
 def test_eval_command(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from typer.testing import CliRunner
 

@@ -14,7 +14,7 @@ import zipfile
 from pathlib import Path
 
 import pytest
-from conftest import FAST_EPOCHS, FakeEncoder
+from support import FAST_EPOCHS, FakeEncoder
 
 import semhash.extract
 from semhash.corpus import CorpusScan, ReadOptions, check_roots

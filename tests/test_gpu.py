@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import topic_texts
+from support import topic_texts
 
 from benchmarks.harness import DATA
 from semhash.codes import unpack_bits

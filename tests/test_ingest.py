@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import FAST_EPOCHS, FakeEncoder
+from support import FAST_EPOCHS, FakeEncoder
 
 from semhash.caches.hamming import CodeIndex, faiss_path_for
 from semhash.caches.sync import stamp_of

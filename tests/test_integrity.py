@@ -13,7 +13,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
-from conftest import FAST_EPOCHS, FakeEncoder
+from support import FAST_EPOCHS, FakeEncoder
 from typer.testing import CliRunner
 
 from semhash.cli import app
@@ -79,6 +79,7 @@ CRASH_AFTER_SAVE = textwrap.dedent(
 )
 
 
+@pytest.mark.process
 def test_a_crash_right_after_the_model_is_saved_leaves_one_models_codes(
     indexed: Path, patch_encoder: FakeEncoder
 ) -> None:
@@ -193,7 +194,7 @@ QUERY_CHILD = textwrap.dedent(
     """
     import sys
     sys.path.insert(0, sys.argv.pop(1))
-    from conftest import FakeEncoder
+    from support import FakeEncoder
     import semhash.embed
     encoder = FakeEncoder()
     semhash.embed.load_encoder = lambda *args, **kwargs: encoder
@@ -211,6 +212,7 @@ def _cli_child(*args: str | Path, timeout: float = 60) -> subprocess.CompletedPr
     return subprocess.run(command, env=env, capture_output=True, text=True, timeout=timeout)
 
 
+@pytest.mark.process
 @pytest.mark.parametrize("suffix", [".faiss.json", ".faiss", ".vectors.json", ".vectors", ".vectors.ids"])
 def test_a_fifo_in_a_cache_files_place_is_a_damaged_cache_never_a_hang(indexed: Path, suffix: str) -> None:
     query = ("query", "planet orbit telescope", "--db", indexed, "--json", "--runtime", "torch")

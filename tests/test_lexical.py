@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import topic_texts
+from support import topic_texts
 
 from semhash.lexical import LexicalProjection, tokenize
 

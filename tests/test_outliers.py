@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import FAST_EPOCHS, LEXICAL_TOPICS, FakeEncoder
+from support import FAST_EPOCHS, LEXICAL_TOPICS, FakeEncoder
 from typer.testing import CliRunner
 
 import semhash.neighbourhood as neighbourhood

@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from conftest import SMALL_DOCS
+from support import SMALL_DOCS
 
 ROOT = Path(__file__).resolve().parent.parent
 #: How long the server runs after it answered its health check: onnxruntime's telemetry first looked up its

@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import FAST_EPOCHS, FakeEncoder, write_corpus
+from support import FAST_EPOCHS, FakeEncoder, write_corpus
 from typer.testing import CliRunner
 
 from semhash.cli import app
@@ -30,7 +30,7 @@ TESTS = Path(__file__).parent
 CHILD = """
 import json, os, sys
 sys.path.insert(0, {tests!r})
-from conftest import FakeEncoder
+from support import FakeEncoder
 import semhash.embed
 encoder = FakeEncoder()
 semhash.embed.load_encoder = lambda *a, **k: encoder

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from conftest import FakeEncoder, write_corpus
+from support import FakeEncoder, write_corpus
 
 from semhash.errors import DocumentNotFoundError, IndexMissingError, UsageError
 from semhash.ingest import IndexOptions, index_paths

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import FakeEncoder, write_corpus
+from support import FakeEncoder, write_corpus
 
 from semhash.config import IVF_MIN_DOCS
 from semhash.ingest import IndexOptions, index_paths
@@ -29,7 +29,7 @@ TEXTS = ("flour oven", "telescope galaxy flour", "pedal chain oven", "rocket moo
 
 
 @pytest.fixture
-def db(tmp_path: Path) -> tuple[Path, Path, FakeEncoder]:
+def ivf_index(tmp_path: Path) -> tuple[Path, Path, FakeEncoder]:
     root = tmp_path / "corpus"
     write_corpus(root)
     path = tmp_path / "ivf.db"
@@ -64,10 +64,10 @@ def _ids(hits: list) -> list[int]:
 
 @pytest.mark.usefixtures("hybrid")
 def test_hybrid_results_equal_exact_search_when_its_candidates_cover_the_index(
-    db: tuple[Path, Path, FakeEncoder],
+    ivf_index: tuple[Path, Path, FakeEncoder],
 ) -> None:
     """The Hamming share is only k rows here: every other exact hit must come from the IVF stage."""
-    root, path, encoder = db
+    root, path, encoder = ivf_index
     target = root / "food" / "food-3.txt"
     missed_by_codes = 0
     with Searcher(path, encoder=encoder) as searcher:
@@ -86,8 +86,8 @@ def test_hybrid_results_equal_exact_search_when_its_candidates_cover_the_index(
     assert Path(f"{path}.ivf").is_file()
 
 
-def test_small_indexes_build_no_ivf_and_report_the_codes_stage(db: tuple[Path, Path, FakeEncoder]) -> None:
-    _, path, encoder = db
+def test_small_indexes_build_no_ivf_and_report_the_codes_stage(ivf_index: tuple[Path, Path, FakeEncoder]) -> None:
+    _, path, encoder = ivf_index
     with Searcher(path, encoder=encoder) as searcher:
         hits = searcher.query("flour oven", QueryOptions(k=3))
         unranked = searcher.query("flour oven", QueryOptions(k=3, rerank=False))
@@ -102,13 +102,13 @@ def _meta(path: Path) -> dict:
 
 @pytest.mark.usefixtures("hybrid")
 def test_the_ivf_cache_follows_the_database(
-    db: tuple[Path, Path, FakeEncoder], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ivf_index: tuple[Path, Path, FakeEncoder], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Fresh files are loaded, not rebuilt; damaged, foreign and stale ones are rebuilt; results do not change."""
     from semhash.caches.ivf import EmbeddingIVF
     from semhash.store import Store
 
-    root, path, encoder = db
+    root, path, encoder = ivf_index
     ivf = Path(f"{path}.ivf")
 
     def results() -> list[int]:
@@ -156,9 +156,9 @@ def test_the_ivf_cache_follows_the_database(
 
 @pytest.mark.usefixtures("hybrid")
 def test_the_ivf_is_served_from_memory_when_it_cannot_be_saved(
-    db: tuple[Path, Path, FakeEncoder], monkeypatch: pytest.MonkeyPatch
+    ivf_index: tuple[Path, Path, FakeEncoder], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    _, path, encoder = db
+    _, path, encoder = ivf_index
 
     def full_disk(*args: object, **kwargs: object) -> None:
         raise OSError(28, "No space left on device")
@@ -171,14 +171,14 @@ def test_the_ivf_is_served_from_memory_when_it_cannot_be_saved(
 
 
 def test_the_ivf_is_built_once_per_snapshot_however_many_threads(
-    db: tuple[Path, Path, FakeEncoder], monkeypatch: pytest.MonkeyPatch
+    ivf_index: tuple[Path, Path, FakeEncoder], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Concurrent first queries build the IVF once (one lock per snapshot), and all get the same answer."""
     from concurrent.futures import ThreadPoolExecutor
 
     from semhash.caches import sync
 
-    _, path, encoder = db
+    _, path, encoder = ivf_index
     monkeypatch.setattr("semhash.search.stages.IVF_MIN_DOCS", 1)
     calls: list[int] = []
     real = sync.load_ivf
@@ -219,15 +219,15 @@ def test_indexing_builds_the_query_caches_so_the_first_query_does_not(
     assert hits and {h.stage for h in hits} == {STAGE_HYBRID}
 
 
-def test_small_indexes_get_no_ivf_file_from_indexing(db: tuple[Path, Path, FakeEncoder]) -> None:
-    _, path, _ = db
+def test_small_indexes_get_no_ivf_file_from_indexing(ivf_index: tuple[Path, Path, FakeEncoder]) -> None:
+    _, path, _ = ivf_index
     assert Path(f"{path}.vectors").is_file() and not Path(f"{path}.ivf").exists()
 
 
 def test_warm_loads_the_ivf_stage_before_the_first_query(
-    db: tuple[Path, Path, FakeEncoder], monkeypatch: pytest.MonkeyPatch
+    ivf_index: tuple[Path, Path, FakeEncoder], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    _, path, encoder = db
+    _, path, encoder = ivf_index
     monkeypatch.setattr("semhash.search.stages.IVF_MIN_DOCS", 1)
     with Searcher(path, encoder=encoder) as searcher:
         snapshot = searcher._current()

@@ -7,10 +7,10 @@ import sqlite3
 from pathlib import Path
 
 import pytest
-from conftest import FAST_EPOCHS, FakeEncoder, write_corpus
 from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from support import FAST_EPOCHS, FakeEncoder, write_corpus
 from typer.testing import CliRunner
 
 import semhash.search.results
@@ -104,6 +104,7 @@ def _make_version_2(db: Path) -> None:
     conn.close()
 
 
+@pytest.mark.process
 def test_a_version_2_index_gets_its_keyword_index_by_migration(tmp_path: Path, folder: Path) -> None:
     db, encoder = tmp_path / "s.db", FakeEncoder()
     index_paths(db, [folder], OPTS, encoder=encoder)

@@ -17,9 +17,9 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
-from conftest import FakeEncoder, write_corpus
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
+from support import FakeEncoder, write_corpus
 from typer.testing import CliRunner
 
 from semhash.cli import app as cli_app

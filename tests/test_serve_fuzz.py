@@ -12,10 +12,10 @@ from typing import Any, Protocol
 from urllib.parse import quote
 
 import pytest
-from conftest import FakeEncoder, write_corpus
 from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from support import FakeEncoder, write_corpus
 
 from semhash.ingest import IndexOptions, index_paths
 from semhash.serve import MAX_QUERY_CHARS, create_app

@@ -5,7 +5,7 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
-from conftest import FAST_EPOCHS, FakeEncoder
+from support import FAST_EPOCHS, FakeEncoder
 
 from semhash.ingest import IndexOptions, index_paths
 from semhash.store import SCHEMA_VERSION, Store

@@ -8,7 +8,7 @@ import dataclasses
 import numpy as np
 import pytest
 import torch
-from conftest import topic_texts
+from support import topic_texts
 
 from semhash.codes import hamming_matrix, unpack_bits
 from semhash.model import (

@@ -8,7 +8,7 @@ import sqlite3
 from pathlib import Path
 
 import numpy as np
-from conftest import FAST_EPOCHS, FakeEncoder
+from support import FAST_EPOCHS, FakeEncoder
 from typer.testing import CliRunner
 
 from semhash.cli import app
