@@ -106,7 +106,9 @@ def test_imports_inside_a_layer_are_on_the_allow_list() -> None:
         for imported in _semhash_imports(path) - {name}:
             if LAYERS[imported] == LAYERS[name]:
                 edge = (name, imported)
-                assert edge in SAME_LAYER, f"{path.relative_to(PACKAGE)} imports {imported} on its own layer (add it to SAME_LAYER with why)"
+                assert edge in SAME_LAYER, (
+                    f"{path.relative_to(PACKAGE)} imports {imported} on its own layer (add it to SAME_LAYER with why)"
+                )
                 seen.add(edge)
     assert set(SAME_LAYER) == seen, f"allowed but unused, remove: {sorted(set(SAME_LAYER) - seen)}"
 
