@@ -1,4 +1,4 @@
-"""``semhash train --adapt`` (issue 12): P@100, frozen vs adapted encoder, on 20 Newsgroups or any corpus.
+r"""``semhash train --adapt`` (issue 12): P@100, frozen vs adapted encoder, on 20 Newsgroups or any corpus.
 
 Run from the repository root (a 2-core CPU: the first step is the long one)::
 
@@ -7,7 +7,7 @@ Run from the repository root (a 2-core CPU: the first step is the long one)::
     .venv/bin/python -m benchmarks.bench_adapt --set lr=1e-4 --set epochs=3   # a variant (AdaptConfig fields)
     # another corpus (the eval JSONL, its embeddings cache, its adapt_cache.py output), three code lengths:
     .venv/bin/python -m benchmarks.datasets.adapt_cache --data .cache/debian/debian.jsonl --out .cache/debian/lower.npz
-    .venv/bin/python -m benchmarks.bench_adapt --data .cache/debian/debian.jsonl \\
+    .venv/bin/python -m benchmarks.bench_adapt --data .cache/debian/debian.jsonl \
         --embeddings .cache/debian/embeddings.npz --cache .cache/debian/lower.npz --seeds 0,1,2 --bits 16,32,64
 
 Protocol: that of ``benchmarks/bench_hashing.py`` (database = the ``train`` split, queries = the ``test``

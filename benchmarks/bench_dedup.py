@@ -54,6 +54,8 @@ import numpy as np
 
 from benchmarks.harness import CACHE as WORK
 from benchmarks.harness import DATA, ROOT
+from semhash.dedup import DedupResult
+from semhash.embed import Encoder
 
 CACHE = WORK / "dedup"
 # The shared data folder (SEMHASH_DATA; see benchmarks/harness.py).
@@ -216,7 +218,7 @@ def embed(texts: list[str], path: Path) -> np.ndarray:
     return embeddings
 
 
-def _fast_encoder():  # type: ignore[no-untyped-def]
+def _fast_encoder() -> Encoder:
     """The exported ONNX encoder (identical embeddings, ~1.75x faster on CPU), else sentence-transformers."""
     from semhash.config import DEFAULT_MODEL
 
@@ -409,7 +411,7 @@ def minhash_signatures(texts: list[str], ngram: int, num_perm: int = 128) -> tup
 
 
 def minhash_lsh(sigs: list, threshold: float, num_perm: int = 128) -> tuple[list[tuple[int, int]], float]:
-    """datasketch MinHashLSH: insert all, query each; every candidate is a duplicate (as text-dedup does)."""
+    """The datasketch MinHashLSH: insert all, query each; every candidate is a duplicate (as text-dedup does)."""
     from datasketch import MinHashLSH
 
     started = time.perf_counter()
@@ -574,8 +576,10 @@ def machine() -> dict:
 
 # -- speed ---------------------------------------------------------------------------------------------
 def synthetic(n: int, seed: int = 0) -> tuple[list[str], np.ndarray, np.ndarray]:
-    """``n`` documents shaped like the 20NG set: embeddings drawn from a Gaussian fitted to its MiniLM
-    embeddings (mean + covariance), 5% of them near-copies (cosine ~0.95) and 1% exact copies.
+    """``n`` documents shaped like the 20NG set.
+
+    Embeddings drawn from a Gaussian fitted to its MiniLM embeddings (mean + covariance), 5% of them near-copies
+    (cosine ~0.95) and 1% exact copies.
 
     Returns ``(texts, embeddings, source)``: ``source[k]`` is the document k copies, or -1.
     """
@@ -886,8 +890,10 @@ def ann_speed(sizes: list[int], k: int = 10) -> None:
 
 
 def plant_near_copies(emb: np.ndarray, shaped: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-    """Overwrite 5% of the unit rows of ``emb`` (in place) with near copies of random others, at cosine
-    0.82-0.99 along noise shaped like the corpus (``shaped``: its principal directions times their spread).
+    """Overwrite 5% of the unit rows of ``emb`` (in place) with near copies of random others.
+
+    The copies are at cosine 0.82-0.99 along noise shaped like the corpus (``shaped``: its principal directions
+    times their spread).
 
     Returns ``(near, src)``: each planted row and the row it copies. The scale stage and the exploration
     scripts of its candidate stages (``bench_dedup_cells.py``, ``bench_dedup_range.py``) plant their copies with this one function.
@@ -910,8 +916,11 @@ NG_FULL = WORK / "20ng"
 
 
 def real_model_store(folder: Path) -> Path:
-    """The 18,331 stripped 20NG posts (``benchmarks/datasets/newsgroups.py``'s output in ``folder``) with their MiniLM
-    embeddings, in a store whose hashing model ``retrain_index`` trained on them (cached as ``ng-full.db``)."""
+    """The 18,331 stripped 20NG posts with their MiniLM embeddings, in a store trained on them.
+
+    The posts are ``benchmarks/datasets/newsgroups.py``'s output in ``folder``; the store's hashing model is the one
+    ``retrain_index`` trained on them (cached as ``ng-full.db``).
+    """
     data = np.load(folder / "embeddings.npz")
     texts = [json.loads(line)["text"] for line in (folder / "20ng-stripped.jsonl").open(encoding="utf-8")]
     ids = [json.loads(line)["id"] for line in (folder / "20ng-stripped.jsonl").open(encoding="utf-8")]
@@ -1274,9 +1283,11 @@ def _bucketed_prf(pred: set, gold: set, length: list[int]) -> dict:
     return out
 
 
-def shingle_study(result: Any, texts: list[str], gold: set, threshold: float) -> dict:
-    """Best F1 of (cosine >= threshold and shingle Jaccard >= j) over j, for shingles of 1, 2, 3 and 5 words,
-    on the pairs with a long text (pair-level, before clustering): which shingle separates copy from topic."""
+def shingle_study(result: DedupResult, texts: list[str], gold: set, threshold: float) -> dict:
+    """Best F1 of (cosine >= threshold and shingle Jaccard >= j) over j, for shingles of 1, 2, 3 and 5 words.
+
+    On the pairs with a long text (pair-level, before clustering): which shingle separates copy from topic.
+    """
     from semhash.dedup.overlap import is_long, jaccard, shingle_set
 
     keep = result.cosine >= threshold

@@ -1,4 +1,4 @@
-"""Hashing quality on 20 Newsgroups (issue 3) or another labelled corpus (issue 12): BENCHMARKS.md's tables.
+r"""Hashing quality on 20 Newsgroups (issue 3) or another labelled corpus (issue 12): BENCHMARKS.md's tables.
 
 Run from the repository root::
 
@@ -7,7 +7,7 @@ Run from the repository root::
     .venv/bin/python -m benchmarks.bench_hashing --bits 32 --seeds 0 --set lexical_weight=1.0   # a variant
     # another corpus: any eval JSONL ("train" = database, "test" = queries) and its embeddings cache
     .venv/bin/python -m benchmarks.datasets.debian_corpus         # once: Debian package descriptions by section
-    .venv/bin/python -m benchmarks.bench_hashing --data .cache/debian/debian.jsonl \\
+    .venv/bin/python -m benchmarks.bench_hashing --data .cache/debian/debian.jsonl \
         --cache .cache/debian/embeddings.npz --out benchmarks/results/hashing-debian.json
 
 Protocol (VDSH, NASH, AMMI, SNUH): scikit-learn's ``remove=("headers", "footers", "quotes")`` stripping,

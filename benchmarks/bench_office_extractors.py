@@ -22,7 +22,7 @@ import re
 import site
 import statistics
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
 from benchmarks.harness import result_path, write_result
@@ -130,7 +130,7 @@ def docx_library(data: bytes) -> str:
 def pptx_library(data: bytes) -> str:
     import pptx
 
-    def shapes(items):
+    def shapes(items: Iterable[pptx.shapes.base.BaseShape]) -> Iterator[str]:
         for shape in items:
             if shape.shape_type == 6:
                 yield from shapes(shape.shapes)

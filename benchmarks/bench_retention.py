@@ -43,6 +43,7 @@ import re
 import statistics
 import tempfile
 import time
+from collections.abc import Sequence
 from itertools import islice
 from pathlib import Path
 
@@ -123,7 +124,9 @@ def search(
     return ids[np.lexsort((ids, dist, -cos))][:K]
 
 
-def faiss_search(index: CodeIndex, vectors: VectorCache, emb: np.ndarray, packed: np.ndarray, pool: int, exclude):
+def faiss_search(
+    index: CodeIndex, vectors: VectorCache, emb: np.ndarray, packed: np.ndarray, pool: int, exclude: int | None
+) -> np.ndarray:
     """The same with faiss's top-``pool`` (ties by id) as the candidate stage: the previous design, for comparison."""
     d, i = index.search(packed[None], pool + (exclude is not None))
     ids, dist = i[0], d[0]
@@ -133,7 +136,16 @@ def faiss_search(index: CodeIndex, vectors: VectorCache, emb: np.ndarray, packed
     return ids[np.lexsort((ids, dist, -cos))][:K]
 
 
-def measure(index, vectors, ivf, truths, queries, labels, db_labels, pool) -> dict:
+def measure(
+    index: CodeIndex,
+    vectors: VectorCache,
+    ivf: EmbeddingIVF | None,
+    truths: Sequence[np.ndarray],
+    queries: Sequence[tuple[np.ndarray, np.ndarray, int | None]],
+    labels: Sequence[str | None],
+    db_labels: np.ndarray | None,
+    pool: int | str,
+) -> dict:
     """Recall@10 vs exact cosine, P@10 (when labelled), latency over ``queries`` = [(emb, code, exclude)]."""
     recalls, precisions, times = [], [], []
     hamming = min(rerank_pool(K, vectors.size), HYBRID_HAMMING_POOL)

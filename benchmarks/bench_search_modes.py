@@ -1,4 +1,4 @@
-"""Issue 21: semantic, keyword and hybrid ranking on a real folder, and the no-good-match floor.
+r"""Issue 21: semantic, keyword and hybrid ranking on a real folder, and the no-good-match floor.
 
 The judged queries (``benchmarks/search_modes/usr_share_doc_queries.json``: questions written before any
 search, relevant files judged from ``grep -ril`` and reading) are run against an index of the package
@@ -8,7 +8,7 @@ and the mean query time; then, for the weak flag, the precision and recall of "b
 floor" as a detector of the questions with no answer, for a sweep of floors (chosen on validation).
 
 Usage:
-    PYTHONPATH=$PWD OMP_NUM_THREADS=1 .venv/bin/python -m benchmarks.bench_search_modes --db /tmp/doc.db --index \\
+    PYTHONPATH=$PWD OMP_NUM_THREADS=1 .venv/bin/python -m benchmarks.bench_search_modes --db /tmp/doc.db --index \
         --out benchmarks/results/search_modes.json
 """
 
@@ -75,8 +75,10 @@ def run(db: Path, spec: dict, k: int) -> list[dict]:
 
 
 def passage_latency(db: Path, spec: dict, k: int, count: int) -> dict:
-    """Median query time (ms) of the first ``count`` questions without and with ``passages`` (semantic mode),
-    and how many windows were embedded per query."""
+    """Median query time (ms) of the first ``count`` questions without and with ``passages`` (semantic mode).
+
+    Also how many windows were embedded per query.
+    """
     from semhash.search import MAX_PASSAGE_WINDOWS, QueryOptions, Searcher, passage_windows
 
     out: dict = {}

@@ -158,6 +158,7 @@ class Client:
         return response.status, parse_server_timing(response.getheader("Server-Timing") or "")
 
     def close(self) -> None:
+        """Close the connection."""
         self.connection.close()
 
 

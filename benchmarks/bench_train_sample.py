@@ -1,8 +1,8 @@
-"""How many documents must the hashing model train on? P@100 on 20 Newsgroups vs the training sample.
+r"""How many documents must the hashing model train on? P@100 on 20 Newsgroups vs the training sample.
 
 Run from the repository root, after ``python -m benchmarks.datasets.newsgroups`` (or while it runs: see below)::
 
-    .venv/bin/python -m benchmarks.bench_train_sample --sizes 1000,2000,5000,11000 \\
+    .venv/bin/python -m benchmarks.bench_train_sample --sizes 1000,2000,5000,11000 \
         --out benchmarks/results/train_sample.json
 
 What ``IndexOptions.max_train_docs`` does, measured: the model is trained (32 bits, seed 0, the default

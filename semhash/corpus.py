@@ -1,4 +1,4 @@
-"""Walking folders and reading documents out of files: every file found is indexed or accounted for.
+r"""Walking folders and reading documents out of files: every file found is indexed or accounted for.
 
 One file is one document for ``.txt``, ``.md``, ``.rst``, ``.html``/``.htm`` (visible text only), and the
 documents of :mod:`semhash.extract`: ``.pdf`` and ``.xlsx`` (the ``documents`` extra), ``.docx``, ``.pptx``,
@@ -34,7 +34,7 @@ path, folders included (loops are not walked twice). A root given on the command
 so a root that is itself a symlink is followed: it was asked for by name.
 
 A file or folder name that is not valid UTF-8 cannot be stored as the text paths of the index: it is
-skipped (``undecodable name``, rename it to index it), shown with its odd bytes as ``\\xNN``; the rest of
+skipped (``undecodable name``, rename it to index it), shown with its odd bytes as ``\xNN``; the rest of
 the folder is indexed.
 
 Memory: reading holds one file at a time (its bytes, or for PDF and the zip formats at most
@@ -121,7 +121,7 @@ class DocumentEntry:
 
 
 def printable(path: str) -> str:
-    """``path`` safe to print, store or serialise: bytes that are not UTF-8 shown as ``\\xNN``."""
+    r"""``path`` safe to print, store or serialise: bytes that are not UTF-8 shown as ``\xNN``."""
     try:
         path.encode("utf-8")
         return path

@@ -255,8 +255,10 @@ def chunked_spans(
 def kept_spans(
     spans: Iterable[tuple[int, int, int]], max_windows: int, stats: EncodeStats
 ) -> Iterator[tuple[int, int, int]]:
-    """All ``spans`` (``max_windows`` 0), else at most ``max_windows`` of them, evenly spread (:func:`spread_windows`);
-    a document cut is counted in ``stats.capped_documents``."""
+    """All ``spans`` (``max_windows`` 0), else at most ``max_windows`` of them, evenly spread.
+
+    The spread is :func:`spread_windows`'s; a document cut is counted in ``stats.capped_documents``.
+    """
     if not max_windows:
         yield from spans
         return
@@ -268,8 +270,9 @@ def kept_spans(
 
 
 def spread_windows(n: int, k: int) -> list[int]:
-    """Indices of ``k`` of ``n`` windows evenly spread, the first and last kept (all of them when ``k`` is 0 or
-    at least ``n``; the first alone when ``k`` is 1), in order.
+    """Indices of ``k`` of ``n`` windows evenly spread, the first and last kept, in order.
+
+    All of them when ``k`` is 0 or at least ``n``; the first alone when ``k`` is 1.
 
     The document's embedding is a mean over its windows: a sample spread over the whole text stays closer
     to the mean of all of them than its first ``k`` windows do (benchmarks/bench_window_sample.py).

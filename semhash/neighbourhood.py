@@ -50,8 +50,10 @@ def knn_distances(
         reference: ``(m, dim)`` unit vectors searched.
         queries: ``(n, dim)`` unit vectors.
         k: which neighbour (1 = the nearest).
-        reference_ids, query_ids: ids, so that a query found in the reference skips itself
+        reference_ids: ids of the reference rows, so that a query found in the reference skips itself
             (``None``: no query is in the reference).
+        query_ids: ids of the queries, matched against ``reference_ids`` (``None``: no query is in the
+            reference).
         seed: seed of the IVF training sample (above ``_FLAT_LIMIT`` reference rows).
     """
     reference = np.ascontiguousarray(reference, dtype=np.float32)

@@ -88,8 +88,10 @@ class SkippedFile:
 
 @dataclass(frozen=True)
 class PassedOver:
-    """Files not read by design, counted by why and by extension rather than listed (a folder can hold
-    thousands): ``reason`` is ``unsupported type``, ``hidden`` or ``excluded``; ``example`` is one of them."""
+    """Files not read by design, counted by why and by extension rather than listed (a folder can hold thousands).
+
+    ``reason`` is ``unsupported type``, ``hidden`` or ``excluded``; ``example`` is one of them.
+    """
 
     reason: str
     extension: str
@@ -111,9 +113,11 @@ def plural(n: int, word: str) -> str:
 
 
 def skip_summary(skipped: Sequence[SkippedFile], empty: int, passed_over: Sequence[PassedOver], top: int = 6) -> str:
-    """One line accounting for every file not indexed: skipped by kind, empty documents, passed over by
-    reason with the commonest extensions, e.g. ``skipped 3 files (2 binary, 1 alias), 0 empty documents;
-    812 files of unsupported types (.gz 700, (none) 100, .png 12)``."""
+    """One line accounting for every file not indexed.
+
+    Skipped by kind, empty documents, passed over by reason with the commonest extensions, e.g. ``skipped 3 files
+    (2 binary, 1 alias), 0 empty documents; 812 files of unsupported types (.gz 700, (none) 100, .png 12)``.
+    """
     kinds: dict[str, int] = {}
     for item in skipped:
         kinds[item.kind] = kinds.get(item.kind, 0) + 1
@@ -133,8 +137,11 @@ def skip_summary(skipped: Sequence[SkippedFile], empty: int, passed_over: Sequen
 
 @dataclass(frozen=True)
 class FileNote:
-    """Something worth knowing about a file that was indexed: ``kind`` ``encoding`` (decoded from ``detail``,
-    not UTF-8) or ``truncated`` (its text was cut at ``detail`` characters)."""
+    """Something worth knowing about a file that was indexed.
+
+    ``kind`` is ``encoding`` (decoded from ``detail``, not UTF-8) or ``truncated`` (its text was cut at ``detail``
+    characters).
+    """
 
     path: str
     kind: str

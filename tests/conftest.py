@@ -15,8 +15,9 @@ from support import FakeEncoder, write_corpus
 
 @pytest.fixture(scope="session", autouse=True)
 def runtime_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    """One encoder-export cache for the whole session (``SEMHASH_CACHE``): the real model is exported once,
-    and never into the user's ``~/.cache``.
+    """One encoder-export cache for the whole session (``SEMHASH_CACHE``).
+
+    The real model is exported once, and never into the user's ``~/.cache``.
 
     ``SEMHASH_INDEX_EXPORT=0`` (the default, made explicit against a developer's environment): a first index
     embeds with the encoder it loads (the tests' fake one, patched into ``semhash.embed.load_encoder``), not

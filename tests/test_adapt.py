@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import pytest
 import torch
-from support import SMALL_DOCS
+from support import SMALL_DOCS, FakeEncoder
 from typer.testing import CliRunner
 
 from semhash.adapt import AdaptConfig, adapt_loss, embed_states, first_windows, lower_states, split_encoder
@@ -378,7 +378,7 @@ def test_cli_adapt_passes_its_options(monkeypatch: pytest.MonkeyPatch, tmp_path:
 
     seen: dict[str, Any] = {}
 
-    def fake(db: Path, **options: Any) -> IndexReport:
+    def fake(db: Path, **options: object) -> IndexReport:
         seen.update(options)
         return IndexReport(trained=True, adapt_stats={"adapt_docs": 10.0, "adapt_steps": 2.0})
 
@@ -394,7 +394,7 @@ def test_cli_adapt_passes_its_options(monkeypatch: pytest.MonkeyPatch, tmp_path:
     assert seen["adapt"] is None  # the frozen recipe stays the default
 
 
-def test_a_long_lived_searcher_drops_the_frozen_encoder_once_the_index_is_adapted(fake_encoder: Any) -> None:
+def test_a_long_lived_searcher_drops_the_frozen_encoder_once_the_index_is_adapted(fake_encoder: FakeEncoder) -> None:
     """Search keeps the loaded encoder across retrainings; after `--adapt` it must load the adapted one."""
     from semhash.codec import Codec
     from semhash.store import StoredModel
@@ -409,7 +409,7 @@ def test_a_long_lived_searcher_drops_the_frozen_encoder_once_the_index_is_adapte
     assert retrained._encoder is fake_encoder
 
 
-def _fake_adapted_index(tmp_path: Path, fake_encoder: Any) -> tuple[Path, str, bytes]:
+def _fake_adapted_index(tmp_path: Path, fake_encoder: FakeEncoder) -> tuple[Path, str, bytes]:
     """An index of the fake encoder switched to a (fake) adapted encoder through the store alone."""
     from semhash.ingest import IndexOptions, index_paths
 
@@ -426,7 +426,7 @@ def _fake_adapted_index(tmp_path: Path, fake_encoder: Any) -> tuple[Path, str, b
     return db, name, blob
 
 
-def test_the_store_switches_to_the_adapted_encoder_in_one_step(tmp_path: Path, fake_encoder: Any) -> None:
+def test_the_store_switches_to_the_adapted_encoder_in_one_step(tmp_path: Path, fake_encoder: FakeEncoder) -> None:
     db, name, blob = _fake_adapted_index(tmp_path, fake_encoder)
     with Store.open(db) as store:
         assert store.embedding_model == name

@@ -1,5 +1,8 @@
-"""Keeping the caches in step: the faiss cache is built from one committed state of the database, even while a
-writer commits; the same index built from the vector cache's codes gives the same answers."""
+"""Keeping the caches in step.
+
+The faiss cache is built from one committed state of the database, even while a writer commits; the same index
+built from the vector cache's codes gives the same answers.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +11,7 @@ import sqlite3
 from pathlib import Path
 
 import numpy as np
+import pytest
 from support import FakeEncoder, write_corpus
 
 from semhash.caches.hamming import faiss_path_for
@@ -17,7 +21,9 @@ from semhash.ingest import IndexOptions, index_paths
 from semhash.store import Store
 
 
-def test_a_commit_between_reading_codes_and_stamp_never_labels_old_codes_fresh(tmp_path: Path, monkeypatch) -> None:
+def test_a_commit_between_reading_codes_and_stamp_never_labels_old_codes_fresh(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     root = tmp_path / "corpus"
     write_corpus(root, per_topic=3)
     db = tmp_path / "s.db"
@@ -26,7 +32,7 @@ def test_a_commit_between_reading_codes_and_stamp_never_labels_old_codes_fresh(t
     before = store.generation
     original = Store.codes
 
-    def codes_then_a_writer_commits(self: Store):
+    def codes_then_a_writer_commits(self: Store) -> tuple[np.ndarray, np.ndarray]:
         result = original(self)
         with sqlite3.connect(db, isolation_level=None) as other:  # another process's write lands now
             other.execute("DELETE FROM documents WHERE id = (SELECT min(id) FROM documents)")

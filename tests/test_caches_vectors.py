@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -131,7 +132,9 @@ def _unsort_ids(path: Path) -> None:
     ],
     ids=["truncated", "altered", "ids-altered", "no-sidecar", "no-ids", "bad-json", "not-a-dict", "huge", "unsorted"],
 )
-def test_a_damaged_cache_is_not_loaded(saved: tuple[Path, np.ndarray, np.ndarray], damage) -> None:  # type: ignore[no-untyped-def]
+def test_a_damaged_cache_is_not_loaded(
+    saved: tuple[Path, np.ndarray, np.ndarray], damage: Callable[[Path], None]
+) -> None:
     path, _, _ = saved
     damage(path)
     assert VectorCache.load(path, STAMP, DIM, BITS) is None

@@ -1,5 +1,8 @@
-"""The CLI's start and end: rich on first use, a quick-start encoder for `query`, and no teardown after
-a read-only command (the process ends with os._exit once its output is flushed), exit codes unchanged."""
+"""The CLI's start and end.
+
+Rich on first use, a quick-start encoder for `query`, and no teardown after a read-only command (the process ends
+with os._exit once its output is flushed), exit codes unchanged.
+"""
 
 from __future__ import annotations
 

@@ -22,6 +22,7 @@ from semhash.codes import ints_to_packed
 from semhash.errors import RuntimeUnavailableError
 from semhash.ingest import IndexOptions, index_paths
 from semhash.lexical import MAX_LEXICAL_CHARS, LexicalProjection, tokenize
+from semhash.model import HashingAutoencoder
 from semhash.runtime import NumpyHasher, runtime_folder
 from semhash.runtime.folder import check_fresh
 from semhash.store import Store, StoredModel
@@ -66,7 +67,7 @@ def test_transform_equals_the_sparse_tfidf_product() -> None:
     np.testing.assert_allclose(projection.transform(queries), expected, atol=1e-6)
 
 
-def _numpy_hasher(model) -> NumpyHasher:  # type: ignore[no-untyped-def]
+def _numpy_hasher(model: HashingAutoencoder) -> NumpyHasher:
     from semhash.runtime.export import _hasher_arrays
 
     buffer = io.BytesIO()

@@ -11,7 +11,9 @@ import io
 import json
 import shutil
 import sqlite3
+from collections.abc import Sequence
 from pathlib import Path
+from typing import IO, Any
 
 import numpy as np
 import pytest
@@ -24,6 +26,7 @@ from semhash.cli import app
 from semhash.codes import ints_to_packed
 from semhash.search import Searcher
 from semhash.store import Store
+from semhash.types import SourceDocument
 
 runner = CliRunner()
 
@@ -120,7 +123,7 @@ def test_disk_full_while_embedding_keeps_committed_batches_and_resumes(
     original = Store.upsert_documents
     calls = []
 
-    def upsert_then_fill(self: Store, documents, embeddings):  # type: ignore[no-untyped-def]
+    def upsert_then_fill(self: Store, documents: Sequence[SourceDocument], embeddings: np.ndarray) -> list[int]:
         if calls:
             _fill_disk(self)
         calls.append(len(documents))
@@ -145,7 +148,7 @@ def test_disk_full_while_saving_the_model_keeps_the_embeddings(
     db = tmp_path / "s.db"
     original = Store.save_model
 
-    def fill_then_save(self: Store, *args, **kwargs):  # type: ignore[no-untyped-def]
+    def fill_then_save(self: Store, *args: Any, **kwargs: Any) -> int:  # noqa: ANN401  (Store.save_model's arguments, passed through)
         _fill_disk(self)
         return original(self, *args, **kwargs)
 
@@ -173,7 +176,7 @@ def test_disk_full_while_writing_the_faiss_file(
         def write(self, data: object) -> int:
             raise OSError(errno.ENOSPC, "No space left on device")
 
-    def open_on_a_full_disk(file, mode="r", *args, **kwargs):  # type: ignore[no-untyped-def]
+    def open_on_a_full_disk(file: str | Path, mode: str = "r", *args: Any, **kwargs: Any) -> IO[Any]:  # noqa: ANN401  (open()'s arguments, passed through)
         if ".faiss." in str(file) and str(file).endswith(".tmp") and "w" in mode:
             return FullFile()
         return real_open(file, mode, *args, **kwargs)

@@ -8,11 +8,11 @@ import numpy as np
 import pytest
 from test_dedup import db, invoke, make_store  # noqa: F401  (db is a fixture)
 
-from semhash.dedup import DedupOptions, dedup_index
+from semhash.dedup import DedupOptions, DedupResult, dedup_index
 from semhash.errors import UsageError
 
 
-def sizes_over_every_threshold(result) -> set[int]:  # type: ignore[no-untyped-def]
+def sizes_over_every_threshold(result: DedupResult) -> set[int]:
     """Every size that some threshold gives (brute force over the kept cosines and 1.0)."""
     levels = [1.0, *np.unique(result.cosine[result.cosine >= result.floor]).tolist()]
     return {result.rethreshold(float(t)).kept_count for t in levels}

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pytest
 
 from semhash.embed import SentenceTransformerEncoder, load_encoder
+
+if TYPE_CHECKING:
+    from transformers import BatchEncoding, PreTrainedTokenizerBase
 
 pytestmark = pytest.mark.slow
 
@@ -52,16 +55,16 @@ def _whole_text_windows(enc: SentenceTransformerEncoder, text: str) -> list[tupl
 class _TokenizerSpy:
     """Wraps the model's tokenizer and records the length of every single string it tokenises."""
 
-    def __init__(self, tokenizer: Any) -> None:
+    def __init__(self, tokenizer: PreTrainedTokenizerBase) -> None:
         self._tokenizer = tokenizer
         self.lengths: list[int] = []
 
-    def __call__(self, text: Any, *args: Any, **kwargs: Any) -> Any:
+    def __call__(self, text: object, *args: object, **kwargs: object) -> BatchEncoding:
         if isinstance(text, str):
             self.lengths.append(len(text))
         return self._tokenizer(text, *args, **kwargs)
 
-    def __getattr__(self, name: str) -> Any:
+    def __getattr__(self, name: str) -> object:
         return getattr(self._tokenizer, name)
 
 
@@ -106,7 +109,7 @@ def test_encode_long_embeds_in_bounded_window_chunks_close_to_the_one_call_embed
     calls: list[int] = []
     model_encode = fresh._model.encode
 
-    def spy(sentences: list[str], **kwargs: Any) -> np.ndarray:
+    def spy(sentences: list[str], **kwargs: object) -> np.ndarray:
         calls.append(len(sentences))
         return model_encode(sentences, **kwargs)
 

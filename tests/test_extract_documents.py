@@ -151,8 +151,10 @@ def test_docx_paragraphs_and_tables_in_order(tmp_path: Path) -> None:
 
 
 def test_docx_as_word_writes_it(tmp_path: Path) -> None:
-    """Content controls and text boxes are read (once: not their fallback copy); deleted text, field codes
-    and tab stops are not."""
+    """Content controls and text boxes are read (once: not their fallback copy).
+
+    Deleted text, field codes and tab stops are not.
+    """
     w = "http://schemas.openxmlformats.org/wordprocessingml/2006/main"
     mc = "http://schemas.openxmlformats.org/markup-compatibility/2006"
     body = (

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import io
 import json
 import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 import pytest
@@ -307,7 +309,7 @@ def _hash_calls(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     calls: list[str] = []
     file_digest, sha256_bytes = manifest_module.hashlib.file_digest, manifest_module.sha256_bytes
 
-    def counting_file_digest(handle, digest):  # type: ignore[no-untyped-def]
+    def counting_file_digest(handle: BinaryIO, digest: str) -> hashlib._Hash:
         calls.append(Path(handle.name).name)
         return file_digest(handle, digest)
 

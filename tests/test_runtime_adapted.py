@@ -30,7 +30,7 @@ FROZEN = "sentence-transformers/all-MiniLM-L6-v2"
 ADAPTED = f"{FROZEN}#adapted-0123456789ab"
 
 
-def _write_manifest(folder: Path, **fields: Any) -> Path:
+def _write_manifest(folder: Path, **fields: object) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     entry = {"sha256": "0" * 64, "bytes": 1}
     raw = {

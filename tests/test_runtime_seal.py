@@ -5,10 +5,12 @@ The real model on the sample corpus (its encoder export is cached for the sessio
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
 from pathlib import Path
+from typing import BinaryIO
 
 import pytest
 from typer.testing import CliRunner
@@ -62,7 +64,7 @@ def _hash_calls(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     calls: list[str] = []
     file_digest = manifest_module.hashlib.file_digest
 
-    def counting(handle, digest):  # type: ignore[no-untyped-def]
+    def counting(handle: BinaryIO, digest: str) -> hashlib._Hash:
         calls.append(Path(handle.name).name)
         return file_digest(handle, digest)
 
@@ -71,8 +73,11 @@ def _hash_calls(monkeypatch: pytest.MonkeyPatch) -> list[str]:
 
 
 def _forge(folder: Path, name: str) -> None:
-    """What someone who may write the folder can do: alter a file's weights, then re-stamp the manifest (and
-    the folder's own ``verified.json``) to match, so that the folder checks out against itself."""
+    """What someone who may write the folder can do.
+
+    Alter a file's weights, then re-stamp the manifest (and the folder's own ``verified.json``) to match, so that
+    the folder checks out against itself.
+    """
     target = folder / name
     data = bytearray(target.read_bytes())
     middle = len(data) // 2

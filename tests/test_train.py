@@ -1,5 +1,8 @@
-"""The hashing recipe: trains on small synthetic corpora without collapse, is deterministic, runs on GPU;
-its stopping rule is explicit and its held-out documents give a validation signal."""
+"""The hashing recipe.
+
+It trains on small synthetic corpora without collapse, is deterministic, runs on GPU; its stopping rule is
+explicit and its held-out documents give a validation signal.
+"""
 
 from __future__ import annotations
 

@@ -33,6 +33,7 @@ import platform
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -40,6 +41,9 @@ from benchmarks.datasets.newsgroups import DEFAULT_SOURCE, Post, read_posts
 from benchmarks.harness import RESULTS
 from semhash.codes import hamming_matrix
 from semhash.metrics import label_matrix, ranking_metrics
+
+if TYPE_CHECKING:
+    from semhash.model import HashingAutoencoder
 
 
 def pick_posts(source: Path, limit: int | None) -> list[Post]:
@@ -112,7 +116,16 @@ def measure_embedding(posts: list[Post], model: str | None, device: str, batch_s
     return embeddings, result
 
 
-def precision_at_100(model, queries, db, query_texts, db_texts, query_labels, db_labels, device: str) -> float:
+def precision_at_100(
+    model: HashingAutoencoder,
+    queries: np.ndarray,
+    db: np.ndarray,
+    query_texts: list[str],
+    db_texts: list[str],
+    query_labels: np.ndarray,
+    db_labels: np.ndarray,
+    device: str,
+) -> float:
     """P@100 of the Hamming ranking (ties by database order), the protocol of ``bench_hashing.py``.
 
     A database smaller than 100 (a dry run) gives precision at its size.

@@ -1,4 +1,4 @@
-"""A second labelled corpus for the hashing benchmarks (issue 12): Debian package descriptions by section.
+r"""A second labelled corpus for the hashing benchmarks (issue 12): Debian package descriptions by section.
 
 Where it comes from: the Debian archive (public data from the package registry this machine reaches,
 deb.debian.org), release **bookworm**, component **main**:
@@ -20,7 +20,7 @@ Protocol (decided here, nothing tuned on results):
    debug, python, perl, rust, ..., metapackages, tasks, localization, the desktops x11/gnome/kde/xfce/
    gnustep) and the catch-alls (misc, utils, devel, interpreters) are dropped. A ``contrib/`` or
    ``non-free/`` prefix is stripped first.
-2. Text = short description + ``"\\n"`` + long description (one leading space removed from each line,
+2. Text = short description + ``"\n"`` + long description (one leading space removed from each line,
    `` .`` turned into an empty line). A package whose ``Description-md5`` has no English text is skipped;
    so are transitional / dummy packages (short description says so): they describe another package.
 3. **One binary package per source package**, among its topical binaries with a text: the binary named

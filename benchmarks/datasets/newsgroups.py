@@ -1,10 +1,10 @@
-"""20 Newsgroups (bydate) for the hashing benchmark: load, strip, write, embed.
+r"""20 Newsgroups (bydate) for the hashing benchmark: load, strip, write, embed.
 
 The semantic-hashing literature (VDSH, NASH, AMMI, SNUH) uses scikit-learn's
 ``fetch_20newsgroups(remove=("headers", "footers", "quotes"))``. This module re-implements those three
 heuristics (our own code, same semantics as scikit-learn 1.x), applied in the same order:
 
-1. **headers**: drop everything up to and including the first blank line (``"\\n\\n"``); a message with
+1. **headers**: drop everything up to and including the first blank line (``"\n\n"``); a message with
    no blank line becomes empty.
 2. **footers**: strip the text, then find the *last* line that is blank or made only of hyphens; if it
    is not the first line, drop it and everything after it (scikit-learn puts no bound on the length of

@@ -119,8 +119,11 @@ def match_against(
 def _judge(
     n: int, rows: Sequence[tuple[int, int, int, float, bool, float]], locations: dict[int, str], options: DedupOptions
 ) -> list[list[ExistingMatch]]:
-    """Matches per new document: exact ones, and near ones whose cosine reaches the threshold and, where a text
-    is long (the overlap was measured), whose shingle overlap reaches ``options.min_overlap``."""
+    """Matches per new document: exact ones, and near ones.
+
+    A near one's cosine reaches the threshold and, where a text is long (the overlap was measured), its shingle
+    overlap reaches ``options.min_overlap``.
+    """
     out: list[list[ExistingMatch]] = [[] for _ in range(n)]
     for q, sid, dist, cos, exact, jac in rows:
         measured = not np.isnan(jac)

@@ -103,8 +103,11 @@ def cell_pairs(
 
 @contextmanager
 def _one_thread() -> Iterator[None]:
-    """BLAS and faiss on one thread: the stage is thousands of small products, and on a shared 2-core CPU
-    two threads spinning on each other made it 3x slower (3 * 10^5 documents, one tree: 19 s against 6 s)."""
+    """BLAS and faiss on one thread.
+
+    The stage is thousands of small products, and on a shared 2-core CPU two threads spinning on each other made
+    it 3x slower (3 * 10^5 documents, one tree: 19 s against 6 s).
+    """
     import faiss
     from threadpoolctl import threadpool_limits
 
@@ -146,8 +149,10 @@ def _cell_pairs(
 
 @dataclass
 class CellTree:
-    """Two-level spherical k-means: ``~sqrt(cells)`` groups, each split into cells (training and
-    assignment then cost ``sqrt(cells)``, not ``cells``, products a document)."""
+    """Two-level spherical k-means: ``~sqrt(cells)`` groups, each split into cells.
+
+    Training and assignment then cost ``sqrt(cells)``, not ``cells``, products a document.
+    """
 
     groups: np.ndarray  # (G, dim) group centroids
     centroids: list[np.ndarray]  # per group, its cells' centroids
@@ -175,8 +180,10 @@ class CellTree:
         return cls(groups, centroids, offsets)
 
     def nearest(self, x: np.ndarray, probes: int) -> np.ndarray:
-        """Each row's ``probes`` nearest cells (nearest first) among the cells of its ``GROUP_PROBES``
-        nearest groups; -1 where fewer exist."""
+        """Each row's ``probes`` nearest cells (nearest first) among the cells of its ``GROUP_PROBES`` nearest groups.
+
+        -1 where fewer exist.
+        """
         n = len(x)
         best = np.full((n, probes), -1, np.int64)
         score = np.full((n, probes), -np.inf, np.float32)
@@ -221,9 +228,11 @@ def _kmeans(x: np.ndarray, k: int, seed: int) -> np.ndarray:
 def _join(
     x: np.ndarray, near: np.ndarray, k: int, floor: float, budget: int | None, known: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, int, int, int]:
-    """Pairs at or above ``floor`` between each cell and the rows that probe it (``near``: each row's
-    cells, its own first), less the ``known`` keys: rows ``i < j`` (each pair once), cosines, the largest
-    cell, cosines computed, pairs dropped (found after ``budget`` pairs were kept)."""
+    """Pairs at or above ``floor`` between each cell and the rows that probe it, less the ``known`` keys.
+
+    ``near``: each row's cells, its own first. Returns rows ``i < j`` (each pair once), cosines, the largest cell,
+    cosines computed, pairs dropped (found after ``budget`` pairs were kept).
+    """
     n = len(x)
     empty = np.zeros(0, np.int64)
     home = near[:, 0]

@@ -156,8 +156,10 @@ class DedupResult:
 
     @property
     def overlap_rejected(self) -> int:
-        """Candidate pairs at or above the threshold (and not vetoed) rejected because their texts share too
-        few shingles: the same topic, not a copy (``--min-overlap 0`` accepts them)."""
+        """Candidate pairs at or above the threshold (and not vetoed) rejected for too few shared shingles.
+
+        Their texts share too few shingles: the same topic, not a copy (``--min-overlap 0`` accepts them).
+        """
         if self.overlap is None or self.options.min_overlap <= 0:
             return 0
         above = self.cosine >= self.options.threshold
@@ -292,8 +294,10 @@ class DedupResult:
         return [(float(edges[k]), float(edges[k + 1]), int(fine[cuts[k] : cuts[k + 1]].sum())) for k in range(bins)]
 
     def pairs_at(self, threshold: float) -> int:
-        """How many candidate pairs have a cosine of at least ``threshold`` (before clustering; 0.01 steps
-        below the kept floor)."""
+        """How many candidate pairs have a cosine of at least ``threshold``.
+
+        Counted before clustering; 0.01 steps below the kept floor.
+        """
         if threshold >= self.floor:
             return int((self.cosine >= threshold).sum())
         cut = int(np.clip(np.round((threshold + 1.0) * (FINE_BINS / 2)), 0, FINE_BINS))

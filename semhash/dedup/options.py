@@ -52,8 +52,10 @@ class CandidateStage:
     neighbours: int = 0
 
     def describe(self, radius: int, largest_block: int = 0) -> str:
-        """A few words for summaries: what the candidates were (``radius``: the one the code join used;
-        ``largest_block``: the largest code block verified, 0 = all of them)."""
+        """A few words for summaries: what the candidates were.
+
+        ``radius``: the one the code join used; ``largest_block``: the largest code block verified, 0 = all of them.
+        """
         if self.name == "all-pairs":
             return "all pairs (exact)"
         if self.name == "cells":

@@ -51,8 +51,9 @@ def is_long(text: str) -> bool:
 
 
 def shingle_set(text: str, words: int | None = None) -> np.ndarray:
-    r"""Sorted distinct 64-bit hashes of the ``words``-word shingles of ``text`` (casefolded ``\w+`` words;
-    ``None``: ``SHINGLE_WORDS``, read at call time).
+    r"""Sorted distinct 64-bit hashes of the ``words``-word shingles of ``text`` (casefolded ``\w+`` words).
+
+    ``words`` ``None``: ``SHINGLE_WORDS``, read at call time.
 
     A text of fewer words than ``words`` is one shingle of all of them; a text without words has none.
     Word hashes are Python's string hashes, so the hashes differ between processes but a Jaccard does not

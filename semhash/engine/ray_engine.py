@@ -60,7 +60,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -70,6 +70,9 @@ from semhash.engine import import_ray
 from semhash.errors import EngineError, SemhashError
 from semhash.store import Store
 from semhash.types import SourceDocument
+
+if TYPE_CHECKING:
+    from ray.data import Dataset
 
 DEFAULT_MAX_RESTARTS = 2
 
@@ -289,7 +292,7 @@ def _pipeline(
     job: RayJob,
     kill_marker: str | None,
     restarts: int,
-) -> Any:
+) -> Dataset:
     """The lazy Ray Data pipeline: read units (tasks) -> embedding batches -> a pool of embedding actors.
 
     One block per read unit. Read tasks ask for no CPU of their own (parsing is light beside the model,

@@ -10,7 +10,8 @@ not a zip: skipped as encrypted.
 
 from __future__ import annotations
 
-from typing import Any, BinaryIO
+from types import ModuleType
+from typing import BinaryIO
 
 from semhash.extract import ENCRYPTED, EXTRA_HINT, MALFORMED, NEEDS_EXTRA, Extraction, SkipFile
 from semhash.extract.build import PagedText
@@ -46,7 +47,7 @@ def read_xlsx(source: BinaryIO) -> Extraction:
         raise SkipFile(MALFORMED, f"not a readable XLSX ({type(exc).__name__}: {str(exc)[:80]})") from None
 
 
-def _xlsx(openpyxl: Any, source: BinaryIO) -> Extraction:
+def _xlsx(openpyxl: ModuleType, source: BinaryIO) -> Extraction:
     text = PagedText()
     book = openpyxl.load_workbook(source, read_only=True, data_only=True)
     try:

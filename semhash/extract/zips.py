@@ -11,8 +11,10 @@ from semhash.extract import MALFORMED, TOO_LARGE, SkipFile
 
 
 def open_zip(source: BinaryIO, what: str) -> zipfile.ZipFile:
-    """The zip in ``source``, refused when it would unpack to more than the caps (a zip bomb), when one XML part
-    is over :data:`~semhash.extract.MAX_XML_PART_BYTES`, or when it is no zip.
+    """The zip in ``source``, refused when it is unsafe or no zip.
+
+    Refused when it would unpack to more than the caps (a zip bomb), when one XML part is over
+    :data:`~semhash.extract.MAX_XML_PART_BYTES`, or when it is no zip.
 
     The check reads the declared sizes only; Python's ``zipfile`` never inflates a member past its declared
     size (it stops there and fails the member's CRC check), so the declared total bounds what is unpacked,

@@ -143,7 +143,9 @@ def _write_encoder(model: str | SentenceTransformerEncoder | None, folder: Path)
             super().__init__()
             self.st = st_model
 
-        def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, token_type_ids: torch.Tensor):
+        def forward(
+            self, input_ids: torch.Tensor, attention_mask: torch.Tensor, token_type_ids: torch.Tensor
+        ) -> torch.Tensor:
             features = {"input_ids": input_ids, "attention_mask": attention_mask, "token_type_ids": token_type_ids}
             return self.st(features)["sentence_embedding"]
 
@@ -276,7 +278,7 @@ def _hasher_arrays(hasher: HashingAutoencoder) -> dict[str, np.ndarray]:
     return arrays
 
 
-def _write_hasher(hasher: HashingAutoencoder, folder: Path, hasher_id: Any, hasher_checksum: str | None) -> dict:
+def _write_hasher(hasher: HashingAutoencoder, folder: Path, hasher_id: int | None, hasher_checksum: str | None) -> dict:
     buffer = io.BytesIO()
     # Not compressed: inflating 7 MB of floats was ~0.05 s of every cold query, for 3 MB of disk saved.
     np.savez(buffer, **_hasher_arrays(hasher))  # type: ignore[arg-type]
@@ -289,7 +291,7 @@ def export_runtime(
     hasher: HashingAutoencoder | None,
     dest: Path,
     *,
-    hasher_id: Any = None,
+    hasher_id: int | None = None,
     hasher_checksum: str | None = None,
 ) -> Path:
     """Write the whole runtime folder (encoder, tokenizer, hasher when given, manifest) at ``dest``.
@@ -333,13 +335,17 @@ def export_hasher(
     hasher: HashingAutoencoder,
     dest: Path,
     *,
-    hasher_id: Any = None,
+    hasher_id: int | None = None,
     hasher_checksum: str | None = None,
     source: Path | None = None,
 ) -> Path:
     """Replace only the hashing model of a runtime folder (its encoder files are hard-linked).
 
     Args:
+        hasher: the hashing model to export.
+        dest: the runtime folder (replaced as a whole; intended place ``<db>.runtime/``).
+        hasher_id: the caller's id of the hashing model (e.g. its row in the ``models`` table).
+        hasher_checksum: the caller's checksum of the stored hashing model (e.g. sha256 of its blob).
         source: the runtime folder whose encoder files to take (default: ``dest`` itself); e.g. the
             per-model encoder cache of :mod:`semhash.runtime.cache`.
 

@@ -23,7 +23,8 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from types import ModuleType
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -39,6 +40,9 @@ from semhash.runtime.manifest import (
     read_checked,
     read_manifest,
 )
+
+if TYPE_CHECKING:
+    import onnxruntime
 
 #: How the optimised graph names its weights file (see :func:`external_locations_ok`).
 _LOCATION_ENTRY = b"\x0a\x08location\x12" + bytes([len(OPTIMIZED_WEIGHTS)]) + OPTIMIZED_WEIGHTS.encode("ascii")
@@ -254,7 +258,9 @@ def _unloadable(manifest: Manifest, exc: Exception) -> RuntimeUnavailableError:
     )
 
 
-def _optimized_session(manifest: Manifest, ort: Any, options: Any) -> Any:
+def _optimized_session(
+    manifest: Manifest, ort: ModuleType, options: onnxruntime.SessionOptions
+) -> onnxruntime.InferenceSession | None:
     """A session on the folder's offline-optimised graph, or ``None`` to load the portable one instead.
 
     A damaged optimised pair is as fatal as a damaged ``encoder.onnx`` (the folder is not what its

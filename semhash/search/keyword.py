@@ -56,8 +56,10 @@ def keyword_matches(text: str) -> list[str]:
 
 
 def fuse(rankings: Sequence[Sequence[int]], constant: int = RRF_K) -> list[tuple[int, float]]:
-    """Reciprocal rank fusion: ``(id, score)`` best first (ties by id), ``score`` the sum over ``rankings``
-    (each best first) of ``1 / (constant + rank)``, ranks from 1."""
+    """Reciprocal rank fusion: ``(id, score)`` best first (ties by id).
+
+    ``score`` is the sum over ``rankings`` (each best first) of ``1 / (constant + rank)``, ranks from 1.
+    """
     scores: dict[int, float] = {}
     for ranking in rankings:
         for rank, doc_id in enumerate(ranking, start=1):

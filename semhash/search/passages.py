@@ -20,8 +20,10 @@ MAX_PASSAGE_WINDOWS = 16
 
 
 def passage_windows(text: str, size: int = PASSAGE_CHARS, most: int = MAX_PASSAGE_WINDOWS) -> list[tuple[int, int]]:
-    """``(start, end)`` character spans that cut ``text`` into windows of about ``size`` characters, each ending
-    at whitespace where there is some in its last fifth; at most ``most`` windows, from the start."""
+    """``(start, end)`` character spans that cut ``text`` into windows of about ``size`` characters.
+
+    Each ends at whitespace where there is some in its last fifth; at most ``most`` windows, from the start.
+    """
     spans: list[tuple[int, int]] = []
     start = 0
     while start < len(text) and len(spans) < most:
@@ -50,8 +52,10 @@ def focus(text: str, query: str, width: int = 240) -> str:
 def add_passages(
     store: Store, encoder: Encoder, encode_lock: threading.Lock, hits: Hits, text: str, embedding: np.ndarray
 ) -> Hits:
-    """The hits with their passages: the window of each one's stored text nearest the query, and a snippet
-    from it (around the first query word it holds).
+    """The hits with their passages.
+
+    A passage is the window of each one's stored text nearest the query, and a snippet from it (around the first
+    query word it holds).
 
     The text is cut into windows of about the model's length (:func:`passage_windows`, at most
     ``MAX_PASSAGE_WINDOWS`` per hit), every window of the hits is embedded in one batch now, and the one

@@ -22,8 +22,10 @@ WEAK_COSINE = 0.32
 
 
 def weigh(hits: list[Hit], nearest: float | None) -> Hits:
-    """``hits`` with the weak flag: weak when no cosine (of the hits, or ``nearest``, the semantic ranking's
-    best when fusion ranked it lower) reaches ``WEAK_COSINE``."""
+    """``hits`` with the weak flag: weak when no cosine reaches ``WEAK_COSINE``.
+
+    The cosines are the hits', or ``nearest``, the semantic ranking's best when fusion ranked it lower.
+    """
     best = max((c for c in [nearest, *(h.cosine for h in hits)] if c is not None), default=None)
     return Hits(hits, weak=best is None or best < WEAK_COSINE, floor=WEAK_COSINE, best=best)
 
@@ -60,8 +62,11 @@ def build_hits(
     options: QueryOptions,
     bits: int,
 ) -> list[Hit]:
-    """Hits from the head of a ranking: the first ``k`` (all, for a radius query), copies folded when
-    ``options.collapse`` (the best-ranked document of each content stands for all that hold it)."""
+    """Hits from the head of a ranking: the first ``k`` (all, for a radius query).
+
+    Copies are folded when ``options.collapse`` (the best-ranked document of each content stands for all that
+    hold it).
+    """
     limit = None if options.radius is not None else options.k
     copies: dict[int, list[str]] = {}
     if options.collapse and ranked:

@@ -260,8 +260,10 @@ class Searcher:
         exclude: int | None = None,
         text: str | None = None,
     ) -> Hits:
-        """Search with a query's embedding and packed code (the shared path of every query form); ``text``
-        (the query's words) is needed by the ``keyword`` and ``hybrid`` modes."""
+        """Search with a query's embedding and packed code (the shared path of every query form).
+
+        ``text`` (the query's words) is needed by the ``keyword`` and ``hybrid`` modes.
+        """
         options = options or QueryOptions()
         snapshot = self._current()  # read once: this query sees one generation
         bits = snapshot.index.bits
@@ -283,8 +285,10 @@ class Searcher:
         return weigh(hits, nearest)
 
     def passages(self, hits: Hits, text: str, embedding: np.ndarray) -> Hits:
-        """The hits with their passages: the window of each one's stored text nearest the query, and a snippet
-        from it (:func:`semhash.search.passages.add_passages`)."""
+        """The hits with their passages (:func:`semhash.search.passages.add_passages`).
+
+        A passage is the window of each one's stored text nearest the query, and a snippet from it.
+        """
         return add_passages(self.store, self.encoder, self._encode_lock, hits, text, embedding)
 
     def _ranked(
@@ -298,8 +302,9 @@ class Searcher:
         text: str | None,
         depth: int,
     ) -> tuple[list[Ranked], dict[int, StoredDocument], str, bool, float | None]:
-        """The head of the ranking: ``([(id, distance, cosine, bm25, score), ...], rows, stage, complete,
-        nearest)``.
+        """The head of the ranking.
+
+        Returns ``([(id, distance, cosine, bm25, score), ...], rows, stage, complete, nearest)``.
 
         At most ``depth`` entries (every one within the radius for a radius query), rows still present only;
         ``complete`` when the ranking held no more than that; ``nearest`` the best cosine the semantic ranking
@@ -368,9 +373,11 @@ class Searcher:
         )
 
     def warm(self) -> None:
-        """Load now what the first query would otherwise load: the encoder, the hasher and, on a large
-        index (from ``IVF_MIN_DOCS`` documents), the IVF stage (``semhash serve`` calls it at start-up, so
-        the first request does not pay for them)."""
+        """Load now what the first query would otherwise load.
+
+        That is the encoder, the hasher and, on a large index (from ``IVF_MIN_DOCS`` documents), the IVF stage
+        (``semhash serve`` calls it at start-up, so the first request does not pay for them).
+        """
         snapshot = self._current()
         self.embed_and_code("warm up")
         if query_candidate_stage(QueryOptions(), snapshot.vectors.size) == STAGE_HYBRID:  # the default query's rule

@@ -101,8 +101,9 @@ def semantic_ranking(
     exclude: int | None,
     k: int,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, int | None, str]:
-    """The semantic ranking's top ``k``: ``(ids, distances, cosines, limit, stage)`` (``limit`` ``None``
-    for a radius query), before rows are read.
+    """The semantic ranking's top ``k``, before rows are read.
+
+    Returns ``(ids, distances, cosines, limit, stage)`` (``limit`` ``None`` for a radius query).
 
     ``index`` and ``vectors`` are one snapshot's (one store generation); ``ivf`` gives that snapshot's IVF
     index, called only when the stage is ``codes+ivf`` (it may load or build it).
