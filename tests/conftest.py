@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from support import FakeEncoder, write_corpus
+from support import E0, FakeEncoder, make_store, unit, write_corpus
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -67,3 +67,23 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     for item in items:
         if item.get_closest_marker("gpu"):
             item.add_marker(skip)
+
+
+@pytest.fixture
+def seven_docs_db(tmp_path: Path) -> Path:
+    """Seven documents: an exact pair, a near pair, a chain, a far twin and a loner."""
+    path = tmp_path / "d.db"
+    make_store(
+        path,
+        [
+            ("The quick brown fox.", E0, 0b0000),  # 0
+            ("the  QUICK brown\nfox.", E0, 0b0000),  # 1: exact twin of 0 (normalised)
+            ("A slow green turtle crosses the road in 1998.", unit(10, 2), 0xF000),  # 2
+            ("A slow green turtle crossed the busy road in 1998!", unit(14, 2), 0xF001),  # 3: near 2 (1 bit)
+            ("Completely unrelated text about cooking pasta.", unit(90, 3), 0x0FF0),  # 4: far in codes
+            ("Another turtle text", unit(40, 2), 0xF003),  # 5: cos 0.77 with 3, 2 bits away
+            ("A copy of the fox far away in code space", E0, 0xFFFFFF00),  # 6: cos 1, 24 bits away
+        ],
+        tmp_path / "docs",
+    )
+    return path

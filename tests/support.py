@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import json
 import re
 import signal
 from collections.abc import Iterator, Sequence
@@ -15,7 +16,10 @@ from pathlib import Path
 
 import numpy as np
 
+from semhash.codes import to_sql_int
 from semhash.embed import EncodeStats
+from semhash.store import Store
+from semhash.types import SourceDocument
 
 TOPICS = {
     "space": "planet orbit telescope star galaxy rocket moon astronaut comet nebula",
@@ -124,3 +128,75 @@ SMALL_DOCS = {
     "bikes/chain.txt": "A clean, lubricated chain makes gear changes on your bike smooth and quiet.",
     "bikes/brakes.md": "Adjust the brake pads so they hit the rim squarely when you pull the lever.",
 }
+
+
+# -- labelled JSONL for `semhash eval` ----------------------------------------------------------------
+
+LABELLED_TOPICS = {
+    "space": "orbit rocket launch nasa moon shuttle satellite planet",
+    "hockey": "goal puck team season playoff skate coach ice",
+    "crypto": "key cipher encryption nsa clipper secure algorithm chip",
+    "autos": "car engine brake tire dealer mileage clutch ford",
+}
+
+FILLER = ["the", "a", "of", "and", "to", "in", "is", "it", "that", "for", "on", "with", "as", "this", "was"]
+
+
+def write_labelled_jsonl(path: Path, n: int = 240, with_split: bool = True, seed: int = 0) -> Path:
+    """A labelled JSONL corpus (``semhash eval``'s input): ``n`` records over three topics, padded with filler words."""
+    rng = np.random.default_rng(seed)
+    names = sorted(LABELLED_TOPICS)
+    with path.open("w") as handle:
+        for i in range(n):
+            topic = names[i % len(names)]
+            words = list(rng.choice(LABELLED_TOPICS[topic].split(), size=6)) + list(rng.choice(FILLER, size=8))
+            rng.shuffle(words)
+            record = {"id": f"d{i}", "text": " ".join(words), "labels": [topic]}
+            if with_split:
+                record["split"] = "test" if i % 5 == 0 else "train"
+            handle.write(json.dumps(record) + "\n")
+        handle.write(json.dumps({"id": "empty", "text": "   ", "label": "space", "split": "train"}) + "\n")
+    return path
+
+
+# -- hand-made dedup stores: chosen embeddings and codes, no encoder ------------------------------------
+DEDUP_DIM = 8
+
+
+def unit(angle_deg: float, axis: int = 1) -> np.ndarray:
+    """A unit vector at ``angle_deg`` from e0 (so its cosine with e0 is cos(angle)), in plane (e0, e_axis)."""
+    v = np.zeros(DEDUP_DIM)
+    v[0], v[axis] = np.cos(np.radians(angle_deg)), np.sin(np.radians(angle_deg))
+    return v
+
+
+def make_store(
+    path: Path, docs: list[tuple[str, np.ndarray, int]], folder: Path, mtimes: list[float] | None = None
+) -> list[int]:
+    """A store of documents ``(text, embedding, code)``, each one also written to ``folder/docN.txt``."""
+    folder.mkdir(parents=True, exist_ok=True)
+    sources = []
+    for k, (text, _, _) in enumerate(docs):
+        file = folder / f"doc{k}.txt"
+        file.write_text(text)
+        mtime = mtimes[k] if mtimes else float(k)
+        sources.append(SourceDocument(str(file), 0, text, hashlib.sha256(text.encode()).hexdigest(), mtime))
+    with Store.open(path, create=True) as store:
+        store.check_embedding_model("fake", DEDUP_DIM)
+        ids = store.upsert_documents(sources, np.array([d[1] for d in docs], dtype=np.float32))
+        store.save_model(b"", bits=32, input_dim=DEDUP_DIM, config={}, stats={}, trained_on=len(docs))
+        store.set_codes(ids, [to_sql_int(d[2], 32) for d in docs], [0.0] * len(docs))
+    return ids
+
+
+E0 = unit(0)
+
+
+def invoke_dedup(*args: str | Path) -> tuple[int, str]:
+    """``semhash dedup ARGS`` in-process: the exit code and the output."""
+    from typer.testing import CliRunner
+
+    from semhash.cli import app
+
+    result = CliRunner().invoke(app, ["dedup", *[str(a) for a in args]])
+    return result.exit_code, result.output

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 import subprocess
 import sys
@@ -10,71 +9,20 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from support import FAST_EPOCHS, FakeEncoder
+from support import DEDUP_DIM, FAST_EPOCHS, FakeEncoder, invoke_dedup, make_store, unit
 from typer.testing import CliRunner
 
 import semhash.dedup as dd
 from semhash.cli import app
-from semhash.codes import hamming_matrix, ints_to_packed, to_sql_int
+from semhash.codes import hamming_matrix, ints_to_packed
 from semhash.dedup import DedupOptions, candidate_pairs, dedup_index, find_existing, numbers_conflict
 from semhash.dedup import join as dedup_join
 from semhash.dedup import verify as dedup_verify
 from semhash.errors import UsageError
 from semhash.ingest import IndexOptions, index_paths
 from semhash.store import Store
-from semhash.types import SourceDocument
 
 runner = CliRunner()
-DIM = 8
-
-
-def unit(angle_deg: float, axis: int = 1) -> np.ndarray:
-    """A unit vector at ``angle_deg`` from e0 (so its cosine with e0 is cos(angle)), in plane (e0, e_axis)."""
-    v = np.zeros(DIM)
-    v[0], v[axis] = np.cos(np.radians(angle_deg)), np.sin(np.radians(angle_deg))
-    return v
-
-
-def make_store(
-    path: Path, docs: list[tuple[str, np.ndarray, int]], folder: Path, mtimes: list[float] | None = None
-) -> list[int]:
-    """A store of documents ``(text, embedding, code)``, each one also written to ``folder/docN.txt``."""
-    folder.mkdir(parents=True, exist_ok=True)
-    sources = []
-    for k, (text, _, _) in enumerate(docs):
-        file = folder / f"doc{k}.txt"
-        file.write_text(text)
-        mtime = mtimes[k] if mtimes else float(k)
-        sources.append(SourceDocument(str(file), 0, text, hashlib.sha256(text.encode()).hexdigest(), mtime))
-    with Store.open(path, create=True) as store:
-        store.check_embedding_model("fake", DIM)
-        ids = store.upsert_documents(sources, np.array([d[1] for d in docs], dtype=np.float32))
-        store.save_model(b"", bits=32, input_dim=DIM, config={}, stats={}, trained_on=len(docs))
-        store.set_codes(ids, [to_sql_int(d[2], 32) for d in docs], [0.0] * len(docs))
-    return ids
-
-
-E0 = unit(0)
-
-
-@pytest.fixture
-def seven_docs_db(tmp_path: Path) -> Path:
-    """Seven documents: an exact pair, a near pair, a chain, a far twin and a loner."""
-    path = tmp_path / "d.db"
-    make_store(
-        path,
-        [
-            ("The quick brown fox.", E0, 0b0000),  # 0
-            ("the  QUICK brown\nfox.", E0, 0b0000),  # 1: exact twin of 0 (normalised)
-            ("A slow green turtle crosses the road in 1998.", unit(10, 2), 0xF000),  # 2
-            ("A slow green turtle crossed the busy road in 1998!", unit(14, 2), 0xF001),  # 3: near 2 (1 bit)
-            ("Completely unrelated text about cooking pasta.", unit(90, 3), 0x0FF0),  # 4: far in codes
-            ("Another turtle text", unit(40, 2), 0xF003),  # 5: cos 0.77 with 3, 2 bits away
-            ("A copy of the fox far away in code space", E0, 0xFFFFFF00),  # 6: cos 1, 24 bits away
-        ],
-        tmp_path / "docs",
-    )
-    return path
 
 
 def by_id(result: dd.DedupResult) -> dict[int, tuple[int, str]]:
@@ -231,9 +179,6 @@ def test_find_existing_reports_matches_without_adding(tmp_path: Path, corpus: Pa
 
 
 # -- CLI -----------------------------------------------------------------------------------------------
-def invoke(*args: str | Path) -> tuple[int, str]:
-    result = runner.invoke(app, ["dedup", *[str(a) for a in args]])
-    return result.exit_code, result.output
 
 
 def test_cli_defaults_match_the_library() -> None:
@@ -247,35 +192,37 @@ def test_cli_defaults_match_the_library() -> None:
 
 
 def test_cli_table_json_csv_list(seven_docs_db: Path) -> None:
-    code, output = invoke("--db", seven_docs_db, "--neighbours", 0, "--radius", 2, "--threshold", 0.9)
+    code, output = invoke_dedup("--db", seven_docs_db, "--neighbours", 0, "--radius", 2, "--threshold", 0.9)
     assert code == 0, output
     assert "doc0.txt" in output and "exact" in output and "near" in output
     assert "7 documents: 2 clusters, 2 duplicates (1 exact, 1 near)" in output
-    code, output = invoke("--db", seven_docs_db, "--neighbours", 0, "--radius", 2, "--threshold", 0.9, "--json")
+    code, output = invoke_dedup("--db", seven_docs_db, "--neighbours", 0, "--radius", 2, "--threshold", 0.9, "--json")
     rows = [json.loads(line) for line in output.splitlines()]
     assert [(r["cluster"], r["kept_id"], r["duplicate_id"], r["reason"]) for r in rows] == [
         (1, 1, 2, "exact"),
         (2, 3, 4, "near"),
     ]
     assert rows[0]["duplicate_location"].endswith("doc1.txt")
-    code, output = invoke("--db", seven_docs_db, "--neighbours", 0, "--radius", 2, "--threshold", 0.9, "--csv")
+    code, output = invoke_dedup("--db", seven_docs_db, "--neighbours", 0, "--radius", 2, "--threshold", 0.9, "--csv")
     lines = output.splitlines()
     assert lines[0].startswith("cluster,kept_id,kept_location") and len(lines) == 3
-    code, output = invoke(
+    code, output = invoke_dedup(
         "--db", seven_docs_db, "--neighbours", 0, "--radius", 2, "--threshold", 0.9, "--list-duplicates"
     )
     assert [Path(p).name for p in output.split()] == ["doc1.txt", "doc3.txt"]
-    code, output = invoke(
+    code, output = invoke_dedup(
         "--db", seven_docs_db, "--neighbours", 0, "--radius", 2, "--threshold", 0.5, "--cluster", "components", "--json"
     )
     assert code == 0 and len(output.splitlines()) == 3
 
 
 def test_cli_histogram(seven_docs_db: Path) -> None:
-    code, output = invoke("--db", seven_docs_db, "--neighbours", 0, "--radius", 2, "--threshold", 0.9, "--histogram")
+    code, output = invoke_dedup(
+        "--db", seven_docs_db, "--neighbours", 0, "--radius", 2, "--threshold", 0.9, "--histogram"
+    )
     assert code == 0, output
     assert "candidate pairs from codes within 2 bits" in output
-    code, output = invoke(
+    code, output = invoke_dedup(
         "--db", seven_docs_db, "--neighbours", 0, "--radius", 2, "--threshold", 0.9, "--histogram", "--json"
     )
     assert sum(json.loads(line)["pairs"] for line in output.splitlines()) == 4
@@ -283,7 +230,7 @@ def test_cli_histogram(seven_docs_db: Path) -> None:
 
 def test_cli_write_unique_copies_and_never_touches_sources(seven_docs_db: Path, tmp_path: Path) -> None:
     before = {p.name: p.read_text() for p in (tmp_path / "docs").iterdir()}
-    code, output = invoke(
+    code, output = invoke_dedup(
         "--db",
         seven_docs_db,
         "--neighbours",
@@ -310,13 +257,13 @@ def test_cli_against(tmp_path: Path, corpus: Path, patch_encoder: FakeEncoder) -
     new.mkdir()
     (new / "copy.txt").write_text(sorted((corpus / "food").glob("*.txt"))[1].read_text())
     (new / "novel.txt").write_text("zebra xylophone quartz vortex")
-    code, output = invoke(new, "--against", "--db", db)
+    code, output = invoke_dedup(new, "--against", "--db", db)
     assert code == 0, output
     assert "1 of 2 new documents already exist in the index" in output and "exact" in output
-    code, output = invoke(new, "--against", "--db", db, "--json")
+    code, output = invoke_dedup(new, "--against", "--db", db, "--json")
     rows = [json.loads(line) for line in output.splitlines()]
     assert rows[0]["new_location"].endswith("copy.txt") and rows[0]["reason"] == "exact"
-    code, output = invoke(new, "--against", "--db", db, "--list-duplicates")
+    code, output = invoke_dedup(new, "--against", "--db", db, "--list-duplicates")
     assert output.split() == [str(new / "copy.txt")]
 
 
@@ -334,27 +281,27 @@ def test_cli_against(tmp_path: Path, corpus: Path, patch_encoder: FakeEncoder) -
     ],
 )
 def test_cli_usage_errors(seven_docs_db: Path, args: list[str], exit_code: int, message: str) -> None:
-    code, output = invoke("--db", seven_docs_db, *args)
+    code, output = invoke_dedup("--db", seven_docs_db, *args)
     assert code == exit_code, output
     assert output.startswith("error: ") and message in output
 
 
 def test_cli_output_folder_that_exists(seven_docs_db: Path, tmp_path: Path) -> None:
     (tmp_path / "out").mkdir()
-    code, output = invoke("--db", seven_docs_db, "--write-unique", tmp_path / "out")
+    code, output = invoke_dedup("--db", seven_docs_db, "--write-unique", tmp_path / "out")
     assert code == 2 and "error: --write-unique" in output and "already exists" in output
 
 
 def test_cli_missing_and_empty_index(tmp_path: Path) -> None:
-    code, output = invoke("--db", tmp_path / "none.db")
+    code, output = invoke_dedup("--db", tmp_path / "none.db")
     assert code == 1 and "error: no index at" in output
     Store.open(tmp_path / "empty.db", create=True).close()
-    code, output = invoke("--db", tmp_path / "empty.db")
+    code, output = invoke_dedup("--db", tmp_path / "empty.db")
     assert code == 1 and "holds no document yet" in output
 
 
 def test_cli_against_missing_path(seven_docs_db: Path, tmp_path: Path) -> None:
-    code, output = invoke(tmp_path / "nope", "--against", "--db", seven_docs_db)
+    code, output = invoke_dedup(tmp_path / "nope", "--against", "--db", seven_docs_db)
     assert code == 1 and "no such file or folder" in output
 
 
@@ -365,7 +312,7 @@ def test_block_verification_equals_pairwise(small_block: int, monkeypatch: pytes
     centres = rng.integers(0, 2**32, 6, dtype=np.uint64)
     flips = rng.random((300, 32)) < 0.03
     codes = centres[rng.integers(0, 6, 300)] ^ (flips * (1 << np.arange(32, dtype=np.uint64))).sum(1).astype(np.uint64)
-    emb = rng.standard_normal((300, DIM)).astype(np.float32)
+    emb = rng.standard_normal((300, DEDUP_DIM)).astype(np.float32)
     emb /= np.linalg.norm(emb, axis=1, keepdims=True)
     slot = np.arange(300)
     blocks = dd.CodeBlocks.build(codes, 32, 2)

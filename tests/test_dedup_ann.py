@@ -6,18 +6,18 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from test_dedup import db, invoke, make_store  # noqa: F401  (db is a fixture)
+from support import invoke_dedup, make_store
 
 from semhash.dedup import DedupOptions, dedup_index
 from semhash.dedup.ann import neighbour_pairs
 from semhash.errors import UsageError
 
 
-def test_neighbours_find_a_copy_whose_code_is_far(db: Path) -> None:  # noqa: F811
+def test_neighbours_find_a_copy_whose_code_is_far(seven_docs_db: Path) -> None:
     """Document 6 is a copy (cosine 1) of document 0 with a code 24 bits away: the codes alone miss it."""
-    plain = dedup_index(db, DedupOptions(radius=3, neighbours=0))  # the codes alone (the old default)
+    plain = dedup_index(seven_docs_db, DedupOptions(radius=3, neighbours=0))  # the codes alone (the old default)
     assert 7 not in plain.duplicate_ids
-    found = dedup_index(db, DedupOptions(radius=3, neighbours=2))
+    found = dedup_index(seven_docs_db, DedupOptions(radius=3, neighbours=2))
     assert 7 in found.duplicate_ids
     assert len(found.duplicate_ids) > len(plain.duplicate_ids)
     assert found.stats.candidates > plain.stats.candidates
@@ -57,12 +57,12 @@ def test_neighbour_pairs_match_brute_force() -> None:
     np.testing.assert_allclose(c, sims[i, j], atol=1e-5)
 
 
-def test_neighbours_option_is_checked(db: Path) -> None:  # noqa: F811
+def test_neighbours_option_is_checked(seven_docs_db: Path) -> None:
     with pytest.raises(UsageError, match="--neighbours must be between 0 and 1000"):
         DedupOptions(neighbours=-1)
-    code, output = invoke("--db", db, "--neighbours", 2, "--json")
+    code, output = invoke_dedup("--db", seven_docs_db, "--neighbours", 2, "--json")
     assert code == 0 and '"duplicate_id": 7' in output
-    code, output = invoke("x", "--against", "--db", db, "--neighbours", 2)
+    code, output = invoke_dedup("x", "--against", "--db", seven_docs_db, "--neighbours", 2)
     assert code == 2 and "not with --against" in output
 
 

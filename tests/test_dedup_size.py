@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from test_dedup import db, invoke, make_store  # noqa: F401  (db is a fixture)
+from support import invoke_dedup, make_store
 
 from semhash.dedup import DedupOptions, DedupResult, dedup_index
 from semhash.errors import UsageError
@@ -18,8 +18,8 @@ def sizes_over_every_threshold(result: DedupResult) -> set[int]:
     return {result.rethreshold(float(t)).kept_count for t in levels}
 
 
-def test_to_size_reaches_the_target_and_reports_the_threshold(db: Path) -> None:  # noqa: F811
-    result = dedup_index(db, DedupOptions(radius=3, neighbours=0))  # codes alone: the far copy 6 is missed
+def test_to_size_reaches_the_target_and_reports_the_threshold(seven_docs_db: Path) -> None:
+    result = dedup_index(seven_docs_db, DedupOptions(radius=3, neighbours=0))  # codes alone: the far copy 6 is missed
     reachable = sizes_over_every_threshold(result)
     smallest, largest = result.reachable_sizes()
     assert (smallest, largest) == (min(reachable), max(reachable))
@@ -54,8 +54,8 @@ def test_to_size_with_components_reaches_every_size_between_the_bounds(tmp_path:
         assert sized.to_size(n).kept_count == n
 
 
-def test_to_size_below_reach_says_the_smallest_size_and_the_radius(db: Path) -> None:  # noqa: F811
-    result = dedup_index(db, DedupOptions(radius=3, neighbours=0))
+def test_to_size_below_reach_says_the_smallest_size_and_the_radius(seven_docs_db: Path) -> None:
+    result = dedup_index(seven_docs_db, DedupOptions(radius=3, neighbours=0))
     smallest, largest = result.reachable_sizes()
     with pytest.raises(UsageError, match=f"leave at least {smallest} documents; a larger --radius"):
         result.to_size(smallest - 1)
@@ -64,27 +64,29 @@ def test_to_size_below_reach_says_the_smallest_size_and_the_radius(db: Path) -> 
     with pytest.raises(UsageError, match="at least 1 document"):
         result.to_size(0)
     # A larger radius reaches further: document 6 is a 24-bit-away copy of document 0.
-    wide = dedup_index(db, DedupOptions(radius=8, neighbours=0))
+    wide = dedup_index(seven_docs_db, DedupOptions(radius=8, neighbours=0))
     assert wide.reachable_sizes()[0] <= smallest
 
 
-def test_cli_target_and_keep_fraction(db: Path, tmp_path: Path) -> None:  # noqa: F811
-    result = dedup_index(db, DedupOptions())
+def test_cli_target_and_keep_fraction(seven_docs_db: Path, tmp_path: Path) -> None:
+    result = dedup_index(seven_docs_db, DedupOptions())
     smallest = result.reachable_sizes()[0]
-    code, output = invoke("--db", db, "--target", smallest, "--list-duplicates")
+    code, output = invoke_dedup("--db", seven_docs_db, "--target", smallest, "--list-duplicates")
     assert code == 0, output
     assert f"threshold chosen: {result.to_size(smallest).options.threshold:.4f}" in output
     assert len([line for line in output.splitlines() if line.endswith(".txt")]) == 7 - smallest
-    code, output = invoke("--db", db, "--target", smallest, "--write-unique", tmp_path / "unique")
+    code, output = invoke_dedup("--db", seven_docs_db, "--target", smallest, "--write-unique", tmp_path / "unique")
     assert code == 0, output
     assert len(list((tmp_path / "unique").rglob("*.txt"))) == smallest
-    code, output = invoke("--db", db, "--keep-fraction", smallest / 7, "--json")
+    code, output = invoke_dedup("--db", seven_docs_db, "--keep-fraction", smallest / 7, "--json")
     assert code == 0 and f"({smallest} of 7 documents kept, target {smallest})" in output
-    code, output = invoke("--db", db, "--target", smallest - 1)
+    code, output = invoke_dedup("--db", seven_docs_db, "--target", smallest - 1)
     # The default stage on 7 documents compares every pair: only a lower threshold reaches further.
     assert code == 2 and output.startswith("error: --target") and "a lower --threshold" in output
     assert "--radius" not in output and len(output.strip().splitlines()) == 1
-    code, output = invoke("--db", db, "--neighbours", 0, "--target", 1)  # the codes alone: the radius limits it
+    code, output = invoke_dedup(
+        "--db", seven_docs_db, "--neighbours", 0, "--target", 1
+    )  # the codes alone: the radius limits it
     assert code == 2 and "larger --radius" in output
 
 
@@ -97,7 +99,7 @@ def test_cli_target_and_keep_fraction(db: Path, tmp_path: Path) -> None:  # noqa
         (["--target", "3", "--histogram"], "not with --against or --histogram"),
     ],
 )
-def test_cli_target_usage_errors(db: Path, args: list[str], message: str) -> None:  # noqa: F811
-    code, output = invoke("--db", db, *args)
+def test_cli_target_usage_errors(seven_docs_db: Path, args: list[str], message: str) -> None:
+    code, output = invoke_dedup("--db", seven_docs_db, *args)
     assert code == 2, output
     assert output.startswith("error: ") and message in output

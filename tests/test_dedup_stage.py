@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from test_dedup import db, invoke, make_store  # noqa: F401  (db is a fixture)
+from support import invoke_dedup, make_store
 
 import semhash.dedup.options as dedup_options
 import semhash.dedup.pipeline as pipeline
@@ -54,10 +54,10 @@ def test_parse_neighbours() -> None:
     assert parse_neighbours("12") == 12 and parse_neighbours(3) == 3
 
 
-def test_default_finds_a_copy_the_old_default_missed(db: Path) -> None:  # noqa: F811
+def test_default_finds_a_copy_the_old_default_missed(seven_docs_db: Path) -> None:
     """Document 7 is a copy (cosine 1) of document 1 whose code is 24 bits away: the codes alone miss it."""
-    old = dedup_index(db, DedupOptions(neighbours=0))
-    new = dedup_index(db)
+    old = dedup_index(seven_docs_db, DedupOptions(neighbours=0))
+    new = dedup_index(seven_docs_db)
     assert old.stats.stage == "codes" and 7 not in old.duplicate_ids
     assert new.stats.stage == "all-pairs" and new.stats.neighbours == 0
     assert 7 in new.duplicate_ids
@@ -106,35 +106,35 @@ def test_all_pairs_of_nothing() -> None:
     assert len(i) == 0 and fine.sum() == 0
 
 
-def test_above_the_exact_limit_auto_takes_cells(db: Path, monkeypatch: pytest.MonkeyPatch) -> None:  # noqa: F811
+def test_above_the_exact_limit_auto_takes_cells(seven_docs_db: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(dedup_options, "EXACT_LIMIT", 5)
-    result = dedup_index(db)
+    result = dedup_index(seven_docs_db)
     assert result.stats.stage == "cells" and result.stats.cells >= 1 and result.stats.radius == -1
     assert 7 in result.duplicate_ids  # the far copy (24 bits away) is near in the embeddings
     assert result.stats.unverified_pairs == 0
     assert result.cosine.min() >= result.options.threshold  # only pairs at the threshold are kept
     with pytest.raises(UsageError, match="counted, not kept"):
         result.rethreshold(0.6)
-    code, output = invoke("--db", db, "--json")
+    code, output = invoke_dedup("--db", seven_docs_db, "--json")
     assert code == 0 and 7 in {
         json.loads(line)["duplicate_id"] for line in output.splitlines() if "duplicate_id" in line
     }
 
 
-def test_cli_neighbours(db: Path) -> None:  # noqa: F811
-    code, output = invoke("--db", db)
+def test_cli_neighbours(seven_docs_db: Path) -> None:
+    code, output = invoke_dedup("--db", seven_docs_db)
     assert code == 0, output
     assert "21 candidate pairs from all pairs (exact)" in output
-    code, output = invoke("--db", db, "--neighbours", "0")
+    code, output = invoke_dedup("--db", seven_docs_db, "--neighbours", "0")
     assert code == 0 and "candidate pairs from codes within 3 bits," in output
-    code, output = invoke("--db", db, "--neighbours", "2", "--json")
+    code, output = invoke_dedup("--db", seven_docs_db, "--neighbours", "2", "--json")
     assert code == 0 and 7 in {json.loads(line)["duplicate_id"] for line in output.splitlines()}
-    code, output = invoke("--db", db, "--neighbours", "all", "--histogram")
+    code, output = invoke_dedup("--db", seven_docs_db, "--neighbours", "all", "--histogram")
     assert code == 0 and "cosine of 21 candidate pairs from all pairs (exact)" in output
-    code, output = invoke("--db", db, "--neighbours", "lots")
+    code, output = invoke_dedup("--db", seven_docs_db, "--neighbours", "lots")
     assert code == 2 and output.startswith("error: --neighbours must be auto, all or a number")
     assert len(output.strip().splitlines()) == 1
-    code, output = invoke("x", "--against", "--db", db, "--neighbours", "all")
+    code, output = invoke_dedup("x", "--against", "--db", seven_docs_db, "--neighbours", "all")
     assert code == 2 and "not with --against" in output
 
 
@@ -155,9 +155,9 @@ def test_cells_budget_counts_the_pairs_it_drops(tmp_path: Path, monkeypatch: pyt
     # One cell holds all twelve: the first tree finds the 66 pairs, keeps 12, counts 54; no later tree runs.
     assert len(capped.left) == 12 and capped.stats.unverified_pairs == 66 - 12
     assert capped.stats.unverified_lower_bound
-    code, output = invoke("--db", path)
+    code, output = invoke_dedup("--db", path)
     assert code == 0 and "warning: at least 54 pairs at or above the threshold were found but not kept" in output
-    code, output = invoke("--db", path, "--json")
+    code, output = invoke_dedup("--db", path, "--json")
     warning = [json.loads(line) for line in output.splitlines() if line.startswith('{"warning"')]
     assert len(warning) == 1 and warning[0]["stats"]["unverified_pairs"] == 54
 

@@ -7,7 +7,7 @@ import sqlite3
 from pathlib import Path, PurePath
 
 import pytest
-from test_dedup import E0, invoke, make_store, unit
+from support import E0, invoke_dedup, make_store, unit
 
 from semhash.corpus import content_hash
 from semhash.dedup import plan_unique
@@ -50,7 +50,7 @@ def test_write_unique_refuses_paths_that_escape(three_docs_db: Path, tmp_path: P
     set_path(three_docs_db, 2, crafted.format(docs=tmp_path / "docs"))
     out = tmp_path / "a" / "b" / "unique"
     before = files_under(tmp_path)
-    code, output = invoke("--db", three_docs_db, "--radius", 0, "--write-unique", out)
+    code, output = invoke_dedup("--db", three_docs_db, "--radius", 0, "--write-unique", out)
     assert code == 1, output
     last = output.strip().splitlines()[-1]
     assert last.startswith("error: ") and "nothing was written" in last
@@ -61,7 +61,7 @@ def test_write_unique_refuses_paths_that_escape(three_docs_db: Path, tmp_path: P
 
 def test_write_unique_refuses_a_file_that_is_another_ones_folder(three_docs_db: Path, tmp_path: Path) -> None:
     set_path(three_docs_db, 2, str(tmp_path / "docs" / "doc0.txt" / "inner.txt"))
-    code, output = invoke("--db", three_docs_db, "--radius", 0, "--write-unique", tmp_path / "unique")
+    code, output = invoke_dedup("--db", three_docs_db, "--radius", 0, "--write-unique", tmp_path / "unique")
     assert code == 1 and "both a file and a folder" in output
     assert not (tmp_path / "unique").exists()
 
@@ -69,7 +69,7 @@ def test_write_unique_refuses_a_file_that_is_another_ones_folder(three_docs_db: 
 def test_write_unique_keeps_a_foreign_absolute_path_inside(three_docs_db: Path, tmp_path: Path) -> None:
     foreign = tmp_path / "elsewhere" / "deep" / "stolen.txt"
     set_path(three_docs_db, 2, str(foreign))  # a file that is not there: its stored text is written
-    code, output = invoke("--db", three_docs_db, "--radius", 0, "--write-unique", tmp_path / "unique")
+    code, output = invoke_dedup("--db", three_docs_db, "--radius", 0, "--write-unique", tmp_path / "unique")
     assert code == 0, output
     written = files_under(tmp_path / "unique")
     assert {p.relative_to(tmp_path / "unique").as_posix() for p in written} == {
@@ -84,7 +84,7 @@ def test_write_unique_keeps_a_foreign_absolute_path_inside(three_docs_db: Path, 
 def test_write_unique_onto_a_dangling_symlink(three_docs_db: Path, tmp_path: Path) -> None:
     link = tmp_path / "out"
     link.symlink_to(tmp_path / "missing")
-    code, output = invoke("--db", three_docs_db, "--write-unique", link)
+    code, output = invoke_dedup("--db", three_docs_db, "--write-unique", link)
     assert code == 2, output
     assert output.startswith("error: --write-unique") and "symlink to a missing target" in output
     assert len(output.strip().splitlines()) == 1
@@ -93,7 +93,7 @@ def test_write_unique_onto_a_dangling_symlink(three_docs_db: Path, tmp_path: Pat
 
 def test_write_unique_under_a_file(three_docs_db: Path, tmp_path: Path) -> None:
     (tmp_path / "plain").write_text("x")
-    code, output = invoke("--db", three_docs_db, "--write-unique", tmp_path / "plain" / "out")
+    code, output = invoke_dedup("--db", three_docs_db, "--write-unique", tmp_path / "plain" / "out")
     assert code == 2, output
     assert output.startswith("error: --write-unique") and "is not a folder" in output
 
@@ -103,7 +103,7 @@ def test_write_unique_copies_records_and_keeps_file_times(three_docs_db: Path, t
     os.utime(source, (1_000_000, 1_000_000))
     with sqlite3.connect(three_docs_db) as conn:  # document 3 becomes record 2 of a JSONL file
         conn.execute("UPDATE documents SET path = ?, record = 2 WHERE id = 3", (str(tmp_path / "docs" / "r.jsonl"),))
-    code, output = invoke("--db", three_docs_db, "--radius", 0, "--write-unique", tmp_path / "unique")
+    code, output = invoke_dedup("--db", three_docs_db, "--radius", 0, "--write-unique", tmp_path / "unique")
     assert code == 0, output
     copy = tmp_path / "unique" / "doc0.txt"
     assert copy.read_text() == "first text" and copy.stat().st_mtime == 1_000_000
@@ -147,7 +147,7 @@ def test_write_unique_never_copies_a_file_the_index_does_not_describe(three_docs
     secret.parent.mkdir(parents=True)
     secret.write_text("-----BEGIN OPENSSH PRIVATE KEY-----\nsecret\n")
     set_path(three_docs_db, 2, str(secret))
-    code, output = invoke("--db", three_docs_db, "--radius", 0, "--write-unique", tmp_path / "unique")
+    code, output = invoke_dedup("--db", three_docs_db, "--radius", 0, "--write-unique", tmp_path / "unique")
     assert code == 0, output
     assert "wrote 3 unique documents" in output and "(1 from the text stored in the index" in output
     copies = [p for p in (tmp_path / "unique").rglob("*") if p.is_file()]
@@ -163,7 +163,7 @@ def test_write_unique_ignores_a_hash_copied_from_a_guessable_file(three_docs_db:
     set_path(three_docs_db, 2, str(guessable))
     with sqlite3.connect(three_docs_db) as conn:
         conn.execute("UPDATE documents SET content_hash = ? WHERE id = 2", (content_hash(guessable.read_text()),))
-    code, output = invoke("--db", three_docs_db, "--radius", 0, "--write-unique", tmp_path / "unique")
+    code, output = invoke_dedup("--db", three_docs_db, "--radius", 0, "--write-unique", tmp_path / "unique")
     assert code == 0, output
     assert (tmp_path / "unique" / "etc" / "passwd").read_text() == "second text"
 
@@ -173,7 +173,7 @@ def test_write_unique_writes_the_stored_text_of_a_file_changed_since_indexing(
 ) -> None:
     (tmp_path / "docs" / "doc1.txt").write_text("second text, edited after indexing")
     (tmp_path / "docs" / "doc0.txt").write_text("  first text\n")  # same text to the corpus reader: copied
-    code, output = invoke("--db", three_docs_db, "--radius", 0, "--write-unique", tmp_path / "unique")
+    code, output = invoke_dedup("--db", three_docs_db, "--radius", 0, "--write-unique", tmp_path / "unique")
     assert code == 0, output
     assert "(1 from the text stored in the index" in output
     assert (tmp_path / "unique" / "doc1.txt").read_text() == "second text"

@@ -5,8 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from support import FAST_EPOCHS, FakeEncoder
-from test_evaluate import write_corpus
+from support import FAST_EPOCHS, FakeEncoder, write_labelled_jsonl
 
 from semhash.device import is_resolved, resolve_device
 from semhash.embed import load_encoder
@@ -49,6 +48,6 @@ def test_index_search_and_eval_pass_a_resolved_device_down(tmp_path: Path, corpu
     index_paths(db, [corpus], IndexOptions(device="auto", epochs=FAST_EPOCHS))
     with Searcher(db, device="auto") as searcher:
         searcher.query("telescope galaxy")
-    data = write_corpus(tmp_path / "toy.jsonl", n=40)
+    data = write_labelled_jsonl(tmp_path / "toy.jsonl", n=40)
     evaluate(data, bits="8", device="auto", cache=tmp_path / "c.npz", train_config=TrainConfig(epochs=1, hidden=32))
     assert len(devices) == 3 and all(d == resolve_device("auto") for d in devices)

@@ -9,18 +9,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from support import write_labelled_jsonl
 
 from semhash.errors import CorpusError, UsageError
 from semhash.evaluate import FLOAT, OURS, embed_with_cache, evaluate, read_labelled_jsonl
 from semhash.train import TrainConfig
-
-TOPICS = {
-    "space": "orbit rocket launch nasa moon shuttle satellite planet",
-    "hockey": "goal puck team season playoff skate coach ice",
-    "crypto": "key cipher encryption nsa clipper secure algorithm chip",
-    "autos": "car engine brake tire dealer mileage clutch ford",
-}
-FILLER = ["the", "a", "of", "and", "to", "in", "is", "it", "that", "for", "on", "with", "as", "this", "was"]
 
 
 class FakeEncoder:
@@ -42,27 +35,11 @@ class FakeEncoder:
         return (out / np.maximum(norms, 1e-12)).astype(np.float32)
 
 
-def write_corpus(path: Path, n: int = 240, with_split: bool = True, seed: int = 0) -> Path:
-    rng = np.random.default_rng(seed)
-    names = sorted(TOPICS)
-    with path.open("w") as handle:
-        for i in range(n):
-            topic = names[i % len(names)]
-            words = list(rng.choice(TOPICS[topic].split(), size=6)) + list(rng.choice(FILLER, size=8))
-            rng.shuffle(words)
-            record = {"id": f"d{i}", "text": " ".join(words), "labels": [topic]}
-            if with_split:
-                record["split"] = "test" if i % 5 == 0 else "train"
-            handle.write(json.dumps(record) + "\n")
-        handle.write(json.dumps({"id": "empty", "text": "   ", "label": "space", "split": "train"}) + "\n")
-    return path
-
-
 FAST = TrainConfig(epochs=8)
 
 
 def test_evaluate_reports_every_method(tmp_path: Path) -> None:
-    data = write_corpus(tmp_path / "toy.jsonl")
+    data = write_labelled_jsonl(tmp_path / "toy.jsonl")
     encoder = FakeEncoder()
     report = evaluate(
         data, bits="16", seeds="0,1", ks="10,100", encoder=encoder, cache=tmp_path / "c.npz", train_config=FAST
@@ -84,7 +61,7 @@ def test_evaluate_reports_every_method(tmp_path: Path) -> None:
 
 
 def test_cache_avoids_reembedding(tmp_path: Path) -> None:
-    data = write_corpus(tmp_path / "toy.jsonl", n=60)
+    data = write_labelled_jsonl(tmp_path / "toy.jsonl", n=60)
     cache = tmp_path / "cache.npz"
     first = FakeEncoder()
     report = evaluate(data, bits=[8], encoder=first, cache=cache, train_config=FAST, with_map=False)
@@ -109,7 +86,7 @@ def test_cache_of_another_model_is_ignored(tmp_path: Path) -> None:
 
 
 def test_without_split_field_draws_a_seeded_split(tmp_path: Path) -> None:
-    data = write_corpus(tmp_path / "nosplit.jsonl", n=100, with_split=False)
+    data = write_labelled_jsonl(tmp_path / "nosplit.jsonl", n=100, with_split=False)
     first = read_labelled_jsonl(data)
     again = read_labelled_jsonl(data)
     np.testing.assert_array_equal(first.is_query, again.is_query)
@@ -135,7 +112,7 @@ def test_bad_records(tmp_path: Path, line: str, message: str) -> None:
 def test_missing_file_and_bad_options(tmp_path: Path) -> None:
     with pytest.raises(CorpusError, match="no labelled data"):
         read_labelled_jsonl(tmp_path / "absent.jsonl")
-    data = write_corpus(tmp_path / "toy.jsonl", n=20)
+    data = write_labelled_jsonl(tmp_path / "toy.jsonl", n=20)
     with pytest.raises(UsageError):
         evaluate(data, bits="12", encoder=FakeEncoder(), cache=tmp_path / "c.npz")
     with pytest.raises(UsageError):
@@ -149,7 +126,7 @@ def test_eval_command(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from semhash.cli import app
 
     monkeypatch.setattr("semhash.embed.load_encoder", lambda *args, **kwargs: FakeEncoder())
-    data = write_corpus(tmp_path / "toy.jsonl", n=60)
+    data = write_labelled_jsonl(tmp_path / "toy.jsonl", n=60)
     args = ["eval", str(data), "--bits", "8", "--k", "5", "--cache", str(tmp_path / "c.npz"), "--device", "cpu"]
     result = CliRunner().invoke(app, [*args, "--json"])
     assert result.exit_code == 0, result.output
