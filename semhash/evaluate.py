@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import re
 import time
 from collections.abc import Callable, Sequence
@@ -34,6 +33,7 @@ import numpy as np
 
 from semhash.baselines import BASELINES, fit_baseline
 from semhash.codes import check_bits, hamming_matrix
+from semhash.config import cache_root
 from semhash.device import resolve_device
 from semhash.embed import Encoder
 from semhash.errors import CorpusError, UsageError
@@ -172,8 +172,12 @@ def read_labelled_jsonl(path: str | Path, split_seed: int = 0, test_fraction: fl
 
 
 def default_cache_path(model_name: str) -> Path:
-    """``$XDG_CACHE_HOME/semhash/embeddings-<model>.npz`` (``~/.cache`` without XDG)."""
-    base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "semhash"
+    """``embeddings-<model>.npz`` in semhash's cache, beside the encoder exports.
+
+    The cache is :func:`semhash.config.cache_root`: ``$SEMHASH_CACHE``, else ``$XDG_CACHE_HOME/semhash``, else
+    ``~/.cache/semhash``.
+    """
+    base = cache_root()
     slug = re.sub(r"[^A-Za-z0-9._-]+", "_", model_name).strip("_") or "model"
     return base / f"embeddings-{slug}.npz"
 

@@ -136,3 +136,15 @@ def test_eval_command(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     assert table.exit_code == 0 and "itq" in table.stdout and "p@5" in table.stdout
     missing = CliRunner().invoke(app, ["eval", str(tmp_path / "absent.jsonl")])
     assert missing.exit_code == 1 and "no labelled data" in missing.output
+
+
+def test_eval_embeddings_cache_follows_semhash_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from semhash.evaluate import default_cache_path
+
+    monkeypatch.setenv("SEMHASH_CACHE", str(tmp_path / "cache"))
+    assert default_cache_path("sentence-transformers/all-MiniLM-L6-v2") == (
+        tmp_path / "cache" / "embeddings-sentence-transformers_all-MiniLM-L6-v2.npz"
+    )
+    monkeypatch.delenv("SEMHASH_CACHE")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    assert default_cache_path("m").parent == tmp_path / "xdg" / "semhash"
