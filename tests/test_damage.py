@@ -22,6 +22,7 @@ from support import FAST_EPOCHS, TOPICS, FakeEncoder
 from typer.testing import CliRunner
 
 from semhash.caches.hamming import faiss_path_for
+from semhash.caches.sync import load_index
 from semhash.cli import app
 from semhash.codes import ints_to_packed
 from semhash.search import Searcher
@@ -77,6 +78,9 @@ def test_a_faiss_file_copied_from_another_database_is_rebuilt_not_served(
             found, _ = searcher.index.within(code[None, :], 0)
             assert doc_id in found.tolist()  # b's own code finds b's document: b's codes are served
     with Store.open(b) as sb:
+        index = load_index(sb)  # the file's reader (dedup --against): a's file is rebuilt from b's codes
+        pairs = zip(b_ids.tolist(), packed, strict=True)
+        assert all(doc_id in index.within(code[None, :], 0)[0].tolist() for doc_id, code in pairs)
         sidecar = json.loads(Path(f"{b}.faiss.json").read_text())
         assert (
             sidecar["database_id"] == sb.database_id != json.loads(Path(f"{a}.faiss.json").read_text())["database_id"]

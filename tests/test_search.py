@@ -120,12 +120,19 @@ def test_bad_options_and_empty_query(indexed: tuple[Path, FakeEncoder]) -> None:
             searcher.query("   ")
 
 
-def test_stale_faiss_file_is_rebuilt(indexed: tuple[Path, FakeEncoder], tmp_path: Path) -> None:
+def test_queries_never_read_the_faiss_file(indexed: tuple[Path, FakeEncoder]) -> None:
+    """The searcher builds faiss's rows from the vector cache: a missing or garbage ``<db>.faiss`` changes nothing."""
     db, encoder = indexed
-    Path(f"{db}.faiss").unlink()
+    forms = [QueryOptions(k=5), QueryOptions(k=5, rerank=False), QueryOptions(radius=4)]
     with Searcher(db, encoder=encoder) as searcher:
+        before = [[(h.id, h.distance) for h in searcher.query("telescope galaxy orbit", o)] for o in forms]
+    faiss_file = Path(f"{db}.faiss")
+    faiss_file.write_bytes(b"not a faiss index")
+    with Searcher(db, encoder=encoder) as searcher:
+        after = [[(h.id, h.distance) for h in searcher.query("telescope galaxy orbit", o)] for o in forms]
         assert searcher.index.size == 24
-    assert Path(f"{db}.faiss").exists()
+    assert after == before and all(before)
+    assert faiss_file.read_bytes() == b"not a faiss index"  # not read, not rewritten: `semhash index` owns it
 
 
 def test_missing_index_is_a_clear_error(tmp_path: Path) -> None:

@@ -10,9 +10,8 @@
 Nothing is imported here, so that a module that needs only :mod:`semhash.caches.files` (the runtime
 folder's stamps) does not load faiss.
 
-**Copies of a code, and the faiss file on the query path** (measured for issue 19; the fold is left to a
-later step because it changes what ``query``, ``info`` and ``index`` do with ``<db>.faiss`` and the tests
-that pin it). A code is held four times: ``documents.code`` (the truth), SQLite's ``idx_documents_code``
+**Copies of a code, and the faiss file on the query path** (measured for issue 19; the first half of the
+fold is done: the searcher no longer reads ``<db>.faiss``). A code is held four times: ``documents.code`` (the truth), SQLite's ``idx_documents_code``
 (used: the covering index of ``count(encoded_only)`` and ``ids_without_code``), ``<db>.vectors.ids`` (id and
 code of every row, read by the default query's Hamming pool beside the vectors of the same stamp) and
 ``<db>.faiss`` (the same ids and codes at the same stamp). A default ``semhash query`` (strace of the sample
@@ -22,8 +21,8 @@ it: the pool comes from ``.vectors.ids``. Its only readers are ``query --radius`
 10^4 codes, 14 ms at 10^5 (of a 0.42 s cold query) and 140 ms at 10^6 (11.4 MiB, mostly faiss building the
 id map of ``IndexBinaryIDMap2``), every cold query; building the same index in memory from the vector
 cache's ids and codes (:func:`semhash.caches.sync.code_index_of`, same results) costs 5 / 12 / 99 ms, and
-only the queries that search it would pay. So ``.faiss`` is the redundant copy: the next step is a searcher
-that builds its ``CodeIndex`` lazily from its snapshot's vector cache (a ~30-line change in
-:mod:`semhash.search`), then ``dedup --against`` the same way, and ``index``/``train`` no longer writing
-``<db>.faiss`` (README's file list and ``info``'s "fresh" line follow).
+only the queries that search it pay. So ``.faiss`` is the redundant copy. Done: the searcher builds its
+``CodeIndex`` lazily from its snapshot's vector cache (``semhash.search.searcher._LazyCodeIndex``), so no
+query reads the file. Next: ``dedup --against`` the same way, then ``index``/``train`` no longer writing
+``<db>.faiss`` (a storage-format change: README's file list and ``info``'s "fresh" line follow).
 """

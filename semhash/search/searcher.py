@@ -18,7 +18,7 @@ import numpy as np
 
 from semhash.caches.hamming import CodeIndex
 from semhash.caches.ivf import EmbeddingIVF
-from semhash.caches.sync import load_index, load_ivf, load_vectors, require_documents
+from semhash.caches.sync import code_index_of, load_ivf, load_vectors, require_documents
 from semhash.caches.vectors import VectorCache
 from semhash.codec import Codec
 from semhash.codes import ints_to_packed, packed_to_ints
@@ -41,9 +41,9 @@ class _Snapshot:
 
     generation: int
     model_id: int | None
-    index: CodeIndex
     vectors: VectorCache
     ivf: _LazyIVF = field(default_factory=lambda: _LazyIVF(), compare=False)
+    codes: _LazyCodeIndex = field(default_factory=lambda: _LazyCodeIndex(), compare=False)
 
 
 class _LazyIVF:
@@ -54,13 +54,29 @@ class _LazyIVF:
         self.value: EmbeddingIVF | None = None
 
 
+class _LazyCodeIndex:
+    """A faiss index of one snapshot's codes, built in memory by the first query that needs one (then kept).
+
+    Only ``--radius`` and ``--no-rerank`` queries search faiss; the default query's Hamming pool comes from the
+    vector cache's codes. So the searcher never reads ``<db>.faiss`` (checksumming and deserialising it cost
+    every cold query 14 ms at 10^5 codes, 140 ms at 10^6): it builds the same rows from the snapshot's vectors
+    (:func:`semhash.caches.sync.code_index_of`, ~100 ms at 10^6), which also guarantees they are this
+    generation's.
+    """
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.value: CodeIndex | None = None
+
+
 class Searcher:
-    """An open index ready for queries: the store, the faiss index and (lazily) the models.
+    """An open index ready for queries: the store, the rerank vectors and (lazily) the models.
 
     A searcher may live long (``semhash serve``) while ``semhash index`` adds, updates or removes documents
     in the same database. Every query first reads the store's generation (one indexed ``meta`` lookup);
-    when it moved, the faiss index is reloaded (:func:`semhash.caches.sync.load_index`, inside one read
-    transaction so codes and generation agree) and, when the active hashing model changed, that too.
+    when it moved, the vector cache (ids, codes, embeddings) is reloaded (:func:`semhash.caches.sync.load_vectors`,
+    inside one read transaction so codes and generation agree) and, when the active hashing model changed, that
+    too. The ``<db>.faiss`` file is never read here (:class:`_LazyCodeIndex`).
     A hit whose row vanished between the Hamming search and the row fetch is left out, never an error.
 
     Thread policy: one searcher may be shared by many threads. Each thread gets its own SQLite connection
@@ -115,13 +131,13 @@ class Searcher:
 
     @property
     def index(self) -> CodeIndex:
-        """The faiss index of the store's current generation."""
-        return self._current().index
+        """A faiss index of the current generation's codes (built in memory on first use: :class:`_LazyCodeIndex`)."""
+        return self._code_index(self._current())
 
     @property
     def bits(self) -> int:
         """Code length of the index."""
-        return self._current().index.bits
+        return self._current().vectors.bits
 
     def close(self) -> None:
         """Close every thread's database connection."""
@@ -145,11 +161,19 @@ class Searcher:
             generation = store.generation
             model_id = store.get_meta("model_id")
             require_documents(store)
-            index = load_index(store)
             vectors = load_vectors(store)  # the same commit as the codes: their ids agree
         finally:
             store.db.execute("COMMIT")
-        return _Snapshot(generation, int(model_id) if model_id is not None else None, index, vectors)
+        return _Snapshot(generation, int(model_id) if model_id is not None else None, vectors)
+
+    @staticmethod
+    def _code_index(snapshot: _Snapshot) -> CodeIndex:
+        """The snapshot's faiss index of codes, built once from its vectors by the first caller."""
+        slot = snapshot.codes
+        with slot.lock:
+            if slot.value is None:
+                slot.value = code_index_of(snapshot.vectors)
+            return slot.value
 
     def _current(self) -> _Snapshot:
         """The snapshot to search, reloaded first when the store's generation moved (cheap when it did not)."""
@@ -266,7 +290,7 @@ class Searcher:
         """
         options = options or QueryOptions()
         snapshot = self._current()  # read once: this query sees one generation
-        bits = snapshot.index.bits
+        bits = snapshot.vectors.bits
         options.validate(bits)
         if options.mode != "semantic" and text is None:
             raise UsageError(f"--mode {options.mode} needs a query text: use --mode semantic")
@@ -361,7 +385,7 @@ class Searcher:
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray, int | None, str]:
         """The semantic ranking's top ``k`` in ``snapshot`` (:func:`semhash.search.stages.semantic_ranking`)."""
         return semantic_ranking(
-            snapshot.index,
+            lambda: self._code_index(snapshot),
             snapshot.vectors,
             lambda: self._ivf(snapshot),
             embedding,

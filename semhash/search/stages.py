@@ -91,7 +91,7 @@ def candidates(
 
 
 def semantic_ranking(
-    index: CodeIndex,
+    index: Callable[[], CodeIndex],
     vectors: VectorCache,
     ivf: Callable[[], EmbeddingIVF],
     embedding: np.ndarray,
@@ -105,8 +105,9 @@ def semantic_ranking(
 
     Returns ``(ids, distances, cosines, limit, stage)`` (``limit`` ``None`` for a radius query).
 
-    ``index`` and ``vectors`` are one snapshot's (one store generation); ``ivf`` gives that snapshot's IVF
-    index, called only when the stage is ``codes+ivf`` (it may load or build it).
+    ``index`` and ``vectors`` are one snapshot's (one store generation); ``index`` gives its faiss index of
+    codes, called only by ``--radius`` and ``--no-rerank`` queries, and ``ivf`` its IVF index, called only when
+    the stage is ``codes+ivf`` (each may build it).
     """
     query = code.reshape(1, -1)
     limit: int | None = k
@@ -127,12 +128,12 @@ def semantic_ranking(
         ids, dist, cosines = ids[order], dist[order], cosines[order]
     else:
         if options.radius is not None:
-            ids, dist = index.within(query, options.radius)
+            ids, dist = index().within(query, options.radius)
             order = np.lexsort((ids, dist))
             ids, dist = ids[order], dist[order]
             limit = None
         else:
-            d, i = index.search(query, k + (exclude is not None))
+            d, i = index().search(query, k + (exclude is not None))
             ids, dist = i[0], d[0]
         keep = ids != exclude if exclude is not None else np.ones(len(ids), bool)
         ids, dist = ids[keep], dist[keep]
