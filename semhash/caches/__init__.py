@@ -11,8 +11,8 @@ Nothing is imported here, so that a module that needs only :mod:`semhash.caches.
 folder's stamps) does not load faiss.
 
 **Copies of a code, and the faiss file on the query path** (measured for issue 19; the first half of the
-fold is done: the searcher no longer reads ``<db>.faiss``). A code is held four times: ``documents.code`` (the truth), SQLite's ``idx_documents_code``
-(used: the covering index of ``count(encoded_only)`` and ``ids_without_code``), ``<db>.vectors.ids`` (id and
+fold is done: the searcher no longer reads ``<db>.faiss``). A code is held four times: ``documents.code``
+(the truth), SQLite's ``idx_documents_code`` (used: the covering index of ``count(encoded_only)`` and ``ids_without_code``), ``<db>.vectors.ids`` (id and
 code of every row, read by the default query's Hamming pool beside the vectors of the same stamp) and
 ``<db>.faiss`` (the same ids and codes at the same stamp). A default ``semhash query`` (strace of the sample
 index) opens ``.faiss`` and ``.faiss.json``, reads, checksums and deserialises the file, and never searches
