@@ -889,6 +889,36 @@ def ann_speed(sizes: list[int], k: int = 10) -> None:
         (CACHE / "ann-speed.json").write_text(json.dumps(out, indent=1))
 
 
+def topic_mixture(
+    real: np.ndarray, group: np.ndarray, n: int, rng: np.random.Generator, lexical: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray | None, np.ndarray]:
+    """``n`` synthetic documents, each a random mix of three real ones of one topic plus noise fitted to them.
+
+    Returns ``(embeddings, lexical, shaped)``: unit float32 embeddings, the same mix of ``lexical`` rows (``None``
+    without it) and the noise's shaping matrix (the real embeddings' principal axes, scaled), which
+    :func:`plant_near_copies` reuses. The draws are the same with or without ``lexical``, so the embeddings are
+    the same.
+    """
+    order = np.argsort(group, kind="stable")
+    starts, counts = np.searchsorted(group[order], np.arange(group.max() + 1)), np.bincount(group)
+    mean = real.mean(axis=0)
+    _, sv, vt = np.linalg.svd(real - mean, full_matrices=False)
+    shaped = (sv / np.sqrt(len(real) - 1)).astype(np.float32)[:, None] * vt.astype(np.float32)
+    emb = np.empty((n, real.shape[1]), np.float32)
+    lex = None if lexical is None else np.empty((n, lexical.shape[1]), np.float32)
+    for start in range(0, n, 100_000):
+        m = min(100_000, n - start)
+        g = rng.integers(0, len(counts), m)
+        pick = order[starts[g][:, None] + (rng.random((m, 3)) * counts[g][:, None]).astype(np.int64)]
+        w = rng.dirichlet([1.0, 1.0, 1.0], m).astype(np.float32)
+        emb[start : start + m] = np.einsum("nk,nkd->nd", w, real[pick])
+        emb[start : start + m] += 0.6 * (rng.standard_normal((m, len(shaped))).astype(np.float32) @ shaped)
+        if lex is not None and lexical is not None:
+            lex[start : start + m] = np.einsum("nk,nkd->nd", w, lexical[pick])
+    emb /= np.linalg.norm(emb, axis=1, keepdims=True)
+    return emb, lex, shaped
+
+
 def plant_near_copies(emb: np.ndarray, shaped: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
     """Overwrite 5% of the unit rows of ``emb`` (in place) with near copies of random others.
 
@@ -953,24 +983,10 @@ def mixture(n: int, folder: Path, seed: int = 0) -> dict:
     lexical = (model.lexical.weight * model.lexical.transform(real_texts)).astype(np.float32)
     labels = np.load(folder / "embeddings.npz")["labels"]
     _, group = np.unique(labels, return_inverse=True)
-    order = np.argsort(group, kind="stable")
-    starts, counts = np.searchsorted(group[order], np.arange(group.max() + 1)), np.bincount(group)
-    real = real.astype(np.float32)
-    mean = real.mean(axis=0)
-    _, sv, vt = np.linalg.svd(real - mean, full_matrices=False)
-    shaped = (sv / np.sqrt(len(real) - 1)).astype(np.float32)[:, None] * vt.astype(np.float32)
     rng = np.random.default_rng(seed)
-    emb = np.empty((n, real.shape[1]), np.float32)
-    lex = np.empty((n, lexical.shape[1]), np.float32)
-    for start in range(0, n, 100_000):
-        m = min(100_000, n - start)
-        g = rng.integers(0, len(counts), m)
-        pick = order[starts[g][:, None] + (rng.random((m, 3)) * counts[g][:, None]).astype(np.int64)]
-        w = rng.dirichlet([1.0, 1.0, 1.0], m).astype(np.float32)
-        emb[start : start + m] = np.einsum("nk,nkd->nd", w, real[pick])
-        emb[start : start + m] += 0.6 * (rng.standard_normal((m, len(shaped))).astype(np.float32) @ shaped)
-        lex[start : start + m] = np.einsum("nk,nkd->nd", w, lexical[pick])
-    emb /= np.linalg.norm(emb, axis=1, keepdims=True)
+    emb, mixed_lex, shaped = topic_mixture(real.astype(np.float32), group, n, rng, lexical)
+    assert mixed_lex is not None
+    lex = mixed_lex
     near, src = plant_near_copies(emb, shaped, rng)
     lex[near] = 0.9 * lex[src] + 0.1 * lex[rng.integers(0, n, len(near))]
     words = np.array(GREEK)

@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 
 import semhash.dedup.cells as cells_module
-from benchmarks.bench_dedup import plant_near_copies
+from benchmarks.bench_dedup import plant_near_copies, topic_mixture
 from semhash.dedup.cells import PROBES, cell_pairs
 
 THRESHOLD = 0.8
@@ -35,21 +35,8 @@ def mixture_embeddings(n: int, folder: Path, seed: int = 0) -> tuple[np.ndarray,
     data = np.load(folder / "embeddings.npz")
     real = data["embeddings"].astype(np.float32)
     _, group = np.unique(data["labels"], return_inverse=True)
-    order = np.argsort(group, kind="stable")
-    starts, counts = np.searchsorted(group[order], np.arange(group.max() + 1)), np.bincount(group)
-    mean = real.mean(axis=0)
-    _, sv, vt = np.linalg.svd(real - mean, full_matrices=False)
-    shaped = (sv / np.sqrt(len(real) - 1)).astype(np.float32)[:, None] * vt.astype(np.float32)
     rng = np.random.default_rng(seed)
-    emb = np.empty((n, real.shape[1]), np.float32)
-    for start in range(0, n, 100_000):
-        m = min(100_000, n - start)
-        g = rng.integers(0, len(counts), m)
-        pick = order[starts[g][:, None] + (rng.random((m, 3)) * counts[g][:, None]).astype(np.int64)]
-        w = rng.dirichlet([1.0, 1.0, 1.0], m).astype(np.float32)
-        emb[start : start + m] = np.einsum("nk,nkd->nd", w, real[pick])
-        emb[start : start + m] += 0.6 * (rng.standard_normal((m, len(shaped))).astype(np.float32) @ shaped)
-    emb /= np.linalg.norm(emb, axis=1, keepdims=True)
+    emb, _, shaped = topic_mixture(real, group, n, rng)
     near, src = plant_near_copies(emb, shaped, rng)
     return emb, np.stack([np.minimum(near, src), np.maximum(near, src)], axis=1)
 
