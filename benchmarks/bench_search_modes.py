@@ -1,6 +1,6 @@
 r"""Issue 21: semantic, keyword and hybrid ranking on a real folder, and the no-good-match floor.
 
-The judged queries (``benchmarks/search_modes/usr_share_doc_queries.json``: questions written before any
+The judged queries (``benchmarks/datasets/search_modes/usr_share_doc_queries.json``: questions written before any
 search, relevant files judged from ``grep -ril`` and reading) are run against an index of the package
 folders they name (built first with ``--index``). Reported per split (validation: choose settings; test:
 report) and mode: relevant-in-top-5 and nDCG@10 (binary relevance) over the questions that have an answer,
