@@ -23,7 +23,7 @@ and deserialises the file, and never searches it: the pool comes from ``.vectors
 index in memory from the vector cache's ids and codes (:func:`semhash.caches.sync.code_index_of`, same
 results) costs 5 / 12 / 99 ms, and only the queries that search it pay. So ``.faiss`` is the redundant copy.
 Done: the searcher builds its ``CodeIndex`` lazily from its snapshot's vector cache
-(``semhash.search.searcher._LazyCodeIndex``), so no query reads the file. Next: ``dedup --against`` the same
+(``semhash.search.searcher._Snapshot.codes``), so no query reads the file. Next: ``dedup --against`` the same
 way, then ``index``/``train`` no longer writing ``<db>.faiss`` (a storage-format change: README's file list
 and ``info``'s "fresh" line follow).
 """

@@ -10,9 +10,10 @@ passages (:mod:`semhash.search.passages`).
 from __future__ import annotations
 
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Generic, TypeVar
 
 import numpy as np
 
@@ -34,39 +35,52 @@ from semhash.search.stages import STAGE_HYBRID, query_candidate_stage, semantic_
 from semhash.store import Store, StoredDocument
 from semhash.types import Hits
 
+T = TypeVar("T")
+
+
+class _Once(Generic[T]):
+    """A value of one snapshot, made by the first query that needs it and then kept.
+
+    One build, however many threads ask at once.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._value: T | None = None
+
+    @property
+    def value(self) -> T | None:
+        """What was made so far (``None``: nothing yet)."""
+        return self._value
+
+    def get(self, make: Callable[[], T]) -> T:
+        """The value, made now with ``make`` if no caller made it yet."""
+        value = self._value
+        if value is None:
+            with self._lock:
+                if self._value is None:
+                    self._value = make()
+                value = self._value
+        return value
+
 
 @dataclass(frozen=True)
 class _Snapshot:
-    """What one store generation needs for searching: swapped as a whole, never edited in place."""
+    """What one store generation needs for searching: swapped as a whole, never edited in place.
+
+    ``ivf``: the IVF index, loaded from ``<db>.ivf`` or built by the first query that needs it. ``codes``: a faiss
+    index of the snapshot's codes, built in memory from its vectors by the first ``--radius`` / ``--no-rerank``
+    query; the default query's Hamming pool comes from the vector cache's codes. So the searcher never reads
+    ``<db>.faiss`` (checksumming and deserialising it cost every cold query 14 ms at 10^5 codes, 140 ms at 10^6):
+    :func:`semhash.caches.sync.code_index_of` builds the same rows (~100 ms at 10^6), of this generation by
+    construction.
+    """
 
     generation: int
     model_id: int | None
     vectors: VectorCache
-    ivf: _LazyIVF = field(default_factory=lambda: _LazyIVF(), compare=False)
-    codes: _LazyCodeIndex = field(default_factory=lambda: _LazyCodeIndex(), compare=False)
-
-
-class _LazyIVF:
-    """The IVF index of one snapshot, loaded or built by the first query that needs it (then kept)."""
-
-    def __init__(self) -> None:
-        self.lock = threading.Lock()
-        self.value: EmbeddingIVF | None = None
-
-
-class _LazyCodeIndex:
-    """A faiss index of one snapshot's codes, built in memory by the first query that needs one (then kept).
-
-    Only ``--radius`` and ``--no-rerank`` queries search faiss; the default query's Hamming pool comes from the
-    vector cache's codes. So the searcher never reads ``<db>.faiss`` (checksumming and deserialising it cost
-    every cold query 14 ms at 10^5 codes, 140 ms at 10^6): it builds the same rows from the snapshot's vectors
-    (:func:`semhash.caches.sync.code_index_of`, ~100 ms at 10^6), which also guarantees they are this
-    generation's.
-    """
-
-    def __init__(self) -> None:
-        self.lock = threading.Lock()
-        self.value: CodeIndex | None = None
+    ivf: _Once[EmbeddingIVF] = field(default_factory=lambda: _Once(), compare=False)
+    codes: _Once[CodeIndex] = field(default_factory=lambda: _Once(), compare=False)
 
 
 class Searcher:
@@ -76,7 +90,7 @@ class Searcher:
     in the same database. Every query first reads the store's generation (one indexed ``meta`` lookup);
     when it moved, the vector cache (ids, codes, embeddings) is reloaded (:func:`semhash.caches.sync.load_vectors`,
     inside one read transaction so codes and generation agree) and, when the active hashing model changed, that
-    too. The ``<db>.faiss`` file is never read here (:class:`_LazyCodeIndex`).
+    too. The ``<db>.faiss`` file is never read here (``_Snapshot.codes``).
     A hit whose row vanished between the Hamming search and the row fetch is left out, never an error.
 
     Thread policy: one searcher may be shared by many threads. Each thread gets its own SQLite connection
@@ -131,7 +145,7 @@ class Searcher:
 
     @property
     def index(self) -> CodeIndex:
-        """A faiss index of the current generation's codes (built in memory on first use: :class:`_LazyCodeIndex`)."""
+        """A faiss index of the current generation's codes (built in memory on first use: ``_Snapshot.codes``)."""
         return self._code_index(self._current())
 
     @property
@@ -169,11 +183,7 @@ class Searcher:
     @staticmethod
     def _code_index(snapshot: _Snapshot) -> CodeIndex:
         """The snapshot's faiss index of codes, built once from its vectors by the first caller."""
-        slot = snapshot.codes
-        with slot.lock:
-            if slot.value is None:
-                slot.value = code_index_of(snapshot.vectors)
-            return slot.value
+        return snapshot.codes.get(lambda: code_index_of(snapshot.vectors))
 
     def _current(self) -> _Snapshot:
         """The snapshot to search, reloaded first when the store's generation moved (cheap when it did not)."""
@@ -409,11 +419,4 @@ class Searcher:
 
     def _ivf(self, snapshot: _Snapshot) -> EmbeddingIVF:
         """The snapshot's IVF index: loaded from ``<db>.ivf`` when fresh, else built and saved (once)."""
-        slot = snapshot.ivf
-        ivf = slot.value
-        if ivf is None:
-            with slot.lock:  # one build per snapshot, however many threads ask at once
-                if slot.value is None:
-                    slot.value = load_ivf(self.store, snapshot.vectors, snapshot.generation)
-                ivf = slot.value
-        return ivf
+        return snapshot.ivf.get(lambda: load_ivf(self.store, snapshot.vectors, snapshot.generation))
