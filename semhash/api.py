@@ -67,7 +67,7 @@ class SemanticIndex:
         retrain: bool = False,
         batch_docs: int = DEFAULT_BATCH_DOCS,
         batch_chars: int = DEFAULT_BATCH_CHARS,
-        max_windows: int = 0,
+        max_windows: int | None = None,
         read: ReadOptions | None = None,
         epochs: int | None = None,
         seed: int = 0,
@@ -88,7 +88,8 @@ class SemanticIndex:
             retrain: retrain the hashing model even when the index has one.
             batch_docs: documents embedded and committed together.
             batch_chars: most characters in one batch.
-            max_windows: most encoder windows per document (0: all).
+            max_windows: most encoder windows per document, evenly spread (0: all; ``None``: the index's recorded
+                cap, or :data:`~semhash.config.DEFAULT_MAX_WINDOWS` for a new index).
             read: how files are selected and parsed (``None``: :class:`~semhash.corpus.ReadOptions`'s defaults).
             epochs: training epochs (``None``: the automatic rule).
             seed: seed of training and sampling.

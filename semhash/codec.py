@@ -143,10 +143,13 @@ class Codec:
         *,
         device: str = "auto",
         encoder: Encoder | None = None,
-        max_windows: int = 0,
+        max_windows: int | None = None,
         quick_start: bool = False,
     ) -> Codec:
         """The codec of an index: its embedding model and active hashing model, on the runtime asked for.
+
+        A long text is embedded with the index's recorded window cap (``max_windows=None``), so that what
+        it is compared with was made the same way.
 
         Raises:
             IndexMissingError: the index has no trained model yet.
@@ -156,7 +159,8 @@ class Codec:
         choice = choose_runtime(store, runtime)
         # The device stays unresolved here: resolving it imports torch, which the fast path never does.
         return cls(choice.model, choice.embedding_model, runtime=choice.runtime, manifest=choice.manifest,
-                   encoder=encoder, device=device, max_windows=max_windows, note=choice.note,
+                   encoder=encoder, device=device, note=choice.note,
+                   max_windows=(store.max_windows or 0) if max_windows is None else max_windows,
                    fallback=choice.fallback, quick_start=quick_start and choice.runtime == "onnx",
                    adapted=choice.weights)  # fmt: skip
 

@@ -83,6 +83,12 @@ MAX_BITS = 64
 
 #: Documents embedded and committed together; an interrupted run loses at most one batch.
 DEFAULT_BATCH_DOCS = 64
+#: Most model windows embedded per long document, evenly spread over it (``index --max-windows``), for a new
+#: index; an existing index keeps the cap it records (``meta.max_windows``). 64 spread windows pool to within
+#: cosine 0.99 of all of them in every length bucket measured on /usr/share/doc (0.993 at 257-1,024 windows),
+#: keep a quarter of a documentation folder's windows, and touch 25 of 20 Newsgroups' 18,331 posts
+#: (BENCHMARKS.md, "Indexing speed (issue 20)").
+DEFAULT_MAX_WINDOWS = 64
 
 DEFAULT_K = 10
 #: ``semhash outliers --score``: what ranks the outliers when none is asked for (:mod:`semhash.outliers`).

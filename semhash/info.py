@@ -64,4 +64,5 @@ def index_info(db_path: str | Path) -> IndexInfo:
             epochs=int(stats["epochs"]) if "epochs" in stats else None,
             epochs_rule=epochs_rule(config, stats),
             val_agreement=float(stats["val_agreement"]) if "val_agreement" in stats else None,
+            max_windows=store.max_windows,
         )

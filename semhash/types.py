@@ -280,6 +280,8 @@ class IndexInfo:
     epochs_rule: str | None = None
     #: held-out documents' agreement with their teacher bits after training (None: none held out, or older model).
     val_agreement: float | None = None
+    #: most windows embedded per document (0: every window; None: not recorded, an older index).
+    max_windows: int | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready fields (CLI ``--json``, ``semhash serve``)."""

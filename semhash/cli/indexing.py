@@ -25,7 +25,7 @@ from semhash.cli.options import (
 )
 from semhash.cli.progress import progress_view
 from semhash.cli.render import err, out, print_json
-from semhash.config import DEFAULT_MAX_FILE_MB, ENV_ENGINE, ENV_MAX_FILE_MB, ENV_MODEL
+from semhash.config import DEFAULT_MAX_FILE_MB, DEFAULT_MAX_WINDOWS, ENV_ENGINE, ENV_MAX_FILE_MB, ENV_MODEL
 from semhash.types import plural, skip_summary
 
 if TYPE_CHECKING:
@@ -57,11 +57,13 @@ def index_command(
     text_field: str = typer.Option("text", "--text-field", help="Field holding the text in .json/.jsonl files."),
     text_column: str = typer.Option("text", "--text-column", help="Column holding the text in .csv files."),
     batch: int = typer.Option(64, "--batch", min=1, help="Documents embedded and committed together."),
-    max_windows: int = typer.Option(
-        0,
+    max_windows: int | None = typer.Option(
+        None,
         "--max-windows",
         min=0,
-        help="Most model windows embedded per long document, evenly spread over it (0 = no limit).",
+        help="Most model windows embedded per long document, evenly spread over it (0 = no limit); "
+        f"recorded in the index, which keeps it [default: {DEFAULT_MAX_WINDOWS} for a new index].",
+        show_default=False,
     ),
     prune: bool = typer.Option(
         False, "--prune", help="Also remove documents whose files no longer exist, anywhere in the index."

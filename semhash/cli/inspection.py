@@ -28,6 +28,7 @@ def info_command(db: Path = DbOption, as_json: bool = JsonOption) -> None:
         ("database", f"{info.db_path} ({human_bytes(info.db_bytes)}, schema v{info.schema_version})"),
         ("documents", f"{info.documents} ({info.encoded} encoded)"),
         ("embedding model", f"{info.model_name} ({info.embedding_dim}-d)"),
+        ("windows per document", _windows(info.max_windows)),
         ("code", f"{info.bits} bits" if info.bits else "no model yet"),
         (
             "hashing input",
@@ -49,6 +50,13 @@ def info_command(db: Path = DbOption, as_json: bool = JsonOption) -> None:
     for key, value in rows:
         table.add_row(key, value)
     out().print(table)
+
+
+def _windows(cap: int | None) -> str:
+    """The recorded window cap, as ``index --max-windows`` means it."""
+    if cap is None:
+        return "not recorded (an index from before the cap was recorded)"
+    return "every window" if cap == 0 else f"at most {cap}, evenly spread"
 
 
 def _trained(info: IndexInfo) -> str:

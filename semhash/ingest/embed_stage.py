@@ -37,7 +37,7 @@ def embed_pending(
     large = {path: {r for r, n in records.items() if n > limit} for path, records in pending.items()}
     total = sum(sum(records.values()) for records in pending.values())
     documents = sum(len(records) for records in pending.values())
-    windows_planned = sum(estimated_windows(n, options.max_windows) for r in pending.values() for n in r.values())
+    windows_planned = sum(estimated_windows(n, options.windows_cap) for r in pending.values() for n in r.values())
     windows_before = windows_embedded(encoder)
     done = 0
     documents_done = 0
@@ -107,7 +107,7 @@ def embed_on_ray(
     total = small_total + sum(sum(records.values()) for records in large.values())
     job = RayJob(
         model=options.model,
-        max_windows=options.max_windows,
+        max_windows=options.windows_cap,
         read=options.read,
         batch_docs=options.batch_docs,
         batch_chars=limit,
@@ -126,7 +126,7 @@ def embed_on_ray(
     large = {p: r for p, r in large.items() if r}
     if large:
         if encoder is None:
-            encoder = torch_encoder(options.model, options.device, options.max_windows, store)
+            encoder = torch_encoder(options.model, options.device, options.windows_cap, store)
             store.check_embedding_model(encoder.name, encoder.dim)
         before = windows_embedded(encoder)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from semhash.config import DEFAULT_BATCH_DOCS
+from semhash.config import DEFAULT_BATCH_DOCS, DEFAULT_MAX_WINDOWS
 from semhash.corpus import ReadOptions
 from semhash.engine import check_engine
 from semhash.errors import UsageError
@@ -46,7 +46,9 @@ class IndexOptions:
     batch_docs: int = DEFAULT_BATCH_DOCS
     #: most characters in one batch; a longer document is a batch of its own, embedded in window chunks.
     batch_chars: int = DEFAULT_BATCH_CHARS
-    max_windows: int = 0
+    #: most model windows embedded per document, evenly spread (0 = all). ``None``: the index's recorded cap,
+    #: or :data:`~semhash.config.DEFAULT_MAX_WINDOWS` for a new index (:func:`semhash.ingest.run.window_cap`).
+    max_windows: int | None = None
     read: ReadOptions = field(default_factory=ReadOptions)
     epochs: int | None = None
     seed: int = 0
@@ -74,6 +76,13 @@ class IndexOptions:
             raise UsageError(f"--epochs must be 1 or more, not {self.epochs}")
         if self.lexical_weight is not None and not self.lexical_weight >= 0:  # also rejects NaN
             raise UsageError(f"--lexical-weight must be 0 or more, not {self.lexical_weight}")
+        if self.max_windows is not None and self.max_windows < 0:
+            raise UsageError(f"--max-windows must be 0 (no limit) or more, not {self.max_windows}")
         if self.max_train_docs < 1:
             raise UsageError(f"max_train_docs must be 1 or more, not {self.max_train_docs}")
         self.engine = check_engine(self.engine, self.address, self.workers)
+
+    @property
+    def windows_cap(self) -> int:
+        """The window cap in force: as resolved by ``index_paths``, else the default for a new index."""
+        return DEFAULT_MAX_WINDOWS if self.max_windows is None else self.max_windows

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from semhash.caches.sync import build_index, load_index, warm_query_caches
 from semhash.codes import check_bits
+from semhash.config import DEFAULT_MAX_WINDOWS
 from semhash.corpus import CorpusScan, check_roots
 from semhash.device import resolve_device
 from semhash.embed import Encoder, SentenceTransformerEncoder, resolve_model
@@ -58,6 +59,7 @@ def index_paths(
         model_name = encoder.name if encoder is not None else resolve_model(options.model)[0]
         if store is not None:
             check_before_work(store, model_name, options)
+        options = replace(options, max_windows=window_cap(store, options.max_windows))
         states = store.document_states() if store is not None else {}
 
         scan = CorpusScan(roots, options.read)
@@ -86,12 +88,12 @@ def index_paths(
         if not options.prune:
             report.same_content_elsewhere = same_content_elsewhere(states, new_hashes, roots)
         if pending and on_plan is not None:
-            on_plan(plan_index(pending, options.max_windows))
+            on_plan(plan_index(pending, options.windows_cap))
         if pending and encoder is None and options.engine == "local":  # Ray loads it in its workers
             # Loaded before a new database is created, so a model that fails to load leaves no file behind.
             from semhash.encoders import index_encoder
 
-            chosen = index_encoder(Path(db_path), store, options.model, options.device, options.max_windows)
+            chosen = index_encoder(Path(db_path), store, options.model, options.device, options.windows_cap)
             encoder = chosen.encoder
             if chosen.warning:
                 report.warnings.append(chosen.warning)
@@ -102,6 +104,9 @@ def index_paths(
         if pending:
             if encoder is not None:
                 store.check_embedding_model(encoder.name, encoder.dim)
+            if store.max_windows != options.windows_cap:
+                with store.transaction("recording the window cap"):
+                    store.set_meta("max_windows", options.windows_cap)
             keys = [(path, record) for path, records in pending.items() for record in records]
             report.added = sum(1 for key in keys if key not in states)
             report.updated = len(keys) - report.added
@@ -139,6 +144,37 @@ def index_paths(
             store.close()
     report.seconds = time.perf_counter() - started
     return report
+
+
+def window_cap(store: Store | None, asked: int | None) -> int:
+    """The window cap this run embeds with: the one the index records, so that all its vectors are alike.
+
+    ``asked`` is ``--max-windows`` (``None``: not given). A new or empty index takes ``asked``, else
+    :data:`~semhash.config.DEFAULT_MAX_WINDOWS`. An index that records a cap keeps it, and asking for
+    another is a usage error: its documents would pool different shares of their windows. An index from
+    before the cap was recorded embedded whole documents by default (0), unless told otherwise then.
+
+    Raises:
+        UsageError: ``asked`` differs from the cap an index with documents records.
+    """
+    recorded = store.max_windows if store is not None else None
+    has_documents = store is not None and store.count() > 0
+    if asked is None:
+        if recorded is not None:
+            return recorded
+        return 0 if has_documents else DEFAULT_MAX_WINDOWS
+    if recorded is not None and asked != recorded and has_documents:
+        assert store is not None
+        raise UsageError(
+            f"{store.path} embeds {describe_cap(recorded)} of each document (recorded when it was built); "
+            f"--max-windows {asked} would mix two kinds of document vectors: leave it out, or index into a new --db"
+        )
+    return asked
+
+
+def describe_cap(cap: int) -> str:
+    """``"every window"`` or ``"at most 64 windows"``."""
+    return "every window" if cap == 0 else f"at most {cap} windows"
 
 
 def check_before_work(store: Store, model_name: str, options: IndexOptions) -> None:

@@ -438,6 +438,20 @@ class StoreConnection:
         return self.get_meta("embedding_model")
 
     @property
+    def max_windows(self) -> int | None:
+        """Most windows embedded per document when this index embeds (0 = all; ``None``: not recorded).
+
+        Indexes built before the cap was recorded have none: their documents were embedded whole unless
+        the user asked otherwise, which the index cannot know.
+        """
+        value = self._int_meta("max_windows")
+        if value is not None and value < 0:
+            raise CorruptDatabaseError(
+                f"{self.path} is damaged: meta 'max_windows' is {value}; rebuild the index into a new --db"
+            )
+        return value
+
+    @property
     def bits(self) -> int | None:
         """Code length of the active model, if one was trained.
 
