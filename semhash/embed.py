@@ -36,7 +36,7 @@ from typing import Protocol, runtime_checkable
 
 import numpy as np
 
-from semhash.config import DEFAULT_MODEL, ENV_ALLOW_DOWNLOAD
+from semhash.config import DEFAULT_MODEL, ENV_ALLOW_DOWNLOAD, STATIC_ALIASES, STATIC_MODEL
 from semhash.errors import ModelLoadError
 from semhash.privacy import download_allowed
 
@@ -88,10 +88,13 @@ def resolve_model(name_or_path: str | None) -> tuple[str, str]:
     """Return ``(recorded name, what to load)`` for a user's ``--model``.
 
     The default name (or its short form) loads the packaged copy from disk, never from a hub. A local
-    directory is recorded by its absolute path; any other string is a sentence-transformers name.
+    directory is recorded by its absolute path; ``static`` is the static tier (:mod:`semhash.static`); any
+    other string is a sentence-transformers name.
     """
     if not name_or_path or name_or_path in (DEFAULT_MODEL, DEFAULT_MODEL.split("/")[-1]):
         return DEFAULT_MODEL, str(default_model_path())
+    if name_or_path in STATIC_ALIASES:  # the static tier: built locally, loaded by semhash.static
+        return STATIC_MODEL, STATIC_MODEL
     path = Path(name_or_path).expanduser()
     if path.exists():
         return str(path.resolve()), str(path.resolve())

@@ -36,7 +36,7 @@ from typing import TYPE_CHECKING, Protocol, cast
 import numpy as np
 
 from semhash.adapted import check_blob, is_adapted
-from semhash.config import ENV_INDEX_EXPORT, ENV_RUNTIME, env_flag, env_text
+from semhash.config import ENV_INDEX_EXPORT, ENV_RUNTIME, STATIC_MODEL, env_flag, env_text
 from semhash.errors import IndexMissingError, RuntimeUnavailableError, UsageError
 from semhash.runtime import runtime_folder
 from semhash.runtime.folder import sealed_runtime
@@ -139,8 +139,12 @@ def torch_encoder(
 
         blob = weights.adapted_encoder(model) if weights is not None else None
         return load_adapted_encoder(model, blob, device, max_windows)
-    from semhash.embed import load_encoder
+    from semhash.embed import load_encoder, resolve_model
 
+    if resolve_model(model)[0] == STATIC_MODEL:  # no transformer: the static tier reads whole texts, on the CPU
+        from semhash.static import StaticEncoder
+
+        return StaticEncoder.load()
     return load_encoder(model, device, max_windows)
 
 

@@ -18,7 +18,7 @@ LAYERS = {
     "engine": 2.75,  # above encoders: its workers load the encoder semhash.encoders chooses
     "codec": 2.5, "encoders": 2.5, "train": 2.5, "adapt": 2.5, "neighbourhood": 2.5,
     "corpus": 2, "embed": 2, "model": 2, "store": 2, "caches": 2, "device": 2, "baselines": 2, "runtime": 2,
-    "adapted": 2, "extract": 2,
+    "adapted": 2, "extract": 2, "static": 2,
     "lexical": 1.5,
     "blobs": 1.5,  # the safe reader of stored weights: errors + a lazy torch import
     "errors": 1, "types": 1, "config": 1, "codes": 1, "metrics": 1, "privacy": 1, "fileio": 1,
@@ -53,6 +53,7 @@ SAME_LAYER = {
     ("types", "config"): "result defaults (the outlier score)",
     ("embed", "device"): "the device is chosen once, where the model loads",
     ("adapted", "embed"): "an adapted encoder is the frozen encoder with trained top layers",
+    ("static", "embed"): "the static tier is distilled from the packaged model and keeps the encoders' statistics",
     ("corpus", "extract"): "the corpus reads documents through the format readers",
     ("caches", "store"): "caches.sync alone rebuilds the caches from the store (SQLite is the truth)",
     ("runtime", "caches"): "the runtime's stamps use the one sidecar/stamp/atomic-write plumbing",
