@@ -20,12 +20,12 @@ from test_dedup_cells import planted
 
 import semhash.dedup.options as dedup_options
 from semhash.codes import to_sql_int
-from semhash.config import ENV_RAY_KILL_AFTER
-from semhash.dedup import DedupEngine, DedupOptions, DedupResult, dedup_index
+from semhash.config import ENV_RAY_KILL_AFTER, ENV_RAY_MAX_RESTARTS
+from semhash.dedup import DedupEngine, DedupOptions, DedupResult, cells, dedup_index
 from semhash.dedup.allpairs import all_pairs
 from semhash.dedup.cells import CellPairs, cell_pairs
 from semhash.dedup.distributed import runners
-from semhash.errors import UsageError
+from semhash.errors import EngineError, UsageError
 from semhash.store import Store
 from semhash.types import SourceDocument
 
@@ -95,14 +95,17 @@ def _assert_same_cells(got: CellPairs, want: CellPairs) -> None:
 
 
 @pytest.mark.slow
-def test_cells_and_all_pairs_on_ray_are_the_local_ones(ray_session: None, vectors: np.ndarray) -> None:
+def test_cells_and_all_pairs_on_ray_are_the_local_ones(
+    ray_session: None, vectors: np.ndarray, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(cells, "ASSIGN_BLOCK", 1024)  # several assignment blocks, here and on Ray
     local = cell_pairs(vectors, 0.5)
     budgeted = cell_pairs(vectors, 0.8, budget=len(vectors) // 20)  # order-dependent: the same pairs kept
     exact = all_pairs(vectors, 0.5, block_bytes=1 << 21)  # many bands
     with runners(DedupEngine("ray")) as run:
         assert run is not None
-        _assert_same_cells(cell_pairs(vectors, 0.5, runner=run.cells), local)
-        again = cell_pairs(vectors, 0.8, budget=len(vectors) // 20, runner=run.cells)
+        _assert_same_cells(cell_pairs(vectors, 0.5, runner=run.cells, assign=run.assign), local)
+        again = cell_pairs(vectors, 0.8, budget=len(vectors) // 20, runner=run.cells, assign=run.assign)
         assert budgeted.dropped > 0
         _assert_same_cells(again, budgeted)
         on_ray = all_pairs(vectors, 0.5, block_bytes=1 << 21, runner=run.bands)
@@ -119,9 +122,22 @@ def test_a_killed_worker_is_retried_and_the_pairs_are_the_same(
     monkeypatch.setenv(ENV_RAY_KILL_AFTER, "3")  # the fourth task kills its worker process on its first try
     with runners(DedupEngine("ray")) as run:
         assert run is not None
-        got = cell_pairs(vectors, 0.5, runner=run.cells)
+        got = cell_pairs(vectors, 0.5, runner=run.cells, assign=run.assign)
         assert Path(run.tasks.kill_marker).exists()  # the task did reach the kill (it leaves the marker first)
     _assert_same_cells(got, local)
+
+
+@pytest.mark.slow
+def test_a_worker_dead_beyond_its_retries_is_one_engine_error(
+    ray_session: None, vectors: np.ndarray, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(ENV_RAY_KILL_AFTER, "0")
+    monkeypatch.setenv(ENV_RAY_MAX_RESTARTS, "0")  # no retry: the first task's death ends the run
+    with runners(DedupEngine("ray")) as run, pytest.raises(EngineError) as caught:
+        assert run is not None
+        cell_pairs(vectors, 0.5, runner=run.cells)
+    message = str(caught.value)
+    assert "worker died" in message and ENV_RAY_MAX_RESTARTS in message and "\n" not in message
 
 
 def _vector_store(path: Path, x: np.ndarray) -> None:
@@ -162,6 +178,8 @@ def test_dedup_on_ray_finds_the_local_pairs_and_clusters(
     assert code == 0, ray_out
     assert ray_out == local_out and len(local_out.splitlines()) > 100
     assert json.loads(local_out.splitlines()[0])["cluster"] == 1
+    code, summary = invoke_dedup("--db", db, "--engine", "ray", "--workers", "2")
+    assert code == 0 and "(cosines on ray (" in summary, summary
     # The cells stage (the default above 20,000 documents, here from 1,000), through the Python service.
     monkeypatch.setattr(dedup_options, "EXACT_LIMIT", 1000)
     local = dedup_index(db, DedupOptions(cluster="components"))

@@ -79,6 +79,7 @@ def cell_pairs(
     seed: int = 0,
     budget: int | None = None,
     runner: CellRunner | None = None,
+    assign: AssignRunner | None = None,
 ) -> CellPairs:
     """Distinct pairs ``(i, j)``, ``i < j``, with cosine >= ``floor`` among rows in cells either one probes.
 
@@ -94,6 +95,8 @@ def cell_pairs(
             pairs found after it is spent are counted in ``dropped``. ``None``: no limit.
         runner: where each cell's products run (:data:`CellRunner`; default :func:`run_here`, this process);
             any runner gives the same pairs, since it computes the same products and this process keeps them.
+        assign: where each row's nearest cells are found (:data:`AssignRunner`; default
+            :meth:`CellTree.nearest`, this process); the k-means trees are always trained here.
     """
     x = np.ascontiguousarray(matrix, dtype=np.float32)
     n = len(x)
@@ -101,7 +104,7 @@ def cell_pairs(
     if n < 2:
         return CellPairs(empty, empty, np.zeros(0, np.float32), min(n, 1), n, 0)
     with _one_thread():
-        return _cell_pairs(x, floor, cells, probes, trees, seed, budget, runner)
+        return _cell_pairs(x, floor, cells, probes, trees, seed, budget, runner, assign)
 
 
 @contextmanager
@@ -132,6 +135,7 @@ def _cell_pairs(
     seed: int,
     budget: int | None,
     runner: CellRunner | None,
+    assign: AssignRunner | None,
 ) -> CellPairs:
     """:func:`cell_pairs` on float32 rows, at least two."""
     n = len(x)
@@ -144,7 +148,8 @@ def _cell_pairs(
             partial = True
             break
         tree = CellTree.train(x, min(cells or cell_count(n), n), seed + 1000 * t)
-        near = tree.nearest(x, max(1, min(probes, tree.cells)))
+        reach = max(1, min(probes, tree.cells))
+        near = tree.nearest(x, reach) if assign is None else assign(tree, x, reach)
         room = None if budget is None else max(0, budget - len(known))
         i, j, cosine, big, done, lost = _join(x, near, tree.cells, floor, room, known, runner)
         parts.append((i, j, cosine))
@@ -192,32 +197,33 @@ class CellTree:
     def nearest(self, x: np.ndarray, probes: int) -> np.ndarray:
         """Each row's ``probes`` nearest cells (nearest first) among the cells of its ``GROUP_PROBES`` nearest groups.
 
-        -1 where fewer exist.
+        -1 where fewer exist. Blocks of ``ASSIGN_BLOCK`` rows (:meth:`nearest_block`): a Ray task given one block
+        computes what this loop does.
         """
-        n = len(x)
-        best = np.full((n, probes), -1, np.int64)
-        score = np.full((n, probes), -np.inf, np.float32)
+        best = np.full((len(x), probes), -1, np.int64)
+        for start in range(0, len(x), ASSIGN_BLOCK):
+            best[start : start + ASSIGN_BLOCK] = self.nearest_block(x[start : start + ASSIGN_BLOCK], probes)
+        return best
+
+    def nearest_block(self, xb: np.ndarray, probes: int) -> np.ndarray:
+        """:meth:`nearest` of one block of rows (its products' shapes depend on the block: keep the boundaries)."""
+        best = np.full((len(xb), probes), -1, np.int64)
+        score = np.full((len(xb), probes), -np.inf, np.float32)
         reach = min(GROUP_PROBES, len(self.groups))
-        for start in range(0, n, ASSIGN_BLOCK):
-            xb = x[start : start + ASSIGN_BLOCK]
-            sims = xb @ self.groups.T
-            top = (
-                np.argpartition(-sims, reach - 1, axis=1)[:, :reach]
-                if reach < sims.shape[1]
-                else np.argsort(-sims, axis=1)
-            )
-            for g in np.unique(top):
-                rows = np.flatnonzero((top == g).any(axis=1))
-                local = xb[rows] @ self.centroids[g].T
-                m = min(probes, local.shape[1])
-                pick = (
-                    np.argpartition(-local, m - 1, axis=1)[:, :m] if m < local.shape[1] else np.argsort(-local, axis=1)
-                )
-                both_cells = np.hstack([best[start + rows], pick + self.offsets[g]])
-                both_score = np.hstack([score[start + rows], np.take_along_axis(local, pick, axis=1)])
-                order = np.argsort(-both_score, axis=1, kind="stable")[:, :probes]
-                best[start + rows] = np.take_along_axis(both_cells, order, axis=1)
-                score[start + rows] = np.take_along_axis(both_score, order, axis=1)
+        sims = xb @ self.groups.T
+        top = (
+            np.argpartition(-sims, reach - 1, axis=1)[:, :reach] if reach < sims.shape[1] else np.argsort(-sims, axis=1)
+        )
+        for g in np.unique(top):
+            rows = np.flatnonzero((top == g).any(axis=1))
+            local = xb[rows] @ self.centroids[g].T
+            m = min(probes, local.shape[1])
+            pick = np.argpartition(-local, m - 1, axis=1)[:, :m] if m < local.shape[1] else np.argsort(-local, axis=1)
+            both_cells = np.hstack([best[rows], pick + self.offsets[g]])
+            both_score = np.hstack([score[rows], np.take_along_axis(local, pick, axis=1)])
+            order = np.argsort(-both_score, axis=1, kind="stable")[:, :probes]
+            best[rows] = np.take_along_axis(both_cells, order, axis=1)
+            score[rows] = np.take_along_axis(both_score, order, axis=1)
         return best
 
 
@@ -265,6 +271,11 @@ class CellFound:
 #: Runs cells' products: ``runner(matrix, work, floor)`` yields one :class:`CellFound` per :class:`CellWork`,
 #: in the order given. :func:`run_here` in this process; :mod:`semhash.dedup.distributed` on Ray tasks.
 CellRunner = Callable[[np.ndarray, Iterable[CellWork], float], Iterator[CellFound]]
+
+
+#: Finds each row's nearest cells: ``assign(tree, matrix, probes)`` returns what ``tree.nearest(matrix, probes)``
+#: does. :mod:`semhash.dedup.distributed` runs its ``ASSIGN_BLOCK`` blocks on Ray tasks.
+AssignRunner = Callable[["CellTree", np.ndarray, int], np.ndarray]
 
 
 def run_here(x: np.ndarray, work: Iterable[CellWork], floor: float) -> Iterator[CellFound]:

@@ -3,8 +3,10 @@
 The driver (the ``semhash dedup`` process) reads the store, partitions, filters, clusters and reports, as the
 local path does; only the cosine products, where the time goes, run on Ray:
 
-- ``cells`` (above 20,000 documents): the driver trains the k-means cell trees and assigns every document
-  its cells (:mod:`semhash.dedup.cells`), then cuts each tree's cells, in cell order, into tasks of about
+- ``cells`` (above 20,000 documents): the driver trains the k-means cell trees on their sample
+  (:mod:`semhash.dedup.cells`); tasks find every document's nearest cells (blocks of ``ASSIGN_BLOCK`` rows
+  against the tree, which goes to the object store once); the driver cuts each tree's cells, in cell order, into
+  tasks of about
   ``TASK_ROWS`` rows: a task's payload is the embeddings of just its cells' members and visitors (put in the
   object store by the driver), it computes each cell's blockwise products with
   :func:`~semhash.dedup.cells.cell_products` and sends back only the pairs at or above the floor. The driver
@@ -29,8 +31,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from semhash.dedup import cells
 from semhash.dedup.allpairs import Band, BandRunner, band_pairs
-from semhash.dedup.cells import CellFound, CellRunner, CellWork, cell_products
+from semhash.dedup.cells import AssignRunner, CellFound, CellRunner, CellTree, CellWork, cell_products
 from semhash.dedup.options import DedupOptions
 from semhash.engine import check_engine, import_ray
 from semhash.engine.ray_tasks import RayTasks, ray_tasks
@@ -86,11 +89,19 @@ class Runners:
 
     tasks: RayTasks
     cells: CellRunner = field(init=False)
+    assign: AssignRunner = field(init=False)
     bands: BandRunner = field(init=False)
 
     def __post_init__(self) -> None:
         self.cells = self._cells
+        self.assign = self._assign
         self.bands = self._bands
+
+    def _assign(self, tree: CellTree, x: np.ndarray, probes: int) -> np.ndarray:
+        # The local loop's blocks, so each block's products have the local shapes (the same nearest cells).
+        step = cells.ASSIGN_BLOCK
+        blocks = ((x[start : start + step], probes) for start in range(0, len(x), step))
+        return np.concatenate(list(self.tasks.map(_assign_task, blocks, tree)))
 
     def _cells(self, x: np.ndarray, work: Iterable[CellWork], floor: float) -> Iterator[CellFound]:
         # A document is a member of one cell and visits PROBES - 1 = 1 other: about 2n rows a tree.
@@ -166,6 +177,12 @@ def _cells_task(batch: CellBatch, _: None) -> list[CellFound]:
             )
         )
     return found
+
+
+def _assign_task(block: tuple[np.ndarray, int], tree: CellTree) -> np.ndarray:
+    """A Ray task: the nearest cells of one block of rows (:meth:`CellTree.nearest_block`)."""
+    xb, probes = block
+    return tree.nearest_block(xb, probes)
 
 
 def _band_task(band: tuple[int, int, float], x: np.ndarray) -> Band:

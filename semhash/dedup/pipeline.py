@@ -101,7 +101,11 @@ def _dedup_store(store: Store, options: DedupOptions, run: Runners | None) -> De
         # Only pairs at the threshold are kept: below it, same-topic pairs inside a cell would fill memory.
         floor = max(options.floor, options.threshold)
         found = cell_pairs(
-            _in_row_order(matrix, slot), floor, budget=CELL_PAIR_BUDGET * len(ids), runner=run.cells if run else None
+            _in_row_order(matrix, slot),
+            floor,
+            budget=CELL_PAIR_BUDGET * len(ids),
+            runner=run.cells if run else None,
+            assign=run.assign if run else None,
         )
         del matrix
         i, j, cosine = found.i, found.j, found.cosine
