@@ -179,6 +179,15 @@ def throughput(emb: np.ndarray, floor: float) -> dict:
                 products += f.products
                 found += len(f.own_i) + len(f.visit_i)
         verify = time.perf_counter() - t
+        # What the cells tasks of this tree would be sent: each batch's distinct rows (members and visitors).
+        from semhash.dedup.distributed import TASK_ROWS, _cell_batches
+
+        work = (
+            cells.CellWork(c, order[bounds[c] : bounds[c + 1]], rows_other[other_bounds[c] : other_bounds[c + 1]])
+            for c in range(tree.cells)
+            if bounds[c + 1] > bounds[c]
+        )
+        sent_rows = sum(len(batch.rows) for batch in _cell_batches(x, work, floor, TASK_ROWS))
     groups = len(tree.groups)
     # Assignment: every group centroid, then the cells of the GROUP_PROBES nearest groups (about cells / groups each).
     assign_dots = len(x) * (groups + cells.GROUP_PROBES * tree.cells / groups)
@@ -195,8 +204,80 @@ def throughput(emb: np.ndarray, floor: float) -> dict:
         "products_seconds": round(verify, 2),
         "products_per_core_second": round(products / verify),
         "products_per_document": round(products / len(x), 1),
+        "cells_task_rows_sent_per_document": round(sent_rows / len(x), 3),
         "load_after": round(os.getloadavg()[0], 2),
     }
+
+
+# -- on paper: 10^8 and 10^9 documents, from the measured rates and these assumptions ---------------------------
+DIM = 384
+#: Candidate products a document a tree: measured 125 at 10^5 (this run) and 170 at 10^6 ("Dedup at scale":
+#: 3.4 x 10^8 for 2 trees); cells stay ~50 documents, the largest grows slowly: 200 assumed at 10^8-10^9.
+PRODUCTS_PER_DOC_TREE = 200
+#: Kept pairs a document a tree as found (both sides): 0.056 measured here; a crawl with many copies finds more,
+#: and the pair budget caps it at 50 (CELL_PAIR_BUDGET).
+PAIRS_PER_DOC_TREE = (0.056, 50)
+CORES_PER_NODE = 16
+NODE_GBIT = 10  # each node's network, Gbit/s; the driver sends every payload
+NODES = (10, 100)
+
+
+def on_paper(measured: dict) -> dict:
+    """Memory, shuffle bytes and hours at 10^8 and 10^9 from ``measured`` (``throughput_one_tree``, ``runs``)."""
+    from semhash.dedup import cells
+
+    t = measured["throughput_one_tree"]
+    n0 = t["documents"]
+    read_per_doc = measured["runs"]["local"]["read"] / n0
+    out = {}
+    for n in (10**8, 10**9):
+        n_cells = n / cells.CELL_SIZE
+        groups = np.sqrt(n_cells)
+        trees = cells.TREES
+        assign_dots = trees * n * (groups + cells.GROUP_PROBES * n_cells / groups)
+        products = trees * n * PRODUCTS_PER_DOC_TREE
+        core_hours = {
+            "assign": assign_dots / t["assign_dots_per_core_second"] / 3600,
+            "products": products / t["products_per_core_second"] / 3600,
+        }
+        # k-means: sample 16 a cell, each point against its group's cells, 6 rounds: grows as n^1.5 (one thread).
+        train_hours = trees * t["kmeans_seconds"] * (n / n0) ** 1.5 / 3600
+        row_bytes = {"float32": 4 * DIM, "float16": 2 * DIM}
+        # Assignment blocks send each row once; cells tasks each batch's distinct rows (measured per document).
+        per_doc = 1 + t.get("cells_task_rows_sent_per_document", 2.0)
+        sent = {k: trees * per_doc * n * b for k, b in row_bytes.items()}
+        back = {
+            f"pairs at {p} a document a tree": trees * n * (16 + p * 20) for p in PAIRS_PER_DOC_TREE
+        }  # 2 int64 nearest cells + 20-byte pairs (2 int64 rows + float32)
+        driver = {f"embeddings {k}": n * b for k, b in row_bytes.items()} | {
+            "ids, codes, text hashes, lengths, mtimes (8 B each)": 40 * n,
+            "nearest cells, one tree at a time (2 x int64)": 16 * n,
+            "cell centroids float32, all trees": trees * n_cells * 4 * DIM,
+        }
+        hours = {}
+        for nodes in NODES:
+            spread = (core_hours["assign"] + core_hours["products"]) / (nodes * CORES_PER_NODE)
+            network = sent["float32"] / (NODE_GBIT / 8 * 1e9) / 3600
+            hours[f"{nodes} nodes"] = {
+                "ray tasks (assign + products)": round(spread, 2),
+                "driver network (float32 payloads)": round(network, 2),
+                "driver read of the store": round(read_per_doc * n / 3600, 2),
+                "driver k-means training (one thread)": round(train_hours, 1),
+            }
+        out[f"{n:.0e}"] = {
+            "cells": int(n_cells),
+            "core_hours": {k: round(v, 1) for k, v in core_hours.items()},
+            "sent_gb": {k: round(v / 1e9) for k, v in sent.items()},
+            "back_gb": {k: round(v / 1e9, 1) for k, v in back.items()},
+            "driver_gb": {k: round(v / 1e9, 1) for k, v in driver.items()},
+            "worker_task_mb": {
+                "cells task payload (TASK_ROWS rows, float32)": round(20_000 * 4 * DIM / 1e6),
+                "assign task payload (ASSIGN_BLOCK rows, float32)": round(cells.ASSIGN_BLOCK * 4 * DIM / 1e6),
+                "one tree's centroids, once per node (float32)": round(n_cells * 4 * DIM / 1e6),
+            },
+            "hours": hours,
+        }
+    return out
 
 
 def main() -> None:
@@ -204,7 +285,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--docs", type=int, default=100_000)
     parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--paper", action="store_true", help="only recompute the on-paper figures from the results")
     args = parser.parse_args()
+    if args.paper:
+        report = json.loads(RESULTS.read_text())
+        report["on_paper"] = on_paper(report)
+        RESULTS.write_text(json.dumps(report, indent=2) + "\n")
+        print(json.dumps(report["on_paper"], indent=2))
+        return
     started = time.perf_counter()
     db, emb = build(args.docs)
     print(f"store of {args.docs} documents ready in {time.perf_counter() - started:.0f} s", flush=True)
@@ -220,6 +308,7 @@ def main() -> None:
     report["runs"] = runs
     report["throughput_one_tree"] = throughput(emb, 0.8)
     print("throughput", report["throughput_one_tree"], flush=True)
+    report["on_paper"] = on_paper(report)
     RESULTS.write_text(json.dumps(report, indent=2) + "\n")
     print(f"wrote {RESULTS}")
 

@@ -1,14 +1,14 @@
 """``semhash dedup --engine ray``: the candidate stage's products on Ray tasks, everything else in this process.
 
-The driver (the ``semhash dedup`` process) reads the store, partitions, filters, clusters and reports, as the
-local path does; only the cosine products, where the time goes, run on Ray:
+The driver (the ``semhash dedup`` process) reads the store, trains the partition, filters, clusters and reports,
+as the local path does; the products of embeddings with centroids and with each other, where the time goes, run
+on Ray:
 
 - ``cells`` (above 20,000 documents): the driver trains the k-means cell trees on their sample
   (:mod:`semhash.dedup.cells`); tasks find every document's nearest cells (blocks of ``ASSIGN_BLOCK`` rows
   against the tree, which goes to the object store once); the driver cuts each tree's cells, in cell order, into
-  tasks of about
-  ``TASK_ROWS`` rows: a task's payload is the embeddings of just its cells' members and visitors (put in the
-  object store by the driver), it computes each cell's blockwise products with
+  tasks of about ``TASK_ROWS`` rows: a task's payload is the embeddings of just its cells' members and visitors
+  (put in the object store by the driver), it computes each cell's blockwise products with
   :func:`~semhash.dedup.cells.cell_products` and sends back only the pairs at or above the floor. The driver
   takes them as tasks finish (``ray.wait``, a bounded window of tasks: :mod:`semhash.engine.ray_tasks`) and
   filters them (a pair seen from both cells, a pair an earlier tree found, the pair budget) in cell order,
