@@ -27,13 +27,13 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
-from semhash.dedup import cells
-from semhash.dedup.allpairs import Band, BandRunner, band_pairs
-from semhash.dedup.cells import AssignRunner, CellFound, CellRunner, CellTree, CellWork, cell_products
+from semhash.dedup import cells as cell_stage  # its ASSIGN_BLOCK read at run time
+from semhash.dedup.allpairs import Band, band_pairs
+from semhash.dedup.cells import CellFound, CellTree, CellWork, cell_products
 from semhash.dedup.options import DedupOptions
 from semhash.engine import check_engine, import_ray
 from semhash.engine.ray_tasks import RayTasks, ray_tasks
@@ -54,7 +54,8 @@ class DedupEngine:
     Attributes:
         engine: ``local`` or ``ray``.
         address: ``ray``: the cluster to join (``None``: start Ray locally, unless already running).
-        workers: ``ray``: CPUs of a local start, or tasks running at once on a cluster (default: its CPUs).
+        workers: ``ray``: CPUs of a local start; on a cluster, tasks in flight are at most twice this (default:
+            the cluster's CPUs).
     """
 
     engine: str = "local"
@@ -85,31 +86,28 @@ class DedupEngine:
 
 @dataclass
 class Runners:
-    """The candidate stages' runners on one Ray session, and what they ran."""
+    """The candidate stages' runners on one Ray session (:meth:`assign`, :meth:`cells`, :meth:`bands`)."""
 
     tasks: RayTasks
-    cells: CellRunner = field(init=False)
-    assign: AssignRunner = field(init=False)
-    bands: BandRunner = field(init=False)
 
-    def __post_init__(self) -> None:
-        self.cells = self._cells
-        self.assign = self._assign
-        self.bands = self._bands
+    def assign(self, tree: CellTree, x: np.ndarray, probes: int) -> np.ndarray:
+        """The :data:`~semhash.dedup.cells.AssignRunner` on Ray: one task a block of ``ASSIGN_BLOCK`` rows.
 
-    def _assign(self, tree: CellTree, x: np.ndarray, probes: int) -> np.ndarray:
-        # The local loop's blocks, so each block's products have the local shapes (the same nearest cells).
-        step = cells.ASSIGN_BLOCK
+        The local loop's blocks, so each block's products have the local shapes (the same nearest cells).
+        """
+        step = cell_stage.ASSIGN_BLOCK
         blocks = ((x[start : start + step], probes) for start in range(0, len(x), step))
         return np.concatenate(list(self.tasks.map(_assign_task, blocks, tree)))
 
-    def _cells(self, x: np.ndarray, work: Iterable[CellWork], floor: float) -> Iterator[CellFound]:
+    def cells(self, x: np.ndarray, work: Iterable[CellWork], floor: float) -> Iterator[CellFound]:
+        """The :data:`~semhash.dedup.cells.CellRunner` on Ray: runs of whole cells, about ``TASK_ROWS`` rows a task."""
         # A document is a member of one cell and visits PROBES - 1 = 1 other: about 2n rows a tree.
         per_task = min(TASK_ROWS, max(MIN_TASK_ROWS, 2 * len(x) // (TASKS_PER_CPU * self.tasks.counts.cpus)))
         for found in self.tasks.map(_cells_task, _cell_batches(x, work, floor, per_task), None):
             yield from found
 
-    def _bands(self, x: np.ndarray, bands: Iterable[tuple[int, int]], floor: float) -> Iterator[Band]:
+    def bands(self, x: np.ndarray, bands: Iterable[tuple[int, int]], floor: float) -> Iterator[Band]:
+        """The :data:`~semhash.dedup.allpairs.BandRunner` on Ray: a task a band, the matrix shared once."""
         return self.tasks.map(_band_task, ((start, stop, floor) for start, stop in bands), x)
 
     def describe(self) -> str:
