@@ -179,7 +179,7 @@ def test_dedup_on_ray_finds_the_local_pairs_and_clusters(
     assert ray_out == local_out and len(local_out.splitlines()) > 100
     assert json.loads(local_out.splitlines()[0])["cluster"] == 1
     code, summary = invoke_dedup("--db", db, "--engine", "ray", "--workers", "2")
-    assert code == 0 and "(cosines on ray (" in summary, summary
+    assert code == 0 and "; cosines on ray (" in summary, summary
     # The cells stage (the default above 20,000 documents, here from 1,000), through the Python service.
     monkeypatch.setattr(dedup_options, "EXACT_LIMIT", 1000)
     local = dedup_index(db, DedupOptions(cluster="components"))

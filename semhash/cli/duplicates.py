@@ -218,7 +218,7 @@ def _print_clusters(result: DedupResult, as_json: bool, as_csv: bool) -> None:
         f"({exact} exact, {len(rows) - exact} near); {stats.candidates} candidate pairs from "
         f"{CandidateStage(stats.stage, stats.neighbours).describe(stats.radius, stats.largest_block)}, "
         f"threshold {options.threshold}, {options.cluster} clusters, keep {options.keep}; {stats.seconds:.1f} s"
-        + ("" if stats.engine == "local" else f" (cosines on {stats.engine})"),
+        + ("" if stats.engine == "local" else f"; cosines on {stats.engine}"),
         highlight=False,
     )
     if result.overlap_rejected:
