@@ -13,10 +13,12 @@ was being computed, when it is absent).
 Stages, each ``dedup_index`` at the defaults (the cells stage above 20,000 documents) in a fresh process:
 ``local``; ``ray`` (a local Ray session of ``--workers`` CPUs started by the run, its start included); ``ray,
 killed``: the same with ``SEMHASH_TEST_KILL_AFTER=5`` (the sixth task kills its worker process once; Ray retries
-it). Each run's kept pairs (rows, cosines, Hamming distances) and clusters are compared with the local run's, bit
-for bit. Then, in this process on one thread, the parts of the cells stage: k-means training, cell assignment,
-and the cells' products (:func:`semhash.dedup.cells.cell_products` over every cell): the per-core verification
-throughput that BENCHMARKS.md extrapolates from. Results: ``benchmarks/results/dedup_ray.json``.
+it); ``ray already running``: the process starts Ray before the clock starts, the run joins it. Each run's kept
+pairs (rows, cosines, Hamming distances) and clusters are compared with the local run's, bit for bit. Then, in
+this process on one thread, the parts of the cells stage: k-means training, cell assignment, and the cells'
+products (:func:`semhash.dedup.cells.cell_products` over every cell): the per-core verification throughput that
+BENCHMARKS.md extrapolates from. Results: ``benchmarks/results/dedup_ray.json``; ``--paper`` recomputes the
+on-paper figures for 10^8 and 10^9 from it.
 """
 
 from __future__ import annotations
@@ -100,7 +102,10 @@ def build(n: int) -> tuple[Path, np.ndarray]:
 RUN = """
 import json, pickle, sys, time
 from semhash.dedup import DedupEngine, DedupOptions, dedup_index
-db, engine, workers, out = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
+db, engine, workers, out, warm = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4], sys.argv[5] == "warm"
+if warm:  # Ray already running: the run joins the session instead of starting one
+    import ray
+    ray.init(num_cpus=workers, include_dashboard=False, log_to_driver=False, configure_logging=False)
 t = time.perf_counter()
 r = dedup_index(db, DedupOptions(), DedupEngine(engine, workers=workers if engine == 'ray' else None))
 wall = time.perf_counter() - t
@@ -116,7 +121,7 @@ print(json.dumps({'seconds': round(wall, 2), 'stage': s.stage, 'engine': s.engin
 """
 
 
-def timed(db: Path, engine: str, workers: int, kill: bool) -> tuple[dict, dict]:
+def timed(db: Path, engine: str, workers: int, kill: bool, warm: bool = False) -> tuple[dict, dict]:
     """One ``dedup_index`` run in a fresh process: its stats row and its pairs and clusters."""
     import pickle
 
@@ -126,7 +131,7 @@ def timed(db: Path, engine: str, workers: int, kill: bool) -> tuple[dict, dict]:
     if kill:
         env["SEMHASH_TEST_KILL_AFTER"] = "5"
     done = subprocess.run(
-        [sys.executable, "-c", RUN, str(db), engine, str(workers), str(out)],
+        [sys.executable, "-c", RUN, str(db), engine, str(workers), str(out), "warm" if warm else "cold"],
         capture_output=True,
         text=True,
         env=env,
@@ -300,8 +305,8 @@ def main() -> None:
     local, want = timed(db, "local", args.workers, kill=False)
     print("local", local, flush=True)
     runs = {"local": local}
-    for name, kill in (("ray", False), ("ray, killed", True)):
-        row, got = timed(db, "ray", args.workers, kill)
+    for name, kill, warm in (("ray", False, False), ("ray, killed", True, False), ("ray already running", False, True)):
+        row, got = timed(db, "ray", args.workers, kill, warm)
         row["identical_to_local"] = same(got, want)
         runs[name] = row
         print(name, row, flush=True)
