@@ -243,18 +243,25 @@ class SemanticIndex:
         number_veto: bool = False,
         neighbours: int | str = "auto",
         min_overlap: float = DEFAULT_MIN_OVERLAP,
+        engine: str = "local",
+        address: str | None = None,
+        workers: int | None = None,
     ) -> DedupResult:
         """Exact and near-duplicates in the index (no torch); the options are :class:`semhash.dedup.DedupOptions`'.
 
         The result keeps every candidate pair, so ``result.rethreshold(0.9)`` re-clusters without recomputing.
+        ``engine``, ``address`` and ``workers`` are :class:`semhash.dedup.DedupEngine`'s: ``engine="ray"`` computes
+        the candidate cosines on Ray tasks (the same pairs as ``local``).
 
         Raises:
             UsageError: an option is out of range.
+            EngineUnavailableError: ``engine="ray"`` without Ray installed.
+            EngineError: the Ray cluster failed.
         """
-        from semhash.dedup import dedup_index
+        from semhash.dedup import DedupEngine, dedup_index
 
         options = _dedup_options(radius, threshold, cluster, keep, number_veto, neighbours, min_overlap)
-        return dedup_index(self.db, options)
+        return dedup_index(self.db, options, DedupEngine(engine, address, workers))
 
     def find_existing(
         self,

@@ -32,7 +32,8 @@ ENV_RUNTIME = "SEMHASH_RUNTIME"
 ENV_ENGINE = "SEMHASH_ENGINE"
 #: How many times a dead Ray actor is restarted (its batch retried) before the run stops.
 ENV_RAY_MAX_RESTARTS = "SEMHASH_RAY_MAX_RESTARTS"
-#: Test hook of :mod:`semhash.engine.ray_engine`: its actors exit abruptly after this many batches.
+#: Test hook of :mod:`semhash.engine.ray_engine`: its actors exit abruptly after this many batches; of
+#: :mod:`semhash.engine.ray_tasks` (``dedup --engine ray``): the task of that number kills its worker once.
 ENV_RAY_KILL_AFTER = "SEMHASH_TEST_KILL_AFTER"
 
 #: Values of a yes/no variable that mean yes (compared stripped and lower-cased); anything else means no.

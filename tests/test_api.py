@@ -48,11 +48,12 @@ def _keyword_defaults(method: Callable[..., object]) -> dict[str, object]:
 def test_api_keywords_are_the_options_dataclasses_fields_with_their_defaults() -> None:
     """The API's typed keywords mirror the options dataclasses: same names, same defaults."""
     from semhash.corpus import ReadOptions
-    from semhash.dedup import DedupOptions
+    from semhash.dedup import DedupEngine, DedupOptions
     from semhash.ingest import IndexOptions
 
     dedup = {f.name: getattr(DedupOptions(), f.name) for f in dataclasses.fields(DedupOptions)}
-    assert _keyword_defaults(SemanticIndex.dedup) == dedup
+    engine = {f.name: getattr(DedupEngine(), f.name) for f in dataclasses.fields(DedupEngine)}
+    assert _keyword_defaults(SemanticIndex.dedup) == {**dedup, **engine}  # dedup also runs on Ray
     assert _keyword_defaults(SemanticIndex.find_existing) == dedup
     index = _keyword_defaults(SemanticIndex.index)
     fields = {f.name: getattr(IndexOptions(), f.name) for f in dataclasses.fields(IndexOptions)}

@@ -58,6 +58,24 @@ def dedup_command(
         "threshold inside k-means cells of the embeddings; all: every pair; K: the codes plus K nearest "
         "embeddings (faiss); 0: the codes alone.",
     ),
+    # No SEMHASH_ENGINE fallback here: that variable sets where `index` embeds, and a dedup of a small index
+    # would start a Ray session for it unasked.
+    engine: str = typer.Option(
+        "local",
+        "--engine",
+        help="Where the candidate cosines run: local (this process) or ray (Ray tasks, the same pairs; "
+        'pip install -e ".[ray]"). Ray runs --neighbours auto and all.',
+        show_default=True,
+    ),
+    address: str | None = typer.Option(
+        None, "--address", help="With --engine ray: join this Ray cluster (e.g. ray://head:10001, or auto)."
+    ),
+    workers: int | None = typer.Option(
+        None,
+        "--workers",
+        min=1,
+        help="With --engine ray: CPUs of the local Ray start, or tasks at once on a cluster [default: its CPUs].",
+    ),
     target: int | None = typer.Option(
         None,
         "--target",
@@ -95,6 +113,8 @@ def dedup_command(
         neighbours=dedup.parse_neighbours(neighbours),
         min_overlap=min_overlap,
     )
+    runs_on = dedup.DedupEngine(engine, address, workers)  # a bad engine: UsageError, before any work
+    runs_on.check(options, against)  # Ray-only limits, and a missing Ray extra (one line, exit 1)
     if write_unique is not None:
         if against:
             raise UsageError("--write-unique works on the index itself, not with --against")
@@ -107,7 +127,7 @@ def dedup_command(
     if against:
         _print_against(dedup.find_existing(db, paths or [], options, device=device), as_json, as_csv, list_duplicates)
         return
-    result = dedup.dedup_index(db, options)
+    result = dedup.dedup_index(db, options, runs_on)
     if result.stats.adapted_encoder:
         err().print(
             # No measured figures here (they go stale): the benchmark that measured the loss is named instead.
@@ -197,7 +217,8 @@ def _print_clusters(result: DedupResult, as_json: bool, as_csv: bool) -> None:
         f"{stats.documents} documents: {len(result.clusters)} clusters, {len(rows)} duplicates "
         f"({exact} exact, {len(rows) - exact} near); {stats.candidates} candidate pairs from "
         f"{CandidateStage(stats.stage, stats.neighbours).describe(stats.radius, stats.largest_block)}, "
-        f"threshold {options.threshold}, {options.cluster} clusters, keep {options.keep}; {stats.seconds:.1f} s",
+        f"threshold {options.threshold}, {options.cluster} clusters, keep {options.keep}; {stats.seconds:.1f} s"
+        + ("" if stats.engine == "local" else f"; cosines on {stats.engine}"),
         highlight=False,
     )
     if result.overlap_rejected:

@@ -74,11 +74,13 @@ its hash, the number veto), ``join`` (step 2), ``verify`` (step 3), ``clusters``
 :class:`DedupResult`), ``pipeline`` (the in-index service, :func:`dedup_index`), ``against``
 (:func:`find_existing`: new files against the index; the one path that needs the embedding and hashing
 models, imported lazily inside it), ``write`` (``--write-unique``: :func:`write_unique`), ``ann``
-(neighbour candidates), ``exact`` (the all-pairs stage), ``overlap`` (the word-shingle check of long pairs).
+(neighbour candidates), ``exact`` (the all-pairs stage), ``overlap`` (the word-shingle check of long pairs),
+``distributed`` (``--engine ray``: the candidate products on Ray tasks, the same pairs).
 """
 
 from semhash.dedup.against import AgainstResult, find_existing, match_against
 from semhash.dedup.clusters import DedupResult, DedupStats, DocTable, build_clusters
+from semhash.dedup.distributed import DedupEngine
 from semhash.dedup.join import candidate_pairs, distinct_code_pairs, flip_masks
 from semhash.dedup.options import (
     CLUSTER_METHODS,
@@ -114,6 +116,7 @@ __all__ = [
     "AgainstResult",
     "CandidateStage",
     "CodeBlocks",
+    "DedupEngine",
     "DedupOptions",
     "DedupResult",
     "DedupStats",

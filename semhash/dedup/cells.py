@@ -18,7 +18,7 @@ skipped by a budget, so there is no unverified count: every product is computed.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
@@ -78,6 +78,8 @@ def cell_pairs(
     trees: int = TREES,
     seed: int = 0,
     budget: int | None = None,
+    runner: CellRunner | None = None,
+    assign: AssignRunner | None = None,
 ) -> CellPairs:
     """Distinct pairs ``(i, j)``, ``i < j``, with cosine >= ``floor`` among rows in cells either one probes.
 
@@ -91,6 +93,10 @@ def cell_pairs(
         seed: seed of the k-means samples and initialisations.
         budget: most pairs kept (found pairs, before duplicates found from both sides are merged); the
             pairs found after it is spent are counted in ``dropped``. ``None``: no limit.
+        runner: where each cell's products run (:data:`CellRunner`; default :func:`run_here`, this process);
+            any runner gives the same pairs, since it computes the same products and this process keeps them.
+        assign: where each row's nearest cells are found (:data:`AssignRunner`; default
+            :meth:`CellTree.nearest`, this process); the k-means trees are always trained here.
     """
     x = np.ascontiguousarray(matrix, dtype=np.float32)
     n = len(x)
@@ -98,7 +104,7 @@ def cell_pairs(
     if n < 2:
         return CellPairs(empty, empty, np.zeros(0, np.float32), min(n, 1), n, 0)
     with _one_thread():
-        return _cell_pairs(x, floor, cells, probes, trees, seed, budget)
+        return _cell_pairs(x, floor, cells, probes, trees, seed, budget, runner, assign)
 
 
 @contextmanager
@@ -121,7 +127,15 @@ def _one_thread() -> Iterator[None]:
 
 
 def _cell_pairs(
-    x: np.ndarray, floor: float, cells: int | None, probes: int, trees: int, seed: int, budget: int | None
+    x: np.ndarray,
+    floor: float,
+    cells: int | None,
+    probes: int,
+    trees: int,
+    seed: int,
+    budget: int | None,
+    runner: CellRunner | None,
+    assign: AssignRunner | None,
 ) -> CellPairs:
     """:func:`cell_pairs` on float32 rows, at least two."""
     n = len(x)
@@ -134,9 +148,10 @@ def _cell_pairs(
             partial = True
             break
         tree = CellTree.train(x, min(cells or cell_count(n), n), seed + 1000 * t)
-        near = tree.nearest(x, max(1, min(probes, tree.cells)))
+        reach = max(1, min(probes, tree.cells))
+        near = tree.nearest(x, reach) if assign is None else assign(tree, x, reach)
         room = None if budget is None else max(0, budget - len(known))
-        i, j, cosine, big, done, lost = _join(x, near, tree.cells, floor, room, known)
+        i, j, cosine, big, done, lost = _join(x, near, tree.cells, floor, room, known, runner)
         parts.append((i, j, cosine))
         count, largest, products, dropped = count + tree.cells, max(largest, big), products + done, dropped + lost
         known = np.union1d(known, i * n + j)
@@ -182,32 +197,33 @@ class CellTree:
     def nearest(self, x: np.ndarray, probes: int) -> np.ndarray:
         """Each row's ``probes`` nearest cells (nearest first) among the cells of its ``GROUP_PROBES`` nearest groups.
 
-        -1 where fewer exist.
+        -1 where fewer exist. Blocks of ``ASSIGN_BLOCK`` rows (:meth:`nearest_block`): a Ray task given one block
+        computes what this loop does.
         """
-        n = len(x)
-        best = np.full((n, probes), -1, np.int64)
-        score = np.full((n, probes), -np.inf, np.float32)
+        best = np.full((len(x), probes), -1, np.int64)
+        for start in range(0, len(x), ASSIGN_BLOCK):
+            best[start : start + ASSIGN_BLOCK] = self.nearest_block(x[start : start + ASSIGN_BLOCK], probes)
+        return best
+
+    def nearest_block(self, xb: np.ndarray, probes: int) -> np.ndarray:
+        """:meth:`nearest` of one block of rows (its products' shapes depend on the block: keep the boundaries)."""
+        best = np.full((len(xb), probes), -1, np.int64)
+        score = np.full((len(xb), probes), -np.inf, np.float32)
         reach = min(GROUP_PROBES, len(self.groups))
-        for start in range(0, n, ASSIGN_BLOCK):
-            xb = x[start : start + ASSIGN_BLOCK]
-            sims = xb @ self.groups.T
-            top = (
-                np.argpartition(-sims, reach - 1, axis=1)[:, :reach]
-                if reach < sims.shape[1]
-                else np.argsort(-sims, axis=1)
-            )
-            for g in np.unique(top):
-                rows = np.flatnonzero((top == g).any(axis=1))
-                local = xb[rows] @ self.centroids[g].T
-                m = min(probes, local.shape[1])
-                pick = (
-                    np.argpartition(-local, m - 1, axis=1)[:, :m] if m < local.shape[1] else np.argsort(-local, axis=1)
-                )
-                both_cells = np.hstack([best[start + rows], pick + self.offsets[g]])
-                both_score = np.hstack([score[start + rows], np.take_along_axis(local, pick, axis=1)])
-                order = np.argsort(-both_score, axis=1, kind="stable")[:, :probes]
-                best[start + rows] = np.take_along_axis(both_cells, order, axis=1)
-                score[start + rows] = np.take_along_axis(both_score, order, axis=1)
+        sims = xb @ self.groups.T
+        top = (
+            np.argpartition(-sims, reach - 1, axis=1)[:, :reach] if reach < sims.shape[1] else np.argsort(-sims, axis=1)
+        )
+        for g in np.unique(top):
+            rows = np.flatnonzero((top == g).any(axis=1))
+            local = xb[rows] @ self.centroids[g].T
+            m = min(probes, local.shape[1])
+            pick = np.argpartition(-local, m - 1, axis=1)[:, :m] if m < local.shape[1] else np.argsort(-local, axis=1)
+            both_cells = np.hstack([best[rows], pick + self.offsets[g]])
+            both_score = np.hstack([score[rows], np.take_along_axis(local, pick, axis=1)])
+            order = np.argsort(-both_score, axis=1, kind="stable")[:, :probes]
+            best[rows] = np.take_along_axis(both_cells, order, axis=1)
+            score[rows] = np.take_along_axis(both_score, order, axis=1)
         return best
 
 
@@ -225,13 +241,94 @@ def _kmeans(x: np.ndarray, k: int, seed: int) -> np.ndarray:
     return np.asarray(kmeans.centroids, dtype=np.float32)
 
 
+@dataclass
+class CellWork:
+    """One cell's share of the products: its members (rows of the matrix) and the rows that visit it."""
+
+    cell: int
+    members: np.ndarray  # rows whose own (nearest) cell it is
+    visitors: np.ndarray  # rows that probe it besides their own cell
+
+
+@dataclass
+class CellFound:
+    """What one cell's products found at or above the floor, before the driver filters and budgets them.
+
+    ``own``: pairs of members (the upper triangle, ``i`` first in the band); ``visit``: visitor ``i`` with
+    member ``j`` (a pair two cells see is in both: the driver keeps it once). Rows as the runner was given.
+    """
+
+    cell: int
+    own_i: np.ndarray
+    own_j: np.ndarray
+    own_cosine: np.ndarray
+    visit_i: np.ndarray
+    visit_j: np.ndarray
+    visit_cosine: np.ndarray
+    products: int  # cosines computed
+
+
+#: Runs cells' products: ``runner(matrix, work, floor)`` yields one :class:`CellFound` per :class:`CellWork`,
+#: in the order given. :func:`run_here` in this process; :mod:`semhash.dedup.distributed` on Ray tasks.
+CellRunner = Callable[[np.ndarray, Iterable[CellWork], float], Iterator[CellFound]]
+
+
+#: Finds each row's nearest cells: ``assign(tree, matrix, probes)`` returns what ``tree.nearest(matrix, probes)``
+#: does. :mod:`semhash.dedup.distributed` runs its ``ASSIGN_BLOCK`` blocks on Ray tasks.
+AssignRunner = Callable[["CellTree", np.ndarray, int], np.ndarray]
+
+
+def run_here(x: np.ndarray, work: Iterable[CellWork], floor: float) -> Iterator[CellFound]:
+    """The default :data:`CellRunner`: each cell's products in this process, one after the other."""
+    for cell in work:
+        yield cell_products(x, cell, floor)
+
+
+def cell_products(x: np.ndarray, work: CellWork, floor: float) -> CellFound:
+    """The cosines of one cell's members with each other and with its visitors, kept at or above ``floor``.
+
+    Blocks of ``ROW_BLOCK`` rows, always the same shapes for the same cell, so a Ray task given only this
+    cell's rows computes bit for bit what this process would (float32 BLAS sums in a shape-fixed order).
+    """
+    members, visitors = work.members, work.visitors
+    block = x[members]
+    found: list[list[np.ndarray]] = [[], [], [], [], [], []]
+    products = 0
+    for start in range(0, len(members), ROW_BLOCK):  # within the cell: the upper triangle
+        sims = block[start : start + ROW_BLOCK] @ block.T
+        rows_here = sims.shape[0]  # pairs (r, col) with col > r: the upper triangle of this band
+        products += rows_here * len(members) - rows_here * (2 * start + rows_here + 1) // 2
+        r, col = np.nonzero(sims >= floor)
+        keep = col > r + start
+        r, col = r[keep], col[keep]
+        for part, values in zip(found[:3], (members[r + start], members[col], sims[r, col]), strict=True):
+            part.append(values)
+    for start in range(0, len(visitors), ROW_BLOCK):
+        rows = visitors[start : start + ROW_BLOCK]
+        sims = x[rows] @ block.T
+        products += sims.size
+        r, col = np.nonzero(sims >= floor)
+        for part, values in zip(found[3:], (rows[r], members[col], sims[r, col]), strict=True):
+            part.append(values)
+    rows_of = [np.concatenate(p).astype(np.int64) if p else np.zeros(0, np.int64) for p in found[0:2] + found[3:5]]
+    cos_of = [np.concatenate(p).astype(np.float32) if p else np.zeros(0, np.float32) for p in (found[2], found[5])]
+    return CellFound(work.cell, rows_of[0], rows_of[1], cos_of[0], rows_of[2], rows_of[3], cos_of[1], products)
+
+
 def _join(
-    x: np.ndarray, near: np.ndarray, k: int, floor: float, budget: int | None, known: np.ndarray
+    x: np.ndarray,
+    near: np.ndarray,
+    k: int,
+    floor: float,
+    budget: int | None,
+    known: np.ndarray,
+    runner: CellRunner | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, int, int, int]:
     """Pairs at or above ``floor`` between each cell and the rows that probe it, less the ``known`` keys.
 
-    ``near``: each row's cells, its own first. Returns rows ``i < j`` (each pair once), cosines, the largest cell,
-    cosines computed, pairs dropped (found after ``budget`` pairs were kept).
+    ``near``: each row's cells, its own first. The products run in ``runner`` (default :func:`run_here`);
+    what they find is filtered and budgeted here, in cell order. Returns rows ``i < j`` (each pair once),
+    cosines, the largest cell, cosines computed, pairs dropped (found after ``budget`` pairs were kept).
     """
     n = len(x)
     empty = np.zeros(0, np.int64)
@@ -272,26 +369,15 @@ def _join(
         parts_j.append(np.maximum(a[:take], b[:take]).astype(np.int64))
         parts_c.append(cos[:take].astype(np.float32))
 
-    for c in range(k):
-        members = order[bounds[c] : bounds[c + 1]]
-        if len(members) == 0:
-            continue
-        block = x[members]
-        for start in range(0, len(members), ROW_BLOCK):  # within the cell: the upper triangle
-            sims = block[start : start + ROW_BLOCK] @ block.T
-            rows_here = sims.shape[0]  # pairs (r, col) with col > r: the upper triangle of this band
-            products += rows_here * len(members) - rows_here * (2 * start + rows_here + 1) // 2
-            r, col = np.nonzero(sims >= floor)
-            keep = col > r + start
-            r, col = r[keep], col[keep]
-            collect(members[r + start], members[col], sims[r, col], False)
-        visitors = rows_other[other_bounds[c] : other_bounds[c + 1]]
-        for start in range(0, len(visitors), ROW_BLOCK):
-            rows = visitors[start : start + ROW_BLOCK]
-            sims = x[rows] @ block.T
-            products += sims.size
-            r, col = np.nonzero(sims >= floor)
-            collect(rows[r], members[col], sims[r, col], True)
+    work = (
+        CellWork(c, order[bounds[c] : bounds[c + 1]], rows_other[other_bounds[c] : other_bounds[c + 1]])
+        for c in range(k)
+        if bounds[c + 1] > bounds[c]
+    )
+    for found in (runner or run_here)(x, work, floor):  # in cell order, so the budget keeps the same pairs
+        products += found.products
+        collect(found.own_i, found.own_j, found.own_cosine, False)
+        collect(found.visit_i, found.visit_j, found.visit_cosine, True)
     if not parts_i:
         return empty, empty, np.zeros(0, np.float32), int(np.diff(bounds).max()), products, dropped
     i, j, cos = np.concatenate(parts_i), np.concatenate(parts_j), np.concatenate(parts_c)

@@ -85,6 +85,8 @@ class DedupStats:
     #: Whether the index embeds with an adapted encoder (``semhash train --adapt``): it reads only each
     #: document's first window, and finds fewer duplicates (BENCHMARKS.md, issue 12).
     adapted_encoder: bool = False
+    #: Where the candidate products ran: ``local``, or ``ray (T tasks on C CPUs)`` (``--engine ray``).
+    engine: str = "local"
     exact_duplicates: int = 0
     #: Kept candidate pairs (cosine at or above the floor) with a long text, whose shingle overlap was measured.
     overlap_pairs: int = 0

@@ -13,6 +13,7 @@ from semhash.dedup.allpairs import all_pairs
 from semhash.dedup.ann import neighbour_pairs
 from semhash.dedup.cells import CELL_PAIR_BUDGET, cell_pairs
 from semhash.dedup.clusters import DedupResult, DedupStats, DocTable, build_clusters
+from semhash.dedup.distributed import DedupEngine, Runners, runners
 from semhash.dedup.options import DedupOptions, check_radius, pair_candidate_stage
 from semhash.dedup.overlap import pair_overlaps
 from semhash.dedup.text import normalized_text_hash, numbers_conflict
@@ -35,21 +36,40 @@ def check_encoded(store: Store, options: DedupOptions) -> int:
     return bits
 
 
-def dedup_index(db_path: str | Path, options: DedupOptions | None = None) -> DedupResult:
+def dedup_index(
+    db_path: str | Path, options: DedupOptions | None = None, engine: DedupEngine | None = None
+) -> DedupResult:
     """Exact and near-duplicates among the documents of the index at ``db_path`` (torch-free).
+
+    ``engine``: where the candidate products run (``None``: here; :mod:`semhash.dedup.distributed`: the same
+    pairs on Ray tasks).
 
     Raises:
         IndexMissingError: no index, or no encoded document in it.
-        UsageError: an option is out of range.
+        UsageError: an option is out of range, or not one the engine runs.
+        EngineUnavailableError: ``engine`` is Ray, which is not installed.
+        EngineError: the Ray cluster failed.
     """
     options = options or DedupOptions()
+    if engine is not None:
+        engine.check(options)  # before the index is opened: a missing Ray extra is the first thing said
     with Store.open(db_path) as store:
         check_encoded(store, options)
-        return dedup_store(store, options)
+        return dedup_store(store, options, engine)
 
 
-def dedup_store(store: Store, options: DedupOptions) -> DedupResult:
+def dedup_store(store: Store, options: DedupOptions, engine: DedupEngine | None = None) -> DedupResult:
     """:func:`dedup_index` on an open store."""
+    if engine is not None:
+        engine.check(options)
+    with runners(engine) as run:  # a Ray session (when asked) for the run, stopped at its end
+        result = _dedup_store(store, options, run)
+        result.stats.engine = run.describe() if run else "local"
+        return result
+
+
+def _dedup_store(store: Store, options: DedupOptions, run: Runners | None) -> DedupResult:
+    """:func:`dedup_store`, its candidate products in ``run`` (``None``: in this process)."""
     stats = DedupStats()
     started = time.perf_counter()
     bits = store.bits or 32
@@ -71,7 +91,8 @@ def dedup_store(store: Store, options: DedupOptions) -> DedupResult:
     if stage.name == "all-pairs":
         started = time.perf_counter()
         matrix, slot = embeddings_for(store, ids, np.arange(len(ids)))
-        i, j, cosine, fine = all_pairs(_in_row_order(matrix, slot), options.floor)
+        runner = run.bands if run else None
+        i, j, cosine, fine = all_pairs(_in_row_order(matrix, slot), options.floor, runner=runner)
         dist = _hamming(codes, bits, i, j)
         stats.candidates = len(ids) * (len(ids) - 1) // 2
     elif stage.name == "cells":
@@ -79,7 +100,13 @@ def dedup_store(store: Store, options: DedupOptions) -> DedupResult:
         matrix, slot = embeddings_for(store, ids, np.arange(len(ids)))
         # Only pairs at the threshold are kept: below it, same-topic pairs inside a cell would fill memory.
         floor = max(options.floor, options.threshold)
-        found = cell_pairs(_in_row_order(matrix, slot), floor, budget=CELL_PAIR_BUDGET * len(ids))
+        found = cell_pairs(
+            _in_row_order(matrix, slot),
+            floor,
+            budget=CELL_PAIR_BUDGET * len(ids),
+            runner=run.cells if run else None,
+            assign=run.assign if run else None,
+        )
         del matrix
         i, j, cosine = found.i, found.j, found.cosine
         fine = np.bincount(fine_bin(cosine), minlength=FINE_BINS)
