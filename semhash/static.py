@@ -10,8 +10,8 @@ own mean pooling gives that token's vector: what the model says the token means 
 downloaded. The vectors are then weighted by how informative a token is likely to be (:func:`zipf_weights`:
 the WordPiece vocabulary is stored roughly by corpus frequency, so a token's position stands in for its
 frequency, and smooth inverse frequency turns that into a weight), so that "the", punctuation and other
-frequent tokens count for little. The idea is model2vec's (distil a sentence encoder into a static token
-table); this is our own implementation, without its PCA step (measured: no gain on the validation split).
+frequent tokens count for little; then the direction all token vectors share is removed. The idea is
+model2vec's (distil a sentence encoder into a static token table); this is our own implementation.
 
 **What a text becomes.** Its WordPiece tokens (no windows, no truncation: the whole text is read), the sum of
 their weighted vectors, L2-normalised. Tokens the vocabulary lacks are ``[UNK]``, which weighs nothing.
@@ -43,7 +43,7 @@ if TYPE_CHECKING:
     from tokenizers import Tokenizer
 
 #: Bumped when the way the table is made changes (a new key, so a new table is built).
-STATIC_FORMAT = 1
+STATIC_FORMAT = 2
 #: Smooth-inverse-frequency constant: a token's weight is ``a / (a + p)`` for its estimated frequency ``p``.
 SIF_A = 1e-3
 #: Vocabulary tokens distilled per model call.
@@ -111,7 +111,12 @@ def build_static_table(folder: Path, progress: Callable[[str], None] | None = No
     weights = zipf_weights(vocab_size, first_word)
     for special in tokenizer.all_special_ids:
         weights[special] = 0.0  # [CLS]/[SEP] are never looked up; [UNK] and [PAD] say nothing
-    table = (vectors * weights[:, None].astype(np.float32)).astype(np.float32)
+    table = vectors * weights[:, None].astype(np.float32)
+    # Remove the table's common direction (its first principal axis, uncentred): every token vector shares
+    # it, so sums of many tokens all lean the same way and unrelated texts look alike (cosine ~0.45).
+    # Validation (20NG train split, 1,000 held-out queries, float cosine P@100): 0.302 -> 0.322.
+    axis = np.linalg.svd(table, full_matrices=False)[2][0]
+    table = (table - np.outer(table @ axis, axis)).astype(np.float32)
     _write_folder(folder, table, source / "tokenizer.json")
     return folder
 
