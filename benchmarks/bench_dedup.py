@@ -1304,7 +1304,7 @@ def shingle_study(result: DedupResult, texts: list[str], gold: set, threshold: f
 
     On the pairs with a long text (pair-level, before clustering): which shingle separates copy from topic.
     """
-    from semhash.dedup.overlap import is_long, jaccard, shingle_set
+    from semhash.overlap import is_long, jaccard, shingle_set
 
     keep = result.cosine >= threshold
     pairs = [(int(a) - 1, int(b) - 1) for a, b in zip(result.left[keep], result.right[keep], strict=True)]
@@ -1349,7 +1349,7 @@ def longdoc_quality(out: str = "longdoc.json") -> None:
     Writes ``.cache/dedup/<out>``.
     """
     from semhash.dedup import DedupOptions, dedup_index
-    from semhash.dedup.overlap import is_long
+    from semhash.overlap import is_long
 
     if not LONGDOC.exists():
         raise SystemExit(f"no {LONGDOC}: run `python -m benchmarks.datasets.build_longdoc` first")
@@ -1460,7 +1460,7 @@ def main(argv: list[str] | None = None) -> int:
         adapted_quality(DEFAULT_THRESHOLD if args.threshold is None else args.threshold)
     if args.stage == "longdoc":
         if args.shingle_words:
-            import semhash.dedup.overlap as overlap
+            import semhash.overlap as overlap
 
             overlap.SHINGLE_WORDS = args.shingle_words
         longdoc_quality(f"longdoc-{args.shingle_words}w.json" if args.shingle_words else "longdoc.json")

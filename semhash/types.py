@@ -149,6 +149,20 @@ class FileNote:
 
 
 @dataclass(frozen=True)
+class Folded:
+    """A document folded into a hit, and why.
+
+    ``why`` is ``same content`` (the same content hash: an exact copy) or ``near-identical text`` (a twin: its text
+    shares ``overlap`` of its word shingles with the hit's, Jaccard; :mod:`semhash.search.twins`). ``overlap`` is
+    ``None`` for an exact copy (nothing to measure).
+    """
+
+    location: str
+    why: str
+    overlap: float | None = None
+
+
+@dataclass(frozen=True)
 class Hit:
     """One search result. ``cosine`` is ``None`` when embeddings were not consulted; ``bits`` is the code length.
 
@@ -157,7 +171,8 @@ class Hit:
     ``mode`` is the query's ranking (``semantic``, ``keyword`` or ``hybrid``); ``bm25`` the keyword index's
     score (FTS5's, negated so that higher is better; ``None`` when the words did not match); ``score`` the
     value the ranking sorted by (the cosine, ``bm25``, or the reciprocal-rank-fusion sum). ``copies``: the
-    locations of other documents with the same content, folded into this hit.
+    locations of other documents folded into this hit (the same content, or near-identical text); ``folded``:
+    the same documents, in the same order, each with why it folded (:class:`Folded`).
     """
 
     rank: int
@@ -174,6 +189,7 @@ class Hit:
     bm25: float | None = None
     score: float | None = None
     copies: list[str] = field(default_factory=list)
+    folded: list[Folded] = field(default_factory=list)
     #: with ``passages``: the window of the text that best matches the query, ``{"start", "end", "page",
     #: "cosine"}`` (character offsets into the stored text; ``page`` from ``documents.locations`` or ``None``).
     passage: dict[str, Any] | None = None

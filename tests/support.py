@@ -200,3 +200,49 @@ def invoke_dedup(*args: str | Path) -> tuple[int, str]:
 
     result = CliRunner().invoke(app, ["dedup", *[str(a) for a in args]])
     return result.exit_code, result.output
+
+
+# -- near-identical twins (issue 21) ------------------------------------------------------------------
+
+TWIN_SECTIONS = [
+    (
+        "Zeppelin mooring",
+        "A zeppelin is moored to a mast at the harbour so the wind turns it without strain on the hull.",
+    ),
+    ("Ballast", "Release water ballast slowly before the ascent and keep a log of every litre that leaves the tanks."),
+    ("Gas cells", "Inspect the gas cells each morning for leaks; a soft cell is patched before the crew boards."),
+    ("Engines", "Warm the engines on the ground for ten minutes and listen for knocking at low revolutions."),
+    ("Landing", "The ground crew catches the bow lines, walks the ship to the mast and locks the nose cone."),
+]
+
+
+def write_twins(root: Path) -> dict[str, Path]:
+    """One page as Markdown and as the HTML made from it (twins), and two release notes whose words are the same.
+
+    The HTML adds a navigation list and a title bar, the Markdown its markup and a link definition: the texts
+    differ, their word pairs mostly do not. The notes hold the same bag of words in another order (so a
+    bag-of-words embedding, :class:`FakeEncoder`, puts them at cosine 1) but share few word pairs: not twins.
+    Returns the paths by name: ``md``, ``html``, ``notes-1``, ``notes-2``.
+    """
+    root.mkdir(parents=True, exist_ok=True)
+    md = ["# Airship handbook", ""]
+    html = [
+        "<html><head><title>Airship handbook | Fleet docs</title></head><body>",
+        "<nav><ul><li>Fleet docs</li><li>Airship handbook</li></ul></nav>",
+        "<h1>Airship handbook</h1>",
+    ]
+    for title, body in TWIN_SECTIONS:
+        md += [f"## {title}", "", body, "", "```", f"check --{title.split()[0].lower()}", "```", ""]
+        html += [f"<h2>{title}</h2>", f"<p>{body}</p>", f"<pre><code>check --{title.split()[0].lower()}</code></pre>"]
+    md.append("[handbook]: https://fleet.example/handbook")
+    html.append("</body></html>")
+    paths = {"md": root / "handbook.md", "html": root / "handbook.html"}
+    paths["md"].write_text("\n".join(md) + "\n")
+    paths["html"].write_text("\n".join(html) + "\n")
+    words = " ".join(body for _, body in TWIN_SECTIONS).split()
+    for n in (1, 2):
+        order = np.random.default_rng(n).permutation(len(words))
+        notes = root / f"notes-{n}.txt"
+        notes.write_text("Release notes\n\n" + " ".join(words[i] for i in order) + "\n")
+        paths[f"notes-{n}"] = notes
+    return paths

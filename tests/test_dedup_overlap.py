@@ -17,9 +17,9 @@ from typer.testing import CliRunner
 from semhash.cli import app
 from semhash.codes import to_sql_int
 from semhash.dedup import DedupOptions, DedupResult, dedup_index, find_existing
-from semhash.dedup.overlap import WINDOW_TOKENS, is_long, jaccard, pair_overlaps, shingle_set
 from semhash.errors import UsageError
 from semhash.ingest import IndexOptions, index_paths
+from semhash.overlap import WINDOW_TOKENS, is_long, jaccard, pair_overlaps, shingle_set
 from semhash.store import Store
 from semhash.types import SourceDocument
 

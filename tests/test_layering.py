@@ -21,6 +21,9 @@ LAYERS = {
     "adapted": 2, "extract": 2, "static": 2,
     "lexical": 1.5,
     "blobs": 1.5,  # the safe reader of stored weights: errors + a lazy torch import
+    # word-shingle overlap of two texts (re + numpy): below the services because two of them share it, dedup's
+    # verify stage and search's folding of near-identical twins, and services never import each other
+    "overlap": 1.5,
     "errors": 1, "types": 1, "config": 1, "codes": 1, "metrics": 1, "privacy": 1, "fileio": 1,
 }  # fmt: skip
 NO_TORCH = (
@@ -28,6 +31,7 @@ NO_TORCH = (
     "encoders",
     "codes",
     "lexical",
+    "overlap",
     "metrics",
     "store",
     "caches",

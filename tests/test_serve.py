@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
-from support import FakeEncoder, write_corpus
+from support import FakeEncoder, write_corpus, write_twins
 from typer.testing import CliRunner
 
 from semhash.cli import app as cli_app
@@ -479,7 +479,7 @@ def _browser_skip_reason() -> str | None:
 
 
 @pytest.mark.slow
-def test_search_page_in_headless_chromium(served: tuple[Path, Path, FastAPI]) -> None:
+def test_search_page_in_headless_chromium(served: tuple[Path, Path, FastAPI], tmp_path: Path) -> None:
     reason = _browser_skip_reason()
     if reason:
         pytest.skip(reason)
@@ -586,6 +586,18 @@ def test_search_page_in_headless_chromium(served: tuple[Path, Path, FastAPI]) ->
             page.go_back()
             expect(page.locator("li.hit").first).to_be_visible()
             assert page.locator("#mode").input_value() == "keyword" and page.locator("#weak").is_hidden()
+            # folded twins (issue 21): the "+N copies" element says why each one folded
+            write_twins(tmp_path / "fleet")
+            index_paths(
+                tmp_path / "t.db", [tmp_path / "fleet"], IndexOptions(epochs=30, device="cpu"), encoder=FakeEncoder()
+            )
+            with running(create_app(tmp_path / "t.db", encoder=FakeEncoder())) as twins_base:
+                page.goto(f"{twins_base}/#q=zeppelin%20harbour%20ballast")
+                copies = page.locator("li.hit details.copies")
+                expect(copies).to_have_count(1)
+                copies.locator("summary").click()
+                expect(copies).to_contain_text("(near-identical text, overlap 0.")
+                page.goto(base + "/")
             # the favicon the page names is there
             icon = page.evaluate("fetch(document.querySelector('link[rel=icon]').href).then(r => r.status)")
             assert icon == 200 and page.request.get(base + "/favicon.ico").status == 200

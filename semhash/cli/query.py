@@ -39,7 +39,7 @@ PassagesOption = typer.Option(
     help="Show each hit's passage nearest the query (its windows embedded now: slower) with offsets in --json.",
 )
 CollapseOption = typer.Option(
-    True, "--collapse/--no-collapse", help="Fold hits with the same content into one row (+N copies)."
+    True, "--collapse/--no-collapse", help="Fold copies and near-identical twins into one row (+N copies)."
 )
 
 

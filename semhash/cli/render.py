@@ -100,6 +100,14 @@ def human_bytes(n: int) -> str:
     return f"{n} B"
 
 
+def _folded_note(hit: Hit) -> str:
+    """What folded into a hit, for the table: `` (+2 copies)``, `` (+1 near-identical)``, both, or nothing."""
+    near = sum(1 for entry in hit.folded if entry.overlap is not None)
+    same = len(hit.copies) - near
+    parts = ([f"+{same} copies"] if same else []) + ([f"+{near} near-identical"] if near else [])
+    return f" ({', '.join(parts)})" if parts else ""
+
+
 def print_hits(hits: Sequence[Hit], as_json: bool) -> None:
     """A table of hits, or one JSON line per hit (with ``weak``, the query's flag, on each).
 
@@ -125,7 +133,7 @@ def print_hits(hits: Sequence[Hit], as_json: bool) -> None:
     shown.add_column("#", justify="right")
     shown.add_column("bits", justify="right")
     shown.add_column("cosine", justify="right")
-    paths = [display_path(hit.location) + (f" (+{len(hit.copies)} copies)" if hit.copies else "") for hit in hits]
+    paths = [display_path(hit.location) + _folded_note(hit) for hit in hits]
     shown.add_column("path", overflow="fold", min_width=min(max(len(p) for p in paths), 60))
     shown.add_column("snippet", no_wrap=True)
     room = max(20, out().width - max(len(p) for p in paths) - 30)

@@ -38,7 +38,7 @@ Pipeline (no torch: everything runs on what SQLite already holds):
    one side only (truncation) is no veto. **Copy, not topic** (issue 22): a long document's pooled embedding
    says what it is about, so when either text of a pair is longer than one encoder window, the pair must
    also share ``min_overlap`` (0.5) of its word pairs (2-word shingles) (exact Jaccard over the stored texts,
-   :mod:`semhash.dedup.overlap`); pairs of two short texts keep the cosine alone. Each duplicate says what
+   :mod:`semhash.overlap`); pairs of two short texts keep the cosine alone. Each duplicate says what
    decided it (``measure``: ``text``, ``cosine`` or ``cosine+overlap``, with the ``overlap``).
 4. **Clusters.** Exact groups are merged first (they are one unit; a twin of a member is reported as an
    ``exact`` duplicate of that member, whatever document is kept). Then, with ``cluster="centre"``

@@ -16,10 +16,10 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from semhash.dedup.options import DedupOptions
-from semhash.dedup.overlap import pair_overlaps
 from semhash.dedup.pipeline import check_encoded
 from semhash.dedup.text import normalized_text_hash
 from semhash.errors import CorpusError, IndexMissingError, UsageError
+from semhash.overlap import pair_overlaps
 from semhash.store import Store
 from semhash.types import ExistingMatch, SourceDocument
 
@@ -38,7 +38,7 @@ class AgainstResult:
         matches: per new document, its matches in the index (exact first, then by score).
         candidates: every ``(new position, stored id, hamming, cosine, exact, overlap)`` for re-thresholding;
             ``overlap`` is the word-shingle Jaccard of the two texts where either is long and the cosine
-            reaches the floor, else NaN (:mod:`semhash.dedup.overlap`).
+            reaches the floor, else NaN (:mod:`semhash.overlap`).
     """
 
     options: DedupOptions

@@ -138,7 +138,7 @@ class DedupResult:
         hamming: their code distance; ``cosine``: the cosine of their stored embeddings.
         vetoed: per pair, whether the number veto rejects it (``None`` when it was not computed).
         overlap: per pair, the word-shingle Jaccard of its texts when either is long, NaN when both are short
-            (:mod:`semhash.dedup.overlap`; ``None``: not computed, the cosine alone decides every pair).
+            (:mod:`semhash.overlap`; ``None``: not computed, the cosine alone decides every pair).
         docs: the documents in any candidate pair or exact group.
         stats: sizes and timings.
     """

@@ -11,7 +11,7 @@ DEFAULT_RADIUS = 3
 #: Cosine of stored embeddings at or above which a candidate pair is a near-duplicate.
 DEFAULT_THRESHOLD = 0.8
 #: Word-shingle Jaccard at or above which a near pair with a long document (more than one encoder window) is a
-#: copy, not the same topic (:mod:`semhash.dedup.overlap`, 2-word shingles); pairs of two short texts keep the
+#: copy, not the same topic (:mod:`semhash.overlap`, 2-word shingles); pairs of two short texts keep the
 #: cosine alone. Calibrated on the validation half of the long documentation set (``benchmarks/bench_dedup.py
 #: longdoc``): at cosine 0.8, F1 0.992 at 0.30-0.35, 0.995 at 0.4, 0.997 at 0.5 (the best), 0.990 at 0.6, and
 #: 0.214 with the cosine alone. Planted copies sit at Jaccard >= 0.75 (5th percentile), other pairs above the
@@ -123,7 +123,7 @@ class DedupOptions:
         keep: which document of a cluster is kept: ``first``, ``longest``, ``shortest`` or ``newest``.
         number_veto: reject near pairs whose texts each hold a number the other lacks.
         min_overlap: a near pair in which either text is longer than one encoder window must also share this
-            much of its word shingles (Jaccard, :mod:`semhash.dedup.overlap`); 0 = the cosine alone for
+            much of its word shingles (Jaccard, :mod:`semhash.overlap`); 0 = the cosine alone for
             every pair (the behaviour before issue 22).
         neighbours: the candidate stage (:func:`pair_candidate_stage`): ``"auto"`` (the default: every pair up to
             ``EXACT_LIMIT`` documents, the pairs above the threshold inside k-means cells above), ``"all"``

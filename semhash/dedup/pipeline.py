@@ -15,10 +15,10 @@ from semhash.dedup.cells import CELL_PAIR_BUDGET, cell_pairs
 from semhash.dedup.clusters import DedupResult, DedupStats, DocTable, build_clusters
 from semhash.dedup.distributed import DedupEngine, Runners, runners
 from semhash.dedup.options import DedupOptions, check_radius, pair_candidate_stage
-from semhash.dedup.overlap import pair_overlaps
 from semhash.dedup.text import normalized_text_hash, numbers_conflict
 from semhash.dedup.verify import FINE_BINS, CodeBlocks, fine_bin
 from semhash.errors import IndexMissingError
+from semhash.overlap import pair_overlaps
 from semhash.store import Store
 
 

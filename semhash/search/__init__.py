@@ -22,13 +22,15 @@ Modes (``QueryOptions.mode``): ``semantic`` is the above; ``keyword`` ranks by t
 (SQLite FTS5, BM25: :mod:`semhash.search.keyword`); ``hybrid`` fuses the two rankings by reciprocal rank fusion
 (:func:`fuse`, ``1 / (RRF_K + rank)`` summed over the rankings that hold a document, each ranking's top
 ``max(FUSION_DEPTH, k)``). RRF needs no calibration between a cosine and a BM25 score, whose scales differ
-by query and corpus. Hits with the same content fold into one (``copies``) unless ``collapse`` is off; a
+by query and corpus. Hits with the same content, or near-identical text (:mod:`~semhash.search.twins`: one page
+as ``.md`` and ``.html``), fold into one (``copies``, ``folded``) unless ``collapse`` is off; a
 query whose best hit's cosine is below ``WEAK_COSINE`` is flagged ``weak`` (:class:`semhash.types.Hits`).
 
 The package, one concept a module: :mod:`~semhash.search.options` (what a query asks for),
 :mod:`~semhash.search.stages` (candidates: Hamming pool, IVF, exact scan, and the rule that picks one),
 :mod:`~semhash.search.keyword` (FTS5 ranking and RRF), :mod:`~semhash.search.results` (rows, copies folded,
-the weak flag), :mod:`~semhash.search.passages` (``--passages``) and :mod:`~semhash.search.searcher`
+the weak flag), :mod:`~semhash.search.twins` (the near-identical text check), :mod:`~semhash.search.passages`
+(``--passages``) and :mod:`~semhash.search.searcher`
 (:class:`Searcher`: snapshots, thread policy, the query forms). This module re-exports their public names.
 """
 
@@ -48,6 +50,7 @@ from semhash.search.stages import (
     rerank_pool,
     semantic_ranking,
 )
+from semhash.search.twins import TWIN_CHARS, TWIN_COSINE, TWIN_OVERLAP, TwinCheck, twin_overlap
 
 __all__ = [
     "FUSION_DEPTH",
@@ -61,9 +64,13 @@ __all__ = [
     "STAGE_EXACT",
     "STAGE_HAMMING",
     "STAGE_HYBRID",
+    "TWIN_CHARS",
+    "TWIN_COSINE",
+    "TWIN_OVERLAP",
     "WEAK_COSINE",
     "QueryOptions",
     "Searcher",
+    "TwinCheck",
     "add_passages",
     "build_hits",
     "candidates",
@@ -77,6 +84,7 @@ __all__ = [
     "query_candidate_stage",
     "rerank_pool",
     "semantic_ranking",
+    "twin_overlap",
     "valid_unicode",
     "weigh",
 ]

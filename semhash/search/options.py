@@ -23,7 +23,8 @@ class QueryOptions:
         pool: Hamming candidates to re-rank (``None``: :func:`rerank_pool` of ``k`` and the index size).
         exact: rank every stored embedding by cosine (no Hamming stage; refused above ``MAX_EXACT_DOCS``).
         mode: ``semantic``, ``keyword`` or ``hybrid`` (see the module docstring).
-        collapse: fold hits with the same content into one (their locations in ``Hit.copies``).
+        collapse: fold hits with the same content, or near-identical text, into one (``Hit.copies``,
+            ``Hit.folded``; :mod:`semhash.search.twins`).
         passages: find each hit's passage (``Hit.passage``, the snippet): its text cut into windows, the
             windows embedded at query time, the one nearest the query kept (see :meth:`Searcher.passages`).
     """

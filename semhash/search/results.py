@@ -1,4 +1,4 @@
-"""From a ranking to hits: the rows still present, copies folded into one hit, the weak-match flag."""
+"""From a ranking to hits: the rows still present, copies and near-identical twins folded into one, the weak flag."""
 
 from __future__ import annotations
 
@@ -7,8 +7,9 @@ import numpy as np
 from semhash.codes import from_sql_int
 from semhash.corpus import snippet
 from semhash.search.options import QueryOptions
+from semhash.search.twins import TwinCheck
 from semhash.store import Store, StoredDocument
-from semhash.types import Hit, Hits, format_location
+from semhash.types import Folded, Hit, Hits, format_location
 
 #: One ranked document: ``(id, hamming distance, cosine, bm25 or None, the score it was ranked by)``.
 Ranked = tuple[int, int, float, float | None, float]
@@ -19,6 +20,9 @@ MAX_FOLD_DEPTH = 4096
 #: judged /usr/share/doc queries (BENCHMARKS.md "Search modes": 0.30-0.36 flag 3 of 4 questions without an answer
 #: there and no question with one).
 WEAK_COSINE = 0.32
+#: ``Folded.why`` of an exact copy (the same content hash) and of a twin (:mod:`semhash.search.twins`).
+SAME_CONTENT = "same content"
+NEAR_IDENTICAL = "near-identical text"
 
 
 def weigh(hits: list[Hit], nearest: float | None) -> Hits:
@@ -61,14 +65,16 @@ def build_hits(
     stage: str,
     options: QueryOptions,
     bits: int,
+    twins: TwinCheck | None = None,
 ) -> list[Hit]:
     """Hits from the head of a ranking: the first ``k`` (all, for a radius query).
 
-    Copies are folded when ``options.collapse`` (the best-ranked document of each content stands for all that
-    hold it).
+    Copies are folded when ``options.collapse``: documents with the same content, and, given ``twins`` and a
+    top ``k`` (not a radius query), near-identical ones (:mod:`semhash.search.twins`). The best-ranked
+    document of a group stands for all that it holds (``Hit.copies``, ``Hit.folded``).
     """
     limit = None if options.radius is not None else options.k
-    copies: dict[int, list[str]] = {}
+    folded: dict[int, list[Folded]] = {}
     if options.collapse and ranked:
         hashes = store.content_hashes([r[0] for r in ranked])
         seen: set[str] = set()
@@ -80,11 +86,27 @@ def build_hits(
             if digest is not None:
                 seen.add(digest)
             kept.append(row)
-        ranked = kept[:limit] if limit is not None else kept
-        groups = store.locations_with_hashes([hashes[r[0]] for r in ranked if r[0] in hashes])
+        near: dict[int, list[tuple[int, float]]] = {}
+        if twins is not None and limit is not None:
+            by_id = {row[0]: row for row in kept}
+            ids, near = twins.fold([row[0] for row in kept], {i: docs[i].text for i in by_id}, limit)
+            ranked = [by_id[i] for i in ids]
+        else:
+            ranked = kept[:limit] if limit is not None else kept
+        shown = [row[0] for row in ranked] + [twin for group in near.values() for twin, _ in group]
+        groups = store.locations_with_hashes([hashes[i] for i in shown if i in hashes])
+
+        def members(i: int) -> list[tuple[int, str, int]]:
+            """Every document holding ``i``'s content (``i`` itself when its hash is unknown)."""
+            return groups.get(hashes.get(i, ""), []) or [(i, docs[i].path, docs[i].record)]
+
         for row in ranked:
-            group = groups.get(hashes.get(row[0], ""), [])
-            copies[row[0]] = [format_location(path, record) for i, path, record in group if i != row[0]]
+            entries = [Folded(format_location(p, r), SAME_CONTENT) for j, p, r in members(row[0]) if j != row[0]]
+            for twin, overlap in near.get(row[0], []):  # the twin, and its own exact copies
+                entries += [
+                    Folded(format_location(p, r), NEAR_IDENTICAL, round(overlap, 3)) for _, p, r in members(twin)
+                ]
+            folded[row[0]] = entries
     elif limit is not None:
         ranked = ranked[:limit]
     mask = (1 << bits) - 1
@@ -103,7 +125,8 @@ def build_hits(
             mode=options.mode,
             bm25=bm25,
             score=score,
-            copies=copies.get(i, []),
+            copies=[entry.location for entry in folded.get(i, [])],
+            folded=folded.get(i, []),
         )
         for rank, (i, dd, c, bm25, score) in enumerate(ranked, start=1)
     ]

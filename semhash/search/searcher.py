@@ -32,6 +32,7 @@ from semhash.search.options import QueryOptions, valid_unicode
 from semhash.search.passages import add_passages
 from semhash.search.results import MAX_FOLD_DEPTH, Ranked, build_hits, present_rows, weigh
 from semhash.search.stages import STAGE_HYBRID, query_candidate_stage, semantic_ranking
+from semhash.search.twins import ShingleCache, TwinCheck
 from semhash.store import Store, StoredDocument
 from semhash.types import Hits
 
@@ -81,6 +82,7 @@ class _Snapshot:
     vectors: VectorCache
     ivf: _Once[EmbeddingIVF] = field(default_factory=lambda: _Once(), compare=False)
     codes: _Once[CodeIndex] = field(default_factory=lambda: _Once(), compare=False)
+    shingles: ShingleCache = field(default_factory=ShingleCache, compare=False)  # the twin check's, for its texts
 
 
 class Searcher:
@@ -308,11 +310,12 @@ class Searcher:
         # Folding copies takes rows from the ranking: when it left fewer than k, read deeper (the first read is
         # the plain top k, so a ranking without copies costs what it did and chooses the same candidates).
         depth = options.k
+        twins = TwinCheck(snapshot.vectors, snapshot.shingles)  # near-identical hits fold too
         while True:
             ranked, docs, stage, complete, nearest = self._ranked(
                 snapshot, embedding, code, code_int, options, exclude, text, depth
             )
-            hits = build_hits(self.store, ranked, docs, stage, options, bits)
+            hits = build_hits(self.store, ranked, docs, stage, options, bits, twins)
             if options.radius is not None or len(hits) >= options.k or complete or depth >= MAX_FOLD_DEPTH:
                 break
             depth = min(4 * depth + 8, MAX_FOLD_DEPTH)

@@ -5,9 +5,10 @@ Endpoints (all JSON; the OpenAPI schema is at ``/openapi.json``, interactive doc
 * ``GET/POST /api/query``: ``q`` (1 to :data:`MAX_QUERY_CHARS` characters), ``k`` (1 to :data:`MAX_K`),
   ``radius`` (0 to the code length; every document within it, ``k`` ignored), ``rerank`` (default true),
   ``pool`` and ``exact`` (as ``semhash query --pool/--exact``), ``mode`` (``semantic``, ``keyword`` or
-  ``hybrid``, as ``--mode``) and ``collapse`` (default true: copies fold into one hit, listed in its
-  ``copies``), ``passages`` (default false: each hit's ``passage``, the window nearest the query, embedded
-  at query time). The response carries ``weak``: true when no hit reaches the no-good-match floor.
+  ``hybrid``, as ``--mode``) and ``collapse`` (default true: copies and near-identical twins fold into one
+  hit, listed in its ``copies`` and, with why, ``folded``), ``passages`` (default false: each hit's
+  ``passage``, the window nearest the query, embedded at query time). The response carries ``weak``: true
+  when no hit reaches the no-good-match floor.
 * ``GET /api/similar/{id}``: the neighbours of a stored document, from its stored embedding (``k``, ``rerank``).
 * ``POST /api/exists``: is this text already in the index? It is embedded and hashed like a query; stored
   documents within the dedup radius whose cosine reaches the threshold, and exact matches of the normalised
@@ -95,7 +96,7 @@ class QueryRequest(BaseModel):
     pool: int | None = Field(None, description="Hamming candidates to re-rank (default: grows with the index).")
     exact: bool = Field(False, description="Rank every stored embedding by cosine (small indexes).")
     mode: str = Field(DEFAULT_MODE, description="semantic, keyword (FTS5, BM25) or hybrid (both, rank-fused).")
-    collapse: bool = Field(True, description="Fold hits with the same content into one (listed in copies).")
+    collapse: bool = Field(True, description="Fold copies and near-identical twins into one (copies, folded).")
     passages: bool = Field(False, description="Each hit's passage nearest the query (embedded now: slower).")
 
 

@@ -109,7 +109,17 @@ function showHits(heading, hits, root, weak, query) {
       const copies = el("details", "copies");
       copies.append(el("summary", "", `+${hit.copies.length} ${hit.copies.length === 1 ? "copy" : "copies"}`));
       const list = el("ul");
-      for (const copy of hit.copies) list.append(el("li", "", relative(copy, root)));
+      // why each one folded: the same content, or near-identical text with its word overlap
+      const folded = hit.folded && hit.folded.length === hit.copies.length ? hit.folded : [];
+      hit.copies.forEach((copy, i) => {
+        const entry = el("li", "", relative(copy, root));
+        const why = folded[i];
+        if (why) {
+          const overlap = why.overlap === null || why.overlap === undefined ? "" : `, overlap ${why.overlap.toFixed(2)}`;
+          entry.append(el("span", "why", ` (${why.why}${overlap})`));
+        }
+        list.append(entry);
+      });
       copies.append(list);
       item.append(copies);
     }

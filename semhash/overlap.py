@@ -1,4 +1,8 @@
-r"""Copy, not topic: the word-shingle overlap that verifies near-duplicate pairs of long documents.
+r"""Copy, not topic: the word-shingle overlap of two texts.
+
+Two services read it, so it sits below them: dedup's verify stage (near-duplicate pairs of long documents,
+:func:`pair_overlaps`) and search's folding of near-identical twins among the hits
+(:mod:`semhash.search.twins`, :func:`shingle_set` and :func:`jaccard` of the hits' texts).
 
 A long document's stored embedding is the mean of its window embeddings: it says what the document is
 *about*. Two release notes of one program, or two sibling API pages, have pooled cosines as high as an edited
