@@ -29,10 +29,12 @@ import collections
 import difflib
 import itertools
 import json
+import math
 import random
 import re
 import sqlite3
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -170,6 +172,22 @@ def summarise(out: Path) -> None:
     print(json.dumps(result["judged"], indent=1))
 
 
+_IDF_WORD = re.compile(r"\w+(?:[.\-]\w+)*")  # keeps v2.17.4, CVE-2018-17456 and pip_list whole
+
+
+def _idf_overlap(texts: list[str]) -> Callable[[str, str], float]:
+    """An overlap of two texts' word sets weighted by each word's IDF in ``texts`` (template words weigh little)."""
+    df = collections.Counter(w for t in texts for w in set(_IDF_WORD.findall(t.casefold())))
+    n = len(texts)
+
+    def overlap(a: str, b: str) -> float:
+        wa, wb = set(_IDF_WORD.findall(a.casefold())), set(_IDF_WORD.findall(b.casefold()))
+        union = sum(math.log((n + 1) / (df.get(w, 0) + 1)) for w in wa | wb)
+        return sum(math.log((n + 1) / (df.get(w, 0) + 1)) for w in wa & wb) / union if union else 0.0
+
+    return overlap
+
+
 def _body(text: str) -> str:
     """A release note less its own lines (title, "Fixes since"), whitespace collapsed."""
     return " ".join(" ".join(line for line in text.splitlines() if not _OWN_LINES.match(line)).split())
@@ -188,7 +206,9 @@ def templated(db: Path, out: Path, threshold: float = 0.8) -> None:
     lines are dropped: a backported fix under a new version number), ``same_but_cited_versions`` (the same
     sentence citing other releases) and ``different_body``. For each: cosines, 2-word Jaccard, and how many
     pairs the number veto, a higher threshold and a short-text shingle gate would keep. Beside them, the
-    2-word Jaccard of MRPC's paraphrase pairs, which the same gate would have to keep. Written into ``out``.
+    2-word Jaccard of MRPC's paraphrase pairs, which the same gate would have to keep, and an IDF-weighted word
+    overlap (IDF over the folder, or over MRPC) of the judged sample's short pairs and of MRPC's paraphrases: does
+    weighting template words down separate them? Written into ``out``.
     """
     from benchmarks.bench_dedup import load_mrpc
 
@@ -231,8 +251,22 @@ def templated(db: Path, out: Path, threshold: float = 0.8) -> None:
         }
     _, mrpc, labelled = load_mrpc()
     para = np.array([jaccard(shingle_set(mrpc[a]), shingle_set(mrpc[b])) for a, b, label in labelled if label == 1])
+    mrpc_idf = _idf_overlap(mrpc)
+    para_idf = np.array([mrpc_idf(mrpc[a], mrpc[b]) for a, b, label in labelled if label == 1])
     result = json.loads(out.read_text()) if out.exists() else {}
     run = result.pop("run", None)
+    # The judged sample's short pairs (when judged): does an IDF-weighted word overlap separate them?
+    idf_by_judgement: dict[str, list[float]] = collections.defaultdict(list)
+    short_pairs = [p for p in result.get("pairs", []) if p.get("measure") == "cosine" and p.get("judgement")]
+    if short_pairs:
+        con = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+        try:
+            folder = dict(con.execute("select path, text from documents").fetchall())
+        finally:
+            con.close()
+        folder_idf = _idf_overlap(list(folder.values()))
+        for p in short_pairs:
+            idf_by_judgement[p["judgement"]].append(round(folder_idf(folder[p["duplicate"]], folder[p["matched"]]), 3))
     result["templated_short_notes"] = {
         "git_notes": len(texts),
         "one_window_notes": int(sum(short)),
@@ -243,7 +277,10 @@ def templated(db: Path, out: Path, threshold: float = 0.8) -> None:
             "jaccard_2w_p5_p25_p50_p75": np.percentile(para, [5, 25, 50, 75]).round(3).tolist(),
             "share_at_jaccard_0.5": round(float((para >= 0.5).mean()), 3),
             "share_at_jaccard_0.7": round(float((para >= 0.7).mean()), 3),
+            "idf_overlap_p5_p25_p50": np.percentile(para_idf, [5, 25, 50]).round(3).tolist(),
+            "share_at_idf_overlap_0.4": round(float((para_idf >= 0.4).mean()), 3),
         },
+        "sample_short_pairs_idf_overlap": {k: sorted(v) for k, v in idf_by_judgement.items()},
     }
     if run is not None:
         result["run"] = run
