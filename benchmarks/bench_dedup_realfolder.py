@@ -8,6 +8,7 @@ Run from the repository root, after indexing a real folder and deduplicating it 
         --dedup /tmp/rf-dedup/dedup.jsonl --out benchmarks/results/realfolder_dedup_judged.json
     # read both files of every sampled pair, write "judgement" and "why" into the file, then:
     python -m benchmarks.bench_dedup_realfolder summarise --out benchmarks/results/realfolder_dedup_judged.json
+    python -m benchmarks.bench_dedup_realfolder templated --db /tmp/rf-dedup/doc.db   # short git notes, MRPC
 
 ``sample`` draws ``--n`` (30) of the reported *near* duplicates (``random.Random(--seed)``, default 0; a
 reported duplicate is the pair (duplicate, the document it matched)) and writes, for each, the two paths, the
@@ -17,7 +18,10 @@ pair, also where the run did not need it) and a line diff count of the stored te
 ``judgement`` (``copy``, ``borderline`` or ``different``) and ``why`` are left for the reader.
 It also summarises every reported near pair (not only the sample) by measure and by their Jaccard, so a
 systematic wrong verdict shows beyond the sample. ``summarise`` counts the judgements (overall and by
-measure) into the same file.
+measure) into the same file. ``templated`` studies the short git release notes behind most wrong verdicts:
+every pair of one-window notes above cosine 0.8, by what differs between them, and what each check would keep
+(the number veto, a higher threshold, a short-text shingle gate, an IDF-weighted overlap), beside MRPC's
+paraphrase pairs, which any such default would have to keep.
 
 The judging itself is a person's: nothing here decides whether two texts are the same document.
 """
