@@ -44,8 +44,8 @@ from pathlib import Path
 import numpy as np
 
 from benchmarks.harness import write_result
-from semhash.dedup.overlap import is_long, jaccard, shingle_set
 from semhash.dedup.text import numbers_conflict
+from semhash.overlap import is_long, jaccard, shingle_set
 
 JUDGEMENTS = ("copy", "borderline", "different")
 #: A git release note's own lines: its title, its "Fixes since" line and their underlines.
