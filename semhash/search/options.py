@@ -24,8 +24,9 @@ class QueryOptions:
         exact: rank every stored embedding by cosine (no Hamming stage; refused above ``MAX_EXACT_DOCS``).
         mode: ``semantic``, ``keyword`` or ``hybrid`` (see the module docstring).
         collapse: fold hits with the same content into one (their locations in ``Hit.copies``).
-        passages: find each hit's passage (``Hit.passage``, the snippet): its text cut into windows, the
-            windows embedded at query time, the one nearest the query kept (see :meth:`Searcher.passages`).
+        passages: also find the passage of hits whose documents have no stored window vectors (indexed
+            before schema 4): their text cut into windows embedded at query time (see
+            :meth:`Searcher.passages`). Hits with stored windows always get theirs (a dot product).
     """
 
     k: int = DEFAULT_K
