@@ -298,3 +298,50 @@ def test_a_passage_past_the_first_window_with_the_real_model(tmp_path: Path) -> 
     index_paths(capped, [root], OPTS, encoder=encoder)
     with Store.open(capped) as store:
         assert store.window_counts() == (3, 2)
+
+
+def test_window_spans_pool_as_the_pooled_path() -> None:
+    """``embed_spans`` pools exactly as ``embed_pooled`` and hands back every window, in order."""
+    from semhash.embed import embed_pooled
+
+    texts = ["alpha beta gamma delta", "one two three four five six"]
+    spans = [[(0, 10, 2), (11, 22, 2)], [(0, 7, 2), (8, 18, 2), (19, 27, 2)]]
+    encoder = FakeEncoder()
+    pooled, windows = embed_spans(texts, spans, encoder.encode, encoder.dim, EncodeStats())
+    pieces = [[(t[a:b], n) for a, b, n in s] for t, s in zip(texts, spans, strict=True)]
+    assert np.allclose(pooled, embed_pooled(pieces, encoder.encode, EncodeStats()), atol=1e-6)
+    assert windows.owner.tolist() == [0, 0, 1, 1, 1] and windows.of(1)[0].tolist() == [[0, 7], [8, 18], [19, 27]]
+    kept: list[tuple[int, int, np.ndarray]] = []
+    stream = ((texts[1][a:b], n, b) for a, b, n in spans[1])
+    embed_streamed(stream, encoder.encode, encoder.dim, EncodeStats(), 2, None, kept)
+    assert [(a, b) for a, b, _ in kept] == [(0, 7), (8, 18), (19, 27)]
+    assert np.allclose(np.stack([v for _, _, v in kept]).astype(np.float32), windows.of(1)[1], atol=1e-3)
+
+
+@pytest.mark.slow
+def test_the_page_marks_the_passages_words(tmp_path: Path, folder: Path) -> None:
+    """The server page shows the passage as the snippet and marks the words the server found (headless chromium)."""
+    from test_serve import CHROMIUM, _browser_skip_reason, running
+
+    reason = _browser_skip_reason()
+    if reason:
+        pytest.skip(reason)
+    from playwright.sync_api import expect, sync_playwright
+
+    _long_doc(folder)
+    db, encoder = tmp_path / "s.db", WindowFakeEncoder()
+    index_paths(db, [folder], OPTS, encoder=encoder)
+    with running(create_app(db, encoder=encoder)) as base, sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+        try:
+            page = browser.new_page()
+            page.goto(base + "/#q=zeppelin%20harbour&mode=hybrid")
+            first = page.locator("li.hit").first
+            expect(first).to_be_visible()
+            expect(first.locator(".path")).to_contain_text("long.md")
+            marks = first.locator(".snippet mark").all_inner_texts()
+            assert [m.lower() for m in marks][:2] == ["zeppelin", "harbour"]
+            assert "<b>" not in first.locator(".snippet").inner_text()
+            assert "passage: characters" in (first.locator(".meta").get_attribute("title") or "")
+        finally:
+            browser.close()
