@@ -12,9 +12,11 @@ Stages (each optional):
 * ``--queries``: the 48 judged questions, in process on the same index (torch, one thread): the query embedded
   and coded, the search, then the passages from stored windows; medians of each, and the ratio of the query with
   passages to the query without;
+* ``--per-hit-windows 8,512,...``: the passage stage's cost for one hit by its stored windows (synthetic vectors
+  in a scratch database: the read and the dot product), since ``index`` keeps every window by default;
 * ``--newsgroups FILE``: the windows of every 20 Newsgroups post (the indexer's own windowing, tokenizer only,
-  all windows as ``index`` keeps by default, and with ``--max-windows 8``), and their size at the bytes per window
-  measured above.
+  all windows as ``index`` keeps by default, and with ``--max-windows 8``), and their size at the bytes per row
+  measured in a scratch ``windows`` table (with a vector, and NULL for one-window documents).
 
 Usage:
     PYTHONPATH=$PWD OMP_NUM_THREADS=1 .venv/bin/python -m benchmarks.bench_passage_windows --db /tmp/pw.db --index \
@@ -147,11 +149,11 @@ def query_latency(db: Path, spec: dict, reps: int) -> dict:
         for question in spec["questions"]:
             for _ in range(reps):
                 t0 = time.perf_counter()
-                embedding, code = searcher.embed_and_code(question["q"])
+                embedding, code = searcher.embed_and_code(question["query"])
                 t1 = time.perf_counter()
-                hits = searcher.search_embedding(embedding, code, QueryOptions(), text=question["q"])
+                hits = searcher.search_embedding(embedding, code, QueryOptions(), text=question["query"])
                 t2 = time.perf_counter()
-                found = searcher.passages(hits, question["q"], embedding)
+                found = searcher.passages(hits, question["query"], embedding)
                 t3 = time.perf_counter()
                 embed_ms.append(1000 * (t1 - t0))
                 search_ms.append(1000 * (t2 - t1))
@@ -180,13 +182,100 @@ def query_latency(db: Path, spec: dict, reps: int) -> dict:
     }
 
 
-def newsgroups_windows(path: Path, bytes_per_window: float) -> dict:
-    """Every post's windows as the indexer cuts them (all, and at most 8), and their size at ``bytes_per_window``."""
+def per_hit_windows(sizes: list[int], reps: int = 5, dim: int = 384) -> dict:
+    """Ms to read one document's stored windows and find its best one, by its number of windows (synthetic)."""
+    from semhash.search.passages import best_window
+    from semhash.store import Store
+    from semhash.types import SourceDocument
+
+    rng = np.random.default_rng(0)
+    query = rng.standard_normal(dim).astype(np.float32)
+    query /= np.linalg.norm(query)
+    out = {}
+    with tempfile.TemporaryDirectory() as scratch:
+        for n in sizes:
+            path = Path(scratch) / f"w{n}.db"
+            vectors = rng.standard_normal((n, dim)).astype(np.float32)
+            vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+            spans = np.stack([np.arange(n) * 1000, np.arange(n) * 1000 + 1000], axis=1)
+            doc = SourceDocument(path=f"/doc{n}", record=0, text="x" * (n * 1000), content_hash="h", mtime=0.0)
+            with Store.open(path, create=True) as store:
+                store.check_embedding_model("bench", dim)
+                store.upsert_documents([doc], vectors[:1], [(spans, vectors)])
+                times = []
+                for _ in range(reps):
+                    t0 = time.perf_counter()
+                    best_window(store.windows([1])[1], query)
+                    times.append(1000 * (time.perf_counter() - t0))
+            out[str(n)] = round(statistics.median(times), 2)
+    return {"reps": reps, "ms_median_by_windows": out}
+
+
+def relayout(db: Path) -> dict:
+    """Bring an index built before one-window documents stored a NULL vector to the shipped layout, then VACUUM.
+
+    The one window of a one-window document has the document's own embedding as its vector (the pool of one
+    window), so setting it NULL is exactly what ``index`` writes now.
+    """
+    import sqlite3
+
+    import sqlite_utils
+
+    from semhash.store.schema import MIGRATIONS
+
+    conn = sqlite3.connect(db)
+    try:
+        # The table as the shipped migration makes it (an early build declared the vector NOT NULL).
+        conn.execute("CREATE TEMP TABLE kept AS SELECT * FROM windows")
+        conn.execute("DROP TABLE windows")
+        MIGRATIONS[3](sqlite_utils.Database(conn))
+        conn.execute("INSERT INTO windows SELECT * FROM kept")
+        changed = conn.execute(
+            "UPDATE windows SET vector = NULL WHERE vector IS NOT NULL AND doc_id IN"
+            " (SELECT doc_id FROM windows GROUP BY doc_id HAVING count(*) = 1)"
+        ).rowcount
+        conn.commit()
+        conn.execute("VACUUM")
+    finally:
+        conn.close()
+    return {"one_window_rows_set_null": changed}
+
+
+def row_bytes(rows: int = 20_000, dim: int = 384) -> dict:
+    """Bytes per ``windows`` row (table + index, ``dbstat``) with a vector and without (one-window documents)."""
+    import sqlite3
+
+    import sqlite_utils
+
+    from semhash.store.schema import apply_migrations
+    from semhash.store.windows import insert_windows
+
+    out = {}
+    rng = np.random.default_rng(0)
+    with tempfile.TemporaryDirectory() as scratch:
+        for kind, per_doc in (("vector", 2), ("null", 1)):
+            path = Path(scratch) / f"{kind}.db"
+            conn = sqlite3.connect(path)
+            db = sqlite_utils.Database(conn)
+            apply_migrations(db, 0)
+            spans = np.array([(i * 1000, i * 1000 + 1000) for i in range(per_doc)])
+            for doc_id in range(rows // per_doc):
+                vectors = rng.standard_normal((per_doc, dim)).astype(np.float16)
+                insert_windows(db, doc_id + 1, spans, vectors, None)
+            conn.commit()
+            sizes = dict(conn.execute("SELECT name, sum(pgsize) FROM dbstat GROUP BY name").fetchall())
+            conn.close()
+            out[kind] = round((sizes["windows"] + sizes["windows_doc"]) / rows, 1)
+    return {"rows": rows, "bytes_per_row": out}
+
+
+def newsgroups_windows(path: Path) -> dict:
+    """Every post's windows as the indexer cuts them (all, and at most 8), and their size at the measured row bytes."""
     from semhash.embed import EncodeStats, SentenceTransformerEncoder, chunked_spans, spread_windows
 
     encoder = SentenceTransformerEncoder(device="cpu")
     stats = EncodeStats()
-    every = capped = posts = chars = 0
+    every = capped = posts = chars = single = 0
     t0 = time.perf_counter()
     with path.open() as lines:
         for line in lines:
@@ -198,16 +287,21 @@ def newsgroups_windows(path: Path, bytes_per_window: float) -> dict:
             chars += len(text)
             every += n
             capped += len(spread_windows(n, 8))
+            single += n == 1
     dim = encoder.dim
+    sizes = row_bytes(dim=dim)["bytes_per_row"]
+    shipped = (every - single) * sizes["vector"] + single * sizes["null"]
     return {
         "posts": posts,
+        "one_window_posts": single,
         "text_chars": chars,
         "windows_all": every,
         "windows_max_8": capped,
         "windows_per_post": round(every / max(1, posts), 2),
-        "bytes_per_window_used": bytes_per_window,
-        "windows_bytes_all": round(every * bytes_per_window),
-        "windows_bytes_max_8": round(capped * bytes_per_window),
+        "bytes_per_row_measured": sizes,
+        "windows_bytes_shipped_layout": round(shipped),
+        "windows_bytes_every_window_a_vector": round(every * sizes["vector"]),
+        "windows_bytes_shipped_layout_max_8": round((capped - single) * sizes["vector"] + single * sizes["null"]),
         "document_embeddings_bytes": posts * 4 * dim,
         "tokenize_seconds": round(time.perf_counter() - t0, 1),
     }
@@ -223,6 +317,10 @@ def main() -> None:
     parser.add_argument("--queries", action="store_true")
     parser.add_argument("--query-reps", type=int, default=3)
     parser.add_argument("--newsgroups", type=Path)
+    parser.add_argument("--per-hit-windows", default="", help="Comma-separated window counts (e.g. 8,512,32768).")
+    parser.add_argument("--skip-storage", action="store_true")
+    parser.add_argument("--relayout", action="store_true", help="Apply the shipped one-window layout to --db first.")
+    parser.add_argument("--index-result", type=json.loads, help="The index stage's printed dict, from an earlier run.")
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/passage_windows.json"))
     args = parser.parse_args()
     spec = json.loads(QUERIES.read_text())
@@ -230,6 +328,17 @@ def main() -> None:
     if args.index:
         result["index"] = index_folder(args.db, spec, args.max_windows)
         print("index", result["index"], flush=True)
+    elif args.index_result:
+        result["index"] = {**args.index_result, "from_an_earlier_run": True}
+    if args.per_hit_windows:
+        result["per_hit_windows"] = per_hit_windows([int(n) for n in args.per_hit_windows.split(",")])
+        print("per_hit_windows", result["per_hit_windows"], flush=True)
+    if args.relayout:
+        result["relayout"] = relayout(args.db)
+        print("relayout", result["relayout"], flush=True)
+    if args.skip_storage:
+        write_result(args.out, result)
+        return
     result["storage"] = size = storage(args.db)
     print("storage", size, flush=True)
     if args.store_reps:
@@ -239,7 +348,7 @@ def main() -> None:
         result["queries"] = query_latency(args.db, spec, args.query_reps)
         print("queries", result["queries"], flush=True)
     if args.newsgroups:
-        result["newsgroups"] = newsgroups_windows(args.newsgroups, float(size["bytes_per_window"]))
+        result["newsgroups"] = newsgroups_windows(args.newsgroups)
         print("newsgroups", result["newsgroups"], flush=True)
     result["load_after"] = os.getloadavg()
     write_result(args.out, result)

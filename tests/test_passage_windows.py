@@ -345,3 +345,38 @@ def test_the_page_marks_the_passages_words(tmp_path: Path, folder: Path) -> None
             assert "passage: characters" in (first.locator(".meta").get_attribute("title") or "")
         finally:
             browser.close()
+
+
+def test_a_one_window_document_stores_no_second_vector_and_damage_is_skipped(tmp_path: Path, folder: Path) -> None:
+    """One window: its vector is the document's embedding (NULL in ``windows``); a damaged vector is left out."""
+    note = folder / "note.txt"
+    note.write_text("a zeppelin note")
+    _long_doc(folder)
+    db, encoder = tmp_path / "s.db", WindowFakeEncoder()
+    index_paths(db, [folder], OPTS, encoder=encoder)
+    conn = sqlite3.connect(db)
+    rows = conn.execute(
+        f"SELECT w.char_start, w.char_end, w.vector IS NULL FROM {WINDOWS_TABLE} w JOIN documents d"
+        " ON d.id = w.doc_id WHERE d.path LIKE '%note.txt'"
+    ).fetchall()
+    assert rows == [(0, len("a zeppelin note"), 1)]
+    assert conn.execute(f"SELECT count(*) FROM {WINDOWS_TABLE} WHERE vector IS NULL").fetchone()[0] == 1
+    # damage the long document's best window (the one holding "zeppelin"): another stored one is chosen, no error
+    damaged, start = conn.execute(
+        f"SELECT w.id, w.char_start FROM {WINDOWS_TABLE} w JOIN documents d ON d.id = w.doc_id"
+        " WHERE d.path LIKE '%long.md' AND instr(substr(d.text, w.char_start + 1, w.char_end - w.char_start),"
+        " 'zeppelin') > 0"
+    ).fetchone()
+    conn.execute(f"UPDATE {WINDOWS_TABLE} SET vector = x'00' WHERE id = ?", [damaged])
+    conn.commit()
+    conn.close()
+    with Searcher(db, encoder=encoder) as searcher:
+        hits = searcher.query("zeppelin note", QueryOptions(k=20, mode="hybrid", collapse=False))
+    by_name = {Path(h.path).name: h for h in hits}
+    short = by_name["note.txt"]
+    assert short.passage is not None and short.passage["source"] == "stored"
+    assert (short.passage["start"], short.passage["end"]) == (0, len("a zeppelin note"))
+    assert short.cosine is not None and abs(short.passage["cosine"] - short.cosine) < 1e-2
+    long_hit = by_name["long.md"]
+    assert long_hit.passage is not None and long_hit.passage["source"] == "stored"
+    assert long_hit.passage["start"] != start

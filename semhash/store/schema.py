@@ -22,7 +22,8 @@ Schema (version 4; ``PRAGMA user_version`` holds the version, migrations run in 
   (:mod:`semhash.search.windows`): ``id`` INTEGER PRIMARY KEY, ``doc_id`` INTEGER (``documents.id``),
   ``char_start`` / ``char_end`` INTEGER (the window is ``documents.text[char_start:char_end]``), ``page``
   INTEGER (the PDF page or slide where the window starts; NULL without pages), ``vector`` BLOB (the window's
-  unit embedding, ``dim`` float16 values, little-endian: 768 bytes at 384 dimensions), indexed by
+  unit embedding, ``dim`` float16 values, little-endian: 768 bytes at 384 dimensions; NULL for the one window
+  of a one-window document, whose vector is its ``documents.embedding``, not stored twice), indexed by
   ``(doc_id, char_start)``. Two triggers keep it in step with ``documents`` whichever code path writes:
   ``windows_delete`` (a deleted document's windows go) and ``windows_update`` (``UPDATE OF embedding``: a
   re-embedded document's old windows go; the writer inserts the new ones in the same transaction).
@@ -155,7 +156,7 @@ def _migrate_4(db: sqlite_utils.Database) -> None:
     db.execute(
         f"CREATE TABLE IF NOT EXISTS {WINDOWS_TABLE} (id INTEGER PRIMARY KEY,"
         " doc_id INTEGER NOT NULL REFERENCES documents(id) ON DELETE CASCADE,"
-        " char_start INTEGER NOT NULL, char_end INTEGER NOT NULL, page INTEGER, vector BLOB NOT NULL)"
+        " char_start INTEGER NOT NULL, char_end INTEGER NOT NULL, page INTEGER, vector BLOB)"
     )
     db.execute(f"CREATE INDEX IF NOT EXISTS {WINDOWS_TABLE}_doc ON {WINDOWS_TABLE}(doc_id, char_start)")
     db.execute(

@@ -2,7 +2,11 @@
 
 One row per window the indexer embedded (:mod:`semhash.store.schema` documents the columns): the window's
 character span in the stored text, the page it starts on, and its unit embedding as float16. A query reads
-the rows of its hits only, and finds each hit's passage by a dot product (:mod:`semhash.search.windows`).
+the rows of its hits only, and finds each hit's passage by a dot product (:mod:`semhash.search.passages`).
+
+A document of one window stores that window's row with a NULL vector: its embedding (the pool of one window)
+is the window's own, already in ``documents.embedding``, and is read from there. On 20 Newsgroups, where half
+the posts fit one window, that saves a third of the table (BENCHMARKS.md "Search: the matched passage").
 
 A row whose vector is not ``dim`` float16 values (damaged, or from another model) is left out when read,
 never an error: the passage then comes from the other windows, or falls back to the text's opening.
@@ -59,10 +63,11 @@ def insert_windows(
     if not len(spans):
         return
     half = np.ascontiguousarray(np.asarray(vectors), dtype=WINDOW_DTYPE)
+    alone = len(spans) == 1  # the document's embedding is this window's: stored once, in documents
     db.conn.executemany(
         f"INSERT INTO {WINDOWS_TABLE} (doc_id, char_start, char_end, page, vector) VALUES (?, ?, ?, ?, ?)",
         [
-            (int(doc_id), int(a), int(b), page_at(locations, int(a)), half[j].tobytes())
+            (int(doc_id), int(a), int(b), page_at(locations, int(a)), None if alone else half[j].tobytes())
             for j, (a, b) in enumerate(np.asarray(spans).tolist())
         ],
     )
@@ -77,7 +82,8 @@ def has_windows_table(db: sqlite_utils.Database) -> bool:
 def read_windows(db: sqlite_utils.Database, ids: Sequence[int], dim: int) -> dict[int, StoredWindows]:
     """The stored windows of these documents: ``{id: StoredWindows}`` (documents without any left out).
 
-    Only rows whose vector is exactly ``dim`` float16 values are read (see the module docstring).
+    Only rows whose vector is exactly ``dim`` float16 values, or NULL with a sound document embedding
+    (``dim`` float32 values) in its place, are read (see the module docstring).
     """
     if not ids or dim <= 0 or not has_windows_table(db):
         return {}
@@ -88,14 +94,31 @@ def read_windows(db: sqlite_utils.Database, ids: Sequence[int], dim: int) -> dic
         chunk = unique[start : start + 500]
         marks = ",".join("?" * len(chunk))
         found = db.execute(
-            f"SELECT doc_id, char_start, char_end, page, vector FROM {WINDOWS_TABLE}"
-            f" WHERE doc_id IN ({marks}) AND length(vector) = ? ORDER BY doc_id, char_start",
-            [*chunk, size],
+            f"SELECT w.doc_id, w.char_start, w.char_end, w.page, w.vector, length(w.vector) IS NULL"
+            f" FROM {WINDOWS_TABLE} w WHERE w.doc_id IN ({marks}) ORDER BY w.doc_id, w.char_start",
+            chunk,
         )
-        for doc_id, a, b, page, blob in found:
+        alone: list[int] = []
+        for doc_id, a, b, page, blob, null in found:
+            if null:
+                alone.append(int(doc_id))
+                blob = b""  # the document's embedding, read below
+            elif not isinstance(blob, bytes) or len(blob) != size:
+                continue
             rows.setdefault(int(doc_id), []).append((int(a), int(b), None if page is None else int(page), blob))
+        if alone:
+            marks = ",".join("?" * len(alone))
+            embedded = db.execute(f"SELECT id, embedding FROM documents WHERE id IN ({marks})", alone)
+            for doc_id, blob in embedded:
+                windows = rows[int(doc_id)]
+                if isinstance(blob, bytes) and len(blob) == 4 * dim:
+                    half = np.frombuffer(blob, dtype="<f4").astype(WINDOW_DTYPE).tobytes()
+                    rows[int(doc_id)] = [(a, b, p, v or half) for a, b, p, v in windows]
     out = {}
     for doc_id, windows in rows.items():
+        windows = [w for w in windows if len(w[3]) == size]
+        if not windows:
+            continue
         vectors = np.frombuffer(b"".join(w[3] for w in windows), dtype=WINDOW_DTYPE).reshape(len(windows), dim)
         out[doc_id] = StoredWindows(
             starts=np.array([w[0] for w in windows], np.int64),
