@@ -280,6 +280,9 @@ class IndexInfo:
     epochs_rule: str | None = None
     #: held-out documents' agreement with their teacher bits after training (None: none held out, or older model).
     val_agreement: float | None = None
+    #: window vectors stored for passages (schema 4's ``windows`` table), and the documents that have them.
+    windows: int = 0
+    documents_with_windows: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready fields (CLI ``--json``, ``semhash serve``)."""

@@ -380,3 +380,14 @@ def test_a_one_window_document_stores_no_second_vector_and_damage_is_skipped(tmp
     long_hit = by_name["long.md"]
     assert long_hit.passage is not None and long_hit.passage["source"] == "stored"
     assert long_hit.passage["start"] != start
+
+
+def test_info_counts_the_stored_windows(tmp_path: Path, folder: Path) -> None:
+    db = tmp_path / "s.db"
+    index_paths(db, [folder], OPTS, encoder=WindowFakeEncoder())
+    result = runner.invoke(app, ["info", "--db", str(db), "--json"])
+    assert result.exit_code == 0, result.output
+    row = json.loads(result.output)
+    assert row["documents_with_windows"] == row["documents"] == 9 and row["windows"] == 18
+    shown = runner.invoke(app, ["info", "--db", str(db)])
+    assert "18 stored, for 9 of the documents" in shown.output
