@@ -391,3 +391,24 @@ def test_info_counts_the_stored_windows(tmp_path: Path, folder: Path) -> None:
     assert row["documents_with_windows"] == row["documents"] == 9 and row["windows"] == 18
     shown = runner.invoke(app, ["info", "--db", str(db)])
     assert "18 stored, for 9 of the documents" in shown.output
+
+
+def test_passage_offsets_are_characters_in_non_ascii_text(tmp_path: Path) -> None:
+    """SQLite's substr and Python's slices agree on offsets in text with accents and emoji."""
+    root = tmp_path / "docs"
+    root.mkdir()
+    text = " ".join(["café naïve 🚲 crème brûlée"] * 10) + " the zeppelin drifted " + " ".join(["żółw 🐢"] * 20)
+    (root / "u.txt").write_text(text)
+    db, encoder = tmp_path / "s.db", WindowFakeEncoder()
+    index_paths(db, [root], OPTS, encoder=encoder)
+    with Store.open(db) as store:
+        (doc_id,) = store.windows([1]).keys()
+        windows = store.windows([doc_id])[doc_id]
+        spans = [(doc_id, int(a), int(b)) for a, b in zip(windows.starts, windows.ends, strict=True)]
+        assert len(spans) > 3
+        assert store.text_slices(spans) == {(doc_id, a): text[a:b] for _, a, b in spans}
+    with Searcher(db, encoder=encoder) as searcher:
+        (hit,) = searcher.query("zeppelin", QueryOptions(k=1, mode="hybrid"))
+    assert hit.passage is not None
+    start, end = hit.passage["start"], hit.passage["end"]
+    assert hit.passage["text"] == " ".join(text[start:end].split())
