@@ -174,8 +174,9 @@ class Hit:
     bm25: float | None = None
     score: float | None = None
     copies: list[str] = field(default_factory=list)
-    #: with ``passages``: the window of the text that best matches the query, ``{"start", "end", "page",
-    #: "cosine"}`` (character offsets into the stored text; ``page`` from ``documents.locations`` or ``None``).
+    #: the window of the text that best matches the query (:mod:`semhash.search.passages`): ``{"start", "end",
+    #: "page", "cosine", "source", "text", "highlights", "snippet_highlights"}`` (character offsets into the
+    #: stored text; ``page`` where it starts, or ``None``); ``None`` for a document without window vectors.
     passage: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
