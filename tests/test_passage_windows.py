@@ -242,6 +242,7 @@ def test_markup_is_cleaned_and_query_words_found() -> None:
     assert clean_markup(raw) == "Title Bold code a link & para ls"
     assert clean_markup("-->tail of a comment") == "tail of a comment"
     assert query_terms("How do I set compression levels?") == ["set", "compression", "level"]
+    assert len(query_terms(" ".join(f"word{i}" for i in range(500)))) == 64  # a pasted page: its first words
     text = "Compression level 3; levels up to 19."
     assert [text[a:b] for a, b in highlights(text, query_terms("compression levels"))] == [
         "Compression", "level", "levels"

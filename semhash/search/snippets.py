@@ -13,7 +13,7 @@ import html
 import re
 
 from semhash.lexical import ENGLISH_STOP_WORDS
-from semhash.search.keyword import WORD
+from semhash.search.keyword import MAX_KEYWORD_TERMS, WORD
 
 _COMMENT = re.compile(r"<!--.*?(?:-->|$)|^.*?-->", re.S)
 _TAG = re.compile(r"</?[A-Za-z][^<>]{0,500}>|<!\w[^<>]{0,500}>|<\?[^<>]{0,500}\?>")
@@ -54,9 +54,14 @@ def clean_markup(text: str) -> str:
 
 
 def query_terms(query: str) -> list[str]:
-    """The words of a query worth marking: lower case, no stop words or single letters, common endings dropped."""
+    """The words of a query worth marking: lower case, no stop words or single letters, common endings dropped.
+
+    At most :data:`~semhash.search.keyword.MAX_KEYWORD_TERMS` (a pasted page, ``--file``: its first distinct words).
+    """
     terms: list[str] = []
     for word in WORD.findall(query.lower()):
+        if len(terms) >= MAX_KEYWORD_TERMS:
+            break
         if word in ENGLISH_STOP_WORDS or len(word) < 2:
             continue
         for ending in _ENDINGS:
