@@ -68,7 +68,8 @@ class EncodeStats:
     tokenized_chars: int = 0
 
 
-#: The dtype window vectors are kept in (2 bytes a dimension: 768 B a window at 384 dimensions).
+#: The dtype window vectors are kept in (2 bytes a dimension: 768 B a window at 384 dimensions); the store's
+#: ``semhash.store.WINDOW_DTYPE`` is the same (the store does not import the embedder).
 WINDOW_DTYPE = "<f2"
 
 
