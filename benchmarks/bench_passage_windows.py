@@ -14,6 +14,8 @@ Stages (each optional):
   passages to the query without;
 * ``--per-hit-windows 8,512,...``: the passage stage's cost for one hit by its stored windows (synthetic vectors
   in a scratch database: the read and the dot product), since ``index`` keeps every window by default;
+* ``--snippet-words``: of the judged questions' top 10, how many hits show a query word in their snippet, from
+  the stored passage and from the text's opening (the snippet before);
 * ``--newsgroups FILE``: the windows of every 20 Newsgroups post (the indexer's own windowing, tokenizer only,
   all windows as ``index`` keeps by default, and with ``--max-windows 8``), and their size at the bytes per row
   measured in a scratch ``windows`` table (with a vector, and NULL for one-window documents).
@@ -269,6 +271,34 @@ def row_bytes(rows: int = 20_000, dim: int = 384) -> dict:
     return {"rows": rows, "bytes_per_row": out}
 
 
+def snippet_words(db: Path, spec: dict) -> dict:
+    """How many top-10 hits show a query word in their snippet: the stored passage's against the text's opening.
+
+    A proxy for "the snippet shows the part that matched": the words are the query's marked terms
+    (:func:`semhash.search.snippets.query_terms`), looked for in the 240-character snippet of each.
+    """
+    from semhash.corpus import snippet
+    from semhash.search import QueryOptions, Searcher
+    from semhash.search.snippets import clean_markup, highlights, query_terms
+
+    passage_hits = opening_hits = hits_seen = 0
+    with Searcher(db, device="cpu", runtime="torch") as searcher:
+        for question in spec["questions"]:
+            terms = query_terms(question["query"])
+            hits = searcher.query(question["query"], QueryOptions())
+            texts = searcher.store.documents([h.id for h in hits])
+            for hit in hits:
+                hits_seen += 1
+                passage_hits += bool(highlights(hit.snippet, terms))
+                opening_hits += bool(highlights(clean_markup(snippet(texts[hit.id].text, 240)), terms))
+    return {
+        "questions": len(spec["questions"]),
+        "hits": hits_seen,
+        "passage_snippet_with_a_query_word": passage_hits,
+        "opening_snippet_with_a_query_word": opening_hits,
+    }
+
+
 def newsgroups_windows(path: Path) -> dict:
     """Every post's windows as the indexer cuts them (all, and at most 8), and their size at the measured row bytes."""
     from semhash.embed import EncodeStats, SentenceTransformerEncoder, chunked_spans, spread_windows
@@ -315,6 +345,7 @@ def main() -> None:
     parser.add_argument("--max-windows", type=int, default=8)
     parser.add_argument("--store-reps", type=int, default=0)
     parser.add_argument("--queries", action="store_true")
+    parser.add_argument("--snippet-words", action="store_true", help="Query words in passage vs opening snippets.")
     parser.add_argument("--query-reps", type=int, default=3)
     parser.add_argument("--newsgroups", type=Path)
     parser.add_argument("--per-hit-windows", default="", help="Comma-separated window counts (e.g. 8,512,32768).")
@@ -347,6 +378,9 @@ def main() -> None:
     if args.queries:
         result["queries"] = query_latency(args.db, spec, args.query_reps)
         print("queries", result["queries"], flush=True)
+    if args.snippet_words:
+        result["snippet_words"] = snippet_words(args.db, spec)
+        print("snippet_words", result["snippet_words"], flush=True)
     if args.newsgroups:
         result["newsgroups"] = newsgroups_windows(args.newsgroups)
         print("newsgroups", result["newsgroups"], flush=True)
