@@ -198,9 +198,11 @@ class SemanticIndex:
     ) -> Hits:
         """Documents most similar to ``text`` (options: see :class:`semhash.search.QueryOptions`).
 
-        ``mode``: ``semantic``, ``keyword`` or ``hybrid``; ``collapse``: fold copies and near-identical twins
-        into one hit; ``passages``: each hit's passage nearest the query (``Hit.passage``: offsets, page,
-        cosine; slower). The result is a list of hits with ``weak`` (no hit reaches the no-good-match floor).
+        ``mode``: ``semantic``, ``keyword`` or ``hybrid``; ``collapse``: fold copies and near-identical
+        twins into one hit; every hit
+        carries its passage nearest the query when its window vectors are stored (``Hit.passage``: offsets,
+        page, cosine, cleaned text, highlights); ``passages``: embed the windows of those without (slower). The result
+        is a list of hits with ``weak`` (no hit reaches the no-good-match floor).
         """
         from semhash.search import QueryOptions, Searcher
 

@@ -23,6 +23,10 @@ default model's BERT WordPiece, the windows are exactly those of tokenising the 
 single "word" longer than a chunk (no whitespace or punctuation for 200,000 characters) is cut inside
 it, which may move later window boundaries by a token or so.
 
+Window vectors (issue 21): :meth:`SentenceTransformerEncoder.encode_windows` and ``encode_long(...,
+keep=...)`` also hand back every embedded window's character span and unit vector (float16, :class:`Windows`),
+so the index can store them and a query can find each hit's best-matching passage by a dot product.
+
 The embedder knows nothing of hashing, and torch is imported only when a model is loaded.
 """
 
@@ -64,12 +68,61 @@ class EncodeStats:
     tokenized_chars: int = 0
 
 
+#: The dtype window vectors are kept in (2 bytes a dimension: 768 B a window at 384 dimensions); the store's
+#: ``semhash.store.WINDOW_DTYPE`` is the same (the store does not import the embedder).
+WINDOW_DTYPE = "<f2"
+
+
+@dataclass
+class Windows:
+    """The embedded windows of a batch of documents: whose, where, and their unit vectors.
+
+    Attributes:
+        owner: ``(n,)`` the index, in the batch, of each window's document.
+        spans: ``(n, 2)`` each window's ``[start, end)`` character offsets into its document's text.
+        vectors: ``(n, dim)`` unit vectors in :data:`WINDOW_DTYPE` (float16).
+    """
+
+    owner: np.ndarray
+    spans: np.ndarray
+    vectors: np.ndarray
+
+    def of(self, index: int) -> tuple[np.ndarray, np.ndarray]:
+        """``(spans, vectors)`` of the batch's document ``index``."""
+        rows = self.owner == index
+        return self.spans[rows], self.vectors[rows]
+
+    @classmethod
+    def single(cls, kept: Sequence[tuple[int, int, np.ndarray]], dim: int) -> Windows:
+        """The windows of one document from ``(start, end, vector)`` triples (``encode_long``'s ``keep``)."""
+        vectors = np.stack([v for _, _, v in kept]) if kept else np.zeros((0, dim), WINDOW_DTYPE)
+        spans = np.array([(a, b) for a, b, _ in kept], dtype=np.int64).reshape(-1, 2)
+        return cls(np.zeros(len(kept), np.int64), spans, vectors.astype(WINDOW_DTYPE))
+
+
+@runtime_checkable
+class WindowEncoder(Protocol):
+    """An encoder that also hands back its window vectors (what the index stores for passages)."""
+
+    def encode_windows(self, texts: Sequence[str]) -> tuple[np.ndarray, Windows]:
+        """``(pooled (n, dim) float32 unit vectors, every embedded window)`` of ``texts``."""
+        ...
+
+
 @runtime_checkable
 class LongDocumentEncoder(Protocol):
     """An encoder that can embed one huge document in bounded memory, reporting its progress."""
 
-    def encode_long(self, text: str, progress: Callable[[int], None] | None = None) -> np.ndarray:
-        """Embed one document as a ``(dim,)`` unit vector; ``progress(chars done)`` after each window chunk."""
+    def encode_long(
+        self,
+        text: str,
+        progress: Callable[[int], None] | None = None,
+        keep: list[tuple[int, int, np.ndarray]] | None = None,
+    ) -> np.ndarray:
+        """Embed one document as a ``(dim,)`` unit vector; ``progress(chars done)`` after each window chunk.
+
+        ``keep``, when given, receives each embedded window's ``(start, end, float16 vector)``.
+        """
         ...
 
 
@@ -182,17 +235,36 @@ class SentenceTransformerEncoder:
             return np.zeros((0, self.dim), dtype=np.float32)
         return embed_pooled((self.iter_windows(text) for text in texts), self._encode_windows, self.stats)
 
-    def encode_long(self, text: str, progress: Callable[[int], None] | None = None) -> np.ndarray:
+    def encode_windows(self, texts: Sequence[str]) -> tuple[np.ndarray, Windows]:
+        """:meth:`encode`, and every embedded window's span and float16 vector (:class:`Windows`)."""
+        spans = (
+            kept_spans(
+                chunked_spans(text, self._tokenize_chunk, self.max_tokens, self.chunk_chars, self.stats),
+                self.max_windows,
+                self.stats,
+            )
+            for text in texts
+        )
+        return embed_spans(texts, spans, self._encode_windows, self.dim, self.stats)
+
+    def encode_long(
+        self,
+        text: str,
+        progress: Callable[[int], None] | None = None,
+        keep: list[tuple[int, int, np.ndarray]] | None = None,
+    ) -> np.ndarray:
         """Embed one document of any size as a ``(dim,)`` unit vector, ``window_chunk`` windows at a time.
 
         The pooled embedding is accumulated as the chunks go (same weighting as :meth:`encode`), so memory
-        is one chunk of windows whatever the document's length. ``progress`` gets the characters done so far.
+        is one chunk of windows whatever the document's length, plus, with ``keep``, each window's span and
+        float16 vector (768 B a window, about three quarters of the text's own size). ``progress`` gets the
+        characters done so far.
         """
         spans = chunked_spans(text, self._tokenize_chunk, self.max_tokens, self.chunk_chars, self.stats)
         windows = (
             (text[begin:end], n_tokens, end) for begin, end, n_tokens in kept_spans(spans, self.max_windows, self.stats)
         )
-        return embed_streamed(windows, self._encode_windows, self.dim, self.stats, self.window_chunk, progress)
+        return embed_streamed(windows, self._encode_windows, self.dim, self.stats, self.window_chunk, progress, keep)
 
     def _encode_windows(self, windows: Sequence[str]) -> np.ndarray:
         """One model call on window texts: ``(len(windows), dim)`` float32 unit vectors."""
@@ -325,22 +397,32 @@ def embed_streamed(
     stats: EncodeStats,
     window_chunk: int,
     progress: Callable[[int], None] | None = None,
+    keep: list[tuple[int, int, np.ndarray]] | None = None,
 ) -> np.ndarray:
     """One document's ``(window text, token count, end offset)`` pieces pooled ``window_chunk`` at a time.
 
     The long-document path of both encoders (torch and ONNX): the same weighting as :func:`embed_pooled`,
     accumulated as the chunks go, so memory is one chunk of windows whatever the document's length;
-    ``progress`` gets the character offset reached after each chunk. Returns a ``(dim,)`` unit vector.
+    ``progress`` gets the character offset reached after each chunk. ``keep`` (when given) receives each
+    window's ``(start, end, float16 vector)``: a window is an exact substring of the text, so its start is
+    its end less its length. Returns a ``(dim,)`` unit vector.
     """
     total = np.zeros(dim, dtype=np.float64)
     pieces: list[str] = []
     weights: list[int] = []
+    ends: list[int] = []
     done = 0
 
     def flush() -> None:
         nonlocal total
         vectors = embed_windows(pieces)
         total += (vectors.astype(np.float64) * np.asarray(weights, dtype=np.float64)[:, None]).sum(axis=0)
+        if keep is not None:
+            half = np.asarray(vectors).astype(WINDOW_DTYPE)
+            keep.extend(
+                (end - len(piece), end, half[j]) for j, (piece, end) in enumerate(zip(pieces, ends, strict=True))
+            )
+        ends.clear()
         stats.windows += len(pieces)
         pieces.clear()
         weights.clear()
@@ -350,6 +432,7 @@ def embed_streamed(
     for piece, n_tokens, end in windows:
         pieces.append(piece)
         weights.append(n_tokens)
+        ends.append(end)
         done = end
         if len(pieces) >= window_chunk:
             flush()
@@ -383,6 +466,36 @@ def embed_pooled(
     stats.documents += n_docs
     stats.windows += len(flat)
     return pool_windows(vectors, np.asarray(owner), np.asarray(weights, dtype=np.float32), n_docs)
+
+
+def embed_spans(
+    texts: Sequence[str],
+    spans: Iterable[Iterable[tuple[int, int, int]]],
+    embed_windows: Callable[[list[str]], np.ndarray],
+    dim: int,
+    stats: EncodeStats,
+) -> tuple[np.ndarray, Windows]:
+    """:func:`embed_pooled` from each text's ``(start, end, token count)`` window spans, keeping the windows.
+
+    Returns the pooled ``(len(texts), dim)`` float32 unit vectors and every window (:class:`Windows`).
+    """
+    flat: list[str] = []
+    weights: list[int] = []
+    owner: list[int] = []
+    starts_ends: list[tuple[int, int]] = []
+    for i, (text, text_spans) in enumerate(zip(texts, spans, strict=True)):
+        for begin, end, n_tokens in text_spans:
+            flat.append(text[begin:end])
+            weights.append(n_tokens)
+            owner.append(i)
+            starts_ends.append((begin, end))
+    vectors = embed_windows(flat) if flat else np.zeros((0, dim), np.float32)
+    stats.documents += len(texts)
+    stats.windows += len(flat)
+    owners = np.asarray(owner, dtype=np.int64)
+    pooled = pool_windows(np.asarray(vectors, np.float32), owners, np.asarray(weights, np.float32), len(texts))
+    kept = Windows(owners, np.asarray(starts_ends, np.int64).reshape(-1, 2), np.asarray(vectors).astype(WINDOW_DTYPE))
+    return pooled, kept
 
 
 def pool_windows(vectors: np.ndarray, owner: np.ndarray, weights: np.ndarray, n_docs: int) -> np.ndarray:

@@ -45,7 +45,7 @@ from semhash.runtime.seal import SEAL_KEY, Seal, check_seal, verify_sealed
 from semhash.store import Store, StoredModel
 
 if TYPE_CHECKING:
-    from semhash.embed import Encoder, EncodeStats, LongDocumentEncoder
+    from semhash.embed import Encoder, EncodeStats, LongDocumentEncoder, WindowEncoder, Windows
 
 #: Runtime choices of ``--runtime`` / ``SEMHASH_RUNTIME``.
 RUNTIMES = ("auto", "onnx", "torch")
@@ -241,7 +241,16 @@ class FastIndexEncoder:
         """Window-pooled unit embeddings from the exported encoder."""
         return self._onnx.encode(texts)
 
-    def encode_long(self, text: str, progress: Callable[[int], None] | None = None) -> np.ndarray:
+    def encode_windows(self, texts: Sequence[str]) -> tuple[np.ndarray, Windows]:
+        """:meth:`encode`, with every embedded window (see :class:`semhash.embed.WindowEncoder`)."""
+        return cast("WindowEncoder", self._onnx).encode_windows(texts)
+
+    def encode_long(
+        self,
+        text: str,
+        progress: Callable[[int], None] | None = None,
+        keep: list[tuple[int, int, np.ndarray]] | None = None,
+    ) -> np.ndarray:
         """One huge document, in window chunks (bounded memory), with the torch encoder.
 
         On full 254-token windows the export ran at 0.60x and 0.94x torch's speed
@@ -251,7 +260,7 @@ class FastIndexEncoder:
             # Every torch encoder (sentence-transformers, adapted or not) embeds long documents in chunks.
             encoder = torch_encoder(self._model, self._device, self._max_windows, self._weights)
             self._torch = cast("LongDocumentEncoder", encoder)
-        return self._torch.encode_long(text, progress=progress)
+        return self._torch.encode_long(text, progress=progress, keep=keep)
 
 
 def indexing_encoder(

@@ -44,6 +44,7 @@ def index_info(db_path: str | Path) -> IndexInfo:
         stats = active.stats if active else {}
         config = active.config if active else {}
         faiss_path = faiss_path_for(store.path)
+        windows, with_windows = store.window_counts()
         return IndexInfo(
             db_path=str(store.path),
             documents=store.count(),
@@ -65,4 +66,6 @@ def index_info(db_path: str | Path) -> IndexInfo:
             epochs_rule=epochs_rule(config, stats),
             val_agreement=float(stats["val_agreement"]) if "val_agreement" in stats else None,
             max_windows=store.max_windows,
+            windows=windows,
+            documents_with_windows=with_windows,
         )

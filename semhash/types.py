@@ -190,8 +190,9 @@ class Hit:
     score: float | None = None
     copies: list[str] = field(default_factory=list)
     folded: list[Folded] = field(default_factory=list)
-    #: with ``passages``: the window of the text that best matches the query, ``{"start", "end", "page",
-    #: "cosine"}`` (character offsets into the stored text; ``page`` from ``documents.locations`` or ``None``).
+    #: the window of the text that best matches the query (:mod:`semhash.search.passages`): ``{"start", "end",
+    #: "page", "cosine", "source", "text", "highlights", "snippet_highlights"}`` (character offsets into the
+    #: stored text; ``page`` where it starts, or ``None``); ``None`` for a document without window vectors.
     passage: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
@@ -298,6 +299,9 @@ class IndexInfo:
     val_agreement: float | None = None
     #: most windows embedded per document (0: every window; None: not recorded, an older index).
     max_windows: int | None = None
+    #: window vectors stored for passages (schema 4's ``windows`` table), and the documents that have them.
+    windows: int = 0
+    documents_with_windows: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready fields (CLI ``--json``, ``semhash serve``)."""

@@ -505,3 +505,20 @@ def test_a_cold_cli_query_on_the_fast_path_gives_the_searchers_hits(exported: Ex
     # --json rows also carry the result's "no good match" flag (semhash.types.Hits.weak)
     rows = [{**hit.to_dict(), "weak": expected.weak} for hit in expected]
     assert [json.loads(line) for line in child.stdout.splitlines()] == rows
+
+
+def test_the_export_hands_back_the_torch_paths_windows(exported: Exported) -> None:
+    """Issue 21: window vectors for the passage index, from the exported encoder as from torch."""
+    text = "\n\n".join(exported.texts[:6])  # several windows
+    texts = [exported.texts[0], text]
+    encoder = OnnxEncoder(exported.folder, max_windows=0)
+    pooled, windows = encoder.encode_windows(texts)
+    reference, torch_windows = exported.torch_encoder.encode_windows(texts)
+    assert np.array_equal(windows.spans, torch_windows.spans) and np.array_equal(windows.owner, torch_windows.owner)
+    assert len(windows.of(1)[0]) > 1 and windows.vectors.dtype == np.float16
+    cosines = (windows.vectors.astype(np.float32) * torch_windows.vectors.astype(np.float32)).sum(axis=1)
+    assert cosines.min() >= 0.999
+    assert np.allclose(pooled, encoder.encode(texts), atol=1e-6) and (pooled * reference).sum(axis=1).min() >= 0.9999
+    kept: list[tuple[int, int, np.ndarray]] = []
+    encoder.encode_long(text, keep=kept, chunk_chars=3000, window_chunk=4)
+    assert [(a, b) for a, b, _ in kept] == [tuple(s) for s in windows.of(1)[0].tolist()]

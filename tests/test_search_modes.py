@@ -123,7 +123,7 @@ def test_a_version_2_index_gets_its_keyword_index_by_migration(tmp_path: Path, f
     assert sqlite3.connect(db).execute("PRAGMA user_version").fetchone()[0] == 2
     with Store.open(db, write=True) as store:  # any open that can write migrates
         assert store.has_keyword_index()
-    assert sqlite3.connect(db).execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 3
+    assert sqlite3.connect(db).execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 4
     _fts_consistent(db)
     assert len(_keyword(db, "telescope", encoder)) >= 1
     assert all(name.startswith("space") for name in _keyword(db, "telescope", encoder))
@@ -328,8 +328,10 @@ def test_passages_are_the_window_nearest_the_query(tmp_path: Path, monkeypatch: 
     assert best.passage["page"] == 2 and "zeppelin" in best.snippet
     assert best.to_dict()["passage"] == best.passage
     assert hits.weak == plain.weak and [h.id for h in hits] == [h.id for h in plain]
-    assert short.passage == {"start": 0, "end": len("a short note on bicycles and their gears"), "page": None,
-                             "cosine": short.cosine}  # fmt: skip
+    assert short.passage is not None and short.passage["source"] == "embedded"  # FakeEncoder stores no windows
+    assert {k: short.passage[k] for k in ("start", "end", "page", "cosine")} == {
+        "start": 0, "end": len("a short note on bicycles and their gears"), "page": None, "cosine": short.cosine
+    }  # fmt: skip
     # the CLI and the server carry it too
     monkeypatch.setattr("semhash.embed.load_encoder", lambda *args, **kwargs: encoder)
     result = runner.invoke(app, ["query", "zeppelin harbour", "--db", str(db), "-k", "1", "--passages", "--json"])

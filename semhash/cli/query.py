@@ -36,7 +36,7 @@ ModeOption = typer.Option(
 PassagesOption = typer.Option(
     False,
     "--passages",
-    help="Show each hit's passage nearest the query (its windows embedded now: slower) with offsets in --json.",
+    help="Also find the passage of documents indexed without window vectors (their windows embedded now: slower).",
 )
 CollapseOption = typer.Option(
     True, "--collapse/--no-collapse", help="Fold copies and near-identical twins into one row (+N copies)."

@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from rich.box import Box
     from rich.console import Console
     from rich.table import Table
+    from rich.text import Text
 
 
 @functools.cache
@@ -106,6 +107,31 @@ def _folded_note(hit: Hit) -> str:
     same = len(hit.copies) - near
     parts = ([f"+{same} copies"] if same else []) + ([f"+{near} near-identical"] if near else [])
     return f" ({', '.join(parts)})" if parts else ""
+def snippet_cell(hit: Hit, room: int) -> Text:
+    """A hit's snippet cut to ``room`` characters: its passage around the query's first word, those words in bold.
+
+    A hit without a passage (a document indexed without window vectors) shows the opening of its text. The
+    page (or slide) the passage starts on comes first, as ``p.N``. A ``Text``, so the document's own square
+    brackets are never read as rich markup.
+    """
+    from rich.text import Text
+
+    from semhash.search.snippets import fit
+
+    passage = hit.passage or {}
+    text = passage.get("text")
+    if not isinstance(text, str):
+        plain = hit.snippet if len(hit.snippet) <= room else hit.snippet[: room - 1] + "…"
+        return Text(plain)
+    page = passage.get("page")
+    lead = f"p.{page} " if page is not None else ""
+    marks = [(int(a), int(b)) for a, b in passage.get("highlights") or []]
+    piece, inside = fit(text, marks, room - len(lead))
+    cell = Text(lead, style="dim")
+    cell.append(piece)
+    for a, b in inside:
+        cell.stylize("bold", len(lead) + a, len(lead) + b)
+    return cell
 
 
 def print_hits(hits: Sequence[Hit], as_json: bool) -> None:
@@ -139,8 +165,7 @@ def print_hits(hits: Sequence[Hit], as_json: bool) -> None:
     room = max(20, out().width - max(len(p) for p in paths) - 30)
     for hit, path in zip(hits, paths, strict=True):
         cosine = "" if hit.cosine is None else f"{hit.cosine:.3f}"
-        text = hit.snippet if len(hit.snippet) <= room else hit.snippet[: room - 1] + "…"
-        shown.add_row(str(hit.rank), str(hit.distance), cosine, path, text)
+        shown.add_row(str(hit.rank), str(hit.distance), cosine, path, snippet_cell(hit, room))
     out().print(shown)
     if weak:
         floor = getattr(hits, "floor", None)

@@ -4,6 +4,10 @@ Local (:func:`embed_pending`: batches of small documents, then each long one alo
 time) or on Ray (:func:`embed_on_ray`: batches on Ray workers, long documents here). Either way every
 batch is its own transaction, and only embeddings are written: codes come after, in
 :mod:`semhash.ingest.hashing` (the docstring of :mod:`semhash.ingest` says why).
+
+Locally, an encoder that hands back its window vectors (:class:`semhash.embed.WindowEncoder`: the torch
+and the exported encoders) has them stored with each document, in the same transaction (the ``windows``
+table, for each hit's passage); the Ray workers do not send theirs back, so those documents have none.
 """
 
 from __future__ import annotations
@@ -11,8 +15,10 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable
 
+import numpy as np
+
 from semhash.corpus import read_documents
-from semhash.embed import Encoder, LongDocumentEncoder
+from semhash.embed import Encoder, LongDocumentEncoder, WindowEncoder, Windows
 from semhash.ingest.options import IndexOptions, Progress
 from semhash.ingest.plan import estimated_windows
 from semhash.store import Store
@@ -52,7 +58,12 @@ def embed_pending(
         nonlocal done, documents_done
         # Similar lengths pad less in the transformer's forward passes.
         batch.sort(key=lambda d: (len(d.text), d.path, d.record))
-        store.upsert_documents(batch, encoder.encode([d.text for d in batch]))
+        texts = [d.text for d in batch]
+        if isinstance(encoder, WindowEncoder):
+            vectors, windows = encoder.encode_windows(texts)
+            store.upsert_documents(batch, vectors, [windows.of(i) for i in range(len(batch))])
+        else:
+            store.upsert_documents(batch, encoder.encode(texts))
         done += sum(len(d.text) for d in batch)
         documents_done += len(batch)
         report_progress(done)
@@ -71,8 +82,16 @@ def embed_pending(
     del batch
     for doc in read_documents({p: r for p, r in large.items() if r}, options.read):
         if isinstance(encoder, LongDocumentEncoder):
-            vector = encoder.encode_long(doc.text, progress=functools.partial(_offset_progress, report_progress, done))
-            store.upsert_documents([doc], vector[None, :])
+            report = functools.partial(_offset_progress, report_progress, done)
+            if isinstance(encoder, WindowEncoder):
+                kept: list[tuple[int, int, np.ndarray]] = []
+                vector = encoder.encode_long(doc.text, progress=report, keep=kept)
+                windows = Windows.single(kept, len(vector))
+                store.upsert_documents([doc], vector[None, :], [(windows.spans, windows.vectors)])
+                del kept, windows
+            else:
+                vector = encoder.encode_long(doc.text, progress=report)
+                store.upsert_documents([doc], vector[None, :])
         else:  # an encoder without chunking: the document alone is still its own batch
             store.upsert_documents([doc], encoder.encode([doc.text]))
         done += len(doc.text)

@@ -28,7 +28,16 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from semhash.embed import EncodeStats, chunked_spans, embed_pooled, embed_streamed, kept_spans, spread_windows
+from semhash.embed import (
+    EncodeStats,
+    Windows,
+    chunked_spans,
+    embed_pooled,
+    embed_spans,
+    embed_streamed,
+    kept_spans,
+    spread_windows,
+)
 from semhash.errors import RuntimeUnavailableError
 from semhash.runtime.manifest import (
     ENCODER_FILE,
@@ -184,6 +193,13 @@ class OnnxEncoder:
         return self._windows_of([text])[0]
 
     def _windows_of(self, texts: Sequence[str]) -> list[list[tuple[str, int]]]:
+        return [
+            [(text[begin:end], n) for begin, end, n in spans]
+            for text, spans in zip(texts, self._spans_of(texts), strict=True)
+        ]
+
+    def _spans_of(self, texts: Sequence[str]) -> list[list[tuple[int, int, int]]]:
+        """Each text's ``(start, end, token count)`` windows (evenly spread ones with ``max_windows``)."""
         self._tokenizer.no_truncation()
         encodings = self._tokenizer.encode_batch(list(texts), add_special_tokens=False)
         out = []
@@ -192,7 +208,7 @@ class OnnxEncoder:
             if self.max_windows and len(spans) > self.max_windows:
                 self.stats.capped_documents += 1  # evenly spread, first and last kept, as the torch path
                 spans = [spans[i] for i in spread_windows(len(spans), self.max_windows)]
-            out.append([(text[begin:end], n) for begin, end, n in spans])
+            out.append(spans)
         return out
 
     def embed_windows(self, pieces: Sequence[str]) -> np.ndarray:
@@ -224,10 +240,15 @@ class OnnxEncoder:
             return np.zeros((0, self.dim), dtype=np.float32)
         return embed_pooled(self._windows_of(texts), self.embed_windows, self.stats)
 
+    def encode_windows(self, texts: Sequence[str]) -> tuple[np.ndarray, Windows]:
+        """:meth:`encode`, and every embedded window's span and float16 vector (:class:`~semhash.embed.Windows`)."""
+        return embed_spans(texts, self._spans_of(texts), self.embed_windows, self.dim, self.stats)
+
     def encode_long(
         self,
         text: str,
         progress: Callable[[int], None] | None = None,
+        keep: list[tuple[int, int, np.ndarray]] | None = None,
         *,
         chunk_chars: int = 200_000,
         window_chunk: int = 64,
@@ -237,13 +258,13 @@ class OnnxEncoder:
         As :meth:`semhash.embed.SentenceTransformerEncoder.encode_long`: the text is tokenised
         ``chunk_chars`` characters at a time (the same windows as tokenising it whole), embedded
         ``window_chunk`` windows at a time, and the pooled embedding accumulated; ``progress`` gets the
-        characters done so far after each window chunk.
+        characters done so far after each window chunk; ``keep`` (when given) each window's span and vector.
         """
         spans = chunked_spans(text, self._tokenize_chunk, self.max_tokens, chunk_chars, self.stats)
         windows = (
             (text[begin:end], n_tokens, end) for begin, end, n_tokens in kept_spans(spans, self.max_windows, self.stats)
         )
-        return embed_streamed(windows, self.embed_windows, self.dim, self.stats, window_chunk, progress)
+        return embed_streamed(windows, self.embed_windows, self.dim, self.stats, window_chunk, progress, keep)
 
     def _tokenize_chunk(self, chunk: str) -> tuple[Sequence[tuple[int, int]], Sequence[int | None]]:
         self._tokenizer.no_truncation()

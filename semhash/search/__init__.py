@@ -29,8 +29,10 @@ query whose best hit's cosine is below ``WEAK_COSINE`` is flagged ``weak`` (:cla
 The package, one concept a module: :mod:`~semhash.search.options` (what a query asks for),
 :mod:`~semhash.search.stages` (candidates: Hamming pool, IVF, exact scan, and the rule that picks one),
 :mod:`~semhash.search.keyword` (FTS5 ranking and RRF), :mod:`~semhash.search.results` (rows, copies folded,
-the weak flag), :mod:`~semhash.search.twins` (the near-identical text check), :mod:`~semhash.search.passages`
-(``--passages``) and :mod:`~semhash.search.searcher`
+the weak flag), :mod:`~semhash.search.twins` (the near-identical text check),
+:mod:`~semhash.search.passages` (each hit's passage: from the stored window vectors, or embedded now with
+``--passages``), :mod:`~semhash.search.snippets` (a passage cleaned of markup, the query's words found, cut to
+a width) and :mod:`~semhash.search.searcher`
 (:class:`Searcher`: snapshots, thread policy, the query forms). This module re-exports their public names.
 """
 

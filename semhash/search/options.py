@@ -25,8 +25,9 @@ class QueryOptions:
         mode: ``semantic``, ``keyword`` or ``hybrid`` (see the module docstring).
         collapse: fold hits with the same content, or near-identical text, into one (``Hit.copies``,
             ``Hit.folded``; :mod:`semhash.search.twins`).
-        passages: find each hit's passage (``Hit.passage``, the snippet): its text cut into windows, the
-            windows embedded at query time, the one nearest the query kept (see :meth:`Searcher.passages`).
+        passages: also find the passage of hits whose documents have no stored window vectors (indexed
+            before schema 4): their text cut into windows embedded at query time (see
+            :meth:`Searcher.passages`). Hits with stored windows always get theirs (a dot product).
     """
 
     k: int = DEFAULT_K

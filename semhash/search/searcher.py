@@ -4,7 +4,7 @@ It holds the snapshot of one store generation (codes, vectors, the lazily built 
 and runs each query form (text, file, stored document) through one path, :meth:`Searcher.search_embedding`:
 the candidate stages (:mod:`semhash.search.stages`), the keyword ranking and fusion
 (:mod:`semhash.search.keyword`), then the hits (:mod:`semhash.search.results`) and, when asked, their
-passages (:mod:`semhash.search.passages`).
+passages (:mod:`semhash.search.passages`: every text query's hits, from the stored window vectors).
 """
 
 from __future__ import annotations
@@ -250,9 +250,7 @@ class Searcher:
             raise UsageError("the query text is empty")
         embedding, code = self.embed_and_code(text)
         hits = self.search_embedding(embedding, code, options, text=text)
-        if options is not None and options.passages:
-            hits = self.passages(hits, text, embedding)
-        return hits
+        return self.passages(hits, text, embedding, reembed=options is not None and options.passages)
 
     def query_file(self, path: str | Path, options: QueryOptions | None = None) -> Hits:
         """Documents most similar to the content of a file (any format ``semhash index`` reads)."""
@@ -321,12 +319,14 @@ class Searcher:
             depth = min(4 * depth + 8, MAX_FOLD_DEPTH)
         return weigh(hits, nearest)
 
-    def passages(self, hits: Hits, text: str, embedding: np.ndarray) -> Hits:
+    def passages(self, hits: Hits, text: str, embedding: np.ndarray, reembed: bool = False) -> Hits:
         """The hits with their passages (:func:`semhash.search.passages.add_passages`).
 
-        A passage is the window of each one's stored text nearest the query, and a snippet from it.
+        A passage is the window of each one's stored text nearest the query (from the stored window
+        vectors; with ``reembed``, embedded now for documents that have none), and a snippet from it.
         """
-        return add_passages(self.store, self.encoder, self._encode_lock, hits, text, embedding)
+        encoder = self.encoder if reembed else None
+        return add_passages(self.store, encoder, self._encode_lock, hits, text, embedding, reembed=reembed)
 
     def _ranked(
         self,

@@ -6,9 +6,10 @@ Endpoints (all JSON; the OpenAPI schema is at ``/openapi.json``, interactive doc
   ``radius`` (0 to the code length; every document within it, ``k`` ignored), ``rerank`` (default true),
   ``pool`` and ``exact`` (as ``semhash query --pool/--exact``), ``mode`` (``semantic``, ``keyword`` or
   ``hybrid``, as ``--mode``) and ``collapse`` (default true: copies and near-identical twins fold into one
-  hit, listed in its ``copies`` and, with why, ``folded``), ``passages`` (default false: each hit's
-  ``passage``, the window nearest the query, embedded at query time). The response carries ``weak``: true
-  when no hit reaches the no-good-match floor.
+  hit, listed in its ``copies`` and, with why, ``folded``). Each hit carries ``passage``, the window of its
+  text nearest the query, from the stored window vectors (offsets, page, cleaned ``text`` and the query words' ``highlights``; ``null`` for a
+  document indexed without them), and ``passages=true`` embeds those documents' windows now (slower).
+  The response carries ``weak``: true when no hit reaches the no-good-match floor.
 * ``GET /api/similar/{id}``: the neighbours of a stored document, from its stored embedding (``k``, ``rerank``).
 * ``POST /api/exists``: is this text already in the index? It is embedded and hashed like a query; stored
   documents within the dedup radius whose cosine reaches the threshold, and exact matches of the normalised
@@ -97,7 +98,9 @@ class QueryRequest(BaseModel):
     exact: bool = Field(False, description="Rank every stored embedding by cosine (small indexes).")
     mode: str = Field(DEFAULT_MODE, description="semantic, keyword (FTS5, BM25) or hybrid (both, rank-fused).")
     collapse: bool = Field(True, description="Fold copies and near-identical twins into one (copies, folded).")
-    passages: bool = Field(False, description="Each hit's passage nearest the query (embedded now: slower).")
+    passages: bool = Field(
+        False, description="Find the passage of hits without stored window vectors by embedding them now (slower)."
+    )
 
 
 class ExistsRequest(BaseModel):
@@ -256,8 +259,7 @@ def create_app(
         embedding, code = searcher.embed_and_code(text)  # as Searcher.query, with the stages timed apart
         t1 = time.perf_counter()
         hits = searcher.search_embedding(embedding, code, options, text=text)
-        if passages:
-            hits = searcher.passages(hits, text, embedding)
+        hits = searcher.passages(hits, text, embedding, reembed=passages)
         t2 = time.perf_counter()
         response = json_response(
             {

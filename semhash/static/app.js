@@ -58,6 +58,20 @@ function emphasised(className, text, query) {
   return node;
 }
 
+// A paragraph of `text` with the [start, end) spans the server found the query's words at in <mark>.
+function marked(className, text, spans) {
+  const node = el("p", className);
+  let at = 0;
+  for (const [start, end] of spans) {
+    if (start < at || end > text.length) continue;
+    if (start > at) node.append(document.createTextNode(text.slice(at, start)));
+    node.append(el("mark", "", text.slice(start, end)));
+    at = end;
+  }
+  if (at < text.length) node.append(document.createTextNode(text.slice(at)));
+  return node;
+}
+
 function setStatus(text, isError) {
   $("status").textContent = text;
   $("status").className = isError ? "error" : "";
@@ -101,10 +115,12 @@ function showHits(heading, hits, root, weak, query) {
     const meta = el("span", "meta", label);
     meta.title = details;
     top.append(path, meta);
-    item.append(top, emphasised("snippet", hit.snippet, query));
+    const marks = hit.passage && hit.passage.snippet_highlights;
+    item.append(top, marks ? marked("snippet", hit.snippet, marks) : emphasised("snippet", hit.snippet, query));
     if (hit.passage && hit.passage.page !== null && hit.passage.page !== undefined) {
       meta.textContent += ` · page ${hit.passage.page}`;
     }
+    if (hit.passage) meta.title += ` · passage: characters ${hit.passage.start}-${hit.passage.end}`;
     if (hit.copies && hit.copies.length) {
       const copies = el("details", "copies");
       copies.append(el("summary", "", `+${hit.copies.length} ${hit.copies.length === 1 ? "copy" : "copies"}`));

@@ -1,6 +1,6 @@
 """The database's schema: its tables, the migrations that build them, and the schema version.
 
-Schema (version 3; ``PRAGMA user_version`` holds the version, migrations run in order):
+Schema (version 4; ``PRAGMA user_version`` holds the version, migrations run in order):
 
 * ``documents``: ``id`` INTEGER PRIMARY KEY (= the faiss id), ``path`` TEXT, ``record`` INTEGER (0 for
   one-document files, 1.. for JSON/JSONL/CSV records), ``content_hash`` TEXT (sha256 of the text),
@@ -18,6 +18,17 @@ Schema (version 3; ``PRAGMA user_version`` holds the version, migrations run in 
   text``) keep it in step inside the same transaction as every write, whichever code path writes; the
   migration builds it for the rows already there. Query it with ``SELECT rowid, bm25(documents_fts) FROM
   documents_fts WHERE documents_fts MATCH ?``.
+* ``windows`` (version 4): the vector of every window the indexer embedded, for the passage of a hit
+  (:mod:`semhash.search.windows`): ``id`` INTEGER PRIMARY KEY, ``doc_id`` INTEGER (``documents.id``),
+  ``char_start`` / ``char_end`` INTEGER (the window is ``documents.text[char_start:char_end]``), ``page``
+  INTEGER (the PDF page or slide where the window starts; NULL without pages), ``vector`` BLOB (the window's
+  unit embedding, ``dim`` float16 values, little-endian: 768 bytes at 384 dimensions; NULL for the one window
+  of a one-window document, whose vector is its ``documents.embedding``, not stored twice), indexed by
+  ``(doc_id, char_start)``. Two triggers keep it in step with ``documents`` whichever code path writes:
+  ``windows_delete`` (a deleted document's windows go) and ``windows_update`` (``UPDATE OF embedding``: a
+  re-embedded document's old windows go; the writer inserts the new ones in the same transaction).
+  Documents indexed before version 4, or embedded by an encoder that does not hand back its windows
+  (``--engine ray``), have no rows; ``--max-windows N`` stores the N windows it embedded.
 * ``models``: every trained hashing model: ``id``, ``created_at``, ``bits``, ``input_dim``,
   ``config`` JSON, ``stats`` JSON, ``trained_on`` (documents), ``weights`` BLOB. The newest is active.
 * ``encoders`` (created by the first ``semhash train --adapt``, so older databases need no migration):
@@ -48,7 +59,7 @@ from semhash.errors import IndexMissingError, SchemaError
 if TYPE_CHECKING:
     import sqlite_utils
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 
 def _migrate_1(db: sqlite_utils.Database) -> None:
@@ -130,7 +141,35 @@ def _migrate_3(db: sqlite_utils.Database) -> None:
     db.execute(f"INSERT INTO {FTS_TABLE}({FTS_TABLE}) VALUES ('rebuild')")
 
 
-MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_migrate_1, _migrate_2, _migrate_3]
+#: The window vectors (schema version 4): see the module docstring.
+WINDOWS_TABLE = "windows"
+
+
+def _migrate_4(db: sqlite_utils.Database) -> None:
+    """The window vectors: one row per embedded window, kept in step with ``documents`` by triggers.
+
+    Triggers rather than ``ON DELETE CASCADE`` alone: SQLite enforces foreign keys only on connections
+    that ask for it (``PRAGMA foreign_keys``), and a re-embedded document keeps its id (an upsert), which
+    no foreign key sees. Existing documents get no rows: their passage falls back to the text's opening
+    (or ``--passages``) until ``semhash index`` embeds them again.
+    """
+    db.execute(
+        f"CREATE TABLE IF NOT EXISTS {WINDOWS_TABLE} (id INTEGER PRIMARY KEY,"
+        " doc_id INTEGER NOT NULL REFERENCES documents(id) ON DELETE CASCADE,"
+        " char_start INTEGER NOT NULL, char_end INTEGER NOT NULL, page INTEGER, vector BLOB)"
+    )
+    db.execute(f"CREATE INDEX IF NOT EXISTS {WINDOWS_TABLE}_doc ON {WINDOWS_TABLE}(doc_id, char_start)")
+    db.execute(
+        f"CREATE TRIGGER IF NOT EXISTS {WINDOWS_TABLE}_delete AFTER DELETE ON documents BEGIN"
+        f" DELETE FROM {WINDOWS_TABLE} WHERE doc_id = old.id; END"
+    )
+    db.execute(
+        f"CREATE TRIGGER IF NOT EXISTS {WINDOWS_TABLE}_update AFTER UPDATE OF embedding ON documents BEGIN"
+        f" DELETE FROM {WINDOWS_TABLE} WHERE doc_id = old.id; END"
+    )
+
+
+MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_migrate_1, _migrate_2, _migrate_3, _migrate_4]
 
 
 def check_version(db: sqlite_utils.Database, path: Path, version: int, tables: set[str], create: bool) -> None:

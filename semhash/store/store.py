@@ -23,6 +23,7 @@ from semhash.errors import CorruptDatabaseError, CorruptModelError
 from semhash.store.connect import StoreConnection
 from semhash.store.records import StoredDocument, StoredModel, code_range, is_code, json_object
 from semhash.store.schema import FTS_TABLE
+from semhash.store.windows import StoredWindows, insert_windows, read_slices, read_windows, window_counts
 from semhash.types import Locations, SourceDocument, locations_from_json, locations_to_json
 
 #: The largest hashing-model blob read back (a model with a big lexical vocabulary takes tens of MB);
@@ -60,10 +61,18 @@ class Store(StoreConnection):
         )
         return {(p, r): (i, h, bool(e)) for p, r, i, h, e in rows}
 
-    def upsert_documents(self, documents: Sequence[SourceDocument], embeddings: np.ndarray) -> list[int]:
+    def upsert_documents(
+        self,
+        documents: Sequence[SourceDocument],
+        embeddings: np.ndarray,
+        windows: Sequence[tuple[np.ndarray, np.ndarray]] | None = None,
+    ) -> list[int]:
         """Insert or replace documents with their embeddings, in one transaction; codes reset to NULL.
 
-        Returns the ids of the rows, in order.
+        ``windows``: per document, its embedded windows' ``((n, 2) char spans, (n, dim) vectors)``, stored
+        in the ``windows`` table in the same transaction (:mod:`semhash.store.windows`); without them a
+        re-embedded document's old windows are dropped (by trigger) and none are stored. Returns the ids
+        of the rows, in order.
         """
         ids = []
         now = _now()
@@ -84,8 +93,23 @@ class Store(StoreConnection):
                     ],
                 )
                 ids.append(cursor.fetchone()[0])
+                if windows is not None:
+                    spans, vectors = windows[len(ids) - 1]
+                    insert_windows(self.db, ids[-1], spans, vectors, doc.locations)
             self._bump_generation()
         return ids
+
+    def windows(self, ids: Sequence[int]) -> dict[int, StoredWindows]:
+        """The stored window vectors of these documents (:func:`semhash.store.windows.read_windows`)."""
+        return read_windows(self.db, ids, self._int_meta("embedding_dim") or 0)
+
+    def text_slices(self, spans: Sequence[tuple[int, int, int]]) -> dict[tuple[int, int], str]:
+        """``{(id, start): text[start:end]}`` of ``(id, start, end)`` spans (see :mod:`semhash.store.windows`)."""
+        return read_slices(self.db, spans)
+
+    def window_counts(self) -> tuple[int, int]:
+        """``(windows stored, documents that have them)``."""
+        return window_counts(self.db)
 
     def document_locations(self, ids: Sequence[int]) -> dict[int, Locations]:
         """Where the pages or slides of documents start: ``{id: ((char_offset, page), ...)}``.
