@@ -17,7 +17,7 @@ Ranked = tuple[int, int, float, float | None, float]
 MAX_FOLD_DEPTH = 4096
 #: A query whose best cosine is below this is flagged weak (no good match): chosen on the validation halves of the
 #: two judged query sets pooled (/usr/share/doc and the Node.js API reference; BENCHMARKS.md "Search modes":
-#: 0.24-0.28 flag 5 of the 7 questions without an answer there and no question with one; 0.32, the first
+#: 0.22-0.28 flag 5 of the 7 questions without an answer there and no question with one; 0.32, the first
 #: calibration on /usr/share/doc alone, also flags one answerable Node.js question).
 WEAK_COSINE = 0.26
 
