@@ -182,7 +182,9 @@ class Client:
 
         ``mode``: the ranking (``None``: the server's default).
         """
-        params: dict[str, str | int] = {"q": text, "k": k} | ({"mode": mode} if mode else {})
+        params: dict[str, str | int] = {"q": text, "k": k}
+        if mode:
+            params["mode"] = mode
         self.connection.request("GET", "/api/query?" + urllib.parse.urlencode(params))
         response = self.connection.getresponse()
         response.read()
