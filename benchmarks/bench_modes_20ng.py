@@ -10,10 +10,10 @@ the exact cosine top 10 of the stored embeddings) and the median search time (th
 
 The database is built without re-embedding: the stored posts' texts (``read_posts`` order, the first ``N``
 whose embeddings are in ``--embeddings``: the full ``embeddings.npz`` or the background job's
-``embeddings.partial.npz``) and their embeddings are written into a :class:`Store` (the keyword index kept by
-the schema's triggers), and the hashing model is trained and codes written by the indexer's own stage
-(:func:`semhash.ingest.hashing.train_and_encode`). Copies are not folded (``collapse=False``), so a ranking
-is compared row for row with the exact one.
+``embeddings.partial.npz``; ``--posts N``: its first ``N``) and their embeddings are written into a
+:class:`Store` (the keyword index kept by the schema's triggers), and the hashing model is trained and codes
+written by the indexer's own stage (:func:`semhash.ingest.hashing.train_and_encode`). Copies are not folded
+(``collapse=False``), so a ranking is compared row for row with the exact one.
 
     SEMHASH_BENCH_CACHE=/work/bench-cache PYTHONPATH=$PWD OMP_NUM_THREADS=1 .venv/bin/python \
         -m benchmarks.bench_modes_20ng --out benchmarks/results/modes_20ng.json
@@ -133,6 +133,7 @@ def main() -> None:
     parser.add_argument("--embeddings", type=Path, default=None, help="embeddings.npz or embeddings.partial.npz")
     parser.add_argument("--source", type=Path, default=DEFAULT_SOURCE)
     parser.add_argument("--queries", type=int, default=200, help="per split")
+    parser.add_argument("--posts", type=int, default=None, help="index only the first N posts of --embeddings")
     parser.add_argument("--db", type=Path, default=None, help="default: the bench cache's 20ng/modes-N.db")
     parser.add_argument("--out", type=Path, default=result_path("modes_20ng"))
     args = parser.parse_args()
@@ -141,7 +142,7 @@ def main() -> None:
         p for p in (cache_dir / "embeddings.npz", cache_dir / "embeddings.partial.npz") if p.exists()
     )
     stored = np.load(path)
-    emb = stored["embeddings"].astype(np.float32)
+    emb = stored["embeddings"][: args.posts].astype(np.float32)
     posts = list(islice(read_posts(args.source), len(emb)))
     emb = emb[: len(posts)]
     if "ids" in stored.files and stored["ids"][: len(posts)].tolist() != [p.id for p in posts]:
