@@ -1,15 +1,19 @@
-r"""Issue 21: semantic, keyword and hybrid ranking on a real folder, and the no-good-match floor.
+r"""Issue 21: semantic, keyword and hybrid ranking on real folders, and the no-good-match floor.
 
-The judged queries (``benchmarks/datasets/search_modes/usr_share_doc_queries.json``: questions written before any
-search, relevant files judged from ``grep -ril`` and reading) are run against an index of the package
-folders they name (built first with ``--index``). Reported per split (validation: choose settings; test:
-report) and mode: relevant-in-top-5 and nDCG@10 (binary relevance) over the questions that have an answer,
-and the mean query time; then, for the weak flag, the precision and recall of "best cosine below the
-floor" as a detector of the questions with no answer, for a sweep of floors (chosen on validation).
+Each judged query set (``benchmarks/datasets/search_modes/*_queries.json``: questions written before any
+search, relevant files judged from ``grep -ril`` and reading) is run against an index of the folders it
+names (its own ``--db``, built first with ``--index``). Reported per set, and over all sets pooled, per
+split (validation: choose settings; test: report) and mode: relevant-in-top-5 and nDCG@10 (binary
+relevance) over the questions that have an answer, and the median query time; then, for the weak flag,
+the precision and recall of "best cosine below the floor" as a detector of the questions with no answer,
+for a sweep of floors (chosen on the pooled validation half). ``choice`` names the mode with the best
+pooled validation nDCG@10 (the default's measurement) and its pooled test numbers.
 
-Usage:
-    PYTHONPATH=$PWD OMP_NUM_THREADS=1 .venv/bin/python -m benchmarks.bench_search_modes --db /tmp/doc.db --index \
-        --out benchmarks/results/search_modes.json
+Usage (the two sets; one ``--db`` per ``--queries``, in the same order):
+    PYTHONPATH=$PWD OMP_NUM_THREADS=1 .venv/bin/python -m benchmarks.bench_search_modes \
+        --queries benchmarks/datasets/search_modes/usr_share_doc_queries.json \
+                  benchmarks/datasets/search_modes/nodejs_api_queries.json \
+        --db /tmp/doc.db /tmp/node.db --index --out benchmarks/results/search_modes.json
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import statistics
 import subprocess
 import sys
@@ -25,7 +30,8 @@ from pathlib import Path
 
 from benchmarks.harness import write_result
 
-QUERIES = Path(__file__).resolve().parent / "datasets" / "search_modes" / "usr_share_doc_queries.json"
+SETS = Path(__file__).resolve().parent / "datasets" / "search_modes"
+QUERIES = [SETS / "usr_share_doc_queries.json", SETS / "nodejs_api_queries.json"]
 MODES = ("semantic", "keyword", "hybrid")
 
 
@@ -48,8 +54,11 @@ def build(db: Path, spec: dict, max_windows: int) -> float:
     return time.perf_counter() - t0
 
 
-def run(db: Path, spec: dict, k: int) -> list[dict]:
-    """Every question in every mode: the ranked relative paths (a hit's copies count as the hit), cosines, time."""
+def run(db: Path, spec: dict, k: int, name: str = "") -> list[dict]:
+    """Every question in every mode: the ranked relative paths (a hit's copies count as the hit), cosines, time.
+
+    Each row is tagged with its set's ``name`` (``set``), so rows of several sets can be scored pooled.
+    """
     from semhash.search import QueryOptions, Searcher
 
     root = spec["root"].rstrip("/") + "/"
@@ -57,7 +66,7 @@ def run(db: Path, spec: dict, k: int) -> list[dict]:
     with Searcher(db, device="cpu", runtime="torch") as searcher:
         searcher.warm()
         for question in spec["questions"]:
-            row = {**question, "modes": {}}
+            row = {**question, "set": name, "modes": {}}
             for mode in MODES:
                 t0 = time.perf_counter()
                 hits = searcher.query(question["query"], QueryOptions(k=k, mode=mode))
@@ -102,7 +111,11 @@ def passage_latency(db: Path, spec: dict, k: int, count: int) -> dict:
 
 
 def score(rows: list[dict], split: str, k: int) -> dict:
-    """Relevant-in-top-5 and nDCG@k per mode (and per kind of question) over the answerable questions."""
+    """Relevant-in-top-5 and nDCG@k per mode (and per kind of question) over the answerable questions.
+
+    Also how many answerable questions each mode ranks better (nDCG) than semantic (``wins_vs_semantic``) and
+    worse (``losses_vs_semantic``): with a few dozen questions, the means hide how many questions moved.
+    """
     out: dict = {}
     chosen = [r for r in rows if r["split"] == split and r["relevant"]]
     for mode in MODES:
@@ -123,7 +136,16 @@ def score(rows: list[dict], split: str, k: int) -> dict:
         }
         times = [r["modes"][mode]["seconds"] for r in rows if r["split"] == split]
         out[mode]["ms_median"] = round(1000 * statistics.median(times), 1)
+        deltas = [gain(row, mode, k) - gain(row, "semantic", k) for row in chosen]
+        out[mode]["wins_vs_semantic"] = sum(d > 1e-9 for d in deltas)
+        out[mode]["losses_vs_semantic"] = sum(d < -1e-9 for d in deltas)
     return out
+
+
+def gain(row: dict, mode: str, k: int) -> float:
+    """nDCG@k of one answerable question's ranking in ``mode``."""
+    relevant = set(row["relevant"])
+    return ndcg([bool(relevant & set(paths)) for paths in row["modes"][mode]["ranked"]], len(relevant), k)
 
 
 def floors(rows: list[dict], split: str, mode: str) -> list[dict]:
@@ -146,24 +168,45 @@ def floors(rows: list[dict], split: str, mode: str) -> list[dict]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--db", type=Path, required=True)
-    parser.add_argument("--queries", type=Path, default=QUERIES)
+    parser.add_argument("--db", type=Path, nargs="+", required=True, help="one database per --queries file")
+    parser.add_argument("--queries", type=Path, nargs="+", default=QUERIES)
     parser.add_argument("--index", action="store_true", help="index the spec's folders into --db first")
     parser.add_argument("--max-windows", type=int, default=8)
     parser.add_argument("-k", type=int, default=10)
     parser.add_argument("--out", type=Path)
     parser.add_argument("--passages", type=int, default=0, help="also time --passages on the first N questions")
     args = parser.parse_args()
-    spec = json.loads(args.queries.read_text())
-    report: dict = {"db": str(args.db), "queries": len(spec["questions"])}
-    if args.index:
-        report["index_seconds"] = round(build(args.db, spec, args.max_windows), 1)
-    rows = run(args.db, spec, args.k)
+    if len(args.db) != len(args.queries):
+        parser.error(f"{len(args.queries)} --queries files need as many --db paths, not {len(args.db)}")
+    specs = {path.stem: json.loads(path.read_text()) for path in args.queries}
+    report: dict = {
+        "db": [str(db) for db in args.db],
+        "queries": {name: len(s["questions"]) for name, s in specs.items()},
+    }
+    rows: list[dict] = []
+    for (name, spec), db in zip(specs.items(), args.db, strict=True):
+        if args.index:
+            report[f"index_seconds_{name}"] = round(build(db, spec, args.max_windows), 1)
+        rows += run(db, spec, args.k, name)
+    groups = {name: [r for r in rows if r["set"] == name] for name in specs} | (
+        {"pooled": rows} if len(specs) > 1 else {}
+    )
+    for group, members in groups.items():
+        for split in ("validation", "test"):
+            report[f"{group}_{split}" if len(specs) > 1 else split] = score(members, split, args.k)
     for split in ("validation", "test"):
-        report[split] = score(rows, split, args.k)
-        report[f"{split}_floors_hybrid"] = floors(rows, split, "hybrid")
+        for mode in ("semantic", "hybrid"):
+            report[f"{split}_floors_{mode}"] = floors(rows, split, mode)
+    chosen = report["pooled_validation" if len(specs) > 1 else "validation"]
+    best = max(MODES, key=lambda mode: chosen[mode]["all"][f"ndcg@{args.k}"])
+    report["choice"] = {
+        "mode": best,
+        "by": "pooled validation nDCG",
+        "test": report["pooled_test" if len(specs) > 1 else "test"][best]["all"],
+    }
     if args.passages:
-        report["passages"] = passage_latency(args.db, spec, args.k, args.passages)
+        report["passages"] = passage_latency(args.db[0], specs[args.queries[0].stem], args.k, args.passages)
+    report["load_average"] = [round(x, 2) for x in os.getloadavg()]
     report["rows"] = rows
     text = json.dumps({key: value for key, value in report.items() if key != "rows"}, indent=1)
     print(text)

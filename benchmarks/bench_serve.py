@@ -21,12 +21,19 @@ Variants (only the thread settings differ; the code is the same):
 * ``ort1``: as shipped, with one onnxruntime intra-op thread.
 * ``spin``: as shipped, with onnxruntime spinning (BLAS still one thread).
 
+``--modes semantic,hybrid`` sends each variant's requests in every ranking mode (``mode=`` in the query
+string, rotating in the same blocks: one server per variant serves them all). ``--texts 20ng`` gives the
+synthetic documents texts of realistic length and vocabulary (the 20 Newsgroups posts cycled, each with its
+copy number) instead of ``synthetic document N``, so the keyword index that ``hybrid`` reads has real
+posting lists (cached as ``nN-20ng.db``).
+
 Databases are cached under ``.cache/bench_serve/`` (a 10^6 database takes ~1.6 GB, mostly embeddings).
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
 import http.client
 import itertools
 import json
@@ -39,6 +46,7 @@ import sys
 import threading
 import time
 import urllib.parse
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -66,14 +74,33 @@ def query_text(i: int) -> str:
     return f"{QUERIES[i % len(QUERIES)]} ({i})"
 
 
-def build_db(n: int) -> Path:
-    """A database with the sample corpus (real model) plus synthetic documents up to ``n``."""
+def synthetic_texts(kind: str, lo: int, count: int) -> list[str]:
+    """Texts of synthetic documents ``lo`` to ``lo + count``: ``short`` (``synthetic document N``) or ``20ng``.
+
+    ``20ng``: the stripped 20 Newsgroups posts cycled, each with its copy number (no two texts equal).
+    """
+    if kind == "short":
+        return [f"synthetic document {lo + j}" for j in range(count)]
+    posts = _posts()
+    return [f"{posts[i % len(posts)]}\n(copy {i // len(posts)})" for i in range(lo, lo + count)]
+
+
+@functools.cache
+def _posts() -> list[str]:
+    from benchmarks.datasets.newsgroups import read_posts
+
+    return [post.text for post in read_posts()]
+
+
+def build_db(n: int, texts: str = "short") -> Path:
+    """A database with the sample corpus (real model) plus synthetic documents up to ``n`` (:func:`synthetic_texts`)."""
     from semhash.runtime import runtime_folder
     from semhash.store import Store
     from semhash.types import SourceDocument
 
-    db = CACHE / f"n{n}.db"
-    tmp = CACHE / f"n{n}.tmp.db"
+    name = f"n{n}" if texts == "short" else f"n{n}-{texts}"
+    db = CACHE / f"{name}.db"
+    tmp = CACHE / f"{name}.tmp.db"
     if db.exists():
         # A database cached by an older version of this script left its runtime folder at the temporary
         # name, so its server silently ran the torch path: move it where the codec looks.
@@ -81,7 +108,7 @@ def build_db(n: int) -> Path:
             runtime_folder(tmp).rename(runtime_folder(db))
         return db
     CACHE.mkdir(parents=True, exist_ok=True)
-    for leftover in CACHE.glob(f"n{n}.tmp.db*"):
+    for leftover in CACHE.glob(f"{name}.tmp.db*"):
         shutil.rmtree(leftover) if leftover.is_dir() else leftover.unlink()
     subprocess.run(
         [sys.executable, "-m", "semhash.cli", "index", str(ROOT / "data" / "sample"), "--db", str(tmp),
@@ -97,8 +124,8 @@ def build_db(n: int) -> Path:
             count = min(chunk, n - lo)
             emb = rng.standard_normal((count, dim)).astype(np.float32)
             emb /= np.linalg.norm(emb, axis=1, keepdims=True)
-            docs = [SourceDocument(f"synthetic/{lo + j}.txt", 0, f"synthetic document {lo + j}", f"h{lo + j}", 0.0)
-                    for j in range(count)]  # fmt: skip
+            docs = [SourceDocument(f"synthetic/{lo + j}.txt", 0, text, f"h{lo + j}", 0.0)
+                    for j, text in enumerate(synthetic_texts(texts, lo, count))]  # fmt: skip
             ids = store.upsert_documents(docs, emb)
             codes = rng.integers(0, 2**32, size=count, dtype=np.int64)  # 32-bit codes are stored unsigned
             store.set_codes(ids, codes.tolist(), [0.0] * count)
@@ -150,9 +177,15 @@ class Client:
     def __init__(self, port: int) -> None:
         self.connection = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
 
-    def query(self, text: str, k: int = 10) -> tuple[int, dict[str, float]]:
-        """Status and the server's stages (ms, from its ``Server-Timing`` header) of one query."""
-        self.connection.request("GET", "/api/query?" + urllib.parse.urlencode({"q": text, "k": k}))
+    def query(self, text: str, k: int = 10, mode: str | None = None) -> tuple[int, dict[str, float]]:
+        """Status and the server's stages (ms, from its ``Server-Timing`` header) of one query.
+
+        ``mode``: the ranking (``None``: the server's default).
+        """
+        params: dict[str, str | int] = {"q": text, "k": k}
+        if mode:
+            params["mode"] = mode
+        self.connection.request("GET", "/api/query?" + urllib.parse.urlencode(params))
         response = self.connection.getresponse()
         response.read()
         return response.status, parse_server_timing(response.getheader("Server-Timing") or "")
@@ -203,15 +236,22 @@ def stop_servers(servers: dict[str, tuple[subprocess.Popen, int]]) -> None:
         server.wait(30)
 
 
-def run_load(db: Path, variants: list[str], requests: int, clients: int, block: int) -> dict[str, dict[str, float]]:
-    """``requests`` queries per variant from ``clients`` threads, in rotating blocks of ``block`` requests."""
+def run_load(
+    db: Path, variants: list[str], requests: int, clients: int, block: int, modes: Sequence[str | None] = (None,)
+) -> dict[str, dict[str, float]]:
+    """``requests`` queries per variant and mode from ``clients`` threads, in rotating blocks of ``block`` requests.
+
+    Results are keyed by variant, or ``variant/mode`` when ``modes`` names modes (``None``: the default).
+    """
     from semhash.search import Searcher
 
     with Searcher(db):  # the caches (faiss index, rerank vectors) written once, not by every server at once
         pass
-    servers = start_servers(db, variants)
+    servers = start_servers(db, sorted(set(variants)))
+    targets = {(f"{v}/{m}" if m else v): (v, m) for v in variants for m in modes}
+    variants = list(targets)  # from here on, a "variant" is a (server, mode) pair
     try:
-        connections = {v: [Client(port) for _ in range(clients)] for v, (_, port) in servers.items()}
+        connections = {t: [Client(servers[v][1]) for _ in range(clients)] for t, (v, _) in targets.items()}
         latencies: dict[str, list[float]] = {v: [] for v in variants}
         timings: dict[str, list[dict[str, float]]] = {v: [] for v in variants}
         walls = dict.fromkeys(variants, 0.0)
@@ -219,7 +259,7 @@ def run_load(db: Path, variants: list[str], requests: int, clients: int, block: 
         counter = iter(range(10**9))
         lock = threading.Lock()
 
-        def client(connection: Client, quota: int, out: list[tuple[float, dict[str, float]]]) -> int:
+        def client(connection: Client, quota: int, out: list[tuple[float, dict[str, float]]], mode: str | None) -> int:
             # The server closes a connection idle for 5 s (uvicorn's keep-alive timeout), as while the other
             # variants had their blocks: start each block on a fresh one (one loopback connect, ~0.1 ms).
             connection.close()
@@ -228,7 +268,7 @@ def run_load(db: Path, variants: list[str], requests: int, clients: int, block: 
                 with lock:
                     i = next(counter)
                 t0 = time.perf_counter()
-                status, stages = connection.query(query_text(i))
+                status, stages = connection.query(query_text(i), mode=mode)
                 out.append((time.perf_counter() - t0, stages))
                 bad += status != 200
             return bad
@@ -238,7 +278,9 @@ def run_load(db: Path, variants: list[str], requests: int, clients: int, block: 
             out: list[tuple[float, dict[str, float]]] = []
             t0 = time.perf_counter()
             with ThreadPoolExecutor(clients) as pool:
-                bad = sum(pool.map(client, connections[variant], quotas, [out] * clients))
+                bad = sum(
+                    pool.map(client, connections[variant], quotas, [out] * clients, [targets[variant][1]] * clients)
+                )
             if record:
                 walls[variant] += time.perf_counter() - t0
                 latencies[variant].extend(seconds for seconds, _ in out)
@@ -329,6 +371,8 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=1)
     parser.add_argument("--block", type=int, default=50, help="Requests in a row to one variant.")
     parser.add_argument("--variants", default="shipped", help=f"Comma-separated, of {', '.join(VARIANTS)}.")
+    parser.add_argument("--modes", default="", help="Comma-separated ranking modes to send (default: the server's).")
+    parser.add_argument("--texts", choices=("short", "20ng"), default="short", help="The synthetic documents' texts.")
     parser.add_argument("--skip-load", action="store_true", help="Only the in-process breakdown.")
     parser.add_argument("--skip-breakdown", action="store_true", help="Only the load (the servers' own timings).")
     parser.add_argument("--serve-variant", choices=VARIANTS, help=argparse.SUPPRESS)
@@ -345,9 +389,10 @@ def main() -> None:
         parser.error(f"unknown variants {sorted(unknown)}: pick from {', '.join(VARIANTS)}")
     print(f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f} at the start")
     for n in args.sizes:
-        db = build_db(n)
+        db = build_db(n, args.texts)
         if not args.skip_load:
-            results = run_load(db, variants, args.requests, args.clients, args.block)
+            modes = [m for m in args.modes.split(",") if m] or [None]
+            results = run_load(db, variants, args.requests, args.clients, args.block, modes)
             for variant, r in results.items():
                 print(
                     f"n={n:,} {variant}: {args.requests} requests, {args.clients} clients, errors {r['errors']}: "

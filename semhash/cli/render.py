@@ -107,6 +107,8 @@ def _folded_note(hit: Hit) -> str:
     same = len(hit.copies) - near
     parts = ([f"+{same} copies"] if same else []) + ([f"+{near} near-identical"] if near else [])
     return f" ({', '.join(parts)})" if parts else ""
+
+
 def snippet_cell(hit: Hit, room: int) -> Text:
     """A hit's snippet cut to ``room`` characters: its passage around the query's first word, those words in bold.
 
