@@ -8,7 +8,8 @@ Endpoints (all JSON; the OpenAPI schema is at ``/openapi.json``, interactive doc
   ``hybrid``, as ``--mode``) and ``collapse`` (default true: copies and near-identical twins fold into one
   hit, listed in its ``copies`` and, with why, ``folded``). Each hit carries ``passage``, the window of its
   text nearest the query, from the stored window vectors (offsets, page, cleaned ``text`` and the query
-  words' ``highlights``; ``null`` for a document indexed without them), and ``passages=true`` embeds those documents' windows now (slower).
+  words' ``highlights``; ``null`` for a document indexed without them), and ``passages=true`` embeds those
+  documents' windows now (slower).
   The response carries ``weak``: true when no hit reaches the no-good-match floor.
 * ``GET /api/similar/{id}``: the neighbours of a stored document, from its stored embedding (``k``, ``rerank``).
 * ``POST /api/exists``: is this text already in the index? It is embedded and hashed like a query; stored
