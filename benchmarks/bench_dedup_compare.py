@@ -7,6 +7,7 @@ Usage (from the repository root; ``SEMHASH_BENCH_CACHE`` as for every bench)::
     python -m benchmarks.bench_dedup_compare distill   # optional: model2vec from the packaged MiniLM (torch)
     python -m benchmarks.bench_dedup_compare run --sizes 20000,100000 [--minish-static DIR]
                                                    # -> benchmarks/results/dedup_compare.json
+    python -m benchmarks.bench_dedup_compare static --sizes 20000   # or: add the static rows to a finished run
 
 Data (the same records and, where a tool takes embeddings, the same embeddings for every tool):
 
@@ -358,13 +359,7 @@ def compare(name: str, data: dict[str, list], emb: np.ndarray, embed_seconds: fl
         rows.append({"tool": "MinishLab semhash 0.5.0 (our MiniLM embeddings)", "data": name, "error": minish})
     print(f"[{name}] {json.dumps(rows[-1])}", flush=True)
     if static is not None:
-        minish = run_minish(texts, None, static, timeout=3000)
-        tool = "MinishLab semhash 0.5.0 (model2vec distilled here from MiniLM; not potion-base-8M)"
-        if "edges" in minish:
-            label = components(n, [tuple(e) for e in minish.pop("edges")])
-            rows.append(_row(tool, name, gold, label, None, float(minish["seconds"])) | {"details": minish})
-        else:
-            rows.append({"tool": tool, "data": name, "error": minish})
+        rows.append(static_rows(data, name, static))
         print(f"[{name}] {json.dumps(rows[-1])}", flush=True)
     minhash = run_minhash(texts)
     if "edges" in minhash:
@@ -456,10 +451,41 @@ def distill_static(out: Path) -> None:
         subprocess.run([sys.executable, "-c", DISTILL_SCRIPT, str(out)], check=True, cwd=tmp, env=env)
 
 
+STATIC_TOOL = "MinishLab semhash 0.5.0 (model2vec distilled here from MiniLM; not potion-base-8M)"
+
+
+def static_rows(data: dict[str, list], name: str, static: Path) -> dict:
+    """MinishLab's semhash with the distilled static model (it embeds the texts itself) on one set."""
+    minish = run_minish(data["texts"], None, static, timeout=3000)
+    if "edges" not in minish:
+        return {"tool": STATIC_TOOL, "data": name, "error": minish}
+    label = components(len(data["texts"]), [tuple(e) for e in minish.pop("edges")])
+    return _row(STATIC_TOOL, name, data["pairs"], label, None, float(minish["seconds"])) | {"details": minish}
+
+
+def add_static(sizes: Sequence[int], static: Path, out: str) -> None:
+    """Add the distilled-static-model rows to a finished ``run``'s result (same sets; a later process)."""
+    from benchmarks.datasets.agnews_like import build
+    from benchmarks.harness import result_path
+
+    path = result_path(out) if "/" not in out else Path(out)
+    result = json.loads(path.read_text())
+    result.pop("run", None)
+    sets = [(f"agnews-like-{n // 1000}k", build(n)) for n in sorted(sizes)] + [("longdoc-test", longdoc_test())]
+    for name, data in sets:
+        row = static_rows(data, name, static) | {"added_by": "static stage, after the run"}
+        result["rows"] = [r for r in result["rows"] if not (r["tool"] == STATIC_TOOL and r["data"] == name)]
+        result["rows"].append(row)
+        print(f"[{name}] {json.dumps(row)}", flush=True)
+    result["machine_at_static"] = machine()
+    write_result(path, result)
+    print(markdown(result["rows"]), flush=True)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run a stage (see the module docstring)."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("stage", choices=["embed", "distill", "run"])
+    parser.add_argument("stage", choices=["embed", "distill", "run", "static"])
     parser.add_argument("--sizes", default="20000,100000", help="ag_news-like sets to run (of 20000,100000)")
     parser.add_argument("--minish-static", type=Path, default=None, help="a model2vec model folder (optional row)")
     parser.add_argument("--out", default="dedup_compare", help="result file name or path")
@@ -473,6 +499,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.stage == "embed":
         longdoc_embeddings(longdoc_test()["texts"])
         agnews_embeddings(sizes)
+        return 0
+    if args.stage == "static":
+        add_static(sizes, args.minish_static or CACHE / "m2v-minilm-distilled", args.out)
         return 0
     run(sizes, args.minish_static, args.out)
     return 0
