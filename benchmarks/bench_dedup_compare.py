@@ -69,6 +69,7 @@ MINHASH_TOOL = "datasketch MinHash LSH"
 
 # -- embeddings --------------------------------------------------------------------------------------------
 def _digest(texts: Sequence[str]) -> str:
+    """A short content hash of a text list: its embedding cache folder changes when the set does."""
     return hashlib.sha256("\0".join(texts).encode()).hexdigest()[:12]
 
 
