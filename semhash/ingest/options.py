@@ -9,6 +9,7 @@ from semhash.config import DEFAULT_BATCH_DOCS
 from semhash.corpus import ReadOptions
 from semhash.engine import check_engine
 from semhash.errors import UsageError
+from semhash.runtime.precision import asked_precision
 from semhash.types import IndexPlan
 
 #: ``progress(phase, done, total)``; phases: "embed" (characters of the new and changed documents, reported
@@ -67,6 +68,9 @@ class IndexOptions:
     runtime_export: bool = True
     #: the encoder may be exported now when no export of it exists (``semhash index``: a real model was loaded).
     export_encoder: bool = False
+    #: ``--precision``: ``fp32`` or ``int8`` for a new index (``None``: ``SEMHASH_PRECISION``, else the
+    #: index's recorded one, else the default); see :mod:`semhash.runtime.precision`.
+    precision: str | None = None
 
     def __post_init__(self) -> None:
         # Checked here, so that `index` and `train` both refuse it before any work.
@@ -77,3 +81,4 @@ class IndexOptions:
         if self.max_train_docs < 1:
             raise UsageError(f"max_train_docs must be 1 or more, not {self.max_train_docs}")
         self.engine = check_engine(self.engine, self.address, self.workers)
+        self.precision = asked_precision(self.precision)

@@ -13,12 +13,13 @@ from semhash.corpus import CorpusScan, check_roots
 from semhash.device import resolve_device
 from semhash.embed import Encoder, SentenceTransformerEncoder, resolve_model
 from semhash.engine import import_ray
-from semhash.errors import CorruptIndexError, UsageError
+from semhash.errors import CorruptIndexError, ModelMismatchError, UsageError
 from semhash.ingest.embed_stage import embed_on_ray, embed_pending, windows_embedded
 from semhash.ingest.hashing import train_and_encode
 from semhash.ingest.options import IndexOptions, PlanCallback, Progress
 from semhash.ingest.plan import in_scope, plan_index, raise_no_documents, same_content_elsewhere
 from semhash.ingest.remove import prune_index, prune_missing
+from semhash.runtime.precision import check_precision, record_precision
 from semhash.store import Store
 from semhash.types import IndexReport
 
@@ -58,6 +59,7 @@ def index_paths(
         model_name = encoder.name if encoder is not None else resolve_model(options.model)[0]
         if store is not None:
             check_before_work(store, model_name, options)
+        precision = embedding_precision(store, encoder, options)
         states = store.document_states() if store is not None else {}
 
         scan = CorpusScan(roots, options.read)
@@ -91,7 +93,7 @@ def index_paths(
             # Loaded before a new database is created, so a model that fails to load leaves no file behind.
             from semhash.encoders import index_encoder
 
-            chosen = index_encoder(Path(db_path), store, options.model, options.device, options.max_windows)
+            chosen = index_encoder(Path(db_path), store, options.model, options.device, options.max_windows, precision)
             encoder = chosen.encoder
             if chosen.warning:
                 report.warnings.append(chosen.warning)
@@ -100,6 +102,8 @@ def index_paths(
             store = Store.open(db_path, create=True)
 
         if pending:
+            # Recorded before the model (an index's first embeddings): what every later embedding must match.
+            record_precision(store, precision)
             if encoder is not None:
                 store.check_embedding_model(encoder.name, encoder.dim)
             keys = [(path, record) for path, records in pending.items() for record in records]
@@ -139,6 +143,32 @@ def index_paths(
             store.close()
     report.seconds = time.perf_counter() - started
     return report
+
+
+def embedding_precision(store: Store | None, encoder: Encoder | None, options: IndexOptions) -> str:
+    """The precision this run embeds at (:mod:`semhash.runtime.precision`), checked before any work.
+
+    The index's recorded one (asking for another is refused), for a new index the one asked (or the
+    default); a caller's own encoder embeds at its own precision, which must then be the same.
+
+    Raises:
+        ModelMismatchError: another precision than the index's was asked for.
+        UsageError: ``--engine ray`` at int8 (its workers embed with torch), or a caller's encoder of
+            another precision than the one asked.
+    """
+    from semhash.encoders import encoder_precision
+
+    precision = check_precision(store, options.precision)
+    if encoder is not None:
+        own = encoder_precision(encoder)
+        if options.precision is not None and own != options.precision:
+            raise UsageError(f"the encoder given embeds at {own} precision, not the {options.precision} asked for")
+        if store is not None and store.embedding_model is not None and own != precision:
+            raise ModelMismatchError(f"{store.path} embeds at {precision} precision, the encoder given at {own}")
+        return own
+    if precision != "fp32" and options.engine == "ray":
+        raise UsageError(f"--engine ray embeds with torch, at fp32 only: index at {precision} with --engine local")
+    return precision
 
 
 def check_before_work(store: Store, model_name: str, options: IndexOptions) -> None:

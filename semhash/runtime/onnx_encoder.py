@@ -125,6 +125,8 @@ class OnnxEncoder:
         manifest = folder if isinstance(folder, Manifest) else read_manifest(Path(folder))
         self.manifest = manifest
         self.name = manifest.embedding_model
+        #: ``fp32`` or ``int8`` (the folder's quantised encoder): what an index records of its embeddings.
+        self.precision = manifest.precision
         self.dim = manifest.dim
         self.max_seq_length = manifest.max_seq_length
         self.max_tokens = max(8, manifest.max_seq_length - 2)
