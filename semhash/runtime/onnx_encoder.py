@@ -104,11 +104,13 @@ class OnnxEncoder:
 
     Args:
         folder: the runtime folder (see :mod:`semhash.runtime.manifest`), or its checked manifest.
-        batch_size: windows per forward pass.
+        batch_size: windows per forward pass (default 32; an int8 encoder's 1: see below).
         max_windows: most windows embedded per document (0 = all of them; the manifest's ``windows``, when
             set, bounds it).
         threads: onnxruntime intra-op threads (default: :func:`default_threads`).
         quick_start: tune the session for one query and exit (see the module docstring), not throughput.
+        group_by_length: batch a call's windows sorted by token length (less padding); ``False`` batches
+            them in document order (only for measuring what the sorting gains: bench_int8_speed).
 
     Raises:
         RuntimeUnavailableError: the folder is missing, damaged, or onnxruntime/tokenizers cannot load it.
@@ -117,10 +119,11 @@ class OnnxEncoder:
     def __init__(
         self,
         folder: Path | Manifest,
-        batch_size: int = 32,
+        batch_size: int | None = None,
         max_windows: int = 0,
         threads: int | None = None,
         quick_start: bool = False,
+        group_by_length: bool = True,
     ) -> None:
         manifest = folder if isinstance(folder, Manifest) else read_manifest(Path(folder))
         self.manifest = manifest
@@ -130,7 +133,12 @@ class OnnxEncoder:
         self.dim = manifest.dim
         self.max_seq_length = manifest.max_seq_length
         self.max_tokens = max(8, manifest.max_seq_length - 2)
-        self.batch_size = batch_size
+        # Dynamic int8 quantisation scales a batch's activations by their range over the whole padded batch,
+        # so a window's int8 embedding would depend on its batch-mates (cosine 0.982-1 to itself alone, 96
+        # posts): one window per run makes it a function of its text alone, as fp32's is (and cost nothing
+        # in speed there: bench_int8_speed).
+        self.batch_size = batch_size or (32 if manifest.precision == "fp32" else 1)
+        self.group_by_length = group_by_length
         self.max_windows = capped_windows(max_windows, manifest.windows)
         self.stats = EncodeStats()
         tokenizer_json = read_checked(manifest, TOKENIZER_FILE)
@@ -205,7 +213,8 @@ class OnnxEncoder:
         # Truncated as sentence-transformers does (a re-tokenised window can come out a token or two longer).
         self._tokenizer.enable_truncation(self.max_seq_length)
         ids = [e.ids for e in self._tokenizer.encode_batch(list(pieces), add_special_tokens=True)]
-        order = np.argsort([len(i) for i in ids], kind="stable")
+        lengths = [len(i) for i in ids]
+        order = np.argsort(lengths, kind="stable") if self.group_by_length else np.arange(len(ids))
         for start in range(0, len(order), self.batch_size):
             rows = order[start : start + self.batch_size]
             width = max(len(ids[r]) for r in rows)
