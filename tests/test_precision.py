@@ -16,11 +16,17 @@ from typer.testing import CliRunner
 
 from semhash.cli import app
 from semhash.codec import Codec
-from semhash.config import PRECISION_KEY
+from semhash.config import DEFAULT_PRECISION, PRECISION_KEY
 from semhash.errors import ModelMismatchError, RuntimeUnavailableError, UsageError
 from semhash.ingest import IndexOptions, index_paths
 from semhash.runtime.manifest import read_manifest
-from semhash.runtime.precision import asked_precision, check_precision, index_precision, record_precision
+from semhash.runtime.precision import (
+    asked_precision,
+    check_precision,
+    index_precision,
+    new_index_precision,
+    record_precision,
+)
 from semhash.store import Store
 
 SAMPLE = Path(__file__).parent.parent / "data" / "sample"
@@ -37,15 +43,22 @@ def _index(db: Path, root: Path, encoder: FakeEncoder, **options: object) -> Non
 
 
 # -- asking and recording -------------------------------------------------------------------------------
-def test_asked_precision_reads_the_flag_then_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_flag_then_the_environment_then_the_default_choose_a_new_index_precision(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     monkeypatch.delenv("SEMHASH_PRECISION", raising=False)
     assert asked_precision(None) is None
     assert asked_precision("INT8") == "int8"
-    monkeypatch.setenv("SEMHASH_PRECISION", "int8")
-    assert asked_precision(None) == "int8"
-    assert asked_precision("fp32") == "fp32"  # the flag wins
     with pytest.raises(UsageError, match="fp32, int8"):
         asked_precision("fp16")
+    assert new_index_precision("cpu", "local") == DEFAULT_PRECISION
+    assert new_index_precision("cuda", "local") == new_index_precision("cpu", "ray") == "fp32"  # torch embeds
+    monkeypatch.setenv("SEMHASH_PRECISION", "int8")
+    assert new_index_precision("cpu", "local") == "int8"
+    assert check_precision(None, "fp32", new_index_precision("cpu", "local")) == "fp32"  # the flag wins
+    monkeypatch.setenv("SEMHASH_PRECISION", "fp16")
+    with pytest.raises(UsageError, match="SEMHASH_PRECISION"):
+        new_index_precision("cpu", "local")
 
 
 def test_a_new_index_records_its_encoders_precision(tmp_path: Path) -> None:
@@ -91,9 +104,8 @@ def test_an_older_index_is_fp32_and_takes_no_int8_embeddings(tmp_path: Path) -> 
     write_corpus(tmp_path / "c")
     db = tmp_path / "i.db"
     _index(db, tmp_path / "c", FakeEncoder())
-    with Store.open(db) as store:
-        with store.transaction("an index from before the key"):
-            store.db.execute("DELETE FROM meta WHERE key = ?", [PRECISION_KEY])
+    with Store.open(db) as store, store.transaction("an index from before the key"):
+        store.db.execute("DELETE FROM meta WHERE key = ?", [PRECISION_KEY])
     with Store.open(db) as store:
         assert index_precision(store) == "fp32"
         assert check_precision(store, None) == "fp32"

@@ -66,10 +66,9 @@ def index_command(
     precision: str | None = typer.Option(
         None,
         "--precision",
-        envvar=ENV_PRECISION,
         help="Encoder precision of a new index: fp32, or int8 (quantised ONNX encoder: faster on a CPU, "
         "embeddings within cosine ~0.98). Recorded in the index; every later embedding uses it "
-        f"[default: the index's own, else {DEFAULT_PRECISION}].",
+        f"[default: the index's own; for a new index ${ENV_PRECISION}, else {DEFAULT_PRECISION} on a CPU].",
     ),
     prune: bool = typer.Option(
         False, "--prune", help="Also remove documents whose files no longer exist, anywhere in the index."

@@ -68,8 +68,8 @@ class IndexOptions:
     runtime_export: bool = True
     #: the encoder may be exported now when no export of it exists (``semhash index``: a real model was loaded).
     export_encoder: bool = False
-    #: ``--precision``: ``fp32`` or ``int8`` for a new index (``None``: ``SEMHASH_PRECISION``, else the
-    #: index's recorded one, else the default); see :mod:`semhash.runtime.precision`.
+    #: ``--precision``: ``fp32`` or ``int8`` (``None``: the index's recorded one, for a new index
+    #: ``SEMHASH_PRECISION``, else the default); see :mod:`semhash.runtime.precision`.
     precision: str | None = None
 
     def __post_init__(self) -> None:

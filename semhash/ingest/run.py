@@ -13,13 +13,13 @@ from semhash.corpus import CorpusScan, check_roots
 from semhash.device import resolve_device
 from semhash.embed import Encoder, SentenceTransformerEncoder, resolve_model
 from semhash.engine import import_ray
-from semhash.errors import CorruptIndexError, ModelMismatchError, UsageError
+from semhash.errors import CorruptIndexError, ModelMismatchError, RuntimeUnavailableError, UsageError
 from semhash.ingest.embed_stage import embed_on_ray, embed_pending, windows_embedded
 from semhash.ingest.hashing import train_and_encode
 from semhash.ingest.options import IndexOptions, PlanCallback, Progress
 from semhash.ingest.plan import in_scope, plan_index, raise_no_documents, same_content_elsewhere
 from semhash.ingest.remove import prune_index, prune_missing
-from semhash.runtime.precision import check_precision, record_precision
+from semhash.runtime.precision import check_precision, new_index_precision, record_precision
 from semhash.store import Store
 from semhash.types import IndexReport
 
@@ -93,7 +93,17 @@ def index_paths(
             # Loaded before a new database is created, so a model that fails to load leaves no file behind.
             from semhash.encoders import index_encoder
 
-            chosen = index_encoder(Path(db_path), store, options.model, options.device, options.max_windows, precision)
+            try:
+                chosen = index_encoder(
+                    Path(db_path), store, options.model, options.device, options.max_windows, precision
+                )
+            except RuntimeUnavailableError as exc:
+                if precision == "fp32" or options.precision is not None or store_has_embeddings(store):
+                    raise
+                # A new index at the default precision without onnxruntime: torch embeds it, at fp32.
+                report.warnings.append(f"{exc}: indexing at fp32 with torch")
+                precision = "fp32"
+                chosen = index_encoder(Path(db_path), store, options.model, options.device, options.max_windows)
             encoder = chosen.encoder
             if chosen.warning:
                 report.warnings.append(chosen.warning)
@@ -158,7 +168,7 @@ def embedding_precision(store: Store | None, encoder: Encoder | None, options: I
     """
     from semhash.encoders import encoder_precision
 
-    precision = check_precision(store, options.precision)
+    precision = check_precision(store, options.precision, new_index_precision(options.device, options.engine))
     if encoder is not None:
         own = encoder_precision(encoder)
         if options.precision is not None and own != options.precision:
@@ -169,6 +179,11 @@ def embedding_precision(store: Store | None, encoder: Encoder | None, options: I
     if precision != "fp32" and options.engine == "ray":
         raise UsageError(f"--engine ray embeds with torch, at fp32 only: index at {precision} with --engine local")
     return precision
+
+
+def store_has_embeddings(store: Store | None) -> bool:
+    """Whether the index has recorded its embedding model (and so its precision)."""
+    return store is not None and store.embedding_model is not None
 
 
 def check_before_work(store: Store, model_name: str, options: IndexOptions) -> None:

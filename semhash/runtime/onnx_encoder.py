@@ -4,7 +4,8 @@
 :class:`semhash.embed.SentenceTransformerEncoder` (see that module's docstring): windows of
 ``max_seq_length - 2`` tokens cut at token offsets, each embedded (mean pooling and normalisation are in
 the ONNX graph, as the sentence-transformers modules that were exported), pooled by token count and
-normalised again. Windows are batched by sorted length, so a batch pads little. A folder whose manifest
+normalised again. Windows run one at a time by default (no padding; a larger ``batch_size`` sorts them by
+length, so a batch pads little). A folder whose manifest
 caps the windows (an adapted encoder's ``windows``: 1 = each document's first window only, as
 :func:`semhash.adapted.load_adapted_encoder` embeds) embeds at most that many, whatever the caller asks.
 
@@ -104,7 +105,7 @@ class OnnxEncoder:
 
     Args:
         folder: the runtime folder (see :mod:`semhash.runtime.manifest`), or its checked manifest.
-        batch_size: windows per forward pass (default 32; an int8 encoder's 1: see below).
+        batch_size: windows per forward pass (default 1: see below).
         max_windows: most windows embedded per document (0 = all of them; the manifest's ``windows``, when
             set, bounds it).
         threads: onnxruntime intra-op threads (default: :func:`default_threads`).
@@ -133,11 +134,12 @@ class OnnxEncoder:
         self.dim = manifest.dim
         self.max_seq_length = manifest.max_seq_length
         self.max_tokens = max(8, manifest.max_seq_length - 2)
-        # Dynamic int8 quantisation scales a batch's activations by their range over the whole padded batch,
-        # so a window's int8 embedding would depend on its batch-mates (cosine 0.982-1 to itself alone, 96
-        # posts): one window per run makes it a function of its text alone, as fp32's is (and cost nothing
-        # in speed there: bench_int8_speed).
-        self.batch_size = batch_size or (32 if manifest.precision == "fp32" else 1)
+        # One window per run, no padding: on the 2-core CPU 2.1x the docs/s of 32 windows sorted by length
+        # at fp32 and 4.5x at int8 (benchmarks/bench_int8_speed.py; embeddings the same to 1e-7 at fp32).
+        # And dynamic int8 quantisation scales a run's activations by their range over the whole padded
+        # batch, so a batched window's int8 embedding depended on its batch-mates (cosine 0.977-1 to itself
+        # alone): one window per run makes it a function of its text alone, as fp32's is.
+        self.batch_size = batch_size or 1
         self.group_by_length = group_by_length
         self.max_windows = capped_windows(max_windows, manifest.windows)
         self.stats = EncodeStats()

@@ -18,21 +18,39 @@ from semhash.config import DEFAULT_PRECISION, ENV_PRECISION, PRECISION_KEY, PREC
 from semhash.errors import CorruptDatabaseError, ModelMismatchError, UsageError
 from semhash.store import Store
 
-__all__ = ["asked_precision", "check_precision", "index_precision", "record_precision"]
+__all__ = ["asked_precision", "check_precision", "index_precision", "new_index_precision", "record_precision"]
 
 
 def asked_precision(value: str | None = None) -> str | None:
-    """The precision asked for: the flag, else ``SEMHASH_PRECISION``, else ``None`` (not asked).
+    """The precision the ``--precision`` flag asks for (``None``: not asked), checked.
 
     Raises:
         UsageError: a value other than ``fp32`` or ``int8``.
     """
-    chosen = (value or env_text(ENV_PRECISION)).strip().lower()
+    chosen = (value or "").strip().lower()
     if not chosen:
         return None
     if chosen not in PRECISIONS:
-        raise UsageError(f"--precision (or {ENV_PRECISION}) must be one of {', '.join(PRECISIONS)}, not {chosen!r}")
+        raise UsageError(f"--precision must be one of {', '.join(PRECISIONS)}, not {chosen!r}")
     return chosen
+
+
+def new_index_precision(device: str, engine: str) -> str:
+    """A new index's precision when the flag asks none: ``SEMHASH_PRECISION``, else the default.
+
+    The default (:data:`~semhash.config.DEFAULT_PRECISION`) applies on a CPU with the local engine; a GPU or
+    ``--engine ray`` embeds with torch, at fp32. The variable is a preference for new indexes, never an
+    assertion about an existing one (which keeps its recorded precision).
+
+    Raises:
+        UsageError: ``SEMHASH_PRECISION`` is neither ``fp32`` nor ``int8``.
+    """
+    value = env_text(ENV_PRECISION).strip().lower()
+    if value and value not in PRECISIONS:
+        raise UsageError(f"{ENV_PRECISION} must be one of {', '.join(PRECISIONS)}, not {value!r}")
+    if value:
+        return value
+    return DEFAULT_PRECISION if device == "cpu" and engine == "local" else "fp32"
 
 
 def index_precision(store: Store) -> str:
@@ -57,14 +75,14 @@ def has_embeddings(store: Store) -> bool:
     return store.embedding_model is not None
 
 
-def check_precision(store: Store | None, asked: str | None) -> str:
-    """The precision an index run embeds at: the index's own, or for a new index the one asked (or the default).
+def check_precision(store: Store | None, asked: str | None, default: str = DEFAULT_PRECISION) -> str:
+    """The precision an index run embeds at: the index's own, or for a new index the one asked (or ``default``).
 
     Raises:
         ModelMismatchError: the index was made at another precision than the one asked for.
     """
     if store is None or not has_embeddings(store):
-        return asked or DEFAULT_PRECISION
+        return asked or default
     recorded = index_precision(store)
     if asked is not None and asked != recorded:
         raise ModelMismatchError(
