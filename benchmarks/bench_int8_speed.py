@@ -2,7 +2,9 @@
 
 Run from the repository root (20 Newsgroups posts, the shared file of ``benchmarks/datasets/newsgroups.py``)::
 
-    python -m benchmarks.bench_int8_speed --docs 200 --out benchmarks/results/int8-speed.json
+    python -m benchmarks.bench_int8_speed --docs 120 --out benchmarks/results/int8-speed.json
+    zcat /usr/share/doc/dpkg/changelog.gz > /tmp/dpkg.txt   # full windows: a long file in 6,000-character pieces
+    python -m benchmarks.bench_int8_speed --docs 12 --long /tmp/dpkg.txt --out benchmarks/results/int8-speed-long.json
 
 Timed on the same posts in the same run, interleaved chunk by chunk (so a busy machine slows them alike):
 
@@ -36,6 +38,7 @@ def main() -> None:
     parser.add_argument("--docs", type=int, default=200)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--chunks", type=int, default=2, help="interleaving rounds")
+    parser.add_argument("--long", type=Path, help="instead of posts: --docs pieces of 6,000 characters of this file")
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
 
@@ -47,7 +50,11 @@ def main() -> None:
     from semhash.runtime.cache import cached_encoder
     from semhash.runtime.onnx_encoder import default_threads
 
-    texts = sample_posts(args.docs, args.seed)
+    if args.long is not None:  # full 254-token windows, where padding costs nothing: a long file cut in pieces
+        whole = args.long.read_text(encoding="utf-8", errors="replace")
+        texts = [whole[k : k + 6000] for k in range(0, min(len(whole), 6000 * args.docs), 6000)]
+    else:
+        texts = sample_posts(args.docs, args.seed)
     model = load_encoder(device="cpu")._model  # the sentence-transformers model itself
     folders = {precision: cached_encoder(DEFAULT_MODEL, precision) for precision in ("fp32", "int8")}
     runners: dict[str, Callable[[Sequence[str]], np.ndarray]] = {

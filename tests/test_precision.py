@@ -270,3 +270,26 @@ def test_an_int8_index_end_to_end(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
     result = CliRunner().invoke(app, ["query", "comet tail", "--db", str(db), "--json", "-k", "1"])
     assert result.exit_code == 0, result.output
     assert "new.txt" in result.output
+
+
+def test_without_onnxruntime_a_new_index_at_the_default_precision_falls_back_to_torch_at_fp32(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, patch_encoder: FakeEncoder
+) -> None:
+    write_corpus(tmp_path / "c")
+    monkeypatch.delenv("SEMHASH_PRECISION", raising=False)
+
+    def missing(*args: object, **kwargs: object) -> None:
+        raise RuntimeUnavailableError("an int8 encoder needs onnxruntime and onnx (onnxruntime is missing)")
+
+    monkeypatch.setattr("semhash.encoders.quantised_encoder", missing)
+    options = IndexOptions(epochs=FAST_EPOCHS, device="cpu", runtime_export=False)
+    report = index_paths(tmp_path / "d.db", [tmp_path / "c"], options)
+    with Store.open(tmp_path / "d.db") as store:
+        assert store.get_meta(PRECISION_KEY) == "fp32"
+    assert patch_encoder.calls > 0  # torch's (here the fake) encoder embedded
+    if DEFAULT_PRECISION == "int8":
+        assert any("indexing at fp32 with torch" in w for w in report.warnings)
+    # Asked for explicitly, int8 is never swapped for fp32: one clear error instead.
+    with pytest.raises(RuntimeUnavailableError, match="onnxruntime"):
+        index_paths(tmp_path / "e.db", [tmp_path / "c"], IndexOptions(device="cpu", precision="int8"))
+    assert not (tmp_path / "e.db").exists()
