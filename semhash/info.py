@@ -8,6 +8,7 @@ from pathlib import Path
 from semhash.caches.hamming import faiss_path_for
 from semhash.caches.sync import index_is_fresh
 from semhash.codes import bit_usage, ints_to_packed
+from semhash.config import PRECISION_KEY
 from semhash.store import SCHEMA_VERSION, Store
 from semhash.types import IndexInfo
 
@@ -64,4 +65,5 @@ def index_info(db_path: str | Path) -> IndexInfo:
             epochs=int(stats["epochs"]) if "epochs" in stats else None,
             epochs_rule=epochs_rule(config, stats),
             val_agreement=float(stats["val_agreement"]) if "val_agreement" in stats else None,
+            embedding_precision=store.get_meta(PRECISION_KEY) or "fp32",
         )

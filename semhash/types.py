@@ -280,6 +280,8 @@ class IndexInfo:
     epochs_rule: str | None = None
     #: held-out documents' agreement with their teacher bits after training (None: none held out, or older model).
     val_agreement: float | None = None
+    #: the encoder precision of the stored embeddings (``fp32`` or ``int8``; ``semhash index --precision``).
+    embedding_precision: str = "fp32"
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready fields (CLI ``--json``, ``semhash serve``)."""

@@ -27,7 +27,7 @@ def info_command(db: Path = DbOption, as_json: bool = JsonOption) -> None:
     rows = [
         ("database", f"{info.db_path} ({human_bytes(info.db_bytes)}, schema v{info.schema_version})"),
         ("documents", f"{info.documents} ({info.encoded} encoded)"),
-        ("embedding model", f"{info.model_name} ({info.embedding_dim}-d)"),
+        ("embedding model", f"{info.model_name} ({info.embedding_dim}-d, {info.embedding_precision})"),
         ("code", f"{info.bits} bits" if info.bits else "no model yet"),
         (
             "hashing input",
