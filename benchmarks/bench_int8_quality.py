@@ -5,8 +5,10 @@ the 2-core CPU, most of it embedding the 18,331 posts with the int8 encoder::
 
     .venv/bin/python -m benchmarks.bench_int8_quality --seeds 0,1,2 --out benchmarks/results/int8.json
 
-The int8 encoder is onnxruntime's dynamic quantisation (weights per channel) of the exported model
-(``bench_encode.quantize``); its embeddings are cached in ``.cache/20ng/embeddings-int8.npz``. Both rows use the
+The int8 encoder is the one ``semhash index --precision int8`` uses: onnxruntime's dynamic quantisation
+(weights per channel) of the exported model, from the per-model cache
+(:func:`semhash.runtime.cache.cached_encoder` at ``int8``; ``bench_encode.quantize`` made the same graph before,
+embeddings equal); its embeddings are cached in ``.cache/20ng/embeddings-int8.npz``. Both rows use the
 same protocol and code as ``benchmarks/bench_hashing.py`` (:func:`semhash.evaluate.evaluate`): the default recipe
 at 32 bits, database = train split, queries = test split, P@100 over the Hamming ranking, ties by id. The
 fp32 row reads the embeddings of the torch path, which the fp32 ONNX path reproduces to cosine 1.000000.
@@ -17,16 +19,13 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import tempfile
 import time
 from pathlib import Path
 
-from benchmarks.bench_encode import quantize
 from benchmarks.harness import CACHE, write_result
 from semhash.config import DEFAULT_MODEL
 from semhash.evaluate import FLOAT, OURS, evaluate
 from semhash.runtime.cache import cached_encoder
-from semhash.runtime.manifest import ENCODER_FILE
 from semhash.runtime.onnx_encoder import OnnxEncoder
 
 DATA = CACHE / "20ng" / "20ng-stripped.jsonl"
@@ -41,22 +40,20 @@ def main() -> None:
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
     rows = {}
-    with tempfile.TemporaryDirectory() as tmp:
-        folder = quantize(cached_encoder(DEFAULT_MODEL).folder, Path(tmp) / "int8.runtime")
-        encoder = OnnxEncoder(folder)
-        assert encoder.graph == ENCODER_FILE, "the int8 copy must load its quantised graph"
-        for name, kwargs in (("fp32", {"cache": FP32_CACHE}), ("int8", {"cache": INT8_CACHE, "encoder": encoder})):
-            started = time.perf_counter()
-            report = evaluate(
-                DATA, bits=args.bits, seeds=args.seeds, baselines=(), with_map=False, progress=print, **kwargs
-            )
-            summary = {(r.method, r.bits): r for r in report.summary("p@100")}
-            rows[name] = {
-                "ours": {b: [summary[(OURS, int(b))].mean, summary[(OURS, int(b))].std] for b in args.bits.split(",")},
-                "float": summary[(FLOAT, None)].mean,
-                "seconds": time.perf_counter() - started,
-            }
-            print(name, json.dumps(rows[name]), flush=True)
+    encoder = OnnxEncoder(cached_encoder(DEFAULT_MODEL, "int8"))
+    assert encoder.precision == "int8", "the int8 encoder must load its quantised graph"
+    for name, kwargs in (("fp32", {"cache": FP32_CACHE}), ("int8", {"cache": INT8_CACHE, "encoder": encoder})):
+        started = time.perf_counter()
+        report = evaluate(
+            DATA, bits=args.bits, seeds=args.seeds, baselines=(), with_map=False, progress=print, **kwargs
+        )
+        summary = {(r.method, r.bits): r for r in report.summary("p@100")}
+        rows[name] = {
+            "ours": {b: [summary[(OURS, int(b))].mean, summary[(OURS, int(b))].std] for b in args.bits.split(",")},
+            "float": summary[(FLOAT, None)].mean,
+            "seconds": time.perf_counter() - started,
+        }
+        print(name, json.dumps(rows[name]), flush=True)
     print(f"load average after: {os.getloadavg()}")
     for name, row in rows.items():
         cells = ", ".join(f"{b} bits {m:.4f} ± {s:.4f}" for b, (m, s) in row["ours"].items())

@@ -450,9 +450,12 @@ def adapt_store(
     from semhash.adapted import adapted_name, base_of
     from semhash.embed import SentenceTransformerEncoder
     from semhash.errors import CorpusError, UsageError
+    from semhash.runtime.precision import index_precision
     from semhash.train import _fit_lexical, build_targets
 
     recorded = store.embedding_model
+    if index_precision(store) != "fp32":  # it re-embeds with torch, at fp32: the index's embeddings would mix
+        raise UsageError(f"{store.path} embeds at {index_precision(store)} precision: --adapt needs an fp32 index")
     ids, embeddings = store.embeddings()
     if recorded is None or len(ids) < 2:
         raise CorpusError(f"{store.path} holds fewer than two embedded documents: nothing to adapt the encoder to")

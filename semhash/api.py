@@ -78,6 +78,7 @@ class SemanticIndex:
         workers: int | None = None,
         max_train_docs: int = DEFAULT_MAX_TRAIN_DOCS,
         runtime_export: bool = True,
+        precision: str | None = None,
     ) -> IndexReport:
         """Index or re-index folders/files (``semhash index``).
 
@@ -100,6 +101,8 @@ class SemanticIndex:
             workers: ``engine="ray"``: embedding actors.
             max_train_docs: the hashing model trains on a seeded sample of at most this many documents.
             runtime_export: (re)write ``<db>.runtime/`` (the torch-free query path) after training.
+            precision: encoder precision of a new index, ``fp32`` or ``int8`` (``None``: ``SEMHASH_PRECISION``,
+                else the index's recorded one, else the default); an existing index keeps its own.
 
         Returns:
             What the run did.
@@ -125,6 +128,7 @@ class SemanticIndex:
             workers=workers,
             max_train_docs=max_train_docs,
             runtime_export=runtime_export,
+            precision=precision,
         )
         return index_paths(self.db, paths, opts, encoder=self.encoder)
 

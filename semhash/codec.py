@@ -37,7 +37,7 @@ from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 
-from semhash.encoders import AdaptedWeights, choose_runtime, onnx_encoder, torch_encoder
+from semhash.encoders import AdaptedWeights, choose_runtime, onnx_encoder, quantised_encoder, torch_encoder
 from semhash.errors import RuntimeUnavailableError
 from semhash.runtime.manifest import Manifest
 from semhash.store import Store, StoredModel
@@ -117,6 +117,7 @@ class Codec:
         fallback: bool = False,
         quick_start: bool = False,
         adapted: AdaptedWeights | None = None,
+        precision: str = "fp32",
     ) -> None:
         if runtime == "onnx" and manifest is None:
             raise ValueError("the onnx runtime needs its checked manifest")
@@ -134,6 +135,8 @@ class Codec:
         self._hasher = hasher
         #: where an adapted encoder's weights are read from (the store), when the index has one.
         self._adapted = adapted
+        #: the index's encoder precision (:mod:`semhash.runtime.precision`): int8 never embeds on torch.
+        self.precision = precision
 
     @classmethod
     def from_store(
@@ -162,7 +165,7 @@ class Codec:
                    encoder=encoder, device=device, note=choice.note,
                    max_windows=(store.max_windows or 0) if max_windows is None else max_windows,
                    fallback=choice.fallback, quick_start=quick_start and choice.runtime == "onnx",
-                   adapted=choice.weights)  # fmt: skip
+                   adapted=choice.weights, precision=choice.precision)  # fmt: skip
 
     # -- the models, loaded on first use ------------------------------------------------------------
     @property
@@ -174,6 +177,9 @@ class Codec:
                     self._encoder = onnx_encoder(self.manifest, self.max_windows, self.quick_start)
                 except RuntimeUnavailableError as exc:
                     self._fall_back(exc)
+            if self._encoder is None and self.precision != "fp32":
+                # Without its sealed folder an int8 index still embeds at int8: the per-model int8 export.
+                self._encoder = quantised_encoder(self.embedding_model, self.precision, self.max_windows)
             if self._encoder is None:
                 # The index's adapted encoder when it has one (`semhash train --adapt`), else the named model.
                 self._encoder = torch_encoder(
@@ -210,7 +216,8 @@ class Codec:
 
         ``train --adapt`` changes the model under a long-lived searcher: the frozen encoder must not outlive it.
         """
-        if self._encoder is None and other.runtime == self.runtime and other.embedding_model == self.embedding_model:
+        same = other.runtime == self.runtime and other.embedding_model == self.embedding_model
+        if self._encoder is None and same and other.precision == self.precision:
             self._encoder = other._encoder
 
     def _fall_back(self, exc: RuntimeUnavailableError) -> None:

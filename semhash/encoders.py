@@ -22,6 +22,11 @@ Who asks, and what they get:
   read (:func:`shipped_weights`) and shipped;
 - ``semhash evaluate``: :func:`torch_encoder` for the model asked for.
 
+An index's encoder precision (:mod:`semhash.runtime.precision`: ``fp32`` or ``int8``, recorded in the index)
+narrows all of this: an int8 index embeds only with an int8 export (its sealed folder's, else the per-model
+cache's, quantised on demand: :func:`quantised_encoder`), never with torch, on any device; when none can be
+had, the embedding is refused (:class:`~semhash.errors.RuntimeUnavailableError`), never made at fp32.
+
 Every torch path loads through :func:`semhash.embed.load_encoder` (looked up when called, so tests can
 replace it); torch and onnxruntime are imported only when an encoder is built.
 """
@@ -41,6 +46,7 @@ from semhash.errors import IndexMissingError, RuntimeUnavailableError, UsageErro
 from semhash.runtime import runtime_folder
 from semhash.runtime.folder import sealed_runtime
 from semhash.runtime.manifest import Manifest, read_manifest
+from semhash.runtime.precision import index_precision
 from semhash.runtime.seal import SEAL_KEY, Seal, check_seal, verify_sealed
 from semhash.store import Store, StoredModel
 
@@ -155,6 +161,40 @@ def onnx_encoder(manifest: Manifest, max_windows: int = 0, quick_start: bool = F
     return OnnxEncoder(manifest, max_windows=max_windows, quick_start=quick_start)
 
 
+def quantised_encoder(model: str | None, precision: str, max_windows: int = 0, quick_start: bool = False) -> Encoder:
+    """The per-model cached export of ``model`` at ``precision`` (``int8``), quantised now when missing.
+
+    For an int8 index without a usable runtime folder of its own: it must still embed at int8.
+
+    Raises:
+        RuntimeUnavailableError: one line: the int8 encoder cannot be built or loaded (no onnxruntime, a
+            model that cannot be exported), with what to do.
+    """
+    from semhash.embed import resolve_model
+    from semhash.runtime.cache import cached_encoder
+
+    try:
+        name = resolve_model(model)[0]
+        if is_adapted(name):
+            raise RuntimeUnavailableError("an adapted encoder has no int8 export")
+        manifest = cached_encoder(name, precision)
+        if manifest.embedding_model != name or manifest.precision != precision:
+            raise RuntimeUnavailableError(f"the cached export at {manifest.folder} is not {name!r} at {precision}")
+        return onnx_encoder(manifest, max_windows, quick_start)
+    except Exception as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise RuntimeUnavailableError(
+            f"this index embeds at {precision} precision and its {precision} encoder cannot be built "
+            f"({first[:200]}); install onnxruntime and onnx, or index into another --db with --precision fp32"
+        ) from exc
+
+
+def encoder_precision(encoder: object) -> str:
+    """The precision an encoder embeds at: its ``precision`` attribute (the exported ones), else ``fp32``."""
+    value = getattr(encoder, "precision", "fp32")
+    return value if isinstance(value, str) else "fp32"
+
+
 # -- queries: which runtime ------------------------------------------------------------------------------
 @dataclass
 class RuntimeChoice:
@@ -174,6 +214,8 @@ class RuntimeChoice:
     fallback: bool = False
     #: where an adapted encoder's weights are read from (only an adapted index has them).
     weights: AdaptedWeights | None = None
+    #: the index's encoder precision: ``int8`` embeds only with its int8 export, never torch.
+    precision: str = "fp32"
 
 
 def choose_runtime(store: Store, runtime: str | None = None) -> RuntimeChoice:
@@ -181,7 +223,9 @@ def choose_runtime(store: Store, runtime: str | None = None) -> RuntimeChoice:
 
     ``auto`` (the default; ``SEMHASH_RUNTIME`` or ``runtime`` override it) takes the folder when it is
     fresh and intact (:func:`semhash.runtime.folder.sealed_runtime`) and says why not otherwise
-    (:attr:`RuntimeChoice.note`); ``onnx`` demands it; ``torch`` never looks.
+    (:attr:`RuntimeChoice.note`); ``onnx`` demands it; ``torch`` never looks. On an int8 index, ``torch``
+    (or ``auto`` without the folder) hashes with the torch model, but the codec still embeds at int8, with
+    the cached int8 export (:func:`quantised_encoder`): torch never embeds for an int8 index.
 
     Raises:
         IndexMissingError: the index has no trained model yet.
@@ -192,6 +236,7 @@ def choose_runtime(store: Store, runtime: str | None = None) -> RuntimeChoice:
     model = store.active_model()
     if model is None:
         raise IndexMissingError(f"the index at {store.path} has no trained model: run `semhash index DIR` first")
+    precision = index_precision(store)
     embedding_model = store.embedding_model
     adapted_index = embedding_model is not None and is_adapted(embedding_model)
     note = None
@@ -199,7 +244,8 @@ def choose_runtime(store: Store, runtime: str | None = None) -> RuntimeChoice:
         try:
             manifest = sealed_runtime(store, embedding_model, model)
             return RuntimeChoice(model, embedding_model, "onnx", manifest, fallback=chosen == "auto",
-                                 weights=LaterWeights(store.path) if adapted_index else None)  # fmt: skip
+                                 weights=LaterWeights(store.path) if adapted_index else None,
+                                 precision=precision)  # fmt: skip
         except RuntimeUnavailableError as exc:
             if chosen == "onnx":
                 raise
@@ -209,7 +255,7 @@ def choose_runtime(store: Store, runtime: str | None = None) -> RuntimeChoice:
     if adapted_index:
         assert embedding_model is not None
         weights = ReadWeights(embedding_model, store.adapted_encoder(embedding_model))
-    return RuntimeChoice(model, embedding_model, "torch", note=note, weights=weights)
+    return RuntimeChoice(model, embedding_model, "torch", note=note, weights=weights, precision=precision)
 
 
 # -- indexing -------------------------------------------------------------------------------------------
@@ -218,7 +264,8 @@ class FastIndexEncoder:
 
     Documents too long for one batch go through the torch encoder's bounded-memory
     :meth:`~semhash.embed.SentenceTransformerEncoder.encode_long` (loaded only when one shows up; for an
-    adapted index, the index's adapted encoder, read from ``weights``, the open store).
+    adapted index, the index's adapted encoder, read from ``weights``, the open store); an int8 encoder's
+    go through its own :meth:`~semhash.runtime.OnnxEncoder.encode_long` (torch would embed them at fp32).
     """
 
     def __init__(
@@ -233,6 +280,7 @@ class FastIndexEncoder:
         self.name = onnx.name
         self.dim = onnx.dim
         self.stats: EncodeStats | None = getattr(onnx, "stats", None)
+        self.precision = encoder_precision(onnx)
         self._model, self._device, self._max_windows = model, device, max_windows
         self._weights = weights
         self._torch: LongDocumentEncoder | None = None
@@ -256,6 +304,8 @@ class FastIndexEncoder:
         On full 254-token windows the export ran at 0.60x and 0.94x torch's speed
         (benchmarks/bench_full_windows.py), so :meth:`~semhash.runtime.OnnxEncoder.encode_long` is not used here.
         """
+        if self.precision != "fp32":
+            return cast("LongDocumentEncoder", self._onnx).encode_long(text, progress=progress)
         if self._torch is None:
             # Every torch encoder (sentence-transformers, adapted or not) embeds long documents in chunks.
             encoder = torch_encoder(self._model, self._device, self._max_windows, self._weights)
@@ -264,7 +314,12 @@ class FastIndexEncoder:
 
 
 def indexing_encoder(
-    db_path: Path, model: str | None, device: str, max_windows: int = 0, store: Store | None = None
+    db_path: Path,
+    model: str | None,
+    device: str,
+    max_windows: int = 0,
+    store: Store | None = None,
+    precision: str = "fp32",
 ) -> Encoder | None:
     """The exported encoder of ``<db>.runtime/`` for indexing, when it is this model's and the device is the CPU.
 
@@ -272,15 +327,16 @@ def indexing_encoder(
     (:mod:`semhash.runtime.seal`: an altered folder must not embed what the index stores), on a GPU, or
     with ``SEMHASH_RUNTIME=torch``. ``store``: the open index, which vouches for the folder and from which
     the index's adapted encoder is read when ``model`` names one, for the documents too long for the
-    exported encoder.
+    exported encoder. At ``precision`` ``int8`` the folder is taken on any device and whatever
+    ``SEMHASH_RUNTIME`` says (torch cannot embed at int8).
     """
-    if device != "cpu" or store is None or _torch_demanded():
+    if store is None or (precision == "fp32" and (device != "cpu" or _torch_demanded())):
         return None
     from semhash.embed import resolve_model
 
     try:
         manifest = read_manifest(runtime_folder(Path(db_path)))
-        if manifest.embedding_model != resolve_model(model)[0]:
+        if manifest.embedding_model != resolve_model(model)[0] or manifest.precision != precision:
             return None
         manifest, _ = verify_sealed(check_seal(manifest, Seal.parse(store.get_meta(SEAL_KEY))))
         onnx = onnx_encoder(manifest, max_windows=max_windows)
@@ -346,18 +402,30 @@ class IndexEncoder:
 
 
 def index_encoder(
-    db_path: Path, store: Store | None, model: str | None, device: str, max_windows: int = 0
+    db_path: Path,
+    store: Store | None,
+    model: str | None,
+    device: str,
+    max_windows: int = 0,
+    precision: str = "fp32",
 ) -> IndexEncoder:
     """The encoder ``semhash index`` embeds with, loaded now (before a new database is created).
 
     The exported encoder when the index has a sealed runtime for this model (faster on a CPU:
     :func:`indexing_encoder`), else, with ``SEMHASH_INDEX_EXPORT=1``, the per-model export
     (:func:`cached_indexing_encoder`), else torch (:func:`torch_encoder`: the index's adapted encoder when it
-    has one, read from ``store``).
+    has one, read from ``store``). At ``precision`` ``int8``: the sealed folder, else the cached int8 export
+    (:func:`quantised_encoder`), else a one-line refusal (never torch).
+
+    Raises:
+        RuntimeUnavailableError: ``int8`` and no int8 encoder can be built.
     """
-    encoder = indexing_encoder(db_path, model, device, max_windows, store)
+    encoder = indexing_encoder(db_path, model, device, max_windows, store, precision)
     if encoder is not None:
         return IndexEncoder(encoder)
+    if precision != "fp32":
+        quantised = quantised_encoder(model, precision, max_windows)
+        return IndexEncoder(FastIndexEncoder(quantised, model, device, max_windows))
     cached = cached_indexing_encoder(model, device, max_windows, store)
     if cached.encoder is not None:
         return IndexEncoder(cached.encoder)

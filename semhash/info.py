@@ -8,6 +8,7 @@ from pathlib import Path
 from semhash.caches.hamming import faiss_path_for
 from semhash.caches.sync import index_is_fresh
 from semhash.codes import bit_usage, ints_to_packed
+from semhash.config import PRECISION_KEY
 from semhash.store import SCHEMA_VERSION, Store
 from semhash.types import IndexInfo
 
@@ -68,4 +69,5 @@ def index_info(db_path: str | Path) -> IndexInfo:
             max_windows=store.max_windows,
             windows=windows,
             documents_with_windows=with_windows,
+            embedding_precision=store.get_meta(PRECISION_KEY) or "fp32",
         )

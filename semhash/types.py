@@ -302,6 +302,8 @@ class IndexInfo:
     #: window vectors stored for passages (schema 4's ``windows`` table), and the documents that have them.
     windows: int = 0
     documents_with_windows: int = 0
+    #: the encoder precision of the stored embeddings (``fp32`` or ``int8``; ``semhash index --precision``).
+    embedding_precision: str = "fp32"
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready fields (CLI ``--json``, ``semhash serve``)."""

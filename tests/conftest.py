@@ -22,11 +22,14 @@ def runtime_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     ``SEMHASH_INDEX_EXPORT=0`` (the default, made explicit against a developer's environment): a first index
     embeds with the encoder it loads (the tests' fake one, patched into ``semhash.embed.load_encoder``), not
     with the real model's cached export; the tests of that path (tests/test_codec.py) turn it on.
+    ``SEMHASH_PRECISION=fp32`` likewise: a new index's default precision (int8 on a CPU) would embed with the
+    real model's int8 export instead of the fake; tests/test_precision.py asks for int8 where it means to.
     """
     folder = tmp_path_factory.mktemp("semhash-cache")
-    saved = {name: os.environ.get(name) for name in ("SEMHASH_CACHE", "SEMHASH_INDEX_EXPORT")}
+    saved = {name: os.environ.get(name) for name in ("SEMHASH_CACHE", "SEMHASH_INDEX_EXPORT", "SEMHASH_PRECISION")}
     os.environ["SEMHASH_CACHE"] = str(folder)
     os.environ["SEMHASH_INDEX_EXPORT"] = "0"
+    os.environ["SEMHASH_PRECISION"] = "fp32"
     yield folder
     for name, before in saved.items():
         if before is None:

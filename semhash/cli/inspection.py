@@ -28,7 +28,7 @@ def info_command(db: Path = DbOption, as_json: bool = JsonOption) -> None:
         ("database", f"{info.db_path} ({human_bytes(info.db_bytes)}, schema v{info.schema_version})"),
         ("documents", f"{info.documents} ({info.encoded} encoded)"),
         ("passage windows", f"{info.windows:,} stored, for {info.documents_with_windows} of the documents"),
-        ("embedding model", f"{info.model_name} ({info.embedding_dim}-d)"),
+        ("embedding model", f"{info.model_name} ({info.embedding_dim}-d, {info.embedding_precision})"),
         ("windows per document", _windows(info.max_windows)),
         ("code", f"{info.bits} bits" if info.bits else "no model yet"),
         (

@@ -9,6 +9,7 @@ from semhash.config import DEFAULT_BATCH_DOCS, DEFAULT_MAX_WINDOWS
 from semhash.corpus import ReadOptions
 from semhash.engine import check_engine
 from semhash.errors import UsageError
+from semhash.runtime.precision import asked_precision
 from semhash.types import IndexPlan
 
 #: ``progress(phase, done, total)``; phases: "embed" (characters of the new and changed documents, reported
@@ -69,6 +70,9 @@ class IndexOptions:
     runtime_export: bool = True
     #: the encoder may be exported now when no export of it exists (``semhash index``: a real model was loaded).
     export_encoder: bool = False
+    #: ``--precision``: ``fp32`` or ``int8`` (``None``: the index's recorded one, for a new index
+    #: ``SEMHASH_PRECISION``, else the default); see :mod:`semhash.runtime.precision`.
+    precision: str | None = None
 
     def __post_init__(self) -> None:
         # Checked here, so that `index` and `train` both refuse it before any work.
@@ -81,6 +85,7 @@ class IndexOptions:
         if self.max_train_docs < 1:
             raise UsageError(f"max_train_docs must be 1 or more, not {self.max_train_docs}")
         self.engine = check_engine(self.engine, self.address, self.workers)
+        self.precision = asked_precision(self.precision)
 
     @property
     def windows_cap(self) -> int:

@@ -9,17 +9,18 @@ from pathlib import Path
 
 from semhash.caches.sync import build_index, load_index, warm_query_caches
 from semhash.codes import check_bits
-from semhash.config import DEFAULT_MAX_WINDOWS
+from semhash.config import DEFAULT_MAX_WINDOWS, STATIC_MODEL
 from semhash.corpus import CorpusScan, check_roots
 from semhash.device import resolve_device
 from semhash.embed import Encoder, SentenceTransformerEncoder, resolve_model
 from semhash.engine import import_ray
-from semhash.errors import CorruptIndexError, UsageError
+from semhash.errors import CorruptIndexError, ModelMismatchError, RuntimeUnavailableError, UsageError
 from semhash.ingest.embed_stage import embed_on_ray, embed_pending, windows_embedded
 from semhash.ingest.hashing import train_and_encode
 from semhash.ingest.options import IndexOptions, PlanCallback, Progress
 from semhash.ingest.plan import in_scope, plan_index, raise_no_documents, same_content_elsewhere
 from semhash.ingest.remove import prune_index, prune_missing
+from semhash.runtime.precision import check_precision, new_index_precision, record_precision
 from semhash.store import Store
 from semhash.types import IndexReport
 
@@ -60,6 +61,12 @@ def index_paths(
         if store is not None:
             check_before_work(store, model_name, options)
         options = replace(options, max_windows=window_cap(store, options.max_windows))
+        if model_name == STATIC_MODEL:
+            # The static tier runs no transformer: there is nothing to quantise, its table is its one precision.
+            if options.precision == "int8":
+                raise UsageError("--model static has no int8 form: leave out --precision (or pass fp32)")
+            options = replace(options, precision="fp32")
+        precision = embedding_precision(store, encoder, options)
         states = store.document_states() if store is not None else {}
 
         scan = CorpusScan(roots, options.read)
@@ -93,7 +100,17 @@ def index_paths(
             # Loaded before a new database is created, so a model that fails to load leaves no file behind.
             from semhash.encoders import index_encoder
 
-            chosen = index_encoder(Path(db_path), store, options.model, options.device, options.windows_cap)
+            try:
+                chosen = index_encoder(
+                    Path(db_path), store, options.model, options.device, options.windows_cap, precision
+                )
+            except RuntimeUnavailableError as exc:
+                if precision == "fp32" or options.precision is not None or store_has_embeddings(store):
+                    raise
+                # A new index at the default precision without onnxruntime: torch embeds it, at fp32.
+                report.warnings.append(f"{exc}: indexing at fp32 with torch")
+                precision = "fp32"
+                chosen = index_encoder(Path(db_path), store, options.model, options.device, options.windows_cap)
             encoder = chosen.encoder
             if chosen.warning:
                 report.warnings.append(chosen.warning)
@@ -102,6 +119,8 @@ def index_paths(
             store = Store.open(db_path, create=True)
 
         if pending:
+            # Recorded before the model (an index's first embeddings): what every later embedding must match.
+            record_precision(store, precision)
             if encoder is not None:
                 store.check_embedding_model(encoder.name, encoder.dim)
             if store.max_windows != options.windows_cap:
@@ -175,6 +194,37 @@ def window_cap(store: Store | None, asked: int | None) -> int:
 def describe_cap(cap: int) -> str:
     """``"every window"`` or ``"at most 64 windows"``."""
     return "every window" if cap == 0 else f"at most {cap} windows"
+
+
+def embedding_precision(store: Store | None, encoder: Encoder | None, options: IndexOptions) -> str:
+    """The precision this run embeds at (:mod:`semhash.runtime.precision`), checked before any work.
+
+    The index's recorded one (asking for another is refused), for a new index the one asked (or the
+    default); a caller's own encoder embeds at its own precision, which must then be the same.
+
+    Raises:
+        ModelMismatchError: another precision than the index's was asked for.
+        UsageError: ``--engine ray`` at int8 (its workers embed with torch), or a caller's encoder of
+            another precision than the one asked.
+    """
+    from semhash.encoders import encoder_precision
+
+    precision = check_precision(store, options.precision, new_index_precision(options.device, options.engine))
+    if encoder is not None:
+        own = encoder_precision(encoder)
+        if options.precision is not None and own != options.precision:
+            raise UsageError(f"the encoder given embeds at {own} precision, not the {options.precision} asked for")
+        if store is not None and store.embedding_model is not None and own != precision:
+            raise ModelMismatchError(f"{store.path} embeds at {precision} precision, the encoder given at {own}")
+        return own
+    if precision != "fp32" and options.engine == "ray":
+        raise UsageError(f"--engine ray embeds with torch, at fp32 only: index at {precision} with --engine local")
+    return precision
+
+
+def store_has_embeddings(store: Store | None) -> bool:
+    """Whether the index has recorded its embedding model (and so its precision)."""
+    return store is not None and store.embedding_model is not None
 
 
 def check_before_work(store: Store, model_name: str, options: IndexOptions) -> None:

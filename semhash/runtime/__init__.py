@@ -79,7 +79,9 @@ class Runtime:
     hasher: NumpyHasher | None
 
 
-def load_runtime(folder: Path, *, batch_size: int = 32, max_windows: int = 0, threads: int | None = None) -> Runtime:
+def load_runtime(
+    folder: Path, *, batch_size: int | None = None, max_windows: int = 0, threads: int | None = None
+) -> Runtime:
     """Check and load a runtime folder (raises :class:`RuntimeUnavailableError` when it cannot be used)."""
     manifest = read_manifest(Path(folder))
     hasher = NumpyHasher.load(manifest) if manifest.hasher is not None else None

@@ -15,6 +15,10 @@ The encoder may be given by name (loaded here) or as an encoder already built: a
 exported through the same code, under its recorded name, with its window length and the number of windows
 it embeds (the manifest's ``windows``); the caller loads it, as only the caller knows where its verified
 weights come from.
+
+:func:`quantise_folder` makes the int8 sibling of an fp32 encoder folder (``--precision int8``): onnxruntime's
+dynamic quantisation of ``encoder.onnx`` (int8 weights per output channel, activations quantised per batch at
+run time), the same tokenizer, and its own optimised graph; no torch.
 """
 
 from __future__ import annotations
@@ -26,7 +30,7 @@ import os
 import shutil
 import tempfile
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import asdict
 from importlib import metadata
 from pathlib import Path
@@ -82,7 +86,8 @@ def _replace_folder(dest: Path, build: Callable[[Path], dict[str, Any]]) -> Path
     old = None
     try:
         manifest = build(tmp)
-        manifest["format"] = manifest_format(int(manifest.get("windows") or 0))
+        precision = str(manifest.get("precision") or "fp32")
+        manifest["format"] = manifest_format(int(manifest.get("windows") or 0), precision)
         manifest["files"] = {name: file_entry(tmp / name) for name in KNOWN_FILES if (tmp / name).exists()}
         (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True), encoding="utf-8")
         if dest.exists():
@@ -182,12 +187,15 @@ def _write_encoder(model: str | SentenceTransformerEncoder | None, folder: Path)
 
 def _encoder_fields(current: Manifest) -> dict[str, Any]:
     """The manifest's encoder fields of a folder whose encoder files are kept."""
-    return {
+    fields: dict[str, Any] = {
         "embedding_model": current.embedding_model,
         "dim": current.dim,
         "max_seq_length": current.max_seq_length,
         "windows": current.windows,
     }
+    if current.precision != "fp32":  # an fp32 manifest stays as older semhash versions wrote it
+        fields["precision"] = current.precision
+    return fields
 
 
 def onnxruntime_version() -> str | None:
@@ -392,6 +400,59 @@ def refresh_optimized(dest: Path) -> Manifest:
 
     _replace_folder(Path(dest), build)
     return read_manifest(Path(dest))
+
+
+def quantise_folder(source: Path, dest: Path) -> Path:
+    """Write at ``dest`` the int8 encoder folder of the fp32 encoder folder ``source`` (no torch; seconds).
+
+    onnxruntime's dynamic quantisation (``QInt8`` weights, per output channel: the variant measured in
+    BENCHMARKS.md "Indexing speed (issue 20)"); the tokenizer is hard-linked. The folder is encoder-only
+    (an index's hasher is added by :func:`export_hasher`) and records ``precision: "int8"``.
+
+    Raises:
+        RuntimeUnavailableError: ``source`` is not a valid fp32 runtime folder, or onnxruntime (with its
+            quantisation tools and ``onnx``) is missing or fails.
+    """
+    current = read_manifest(Path(source))
+    if current.precision != "fp32":
+        raise RuntimeUnavailableError(f"the exported runtime at {source} is already {current.precision}")
+    try:
+        from onnxruntime.quantization import QuantType, quantize_dynamic
+    except ImportError as exc:
+        raise RuntimeUnavailableError(
+            f"an int8 encoder needs onnxruntime and onnx ({exc.name} is missing): pip install onnxruntime onnx"
+        ) from exc
+    from semhash.runtime.manifest import check_file
+
+    portable = check_file(current, ENCODER_FILE)
+
+    def build(folder: Path) -> dict[str, Any]:
+        _keep(current, TOKENIZER_FILE, folder)
+        try:
+            with warnings.catch_warnings(), _quiet_root_logger():
+                warnings.simplefilter("ignore")
+                quantize_dynamic(portable, folder / ENCODER_FILE, weight_type=QuantType.QInt8, per_channel=True)
+        except Exception as exc:
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise RuntimeUnavailableError(f"could not quantise the encoder at {source} to int8: {first[:200]}") from exc
+        fields = {**_encoder_fields(current), "precision": "int8", "hasher": None}
+        return {**_manifest_base(current.versions), **fields, "optimized": optimise_encoder(folder)}
+
+    return _replace_folder(Path(dest), build)
+
+
+@contextlib.contextmanager
+def _quiet_root_logger() -> Iterator[None]:
+    """Silence the root logger's warning that ``quantize_dynamic`` prints on every call (pre-processing advice)."""
+    import logging
+
+    root = logging.getLogger()
+    level = root.level
+    root.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        root.setLevel(level)
 
 
 def _manifest_base(versions: dict[str, str] | None = None) -> dict[str, Any]:

@@ -29,6 +29,7 @@ from semhash.adapted import is_adapted
 from semhash.errors import RuntimeUnavailableError
 from semhash.runtime import runtime_folder, runtime_path
 from semhash.runtime.manifest import Manifest, read_manifest
+from semhash.runtime.precision import index_precision
 from semhash.runtime.seal import SEAL_KEY, Seal, check_seal, seal_folder, verify_sealed
 from semhash.store import Store, StoredModel
 
@@ -36,13 +37,18 @@ if TYPE_CHECKING:
     from semhash.model import HashingAutoencoder
 
 
-def check_fresh(manifest: Manifest, embedding_model: str | None, model: StoredModel) -> None:
-    """Raise :class:`RuntimeUnavailableError` unless the runtime was made for this index's models."""
-    hint = "run `semhash runtime build` to re-export it (or use --runtime torch)"
+def check_fresh(manifest: Manifest, embedding_model: str | None, model: StoredModel, precision: str = "fp32") -> None:
+    """Raise :class:`RuntimeUnavailableError` unless the runtime was made for this index's models and precision."""
+    hint = "run `semhash runtime build` to re-export it" + (" (or use --runtime torch)" if precision == "fp32" else "")
     if manifest.embedding_model != embedding_model:
         raise RuntimeUnavailableError(
             f"the exported runtime at {manifest.folder} is for {manifest.embedding_model!r}, the index embeds "
             f"with {embedding_model!r}: {hint}"
+        )
+    if manifest.precision != precision:
+        raise RuntimeUnavailableError(
+            f"the exported runtime at {manifest.folder} embeds at {manifest.precision}, "
+            f"the index at {precision}: {hint}"
         )
     record = manifest.hasher or {}
     if record.get("id") != model.id or record.get("checksum") != model.checksum:
@@ -65,7 +71,7 @@ def sealed_runtime(store: Store, embedding_model: str | None, model: StoredModel
         RuntimeUnavailableError: no folder, a stale, unsealed, altered or damaged one, or a link in its place.
     """
     manifest = read_manifest(runtime_folder(store.path))
-    check_fresh(manifest, embedding_model, model)
+    check_fresh(manifest, embedding_model, model, index_precision(store))
     manifest, hashed = verify_sealed(check_seal(manifest, Seal.parse(store.get_meta(SEAL_KEY))))
     if hashed and manifest.vouched is not None:
         store.try_set_meta(SEAL_KEY, Seal(manifest.digest, manifest.vouched).to_json())
@@ -121,6 +127,7 @@ def refresh_runtime(
     report = RuntimeReport(folder)
     model = store.active_model()
     name = store.embedding_model
+    precision = index_precision(store)
     if model is None or name is None:
         report.skipped = "the index has no trained model yet"
         return report
@@ -129,7 +136,7 @@ def refresh_runtime(
         source: Path | None = None
         try:
             current = read_manifest(folder)
-            if current.embedding_model == name:
+            if current.embedding_model == name and current.precision == precision:
                 # Only a folder the index sealed, every file intact, lends its encoder files: an altered one
                 # (its manifest re-stamped to match) must not be sealed again as the index's own.
                 verify_sealed(check_seal(current, Seal.parse(store.get_meta(SEAL_KEY))))
@@ -148,14 +155,17 @@ def refresh_runtime(
             return report
         if source is None:
             if export_encoder:
-                source = cached_encoder(name).folder
+                source = cached_encoder(name, precision).folder
             else:
                 try:
-                    cached = read_manifest(encoder_cache_folder(name))
-                    source = cached.folder if cached.embedding_model == name else None
+                    cached = read_manifest(encoder_cache_folder(name, precision))
+                    fits = cached.embedding_model == name and cached.precision == precision
+                    source = cached.folder if fits else None
                 except RuntimeUnavailableError:
                     source = None
             if source is None:
+                if precision != "fp32":  # a folder left at another precision would be refused by every query
+                    clear_runtime(store.path)
                 report.skipped = "no export of the encoder yet (`semhash runtime build` makes one)"
                 return report
         if hasher is None:
@@ -209,6 +219,7 @@ def runtime_info(store: Store) -> dict[str, Any]:
         manifest = read_manifest(runtime_folder(store.path))
         info.update(
             embedding_model=manifest.embedding_model,
+            precision=manifest.precision,
             hasher=manifest.hasher,
             bytes=sum(int(f["bytes"]) for f in manifest.files.values()),
         )

@@ -29,6 +29,11 @@ its recorded name (``<base>#adapted-<sha12>``), with its own window length and `
 embedded per document: 1 = the first window only). Such a folder is written as format 2
 (:data:`WINDOWED_FORMAT`), so that a semhash that does not know ``windows`` refuses it instead of pooling
 every window of a long document; a frozen encoder's folder stays format 1.
+
+An int8 encoder (``semhash index --precision int8``: onnxruntime's dynamic quantisation of the fp32 export,
+:func:`semhash.runtime.export.quantise_folder`) records ``precision: "int8"`` and is written as format 3
+(:data:`PRECISION_FORMAT`), so that a semhash that does not know ``precision`` refuses it instead of
+taking its embeddings for fp32 ones; a folder without the field is ``fp32``.
 """
 
 from __future__ import annotations
@@ -40,6 +45,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from semhash.config import PRECISIONS
 from semhash.errors import RuntimeUnavailableError
 from semhash.fileio import NotRegularFileError, open_regular, read_regular, regular_stat
 from semhash.runtime.stamp import is_verified, read_stamps, write_stamps
@@ -49,7 +55,9 @@ RUNTIME_FORMAT = 1
 #: The format of a folder whose encoder embeds only the first ``windows`` windows of a document (an adapted
 #: encoder): format 1 plus the manifest's ``windows``, which an older loader would ignore.
 WINDOWED_FORMAT = 2
-FORMATS = (RUNTIME_FORMAT, WINDOWED_FORMAT)
+#: The format of a folder whose encoder is not fp32 (its manifest's ``precision``), whatever its ``windows``.
+PRECISION_FORMAT = 3
+FORMATS = (RUNTIME_FORMAT, WINDOWED_FORMAT, PRECISION_FORMAT)
 #: Upper bound of a manifest's ``windows`` (that of a stored adapted encoder).
 MAX_WINDOWS = 1 << 20
 MANIFEST = "manifest.json"
@@ -95,6 +103,8 @@ class Manifest:
     #: ``{file name: stat key}`` the index's seal vouches for (:func:`semhash.runtime.seal.check_seal`); when
     #: set, these replace the folder's own ``verified.json``, which anyone who may write the folder can forge.
     vouched: dict[str, list[int]] | None = None
+    #: the encoder's precision: ``fp32`` (the export) or ``int8`` (its dynamic quantisation).
+    precision: str = "fp32"
 
     def optimized_for(self, onnxruntime_version: str) -> bool:
         """Whether the folder's optimised graph was written by this onnxruntime version (so it may be loaded)."""
@@ -103,7 +113,7 @@ class Manifest:
     def to_json(self) -> dict[str, Any]:
         """The manifest as written to disk."""
         return {
-            "format": manifest_format(self.windows),
+            "format": manifest_format(self.windows, self.precision),
             "embedding_model": self.embedding_model,
             "dim": self.dim,
             "max_seq_length": self.max_seq_length,
@@ -112,11 +122,18 @@ class Manifest:
             "versions": self.versions,
             "files": self.files,
             "optimized": self.optimized,
+            "precision": self.precision,
         }
 
 
-def manifest_format(windows: int) -> int:
-    """The format a folder is written as: :data:`WINDOWED_FORMAT` when its encoder caps the windows, else 1."""
+def manifest_format(windows: int, precision: str = "fp32") -> int:
+    """The format a folder is written as.
+
+    :data:`PRECISION_FORMAT` for an encoder that is not fp32, else :data:`WINDOWED_FORMAT` when it caps the
+    windows, else :data:`RUNTIME_FORMAT`.
+    """
+    if precision != "fp32":
+        return PRECISION_FORMAT
     return WINDOWED_FORMAT if windows else RUNTIME_FORMAT
 
 
@@ -191,13 +208,16 @@ def read_manifest(folder: Path) -> Manifest:
     if dim <= 0 or max_seq_length <= 2:
         raise _fail(folder, "has a manifest with an impossible dim or max_seq_length")
     windows = raw.get("windows", 0)
+    precision = raw.get("precision") or "fp32"
+    if precision not in PRECISIONS:
+        raise _fail(folder, f"has a manifest with an unknown precision {str(precision)[:20]!r}")
     if (
         not isinstance(windows, int)
         or isinstance(windows, bool)
         or not 0 <= windows <= MAX_WINDOWS
-        or manifest_format(windows) != raw["format"]
+        or manifest_format(windows, precision) != raw["format"]
     ):
-        raise _fail(folder, "has a manifest whose windows and format disagree")
+        raise _fail(folder, "has a manifest whose windows, precision and format disagree")
     return Manifest(
         folder,
         model,
@@ -209,6 +229,7 @@ def read_manifest(folder: Path) -> Manifest:
         optimized,
         windows,
         hashlib.sha256(data).hexdigest(),
+        precision=precision,
     )
 
 

@@ -4,7 +4,8 @@
 :class:`semhash.embed.SentenceTransformerEncoder` (see that module's docstring): windows of
 ``max_seq_length - 2`` tokens cut at token offsets, each embedded (mean pooling and normalisation are in
 the ONNX graph, as the sentence-transformers modules that were exported), pooled by token count and
-normalised again. Windows are batched by sorted length, so a batch pads little. A folder whose manifest
+normalised again. Windows run one at a time by default (no padding; a larger ``batch_size`` sorts them by
+length, so a batch pads little). A folder whose manifest
 caps the windows (an adapted encoder's ``windows``: 1 = each document's first window only, as
 :func:`semhash.adapted.load_adapted_encoder` embeds) embeds at most that many, whatever the caller asks.
 
@@ -113,11 +114,13 @@ class OnnxEncoder:
 
     Args:
         folder: the runtime folder (see :mod:`semhash.runtime.manifest`), or its checked manifest.
-        batch_size: windows per forward pass.
+        batch_size: windows per forward pass (default 1: see below).
         max_windows: most windows embedded per document (0 = all of them; the manifest's ``windows``, when
             set, bounds it).
         threads: onnxruntime intra-op threads (default: :func:`default_threads`).
         quick_start: tune the session for one query and exit (see the module docstring), not throughput.
+        group_by_length: batch a call's windows sorted by token length (less padding); ``False`` batches
+            them in document order (only for measuring what the sorting gains: bench_int8_speed).
 
     Raises:
         RuntimeUnavailableError: the folder is missing, damaged, or onnxruntime/tokenizers cannot load it.
@@ -126,18 +129,27 @@ class OnnxEncoder:
     def __init__(
         self,
         folder: Path | Manifest,
-        batch_size: int = 32,
+        batch_size: int | None = None,
         max_windows: int = 0,
         threads: int | None = None,
         quick_start: bool = False,
+        group_by_length: bool = True,
     ) -> None:
         manifest = folder if isinstance(folder, Manifest) else read_manifest(Path(folder))
         self.manifest = manifest
         self.name = manifest.embedding_model
+        #: ``fp32`` or ``int8`` (the folder's quantised encoder): what an index records of its embeddings.
+        self.precision = manifest.precision
         self.dim = manifest.dim
         self.max_seq_length = manifest.max_seq_length
         self.max_tokens = max(8, manifest.max_seq_length - 2)
-        self.batch_size = batch_size
+        # One window per run, no padding: on the 2-core CPU 2.1x the docs/s of 32 windows sorted by length
+        # at fp32 and 4.5x at int8 (benchmarks/bench_int8_speed.py; embeddings the same to 1e-7 at fp32).
+        # And dynamic int8 quantisation scales a run's activations by their range over the whole padded
+        # batch, so a batched window's int8 embedding depended on its batch-mates (cosine 0.977-1 to itself
+        # alone): one window per run makes it a function of its text alone, as fp32's is.
+        self.batch_size = batch_size or 1
+        self.group_by_length = group_by_length
         self.max_windows = capped_windows(max_windows, manifest.windows)
         self.stats = EncodeStats()
         tokenizer_json = read_checked(manifest, TOKENIZER_FILE)
@@ -219,7 +231,8 @@ class OnnxEncoder:
         # Truncated as sentence-transformers does (a re-tokenised window can come out a token or two longer).
         self._tokenizer.enable_truncation(self.max_seq_length)
         ids = [e.ids for e in self._tokenizer.encode_batch(list(pieces), add_special_tokens=True)]
-        order = np.argsort([len(i) for i in ids], kind="stable")
+        lengths = [len(i) for i in ids]
+        order = np.argsort(lengths, kind="stable") if self.group_by_length else np.arange(len(ids))
         for start in range(0, len(order), self.batch_size):
             rows = order[start : start + self.batch_size]
             width = max(len(ids[r]) for r in rows)

@@ -43,7 +43,8 @@ Schema (version 4; ``PRAGMA user_version`` holds the version, migrations run in 
   file records all three, so a stale file, or one from another database, is never served. ``model_id``
   names the active model: it changes in the same transaction as every code (``semhash train``), so codes
   and model never disagree. ``runtime_seal``: what ``<db>.runtime/`` held when the index exported it
-  (:mod:`semhash.runtime.seal`); queries use no other folder.
+  (:mod:`semhash.runtime.seal`); queries use no other folder. ``embedding_precision``: ``fp32`` or ``int8``,
+  the encoder precision the index's embeddings were made at (:mod:`semhash.runtime.precision`; absent: fp32).
 :func:`check_version` refuses a file this semhash cannot read (newer, or not a semhash database) and
 :func:`migrate` brings an older one up to :data:`SCHEMA_VERSION`, in one transaction.
 """
