@@ -116,7 +116,8 @@ def build_static_table(folder: Path, progress: Callable[[str], None] | None = No
     # Remove the table's common direction (its first principal axis, uncentred): every token vector shares
     # it, so sums of many tokens all lean the same way and unrelated texts look alike (cosine ~0.45).
     # Validation (20NG train split, 1,000 held-out queries, float cosine P@100): 0.302 -> 0.322.
-    axis = np.linalg.svd(table, full_matrices=False)[2][0]
+    # The top eigenvector of the dim x dim Gram matrix is that axis (an SVD of the whole table took 10 s).
+    axis = np.linalg.eigh(table.T.astype(np.float64) @ table)[1][:, -1]
     table = (table - np.outer(table @ axis, axis)).astype(np.float32)
     _write_folder(folder, table, source / "tokenizer.json")
     return folder
