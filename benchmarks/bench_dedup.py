@@ -200,11 +200,14 @@ def build_newsgroups(n_originals: int = 2000, n_copies: int = 1000, seed: int = 
     return {"texts": texts, "kinds": kinds, "pairs": pairs}
 
 
-def embed(texts: list[str], path: Path) -> np.ndarray:
-    """MiniLM embeddings with window pooling (what `semhash index` stores), cached in ``path``."""
+def embed(texts: list[str], path: Path, model: str | None = None) -> np.ndarray:
+    """MiniLM embeddings with window pooling (what `semhash index` stores), cached in ``path``.
+
+    ``model="static"``: the static tier's (:mod:`semhash.static`, ``benchmarks/bench_static.py``) instead.
+    """
     if path.exists():
         return np.load(path)["embeddings"]
-    encoder = _fast_encoder()
+    encoder = _static_encoder() if model == "static" else _fast_encoder()
     started = time.perf_counter()
     chunks = []
     for start in range(0, len(texts), 256):
@@ -216,6 +219,13 @@ def embed(texts: list[str], path: Path) -> np.ndarray:
     embeddings = np.concatenate(chunks).astype(np.float32)
     np.savez(path, embeddings=embeddings)
     return embeddings
+
+
+def _static_encoder() -> Encoder:
+    """The static tier's encoder (its table distilled into the cache on first use)."""
+    from semhash.static import StaticEncoder
+
+    return StaticEncoder.load(progress=print)
 
 
 def _fast_encoder() -> Encoder:
@@ -247,8 +257,13 @@ def prepare() -> None:
 
 
 # -- the product path ----------------------------------------------------------------------------------
-def build_store(name: str, texts: list[str], embeddings: np.ndarray, train: bool = True) -> Path:
-    """A semhash database of ``texts`` with their embeddings; ``retrain_index`` trains and encodes (cached)."""
+def build_store(
+    name: str, texts: list[str], embeddings: np.ndarray, train: bool = True, model: str | None = None
+) -> Path:
+    """A semhash database of ``texts`` with their embeddings; ``retrain_index`` trains and encodes (cached).
+
+    ``model``: the embedding model the store records (default: the packaged MiniLM).
+    """
     from semhash.config import DEFAULT_MODEL
     from semhash.ingest import retrain_index
     from semhash.store import Store
@@ -261,7 +276,7 @@ def build_store(name: str, texts: list[str], embeddings: np.ndarray, train: bool
                 return db
         db.unlink()
     with Store.open(db, create=True) as store:
-        store.check_embedding_model(DEFAULT_MODEL, embeddings.shape[1])
+        store.check_embedding_model(model or DEFAULT_MODEL, embeddings.shape[1])
         for start in range(0, len(texts), 20000):
             docs = [
                 SourceDocument(f"/{name}/{k:07d}.txt", 0, texts[k], hashlib.sha256(texts[k].encode()).hexdigest(), k)

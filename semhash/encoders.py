@@ -240,6 +240,13 @@ def choose_runtime(store: Store, runtime: str | None = None) -> RuntimeChoice:
     embedding_model = store.embedding_model
     adapted_index = embedding_model is not None and is_adapted(embedding_model)
     note = None
+    if embedding_model == STATIC_MODEL:  # a lookup table, no transformer: there is no export to use
+        if chosen == "onnx":
+            raise RuntimeUnavailableError(
+                f"the index at {store.path} uses the static tier, which has no exported runtime (it needs none): "
+                "drop --runtime onnx"
+            )
+        return RuntimeChoice(model, embedding_model, "torch")
     if chosen != "torch":
         try:
             manifest = sealed_runtime(store, embedding_model, model)
@@ -377,7 +384,7 @@ def cached_indexing_encoder(
         name = resolve_model(model)[0]
     except Exception:  # a model that cannot resolve: the torch loader says why
         return CachedIndexEncoder(None)
-    if is_adapted(name):
+    if is_adapted(name) or name == STATIC_MODEL:  # the static tier has no export: it needs none
         return CachedIndexEncoder(None)
     try:
         manifest = cached_encoder(name)

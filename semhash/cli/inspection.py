@@ -10,6 +10,7 @@ import typer
 from semhash.cli.exits import exit_on_error
 from semhash.cli.options import DbOption, JsonOption, finite
 from semhash.cli.render import display_path, human_bytes, new_table, out, print_json
+from semhash.config import STATIC_MODEL
 from semhash.types import IndexInfo
 
 
@@ -29,7 +30,7 @@ def info_command(db: Path = DbOption, as_json: bool = JsonOption) -> None:
         ("documents", f"{info.documents} ({info.encoded} encoded)"),
         ("passage windows", f"{info.windows:,} stored, for {info.documents_with_windows} of the documents"),
         ("embedding model", f"{info.model_name} ({info.embedding_dim}-d, {info.embedding_precision})"),
-        ("windows per document", _windows(info.max_windows)),
+        ("windows per document", _windows(info.max_windows, info.model_name)),
         ("code", f"{info.bits} bits" if info.bits else "no model yet"),
         (
             "hashing input",
@@ -53,8 +54,10 @@ def info_command(db: Path = DbOption, as_json: bool = JsonOption) -> None:
     out().print(table)
 
 
-def _windows(cap: int | None) -> str:
-    """The recorded window cap, as ``index --max-windows`` means it."""
+def _windows(cap: int | None, model_name: str | None = None) -> str:
+    """The recorded window cap, as ``index --max-windows`` means it (the static tier has no windows)."""
+    if model_name == STATIC_MODEL:
+        return "none: the static tier reads the whole text"
     if cap is None:
         return "not recorded (an index from before the cap was recorded)"
     return "every window" if cap == 0 else f"at most {cap}, evenly spread"

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from semhash.adapted import is_adapted
+from semhash.config import STATIC_MODEL
 from semhash.errors import RuntimeUnavailableError
 from semhash.runtime import runtime_folder, runtime_path
 from semhash.runtime.manifest import Manifest, read_manifest
@@ -90,6 +91,10 @@ def seal_runtime(store: Store) -> None:
         store.set_meta(SEAL_KEY, seal.to_json())
 
 
+#: Why an index of the static tier (:mod:`semhash.static`) has no runtime folder.
+STATIC_NO_RUNTIME = "the static tier needs no exported runtime: its queries read a lookup table, no transformer"
+
+
 @dataclass
 class RuntimeReport:
     """What :func:`refresh_runtime` did."""
@@ -130,6 +135,9 @@ def refresh_runtime(
     precision = index_precision(store)
     if model is None or name is None:
         report.skipped = "the index has no trained model yet"
+        return report
+    if name == STATIC_MODEL:
+        report.skipped = STATIC_NO_RUNTIME
         return report
     try:
         runtime_folder(store.path)  # never through a link put in the folder's place
@@ -215,6 +223,9 @@ def runtime_info(store: Store) -> dict[str, Any]:
     """
     folder = runtime_path(store.path)
     info: dict[str, Any] = {"folder": str(folder), "present": os.path.lexists(folder), "fresh": False, "reason": None}
+    if store.embedding_model == STATIC_MODEL:
+        info["reason"] = STATIC_NO_RUNTIME
+        return info
     try:
         manifest = read_manifest(runtime_folder(store.path))
         info.update(
