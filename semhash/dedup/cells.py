@@ -182,33 +182,55 @@ class CellTree:
     def nearest(self, x: np.ndarray, probes: int) -> np.ndarray:
         """Each row's ``probes`` nearest cells (nearest first) among the cells of its ``GROUP_PROBES`` nearest groups.
 
-        -1 where fewer exist.
+        -1 where fewer exist. Rows are scored group by group (one product of all the rows that reach a group
+        against its cells), then each row keeps the best of its groups' candidates: no per-row Python work.
         """
         n = len(x)
-        best = np.full((n, probes), -1, np.int64)
-        score = np.full((n, probes), -np.inf, np.float32)
         reach = min(GROUP_PROBES, len(self.groups))
+        reached = np.empty((n, reach), np.int64)  # each row's nearest groups
         for start in range(0, n, ASSIGN_BLOCK):
-            xb = x[start : start + ASSIGN_BLOCK]
-            sims = xb @ self.groups.T
-            top = (
-                np.argpartition(-sims, reach - 1, axis=1)[:, :reach]
-                if reach < sims.shape[1]
-                else np.argsort(-sims, axis=1)
-            )
-            for g in np.unique(top):
-                rows = np.flatnonzero((top == g).any(axis=1))
-                local = xb[rows] @ self.centroids[g].T
-                m = min(probes, local.shape[1])
-                pick = (
-                    np.argpartition(-local, m - 1, axis=1)[:, :m] if m < local.shape[1] else np.argsort(-local, axis=1)
-                )
-                both_cells = np.hstack([best[start + rows], pick + self.offsets[g]])
-                both_score = np.hstack([score[start + rows], np.take_along_axis(local, pick, axis=1)])
-                order = np.argsort(-both_score, axis=1, kind="stable")[:, :probes]
-                best[start + rows] = np.take_along_axis(both_cells, order, axis=1)
-                score[start + rows] = np.take_along_axis(both_score, order, axis=1)
+            reached[start : start + ASSIGN_BLOCK] = _top(x[start : start + ASSIGN_BLOCK] @ self.groups.T, reach)[0]
+        # One candidate list per (row, group) entry: that group's `probes` nearest cells to the row.
+        cand = np.full((n * reach, probes), -1, np.int64)
+        score = np.full((n * reach, probes), -np.inf, np.float32)
+        flat = reached.ravel()
+        entries_by_group = np.argsort(flat, kind="stable")
+        bounds = np.searchsorted(flat[entries_by_group], np.arange(len(self.groups) + 1))
+        for g in range(len(self.groups)):
+            entries = entries_by_group[bounds[g] : bounds[g + 1]]
+            for start in range(0, len(entries), ASSIGN_BLOCK):
+                part = entries[start : start + ASSIGN_BLOCK]
+                pick, value = _top(x[part // reach] @ self.centroids[g].T, probes)
+                cand[part, : pick.shape[1]] = pick + self.offsets[g]
+                score[part, : pick.shape[1]] = value
+        cand, score = cand.reshape(n, reach * probes), score.reshape(n, reach * probes)
+        if reach == 1:
+            return cand
+        pick, value = _top(score, probes)  # the groups' cells are disjoint: no cell twice
+        best = np.take_along_axis(cand, pick, axis=1)
+        best[value == -np.inf] = -1  # fewer cells than probes: argmax over -inf gives no cell
         return best
+
+
+def _top(sims: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Column indices of each row's ``k`` largest values, largest first (ties: the lower index), and the values.
+
+    At most ``sims.shape[1]`` columns. Overwrites ``sims``. Repeated ``argmax`` for the small ``k`` used here:
+    ``argpartition`` across a short axis cost 20 s of the 10^6 run.
+    """
+    k = min(k, sims.shape[1])
+    rows = np.arange(len(sims))
+    if k > 4:
+        order = np.argsort(-sims, axis=1, kind="stable")[:, :k]
+        return order, np.take_along_axis(sims, order, axis=1)
+    index = np.empty((len(sims), k), np.int64)
+    value = np.empty((len(sims), k), np.float32)
+    for t in range(k):
+        index[:, t] = np.argmax(sims, axis=1)
+        value[:, t] = sims[rows, index[:, t]]
+        if t + 1 < k:
+            sims[rows, index[:, t]] = -np.inf
+    return index, value
 
 
 def _kmeans(x: np.ndarray, k: int, seed: int) -> np.ndarray:
@@ -232,9 +254,11 @@ def _join(
 
     ``near``: each row's cells, its own first. Returns rows ``i < j`` (each pair once), cosines, the largest cell,
     cosines computed, pairs dropped (found after ``budget`` pairs were kept).
+
+    One product a cell (its members and its visitors against its members); the filtering of what the products
+    found (upper triangle, pairs found from both sides, known pairs, budget) is done in bulk by :class:`_Found`.
     """
     n = len(x)
-    empty = np.zeros(0, np.int64)
     home = near[:, 0]
     order = np.argsort(home, kind="stable")
     bounds = np.searchsorted(home[order], np.arange(k + 1))
@@ -246,55 +270,92 @@ def _join(
         other, rows_other = other[valid][by], rows_other[valid][by]
         other_bounds = np.searchsorted(other, np.arange(k + 1))
     else:
-        rows_other, other_bounds = empty, np.zeros(k + 1, np.int64)
-    parts_i: list[np.ndarray] = []
-    parts_j: list[np.ndarray] = []
-    parts_c: list[np.ndarray] = []
-    products, kept, dropped = 0, 0, 0
-    room = np.iinfo(np.int64).max if budget is None else max(0, int(budget))
-
-    def collect(a: np.ndarray, b: np.ndarray, cos: np.ndarray, visiting: bool) -> None:
-        nonlocal kept, dropped
-        keep = a != b
-        if visiting:  # a probes b's cell; when b also probes a's, the pair is found twice: keep it once
-            both = (near[b, 1:] == home[a][:, None]).any(axis=1)
-            keep &= ~both | (a < b)
-        a, b, cos = a[keep], b[keep], cos[keep]
-        if len(known):
-            key = np.minimum(a, b) * n + np.maximum(a, b)
-            at = np.minimum(np.searchsorted(known, key), len(known) - 1)
-            new = known[at] != key
-            a, b, cos = a[new], b[new], cos[new]
-        take = min(len(a), room - kept)
-        dropped += len(a) - take
-        kept += take
-        parts_i.append(np.minimum(a[:take], b[:take]).astype(np.int64))
-        parts_j.append(np.maximum(a[:take], b[:take]).astype(np.int64))
-        parts_c.append(cos[:take].astype(np.float32))
-
+        rows_other, other_bounds = np.zeros(0, np.int64), np.zeros(k + 1, np.int64)
+    found = _Found(near, floor, budget, known)
+    products = 0
     for c in range(k):
         members = order[bounds[c] : bounds[c + 1]]
-        if len(members) == 0:
+        own = len(members)
+        if own == 0:
+            continue
+        visitors = rows_other[other_bounds[c] : other_bounds[c + 1]]
+        products += own * (own - 1) // 2 + len(visitors) * own
+        queries = np.concatenate([members, visitors]) if len(visitors) else members
+        if len(queries) <= ROW_BLOCK:  # the usual cell: one gather, one product
+            rows = x[queries]
+            found.add(queries, members, rows @ rows[:own].T, 0, own)
             continue
         block = x[members]
-        for start in range(0, len(members), ROW_BLOCK):  # within the cell: the upper triangle
-            sims = block[start : start + ROW_BLOCK] @ block.T
-            rows_here = sims.shape[0]  # pairs (r, col) with col > r: the upper triangle of this band
-            products += rows_here * len(members) - rows_here * (2 * start + rows_here + 1) // 2
-            r, col = np.nonzero(sims >= floor)
-            keep = col > r + start
+        for start in range(0, len(queries), ROW_BLOCK):
+            part = queries[start : start + ROW_BLOCK]
+            found.add(part, members, x[part] @ block.T, start, own)
+    i, j, cosine = found.result()
+    return i, j, cosine, int(np.diff(bounds).max()), products, found.dropped
+
+
+class _Found:
+    """The pairs the products of one tree found: filtered, de-duplicated and budgeted in bulk.
+
+    The products' hits are buffered as they come and filtered once ``FLUSH`` are waiting: kept are the pairs
+    above the diagonal within a cell, a pair two visitors found from both sides once, pairs not ``known`` from an
+    earlier tree; the first ``budget`` of them (in cell order) are kept, the others counted in ``dropped``.
+    """
+
+    FLUSH = 1 << 21
+
+    def __init__(self, near: np.ndarray, floor: float, budget: int | None, known: np.ndarray) -> None:
+        """Pairs at or above ``floor``; ``near``: each row's cells, its own first."""
+        self.near, self.floor, self.known = near, floor, known
+        self.room = np.iinfo(np.int64).max if budget is None else max(0, int(budget))
+        self.kept = self.dropped = self.waiting = 0
+        self.pending: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
+        self.parts: list[tuple[np.ndarray, np.ndarray]] = []  # sorted-later keys and cosines
+
+    def add(self, queries: np.ndarray, members: np.ndarray, sims: np.ndarray, start: int, own: int) -> None:
+        """Hits of ``sims`` (rows ``queries``, the cell's rows ``start`` on; columns ``members``, ``own`` of them)."""
+        r, col = np.nonzero(sims >= self.floor)
+        if start < own:  # rows of the cell's own members: the upper triangle only (and not the diagonal)
+            keep = (r + start >= own) | (col > r + start)
             r, col = r[keep], col[keep]
-            collect(members[r + start], members[col], sims[r, col], False)
-        visitors = rows_other[other_bounds[c] : other_bounds[c + 1]]
-        for start in range(0, len(visitors), ROW_BLOCK):
-            rows = visitors[start : start + ROW_BLOCK]
-            sims = x[rows] @ block.T
-            products += sims.size
-            r, col = np.nonzero(sims >= floor)
-            collect(rows[r], members[col], sims[r, col], True)
-    if not parts_i:
-        return empty, empty, np.zeros(0, np.float32), int(np.diff(bounds).max()), products, dropped
-    i, j, cos = np.concatenate(parts_i), np.concatenate(parts_j), np.concatenate(parts_c)
-    key, first = np.unique(i * n + j, return_index=True)
-    cosine = np.clip(cos[first], -1.0, 1.0).astype(np.float32)
-    return key // n, key % n, cosine, int(np.diff(bounds).max()), products, dropped
+        if len(r):
+            self.pending.append((queries[r], members[col], sims[r, col]))
+            self.waiting += len(r)
+            if self.waiting >= self.FLUSH:
+                self._flush()
+
+    def _flush(self) -> None:
+        if not self.pending:
+            return
+        a = np.concatenate([p[0] for p in self.pending])
+        b = np.concatenate([p[1] for p in self.pending])
+        cos = np.concatenate([p[2] for p in self.pending])
+        self.pending, self.waiting = [], 0
+        n = len(self.near)
+        home = self.near[:, 0]
+        # A visitor a found b in b's cell; when b also probes a's cell it found a there too: keep it once.
+        visiting = home[a] != home[b]
+        if self.near.shape[1] > 1 and visiting.any():
+            both = visiting & (self.near[b, 1:] == home[a][:, None]).any(axis=1)
+            keep = ~both | (a < b)
+            a, b, cos = a[keep], b[keep], cos[keep]
+        key = np.minimum(a, b) * n + np.maximum(a, b)
+        if len(self.known):
+            at = np.minimum(np.searchsorted(self.known, key), len(self.known) - 1)
+            new = self.known[at] != key
+            key, cos = key[new], cos[new]
+        take = max(0, min(len(key), self.room - self.kept))
+        self.dropped += len(key) - take
+        self.kept += take
+        self.parts.append((key[:take], cos[:take].astype(np.float32)))
+
+    def result(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Rows ``i < j`` sorted by ``(i, j)``, each pair once, and their cosines."""
+        self._flush()
+        if not self.parts:
+            empty = np.zeros(0, np.int64)
+            return empty, empty, np.zeros(0, np.float32)
+        key = np.concatenate([p[0] for p in self.parts])
+        cos = np.concatenate([p[1] for p in self.parts])
+        key, first = np.unique(key, return_index=True)
+        n = len(self.near)
+        return key // n, key % n, np.clip(cos[first], -1.0, 1.0).astype(np.float32)
