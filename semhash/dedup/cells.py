@@ -4,16 +4,16 @@ A near copy is near: cosine >= 0.8 is an angle under ~37 degrees, so the candida
 within that radius, not each document's k nearest (a document with many copies loses some to a k; a
 document with none wastes k slots). The stage:
 
-1. Spherical k-means on the full 384-d unit embeddings (``~sqrt(n)`` cells, trained on a seeded sample of
-   ``TRAIN_PER_CELL`` points a cell, ``KMEANS_ROUNDS`` rounds; no PCA: a reduced space inflates same-topic
-   similarity and the candidate lists with it).
+1. Spherical k-means on the full 384-d unit embeddings (``n / CELL_SIZE`` cells in ``~sqrt(cells)`` groups,
+   trained on a seeded sample of ``TRAIN_PER_CELL`` points a cell, ``KMEANS_ROUNDS`` rounds; no PCA: a reduced
+   space inflates same-topic similarity and the candidate lists with it).
 2. Every document goes to its nearest cell and probes its ``probes`` nearest cells (the same search).
 3. For each cell, blockwise matrix products (BLAS) of the documents that probe it against the documents in
    it; only the pairs at or above ``floor`` are kept, so memory is the embeddings plus the accepted pairs.
 
 A pair is found when either document probes the other's cell; what the stage can miss is a pair whose two
-documents sit in cells that neither probes (measured in BENCHMARKS.md, "Dedup at scale"). Nothing is
-skipped by a budget, so there is no unverified count: every product is computed. Deterministic for a seed.
+documents sit in cells that neither probes (measured in BENCHMARKS.md, "Dedup at scale"). Every product is
+computed; only pairs found beyond an optional pair budget are dropped, and counted. Deterministic for a seed.
 """
 
 from __future__ import annotations
@@ -26,19 +26,21 @@ import numpy as np
 
 #: Cells probed per document inside its group (its own and the next nearest). BENCHMARKS.md, "Dedup at scale".
 PROBES = 2
-#: Independent cell trees whose candidates are joined (BENCHMARKS.md, "Dedup at scale": 2 trees at 10^6,
-#: recall 0.959 / 0.955 in 62 s; 3 trees, 0.959 / 0.978 in 86 s).
-TREES = 2
-#: Documents per cell on average.
-CELL_SIZE = 50
+#: Independent cell trees whose candidates are joined. With cells of 100 and cheap training, 3 trees cost what
+#: 2 trees of 50-document cells did and find more (10^6 stand-in mixtures, CPU seconds at load ~15: 27.2 s,
+#: recall 0.970 / 0.977 of planted copies / sampled pairs, against 28.2 s, 0.950 / 0.949; BENCHMARKS.md,
+#: "Dedup at scale").
+TREES = 3
+#: Documents per cell on average (cells of 50 cost more to assign than the products they save).
+CELL_SIZE = 100
 #: k-means training points a group (the groups are trained on fewer points than the cells).
 GROUP_TRAIN = 64
 #: Nearest groups whose cells a document is assigned among.
 GROUP_PROBES = 2
 ASSIGN_BLOCK = 65_536
-#: k-means training points per cell, and rounds.
-TRAIN_PER_CELL = 16
-KMEANS_ROUNDS = 6
+#: k-means training points per cell, and rounds (16 and 6 cost 2.5x the training for +0.005 recall at 10^6).
+TRAIN_PER_CELL = 8
+KMEANS_ROUNDS = 4
 #: Rows of one matrix product (bounds the similarity block to ROW_BLOCK x cell size floats).
 ROW_BLOCK = 2048
 #: Pairs above the floor kept a document, at most (memory stays bounded when a corpus is one big family of
