@@ -1108,6 +1108,7 @@ def scale(sizes: list[int], folder: Path, sample: int = 1000, defaults_only: boo
         row: dict = {
             "machine": machine(),
             "source": str(folder),
+            "sampled_documents": len(probe),
             "sampled_pairs": len(truth),
             "planted": len(planted_ids),
         }
@@ -1455,6 +1456,12 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="scale: only the default (no code-join count above 10^5, no --neighbours 0 run)",
     )
+    parser.add_argument(
+        "--sample",
+        type=int,
+        default=1000,
+        help="scale: documents whose all-pairs accepted pairs are the sampled truth (1,000: ~140 pairs at 10^6)",
+    )
     parser.add_argument("--radius", type=int, default=None, help="report: radius [default: semhash's]")
     parser.add_argument("--threshold", type=float, default=None, help="report: threshold [default: semhash's]")
     parser.add_argument("--minish-python", type=Path, default=MINISH_PYTHON)
@@ -1482,7 +1489,7 @@ def main(argv: list[str] | None = None) -> int:
             overlap.SHINGLE_WORDS = args.shingle_words
         longdoc_quality(f"longdoc-{args.shingle_words}w.json" if args.shingle_words else "longdoc.json")
     if args.stage == "scale":
-        scale([int(x) for x in args.sizes.split(",")], args.ng_folder, defaults_only=args.defaults_only)
+        scale([int(x) for x in args.sizes.split(",")], args.ng_folder, args.sample, defaults_only=args.defaults_only)
     if args.stage == "ann-speed":
         ann_speed([int(s) for s in args.sizes.split(",")])
     if args.stage in ("report", "all"):
