@@ -138,3 +138,14 @@ def test_nearest_is_the_best_cell_of_the_nearest_groups() -> None:
         allowed = np.concatenate([np.arange(tree.offsets[g], tree.offsets[g + 1]) for g in groups[row]])
         sims = x[row] @ centroids[allowed].T
         assert np.array_equal(near[row], allowed[np.argsort(-sims, kind="stable")[:3]])
+
+
+def test_next_tree_on_a_second_thread_changes_nothing(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Placing the next tree while the current one is joined gives the pairs of one tree after the other."""
+    x, _ = planted(n=3000, seed=8)
+    ahead, capped_ahead = cell_pairs(x, 0.8), cell_pairs(x, 0.8, budget=40)
+    monkeypatch.setattr(cells, "AHEAD", False)
+    inline, capped_inline = cell_pairs(x, 0.8), cell_pairs(x, 0.8, budget=40)
+    assert np.array_equal(ahead.i, inline.i) and np.array_equal(ahead.j, inline.j) and len(ahead.i) > 0
+    assert (ahead.products, ahead.cells) == (inline.products, inline.cells)
+    assert (capped_ahead.dropped, capped_ahead.dropped_lower_bound) == (capped_inline.dropped, True)
