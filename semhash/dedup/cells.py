@@ -147,6 +147,8 @@ def _cell_pairs(
     x: np.ndarray, floor: float, cells: int | None, probes: int, trees: int, seed: int, budget: int | None
 ) -> CellPairs:
     """:func:`cell_pairs` on float32 rows, at least two."""
+    import faiss
+
     n = len(x)
     parts: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
     count, largest, products, dropped = 0, 0, 0, 0
@@ -155,6 +157,7 @@ def _cell_pairs(
     size = min(cells or cell_count(n), n)
 
     def place(t: int) -> tuple[int, np.ndarray]:
+        faiss.omp_set_num_threads(1)  # OpenMP's thread count is per calling thread: the worker's own
         tree = CellTree.train(x, size, seed + 1000 * t)
         return tree.cells, tree.nearest(x, max(1, min(probes, tree.cells)))
 
