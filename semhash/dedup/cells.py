@@ -38,8 +38,9 @@ CELL_SIZE = 100
 GROUP_TRAIN = 64
 #: Nearest groups whose cells a document is assigned among (a group boundary is where the tree loses pairs; 10^5
 #: mixtures of 7,936 real posts, planted-copy recall 2 / 3 / 4: 0.956 / 0.966 / 0.972 for 2.6 / 2.8 / 3.2 CPU s,
-#: a fourth tree instead of a third group 0.970 for 3.3 s).
-GROUP_PROBES = 3
+#: a fourth tree instead of a third group 0.970 for 3.3 s; full 20NG mixtures at 10^6, bench_dedup scale, 3 / 4:
+#: planted 0.950 / 0.958, sampled 0.969 / 0.974, end to end 55.4 s at load ~3 / 59.3 s at load ~4).
+GROUP_PROBES = 4
 ASSIGN_BLOCK = 65_536
 #: k-means training points per cell, and rounds (16 and 6 cost 2.5x the training for +0.005 recall at 10^6).
 TRAIN_PER_CELL = 8
