@@ -53,7 +53,7 @@ from typing import Any
 import numpy as np
 
 from benchmarks.harness import CACHE as WORK
-from benchmarks.harness import DATA, ROOT
+from benchmarks.harness import DATA, ROOT, write_result
 from semhash.dedup import DedupResult
 from semhash.embed import Encoder
 
@@ -960,17 +960,26 @@ def plant_near_copies(emb: np.ndarray, shaped: np.ndarray, rng: np.random.Genera
 NG_FULL = WORK / "20ng"
 
 
+def source_tag(folder: Path) -> str:
+    """The suffix of the stores made from ``folder``'s posts: ``""`` for the full set (``NG_FULL``), else ``-NAME``.
+
+    The stores are cached by name and reused when their document count matches, so a mixture made from a
+    2,000-post sample must not be taken for one made from the 18,331 posts.
+    """
+    return "" if folder.resolve() == NG_FULL.resolve() else f"-{folder.resolve().name}"
+
+
 def real_model_store(folder: Path) -> Path:
     """The 18,331 stripped 20NG posts with their MiniLM embeddings, in a store trained on them.
 
     The posts are ``benchmarks/datasets/newsgroups.py``'s output in ``folder``; the store's hashing model is the one
-    ``retrain_index`` trained on them (cached as ``ng-full.db``).
+    ``retrain_index`` trained on them (cached as ``ng-full.db``, ``ng-full-NAME.db`` for another folder).
     """
     data = np.load(folder / "embeddings.npz")
     texts = [json.loads(line)["text"] for line in (folder / "20ng-stripped.jsonl").open(encoding="utf-8")]
     ids = [json.loads(line)["id"] for line in (folder / "20ng-stripped.jsonl").open(encoding="utf-8")]
     assert ids == data["ids"].tolist(), "embeddings.npz does not match 20ng-stripped.jsonl"
-    return build_store("ng-full", texts, data["embeddings"].astype(np.float32))
+    return build_store(f"ng-full{source_tag(folder)}", texts, data["embeddings"].astype(np.float32))
 
 
 def mixture(n: int, folder: Path, seed: int = 0) -> dict:
@@ -988,7 +997,7 @@ def mixture(n: int, folder: Path, seed: int = 0) -> dict:
     from semhash.model import model_from_bytes
     from semhash.store import Store
 
-    with Store.open(CACHE / "ng-full.db") as store:
+    with Store.open(CACHE / f"ng-full{source_tag(folder)}.db") as store:
         active = store.active_model()
         _, real = store.embeddings()
         real_texts = [d.text for d in store.iter_documents(batch=10000)]
@@ -1027,14 +1036,15 @@ def mixture_store(n: int, folder: Path) -> tuple[Path, np.ndarray, np.ndarray]:
     from semhash.store import Store
 
     data = mixture(n, folder)
-    db = CACHE / f"mixture-{n}.db"
+    name = f"mixture-{n}{source_tag(folder)}"
+    db = CACHE / f"{name}.db"
     if db.exists():  # deterministic: a complete store of an earlier run is the same
         with Store.open(db) as store:
             if store.count(encoded_only=True) == n:
                 return db, data["embeddings"], data["planted"]
         db.unlink()
     started = time.perf_counter()
-    build_store(f"mixture-{n}", data["texts"], data["embeddings"], train=False)
+    build_store(name, data["texts"], data["embeddings"], train=False)
     active = data["model"]
     with Store.open(db) as store:
         store.save_model(
@@ -1086,7 +1096,8 @@ def scale(sizes: list[int], folder: Path, sample: int = 1000, defaults_only: boo
 
     Quality at scale: the share of planted copies found (cosine >= threshold, as ids), and the share of
     every pair at or above the threshold that all-pairs cosine accepts, measured exactly for ``sample``
-    random documents (their similarities to all others). Writes ``.cache/dedup/scale.json``.
+    random documents (their similarities to all others). Writes ``.cache/dedup/scale.json`` (rows keyed by size
+    and :func:`source_tag`) and the same rows to ``benchmarks/results/dedup_scale[-NAME].json``.
     ``defaults_only``: skip the code join's pair count above 10^5 and the ``--neighbours 0`` run at 10^4-10^5.
     """
     from semhash.dedup import DEFAULT_THRESHOLD
@@ -1109,7 +1120,13 @@ def scale(sizes: list[int], folder: Path, sample: int = 1000, defaults_only: boo
                     truth.add((min(a, b) + 1, max(a, b) + 1))  # document ids are rows + 1
         planted_ids = {(int(a) + 1, int(b) + 1) for a, b in planted if emb[a] @ emb[b] >= DEFAULT_THRESHOLD}
         del emb
-        row: dict = {"machine": machine(), "sampled_pairs": len(truth), "planted": len(planted_ids)}
+        row: dict = {
+            "machine": machine(),
+            "source": str(folder),
+            "sampled_documents": len(probe),
+            "sampled_pairs": len(truth),
+            "planted": len(planted_ids),
+        }
         # The code join at the default radius, counted only (verifying it is the bound).
         if n > 100_000 and not defaults_only:
             from semhash.dedup import DEFAULT_RADIUS, CodeBlocks
@@ -1135,8 +1152,9 @@ def scale(sizes: list[int], folder: Path, sample: int = 1000, defaults_only: boo
             run["planted_found"] = round(len(planted_ids & got) / max(1, len(planted_ids)), 4)
             row[str(setting)] = run
             print(f"[scale] n={n} neighbours={setting}: {run}", flush=True)
-        results[str(n)] = row
+        results[f"{n}{source_tag(folder)}"] = row
         path.write_text(json.dumps(results, indent=1))
+        write_result(f"dedup_scale{source_tag(folder)}", results)
 
 
 # -- report --------------------------------------------------------------------------------------------
@@ -1453,6 +1471,12 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="scale: only the default (no code-join count above 10^5, no --neighbours 0 run)",
     )
+    parser.add_argument(
+        "--sample",
+        type=int,
+        default=1000,
+        help="scale: documents whose all-pairs accepted pairs are the sampled truth (1,000: ~140 pairs at 10^6)",
+    )
     parser.add_argument("--radius", type=int, default=None, help="report: radius [default: semhash's]")
     parser.add_argument("--threshold", type=float, default=None, help="report: threshold [default: semhash's]")
     parser.add_argument("--minish-python", type=Path, default=MINISH_PYTHON)
@@ -1480,7 +1504,7 @@ def main(argv: list[str] | None = None) -> int:
             overlap.SHINGLE_WORDS = args.shingle_words
         longdoc_quality(f"longdoc-{args.shingle_words}w.json" if args.shingle_words else "longdoc.json")
     if args.stage == "scale":
-        scale([int(x) for x in args.sizes.split(",")], args.ng_folder, defaults_only=args.defaults_only)
+        scale([int(x) for x in args.sizes.split(",")], args.ng_folder, args.sample, defaults_only=args.defaults_only)
     if args.stage == "ann-speed":
         ann_speed([int(s) for s in args.sizes.split(",")])
     if args.stage in ("report", "all"):

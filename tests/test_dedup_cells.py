@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+import semhash.dedup.cells as cells
 from semhash.dedup.cells import TREES, CellTree, cell_pairs
 
 
@@ -91,3 +92,60 @@ def test_tree_nearest_is_a_valid_cell() -> None:
     near = tree.nearest(x, 2)
     assert near.shape == (2000, 2) and near.min() >= 0 and near.max() < tree.cells
     assert np.all(near[:, 0] != near[:, 1])
+
+
+def test_row_blocks_find_the_same_pairs(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A cell with more rows (members and visitors) than one product takes gives the same pairs in row blocks."""
+    x, _ = planted(n=1500, seed=4)
+    whole = cell_pairs(x, 0.8, cells=4)
+    monkeypatch.setattr(cells, "ROW_BLOCK", 64)
+    blocked = cell_pairs(x, 0.8, cells=4)
+    assert whole.largest_cell > 64 and len(whole.i) > 0
+    assert np.array_equal(whole.i, blocked.i) and np.array_equal(whole.j, blocked.j)
+    np.testing.assert_allclose(whole.cosine, blocked.cosine, atol=1e-6)
+    assert whole.products == blocked.products
+
+
+def test_flush_in_parts_keeps_the_same_pairs_and_budget(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Filtering the hits in many small batches changes nothing: pairs, and what a budget keeps and drops."""
+    x, _ = planted(n=3000, seed=6)
+    whole, capped = cell_pairs(x, 0.8), cell_pairs(x, 0.8, trees=1, budget=50)
+    monkeypatch.setattr(cells._Found, "FLUSH", 7)
+    assert np.array_equal(cell_pairs(x, 0.8).i, whole.i) and np.array_equal(cell_pairs(x, 0.8).j, whole.j)
+    small = cell_pairs(x, 0.8, trees=1, budget=50)
+    assert (len(small.i), small.dropped) == (len(capped.i), capped.dropped) == (50, capped.dropped)
+
+
+def test_top_is_the_largest_first() -> None:
+    rng = np.random.default_rng(0)
+    sims = rng.standard_normal((500, 30)).astype(np.float32)
+    sims[0, :] = 0.5  # ties: the lower column first
+    for k in (1, 2, 3, 6):
+        index, value = cells._top(sims.copy(), k)
+        expect = np.argsort(-sims, axis=1, kind="stable")[:, :k]
+        assert np.array_equal(index, expect)
+        assert np.array_equal(value, np.take_along_axis(sims, expect, axis=1))
+
+
+def test_nearest_is_the_best_cell_of_the_nearest_groups() -> None:
+    """Each row's probed cells are its most similar among the cells of its ``GROUP_PROBES`` nearest groups."""
+    x, _ = planted(n=2000, seed=7)
+    tree = CellTree.train(x, 60, seed=1)
+    near = tree.nearest(x, 3)
+    groups = np.argsort(-(x @ tree.groups.T), axis=1, kind="stable")[:, : cells.GROUP_PROBES]
+    centroids = np.vstack(tree.centroids)
+    for row in range(0, 2000, 97):
+        allowed = np.concatenate([np.arange(tree.offsets[g], tree.offsets[g + 1]) for g in groups[row]])
+        sims = x[row] @ centroids[allowed].T
+        assert np.array_equal(near[row], allowed[np.argsort(-sims, kind="stable")[:3]])
+
+
+def test_next_tree_on_a_second_thread_changes_nothing(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Placing the next tree while the current one is joined gives the pairs of one tree after the other."""
+    x, _ = planted(n=3000, seed=8)
+    ahead, capped_ahead = cell_pairs(x, 0.8), cell_pairs(x, 0.8, budget=40)
+    monkeypatch.setattr(cells, "AHEAD", False)
+    inline, capped_inline = cell_pairs(x, 0.8), cell_pairs(x, 0.8, budget=40)
+    assert np.array_equal(ahead.i, inline.i) and np.array_equal(ahead.j, inline.j) and len(ahead.i) > 0
+    assert (ahead.products, ahead.cells) == (inline.products, inline.cells)
+    assert (capped_ahead.dropped, capped_ahead.dropped_lower_bound) == (capped_inline.dropped, True)

@@ -162,18 +162,7 @@ def _cells_task(batch: CellBatch, _: None) -> list[CellFound]:
     for cell in batch.work:
         f = cell_products(batch.x, cell, batch.floor)
         rows = batch.rows
-        found.append(
-            CellFound(
-                f.cell,
-                rows[f.own_i],
-                rows[f.own_j],
-                f.own_cosine,
-                rows[f.visit_i],
-                rows[f.visit_j],
-                f.visit_cosine,
-                f.products,
-            )
-        )
+        found.append(CellFound(f.cell, rows[f.i], rows[f.j], f.cosine, f.products))
     return found
 
 
