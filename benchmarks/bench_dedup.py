@@ -303,7 +303,7 @@ def cluster_labels(n: int, clusters: Sequence[Any]) -> np.ndarray:
     return labels_from_groups(n, [[c.kept_id - 1] + [d.duplicate_id - 1 for d in c.duplicates] for c in clusters])
 
 
-def components(n: int, edges: list[tuple[int, int]]) -> np.ndarray:
+def components(n: int, edges: Sequence[tuple[int, int]]) -> np.ndarray:
     """Connected-component label per document (union-find)."""
     parent = list(range(n))
 

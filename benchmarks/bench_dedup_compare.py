@@ -55,6 +55,7 @@ from pathlib import Path
 
 import numpy as np
 
+from benchmarks.bench_dedup import components
 from benchmarks.datasets.dedup_sets import agnews_validation, exact_pairs, longdoc_test, longdoc_validation
 from benchmarks.dedup_outside import distill_static, run_minhash, run_minish
 from benchmarks.harness import CACHE as WORK
@@ -136,21 +137,6 @@ def longdoc_embeddings(texts: list[str]) -> tuple[np.ndarray, float]:
 
 
 # -- scoring -----------------------------------------------------------------------------------------------
-def components(n: int, edges: Sequence[tuple[int, int]]) -> np.ndarray:
-    """Connected-component label per row (union-find over ``edges``)."""
-    parent = list(range(n))
-
-    def find(x: int) -> int:
-        while parent[x] != x:
-            parent[x] = parent[parent[x]]
-            x = parent[x]
-        return x
-
-    for a, b in edges:
-        ra, rb = find(a), find(b)
-        if ra != rb:
-            parent[max(ra, rb)] = min(ra, rb)
-    return np.array([find(x) for x in range(n)])
 
 
 def score(label: np.ndarray, gold: Sequence[Sequence[int]]) -> dict[str, float | int]:

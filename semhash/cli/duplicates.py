@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 import typer
 
 from semhash.cli.exits import exit_on_error
-from semhash.cli.options import DbOption, DeviceOption, JsonOption, finite
+from semhash.cli.options import AddressOption, DbOption, DeviceOption, JsonOption, finite
 from semhash.cli.render import display_path, emit_records, err, new_table, out, print_json
 from semhash.types import format_location
 
@@ -67,9 +67,7 @@ def dedup_command(
         'pip install -e ".[ray]"). Ray runs --neighbours auto and all.',
         show_default=True,
     ),
-    address: str | None = typer.Option(
-        None, "--address", help="With --engine ray: join this Ray cluster (e.g. ray://head:10001, or auto)."
-    ),
+    address: str | None = AddressOption,
     workers: int | None = typer.Option(
         None,
         "--workers",

@@ -15,6 +15,7 @@ import typer
 
 from semhash.cli.exits import exit_on_error
 from semhash.cli.options import (
+    AddressOption,
     DbOption,
     DeviceOption,
     EpochsOption,
@@ -90,9 +91,7 @@ def index_command(
         help='Where embedding runs: local (this process) or ray (Ray workers; pip install -e ".[ray]").',
         show_default=True,
     ),
-    address: str | None = typer.Option(
-        None, "--address", help="With --engine ray: join this Ray cluster (e.g. ray://head:10001, or auto)."
-    ),
+    address: str | None = AddressOption,
     workers: int | None = typer.Option(
         None,
         "--workers",

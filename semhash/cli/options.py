@@ -30,6 +30,10 @@ DbOption = typer.Option(DEFAULT_DB, "--db", envvar=ENV_DB, help="SQLite index fi
 DeviceOption = typer.Option(
     "auto", "--device", envvar=ENV_DEVICE, help="auto (CUDA when present), cpu or cuda.", show_default=True
 )
+#: ``--address`` of the commands with ``--engine ray`` (``index``, ``dedup``).
+AddressOption = typer.Option(
+    None, "--address", help="With --engine ray: join this Ray cluster (e.g. ray://head:10001, or auto)."
+)
 JsonOption = typer.Option(False, "--json", help="Print JSON lines instead of a table.")
 QuietOption = typer.Option(
     False, "--quiet", "-q", help="No progress output (the plan, bars or log lines); the summary stays."
