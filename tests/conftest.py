@@ -90,3 +90,15 @@ def seven_docs_db(tmp_path: Path) -> Path:
         tmp_path / "docs",
     )
     return path
+
+
+@pytest.fixture(scope="module")
+def ray_session() -> Iterator[None]:
+    """A local 2-CPU Ray session for one test module (skipped without the Ray extra)."""
+    ray = pytest.importorskip("ray")
+    pytest.importorskip("ray.data")
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
+    try:
+        yield
+    finally:
+        ray.shutdown()

@@ -10,7 +10,6 @@ from __future__ import annotations
 import hashlib
 import json
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -65,17 +64,6 @@ def test_dedup_engine_checks_its_options() -> None:
 
 
 # -- on a local Ray session --------------------------------------------------------------------------------
-@pytest.fixture(scope="module")
-def ray_session() -> Iterator[None]:
-    ray = pytest.importorskip("ray")
-    pytest.importorskip("ray.data")
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
-    try:
-        yield
-    finally:
-        ray.shutdown()
-
-
 @pytest.fixture(scope="module")
 def vectors() -> np.ndarray:
     """Topical unit vectors with 5% near copies (cosine 0.82-0.99): plenty of pairs at floor 0.5 as well."""

@@ -12,7 +12,6 @@ import json
 import shutil
 import sqlite3
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -104,17 +103,6 @@ def test_a_worker_loads_only_the_adapted_weights_the_index_records() -> None:
 
 
 # -- with Ray and the real model ---------------------------------------------------------------------------
-@pytest.fixture(scope="module")
-def ray_session() -> Iterator[None]:
-    ray = pytest.importorskip("ray")
-    pytest.importorskip("ray.data")
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
-    try:
-        yield
-    finally:
-        ray.shutdown()
-
-
 @pytest.fixture(scope="module")
 def sample(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Three folders of data/sample, one long document (several model windows) and a JSONL file."""
