@@ -10,7 +10,11 @@ from __future__ import annotations
 import hashlib
 import json
 import sys
+import threading
+from collections.abc import Callable
 from pathlib import Path
+from types import ModuleType, SimpleNamespace
+from typing import cast
 
 import numpy as np
 import pytest
@@ -24,6 +28,7 @@ from semhash.dedup import DedupEngine, DedupOptions, DedupResult, cells, dedup_i
 from semhash.dedup.allpairs import all_pairs
 from semhash.dedup.cells import CellPairs, cell_pairs
 from semhash.dedup.distributed import runners
+from semhash.engine.ray_tasks import RayTasks
 from semhash.errors import EngineError, UsageError
 from semhash.store import Store
 from semhash.types import SourceDocument
@@ -61,6 +66,57 @@ def test_dedup_engine_checks_its_options() -> None:
     with pytest.raises(UsageError, match="--neighbours K"):
         DedupEngine("ray").check(DedupOptions(neighbours=0))
     DedupEngine().check(DedupOptions(neighbours=0))  # local runs every stage
+
+
+class _FakeRay:
+    """Ray's task calls in this process; two threads' ``put`` calls meet, as two maps' submissions can interleave."""
+
+    def __init__(self) -> None:
+        self.kills: list[str] = []
+        self.meet = threading.Barrier(2, timeout=10)
+
+    def remote(self, **_: object) -> Callable[[Callable[..., object]], SimpleNamespace]:
+        return lambda _fn: SimpleNamespace(remote=self._call)
+
+    def put(self, value: object) -> object:
+        self.meet.wait()  # both threads are between taking a task's number and submitting it
+        return value
+
+    def wait(self, refs: list[object], num_returns: int) -> tuple[list[object], list[object]]:
+        return refs[:num_returns], refs[num_returns:]
+
+    def get(self, ref: object) -> object:
+        return ref
+
+    def cancel(self, ref: object, force: bool) -> None:
+        pass
+
+    def _call(self, fn: Callable[[int, None], int], payload: int, shared: None, kill: str | None) -> object:
+        if kill is not None:
+            self.kills.append(kill)
+        return object()  # a distinct ObjectRef stand-in; its value is not what this test looks at
+
+
+def test_two_threads_mapping_at_once_number_every_task_once() -> None:
+    """The cells stage maps in two threads at once: every task number is taken once, so the kill hook's is reached."""
+    missed = []
+    for kill_task in range(40):  # whichever number an unsafe count skips, one of these runs is looking for it
+        fake = _FakeRay()
+        tasks = RayTasks(cast(ModuleType, fake), window=4, retries=0, kill_task=kill_task)
+
+        def drain(tasks: RayTasks = tasks) -> None:
+            for _ in tasks.map(lambda payload, _: payload, range(20), None):
+                pass
+
+        threads = [threading.Thread(target=drain) for _ in range(2)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert tasks.counts.submitted == tasks.counts.tasks == 40
+        if fake.kills != [tasks.kill_marker]:
+            missed.append(kill_task)
+    assert missed == []
 
 
 # -- on a local Ray session --------------------------------------------------------------------------------

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+import threading
 import uuid
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
@@ -62,6 +63,20 @@ class RayTasks:
         self.kill_task = kill_task
         self.kill_marker = os.path.join(tempfile.gettempdir(), f"semhash-ray-task-{uuid.uuid4().hex}")
         self.counts = TaskCounts()
+        # map() may run in two threads at once (the cells stage assigns the next tree while this one's cells
+        # run), so the session's counts and task numbers are taken under a lock: a number is never skipped.
+        self._lock = threading.Lock()
+
+    def _take_number(self) -> int:
+        """The next task number of the session (from 0), counted as submitted."""
+        with self._lock:
+            number = self.counts.submitted
+            self.counts.submitted += 1
+            return number
+
+    def _count_handed(self) -> None:
+        with self._lock:
+            self.counts.tasks += 1
 
     def map(self, fn: Callable[[P, S], R], payloads: Iterable[P], shared: S) -> Iterator[R]:
         """``fn(payload, shared)`` for each payload on a Ray task; the results in the payloads' order.
@@ -87,12 +102,11 @@ class RayTasks:
                     if payload is _END:
                         more = False
                         break
-                    kill = self.kill_marker if self.counts.submitted == self.kill_task else None
+                    kill = self.kill_marker if self._take_number() == self.kill_task else None
                     pending[remote.remote(fn, ray.put(payload), shared_ref, kill)] = submitted
                     submitted += 1
-                    self.counts.submitted += 1
                 if handed in finished:
-                    self.counts.tasks += 1
+                    self._count_handed()
                     yield finished.pop(handed)
                     handed += 1
                     continue
