@@ -6,11 +6,13 @@ Run from the repository root::
 
 Copies a seeded sample of ``--files`` readable files (``.md .txt .rst .html .htm``) of ``--source``
 (default ``/usr/share/doc``) into a temporary folder, then indexes it into a fresh database, each
-configuration in a fresh interpreter under cProfile:
+configuration in a fresh interpreter under cProfile (the export cache warmed first):
 
-- ``before``: ``SEMHASH_INDEX_EXPORT=0`` (torch embeds a first index, as before issue 20);
-- ``after``: the default (the per-model export embeds; the export cache warmed first);
-- ``after, --max-windows K`` (``--cap K``, 0: skipped).
+- ``before``: what a first index did before issue 20: torch at fp32 (``SEMHASH_INDEX_EXPORT=0``,
+  ``--precision fp32``), every window of every document (``--max-windows 0``);
+- ``fp32 export, --max-windows K`` (``--cap K``; 0: skipped): the exported fp32 encoder, one window per run,
+  K spread windows;
+- ``after``: today's defaults (int8 on the CPU, 64 spread windows), as ``semhash index DIR`` runs them.
 
 Phases are read from the profile (cumulative seconds of the functions named, inclusive, so nested ones are
 subtracted): ``read`` (files opened, read and hashed, scan and batches: ``_file_documents`` less ``extract``),
@@ -32,10 +34,11 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from benchmarks.harness import ROOT
+from benchmarks.harness import ROOT, write_result
 
 READ_SUFFIXES = (".md", ".txt", ".rst", ".html", ".htm")
 
@@ -45,7 +48,9 @@ t0 = time.perf_counter()
 profile = cProfile.Profile()
 profile.enable()
 from semhash.ingest import IndexOptions, index_paths
-report = index_paths(sys.argv[1], [sys.argv[2]], IndexOptions(device="cpu", max_windows=int(sys.argv[4])))
+cap = None if sys.argv[4] == "default" else int(sys.argv[4])
+precision = None if sys.argv[5] == "default" else sys.argv[5]
+report = index_paths(sys.argv[1], [sys.argv[2]], IndexOptions(device="cpu", max_windows=cap, precision=precision))
 profile.disable()
 profile.dump_stats(sys.argv[3])
 print(json.dumps({"embedded": report.embedded, "windows": report.windows, "wall": time.perf_counter() - t0,
@@ -107,11 +112,22 @@ def sample_folder(source: Path, files: int, seed: int, dest: Path) -> tuple[int,
     return len(chosen), size
 
 
-def run(folder: Path, db: Path, cache: Path, export: bool, cap: int, prof: Path) -> dict[str, Any]:
-    env = {**os.environ, "SEMHASH_CACHE": str(cache), "SEMHASH_INDEX_EXPORT": "1" if export else "0",
+@dataclass(frozen=True)
+class Config:
+    """One profiled index run: its column label, whether a first index may embed with the export, its options."""
+
+    label: str
+    export: bool
+    cap: str  # "default" or a number (0: every window)
+    precision: str  # "default", "fp32" or "int8"
+
+
+def run(folder: Path, db: Path, cache: Path, config: Config, prof: Path) -> dict[str, Any]:
+    env = {**os.environ, "SEMHASH_CACHE": str(cache), "SEMHASH_INDEX_EXPORT": "1" if config.export else "0",
            "PYTHONPATH": str(ROOT)}  # fmt: skip
-    out = subprocess.run([sys.executable, "-c", CHILD, str(db), str(folder), str(prof), str(cap)], env=env,
-                         capture_output=True, text=True, check=True)  # fmt: skip
+    env.pop("SEMHASH_PRECISION", None)
+    args = [str(db), str(folder), str(prof), config.cap, config.precision]
+    out = subprocess.run([sys.executable, "-c", CHILD, *args], env=env, capture_output=True, text=True, check=True)
     result: dict[str, Any] = json.loads(out.stdout.strip().splitlines()[-1])
     result["phases"] = phase_seconds(prof, result["wall"])
     return result
@@ -122,8 +138,9 @@ def main() -> None:
     parser.add_argument("--source", type=Path, default=Path("/usr/share/doc"))
     parser.add_argument("--files", type=int, default=300)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--cap", type=int, default=0, help="also profile `--max-windows CAP` (0: not)")
+    parser.add_argument("--cap", type=int, default=0, help="also profile the fp32 export at `--max-windows CAP`")
     parser.add_argument("--skip-before", action="store_true", help="profile only the new default")
+    parser.add_argument("--out", type=Path, default=None, help="also write the table's figures here (JSON)")
     args = parser.parse_args()
     print(f"load: {os.getloadavg()}")
     with tempfile.TemporaryDirectory() as tmp:
@@ -136,14 +153,21 @@ def main() -> None:
 
         os.environ["SEMHASH_CACHE"] = str(cache)
         cached_encoder(DEFAULT_MODEL)  # warm: the runs compare indexing, not one export
-        print(f"{n} files, {size / 1e6:.1f} MB; export cache warmed in {time.perf_counter() - started:.0f} s")
-        configs = [] if args.skip_before else [("before (torch)", False, 0)]
-        configs.append(("after (export)", True, 0))
+        exported = time.perf_counter() - started
+        cached_encoder(DEFAULT_MODEL, "int8")  # and the int8 quantisation a machine's first index makes once
+        quantised = time.perf_counter() - started - exported
+        print(
+            f"{n} files, {size / 1e6:.1f} MB; export cache warmed: fp32 export {exported:.0f} s, "
+            f"int8 quantisation {quantised:.0f} s (once a machine, not in the runs below)"
+        )
+        configs = [] if args.skip_before else [Config("before (torch fp32, every window)", False, "0", "fp32")]
         if args.cap:
-            configs.append((f"after, --max-windows {args.cap}", True, args.cap))
+            configs.append(Config(f"fp32 export, --max-windows {args.cap}", True, str(args.cap), "fp32"))
+        configs.append(Config("after (defaults: int8, 64 spread windows)", True, "default", "default"))
         results = []
-        for k, (label, export, cap) in enumerate(configs):
-            result = run(folder, Path(tmp) / f"{k}.db", cache, export, cap, Path(tmp) / f"{k}.prof")
+        for k, config in enumerate(configs):
+            result = run(folder, Path(tmp) / f"{k}.db", cache, config, Path(tmp) / f"{k}.prof")
+            label = config.label
             results.append((label, result))
             print(f"{label}: {result['embedded']} documents, {result['windows']} windows, {result['wall']:.0f} s"
                   f"{'; warnings ' + str(result['warnings']) if result['warnings'] else ''}")  # fmt: skip
@@ -156,6 +180,8 @@ def main() -> None:
     print("| **wall** | " + " | ".join(f"**{r['wall']:.1f} s**" for _, r in results) + " |")
     print("| docs/s | " + " | ".join(f"{r['embedded'] / r['wall']:.2f}" for _, r in results) + " |")
     print("| windows | " + " | ".join(str(r["windows"]) for _, r in results) + " |")
+    if args.out:
+        write_result(args.out, {"files": n, "bytes": size, "runs": {label: r for label, r in results}})
 
 
 if __name__ == "__main__":

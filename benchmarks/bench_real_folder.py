@@ -39,34 +39,10 @@ import time
 import zipfile
 from pathlib import Path
 
-from benchmarks.harness import write_result
+from benchmarks.harness import run_with_peak_rss, write_result
 
 SEMHASH = [sys.executable, "-m", "semhash.cli"]
 READ_SUFFIXES = (".md", ".txt", ".rst", ".html", ".htm")
-
-# Runs a command and prints its exit code, wall time and peak RSS (VmHWM of the child, read before it is
-# reaped: ru_maxrss of RUSAGE_CHILDREN would include this wrapper's own interpreter).
-WRAPPER = r"""
-import json, os, subprocess, sys, time
-log = open(sys.argv[1], "wb")
-started = time.perf_counter()
-child = subprocess.Popen(sys.argv[2:], stdout=log, stderr=log, stdin=subprocess.DEVNULL)
-peak = 0
-while True:
-    try:
-        with open(f"/proc/{child.pid}/status") as status:
-            for line in status:
-                if line.startswith("VmHWM:"):
-                    peak = max(peak, int(line.split()[1]))
-    except OSError:
-        pass
-    try:
-        code = child.wait(timeout=0.5)
-        break
-    except subprocess.TimeoutExpired:
-        continue
-print(json.dumps({"code": code, "seconds": time.perf_counter() - started, "peak_rss_mb": peak / 1024}))
-"""
 
 
 def copy_folder(source: Path, target: Path, packages: int, seed: int) -> list[str]:
@@ -243,11 +219,6 @@ def census(folder: Path) -> dict[str, int]:
     return dict(counts.most_common())
 
 
-def run_logged(args: list[str], log: Path) -> dict[str, float]:
-    done = subprocess.run([sys.executable, "-c", WRAPPER, str(log), *args], capture_output=True, text=True, check=True)
-    return json.loads(done.stdout)
-
-
 def run_on_terminal(args: list[str], seconds: float) -> str:
     """The first ``seconds`` of ``args`` on a 100x30 pseudo-terminal, then Ctrl-C; what the screen showed."""
     import fcntl
@@ -305,7 +276,7 @@ def main() -> None:
     env_note = {"OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS")}
     db = work / "real.db"
     log = work / "index.log"
-    run = run_logged([*SEMHASH, "index", str(folder), "--db", str(db)], log)
+    run = run_with_peak_rss([*SEMHASH, "index", str(folder), "--db", str(db)], log)
     report_line = subprocess.run(
         [*SEMHASH, "index", str(folder), "--db", str(db), "--json"], capture_output=True, text=True, check=True
     ).stdout

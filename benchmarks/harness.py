@@ -132,3 +132,39 @@ def write_result(path: Path | str, result: dict[str, object], *, indent: int = 1
     target.parent.mkdir(parents=True, exist_ok=True)
     target.write_text(json.dumps({**result, "run": run_info()}, indent=indent, default=float) + "\n")
     return target
+
+
+# Runs a command and prints its exit code, wall time and peak RSS (VmHWM of the child, read before it is
+# reaped: ru_maxrss of RUSAGE_CHILDREN would include this wrapper's own interpreter).
+_PEAK_RSS_WRAPPER = r"""
+import json, subprocess, sys, time
+log = open(sys.argv[1], "wb")
+out = open(sys.argv[2], "wb") if sys.argv[2] else log
+started = time.perf_counter()
+child = subprocess.Popen(sys.argv[3:], stdout=out, stderr=log, stdin=subprocess.DEVNULL)
+peak = 0
+while True:
+    try:
+        with open(f"/proc/{child.pid}/status") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    peak = max(peak, int(line.split()[1]))
+    except OSError:
+        pass
+    try:
+        code = child.wait(timeout=0.5)
+        break
+    except subprocess.TimeoutExpired:
+        continue
+print(json.dumps({"code": code, "seconds": time.perf_counter() - started, "peak_rss_mb": peak / 1024}))
+"""
+
+
+def run_with_peak_rss(
+    args: list[str], log: Path, stdout: Path | None = None, env: dict[str, str] | None = None
+) -> dict[str, float]:
+    """Run ``args`` with stderr (and stdout, unless ``stdout``) to ``log``: its exit code, wall s and peak RSS MB."""
+    command = [sys.executable, "-c", _PEAK_RSS_WRAPPER, str(log), str(stdout or ""), *args]
+    done = subprocess.run(command, capture_output=True, text=True, check=True, env=env)
+    result: dict[str, float] = json.loads(done.stdout)
+    return result
