@@ -222,6 +222,39 @@ def test_int8_embeddings_stay_within_tolerance_of_fp32(encoders: tuple) -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("precision", ["fp32", "int8"])
+def test_windows_run_at_once_give_the_embeddings_of_one_at_a_time(
+    encoders: tuple, precision: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Indexing's encoder (``bulk``: two windows at once, one intra-op thread each) embeds as a query's does."""
+    import threading
+
+    from semhash.config import DEFAULT_MODEL
+    from semhash.encoders import onnx_encoder
+    from semhash.runtime.cache import cached_encoder
+
+    fp32, int8, texts = encoders
+    alone = fp32 if precision == "fp32" else int8
+    monkeypatch.setattr("semhash.runtime.onnx_encoder.default_threads", lambda: 2)  # as on the 2-core CI machine
+    bulk = onnx_encoder(cached_encoder(DEFAULT_MODEL, precision), bulk=True)
+    assert (bulk.workers, alone.workers) == (2, 1)
+    threads: set[str] = set()
+    run = bulk._run
+
+    def run_and_note(rows: list[list[int]]) -> np.ndarray:
+        threads.add(threading.current_thread().name)
+        return run(rows)
+
+    monkeypatch.setattr(bulk, "_run", run_and_note)
+    together = bulk.encode(texts)
+    assert len(threads) == 2 and all(name.startswith("semhash-onnx") for name in threads)
+    # One intra-op thread instead of two sums in another order: equal to float rounding, not bit for bit.
+    np.testing.assert_allclose(together, alone.encode(texts), atol=2e-6)
+    _, windows = bulk.encode_windows(texts[-1:])
+    assert len(windows.vectors) > 1  # the long document's windows, each its own run on the pool
+
+
+@pytest.mark.slow
 def test_int8_codes_agree_with_fp32_codes(encoders: tuple) -> None:
     from semhash.model import encode_codes
     from semhash.train import TrainConfig, train_hasher

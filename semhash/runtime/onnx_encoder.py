@@ -17,12 +17,21 @@ that embeds a query and exits (``semhash query``): it skips onnxruntime's weight
 to start, ~25% more per forward pass, embeddings within 1e-7 of the pre-packed ones, not bit-identical);
 a server or indexing keeps pre-packing. No session lets idle worker threads spin (:data:`SPINNING`): on a
 2-core machine they took the CPU from everything else the process (or a neighbour) did.
+
+``workers`` (indexing: :func:`default_threads`) runs that many windows at once, each on its own Python
+thread with one onnxruntime intra-op thread (``session.run`` releases the GIL and is safe to call from
+several threads). One window is too small for intra-op threads to split well: on the idle 2-core CPU, int8,
+one window at a time ran 78 windows/s on one intra-op thread and 83 on two, two windows at once on one thread
+each 153 (1.86x; full 254-token windows 1.73x, fp32 1.37-1.39x; ``benchmarks/bench_parallel_windows.py``).
+Queries keep ``workers=1`` and every core for their one window.
 """
 
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from types import ModuleType
 from typing import TYPE_CHECKING
@@ -117,7 +126,8 @@ class OnnxEncoder:
         batch_size: windows per forward pass (default 1: see below).
         max_windows: most windows embedded per document (0 = all of them; the manifest's ``windows``, when
             set, bounds it).
-        threads: onnxruntime intra-op threads (default: :func:`default_threads`).
+        threads: onnxruntime intra-op threads (default: :func:`default_threads`, or 1 when ``workers`` > 1).
+        workers: windows (or batches) run at once, each on its own thread (default 1: one at a time).
         quick_start: tune the session for one query and exit (see the module docstring), not throughput.
         group_by_length: batch a call's windows sorted by token length (less padding); ``False`` batches
             them in document order (only for measuring what the sorting gains: bench_int8_speed).
@@ -134,6 +144,7 @@ class OnnxEncoder:
         threads: int | None = None,
         quick_start: bool = False,
         group_by_length: bool = True,
+        workers: int = 1,
     ) -> None:
         manifest = folder if isinstance(folder, Manifest) else read_manifest(Path(folder))
         self.manifest = manifest
@@ -150,6 +161,9 @@ class OnnxEncoder:
         # alone): one window per run makes it a function of its text alone, as fp32's is.
         self.batch_size = batch_size or 1
         self.group_by_length = group_by_length
+        self.workers = max(1, workers)
+        self._pool: ThreadPoolExecutor | None = None
+        self._pool_lock = threading.Lock()
         self.max_windows = capped_windows(max_windows, manifest.windows)
         self.stats = EncodeStats()
         tokenizer_json = read_checked(manifest, TOKENIZER_FILE)
@@ -167,7 +181,7 @@ class OnnxEncoder:
         except Exception as exc:  # any loader failure of a checked file is one clear line
             raise _unloadable(manifest, exc) from exc
         options = ort.SessionOptions()
-        options.intra_op_num_threads = threads or default_threads()
+        options.intra_op_num_threads = threads or (1 if self.workers > 1 else default_threads())
         options.inter_op_num_threads = 1
         options.log_severity_level = 3
         # No busy-waiting between operators: a spinning worker holds a core that the server's other
@@ -233,19 +247,35 @@ class OnnxEncoder:
         ids = [e.ids for e in self._tokenizer.encode_batch(list(pieces), add_special_tokens=True)]
         lengths = [len(i) for i in ids]
         order = np.argsort(lengths, kind="stable") if self.group_by_length else np.arange(len(ids))
-        for start in range(0, len(order), self.batch_size):
-            rows = order[start : start + self.batch_size]
-            width = max(len(ids[r]) for r in rows)
-            input_ids = np.zeros((len(rows), width), dtype=np.int64)
-            mask = np.zeros((len(rows), width), dtype=np.int64)
-            for j, r in enumerate(rows):
-                input_ids[j, : len(ids[r])] = ids[r]
-                mask[j, : len(ids[r])] = 1
-            feed = {"input_ids": input_ids, "attention_mask": mask, "token_type_ids": np.zeros_like(input_ids)}
-            vectors = self._session.run(None, {name: feed[name] for name in self._inputs})[0]
+        batches = [order[start : start + self.batch_size] for start in range(0, len(order), self.batch_size)]
+        feeds = ([ids[r] for r in rows] for rows in batches)
+        pool = self._workers_pool() if len(batches) > 1 else None
+        results = pool.map(self._run, feeds) if pool is not None else map(self._run, feeds)
+        for rows, vectors in zip(batches, results, strict=True):
             out[rows] = vectors
         norms = np.linalg.norm(out, axis=1, keepdims=True)
         return out / np.maximum(norms, 1e-12)
+
+    def _run(self, rows: list[list[int]]) -> np.ndarray:
+        """One forward pass over token id rows (padded to the longest): their pooled vectors."""
+        width = max(len(r) for r in rows)
+        input_ids = np.zeros((len(rows), width), dtype=np.int64)
+        mask = np.zeros((len(rows), width), dtype=np.int64)
+        for j, r in enumerate(rows):
+            input_ids[j, : len(r)] = r
+            mask[j, : len(r)] = 1
+        feed = {"input_ids": input_ids, "attention_mask": mask, "token_type_ids": np.zeros_like(input_ids)}
+        vectors: np.ndarray = self._session.run(None, {name: feed[name] for name in self._inputs})[0]
+        return vectors
+
+    def _workers_pool(self) -> ThreadPoolExecutor | None:
+        """The threads that run windows at once (made on first use; ``None`` with one worker)."""
+        if self.workers == 1:
+            return None
+        with self._pool_lock:
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(self.workers, thread_name_prefix="semhash-onnx")
+            return self._pool
 
     def encode(self, texts: Sequence[str]) -> np.ndarray:
         """Embed documents (window-pooled), as ``(n, dim)`` float32 unit vectors."""
