@@ -13,7 +13,9 @@ Timed on the same posts in the same run, interleaved chunk by chunk (so a busy m
 - ``onnx-fp32`` / ``onnx-int8``: :class:`semhash.runtime.OnnxEncoder` on the per-model cached exports at each
   precision (what ``semhash index --precision`` embeds with), every window, pooled; each with 32 windows per
   run sorted by token length (``b32-grouped``, fp32's default), 32 in document order (``b32-ungrouped``), and
-  one window per run (``b1``: no padding at all; int8's default, which makes its embeddings batch-independent).
+  one window per run (``b1``: no padding at all; int8's default, which makes its embeddings batch-independent),
+  and one window per run with as many windows at once as there are cores, one intra-op thread each
+  (``b1-bulk``: what ``semhash index`` runs since the parallel windows of issue 20).
 
 onnxruntime runs with :func:`semhash.runtime.onnx_encoder.default_threads` intra-op threads (the cores this
 process may use); torch with its own default. Printed: documents/s, windows/s and the ratio to ``st-encode``.
@@ -66,6 +68,9 @@ def main() -> None:
             name = f"onnx-{precision}-{label}"
             encoders[name] = OnnxEncoder(manifest, batch_size=batch, group_by_length=grouped)
             runners[name] = encoders[name].encode
+        bulk = f"onnx-{precision}-b1-bulk"
+        encoders[bulk] = OnnxEncoder(manifest, workers=default_threads())
+        runners[bulk] = encoders[bulk].encode
     windows = sum(len(encoders["onnx-fp32-b1"].windows(t)) for t in texts)
     load_before = os.getloadavg()
     print(

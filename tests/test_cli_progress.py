@@ -98,6 +98,26 @@ def test_no_hint_when_the_work_is_short_or_capped() -> None:
         assert "hint:" not in sink.getvalue()
 
 
+def test_a_capped_index_reads_the_time_left_from_windows() -> None:
+    """At --max-windows 64 a huge file costs 64 windows: its characters must not stretch the estimate."""
+    view, sink, clock = _view(interval=0.0)
+    big = PlannedFile("/docs/changelog", 900_000, 64)  # 900,000 characters, capped at 64 windows
+    view.plan(IndexPlan(files=50, documents=50, characters=1_000_000, windows=200, max_windows=64, largest=(big,)))
+    totals = (50, 200, 1_000_000)
+    _embed(view, 0, 0, 0, totals)
+    clock.now += 10.0
+    _embed(view, 40, 100, 80_000, totals)  # half the windows (the short files), 8% of the characters
+    last = sink.getvalue().splitlines()[-1]
+    assert "about 10 s left" in last, last  # 10 s for 100 of 200 windows; characters would say 1 min 55 s
+    assert "estimate: embedding takes about 10 s more" in sink.getvalue()
+    uncapped, sink, clock = _view(interval=0.0)  # without a cap, the characters still rule
+    uncapped.plan(IndexPlan(50, 50, 1_000_000, 200, 0, (big,)))
+    _embed(uncapped, 0, 0, 0, totals)
+    clock.now += 10.0
+    _embed(uncapped, 40, 100, 80_000, totals)
+    assert "about 1 min 55 s left" in sink.getvalue().splitlines()[-1]
+
+
 def test_the_windows_total_follows_the_measured_ratio() -> None:
     view, sink, clock = _view(interval=0.0)
     _embed(view, 0, 0, 0, (10, 100, 100_000))
