@@ -33,6 +33,7 @@ replace it); torch and onnxruntime are imported only when an encoder is built.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -327,7 +328,15 @@ class FastIndexEncoder:
             # Every torch encoder (sentence-transformers, adapted or not) embeds long documents in chunks.
             encoder = torch_encoder(self._model, self._device, self._max_windows, self._weights)
             self._torch = cast("LongDocumentEncoder", encoder)
-        return self._torch.encode_long(text, progress=progress, keep=keep)
+        torch_stats: EncodeStats | None = getattr(self._torch, "stats", None)
+        before = dataclasses.replace(torch_stats) if torch_stats is not None else None
+        vector = self._torch.encode_long(text, progress=progress, keep=keep)
+        if self.stats is not None and torch_stats is not None and before is not None:
+            # The summary's window counts are this encoder's: add what torch embedded for it.
+            for field in dataclasses.fields(torch_stats):
+                delta = getattr(torch_stats, field.name) - getattr(before, field.name)
+                setattr(self.stats, field.name, getattr(self.stats, field.name) + delta)
+        return vector
 
 
 def indexing_encoder(

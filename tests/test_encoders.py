@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
@@ -157,3 +158,35 @@ def test_a_good_blob_reaches_its_parser() -> None:
         "{}",
         2,
     )
+
+
+# -- the exported encoder for indexing ----------------------------------------------------------------
+def test_a_long_document_embedded_by_torch_counts_in_the_index_encoders_windows(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """At fp32 a document too long for one batch goes to torch; the run's summary must still count its windows."""
+    import numpy as np
+
+    import semhash.encoders as encoders
+    from semhash.embed import EncodeStats
+
+    class LongTorch:
+        stats = EncodeStats()
+
+        def encode_long(self, text: str, progress: object = None, keep: object = None) -> np.ndarray:
+            self.stats.documents += 1
+            self.stats.windows += 7
+            return np.ones(4, dtype=np.float32) / 2
+
+    class Exported:
+        name, dim, precision = "m", 4, "fp32"
+        stats = EncodeStats(documents=3, windows=5)
+
+        def encode(self, texts: Sequence[str]) -> np.ndarray:
+            return np.zeros((len(texts), 4), dtype=np.float32)
+
+    monkeypatch.setattr(encoders, "torch_encoder", lambda *args: LongTorch())
+    fast = encoders.FastIndexEncoder(Exported(), "m", "cpu", 0)
+    fast.encode_long("x" * 10)
+    fast.encode_long("y" * 10)
+    assert fast.stats == EncodeStats(documents=5, windows=19)  # 3 + 2 documents, 5 + 2 x 7 windows
