@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import cast
 
 import numpy as np
 import pytest
@@ -19,6 +20,7 @@ from semhash.codec import Codec
 from semhash.config import DEFAULT_PRECISION, PRECISION_KEY
 from semhash.errors import ModelMismatchError, RuntimeUnavailableError, UsageError
 from semhash.ingest import IndexOptions, index_paths
+from semhash.runtime import OnnxEncoder
 from semhash.runtime.manifest import read_manifest
 from semhash.runtime.precision import (
     asked_precision,
@@ -236,7 +238,7 @@ def test_windows_run_at_once_give_the_embeddings_of_one_at_a_time(
     fp32, int8, texts = encoders
     alone = fp32 if precision == "fp32" else int8
     monkeypatch.setattr("semhash.runtime.onnx_encoder.default_threads", lambda: 2)  # as on the 2-core CI machine
-    bulk = onnx_encoder(cached_encoder(DEFAULT_MODEL, precision), bulk=True)
+    bulk = cast(OnnxEncoder, onnx_encoder(cached_encoder(DEFAULT_MODEL, precision), bulk=True))
     assert (bulk.workers, alone.workers) == (2, 1)
     threads: set[str] = set()
     run = bulk._run
@@ -252,6 +254,37 @@ def test_windows_run_at_once_give_the_embeddings_of_one_at_a_time(
     np.testing.assert_allclose(together, alone.encode(texts), atol=2e-6)
     _, windows = bulk.encode_windows(texts[-1:])
     assert len(windows.vectors) > 1  # the long document's windows, each its own run on the pool
+
+
+@pytest.mark.slow
+def test_an_interrupted_embedding_drops_the_windows_not_started(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Ctrl-C while windows run at once: the queued ones are cancelled, not run before the process may exit."""
+    import threading
+
+    from semhash.config import DEFAULT_MODEL
+    from semhash.encoders import onnx_encoder
+    from semhash.runtime.cache import cached_encoder
+
+    monkeypatch.setattr("semhash.runtime.onnx_encoder.default_threads", lambda: 2)
+    bulk = cast(OnnxEncoder, onnx_encoder(cached_encoder(DEFAULT_MODEL, "int8"), bulk=True))
+    calls = 0
+    lock = threading.Lock()
+    run = bulk._run
+
+    def run_then_interrupt(rows: list[list[int]]) -> np.ndarray:
+        nonlocal calls
+        with lock:
+            calls += 1
+            if calls == 3:
+                raise KeyboardInterrupt
+        return run(rows)
+
+    monkeypatch.setattr(bulk, "_run", run_then_interrupt)
+    with pytest.raises(KeyboardInterrupt):
+        bulk.embed_windows([f"window number {k} of an interrupted batch" for k in range(200)])
+    assert bulk._pool is not None
+    bulk._pool.shutdown(wait=True)  # whatever was still running has finished: nothing queued may start after
+    assert calls < 50, calls  # a few (the workers run ahead of the interrupted wait), never the 200
 
 
 @pytest.mark.slow

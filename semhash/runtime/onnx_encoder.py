@@ -250,9 +250,17 @@ class OnnxEncoder:
         batches = [order[start : start + self.batch_size] for start in range(0, len(order), self.batch_size)]
         feeds = ([ids[r] for r in rows] for rows in batches)
         pool = self._workers_pool() if len(batches) > 1 else None
-        results = pool.map(self._run, feeds) if pool is not None else map(self._run, feeds)
-        for rows, vectors in zip(batches, results, strict=True):
-            out[rows] = vectors
+        if pool is None:
+            for rows, vectors in zip(batches, map(self._run, feeds), strict=True):
+                out[rows] = vectors
+        else:
+            futures = [pool.submit(self._run, feed) for feed in feeds]
+            try:
+                for rows, future in zip(batches, futures, strict=True):
+                    out[rows] = future.result()
+            finally:  # Ctrl-C (or a failed run): the windows not started yet are dropped, not run before exit
+                for future in futures:
+                    future.cancel()
         norms = np.linalg.norm(out, axis=1, keepdims=True)
         return out / np.maximum(norms, 1e-12)
 
