@@ -26,7 +26,7 @@ from semhash.engine import check_engine
 from semhash.engine.ray_engine import EmbedActor, plan_units, read_batches
 from semhash.errors import CorruptModelError, UsageError
 from semhash.ingest import IndexOptions, index_paths
-from semhash.store import Store
+from semhash.store import Store, StoredWindows
 
 SAMPLE = Path(__file__).parent.parent / "data" / "sample"
 EPOCHS = 20  # enough for a deterministic model; the comparison needs the same recipe, not a good one
@@ -141,6 +141,22 @@ def _assert_same_index(db: Path, reference: Path) -> None:
     assert cosines.min() >= 0.9999, cosines.min()
     same_codes = np.mean([got[k][1] == want[k][1] for k in want])
     assert same_codes >= 0.995, same_codes
+    # The window vectors (the passages' source) are stored for Ray's documents too, the same as the local ones.
+    got_windows, want_windows = _windows_by_location(db), _windows_by_location(reference)
+    assert got_windows.keys() == want_windows.keys()
+    assert sum(len(w.starts) for w in want_windows.values()) > len(want_windows)  # several documents have windows
+    for key, want_window in want_windows.items():
+        mine = got_windows[key]
+        assert np.array_equal(mine.starts, want_window.starts) and np.array_equal(mine.ends, want_window.ends), key
+        agree = (mine.vectors.astype(np.float32) * want_window.vectors.astype(np.float32)).sum(axis=1)
+        assert agree.min() >= 0.999, (key, agree.min())
+
+
+def _windows_by_location(db: Path) -> dict[tuple[str, int], StoredWindows]:
+    with Store.open(db) as store:
+        states = store.document_states()
+        stored = store.windows([state[0] for state in states.values()])
+    return {key: stored[state[0]] for key, state in states.items() if state[0] in stored}
 
 
 @pytest.mark.slow

@@ -66,6 +66,7 @@ import numpy as np
 
 from semhash.config import ENV_RAY_KILL_AFTER, ENV_RAY_MAX_RESTARTS, env_text
 from semhash.corpus import ReadOptions, read_documents
+from semhash.embed import WINDOW_DTYPE, WindowEncoder
 from semhash.engine import import_ray
 from semhash.errors import EngineError, SemhashError
 from semhash.store import Store
@@ -185,12 +186,25 @@ class EmbedActor:
         # Similar lengths pad less in the transformer's forward passes (as the local path does).
         docs.sort(key=lambda d: (len(d.text), d.path, d.record))
         windows_before = _windows(self.encoder)
-        vectors = self.encoder.encode([d.text for d in docs])
+        texts = [d.text for d in docs]
+        spans: list[bytes] = []
+        window_vectors: list[bytes] = []
+        if isinstance(self.encoder, WindowEncoder):  # the window vectors the index stores for passages
+            vectors, embedded = self.encoder.encode_windows(texts)
+            for k in range(len(docs)):
+                doc_spans, doc_vectors = embedded.of(k)
+                spans.append(np.ascontiguousarray(doc_spans, dtype="<i8").tobytes())
+                window_vectors.append(np.ascontiguousarray(doc_vectors, dtype=WINDOW_DTYPE).tobytes())
+        else:
+            vectors = self.encoder.encode(texts)
         windows = np.zeros(len(docs), dtype=np.int64)
         if len(docs):
             windows[0] = _windows(self.encoder) - windows_before  # the batch's windows, carried by its first row
         self.batches += 1
         return {
+            "window_spans": np.array(spans or [b""] * len(docs), dtype=object),
+            "window_vectors": np.array(window_vectors or [b""] * len(docs), dtype=object),
+            "has_windows": np.full(len(docs), bool(spans)),
             "path": np.array([d.path for d in docs], dtype=object),
             "record": np.array([d.record for d in docs], dtype=np.int64),
             "text": np.array([d.text for d in docs], dtype=object),
@@ -203,6 +217,26 @@ class EmbedActor:
 
 def _windows(encoder: object) -> int:
     return int(getattr(getattr(encoder, "stats", None), "windows", 0))
+
+
+def _windows_of(out: dict[str, np.ndarray], n: int, dim: int) -> list[tuple[np.ndarray, np.ndarray]] | None:
+    """Each document's ``(spans, vectors)`` as an actor sent them (``None``: its encoder keeps no windows).
+
+    Raises:
+        EngineError: a batch whose window columns do not fit together (a worker running other code).
+    """
+    if "has_windows" not in out or not n or not bool(out["has_windows"][0]):
+        return None
+    found = []
+    for raw_spans, raw_vectors in zip(out["window_spans"], out["window_vectors"], strict=True):
+        spans = np.frombuffer(raw_spans, dtype="<i8")
+        vectors = np.frombuffer(raw_vectors, dtype=WINDOW_DTYPE)
+        if spans.size % 2 or vectors.size != spans.size // 2 * dim:
+            raise EngineError(
+                "a Ray worker sent window vectors that do not fit its spans: rerun with one semhash version"
+            )
+        found.append((spans.reshape(-1, 2), vectors.reshape(-1, dim)))
+    return found
 
 
 def embed_on_ray(
@@ -264,7 +298,7 @@ def embed_on_ray(
                         out["path"], out["record"], out["text"], out["content_hash"], out["mtime"], strict=True
                     )
                 ]
-                store.upsert_documents(docs, embeddings)
+                store.upsert_documents(docs, embeddings, _windows_of(out, n, embeddings.shape[1]))
                 result.documents += n
                 result.windows += int(np.sum(out["windows"]))
                 result.batches += 1

@@ -3,7 +3,7 @@
 By default the passage comes from the window vectors the index stored (the ``windows`` table, schema 4:
 :mod:`semhash.store.windows`): the window whose vector has the highest cosine to the query's embedding
 (one dot product per stored window of the hits, no model call), ties to the earlier window. A document
-without stored windows (indexed before schema 4, or by ``--engine ray``) keeps the opening of its text as
+without stored windows (indexed before schema 4) keeps the opening of its text as
 its snippet, unless ``reembed`` (``--passages``) asks to find its passage the old way: its text cut into
 windows of about the model's length, embedded now (seconds a query on a CPU).
 
