@@ -172,10 +172,14 @@ def test_index_query_and_dedup_with_model_static(tmp_path: Path) -> None:
 
     result = runner.invoke(app, ["dedup", "--db", db, "--json"])
     assert result.exit_code == 0, result.output
-    pairs = [json.loads(line) for line in result.output.splitlines()]
+    pairs = [json.loads(line) for line in result.stdout.splitlines()]
     assert [{Path(p["kept_location"]).name, Path(p["duplicate_location"]).name} for p in pairs] == [
         {"tyre.txt", "tyre-copy.txt"}
     ]
+    # The default threshold was chosen for MiniLM: on the static tier dedup says so, once, on stderr.
+    assert result.stderr.count("note: this index uses the static tier") == 1, result.stderr
+    result = runner.invoke(app, ["dedup", "--db", db, "--json", "--threshold", "0.9"])
+    assert result.exit_code == 0 and "static tier" not in result.stderr, result.output
 
     # No exported runtime exists for the static tier, and none is needed: each says so in one line.
     result = runner.invoke(app, ["query", "bread", "--db", db, "--runtime", "onnx"])

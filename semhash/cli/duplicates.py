@@ -31,11 +31,14 @@ def dedup_command(
     against: bool = typer.Option(False, "--against", help="Report which documents under PATHS already exist."),
     db: Path = DbOption,
     radius: int = typer.Option(3, "--radius", help="Hamming radius of the candidate stage, in bits (0-8)."),
-    threshold: float = typer.Option(
-        0.8,
+    threshold: float | None = typer.Option(
+        None,
         "--threshold",
         callback=finite,
-        help="Cosine of stored embeddings at or above which a candidate is a duplicate.",
+        # The library's DEFAULT_THRESHOLD, written out: importing semhash.dedup here would slow every command's
+        # start (tests/test_dedup.py checks the two agree).
+        help="Cosine of stored embeddings at or above which a candidate is a duplicate [default: 0.8].",
+        show_default=False,
     ),
     cluster: str = typer.Option(
         "centre", "--cluster", help="centre: every member is similar to the kept one (no chaining); components."
@@ -104,7 +107,7 @@ def dedup_command(
         raise UsageError("check new files with: semhash dedup PATH... --against (PATHS need --against, and back)")
     options = dedup.DedupOptions(  # out-of-range values raise UsageError here
         radius=radius,
-        threshold=threshold,
+        threshold=dedup.DEFAULT_THRESHOLD if threshold is None else threshold,
         cluster=cluster,
         keep=keep,
         number_veto=number_veto,
@@ -126,6 +129,14 @@ def dedup_command(
         _print_against(dedup.find_existing(db, paths or [], options, device=device), as_json, as_csv, list_duplicates)
         return
     result = dedup.dedup_index(db, options, runs_on)
+    if result.stats.static_tier and threshold is None and not sizing:
+        err().print(
+            "note: this index uses the static tier (--model static), whose embeddings of unrelated long documents "
+            f"reach the default --threshold {dedup.DEFAULT_THRESHOLD}; raise it for long documents (BENCHMARKS.md, "
+            '"The static tier", measures it on 20 Newsgroups near-copies)',
+            highlight=False,
+            soft_wrap=True,
+        )
     if result.stats.adapted_encoder:
         err().print(
             # No measured figures here (they go stale): the benchmark that measured the loss is named instead.

@@ -85,6 +85,9 @@ class DedupStats:
     #: Whether the index embeds with an adapted encoder (``semhash train --adapt``): it reads only each
     #: document's first window, and finds fewer duplicates (BENCHMARKS.md, issue 12).
     adapted_encoder: bool = False
+    #: Whether the index embeds with the static tier (``--model static``): its default threshold (0.8) was
+    #: chosen for MiniLM, and unrelated long documents' summed token vectors reach it (BENCHMARKS.md).
+    static_tier: bool = False
     #: Where the candidate products ran: ``local``, or ``ray (T tasks on C CPUs)`` (``--engine ray``).
     engine: str = "local"
     exact_duplicates: int = 0

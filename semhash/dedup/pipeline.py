@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from semhash.adapted import is_adapted
+from semhash.config import STATIC_MODEL
 from semhash.dedup.allpairs import all_pairs
 from semhash.dedup.ann import neighbour_pairs
 from semhash.dedup.cells import CELL_PAIR_BUDGET, cell_pairs
@@ -84,6 +85,7 @@ def _dedup_store(store: Store, options: DedupOptions, run: Runners | None) -> De
             keys[k], lengths[k], mtimes[k] = normalized_text_hash(doc.text), len(doc.text), doc.mtime
     stats.documents = len(ids)
     stats.adapted_encoder = is_adapted(store.embedding_model)
+    stats.static_tier = store.embedding_model == STATIC_MODEL
     stats.seconds_read = time.perf_counter() - started
 
     stage = pair_candidate_stage(len(ids), options.neighbours)
