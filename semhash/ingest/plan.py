@@ -23,7 +23,7 @@ def in_scope(path: str, roots: Sequence[Path]) -> bool:
     """Whether the stored ``path`` is one of ``roots`` or lies under one of them.
 
     Compared as strings (stored paths and roots are both absolute and normalised), since every stored
-    document is checked on every run: ``Path.parents`` took 0.7 s of a 5 s incremental run at 18,000 documents.
+    document is checked on every run: at 18,431 stored documents ``Path.parents`` took 0.19 s a run, strings 0.005 s.
     """
     for root in roots:
         text = str(root)
