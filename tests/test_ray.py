@@ -23,8 +23,8 @@ from semhash.cli import app
 from semhash.config import ENV_RAY_KILL_AFTER, ENV_RAY_MAX_RESTARTS
 from semhash.corpus import ReadOptions
 from semhash.engine import check_engine
-from semhash.engine.ray_engine import EmbedActor, plan_units, read_batches
-from semhash.errors import CorruptModelError, UsageError
+from semhash.engine.ray_engine import EmbedActor, _windows_of, plan_units, read_batches
+from semhash.errors import CorruptModelError, EngineError, UsageError
 from semhash.ingest import IndexOptions, index_paths
 from semhash.store import Store, StoredWindows
 
@@ -280,3 +280,20 @@ def test_ray_refuses_adapted_weights_that_are_not_the_recorded_ones(
     assert result.exit_code == 1, result.output
     assert "adapted encoder stored in the index is unreadable" in result.output
     assert "Traceback" not in result.output
+
+
+def test_window_columns_from_a_worker_are_checked_before_they_are_stored() -> None:
+    """What a worker sends back is decoded by size: spans and vectors that do not fit are one engine error."""
+    spans = np.array([[0, 5], [5, 9]], dtype="<i8")
+    vectors = np.ones((2, 4), dtype="<f2")
+    batch = {
+        "has_windows": np.array([True]),
+        "window_spans": np.array([spans.tobytes()], dtype=object),
+        "window_vectors": np.array([vectors.tobytes()], dtype=object),
+    }
+    (got,) = _windows_of(batch, 1, 4) or []
+    assert np.array_equal(got[0], spans) and np.array_equal(got[1], vectors)
+    assert _windows_of({**batch, "has_windows": np.array([False])}, 1, 4) is None  # an encoder without windows
+    short = {**batch, "window_vectors": np.array([vectors[:1].tobytes()], dtype=object)}
+    with pytest.raises(EngineError, match="do not fit"):
+        _windows_of(short, 1, 4)
