@@ -33,7 +33,6 @@ replace it); torch and onnxruntime are imported only when an encoder is built.
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -327,16 +326,10 @@ class FastIndexEncoder:
         if self._torch is None:
             # Every torch encoder (sentence-transformers, adapted or not) embeds long documents in chunks.
             encoder = torch_encoder(self._model, self._device, self._max_windows, self._weights)
+            if self.stats is not None and hasattr(encoder, "stats"):
+                encoder.stats = self.stats  # the summary's window counts: torch counts into this encoder's
             self._torch = cast("LongDocumentEncoder", encoder)
-        torch_stats: EncodeStats | None = getattr(self._torch, "stats", None)
-        before = dataclasses.replace(torch_stats) if torch_stats is not None else None
-        vector = self._torch.encode_long(text, progress=progress, keep=keep)
-        if self.stats is not None and torch_stats is not None and before is not None:
-            # The summary's window counts are this encoder's: add what torch embedded for it.
-            for field in dataclasses.fields(torch_stats):
-                delta = getattr(torch_stats, field.name) - getattr(before, field.name)
-                setattr(self.stats, field.name, getattr(self.stats, field.name) + delta)
-        return vector
+        return self._torch.encode_long(text, progress=progress, keep=keep)
 
 
 def indexing_encoder(

@@ -244,7 +244,7 @@ class ProgressView:
             done, total = (expected if done >= total else state.windows), expected
         # Embedding's time left is this view's own (characters or windows over the whole run so far, as the plain
         # lines and the estimate say); rich's own reads a rolling window, which swings with each file's length.
-        left = self._embedding.seconds_left(self.clock(), self._plan) if phase == "embed" else None
+        left = state.seconds_left(self.clock(), self._plan) if phase == "embed" else None
         eta = "" if phase != "embed" else (f"about {duration(left)} left" if left is not None else "")
         if phase not in self._tasks:
             self._tasks[phase] = self._bar.add_task(LABELS.get(phase, phase), total=total, detail=detail, eta=eta)

@@ -29,7 +29,6 @@ Queries keep ``workers=1`` and every core for their one window.
 from __future__ import annotations
 
 import os
-import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -162,8 +161,8 @@ class OnnxEncoder:
         self.batch_size = batch_size or 1
         self.group_by_length = group_by_length
         self.workers = max(1, workers)
-        self._pool: ThreadPoolExecutor | None = None
-        self._pool_lock = threading.Lock()
+        # Its threads start with the first windows submitted; one worker runs them in the caller's thread.
+        self._pool = ThreadPoolExecutor(self.workers, thread_name_prefix="semhash-onnx") if self.workers > 1 else None
         self.max_windows = capped_windows(max_windows, manifest.windows)
         self.stats = EncodeStats()
         tokenizer_json = read_checked(manifest, TOKENIZER_FILE)
@@ -249,7 +248,7 @@ class OnnxEncoder:
         order = np.argsort(lengths, kind="stable") if self.group_by_length else np.arange(len(ids))
         batches = [order[start : start + self.batch_size] for start in range(0, len(order), self.batch_size)]
         feeds = ([ids[r] for r in rows] for rows in batches)
-        pool = self._workers_pool() if len(batches) > 1 else None
+        pool = self._pool if len(batches) > 1 else None
         if pool is None:
             for rows, vectors in zip(batches, map(self._run, feeds), strict=True):
                 out[rows] = vectors
@@ -275,15 +274,6 @@ class OnnxEncoder:
         feed = {"input_ids": input_ids, "attention_mask": mask, "token_type_ids": np.zeros_like(input_ids)}
         vectors: np.ndarray = self._session.run(None, {name: feed[name] for name in self._inputs})[0]
         return vectors
-
-    def _workers_pool(self) -> ThreadPoolExecutor | None:
-        """The threads that run windows at once (made on first use; ``None`` with one worker)."""
-        if self.workers == 1:
-            return None
-        with self._pool_lock:
-            if self._pool is None:
-                self._pool = ThreadPoolExecutor(self.workers, thread_name_prefix="semhash-onnx")
-            return self._pool
 
     def encode(self, texts: Sequence[str]) -> np.ndarray:
         """Embed documents (window-pooled), as ``(n, dim)`` float32 unit vectors."""
