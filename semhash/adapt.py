@@ -208,7 +208,7 @@ def embed_states(top: TopStack, states: Sequence[torch.Tensor], device: str, bat
     """Unit embeddings of cached windows through ``top`` (eval mode), in the order given."""
     top.eval().to(device)
     order = sorted(range(len(states)), key=lambda i: int(states[i].shape[0]))
-    out = np.zeros((len(states), 0), dtype=np.float32)
+    out: np.ndarray = np.zeros((len(states), 0), dtype=np.float32)
     rows: dict[int, np.ndarray] = {}
     for start in range(0, len(order), batch):
         idx = order[start : start + batch]

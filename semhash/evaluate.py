@@ -155,7 +155,7 @@ def read_labelled_jsonl(path: str | Path, split_seed: int = 0, test_fraction: fl
         raise CorpusError(f"{path} holds no non-empty labelled text")
     if all(s is None for s in splits):
         rng = np.random.default_rng(split_seed)
-        is_query = np.zeros(len(texts), dtype=bool)
+        is_query: np.ndarray = np.zeros(len(texts), dtype=bool)
         n_test = max(1, round(test_fraction * len(texts)))
         is_query[rng.permutation(len(texts))[:n_test]] = True
         note = f"no split field: seeded random split (seed {split_seed}), {test_fraction:.0%} queries"

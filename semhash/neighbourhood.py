@@ -262,7 +262,7 @@ def drift_report(
         fresh_ids = np.sort(rng.choice(fresh_ids, DRIFT_NEW_SAMPLE, replace=False))
     ref_ids, reference = store.embeddings(old_ids.tolist())
     index = inner_product_index(np.ascontiguousarray(reference, np.float32), seed)
-    probe = np.arange(len(ref_ids))
+    probe: np.ndarray = np.arange(len(ref_ids))
     if len(probe) > DRIFT_REFERENCE_QUERIES:
         probe = np.sort(rng.choice(len(ref_ids), DRIFT_REFERENCE_QUERIES, replace=False))
     # Indexed documents: leave-one-out distance among the indexed ones, the same quantity a new document gets.

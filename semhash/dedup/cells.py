@@ -410,8 +410,8 @@ def _join(
     order = np.argsort(home, kind="stable")
     bounds = np.searchsorted(home[order], np.arange(k + 1))
     if near.shape[1] > 1:  # the documents that probe each cell besides their own, sorted by cell
-        other = near[:, 1:].ravel()
-        rows_other = np.repeat(np.arange(n, dtype=np.int64), near.shape[1] - 1)
+        other: np.ndarray = near[:, 1:].ravel()
+        rows_other: np.ndarray = np.repeat(np.arange(n, dtype=np.int64), near.shape[1] - 1)
         valid = other >= 0
         by = np.argsort(other[valid], kind="stable")
         other, rows_other = other[valid][by], rows_other[valid][by]

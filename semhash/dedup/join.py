@@ -69,7 +69,8 @@ def distinct_code_pairs(
     masks_b = flip_masks(bits, radius - a_flips).astype(word)
     # The table: (variant << 32 | owner), sorted; owners are positions (< 2^32).
     if len(masks_a) == 1:
-        table_keys, table_owner = keys, np.arange(n, dtype=np.int64)
+        table_keys: np.ndarray = keys
+        table_owner: np.ndarray = np.arange(n, dtype=np.int64)
     elif bits <= 32:  # one sort of (variant << 32 | owner)
         packed = ((codes[:, None] ^ masks_a[None, :]) << np.uint64(32)) | np.arange(n, dtype=np.uint64)[:, None]
         packed = np.sort(packed.ravel())

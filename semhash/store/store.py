@@ -216,8 +216,8 @@ class Store(StoreConnection):
 
         At 10^6 x 384, a list of blobs, their join and a copy held 4.6 GB at once; this holds the 1.5 GB matrix.
         """
-        out_ids = np.empty(expected, np.int64)
-        matrix = np.empty((expected, dim), np.float32)
+        out_ids: np.ndarray = np.empty(expected, np.int64)
+        matrix: np.ndarray = np.empty((expected, dim), np.float32)
         count = 0
         damaged = []
         for doc_id, blob in rows:
