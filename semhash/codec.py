@@ -135,7 +135,7 @@ class Codec:
         self._hasher = hasher
         #: where an adapted encoder's weights are read from (the store), when the index has one.
         self._adapted = adapted
-        #: the index's encoder precision (:mod:`semhash.runtime.precision`): int8 never embeds on torch.
+        #: the index's encoder precision (:mod:`semhash.runtime.precision`): int8 or bf16 never embeds on torch.
         self.precision = precision
 
     @classmethod
@@ -178,7 +178,7 @@ class Codec:
                 except RuntimeUnavailableError as exc:
                     self._fall_back(exc)
             if self._encoder is None and self.precision != "fp32":
-                # Without its sealed folder an int8 index still embeds at int8: the per-model int8 export.
+                # Without its sealed folder an int8 (bf16) index still embeds at its precision: the per-model export.
                 self._encoder = quantised_encoder(self.embedding_model, self.precision, self.max_windows)
             if self._encoder is None:
                 # The index's adapted encoder when it has one (`semhash train --adapt`), else the named model.

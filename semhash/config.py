@@ -28,15 +28,19 @@ ENV_CACHE = "SEMHASH_CACHE"
 ENV_INDEX_EXPORT = "SEMHASH_INDEX_EXPORT"
 #: ``--runtime``: ``auto``, ``onnx`` or ``torch`` (see :mod:`semhash.codec`).
 ENV_RUNTIME = "SEMHASH_RUNTIME"
-#: ``semhash index --precision``: the encoder precision an index's embeddings are made at, ``fp32`` or ``int8``
-#: (onnxruntime's dynamic int8 quantisation of the exported encoder). Recorded in the index (meta
-#: :data:`PRECISION_KEY`) when its first embeddings are made; every later embedding for that index uses it.
+#: ``semhash index --precision``: the encoder precision an index's embeddings are made at: ``fp32``, ``int8``
+#: (onnxruntime's dynamic int8 quantisation of the exported encoder) or ``bf16`` (the exported encoder run by
+#: OpenVINO in bfloat16 on a CPU's AMX units). Recorded in the index (meta :data:`PRECISION_KEY`) when its first
+#: embeddings are made; every later embedding for that index uses it.
 ENV_PRECISION = "SEMHASH_PRECISION"
-PRECISIONS = ("fp32", "int8")
-#: The precision of a new index on a CPU when none is asked for (a GPU or ``--engine ray`` embeds at fp32): int8,
-#: 3.2x fp32's docs/s on 20NG posts with dedup F1 and codes holding (BENCHMARKS.md, "Indexing speed
-#: (issue 20)", "int8").
+PRECISIONS = ("fp32", "int8", "bf16")
+#: The precision of a new index on a CPU when none is asked for (a GPU or ``--engine ray`` embeds at fp32) and the
+#: CPU has no bfloat16 matrix units (see :data:`AMX_PRECISION`): int8, 3.2x fp32's docs/s on 20NG posts with dedup
+#: F1 and codes holding (BENCHMARKS.md, "Indexing speed (issue 20)", "int8").
 DEFAULT_PRECISION = "int8"
+#: The default instead on a CPU with AMX (``amx_bf16``) when OpenVINO is installed: bf16, 1.4x int8's windows/s
+#: there with embeddings within cosine 0.9999 of fp32 (int8: 0.978); BENCHMARKS.md "Indexing speed (issue 20)".
+AMX_PRECISION = "bf16"
 #: The ``meta`` key recording an index's encoder precision; an index without it (older ones) is ``fp32``.
 PRECISION_KEY = "embedding_precision"
 #: ``semhash index --engine``: ``local`` or ``ray``.

@@ -22,10 +22,10 @@ Who asks, and what they get:
   read (:func:`shipped_weights`) and shipped;
 - ``semhash evaluate``: :func:`torch_encoder` for the model asked for.
 
-An index's encoder precision (:mod:`semhash.runtime.precision`: ``fp32`` or ``int8``, recorded in the index)
-narrows all of this: an int8 index embeds only with an int8 export (its sealed folder's, else the per-model
-cache's, quantised on demand: :func:`quantised_encoder`), never with torch, on any device; when none can be
-had, the embedding is refused (:class:`~semhash.errors.RuntimeUnavailableError`), never made at fp32.
+An index's encoder precision (:mod:`semhash.runtime.precision`: ``fp32``, ``int8`` or ``bf16``, recorded in the
+index) narrows all of this: an int8 (bf16) index embeds only with an int8 (bf16) export (its sealed folder's,
+else the per-model cache's, made on demand: :func:`quantised_encoder`), never with torch, on any device; when
+none can be had, the embedding is refused (:class:`~semhash.errors.RuntimeUnavailableError`), never made at fp32.
 
 Every torch path loads through :func:`semhash.embed.load_encoder` (looked up when called, so tests can
 replace it); torch and onnxruntime are imported only when an encoder is built.
@@ -171,14 +171,14 @@ def onnx_encoder(manifest: Manifest, max_windows: int = 0, quick_start: bool = F
 def quantised_encoder(
     model: str | None, precision: str, max_windows: int = 0, quick_start: bool = False, bulk: bool = False
 ) -> Encoder:
-    """The per-model cached export of ``model`` at ``precision`` (``int8``), quantised now when missing.
+    """The per-model cached export of ``model`` at ``precision`` (``int8`` or ``bf16``), made now when missing.
 
-    For an int8 index without a usable runtime folder of its own: it must still embed at int8. ``bulk``: as
-    :func:`onnx_encoder`'s.
+    For an int8 (bf16) index without a usable runtime folder of its own: it must still embed at its precision.
+    ``bulk``: as :func:`onnx_encoder`'s.
 
     Raises:
-        RuntimeUnavailableError: one line: the int8 encoder cannot be built or loaded (no onnxruntime, a
-            model that cannot be exported), with what to do.
+        RuntimeUnavailableError: one line: the encoder cannot be built or loaded (no onnxruntime, no OpenVINO
+            for bf16, a model that cannot be exported), with what to do.
     """
     from semhash.embed import resolve_model
     from semhash.runtime.cache import cached_encoder
@@ -186,16 +186,17 @@ def quantised_encoder(
     try:
         name = resolve_model(model)[0]
         if is_adapted(name):
-            raise RuntimeUnavailableError("an adapted encoder has no int8 export")
+            raise RuntimeUnavailableError(f"an adapted encoder has no {precision} export")
         manifest = cached_encoder(name, precision)
         if manifest.embedding_model != name or manifest.precision != precision:
             raise RuntimeUnavailableError(f"the cached export at {manifest.folder} is not {name!r} at {precision}")
         return onnx_encoder(manifest, max_windows, quick_start, bulk)
     except Exception as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        needs = "openvino" if precision == "bf16" else "onnxruntime and onnx"
         raise RuntimeUnavailableError(
             f"this index embeds at {precision} precision and its {precision} encoder cannot be built "
-            f"({first[:200]}); install onnxruntime and onnx, or index into another --db with --precision fp32"
+            f"({first[:200]}); install {needs}, or index into another --db with --precision fp32"
         ) from exc
 
 
@@ -224,7 +225,7 @@ class RuntimeChoice:
     fallback: bool = False
     #: where an adapted encoder's weights are read from (only an adapted index has them).
     weights: AdaptedWeights | None = None
-    #: the index's encoder precision: ``int8`` embeds only with its int8 export, never torch.
+    #: the index's encoder precision: ``int8`` (``bf16``) embeds only with its own export, never torch.
     precision: str = "fp32"
 
 
@@ -233,9 +234,9 @@ def choose_runtime(store: Store, runtime: str | None = None) -> RuntimeChoice:
 
     ``auto`` (the default; ``SEMHASH_RUNTIME`` or ``runtime`` override it) takes the folder when it is
     fresh and intact (:func:`semhash.runtime.folder.sealed_runtime`) and says why not otherwise
-    (:attr:`RuntimeChoice.note`); ``onnx`` demands it; ``torch`` never looks. On an int8 index, ``torch``
-    (or ``auto`` without the folder) hashes with the torch model, but the codec still embeds at int8, with
-    the cached int8 export (:func:`quantised_encoder`): torch never embeds for an int8 index.
+    (:attr:`RuntimeChoice.note`); ``onnx`` demands it; ``torch`` never looks. On an int8 (bf16) index,
+    ``torch`` (or ``auto`` without the folder) hashes with the torch model, but the codec still embeds at the
+    index's precision, with the cached export (:func:`quantised_encoder`): torch never embeds for such an index.
 
     Raises:
         IndexMissingError: the index has no trained model yet.
@@ -281,8 +282,8 @@ class FastIndexEncoder:
 
     Documents too long for one batch go through the torch encoder's bounded-memory
     :meth:`~semhash.embed.SentenceTransformerEncoder.encode_long` (loaded only when one shows up; for an
-    adapted index, the index's adapted encoder, read from ``weights``, the open store); an int8 encoder's
-    go through its own :meth:`~semhash.runtime.OnnxEncoder.encode_long` (torch would embed them at fp32).
+    adapted index, the index's adapted encoder, read from ``weights``, the open store); an int8 or bf16
+    encoder's go through its own :meth:`~semhash.runtime.OnnxEncoder.encode_long` (torch would embed them at fp32).
     """
 
     def __init__(
@@ -346,8 +347,8 @@ def indexing_encoder(
     (:mod:`semhash.runtime.seal`: an altered folder must not embed what the index stores), on a GPU, or
     with ``SEMHASH_RUNTIME=torch``. ``store``: the open index, which vouches for the folder and from which
     the index's adapted encoder is read when ``model`` names one, for the documents too long for the
-    exported encoder. At ``precision`` ``int8`` the folder is taken on any device and whatever
-    ``SEMHASH_RUNTIME`` says (torch cannot embed at int8).
+    exported encoder. At ``precision`` ``int8`` or ``bf16`` the folder is taken on any device and whatever
+    ``SEMHASH_RUNTIME`` says (torch embeds at neither).
     """
     if store is None or (precision == "fp32" and (device != "cpu" or _torch_demanded())):
         return None
@@ -433,11 +434,11 @@ def index_encoder(
     The exported encoder when the index has a sealed runtime for this model (faster on a CPU:
     :func:`indexing_encoder`), else, with ``SEMHASH_INDEX_EXPORT=1``, the per-model export
     (:func:`cached_indexing_encoder`), else torch (:func:`torch_encoder`: the index's adapted encoder when it
-    has one, read from ``store``). At ``precision`` ``int8``: the sealed folder, else the cached int8 export
-    (:func:`quantised_encoder`), else a one-line refusal (never torch).
+    has one, read from ``store``). At ``precision`` ``int8`` (``bf16``): the sealed folder, else the cached
+    export at that precision (:func:`quantised_encoder`), else a one-line refusal (never torch).
 
     Raises:
-        RuntimeUnavailableError: ``int8`` and no int8 encoder can be built.
+        RuntimeUnavailableError: ``int8`` or ``bf16`` and no encoder at that precision can be built.
     """
     encoder = indexing_encoder(db_path, model, device, max_windows, store, precision)
     if encoder is not None:

@@ -19,6 +19,9 @@ are imported. What each library did without them (traced with ``strace`` under a
   folder; offline mode makes sure of it, unless ``SEMHASH_ALLOW_DOWNLOAD`` lets ``--model NAME`` download.
   Their usage telemetry is off either way.
 * Ray (``--engine ray``): its usage statistics are off.
+* OpenVINO (the ``bf16`` precision): ``import openvino`` imports its conversion tool, whose import sent a usage
+  event (a DNS lookup from a forked child) and wrote ``~/intel/``; it has no switch but a consent file, so
+  :func:`semhash.runtime.openvino_runner.import_openvino` imports OpenVINO with that tool blocked.
 
 Every switch is a default (``os.environ.setdefault``): a value the user set wins.
 """

@@ -318,3 +318,31 @@ def test_keep_local_warns_when_onnxruntime_came_first(bare_environment: pytest.M
     with pytest.warns(RuntimeWarning, match="imported before semhash"):
         keep_local()
     assert calls == ["disabled"]
+
+
+@pytest.mark.slow
+def test_openvino_is_imported_without_its_telemetry(tmp_path: Path) -> None:
+    """``import openvino`` alone sends a usage event (a DNS lookup from a forked child, on a fresh machine).
+
+    semhash imports it with the conversion tool that sends it blocked: traced, no address off loopback, and
+    nothing in ``HOME`` (no ``~/intel/openvino_telemetry``) but semhash's own cache.
+    """
+    home, trace = tmp_path / "home", tmp_path / "strace.txt"
+    home.mkdir()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(SCRUBBED)}
+    env.update(HOME=str(home), TMPDIR=str(tmp_path), PYTHONPATH=str(ROOT))
+    child = (
+        "import sys, time\n"
+        "from semhash.runtime.openvino_runner import import_openvino\n"
+        "ov = import_openvino()\n"
+        "assert 'openvino.tools.ovc' not in sys.modules and not hasattr(ov, 'convert_model')\n"
+        "ov.Core().available_devices\n"
+        "time.sleep(1)\n"  # the event went out from a thread started by the import: give it time to show
+    )
+    traced, no_strace = _strace_prefix(trace)
+    result = subprocess.run([*(traced or []), sys.executable, "-c", child], env=env, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert [p for p in _listing(home) if not p.startswith(".cache")] == []
+    if traced is None:
+        pytest.skip(no_strace)
+    assert _outside(trace.read_text()) == []

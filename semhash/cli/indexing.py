@@ -27,6 +27,7 @@ from semhash.cli.options import (
 from semhash.cli.progress import progress_view
 from semhash.cli.render import err, out, print_json
 from semhash.config import (
+    AMX_PRECISION,
     DEFAULT_MAX_FILE_MB,
     DEFAULT_MAX_WINDOWS,
     DEFAULT_PRECISION,
@@ -77,9 +78,11 @@ def index_command(
     precision: str | None = typer.Option(
         None,
         "--precision",
-        help="Encoder precision of a new index: fp32, or int8 (quantised ONNX encoder: faster on a CPU, "
-        "embeddings within cosine ~0.98). Recorded in the index; every later embedding uses it "
-        f"[default: the index's own; for a new index ${ENV_PRECISION}, else {DEFAULT_PRECISION} on a CPU].",
+        help="Encoder precision of a new index: fp32; int8 (quantised ONNX encoder: faster on a CPU, "
+        "embeddings within cosine ~0.98); or bf16 (OpenVINO on a CPU's AMX units: fastest there, within "
+        "cosine 0.9999). Recorded in the index; every later embedding uses it [default: the index's own; "
+        f"for a new index ${ENV_PRECISION}, else {AMX_PRECISION} on a CPU with AMX and OpenVINO, "
+        f"else {DEFAULT_PRECISION} on a CPU].",
     ),
     prune: bool = typer.Option(
         False, "--prune", help="Also remove documents whose files no longer exist, anywhere in the index."

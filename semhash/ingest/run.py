@@ -63,8 +63,10 @@ def index_paths(
         options = replace(options, max_windows=window_cap(store, options.max_windows))
         if model_name == STATIC_MODEL:
             # The static tier runs no transformer: there is nothing to quantise, its table is its one precision.
-            if options.precision == "int8":
-                raise UsageError("--model static has no int8 form: leave out --precision (or pass fp32)")
+            if options.precision not in (None, "fp32"):
+                raise UsageError(
+                    f"--model static has no {options.precision} form: leave out --precision (or pass fp32)"
+                )
             options = replace(options, precision="fp32")
         precision = embedding_precision(store, encoder, options)
         states = store.document_states() if store is not None else {}
@@ -204,7 +206,7 @@ def embedding_precision(store: Store | None, encoder: Encoder | None, options: I
 
     Raises:
         ModelMismatchError: another precision than the index's was asked for.
-        UsageError: ``--engine ray`` at int8 (its workers embed with torch), or a caller's encoder of
+        UsageError: ``--engine ray`` at int8 or bf16 (its workers embed with torch), or a caller's encoder of
             another precision than the one asked.
     """
     from semhash.encoders import encoder_precision

@@ -5,8 +5,9 @@ of the libraries that export it), not on the index; so it is done once per model
 copied) into each index's ``<db>.runtime/`` folder, beside that index's hashing model. The cache holds
 encoder-only runtime folders, checked on every use like any other runtime folder.
 
-Each precision has its own folder: the fp32 export (made with torch), and its int8 quantisation
-(``--precision int8``, made from the fp32 one without torch, keyed also by the onnxruntime that quantised it).
+Each precision has its own folder: the fp32 export (made with torch), its int8 quantisation
+(``--precision int8``, made from the fp32 one without torch, keyed also by the onnxruntime that quantised it),
+and its bf16 twin (``--precision bf16``: the fp32 graph's files hard-linked, read by OpenVINO).
 """
 
 from __future__ import annotations
@@ -50,7 +51,8 @@ def encoder_cache_folder(model_name: str, precision: str = "fp32") -> Path:
 def cached_encoder(model_name: str, precision: str = "fp32") -> Manifest:
     """The checked cached export of ``model_name`` at ``precision``, made now when missing or damaged.
 
-    fp32 is exported with torch; int8 is quantised from the cached fp32 export (exported first if needed).
+    fp32 is exported with torch; int8 is quantised from the cached fp32 export (exported first if needed); bf16
+    links the fp32 export's files under its own manifest.
 
     Raises:
         RuntimeUnavailableError: the export failed (the model cannot be loaded, exported or quantised).
@@ -83,8 +85,8 @@ def cached_encoder(model_name: str, precision: str = "fp32") -> Manifest:
 
 
 def _cached_quantised(model_name: str, precision: str) -> Manifest:
-    """The cached int8 folder of ``model_name``, quantised now from the cached fp32 export when missing."""
-    from semhash.runtime.export import quantise_folder, refresh_optimized
+    """The cached int8 (or bf16) folder of ``model_name``, made now from the cached fp32 export when missing."""
+    from semhash.runtime.export import bf16_folder, quantise_folder, refresh_optimized
 
     folder = encoder_cache_folder(model_name, precision)
     try:
@@ -97,5 +99,5 @@ def _cached_quantised(model_name: str, precision: str) -> Manifest:
     except RuntimeUnavailableError:
         pass
     source = cached_encoder(model_name)
-    quantise_folder(source.folder, folder)
+    (bf16_folder if precision == "bf16" else quantise_folder)(source.folder, folder)
     return read_manifest(folder)

@@ -242,6 +242,8 @@ def optimise_encoder(folder: Path) -> dict[str, str] | None:
 
 def _keep_optimized(current: Manifest, folder: Path) -> dict[str, str] | None:
     """The current folder's optimised pair when this onnxruntime wrote it, else a new one from ``folder``'s graph."""
+    if current.precision == "bf16":  # OpenVINO reads the portable graph: onnxruntime's would be dead weight
+        return None
     version = onnxruntime_version()
     if version is not None and current.optimized_for(version):
         for name in OPTIMIZED_FILES:
@@ -388,7 +390,7 @@ def refresh_optimized(dest: Path) -> Manifest:
     """
     current = read_manifest(Path(dest))
     version = onnxruntime_version()
-    if version is None or current.optimized_for(version):
+    if version is None or current.optimized_for(version) or current.precision == "bf16":
         return current
 
     def build(folder: Path) -> dict[str, Any]:
@@ -437,6 +439,30 @@ def quantise_folder(source: Path, dest: Path) -> Path:
             raise RuntimeUnavailableError(f"could not quantise the encoder at {source} to int8: {first[:200]}") from exc
         fields = {**_encoder_fields(current), "precision": "int8", "hasher": None}
         return {**_manifest_base(current.versions), **fields, "optimized": optimise_encoder(folder)}
+
+    return _replace_folder(Path(dest), build)
+
+
+def bf16_folder(source: Path, dest: Path) -> Path:
+    """Write at ``dest`` the bf16 encoder folder of the fp32 encoder folder ``source`` (no torch; no new weights).
+
+    The same portable ``encoder.onnx`` and tokenizer (hard-linked), recorded as ``precision: "bf16"``: OpenVINO
+    runs that graph in bfloat16 (:class:`semhash.runtime.onnx_encoder.OnnxEncoder`), so the folder is the
+    fp32 one under another name, and an index's precision decides which runtime reads it. Encoder-only, as
+    :func:`quantise_folder`'s.
+
+    Raises:
+        RuntimeUnavailableError: ``source`` is not a valid fp32 runtime folder.
+    """
+    current = read_manifest(Path(source))
+    if current.precision != "fp32":
+        raise RuntimeUnavailableError(f"the exported runtime at {source} is already {current.precision}")
+
+    def build(folder: Path) -> dict[str, Any]:
+        for name in ENCODER_FILES:
+            _keep(current, name, folder)
+        fields = {**_encoder_fields(current), "precision": "bf16", "hasher": None}
+        return {**_manifest_base(current.versions), **fields, "optimized": None}
 
     return _replace_folder(Path(dest), build)
 

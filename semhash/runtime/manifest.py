@@ -33,7 +33,9 @@ every window of a long document; a frozen encoder's folder stays format 1.
 An int8 encoder (``semhash index --precision int8``: onnxruntime's dynamic quantisation of the fp32 export,
 :func:`semhash.runtime.export.quantise_folder`) records ``precision: "int8"`` and is written as format 3
 (:data:`PRECISION_FORMAT`), so that a semhash that does not know ``precision`` refuses it instead of
-taking its embeddings for fp32 ones; a folder without the field is ``fp32``.
+taking its embeddings for fp32 ones; a folder without the field is ``fp32``. A bf16 encoder
+(:func:`semhash.runtime.export.bf16_folder`) holds the fp32 export's own graph and records ``precision: "bf16"``
+(format 3 too): OpenVINO runs it in bfloat16, and it has no onnxruntime-optimised graph.
 """
 
 from __future__ import annotations
@@ -103,7 +105,8 @@ class Manifest:
     #: ``{file name: stat key}`` the index's seal vouches for (:func:`semhash.runtime.seal.check_seal`); when
     #: set, these replace the folder's own ``verified.json``, which anyone who may write the folder can forge.
     vouched: dict[str, list[int]] | None = None
-    #: the encoder's precision: ``fp32`` (the export) or ``int8`` (its dynamic quantisation).
+    #: the encoder's precision: ``fp32`` (the export), ``int8`` (its dynamic quantisation) or ``bf16`` (the
+    #: export's own graph, run by OpenVINO in bfloat16: :mod:`semhash.runtime.openvino_runner`).
     precision: str = "fp32"
 
     def optimized_for(self, onnxruntime_version: str) -> bool:

@@ -33,7 +33,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from types import ModuleType
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
 
@@ -148,7 +148,7 @@ class OnnxEncoder:
         manifest = folder if isinstance(folder, Manifest) else read_manifest(Path(folder))
         self.manifest = manifest
         self.name = manifest.embedding_model
-        #: ``fp32`` or ``int8`` (the folder's quantised encoder): what an index records of its embeddings.
+        #: ``fp32``, ``int8`` (the folder's quantised encoder) or ``bf16`` (OpenVINO): what an index records.
         self.precision = manifest.precision
         self.dim = manifest.dim
         self.max_seq_length = manifest.max_seq_length
@@ -167,7 +167,6 @@ class OnnxEncoder:
         self.stats = EncodeStats()
         tokenizer_json = read_checked(manifest, TOKENIZER_FILE)
         try:
-            import onnxruntime as ort
             from tokenizers import Tokenizer
         except ImportError as exc:
             raise RuntimeUnavailableError(
@@ -179,39 +178,36 @@ class OnnxEncoder:
             tokenizer.no_truncation()
         except Exception as exc:  # any loader failure of a checked file is one clear line
             raise _unloadable(manifest, exc) from exc
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = threads or (1 if self.workers > 1 else default_threads())
-        options.inter_op_num_threads = 1
-        options.log_severity_level = 3
-        # No busy-waiting between operators: a spinning worker holds a core that the server's other
-        # threads (or a neighbour process) need. On a shared 2-core machine one short query got several
-        # times slower with it (benchmarks/bench_serve.py), and batches too (64 posts: 5.9 vs 7.4 docs/s).
-        options.add_session_config_entry("session.intra_op.allow_spinning", SPINNING)
-        if quick_start:
-            options.add_session_config_entry("session.disable_prepacking", "1")
+        self._tokenizer = tokenizer
         # The portable graph is checked even when the optimised one is loaded: a folder that is not what
         # its manifest says is refused as a whole (a stamped file costs one stat).
         portable = check_file(manifest, ENCODER_FILE)
-        session = None
         self.graph = ENCODER_FILE
-        if manifest.optimized_for(ort.__version__):
-            session = _optimized_session(manifest, ort, options)
-            if session is not None:
-                self.graph = OPTIMIZED_FILE
-        if session is None:
-            options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-            try:
-                session = ort.InferenceSession(str(portable), options, providers=["CPUExecutionProvider"])
-            except Exception as exc:
-                raise _unloadable(manifest, exc) from exc
-        self._tokenizer = tokenizer
-        self._session = session
-        self._inputs = [i.name for i in session.get_inputs()]
+        #: onnxruntime's session (``None`` for a bf16 folder, which OpenVINO runs).
+        self._session: onnxruntime.InferenceSession | None = None
+        if manifest.precision == "bf16":  # OpenVINO runs the portable graph in bfloat16 (openvino_runner)
+            from semhash.runtime.openvino_runner import OpenVinoRunner
+
+            runner = OpenVinoRunner(portable, streams=self.workers, threads=threads or default_threads())
+            self._inputs = runner.inputs
+            self._forward: Callable[[dict[str, np.ndarray]], np.ndarray] = runner.run
+            return
+        try:
+            import onnxruntime as ort
+        except ImportError as exc:
+            raise RuntimeUnavailableError(
+                f"the exported runtime needs {exc.name}: pip install onnxruntime tokenizers"
+            ) from exc
+        session = _ort_session(manifest, ort, portable, self.workers, threads, quick_start)
+        self.graph = session.graph_file
+        self._inputs = [i.name for i in session.session.get_inputs()]
         unknown = set(self._inputs) - {"input_ids", "attention_mask", "token_type_ids"}
         if unknown:
             raise RuntimeUnavailableError(
                 f"the exported runtime at {manifest.folder} expects inputs {sorted(unknown)}: re-export it"
             )
+        ort_session = self._session = session.session
+        self._forward = lambda feed: ort_session.run(None, feed)[0]
 
     def windows(self, text: str) -> list[tuple[str, int]]:
         """Split ``text`` into ``(window text, token count)`` pieces that each fit the model."""
@@ -272,8 +268,7 @@ class OnnxEncoder:
             input_ids[j, : len(r)] = r
             mask[j, : len(r)] = 1
         feed = {"input_ids": input_ids, "attention_mask": mask, "token_type_ids": np.zeros_like(input_ids)}
-        vectors: np.ndarray = self._session.run(None, {name: feed[name] for name in self._inputs})[0]
-        return vectors
+        return self._forward({name: feed[name] for name in self._inputs})
 
     def encode(self, texts: Sequence[str]) -> np.ndarray:
         """Embed documents (window-pooled), as ``(n, dim)`` float32 unit vectors."""
@@ -311,6 +306,38 @@ class OnnxEncoder:
         self._tokenizer.no_truncation()
         encoding = self._tokenizer.encode(chunk, add_special_tokens=False)
         return encoding.offsets, encoding.word_ids
+
+
+class _OrtSession(NamedTuple):
+    session: onnxruntime.InferenceSession
+    graph_file: str
+
+
+def _ort_session(
+    manifest: Manifest, ort: ModuleType, portable: Path, workers: int, threads: int | None, quick_start: bool
+) -> _OrtSession:
+    """Onnxruntime's session on the folder's optimised graph when this onnxruntime wrote it, else the portable one."""
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads or (1 if workers > 1 else default_threads())
+    options.inter_op_num_threads = 1
+    options.log_severity_level = 3
+    # No busy-waiting between operators: a spinning worker holds a core that the server's other
+    # threads (or a neighbour process) need. On a shared 2-core machine one short query got several
+    # times slower with it (benchmarks/bench_serve.py), and batches too (64 posts: 5.9 vs 7.4 docs/s).
+    options.add_session_config_entry("session.intra_op.allow_spinning", SPINNING)
+    if quick_start:
+        options.add_session_config_entry("session.disable_prepacking", "1")
+    if manifest.optimized_for(ort.__version__):
+        session = _optimized_session(manifest, ort, options)
+        if session is not None:
+            return _OrtSession(session, OPTIMIZED_FILE)
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    try:
+        return _OrtSession(
+            ort.InferenceSession(str(portable), options, providers=["CPUExecutionProvider"]), ENCODER_FILE
+        )
+    except Exception as exc:
+        raise _unloadable(manifest, exc) from exc
 
 
 def _unloadable(manifest: Manifest, exc: Exception) -> RuntimeUnavailableError:
