@@ -90,6 +90,36 @@ def test_the_numpy_hasher_reads_the_same_text_prefix_as_the_torch_model() -> Non
     np.testing.assert_array_equal(hasher.encode(embeddings, texts), TorchHasher(model).encode(embeddings, texts))
 
 
+def test_the_numpy_hasher_gives_the_torch_models_codes_and_reconstruction_errors() -> None:
+    from semhash.runtime.export import _hasher_arrays
+    from semhash.train import TrainConfig, train_hasher
+
+    texts, _ = topic_texts()
+    embeddings = FakeEncoder().encode(texts)
+    model, _ = train_hasher(embeddings, 16, TrainConfig(epochs=2, hidden=32, min_steps=0), texts=texts)
+    buffer = io.BytesIO()
+    np.savez(buffer, **_hasher_arrays(model))
+    hasher = NumpyHasher.from_bytes(buffer.getvalue(), decoder=True)
+    codes, errors = hasher.encode_with_errors(embeddings, texts)
+    torch_codes, torch_errors = TorchHasher(model).encode_with_errors(embeddings, texts)
+    np.testing.assert_array_equal(codes, torch_codes)
+    np.testing.assert_allclose(errors, torch_errors, atol=1e-5)
+    assert errors.std() > 0  # not a constant: the documents are reconstructed differently
+    # A query loads no decoder; a file from before the decoder was exported still loads, without one.
+    assert NumpyHasher.from_bytes(buffer.getvalue()).decoder is None
+    older = {k: v for k, v in _hasher_arrays(model).items() if not k.startswith("decoder")}
+    meta = json.loads(bytes(older["meta"]).decode("utf-8"))
+    del meta["decoder_layers"]
+    older["meta"] = np.frombuffer(json.dumps(meta).encode("utf-8"), dtype=np.uint8)
+    buffer = io.BytesIO()
+    np.savez(buffer, **older)
+    without = NumpyHasher.from_bytes(buffer.getvalue(), decoder=True)
+    assert without.decoder is None
+    np.testing.assert_array_equal(without.encode(embeddings, texts), torch_codes)
+    with pytest.raises(ValueError, match="no decoder"):
+        without.encode_with_errors(embeddings, texts)
+
+
 def test_the_query_side_modules_import_no_heavy_library() -> None:
     probe = (
         "import sys\nimport semhash.lexical, semhash.codec, semhash.search, semhash.runtime\n"
@@ -207,6 +237,35 @@ def test_index_writes_a_fresh_runtime_and_query_runs_without_torch(real_index: P
     assert len({h["id"] for h in fast} & {h["id"] for h in slow}) >= 4
     similar, heavy = _cli("similar", fast[0]["path"], "--db", str(real_index), "--json", "-k", "3")
     assert heavy == [] and len(similar) == 3
+
+
+@pytest.mark.slow
+def test_adding_files_codes_them_with_the_sealed_hasher_without_torch(tmp_path: Path) -> None:
+    """An incremental index (no retraining) codes new documents with the runtime's numpy model: no torch."""
+    from semhash.model import model_from_bytes
+
+    corpus = tmp_path / "c"
+    corpus.mkdir()
+    for path in sorted(SAMPLE.rglob("*.txt"))[:40]:
+        (corpus / path.name).write_text(path.read_text(encoding="utf-8"), encoding="utf-8")
+    db = tmp_path / "i.db"
+    result = CliRunner().invoke(app, ["index", str(corpus), "--db", str(db), "--device", "cpu", "--epochs", "5"])
+    assert result.exit_code == 0, result.output
+    (corpus / "new.txt").write_text("Comets grow a tail of dust and gas as they near the sun.", encoding="utf-8")
+    lines, heavy = _cli("index", str(corpus), "--db", str(db), "--json")
+    assert lines[0]["added"] == 1 and not lines[0]["trained"]
+    assert "torch" not in heavy
+    with Store.open(db) as store:
+        (new_id,) = [i for i, p in store.db.execute("SELECT id, path FROM documents") if p.endswith("new.txt")]
+        code, error = store.db.execute("SELECT code, recon_error FROM documents WHERE id = ?", [new_id]).fetchone()
+        ids, embeddings = store.embeddings([new_id])
+        active = store.active_model()
+        assert active is not None and active.weights is not None
+        model = model_from_bytes(active.weights)
+        texts = store.texts(ids.tolist()) if model.lexical is not None else None
+    torch_codes, torch_errors = TorchHasher(model).encode_with_errors(embeddings, texts)
+    assert ints_to_packed([code], model.config.bits).tolist() == torch_codes.tolist()
+    assert abs(error - float(torch_errors[0])) < 1e-5
 
 
 @pytest.mark.slow

@@ -37,6 +37,25 @@ def test_choices_and_resolved_devices() -> None:
         resolve_device("gpu")
 
 
+def test_auto_without_a_gpu_driver_is_cpu_without_importing_torch(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    present = tmp_path / "nvidiactl"
+    present.touch()
+    from semhash.device import no_gpu_driver
+
+    assert no_gpu_driver((tmp_path / "absent",)) == sys.platform.startswith("linux")
+    assert not no_gpu_driver((tmp_path / "absent", present))
+    # A fresh interpreter on this (driverless) machine: auto is cpu and torch stays unimported.
+    child = "import sys; from semhash.device import resolve_device as r; print(r('auto'), 'torch' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", child], capture_output=True, text=True, check=True).stdout.split()
+    if no_gpu_driver():
+        assert out == ["cpu", "False"]
+    else:  # a machine with a GPU driver asks torch, as before
+        assert out[1] == "True"
+
+
 def test_load_encoder_takes_only_a_resolved_device() -> None:
     """Resolving is the entry point's job: a choice reaching the loader is a programming error, said clearly."""
     with pytest.raises(ValueError, match="resolved device"):

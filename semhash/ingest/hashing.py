@@ -26,6 +26,7 @@ from semhash.types import IndexReport
 if TYPE_CHECKING:
     from semhash.adapt import AdaptConfig
     from semhash.model import HashingAutoencoder
+    from semhash.runtime import NumpyHasher
 
 
 def train_and_encode(store: Store, options: IndexOptions, report: IndexReport, progress: Progress | None) -> None:
@@ -66,21 +67,43 @@ def _encode_uncoded(
     """Code every document without a code with the active model (``trained``: that model, already loaded)."""
     from semhash.codec import Codec, TorchHasher
 
+    todo = store.ids_without_code()
+    if not todo:
+        return
     device = options.device
-    # Indexing hashes with the torch model (only it gives reconstruction errors), through the one codec.
+    # The model just trained codes with torch; otherwise the sealed runtime's numpy copy of the active model
+    # (encoder and decoder: codes and reconstruction errors), which spares an incremental run torch's import;
+    # without one (an older folder, a stale or missing runtime), the stored torch model, through the one codec.
+    numpy_hasher = _sealed_hasher(store) if trained is None else None
     codec = Codec.from_store(store, "torch", device=device)
     if trained is not None:
         codec = Codec(codec.model, codec.embedding_model, hasher=TorchHasher(trained, device), device=device)
-    todo = store.ids_without_code()
+    code_with_errors = numpy_hasher.encode_with_errors if numpy_hasher is not None else codec.code_with_errors
+    reads_texts = numpy_hasher.lexical is not None if numpy_hasher is not None else codec.reads_texts
     for start in range(0, len(todo), 4096):
         ids, embeddings = store.embeddings(todo[start : start + 4096])
-        texts = store.texts(ids.tolist()) if codec.reads_texts else None
-        packed, errors = codec.code_with_errors(embeddings, texts)
+        texts = store.texts(ids.tolist()) if reads_texts else None
+        packed, errors = code_with_errors(embeddings, texts)
         codes = [to_sql_int(v, codec.bits) for v in packed_to_ints(packed)]
         store.set_codes(ids.tolist(), codes, errors.tolist())
         report.encoded += len(ids)
         if progress:
             progress("encode", min(start + 4096, len(todo)), len(todo))
+
+
+def _sealed_hasher(store: Store) -> NumpyHasher | None:
+    """The index's sealed runtime hasher (the active model's, checked) with its decoder, or ``None``."""
+    from semhash.encoders import choose_runtime
+    from semhash.runtime import NumpyHasher
+
+    try:
+        choice = choose_runtime(store)
+        if choice.runtime != "onnx" or choice.manifest is None:
+            return None
+        hasher = NumpyHasher.load(choice.manifest, decoder=True)
+    except Exception:  # anything wrong with the folder: the stored torch model codes, as before
+        return None
+    return hasher if hasher.decoder is not None else None
 
 
 def retrain(

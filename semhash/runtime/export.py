@@ -270,10 +270,20 @@ def _hasher_arrays(hasher: HashingAutoencoder) -> dict[str, np.ndarray]:
                 raise ValueError("the runtime's hasher expects GELU only between two Linear layers")
         elif not isinstance(module, nn.Dropout):  # dropout is the identity at inference
             raise ValueError(f"the runtime cannot export a hashing encoder layer {type(module).__name__}")
+    # The decoder too (Linear -> exact GELU -> Linear): indexing's reconstruction errors without torch.
+    decoder = list(hasher.decoder)
+    linears = [m for m in decoder[0::2] if isinstance(m, nn.Linear)]
+    gelu = len(decoder) == 3 and isinstance(decoder[1], nn.GELU) and decoder[1].approximate == "none"
+    if not gelu or len(linears) != 2:
+        raise ValueError("the runtime's hasher expects a Linear -> GELU -> Linear decoder")
+    for index, module in enumerate(linears):
+        arrays[f"decoder{index}_weight"] = module.weight.detach().cpu().numpy().astype(np.float32)
+        arrays[f"decoder{index}_bias"] = module.bias.detach().cpu().numpy().astype(np.float32)
     meta: dict[str, Any] = {
         "format": HASHER_FORMAT,
         "config": asdict(hasher.config),
         "linear_layers": linear,
+        "decoder_layers": 2,
         "lexical": hasher.lexical is not None,
     }
     arrays["meta"] = np.frombuffer(json.dumps(meta).encode("utf-8"), dtype=np.uint8)
