@@ -82,6 +82,17 @@ def test_the_default_cpu_precision_is_bf16_only_with_amx_and_openvino(
     assert default_cpu_precision(amx) == "int8"
 
 
+def test_openvino_windows_are_padded_to_a_few_shapes() -> None:
+    """Every length becomes a multiple of 16 (masked zeros): OpenVINO keeps kernels per shape it meets."""
+    from semhash.runtime.openvino_runner import LENGTH_STEP, padded
+
+    rows = np.arange(1, 2 * 21 + 1).reshape(2, 21)
+    out = padded(rows, LENGTH_STEP)
+    assert out.shape == (2, 32) and (out[:, :21] == rows).all() and not out[:, 21:].any()
+    assert padded(out, LENGTH_STEP) is out  # already a multiple: untouched
+    assert {padded(np.ones((1, n)), LENGTH_STEP).shape[1] for n in range(1, 257)} == set(range(16, 257, 16))
+
+
 def test_a_new_index_records_its_encoders_precision(tmp_path: Path) -> None:
     write_corpus(tmp_path / "c")
     _index(tmp_path / "a.db", tmp_path / "c", FakeEncoder())
