@@ -1,4 +1,4 @@
-"""Dedup F1 of an int8 index next to an fp32 one: MRPC and the 20 Newsgroups near-duplicate set (issue 20).
+"""Dedup F1 of an int8 (or bf16) index next to an fp32 one: MRPC and the 20 Newsgroups near-duplicate set (issue 20).
 
 Run from the repository root (``SEMHASH_BENCH_CACHE`` shared; the sets are ``bench_dedup``'s, built here when
 missing)::
@@ -10,7 +10,8 @@ of the torch path, cached as ``dedup/<set>-emb.npz``) and with the int8 encoder 
 --precision int8`` uses (:func:`semhash.runtime.cache.cached_encoder` at ``int8``, cached as
 ``dedup/<set>-emb-int8.npz``). Each goes through the product path of ``bench_dedup`` (a store, the hashing
 model trained by ``retrain_index``, ``dedup_index``); scored are the pairs at the defaults (``DedupOptions()``)
-and the best F1 over the re-thresholding grid (0.60-0.99) at the default radius.
+and the best F1 over the re-thresholding grid (0.60-0.99) at the default radius. ``--precision bf16`` scores the
+bf16 encoder instead (``dedup/<set>-emb-bf16.npz``).
 """
 
 from __future__ import annotations
@@ -50,8 +51,9 @@ def _embed(texts: list[str], path: Path, precision: str) -> np.ndarray:
     from semhash.config import DEFAULT_MODEL
     from semhash.runtime import OnnxEncoder
     from semhash.runtime.cache import cached_encoder
+    from semhash.runtime.onnx_encoder import default_threads
 
-    encoder = OnnxEncoder(cached_encoder(DEFAULT_MODEL, "int8"))
+    encoder = OnnxEncoder(cached_encoder(DEFAULT_MODEL, precision), workers=default_threads())
     started = time.perf_counter()
     chunks = []
     for start in range(0, len(texts), 256):
@@ -80,24 +82,26 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", type=Path)
     parser.add_argument("--sets", default="mrpc,ng", help="comma-separated: mrpc, ng")
+    parser.add_argument("--precision", choices=("int8", "bf16"), default="int8")
     args = parser.parse_args()
+    other = args.precision
     rows: dict = {}
     for name, data in _sets().items():
         if name not in args.sets.split(","):
             continue
         texts = data["texts"]
         vectors = {}
-        for precision in ("fp32", "int8"):
-            suffix = "" if precision == "fp32" else "-int8"
+        for precision in ("fp32", other):
+            suffix = "" if precision == "fp32" else f"-{precision}"
             vectors[precision] = _embed(texts, CACHE / f"{name}-emb{suffix}.npz", precision)
             db = build_store(f"{name}{suffix}", texts, vectors[precision])
             rows.setdefault(name, {})[precision] = _f1(name, db, data, len(texts))
             print(name, precision, json.dumps(rows[name][precision]), flush=True)
-        cos = (vectors["fp32"] * vectors["int8"]).sum(axis=1)
+        cos = (vectors["fp32"] * vectors[other]).sum(axis=1)
         rows[name]["cosine"] = {"min": float(cos.min()), "p1": float(np.percentile(cos, 1)), "mean": float(cos.mean())}
     print(f"load average after: {os.getloadavg()}")
     for name, row in rows.items():
-        for precision in ("fp32", "int8"):
+        for precision in ("fp32", other):
             d, b = row[precision]["default"], row[precision]["best"]
             print(
                 f"| {name} | {precision} | {d['precision']:.4f} | {d['recall']:.4f} | {d['f1']:.4f} | "

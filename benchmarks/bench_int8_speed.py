@@ -15,7 +15,9 @@ Timed on the same posts in the same run, interleaved chunk by chunk (so a busy m
   run sorted by token length (``b32-grouped``, fp32's default), 32 in document order (``b32-ungrouped``), and
   one window per run (``b1``: no padding at all; int8's default, which makes its embeddings batch-independent),
   and one window per run with as many windows at once as there are cores, one intra-op thread each
-  (``b1-bulk``: what ``semhash index`` runs since the parallel windows of issue 20).
+  (``b1-bulk``: what ``semhash index`` runs since the parallel windows of issue 20);
+- ``onnx-bf16-b1`` / ``onnx-bf16-b1-bulk``: the bf16 encoder (the fp32 graph on OpenVINO in bfloat16), one window
+  a run, alone and as many at once as there are cores (the default of a new index on a CPU with AMX).
 
 onnxruntime runs with :func:`semhash.runtime.onnx_encoder.default_threads` intra-op threads (the cores this
 process may use); torch with its own default. Printed: documents/s, windows/s and the ratio to ``st-encode``.
@@ -71,6 +73,11 @@ def main() -> None:
         bulk = f"onnx-{precision}-b1-bulk"
         encoders[bulk] = OnnxEncoder(manifest, workers=default_threads())
         runners[bulk] = encoders[bulk].encode
+    half = cached_encoder(DEFAULT_MODEL, "bf16")
+    encoders["onnx-bf16-b1"] = OnnxEncoder(half)
+    encoders["onnx-bf16-b1-bulk"] = OnnxEncoder(half, workers=default_threads())
+    runners["onnx-bf16-b1"] = encoders["onnx-bf16-b1"].encode
+    runners["onnx-bf16-b1-bulk"] = encoders["onnx-bf16-b1-bulk"].encode
     windows = sum(len(encoders["onnx-fp32-b1"].windows(t)) for t in texts)
     load_before = os.getloadavg()
     print(
@@ -91,6 +98,8 @@ def main() -> None:
     cos = (outputs["onnx-fp32-b32-grouped"] * outputs["onnx-int8-b1"]).sum(axis=1)
     print(f"int8 batched by 32 vs one window a run: cosine min {batched.min():.4f}, mean {batched.mean():.4f}")
     print(f"int8 vs fp32 cosine: min {cos.min():.4f}, mean {cos.mean():.4f}")
+    cos_bf16 = (outputs["onnx-fp32-b32-grouped"] * outputs["onnx-bf16-b1-bulk"]).sum(axis=1)
+    print(f"bf16 vs fp32 cosine: min {cos_bf16.min():.6f}, mean {cos_bf16.mean():.6f}")
     print(f"load average before {load_before}, after {os.getloadavg()}")
     if args.out:
         result = {
@@ -101,6 +110,7 @@ def main() -> None:
             "load": [load_before, os.getloadavg()],
             "cosine_int8_fp32": [float(cos.min()), float(cos.mean())],
             "cosine_int8_b32_b1": [float(batched.min()), float(batched.mean())],
+            "cosine_bf16_fp32": [float(cos_bf16.min()), float(cos_bf16.mean())],
         }
         write_result(args.out, result, indent=2)
         print(json.dumps(rows, indent=1))

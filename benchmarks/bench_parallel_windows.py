@@ -9,7 +9,8 @@ round in one process, three ways: one window at a time with every core as intra-
 did before, and what a query does), one at a time on one thread, and ``workers`` windows at once, each on
 its own Python thread with one intra-op thread (what indexing does now: ``onnx_encoder(..., bulk=True)``).
 Two sets: ``--posts`` 20 Newsgroups test posts (mostly one short window each) and ``--long`` full windows of
-a long text (default: dpkg's changelog). Both precisions. Also checks the embeddings agree.
+a long text (default: dpkg's changelog). Every precision (fp32, int8, and bf16 on OpenVINO). Also checks the
+embeddings agree, within a precision and against fp32 (``min_cosine_to_fp32``).
 """
 
 from __future__ import annotations
@@ -49,7 +50,8 @@ def main() -> None:
     with opener(args.long, "rt", encoding="utf-8", errors="replace") as handle:
         long_text = handle.read()
     results: dict[str, dict[str, object]] = {}
-    for precision in ("int8", "fp32"):
+    reference: dict[str, np.ndarray] = {}  # fp32's embeddings of each set, one at a time
+    for precision in ("fp32", "int8", "bf16"):
         manifest = cached_encoder(DEFAULT_MODEL, precision)
         ways = {
             f"one at a time, {cores} intra-op threads": OnnxEncoder(manifest, threads=cores),
@@ -71,13 +73,21 @@ def main() -> None:
                     seconds[name].append(time.perf_counter() - started)
             baseline = min(seconds[next(iter(ways))])
             agree = min(float((vectors[name] * vectors[next(iter(ways))]).sum(axis=1).min()) for name in ways)
+            reference.setdefault(set_name, vectors[next(iter(ways))])
+            to_fp32 = min(float((vectors[name] * reference[set_name]).sum(axis=1).min()) for name in ways)
             row = {
                 name: {"windows_per_s": len(pieces) / min(s), "x_baseline": baseline / min(s), "seconds": s}
                 for name, s in seconds.items()
             }
-            results[f"{precision} {set_name}"] = {"windows": len(pieces), "ways": row, "min_cosine": agree}
+            results[f"{precision} {set_name}"] = {
+                "windows": len(pieces),
+                "ways": row,
+                "min_cosine": agree,
+                "min_cosine_to_fp32": to_fp32,
+            }
             load = os.getloadavg()[0]
-            print(f"{precision} {set_name} ({len(pieces)} windows, load {load:.2f}); min cosine {agree:.7f}")
+            print(f"{precision} {set_name} ({len(pieces)} windows, load {load:.2f}); min cosine {agree:.7f}", end="")
+            print(f", to fp32 {to_fp32:.6f}")
             for name, s in seconds.items():
                 print(f"  {name}: {len(pieces) / min(s):.1f} windows/s ({baseline / min(s):.2f}x)", flush=True)
     if args.out:

@@ -297,16 +297,20 @@ def test_a_bf16_encoder_without_openvino_is_one_clear_refusal(
 
 
 @pytest.mark.slow
-def test_bf16_codes_agree_with_fp32_codes(encoders: tuple, bf16: OnnxEncoder) -> None:
+def _bits_differing(fp32: OnnxEncoder, other: OnnxEncoder, texts: list[str]) -> np.ndarray:
+    """Per text, the bits by which ``other``'s code differs from fp32's, under a hasher trained on fp32's embeddings."""
     from semhash.model import encode_codes
     from semhash.train import TrainConfig, train_hasher
 
-    fp32, _, texts = encoders
-    reference, half = fp32.encode(texts), bf16.encode(texts)
+    reference, embeddings = fp32.encode(texts), other.encode(texts)
     hasher, _ = train_hasher(reference, 32, TrainConfig(epochs=15, hidden=128, min_steps=0), texts=texts)
-    bits = np.unpackbits(
-        encode_codes(hasher, reference, texts=texts) ^ encode_codes(hasher, half, texts=texts), axis=1
-    ).sum(axis=1)
+    differing = encode_codes(hasher, reference, texts=texts) ^ encode_codes(hasher, embeddings, texts=texts)
+    return np.unpackbits(differing, axis=1).sum(axis=1)
+
+
+def test_bf16_codes_agree_with_fp32_codes(encoders: tuple, bf16: OnnxEncoder) -> None:
+    fp32, _, texts = encoders
+    bits = _bits_differing(fp32, bf16, texts)
     # Measured (2 seeds, AMX): 98-100% of codes equal, at most 1 bit differing; int8: 76-78% equal.
     assert (bits == 0).mean() >= 0.9
     assert bits.max() <= 2
@@ -379,15 +383,8 @@ def test_an_interrupted_embedding_drops_the_windows_not_started(monkeypatch: pyt
 
 @pytest.mark.slow
 def test_int8_codes_agree_with_fp32_codes(encoders: tuple) -> None:
-    from semhash.model import encode_codes
-    from semhash.train import TrainConfig, train_hasher
-
     fp32, int8, texts = encoders
-    reference, quantised = fp32.encode(texts), int8.encode(texts)
-    hasher, _ = train_hasher(reference, 32, TrainConfig(epochs=15, hidden=128, min_steps=0), texts=texts)
-    bits = np.unpackbits(
-        encode_codes(hasher, reference, texts=texts) ^ encode_codes(hasher, quantised, texts=texts), axis=1
-    ).sum(axis=1)
+    bits = _bits_differing(fp32, int8, texts)
     # Measured (2 seeds): 76-78% of codes equal, 0.25 bits of 32 differing on average, at most 2.
     assert (bits == 0).mean() >= 0.65
     assert bits.mean() <= 0.5
