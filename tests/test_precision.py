@@ -296,7 +296,6 @@ def test_a_bf16_encoder_without_openvino_is_one_clear_refusal(
         quantised_encoder(DEFAULT_MODEL, "bf16")
 
 
-@pytest.mark.slow
 def _bits_differing(fp32: OnnxEncoder, other: OnnxEncoder, texts: list[str]) -> np.ndarray:
     """Per text, the bits by which ``other``'s code differs from fp32's, under a hasher trained on fp32's embeddings."""
     from semhash.model import encode_codes
@@ -308,6 +307,29 @@ def _bits_differing(fp32: OnnxEncoder, other: OnnxEncoder, texts: list[str]) -> 
     return np.unpackbits(differing, axis=1).sum(axis=1)
 
 
+@pytest.mark.slow
+def test_a_cpu_without_bf16_kernels_runs_a_bf16_folder_at_fp32() -> None:
+    """OpenVINO limited to AVX2 kernels on a CPU that reports bfloat16 cannot build them: fp32 runs instead."""
+    import os
+    import subprocess
+    import sys
+
+    child = (
+        "from semhash.config import DEFAULT_MODEL\n"
+        "from semhash.runtime import OnnxEncoder\n"
+        "from semhash.runtime.cache import cached_encoder\n"
+        "texts = ['Comets grow a tail near the sun.', 'A recipe for bread with rye flour.']\n"
+        "half = OnnxEncoder(cached_encoder(DEFAULT_MODEL, 'bf16')).encode(texts)\n"
+        "full = OnnxEncoder(cached_encoder(DEFAULT_MODEL)).encode(texts)\n"
+        "print(float((half * full).sum(axis=1).min()))\n"
+    )
+    env = {**os.environ, "ONEDNN_MAX_CPU_ISA": "AVX2"}
+    result = subprocess.run([sys.executable, "-c", child], env=env, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert float(result.stdout.strip().splitlines()[-1]) >= 0.9999
+
+
+@pytest.mark.slow
 def test_bf16_codes_agree_with_fp32_codes(encoders: tuple, bf16: OnnxEncoder) -> None:
     fp32, _, texts = encoders
     bits = _bits_differing(fp32, bf16, texts)

@@ -134,7 +134,12 @@ class OpenVinoRunner:
         if streams > 1:
             config["NUM_STREAMS"] = streams
         try:
-            self._compiled = core.compile_model(str(graph), "CPU", config)
+            try:
+                self._compiled = core.compile_model(str(graph), "CPU", config)
+            except Exception:
+                # A CPU whose bfloat16 kernels OpenVINO cannot build (it was seen with oneDNN limited to AVX2):
+                # fp32, which is what OpenVINO itself computes where the CPU has no bfloat16 at all.
+                self._compiled = core.compile_model(str(graph), "CPU", {**config, "INFERENCE_PRECISION_HINT": "f32"})
         except Exception as exc:  # any failure of a checked graph is one clear line
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise RuntimeUnavailableError(f"OpenVINO cannot load the encoder at {graph} ({first[:200]})") from exc
