@@ -9,6 +9,7 @@ re-embeds). After training, the runtime folder is refreshed (:mod:`semhash.runti
 from __future__ import annotations
 
 import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -75,16 +76,20 @@ def _encode_uncoded(
     # (encoder and decoder: codes and reconstruction errors), which spares an incremental run torch's import;
     # without one (an older folder, a stale or missing runtime), the stored torch model, through the one codec.
     numpy_hasher = _sealed_hasher(store) if trained is None else None
-    codec = Codec.from_store(store, "torch", device=device)
-    if trained is not None:
-        codec = Codec(codec.model, codec.embedding_model, hasher=TorchHasher(trained, device), device=device)
-    code_with_errors = numpy_hasher.encode_with_errors if numpy_hasher is not None else codec.code_with_errors
-    reads_texts = numpy_hasher.lexical is not None if numpy_hasher is not None else codec.reads_texts
+    code_with_errors: Callable[[np.ndarray, Sequence[str] | None], tuple[np.ndarray, np.ndarray]]
+    if numpy_hasher is not None:
+        code_with_errors, reads_texts = numpy_hasher.encode_with_errors, numpy_hasher.lexical is not None
+        bits = numpy_hasher.bits
+    else:
+        codec = Codec.from_store(store, "torch", device=device)
+        if trained is not None:
+            codec = Codec(codec.model, codec.embedding_model, hasher=TorchHasher(trained, device), device=device)
+        code_with_errors, reads_texts, bits = codec.code_with_errors, codec.reads_texts, codec.bits
     for start in range(0, len(todo), 4096):
         ids, embeddings = store.embeddings(todo[start : start + 4096])
         texts = store.texts(ids.tolist()) if reads_texts else None
         packed, errors = code_with_errors(embeddings, texts)
-        codes = [to_sql_int(v, codec.bits) for v in packed_to_ints(packed)]
+        codes = [to_sql_int(v, bits) for v in packed_to_ints(packed)]
         store.set_codes(ids.tolist(), codes, errors.tolist())
         report.encoded += len(ids)
         if progress:

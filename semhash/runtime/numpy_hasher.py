@@ -64,6 +64,15 @@ def _linear_layers(arrays: dict[str, np.ndarray], prefix: str, count: int) -> li
     return layers
 
 
+def _forward(layers: list[tuple[np.ndarray, np.ndarray]], x: np.ndarray) -> np.ndarray:
+    """The MLP ``layers`` (Linear, exact GELU between them) applied to the rows of ``x``."""
+    for i, (weight, bias) in enumerate(layers):
+        x = x @ weight.T + bias
+        if i < len(layers) - 1:
+            x = gelu(x)
+    return x
+
+
 class NumpyHasher:
     """The exported hashing model: ``encode(embeddings, texts)`` gives the codes the torch model gives.
 
@@ -147,12 +156,7 @@ class NumpyHasher:
 
     def logits(self, features: np.ndarray) -> np.ndarray:
         """``(n, bits)`` float32 pre-binarization outputs; a bit is 1 where its logit is positive."""
-        x = np.asarray(features, dtype=np.float32)
-        for i, (weight, bias) in enumerate(self.layers):
-            x = x @ weight.T + bias
-            if i < len(self.layers) - 1:
-                x = gelu(x)
-        return x
+        return _forward(self.layers, np.asarray(features, dtype=np.float32))
 
     def encode(self, embeddings: np.ndarray, texts: Sequence[str] | None = None) -> np.ndarray:
         """Packed codes ``(n, bits // 8)`` uint8, as :func:`semhash.model.encode_codes` gives them."""
@@ -174,9 +178,7 @@ class NumpyHasher:
             return np.zeros((0, self.bits // 8), dtype=np.uint8), np.zeros(0, dtype=np.float32)
         features = self.features(embeddings, texts)
         logits = self.logits(features)
-        (w0, b0), (w1, b1) = self.decoder
-        signs = np.where(logits > 0, 1.0, -1.0).astype(np.float32)
-        reconstruction = gelu(signs @ w0.T + b0) @ w1.T + b1
+        reconstruction = _forward(self.decoder, np.where(logits > 0, 1.0, -1.0).astype(np.float32))
         dot = (reconstruction * features).sum(axis=1)
         norms = np.maximum(np.linalg.norm(reconstruction, axis=1) * np.linalg.norm(features, axis=1), 1e-8)
         return pack_bits(logits > 0), (1.0 - dot / norms).astype(np.float32)

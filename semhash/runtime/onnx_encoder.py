@@ -185,29 +185,30 @@ class OnnxEncoder:
         self.graph = ENCODER_FILE
         #: onnxruntime's session (``None`` for a bf16 folder, which OpenVINO runs).
         self._session: onnxruntime.InferenceSession | None = None
+        self._forward: Callable[[dict[str, np.ndarray]], np.ndarray]
         if manifest.precision == "bf16":  # OpenVINO runs the portable graph in bfloat16 (openvino_runner)
             from semhash.runtime.openvino_runner import OpenVinoRunner
 
             runner = OpenVinoRunner(portable, streams=self.workers, threads=threads or default_threads())
             self._inputs = runner.inputs
-            self._forward: Callable[[dict[str, np.ndarray]], np.ndarray] = runner.run
-            return
-        try:
-            import onnxruntime as ort
-        except ImportError as exc:
-            raise RuntimeUnavailableError(
-                f"the exported runtime needs {exc.name}: pip install onnxruntime tokenizers"
-            ) from exc
-        session = _ort_session(manifest, ort, portable, self.workers, threads, quick_start)
-        self.graph = session.graph_file
-        self._inputs = [i.name for i in session.session.get_inputs()]
+            self._forward = runner.run
+        else:
+            try:
+                import onnxruntime as ort
+            except ImportError as exc:
+                raise RuntimeUnavailableError(
+                    f"the exported runtime needs {exc.name}: pip install onnxruntime tokenizers"
+                ) from exc
+            session = _ort_session(manifest, ort, portable, self.workers, threads, quick_start)
+            self.graph = session.graph_file
+            self._inputs = [i.name for i in session.session.get_inputs()]
+            ort_session = self._session = session.session
+            self._forward = lambda feed: ort_session.run(None, feed)[0]
         unknown = set(self._inputs) - {"input_ids", "attention_mask", "token_type_ids"}
         if unknown:
             raise RuntimeUnavailableError(
                 f"the exported runtime at {manifest.folder} expects inputs {sorted(unknown)}: re-export it"
             )
-        ort_session = self._session = session.session
-        self._forward = lambda feed: ort_session.run(None, feed)[0]
 
     def windows(self, text: str) -> list[tuple[str, int]]:
         """Split ``text`` into ``(window text, token count)`` pieces that each fit the model."""

@@ -45,15 +45,13 @@ import numpy as np
 from semhash.config import cache_root
 from semhash.errors import RuntimeUnavailableError
 
-__all__ = ["OpenVinoRunner", "import_openvino", "openvino_available"]
+__all__ = ["OpenVinoRunner", "import_openvino", "padded"]
 
 #: OpenVINO's model-conversion tool, whose import sends a telemetry event: never imported by semhash.
 _CONVERSION_TOOL = "openvino.tools.ovc"
 
 #: Windows are padded to a multiple of this many tokens (see above).
 LENGTH_STEP = 16
-#: The inputs the exported graph may take (as onnxruntime's path checks).
-_KNOWN_INPUTS = {"input_ids", "attention_mask", "token_type_ids"}
 
 
 class _NoConversionTool(importlib.abc.MetaPathFinder):
@@ -82,15 +80,6 @@ def import_openvino() -> ModuleType:
         return importlib.import_module("openvino")
     finally:
         sys.meta_path.remove(finder)
-
-
-def openvino_available() -> bool:
-    """Whether OpenVINO can be imported (the ``bf16`` precision needs it)."""
-    try:
-        import_openvino()
-    except ImportError:
-        return False
-    return True
 
 
 def padded(rows: np.ndarray, step: int) -> np.ndarray:
@@ -143,11 +132,8 @@ class OpenVinoRunner:
         except Exception as exc:  # any failure of a checked graph is one clear line
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise RuntimeUnavailableError(f"OpenVINO cannot load the encoder at {graph} ({first[:200]})") from exc
-        #: the graph's input names, as onnxruntime's session lists them.
+        #: the graph's input names, as onnxruntime's session lists them (the encoder checks them).
         self.inputs = [port.get_any_name() for port in self._compiled.inputs]
-        unknown = set(self.inputs) - _KNOWN_INPUTS
-        if unknown:
-            raise RuntimeUnavailableError(f"the encoder at {graph} expects inputs {sorted(unknown)}: re-export it")
         self._local = threading.local()
 
     def run(self, feed: dict[str, np.ndarray]) -> np.ndarray:
