@@ -103,10 +103,11 @@ def score(vectors: np.ndarray, texts: list[str], labels: np.ndarray, db: np.ndar
     q_lab, d_lab = labels[queries], labels[db]
     out = ranking_metrics(lambda a, b: hamming_matrix(q_codes[a:b], d_codes), q_lab, d_lab, (100,), False)
     floats = ranking_metrics(lambda a, b: -(vectors[queries][a:b] @ vectors[db].T), q_lab, d_lab, (100,), False)
+    # A database under 100 documents (an --every smoke test) gives precision at its size: "p@<n>".
     return {
-        "p@100": out["p@100"],
+        "p@100": next(iter(out.values())),
         "p@10_rerank": rerank_p10(q_codes, d_codes, vectors[queries], vectors[db], q_lab, d_lab),
-        "float_p@100": floats["p@100"],
+        "float_p@100": next(iter(floats.values())),
         "seconds": time.perf_counter() - started,
     }
 

@@ -90,11 +90,17 @@ def _batched(
     batch: int = 8192,
 ) -> list[np.ndarray]:
     model.eval()
+    # The caller's model goes back where it was: encoding on a GPU must not leave a model that callers hold
+    # (a trained one is returned on the CPU) on that GPU. A no-op copy when both are the CPU.
+    home = next(model.parameters()).device
     model.to(device)
-    outs = []
-    for start in range(0, len(embeddings), batch):
-        x = torch.as_tensor(np.asarray(embeddings[start : start + batch], dtype=np.float32), device=device)
-        outs.append(fn(x).cpu().numpy())
+    try:
+        outs = []
+        for start in range(0, len(embeddings), batch):
+            x = torch.as_tensor(np.asarray(embeddings[start : start + batch], dtype=np.float32), device=device)
+            outs.append(fn(x).cpu().numpy())
+    finally:
+        model.to(home)
     return outs
 
 

@@ -29,4 +29,13 @@ config["torch_dtype"] = config["dtype"] = "float32"
 (dst / "config.json").write_text(json.dumps(config, indent=2))
 print("model (fp16 weights) ->", dst)
 PY
+# The GPU machine's image has torch, sentence-transformers, numpy, scipy, scikit-learn, typer, rich, onnx and
+# onnxruntime, but not sqlite-utils, which the test suite's shared helpers import (tests/support.py builds
+# stores): its pure-Python wheels travel in .gpu/wheels (gpu_check.sh installs them; no dependency resolution
+# there, so each one it needs that the image lacks is named here).
+rm -rf .gpu/wheels
+.venv/bin/python -m pip download -q --no-deps --only-binary=:all: -d .gpu/wheels \
+  "sqlite-utils==$(.venv/bin/python -c 'import importlib.metadata as m; print(m.version("sqlite-utils"))')" \
+  sqlite-fts4==1.0.3 click-default-group==1.2.4
+ls .gpu/wheels
 du -sh .gpu
