@@ -30,13 +30,11 @@ import os
 import random
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from benchmarks.datasets.newsgroups import DEFAULT_SOURCE, read_posts
 from benchmarks.harness import write_result
-
-if TYPE_CHECKING:
-    from semhash.runtime.manifest import Manifest
+from semhash.runtime.manifest import Manifest
 
 
 def window_cost_shares(folder: Manifest, texts: list[str], cap: int) -> dict[str, Any]:

@@ -17,15 +17,11 @@ import random
 import tempfile
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 
 from benchmarks.datasets.newsgroups import DEFAULT_SOURCE, read_posts
 from benchmarks.harness import write_result
-
-if TYPE_CHECKING:
-    from openvino import CompiledModel
 
 
 def int8_weight_graph(source: Path, target: Path) -> int:
@@ -88,9 +84,11 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="weight-int8-"))
     quantised = int8_weight_graph(folder / "encoder.onnx", work / "encoder_w8.onnx")
 
-    core = import_openvino().Core()
+    ov = import_openvino()
+    core = ov.Core()
 
-    def embed(compiled: CompiledModel) -> np.ndarray:
+    def embed(compiled: ov.CompiledModel) -> np.ndarray:
+        """Each row alone through ``compiled`` (an OpenVINO compiled model): unit vectors."""
         request = compiled.create_infer_request()
         out = []
         for row in rows:
