@@ -329,6 +329,54 @@ def test_a_cpu_without_bf16_kernels_runs_a_bf16_folder_at_fp32() -> None:
     assert float(result.stdout.strip().splitlines()[-1]) >= 0.9999
 
 
+#: A fresh process whose two threads run their first OpenVINO inference at the same moment (a barrier).
+_FIRST_RUNS_AT_ONCE = """
+import sys, threading
+import numpy as np
+from pathlib import Path
+from semhash.runtime.openvino_runner import OpenVinoRunner
+runner = OpenVinoRunner(Path(sys.argv[1]), streams=2, threads=2)
+barrier = threading.Barrier(2)
+def first_run():
+    barrier.wait()
+    ids = np.array([[101, 2000, 102]], dtype=np.int64)
+    runner.run({"input_ids": ids, "attention_mask": np.ones_like(ids), "token_type_ids": np.zeros_like(ids)})
+threads = [threading.Thread(target=first_run) for _ in range(2)]
+for thread in threads:
+    thread.start()
+for thread in threads:
+    thread.join()
+print("done")
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.process
+def test_two_threads_first_openvino_runs_at_once_never_hang() -> None:
+    """Two worker threads' first inference at once once deadlocked in OpenVINO's bindings (2 of 20 processes).
+
+    ``OpenVinoRunner`` now runs once in the thread that builds it. Without that, eight fresh processes hit the
+    hang with a probability of about 0.55 (0.1 each); with it, none may.
+    """
+    import subprocess
+    import sys
+
+    pytest.importorskip("openvino")
+    from semhash.config import DEFAULT_MODEL
+    from semhash.runtime.cache import cached_encoder
+    from semhash.runtime.manifest import ENCODER_FILE
+
+    graph = cached_encoder(DEFAULT_MODEL, "bf16").folder / ENCODER_FILE
+    for _ in range(8):
+        try:
+            result = subprocess.run(
+                [sys.executable, "-c", _FIRST_RUNS_AT_ONCE, str(graph)], capture_output=True, text=True, timeout=60
+            )
+        except subprocess.TimeoutExpired:
+            pytest.fail("two threads' first OpenVINO runs at once hung (60 s)")
+        assert result.returncode == 0 and result.stdout.strip() == "done", result.stderr[-2000:]
+
+
 @pytest.mark.slow
 def test_bf16_codes_agree_with_fp32_codes(encoders: tuple, bf16: OnnxEncoder) -> None:
     fp32, _, texts = encoders

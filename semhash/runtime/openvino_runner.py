@@ -135,6 +135,11 @@ class OpenVinoRunner:
         #: the graph's input names, as onnxruntime's session lists them (the encoder checks them).
         self.inputs = [port.get_any_name() for port in self._compiled.inputs]
         self._local = threading.local()
+        # OpenVINO's Python bindings initialise C++ statics the first time a request's tensors are filled and
+        # read, holding the GIL while another thread can take it: two threads doing that first at once can wait
+        # on each other forever (`semhash index` hung in its first two windows in 2 of 20 fresh processes,
+        # benchmarks in tests/test_precision.py). One run here, before any worker thread exists, does it alone.
+        self.run({name: np.ones((1, LENGTH_STEP), dtype=np.int64) for name in self.inputs})
 
     def run(self, feed: dict[str, np.ndarray]) -> np.ndarray:
         """The graph's first output (the pooled vectors) for ``feed``, on this thread's infer request.
